@@ -1,0 +1,94 @@
+//! Opening a capture source: a file path or `-` for standard input, with
+//! transparent gzip, and a content hash of the raw bytes for de-duplication.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+use std::rc::Rc;
+
+use flate2::read::MultiGzDecoder;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::error::CaptureError;
+use crate::reader::CaptureReader;
+
+/// Shared view of how far the raw (possibly compressed) input has been read
+/// and what its bytes hash to: the progress display and the store read it.
+#[derive(Clone, Default)]
+pub struct RawProgress {
+    bytes: Rc<Cell<u64>>,
+    hash: Rc<std::cell::RefCell<Xxh3>>,
+}
+
+impl RawProgress {
+    /// Raw bytes read so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.get()
+    }
+
+    /// XXH3-128 of the raw bytes read so far, as 32 hex digits. Once the
+    /// reader is exhausted this identifies the file's content.
+    pub fn content_hash(&self) -> String {
+        format!("{:032x}", self.hash.borrow().digest128())
+    }
+}
+
+/// Counts and hashes raw bytes on their way to the decoder.
+struct Tap<R> {
+    inner: R,
+    progress: RawProgress,
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.bytes.set(self.progress.bytes.get() + n as u64);
+        self.progress.hash.borrow_mut().update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Peeks the first bytes so gzip can be detected without seeking (stdin).
+fn sniff<R: Read>(mut r: R) -> Result<(Vec<u8>, R), CaptureError> {
+    let mut head = Vec::with_capacity(4);
+    let mut tmp = [0u8; 4];
+    while head.len() < 2 {
+        match r.read(&mut tmp[..4 - head.len()]) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&tmp[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(CaptureError::Io { offset: 0, source }),
+        }
+    }
+    Ok((head, r))
+}
+
+/// A capture reader over an opened source; boxed so files, stdin and gzip
+/// share one type.
+pub type Capture = CaptureReader<Box<dyn Read>>;
+
+/// Opens `path` (or standard input for `-`), detects gzip, and returns the
+/// reader with a handle on raw-byte progress and the content hash.
+pub fn open(path: &Path) -> Result<(Capture, RawProgress, Option<u64>), CaptureError> {
+    let (raw, size): (Box<dyn Read>, Option<u64>) = if path == Path::new("-") {
+        (Box::new(io::stdin().lock()), None)
+    } else {
+        let f = File::open(path).map_err(CaptureError::Open)?;
+        let size = f.metadata().ok().map(|m| m.len());
+        (Box::new(f), size)
+    };
+    let (capture, progress) = from_reader(raw)?;
+    Ok((capture, progress, size))
+}
+
+/// Like [`open`] for any byte stream.
+pub fn from_reader(raw: Box<dyn Read>) -> Result<(Capture, RawProgress), CaptureError> {
+    let progress = RawProgress::default();
+    let tapped = Tap { inner: raw, progress: progress.clone() };
+    let (head, rest) = sniff(tapped)?;
+    let is_gzip = head.starts_with(&[0x1f, 0x8b]);
+    let stream = io::Cursor::new(head).chain(rest);
+    let decoded: Box<dyn Read> = if is_gzip { Box::new(MultiGzDecoder::new(stream)) } else { Box::new(stream) };
+    Ok((CaptureReader::new(decoded)?, progress))
+}
