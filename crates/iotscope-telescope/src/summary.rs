@@ -1,0 +1,353 @@
+//! The telescope's report: the JSON contract other parts read.
+//!
+//! Both `telescope analyze` (from a [`Telescope`]) and `telescope report`
+//! (from the store) produce a [`Summary`]; the schema is documented in
+//! `docs/telescope-json.md` and must only be extended, never broken.
+
+use std::collections::BTreeMap;
+
+use iotscope_wire::{Class, ALL_CLASSES, CLASS_COUNT};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use crate::aggregate::{flagged, port_of, Count, PortIndex, Telescope, PORT_SLOTS};
+use crate::time::rfc3339;
+
+/// Packets and unique sources, as serialised.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CountOut {
+    /// Packets.
+    pub packets: u64,
+    /// Unique sources.
+    pub sources: u64,
+}
+
+impl From<Count> for CountOut {
+    fn from(c: Count) -> Self {
+        CountOut { packets: c.packets, sources: c.sources }
+    }
+}
+
+/// Per-class counts, serialised as an object in class order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Classes(pub [CountOut; CLASS_COUNT]);
+
+impl Serialize for Classes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(CLASS_COUNT))?;
+        for c in ALL_CLASSES {
+            m.serialize_entry(c.name(), &self.0[c.index()])?;
+        }
+        m.end()
+    }
+}
+
+/// Per-class packet counts of one bucket, serialised in class order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClassPackets(pub [u64; CLASS_COUNT]);
+
+impl Serialize for ClassPackets {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(CLASS_COUNT))?;
+        for c in ALL_CLASSES {
+            m.serialize_entry(c.name(), &self.0[c.index()])?;
+        }
+        m.end()
+    }
+}
+
+/// One destination (protocol, port).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PortRow {
+    /// "tcp" or "udp".
+    pub proto: &'static str,
+    /// Destination port.
+    pub port: u16,
+    /// Packets.
+    pub packets: u64,
+    /// Unique sources.
+    pub sources: u64,
+    /// Present and true when `sources` is an estimate (store reports over
+    /// merged buckets beyond the exact range of the sketch).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sources_estimated: bool,
+}
+
+impl PortRow {
+    /// A row for a port index.
+    pub fn new(index: PortIndex, packets: u64, sources: u64) -> Self {
+        let (proto, port) = port_of(index);
+        PortRow { proto, port, packets, sources, sources_estimated: false }
+    }
+}
+
+/// Fingerprint counts: packets matching the per-packet rule, flagged sources.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Fingerprints {
+    /// Mirai: SYN sequence number equals the destination IPv4 address.
+    pub mirai: CountOut,
+    /// ZMap before 4.1: IPv4 ID 54321 on a SYN.
+    pub zmap: CountOut,
+    /// masscan: IPv4 ID equals (dst ^ dport ^ seq) & 0xffff.
+    pub masscan: CountOut,
+    /// Backscatter: SYN/ACK, RST, ICMP replies and errors, UDP from port 53.
+    pub backscatter: CountOut,
+}
+
+/// A host flagged as infected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Infected {
+    /// Source address.
+    pub ip: String,
+    /// The fingerprint that flagged it ("mirai").
+    pub fingerprint: &'static str,
+    /// All packets from the host.
+    pub packets: u64,
+    /// First packet, RFC 3339.
+    pub first_ts: String,
+    /// Last packet, RFC 3339.
+    pub last_ts: String,
+    /// TCP destination ports it sent to, ascending.
+    pub ports: Vec<u16>,
+}
+
+/// One of the busiest sources.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TopSource {
+    /// Source address.
+    pub ip: String,
+    /// Packets.
+    pub packets: u64,
+    /// Captured bytes.
+    pub bytes: u64,
+    /// First packet, RFC 3339.
+    pub first_ts: String,
+    /// Last packet, RFC 3339.
+    pub last_ts: String,
+    /// Classes of its packets.
+    pub classes: Vec<&'static str>,
+    /// Fingerprints it is flagged with.
+    pub fingerprints: Vec<&'static str>,
+}
+
+/// One time bucket of the series.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SeriesBucket {
+    /// Bucket start, RFC 3339, aligned to the epoch.
+    pub start: String,
+    /// Packets.
+    pub packets: u64,
+    /// Unique sources.
+    pub sources: u64,
+    /// Captured bytes.
+    pub bytes: u64,
+    /// Packets per class.
+    pub classes: ClassPackets,
+    /// Busiest ports of the bucket (at most `--top`).
+    pub ports: Vec<PortRow>,
+}
+
+/// The report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Frames analysed (inside the darknet), malformed ones included.
+    pub packets: u64,
+    /// Sum of captured frame lengths of analysed frames.
+    pub bytes: u64,
+    /// Unique source addresses.
+    pub sources: u64,
+    /// Earliest capture time, RFC 3339 (null with no packets).
+    pub first_ts: Option<String>,
+    /// Latest capture time.
+    pub last_ts: Option<String>,
+    /// Frames to destinations outside `--darknet`.
+    pub outside: u64,
+    /// Frames with cut or impossible headers (not in any class).
+    pub malformed: u64,
+    /// Malformed frames by reason.
+    pub malformed_reasons: BTreeMap<String, u64>,
+    /// Per-class packets and unique sources.
+    pub classes: Classes,
+    /// Every destination port seen, busiest first.
+    pub ports: Vec<PortRow>,
+    /// Fingerprint counts.
+    pub fingerprints: Fingerprints,
+    /// Hosts flagged `mirai`, busiest first.
+    pub infected: Vec<Infected>,
+    /// Busiest sources (at most `--top`).
+    pub top_sources: Vec<TopSource>,
+    /// Bucket length in seconds.
+    pub bucket_seconds: f64,
+    /// Time series, oldest first.
+    pub series: Vec<SeriesBucket>,
+    /// Names of figures that are estimates rather than exact counts
+    /// (empty for `analyze`: every count of one run is exact).
+    pub estimated: Vec<String>,
+}
+
+/// Sorts port rows busiest first, then by protocol and port.
+pub fn sort_ports(rows: &mut [PortRow]) {
+    rows.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.proto.cmp(b.proto)).then(a.port.cmp(&b.port)));
+}
+
+/// Names of the classes set in a class bit mask.
+pub fn class_names(mask: u16) -> Vec<&'static str> {
+    ALL_CLASSES.iter().filter(|c| mask & (1 << c.index()) != 0).map(|c| c.name()).collect()
+}
+
+/// Per-source fingerprint flags.
+pub fn source_flags(syn: u64, mirai: u64, zmap: u64, masscan: u64, backscatter: u64) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if flagged(syn, mirai) {
+        v.push("mirai");
+    }
+    if flagged(syn, zmap) {
+        v.push("zmap");
+    }
+    if flagged(syn, masscan) {
+        v.push("masscan");
+    }
+    if backscatter > 0 {
+        v.push("backscatter");
+    }
+    v
+}
+
+impl Telescope {
+    /// Builds the report. `top` limits `top_sources` and each bucket's ports.
+    pub fn summary(&self, top: usize) -> Summary {
+        let t = self.totals();
+        let mut classes = Classes::default();
+        let mut fps = Fingerprints::default();
+        let mut infected_ids = Vec::new();
+        let mut active_sources = 0u64;
+        for (id, s) in self.source_stats().iter().enumerate() {
+            if s.packets == 0 {
+                continue;
+            }
+            active_sources += 1;
+            for c in ALL_CLASSES {
+                classes.0[c.index()].sources += (s.class_mask >> c.index() & 1) as u64;
+            }
+            if flagged(s.syn, s.mirai) {
+                fps.mirai.sources += 1;
+                infected_ids.push(id);
+            }
+            fps.zmap.sources += flagged(s.syn, s.zmap) as u64;
+            fps.masscan.sources += flagged(s.syn, s.masscan) as u64;
+            fps.backscatter.sources += (s.backscatter > 0) as u64;
+        }
+        for c in ALL_CLASSES {
+            classes.0[c.index()].packets = t.classes[c.index()];
+        }
+        fps.mirai.packets = t.fingerprint_packets[0];
+        fps.zmap.packets = t.fingerprint_packets[1];
+        fps.masscan.packets = t.fingerprint_packets[2];
+        fps.backscatter.packets = t.fingerprint_packets[3];
+
+        let mut ports: Vec<PortRow> = (0..PORT_SLOTS)
+            .filter(|&i| self.ports()[i].packets > 0)
+            .map(|i| PortRow::new(i as PortIndex, self.ports()[i].packets, self.ports()[i].sources))
+            .collect();
+        sort_ports(&mut ports);
+
+        // Ports of infected hosts, from the (port, source) pairs.
+        let mut infected_ports: BTreeMap<u32, Vec<u16>> = infected_ids.iter().map(|&i| (i as u32, Vec::new())).collect();
+        if !infected_ports.is_empty() {
+            self.for_each_port_source(|port, id| {
+                if let Some(v) = infected_ports.get_mut(&id) {
+                    if port >> 16 == 0 {
+                        v.push(port as u16);
+                    }
+                }
+            });
+        }
+        let addrs = self.source_addrs();
+        let stats = self.source_stats();
+        let mut infected: Vec<Infected> = infected_ports
+            .into_iter()
+            .map(|(id, mut p)| {
+                p.sort_unstable();
+                let s = &stats[id as usize];
+                Infected {
+                    ip: addrs[id as usize].to_string(),
+                    fingerprint: "mirai",
+                    packets: s.packets,
+                    first_ts: rfc3339(s.first_ts),
+                    last_ts: rfc3339(s.last_ts),
+                    ports: p,
+                }
+            })
+            .collect();
+        sort_infected(&mut infected);
+
+        let mut by_packets: Vec<usize> = (0..stats.len()).filter(|&i| stats[i].packets > 0).collect();
+        by_packets.sort_by(|&a, &b| stats[b].packets.cmp(&stats[a].packets).then(addrs[a].cmp(&addrs[b])));
+        let top_sources = by_packets
+            .into_iter()
+            .take(top)
+            .map(|i| {
+                let s = &stats[i];
+                TopSource {
+                    ip: addrs[i].to_string(),
+                    packets: s.packets,
+                    bytes: s.bytes,
+                    first_ts: rfc3339(s.first_ts),
+                    last_ts: rfc3339(s.last_ts),
+                    classes: class_names(s.class_mask),
+                    fingerprints: source_flags(s.syn, s.mirai, s.zmap, s.masscan, s.backscatter),
+                }
+            })
+            .collect();
+
+        let bucket_ns = self.config().bucket_ns;
+        let mut buckets: Vec<_> = self.buckets().iter().filter(|b| b.total.packets > 0).collect();
+        buckets.sort_by_key(|b| b.number);
+        let series = buckets
+            .into_iter()
+            .map(|b| {
+                let mut rows: Vec<PortRow> =
+                    b.ports.iter().map(|(&i, c)| PortRow::new(i, c.packets, c.sources)).collect();
+                sort_ports(&mut rows);
+                rows.truncate(top);
+                SeriesBucket {
+                    start: rfc3339(b.number.saturating_mul(bucket_ns)),
+                    packets: b.total.packets,
+                    sources: b.total.sources,
+                    bytes: b.bytes,
+                    classes: ClassPackets(b.classes),
+                    ports: rows,
+                }
+            })
+            .collect();
+
+        Summary {
+            packets: t.packets,
+            bytes: t.bytes,
+            sources: active_sources,
+            first_ts: t.first_ts.map(rfc3339),
+            last_ts: t.last_ts.map(rfc3339),
+            outside: t.outside,
+            malformed: t.malformed,
+            malformed_reasons: t.malformed_reasons.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            classes,
+            ports,
+            fingerprints: fps,
+            infected,
+            top_sources,
+            bucket_seconds: bucket_ns as f64 / 1e9,
+            series,
+            estimated: Vec::new(),
+        }
+    }
+}
+
+/// Sorts infected hosts busiest first, then by address text.
+pub fn sort_infected(v: &mut [Infected]) {
+    v.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.ip.cmp(&b.ip)));
+}
+
+/// Class of a class name, re-exported for report readers.
+pub fn class_by_name(name: &str) -> Option<Class> {
+    Class::from_name(name)
+}
