@@ -18,7 +18,8 @@ use crate::reader::CaptureReader;
 #[derive(Clone, Default)]
 pub struct RawProgress {
     bytes: Rc<Cell<u64>>,
-    hash: Rc<std::cell::RefCell<Xxh3>>,
+    /// Only when asked for: hashing costs about a sixth of a fast analysis.
+    hash: Option<Rc<std::cell::RefCell<Xxh3>>>,
 }
 
 impl RawProgress {
@@ -29,8 +30,9 @@ impl RawProgress {
 
     /// XXH3-128 of the raw bytes read so far, as 32 hex digits. Once the
     /// reader is exhausted this identifies the file's content.
-    pub fn content_hash(&self) -> String {
-        format!("{:032x}", self.hash.borrow().digest128())
+    /// `None` unless the source was opened with hashing on.
+    pub fn content_hash(&self) -> Option<String> {
+        self.hash.as_ref().map(|h| format!("{:032x}", h.borrow().digest128()))
     }
 }
 
@@ -44,7 +46,9 @@ impl<R: Read> Read for Tap<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.progress.bytes.set(self.progress.bytes.get() + n as u64);
-        self.progress.hash.borrow_mut().update(&buf[..n]);
+        if let Some(h) = &self.progress.hash {
+            h.borrow_mut().update(&buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -69,8 +73,9 @@ fn sniff<R: Read>(mut r: R) -> Result<(Vec<u8>, R), CaptureError> {
 pub type Capture = CaptureReader<Box<dyn Read>>;
 
 /// Opens `path` (or standard input for `-`), detects gzip, and returns the
-/// reader with a handle on raw-byte progress and the content hash.
-pub fn open(path: &Path) -> Result<(Capture, RawProgress, Option<u64>), CaptureError> {
+/// reader with a handle on raw-byte progress (and the content hash when
+/// `hash_content`), plus the file size when known.
+pub fn open(path: &Path, hash_content: bool) -> Result<(Capture, RawProgress, Option<u64>), CaptureError> {
     let (raw, size): (Box<dyn Read>, Option<u64>) = if path == Path::new("-") {
         (Box::new(io::stdin().lock()), None)
     } else {
@@ -78,13 +83,13 @@ pub fn open(path: &Path) -> Result<(Capture, RawProgress, Option<u64>), CaptureE
         let size = f.metadata().ok().map(|m| m.len());
         (Box::new(f), size)
     };
-    let (capture, progress) = from_reader(raw)?;
+    let (capture, progress) = from_reader(raw, hash_content)?;
     Ok((capture, progress, size))
 }
 
 /// Like [`open`] for any byte stream.
-pub fn from_reader(raw: Box<dyn Read>) -> Result<(Capture, RawProgress), CaptureError> {
-    let progress = RawProgress::default();
+pub fn from_reader(raw: Box<dyn Read>, hash_content: bool) -> Result<(Capture, RawProgress), CaptureError> {
+    let progress = RawProgress { bytes: Rc::default(), hash: hash_content.then(Rc::default) };
     let tapped = Tap { inner: raw, progress: progress.clone() };
     let (head, rest) = sniff(tapped)?;
     let is_gzip = head.starts_with(&[0x1f, 0x8b]);

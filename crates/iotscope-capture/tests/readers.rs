@@ -30,7 +30,7 @@ fn pcap_bytes(endianness: Endianness, ts: TsResolution) -> Vec<u8> {
 }
 
 fn read_all(bytes: Vec<u8>) -> Result<Vec<(i64, LinkType, Vec<u8>, u32)>, (CaptureError, usize)> {
-    let (mut r, _) = from_reader(Box::new(Cursor::new(bytes))).map_err(|e| (e, 0))?;
+    let (mut r, _) = from_reader(Box::new(Cursor::new(bytes)), false).map_err(|e| (e, 0))?;
     let mut out = Vec::new();
     loop {
         match r.next_frame() {
@@ -63,13 +63,14 @@ fn gzip_is_transparent() {
     let raw = pcap_bytes(Endianness::Little, TsResolution::MicroSecond);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&raw).unwrap();
-    let (mut r, progress) = from_reader(Box::new(Cursor::new(gz.finish().unwrap()))).unwrap();
+    let (mut r, progress) = from_reader(Box::new(Cursor::new(gz.finish().unwrap())), true).unwrap();
     let mut n = 0;
     while r.next_frame().unwrap().is_some() {
         n += 1;
     }
     assert_eq!(n, 50);
     assert!(progress.bytes() > 0);
+    assert_eq!(progress.content_hash().map(|h| h.len()), Some(32));
 }
 
 fn pcapng_bytes(endianness: Endianness) -> Vec<u8> {
@@ -100,7 +101,7 @@ fn pcapng_bytes(endianness: Endianness) -> Vec<u8> {
 fn pcapng_several_interfaces_and_simple_packets() {
     for e in [Endianness::Big, Endianness::Little] {
         let bytes = pcapng_bytes(e);
-        let (r, _) = from_reader(Box::new(Cursor::new(bytes.clone()))).unwrap();
+        let (r, _) = from_reader(Box::new(Cursor::new(bytes.clone())), false).unwrap();
         assert_eq!(r.format(), Format::Pcapng);
         let got = read_all(bytes).unwrap();
         assert_eq!(got.len(), 51);
@@ -195,7 +196,7 @@ fn fuzz_corpus_replays_without_panic() {
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).expect("fuzz corpus directory") {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        if let Ok((mut r, _)) = from_reader(Box::new(Cursor::new(bytes))) {
+        if let Ok((mut r, _)) = from_reader(Box::new(Cursor::new(bytes)), false) {
             for _ in 0..100_000 {
                 match r.next_frame() {
                     Ok(Some(f)) => {

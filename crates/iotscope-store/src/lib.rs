@@ -1,1 +1,81 @@
+//! The store: the only state shared between iotscope commands.
+//!
+//! Owns: the [`Store`] trait and its SQLite backend ([`SqliteStore`]), the
+//! schema and its migrations. Holds no business rules: it keeps per-bucket
+//! aggregates written by the telescope and rebuilds a
+//! [`iotscope_telescope::Summary`] from them with the telescope's own rules.
+//!
+//! Invariants: every ingest is one transaction (a killed command leaves the
+//! store as it was before); a capture's content hash is recorded with its
+//! aggregates, so the same content is never counted twice. The SQL sticks to
+//! what SQLite and PostgreSQL share, so a PostgreSQL backend can reuse it.
 
+mod report;
+mod sqlite;
+
+pub use report::ReportQuery;
+pub use sqlite::{now_rfc3339, SqliteStore};
+
+use iotscope_telescope::{Summary, Telescope};
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened, read or written.
+    #[error("database {path}: {source}")]
+    Database {
+        /// The database path.
+        path: String,
+        /// The underlying error.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer iotscope.
+    #[error("database {path} has schema version {found}; this build knows up to {known}: upgrade iotscope")]
+    SchemaTooNew {
+        /// The database path.
+        path: String,
+        /// Its version.
+        found: i64,
+        /// Ours.
+        known: i64,
+    },
+    /// A stored sketch is unreadable.
+    #[error("database {path}: stored sketch for bucket {bucket}: {source}")]
+    Sketch {
+        /// The database path.
+        path: String,
+        /// Bucket start, ns.
+        bucket: i64,
+        /// Why.
+        source: iotscope_telescope::sketch::SketchError,
+    },
+}
+
+/// A capture file recorded in the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngestedFile {
+    /// Content hash (XXH3-128 of the raw bytes).
+    pub content_hash: String,
+    /// Path it was read from.
+    pub path: String,
+    /// Frames read.
+    pub frames: u64,
+    /// "complete" or "partial" (read up to an error).
+    pub status: String,
+    /// When it was ingested, RFC 3339.
+    pub ingested_at: String,
+}
+
+/// Persistent storage of telescope aggregates.
+pub trait Store {
+    /// The record of a capture with this content hash, if already ingested.
+    fn find_file(&self, content_hash: &str) -> Result<Option<IngestedFile>, StoreError>;
+
+    /// Adds one run's aggregates (built with `TelescopeConfig::detail`) and
+    /// the files they came from, in one transaction.
+    fn save_run(&mut self, telescope: &Telescope, files: &[IngestedFile]) -> Result<(), StoreError>;
+
+    /// Rebuilds the telescope report over the stored buckets.
+    fn report(&self, query: &ReportQuery) -> Result<Summary, StoreError>;
+}

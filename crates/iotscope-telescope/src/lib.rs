@@ -15,4 +15,4 @@ pub mod time;
 pub use aggregate::{flagged, parse_port, port_of, Count, PortIndex, Telescope, TelescopeConfig};
 pub use prefix::Prefix;
 pub use sketch::SourceSketch;
-pub use summary::Summary;
+pub use summary::{FileInfo, Summary};

@@ -16,7 +16,9 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 /// Bumped whenever the hash or the encoding changes.
 pub const SKETCH_VERSION: u8 = 1;
 /// Members kept exactly before switching to HyperLogLog.
-pub const EXACT_LIMIT: usize = 2048;
+/// 8192 hashes take 64 KiB, the size of the HLL registers, so staying
+/// exact this long costs no extra space.
+pub const EXACT_LIMIT: usize = 8192;
 const P: u32 = 16;
 const REGISTERS: usize = 1 << P;
 const SEED: u64 = 0x696f_7473_636f_7065; // "iotscope"
@@ -200,17 +202,19 @@ mod tests {
 
     #[test]
     fn exact_below_the_limit() {
-        let s = sketch_of(0..2000);
+        let s = sketch_of(0..8000);
         assert!(s.is_exact());
-        assert_eq!(s.count(), 2000);
-        let mut t = sketch_of(1000..2048);
+        assert_eq!(s.count(), 8000);
+        let mut t = sketch_of(4000..8192);
         t.merge(&s);
-        assert_eq!((t.count(), t.is_exact()), (2048, true));
+        assert_eq!((t.count(), t.is_exact()), (8192, true));
+        t.insert_hash(source_hash(Addr::V4(1 << 30)));
+        assert!(!t.is_exact());
     }
 
     #[test]
     fn hll_error_is_within_two_percent() {
-        for n in [5_000u32, 50_000, 300_000] {
+        for n in [10_000u32, 50_000, 300_000] {
             let s = sketch_of(0..n);
             assert!(!s.is_exact());
             let err = (s.count() as f64 - n as f64).abs() / n as f64;
@@ -231,7 +235,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn merge_is_union(a in proptest::collection::vec(0u32..6000, 0..3000), b in proptest::collection::vec(0u32..6000, 0..3000)) {
+        fn merge_is_union(a in proptest::collection::vec(0u32..20000, 0..9000), b in proptest::collection::vec(0u32..20000, 0..9000)) {
             let mut sa = SourceSketch::default();
             a.iter().for_each(|&i| sa.insert_hash(source_hash(Addr::V4(i))));
             let mut sb = SourceSketch::default();

@@ -183,6 +183,27 @@ pub struct Summary {
     /// Names of figures that are estimates rather than exact counts
     /// (empty for `analyze`: every count of one run is exact).
     pub estimated: Vec<String>,
+    /// Input files of this run and what happened to each (analyze only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileInfo>,
+}
+
+/// One input of an analyze run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FileInfo {
+    /// Path as given (`-` for standard input).
+    pub path: String,
+    /// "complete", "error" (read up to the error) or "duplicate" (already
+    /// in the store, skipped).
+    pub status: &'static str,
+    /// Frames read from it.
+    pub frames: u64,
+    /// XXH3-128 of its raw bytes (present when known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+    /// The error, when status is "error".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Sorts port rows busiest first, then by protocol and port.
@@ -338,6 +359,7 @@ impl Telescope {
             bucket_seconds: bucket_ns as f64 / 1e9,
             series,
             estimated: Vec::new(),
+            files: Vec::new(),
         }
     }
 }

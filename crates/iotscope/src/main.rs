@@ -1,1 +1,51 @@
-fn main() {}
+//! The `iotscope` binary: parses the command line and wires the library
+//! crates together. Logic worth testing on its own lives in the libraries.
+
+mod cmd;
+mod config;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// IoT security observatory: darknet telescope, surveys, alerts.
+#[derive(Parser, Debug)]
+#[command(name = "iotscope", version, about, propagate_version = true)]
+struct Cli {
+    /// Settings file (TOML); flags override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Read darknet traffic and report what arrives.
+    #[command(subcommand)]
+    Telescope(cmd::telescope::TelescopeCommand),
+    /// Test material: generated darknet captures (emulated devices to follow).
+    #[command(subcommand)]
+    Lab(cmd::lab::LabCommand),
+}
+
+/// Exit codes: 0 success, 2 usage or input error (documented in the README).
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = config::Config::load(cli.config.as_deref()).and_then(|cfg| match cli.command {
+        Command::Telescope(c) => cmd::telescope::run(c, &cfg),
+        Command::Lab(c) => cmd::lab::run(c),
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("iotscope: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The SQLite backend, embedded and the default.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use iotscope_telescope::sketch::SourceSketch;
+use iotscope_telescope::summary::Summary;
+use iotscope_telescope::time::rfc3339;
+use iotscope_telescope::{port_of, Telescope};
+use iotscope_wire::ALL_CLASSES;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::report::{build_report, BucketRow, PortBucketRow, ReportQuery, SourceBucketRow, StoredRows};
+use crate::{IngestedFile, Store, StoreError};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how
+/// many have run. Portable SQL: the same text serves PostgreSQL.
+const MIGRATIONS: &[&str] = &[include_str!("../sql/001_telescope.sql")];
+
+/// A store in one SQLite file.
+pub struct SqliteStore {
+    conn: Connection,
+    path: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let p = path.display().to_string();
+        let db = |source| StoreError::Database { path: p.clone(), source };
+        let conn = Connection::open(path).map_err(db)?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;").map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(db)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(StoreError::SchemaTooNew { path: p, found: version, known: MIGRATIONS.len() as i64 });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.unchecked_transaction().map_err(db)?;
+            tx.execute_batch(sql).map_err(db)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).map_err(db)?;
+            tx.commit().map_err(db)?;
+        }
+        Ok(SqliteStore { conn, path: p })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Database { path: self.path.clone(), source }
+    }
+
+    /// The bucket length the store was first written with, if any.
+    pub fn bucket_ns(&self) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM settings WHERE name = 'bucket_ns'", [], |r| r.get::<_, String>(0))
+            .optional()
+            .map(|v| v.and_then(|s| s.parse().ok()))
+            .map_err(|e| self.err(e))
+    }
+}
+
+impl Store for SqliteStore {
+    fn find_file(&self, content_hash: &str) -> Result<Option<IngestedFile>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT content_hash, path, frames, status, ingested_at FROM files WHERE content_hash = ?1",
+                [content_hash],
+                |r| {
+                    Ok(IngestedFile {
+                        content_hash: r.get(0)?,
+                        path: r.get(1)?,
+                        frames: r.get::<_, i64>(2)? as u64,
+                        status: r.get(3)?,
+                        ingested_at: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    fn save_run(&mut self, t: &Telescope, files: &[IngestedFile]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let db = |source| StoreError::Database { path: path.clone(), source };
+        let bucket_ns = t.config().bucket_ns;
+        let tx = self.conn.transaction().map_err(db)?;
+        tx.execute(
+            "INSERT INTO settings (name, value) VALUES ('bucket_ns', ?1) ON CONFLICT (name) DO NOTHING",
+            [bucket_ns.to_string()],
+        )
+        .map_err(db)?;
+        for f in files {
+            tx.execute(
+                "INSERT INTO files (content_hash, path, frames, status, ingested_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (content_hash) DO NOTHING",
+                params![f.content_hash, f.path, f.frames as i64, f.status, f.ingested_at],
+            )
+            .map_err(db)?;
+        }
+        {
+            let mut bucket_stmt = tx
+                .prepare(
+                    "INSERT INTO buckets (start_ns, packets, bytes, outside, malformed) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (start_ns) DO UPDATE SET packets = buckets.packets + excluded.packets,
+                       bytes = buckets.bytes + excluded.bytes, outside = buckets.outside + excluded.outside,
+                       malformed = buckets.malformed + excluded.malformed",
+                )
+                .map_err(db)?;
+            let mut class_stmt = tx
+                .prepare(
+                    "INSERT INTO bucket_classes (start_ns, class, packets) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (start_ns, class) DO UPDATE SET packets = bucket_classes.packets + excluded.packets",
+                )
+                .map_err(db)?;
+            let mut port_get = tx
+                .prepare("SELECT packets, sketch FROM bucket_ports WHERE start_ns = ?1 AND proto = ?2 AND port = ?3")
+                .map_err(db)?;
+            let mut port_put = tx
+                .prepare(
+                    "INSERT INTO bucket_ports (start_ns, proto, port, packets, sources, estimated, sketch)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (start_ns, proto, port) DO UPDATE SET packets = excluded.packets,
+                       sources = excluded.sources, estimated = excluded.estimated, sketch = excluded.sketch",
+                )
+                .map_err(db)?;
+            let mut source_stmt = tx
+                .prepare(
+                    "INSERT INTO bucket_sources (start_ns, ip, packets, bytes, first_ns, last_ns, class_mask,
+                       syn, mirai, zmap, masscan, backscatter)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                     ON CONFLICT (start_ns, ip) DO UPDATE SET packets = bucket_sources.packets + excluded.packets,
+                       bytes = bucket_sources.bytes + excluded.bytes,
+                       first_ns = CASE WHEN excluded.first_ns < bucket_sources.first_ns THEN excluded.first_ns ELSE bucket_sources.first_ns END,
+                       last_ns = CASE WHEN excluded.last_ns > bucket_sources.last_ns THEN excluded.last_ns ELSE bucket_sources.last_ns END,
+                       class_mask = bucket_sources.class_mask | excluded.class_mask,
+                       syn = bucket_sources.syn + excluded.syn, mirai = bucket_sources.mirai + excluded.mirai,
+                       zmap = bucket_sources.zmap + excluded.zmap, masscan = bucket_sources.masscan + excluded.masscan,
+                       backscatter = bucket_sources.backscatter + excluded.backscatter",
+                )
+                .map_err(db)?;
+            let addrs = t.source_addrs();
+            for b in t.buckets() {
+                let start = b.number.saturating_mul(bucket_ns);
+                bucket_stmt
+                    .execute(params![start, b.total.packets as i64, b.bytes as i64, b.outside as i64, b.malformed as i64])
+                    .map_err(db)?;
+                for c in ALL_CLASSES {
+                    let n = b.classes[c.index()];
+                    if n > 0 {
+                        class_stmt.execute(params![start, c.name(), n as i64]).map_err(db)?;
+                    }
+                }
+                for (&port, count) in &b.ports {
+                    let (proto, number) = port_of(port);
+                    let mut sketch = b.port_sketches.get(&port).cloned().unwrap_or_default();
+                    let previous: Option<(i64, Vec<u8>)> = port_get
+                        .query_row(params![start, proto, number], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                        .map_err(db)?;
+                    let (packets, sources, estimated) = match previous {
+                        None => (count.packets, count.sources, false),
+                        Some((old_packets, bytes)) => {
+                            let old = SourceSketch::from_bytes(&bytes)
+                                .map_err(|source| StoreError::Sketch { path: path.clone(), bucket: start, source })?;
+                            sketch.merge(&old);
+                            (count.packets + old_packets as u64, sketch.count(), !sketch.is_exact())
+                        }
+                    };
+                    port_put
+                        .execute(params![start, proto, number, packets as i64, sources as i64, estimated, sketch.to_bytes()])
+                        .map_err(db)?;
+                }
+                for (&id, s) in &b.sources {
+                    source_stmt
+                        .execute(params![
+                            start,
+                            addrs[id as usize].to_string(),
+                            s.packets as i64,
+                            s.bytes as i64,
+                            s.first_ts,
+                            s.last_ts,
+                            s.class_mask as i64,
+                            s.syn as i64,
+                            s.mirai as i64,
+                            s.zmap as i64,
+                            s.masscan as i64,
+                            s.backscatter as i64
+                        ])
+                        .map_err(db)?;
+                }
+            }
+            // Ports of sources with Mirai SYNs, for the infected list.
+            let mut port_stmt = tx
+                .prepare("INSERT INTO source_ports (ip, proto, port) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+                .map_err(db)?;
+            let stats = t.source_stats();
+            let mut result = Ok(());
+            t.for_each_port_source(|port, id| {
+                if result.is_ok() && stats[id as usize].mirai > 0 {
+                    let (proto, number) = port_of(port);
+                    result = port_stmt.execute(params![addrs[id as usize].to_string(), proto, number]).map(|_| ());
+                }
+            });
+            result.map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn report(&self, q: &ReportQuery) -> Result<Summary, StoreError> {
+        let db = |e| self.err(e);
+        let bucket_ns = self.bucket_ns()?.unwrap_or(3_600_000_000_000);
+        let (lo, hi) = (q.since_ns.unwrap_or(i64::MIN), q.until_ns.unwrap_or(i64::MAX));
+        let mut rows = StoredRows { bucket_ns, ..Default::default() };
+        let mut st = self
+            .conn
+            .prepare("SELECT start_ns, packets, bytes, outside, malformed FROM buckets WHERE start_ns >= ?1 AND start_ns < ?2 ORDER BY start_ns")
+            .map_err(db)?;
+        let mut it = st.query(params![lo, hi]).map_err(db)?;
+        while let Some(r) = it.next().map_err(db)? {
+            rows.buckets.push(BucketRow {
+                start_ns: r.get(0).map_err(db)?,
+                packets: r.get::<_, i64>(1).map_err(db)? as u64,
+                bytes: r.get::<_, i64>(2).map_err(db)? as u64,
+                outside: r.get::<_, i64>(3).map_err(db)? as u64,
+                malformed: r.get::<_, i64>(4).map_err(db)? as u64,
+                classes: Default::default(),
+            });
+        }
+        let index: HashMap<i64, usize> = rows.buckets.iter().enumerate().map(|(i, b)| (b.start_ns, i)).collect();
+        let mut st = self
+            .conn
+            .prepare("SELECT start_ns, class, packets FROM bucket_classes WHERE start_ns >= ?1 AND start_ns < ?2")
+            .map_err(db)?;
+        let mut it = st.query(params![lo, hi]).map_err(db)?;
+        while let Some(r) = it.next().map_err(db)? {
+            let start: i64 = r.get(0).map_err(db)?;
+            let class: String = r.get(1).map_err(db)?;
+            if let (Some(&i), Some(c)) = (index.get(&start), iotscope_wire::Class::from_name(&class)) {
+                rows.buckets[i].classes[c.index()] = r.get::<_, i64>(2).map_err(db)? as u64;
+            }
+        }
+        let mut st = self
+            .conn
+            .prepare("SELECT start_ns, proto, port, packets, sources, estimated, sketch FROM bucket_ports WHERE start_ns >= ?1 AND start_ns < ?2")
+            .map_err(db)?;
+        let mut it = st.query(params![lo, hi]).map_err(db)?;
+        while let Some(r) = it.next().map_err(db)? {
+            let start: i64 = r.get(0).map_err(db)?;
+            let bytes: Vec<u8> = r.get(6).map_err(db)?;
+            rows.ports.push(PortBucketRow {
+                start_ns: start,
+                proto: r.get(1).map_err(db)?,
+                port: r.get::<_, i64>(2).map_err(db)? as u16,
+                packets: r.get::<_, i64>(3).map_err(db)? as u64,
+                sources: r.get::<_, i64>(4).map_err(db)? as u64,
+                estimated: r.get(5).map_err(db)?,
+                sketch: SourceSketch::from_bytes(&bytes)
+                    .map_err(|source| StoreError::Sketch { path: self.path.clone(), bucket: start, source })?,
+            });
+        }
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT start_ns, ip, packets, bytes, first_ns, last_ns, class_mask, syn, mirai, zmap, masscan, backscatter
+                 FROM bucket_sources WHERE start_ns >= ?1 AND start_ns < ?2",
+            )
+            .map_err(db)?;
+        let mut it = st.query(params![lo, hi]).map_err(db)?;
+        while let Some(r) = it.next().map_err(db)? {
+            let g = |i| r.get::<_, i64>(i).map(|v| v as u64);
+            rows.sources.push(SourceBucketRow {
+                start_ns: r.get(0).map_err(db)?,
+                ip: r.get(1).map_err(db)?,
+                packets: g(2).map_err(db)?,
+                bytes: g(3).map_err(db)?,
+                first_ns: r.get(4).map_err(db)?,
+                last_ns: r.get(5).map_err(db)?,
+                class_mask: g(6).map_err(db)? as u16,
+                syn: g(7).map_err(db)?,
+                mirai: g(8).map_err(db)?,
+                zmap: g(9).map_err(db)?,
+                masscan: g(10).map_err(db)?,
+                backscatter: g(11).map_err(db)?,
+            });
+        }
+        let mut st = self.conn.prepare("SELECT ip, port FROM source_ports WHERE proto = 'tcp'").map_err(db)?;
+        let mut it = st.query([]).map_err(db)?;
+        while let Some(r) = it.next().map_err(db)? {
+            let ip: String = r.get(0).map_err(db)?;
+            rows.infected_ports.entry(ip).or_default().push(r.get::<_, i64>(1).map_err(db)? as u16);
+        }
+        Ok(build_report(rows, q))
+    }
+}
+
+/// Now, for `ingested_at`.
+pub fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    rfc3339((now.as_secs() as i64) * 1_000_000_000)
+}

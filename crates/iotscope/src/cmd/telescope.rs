@@ -1,0 +1,265 @@
+//! `iotscope telescope analyze|report`.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use iotscope_capture::{open, CaptureError};
+use iotscope_store::{now_rfc3339, IngestedFile, ReportQuery, SqliteStore, Store};
+use iotscope_telescope::time::parse_rfc3339;
+use iotscope_telescope::{parse_port, FileInfo, Prefix, Summary, Telescope, TelescopeConfig};
+
+use crate::config::Config;
+use crate::output::{print_summary, OutputFormat};
+
+#[derive(Subcommand, Debug)]
+pub enum TelescopeCommand {
+    /// Analyse capture files (pcap, pcapng, gzip; `-` for standard input).
+    Analyze(AnalyzeArgs),
+    /// Report over the aggregates kept in the store.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AnalyzeArgs {
+    /// Capture files; `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Analyse only packets to these prefixes (repeatable); others count as `outside`.
+    #[arg(long, value_name = "CIDR")]
+    darknet: Vec<String>,
+    /// Time bucket length (e.g. 1h, 15m, 1d), aligned to the epoch.
+    #[arg(long, value_name = "DURATION")]
+    bucket: Option<String>,
+    /// Rows in tables, top sources and each bucket's ports.
+    #[arg(long, value_name = "N")]
+    top: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+    /// Keep per-bucket aggregates in this SQLite store.
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// The store to read (default: config's store.db, else ./iotscope.db).
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Buckets starting at or after this time (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_name = "T")]
+    since: Option<String>,
+    /// Buckets starting before this time.
+    #[arg(long, value_name = "T")]
+    until: Option<String>,
+    /// Only these destination ports in `ports` and the series (e.g. 2323/tcp; repeatable).
+    #[arg(long, value_name = "PORT/PROTO")]
+    port: Vec<String>,
+    /// Rows in tables, top sources and each bucket's ports.
+    #[arg(long, value_name = "N")]
+    top: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+}
+
+pub fn run(cmd: TelescopeCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TelescopeCommand::Analyze(a) => analyze(a, cfg),
+        TelescopeCommand::Report(r) => report(r, cfg),
+    }
+}
+
+fn bucket_ns(flag: Option<&str>, cfg: &Config) -> anyhow::Result<i64> {
+    let text = flag.or(cfg.telescope.bucket.as_deref()).unwrap_or("1h");
+    let d = humantime::parse_duration(text).with_context(|| format!("--bucket {text:?} is not a duration such as 1h or 15m"))?;
+    if d.is_zero() {
+        bail!("--bucket must be longer than zero");
+    }
+    Ok(d.as_nanos().min(i64::MAX as u128) as i64)
+}
+
+/// Shows progress on standard error when it is a terminal.
+struct Progress {
+    enabled: bool,
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let now = Instant::now();
+        Progress { enabled: std::io::stderr().is_terminal(), started: now, last: now }
+    }
+
+    fn tick(&mut self, path: &Path, raw_bytes: u64, size: Option<u64>, frames: u64) {
+        if !self.enabled || self.last.elapsed() < Duration::from_millis(250) {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        let pct = size.filter(|&s| s > 0).map(|s| format!("{:5.1}%", raw_bytes as f64 * 100.0 / s as f64)).unwrap_or_default();
+        eprint!("\r{}: {pct} {frames} frames, {:.2} M frames/s   ", path.display(), frames as f64 / secs / 1e6);
+        let _ = std::io::stderr().flush();
+    }
+
+    fn done(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let darknet_texts = if a.darknet.is_empty() { cfg.telescope.darknet.clone() } else { a.darknet.clone() };
+    let darknets = darknet_texts
+        .iter()
+        .map(|t| t.parse::<Prefix>().map_err(anyhow::Error::from))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bucket_ns = bucket_ns(a.bucket.as_deref(), cfg)?;
+    let top = a.top.or(cfg.telescope.top).unwrap_or(10);
+    let mut store = match &a.db {
+        Some(p) => {
+            let s = SqliteStore::open(p)?;
+            if let Some(stored) = s.bucket_ns()? {
+                if stored != bucket_ns {
+                    bail!(
+                        "store {} keeps {} buckets; run with --bucket {} or use another --db",
+                        p.display(),
+                        humantime::format_duration(Duration::from_nanos(stored as u64)),
+                        humantime::format_duration(Duration::from_nanos(stored as u64))
+                    );
+                }
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    let mut telescope = Telescope::new(TelescopeConfig { darknets, bucket_ns, detail: store.is_some() });
+    let mut files: Vec<FileInfo> = Vec::new();
+    let mut to_store: Vec<IngestedFile> = Vec::new();
+    let mut failure: Option<anyhow::Error> = None;
+    let mut progress = Progress::new();
+
+    for path in &a.files {
+        let shown = path.display().to_string();
+        // With a store, a file already ingested is skipped before reading
+        // it; standard input can only be hashed while it is read.
+        let is_stdin = path == Path::new("-");
+        let mut pre_hash = None;
+        if let (Some(s), false) = (&store, is_stdin) {
+            let hash = hash_file(path).with_context(|| format!("{shown}: cannot read"))?;
+            if let Some(prev) = s.find_file(&hash)? {
+                eprintln!("iotscope: {shown}: skipped, same content already ingested from {} at {}", prev.path, prev.ingested_at);
+                files.push(FileInfo { path: shown, status: "duplicate", frames: 0, content_hash: Some(hash), error: None });
+                continue;
+            }
+            pre_hash = Some(hash);
+        }
+        let (mut capture, raw, size) = match open(path, store.is_some() && is_stdin) {
+            Ok(v) => v,
+            Err(e) => {
+                failure = Some(anyhow::anyhow!("{shown}: {e}"));
+                files.push(FileInfo { path: shown, status: "error", frames: 0, content_hash: None, error: Some(e.to_string()) });
+                break;
+            }
+        };
+        let mut frames = 0u64;
+        let error: Option<CaptureError> = loop {
+            match capture.next_frame() {
+                Ok(Some(f)) => {
+                    telescope.ingest(f.ts_ns, f.link, f.data);
+                    frames += 1;
+                    if frames % (1 << 20) == 0 {
+                        progress.tick(path, raw.bytes(), size, frames);
+                    }
+                }
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        let hash = pre_hash.or_else(|| raw.content_hash());
+        let status = if error.is_some() { "error" } else { "complete" };
+        files.push(FileInfo {
+            path: shown.clone(),
+            status,
+            frames,
+            content_hash: hash.clone(),
+            error: error.as_ref().map(|e| e.to_string()),
+        });
+        let duplicate = match (&store, &hash) {
+            (Some(s), Some(h)) if is_stdin => s.find_file(h)?.is_some(),
+            _ => false,
+        };
+        if duplicate {
+            bail!("{shown}: same content already ingested; nothing stored (the report above would count it twice)");
+        }
+        to_store.push(IngestedFile {
+            content_hash: hash.unwrap_or_default(),
+            path: shown.clone(),
+            frames,
+            status: if error.is_some() { "partial".into() } else { "complete".into() },
+            ingested_at: now_rfc3339(),
+        });
+        if let Some(e) = error {
+            failure = Some(anyhow::anyhow!("{shown}: {e} ({frames} frames before it were analysed and kept)"));
+            break;
+        }
+    }
+    progress.done();
+
+    // What was read is reported and stored even when a file was damaged.
+    if let Some(s) = store.as_mut() {
+        s.save_run(&telescope, &to_store)?;
+    }
+    let mut summary: Summary = telescope.summary(top);
+    summary.files = files;
+    print_summary(&summary, a.format, top)?;
+    match failure {
+        Some(e) => {
+            eprintln!("iotscope: error: {e:#}");
+            Ok(ExitCode::from(2))
+        }
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn hash_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(format!("{:032x}", h.digest128()));
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+fn report(r: ReportArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let db = cfg.db_path(r.db.as_deref());
+    if !db.exists() {
+        bail!("store {} does not exist; fill it with `iotscope telescope analyze --db {} FILE...`", db.display(), db.display());
+    }
+    let time = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<i64>> {
+        v.as_deref()
+            .map(|t| parse_rfc3339(t).with_context(|| format!("--{flag} {t:?} is not RFC 3339 (2016-10-01T00:00:00Z) or a date")))
+            .transpose()
+    };
+    let ports = r
+        .port
+        .iter()
+        .map(|p| parse_port(p).with_context(|| format!("--port {p:?}: expected PORT/PROTO such as 2323/tcp")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let top = r.top.or(cfg.telescope.top).unwrap_or(10);
+    let store = SqliteStore::open(&db)?;
+    let summary = store.report(&ReportQuery { since_ns: time("since", &r.since)?, until_ns: time("until", &r.until)?, ports, top })?;
+    print_summary(&summary, r.format, top)?;
+    Ok(ExitCode::SUCCESS)
+}

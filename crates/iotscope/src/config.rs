@@ -1,0 +1,64 @@
+//! The global `--config FILE` (TOML). Every key is optional; command-line
+//! flags override it. Later issues add their own tables.
+//!
+//! ```toml
+//! [store]
+//! db = "/var/lib/iotscope/iotscope.db"
+//!
+//! [telescope]
+//! darknet = ["198.18.0.0/16"]
+//! bucket = "1h"
+//! top = 10
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Parsed configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Store settings.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Telescope defaults.
+    #[serde(default)]
+    pub telescope: TelescopeDefaults,
+}
+
+/// `[store]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// SQLite database path.
+    pub db: Option<PathBuf>,
+}
+
+/// `[telescope]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelescopeDefaults {
+    /// Darknet prefixes.
+    #[serde(default)]
+    pub darknet: Vec<String>,
+    /// Bucket length, humantime syntax ("1h", "15m").
+    pub bucket: Option<String>,
+    /// Rows in tables and per bucket.
+    pub top: Option<usize>,
+}
+
+impl Config {
+    /// Loads `path`, or the defaults when no file is given.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let Some(path) = path else { return Ok(Config::default()) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// The store path: the flag, else the config, else `iotscope.db`.
+    pub fn db_path(&self, flag: Option<&Path>) -> PathBuf {
+        flag.map(Path::to_path_buf).or_else(|| self.store.db.clone()).unwrap_or_else(|| PathBuf::from("iotscope.db"))
+    }
+}
