@@ -61,8 +61,17 @@ struct Interface {
 }
 
 enum State {
-    Pcap { swapped: bool, nanos: bool, link: LinkType, snaplen: u32 },
-    Pcapng { big_endian: bool, interfaces: Vec<Interface>, last_ts: i64 },
+    Pcap {
+        swapped: bool,
+        nanos: bool,
+        link: LinkType,
+        snaplen: u32,
+    },
+    Pcapng {
+        big_endian: bool,
+        interfaces: Vec<Interface>,
+        last_ts: i64,
+    },
 }
 
 /// Reads frames one at a time from any byte stream.
@@ -91,7 +100,12 @@ impl<R: Read> CaptureReader<R> {
             end: 0,
             base: 0,
             eof: false,
-            state: State::Pcap { swapped: false, nanos: false, link: LinkType::Ethernet, snaplen: 0 },
+            state: State::Pcap {
+                swapped: false,
+                nanos: false,
+                link: LinkType::Ethernet,
+                snaplen: 0,
+            },
             format: Format::Pcap,
             untimed: 0,
         };
@@ -100,12 +114,17 @@ impl<R: Read> CaptureReader<R> {
         }
         let magic: [u8; 4] = r.buf[0..4].try_into().expect("4 bytes");
         match magic {
-            [0xa1, 0xb2, 0xc3, 0xd4] | [0xd4, 0xc3, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d] | [0x4d, 0x3c, 0xb2, 0xa1] => {
-                r.read_pcap_header()?
-            }
+            [0xa1, 0xb2, 0xc3, 0xd4]
+            | [0xd4, 0xc3, 0xb2, 0xa1]
+            | [0xa1, 0xb2, 0x3c, 0x4d]
+            | [0x4d, 0x3c, 0xb2, 0xa1] => r.read_pcap_header()?,
             [0x0a, 0x0d, 0x0d, 0x0a] => {
                 r.format = Format::Pcapng;
-                r.state = State::Pcapng { big_endian: false, interfaces: Vec::new(), last_ts: 0 };
+                r.state = State::Pcapng {
+                    big_endian: false,
+                    interfaces: Vec::new(),
+                    last_ts: 0,
+                };
                 // The section header is read by the block loop.
             }
             _ => return Err(CaptureError::UnknownFormat { magic }),
@@ -158,7 +177,12 @@ impl<R: Read> CaptureReader<R> {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(source) => return Err(CaptureError::Io { offset: self.base + self.end as u64, source }),
+                Err(source) => {
+                    return Err(CaptureError::Io {
+                        offset: self.base + self.end as u64,
+                        source,
+                    })
+                }
             }
         }
         if self.end >= need {
@@ -166,7 +190,11 @@ impl<R: Read> CaptureReader<R> {
         } else if self.end == 0 {
             Ok(false)
         } else {
-            Err(CaptureError::Truncated { offset: self.base, needed: need as u64, available: self.end as u64 })
+            Err(CaptureError::Truncated {
+                offset: self.base,
+                needed: need as u64,
+                available: self.end as u64,
+            })
         }
     }
 
@@ -183,12 +211,21 @@ impl<R: Read> CaptureReader<R> {
         };
         let rd = |at: usize| {
             let b: [u8; 4] = h[at..at + 4].try_into().expect("4 bytes");
-            if swapped { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) }
+            if swapped {
+                u32::from_le_bytes(b)
+            } else {
+                u32::from_be_bytes(b)
+            }
         };
         let snaplen = rd(16);
         // The upper 4 bits hold FCS information (pcap spec, LinkType field).
         let link = LinkType::from_linktype(rd(20) & 0x0fff_ffff);
-        self.state = State::Pcap { swapped, nanos, link, snaplen };
+        self.state = State::Pcap {
+            swapped,
+            nanos,
+            link,
+            snaplen,
+        };
         self.start = 24;
         Ok(())
     }
@@ -197,7 +234,12 @@ impl<R: Read> CaptureReader<R> {
     #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
         match self.state {
-            State::Pcap { swapped, nanos, link, snaplen } => self.next_pcap(swapped, nanos, link, snaplen),
+            State::Pcap {
+                swapped,
+                nanos,
+                link,
+                snaplen,
+            } => self.next_pcap(swapped, nanos, link, snaplen),
             State::Pcapng { .. } => self.next_pcapng(),
         }
     }
@@ -213,10 +255,16 @@ impl<R: Read> CaptureReader<R> {
         if !self.fill(16)? {
             return Ok(None);
         }
-        let h: &[u8; 16] = self.buf[self.start..self.start + 16].try_into().expect("16 bytes");
+        let h: &[u8; 16] = self.buf[self.start..self.start + 16]
+            .try_into()
+            .expect("16 bytes");
         let rd = |at: usize| {
             let b = [h[at], h[at + 1], h[at + 2], h[at + 3]];
-            if swapped { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) }
+            if swapped {
+                u32::from_le_bytes(b)
+            } else {
+                u32::from_be_bytes(b)
+            }
         };
         let (sec, frac, incl, orig) = (rd(0), rd(4), rd(8), rd(12));
         if incl > snaplen.max(MAX_SNAPLEN) {
@@ -228,12 +276,26 @@ impl<R: Read> CaptureReader<R> {
         }
         let total = 16 + incl as usize;
         if !self.fill(total)? {
-            return Err(CaptureError::Truncated { offset: self.offset(), needed: total as u64, available: 0 });
+            return Err(CaptureError::Truncated {
+                offset: self.offset(),
+                needed: total as u64,
+                available: 0,
+            });
         }
-        let ts_ns = sec as i64 * 1_000_000_000 + if nanos { frac as i64 } else { frac as i64 * 1000 };
+        let ts_ns = sec as i64 * 1_000_000_000
+            + if nanos {
+                frac as i64
+            } else {
+                frac as i64 * 1000
+            };
         let at = self.start;
         self.start += total;
-        Ok(Some(Frame { ts_ns, link, data: &self.buf[at + 16..at + total], orig_len: orig }))
+        Ok(Some(Frame {
+            ts_ns,
+            link,
+            data: &self.buf[at + 16..at + total],
+            orig_len: orig,
+        }))
     }
 
     fn next_pcapng(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
@@ -258,23 +320,46 @@ impl<R: Read> CaptureReader<R> {
                         })
                     }
                 };
-                if let State::Pcapng { big_endian: be, interfaces, .. } = &mut self.state {
+                if let State::Pcapng {
+                    big_endian: be,
+                    interfaces,
+                    ..
+                } = &mut self.state
+                {
                     *be = big_endian;
                     interfaces.clear();
                 }
             }
-            let big_endian = matches!(self.state, State::Pcapng { big_endian: true, .. });
+            let big_endian = matches!(
+                self.state,
+                State::Pcapng {
+                    big_endian: true,
+                    ..
+                }
+            );
             let rd = |b: &[u8], at: usize| {
                 let v: [u8; 4] = b[at..at + 4].try_into().expect("4 bytes");
-                if big_endian { u32::from_be_bytes(v) } else { u32::from_le_bytes(v) }
+                if big_endian {
+                    u32::from_be_bytes(v)
+                } else {
+                    u32::from_le_bytes(v)
+                }
             };
             let block_type = rd(&self.buf, s);
             let len = rd(&self.buf, s + 4) as usize;
             if len < 12 || len % 4 != 0 || len > MAX_BLOCK {
-                return Err(CaptureError::Corrupt { offset, reason: "impossible block length", value: len as u64 });
+                return Err(CaptureError::Corrupt {
+                    offset,
+                    reason: "impossible block length",
+                    value: len as u64,
+                });
             }
             if !self.fill(len)? {
-                return Err(CaptureError::Truncated { offset, needed: len as u64, available: 0 });
+                return Err(CaptureError::Truncated {
+                    offset,
+                    needed: len as u64,
+                    available: 0,
+                });
             }
             let s = self.start;
             let block = &self.buf[s..s + len];
@@ -287,12 +372,23 @@ impl<R: Read> CaptureReader<R> {
             }
             self.start += len;
             let body = &block[8..len - 4];
-            let State::Pcapng { interfaces, last_ts, .. } = &mut self.state else { unreachable!() };
+            let State::Pcapng {
+                interfaces,
+                last_ts,
+                ..
+            } = &mut self.state
+            else {
+                unreachable!()
+            };
             match block_type {
                 // Interface description.
                 1 => {
                     if body.len() < 8 {
-                        return Err(CaptureError::Corrupt { offset, reason: "interface block too short", value: body.len() as u64 });
+                        return Err(CaptureError::Corrupt {
+                            offset,
+                            reason: "interface block too short",
+                            value: body.len() as u64,
+                        });
                     }
                     let link_raw = if big_endian {
                         u16::from_be_bytes([body[0], body[1]])
@@ -311,7 +407,11 @@ impl<R: Read> CaptureReader<R> {
                 // Enhanced packet (6) and the obsolete packet block (2).
                 2 | 6 => {
                     if body.len() < 20 {
-                        return Err(CaptureError::Corrupt { offset, reason: "packet block too short", value: body.len() as u64 });
+                        return Err(CaptureError::Corrupt {
+                            offset,
+                            reason: "packet block too short",
+                            value: body.len() as u64,
+                        });
                     }
                     let if_id = if block_type == 6 {
                         rd(body, 0) as usize
@@ -321,26 +421,47 @@ impl<R: Read> CaptureReader<R> {
                         u16::from_le_bytes([body[0], body[1]]) as usize
                     };
                     let Some(iface) = interfaces.get(if_id).copied() else {
-                        return Err(CaptureError::Corrupt { offset, reason: "packet names an undeclared interface", value: if_id as u64 });
+                        return Err(CaptureError::Corrupt {
+                            offset,
+                            reason: "packet names an undeclared interface",
+                            value: if_id as u64,
+                        });
                     };
                     let ts = ((rd(body, 4) as u64) << 32) | rd(body, 8) as u64;
                     let cap = rd(body, 12) as usize;
                     let orig = rd(body, 16);
                     if cap > body.len() - 20 {
-                        return Err(CaptureError::Corrupt { offset, reason: "captured length exceeds the block", value: cap as u64 });
+                        return Err(CaptureError::Corrupt {
+                            offset,
+                            reason: "captured length exceeds the block",
+                            value: cap as u64,
+                        });
                     }
                     let ts_ns = to_nanos(ts, iface.resolution) + iface.offset_s * 1_000_000_000;
                     *last_ts = ts_ns;
                     let data = &self.buf[s + 28..s + 28 + cap];
-                    return Ok(Some(Frame { ts_ns, link: iface.link, data, orig_len: orig }));
+                    return Ok(Some(Frame {
+                        ts_ns,
+                        link: iface.link,
+                        data,
+                        orig_len: orig,
+                    }));
                 }
                 // Simple packet: interface 0, no timestamp.
                 3 => {
                     let Some(iface) = interfaces.first().copied() else {
-                        return Err(CaptureError::Corrupt { offset, reason: "simple packet block before any interface", value: 0 });
+                        return Err(CaptureError::Corrupt {
+                            offset,
+                            reason: "simple packet block before any interface",
+                            value: 0,
+                        });
                     };
                     if body.len() < 4 {
-                        return Err(CaptureError::Corrupt { offset, reason: "packet block too short", value: body.len() as u64 });
+                        return Err(CaptureError::Corrupt {
+                            offset,
+                            reason: "packet block too short",
+                            value: body.len() as u64,
+                        });
                     }
                     let orig = rd(body, 0);
                     let mut cap = (orig as usize).min(body.len() - 4);
@@ -350,7 +471,12 @@ impl<R: Read> CaptureReader<R> {
                     self.untimed += 1;
                     let ts_ns = *last_ts;
                     let data = &self.buf[s + 12..s + 12 + cap];
-                    return Ok(Some(Frame { ts_ns, link: iface.link, data, orig_len: orig }));
+                    return Ok(Some(Frame {
+                        ts_ns,
+                        link: iface.link,
+                        data,
+                        orig_len: orig,
+                    }));
                 }
                 // Section header was handled above; name resolution,
                 // statistics, decryption secrets, custom: nothing to count.
@@ -362,18 +488,30 @@ impl<R: Read> CaptureReader<R> {
 
 /// Reads if_tsresol (9) and if_tsoffset (14) from an interface block's options.
 fn parse_idb_options(mut opts: &[u8], big_endian: bool, iface: &mut Interface) {
-    let rd16 = |b: &[u8]| if big_endian { u16::from_be_bytes([b[0], b[1]]) } else { u16::from_le_bytes([b[0], b[1]]) };
+    let rd16 = |b: &[u8]| {
+        if big_endian {
+            u16::from_be_bytes([b[0], b[1]])
+        } else {
+            u16::from_le_bytes([b[0], b[1]])
+        }
+    };
     while opts.len() >= 4 {
         let code = rd16(&opts[0..2]);
         let len = rd16(&opts[2..4]) as usize;
         let padded = (len + 3) & !3;
-        let Some(value) = opts.get(4..4 + len) else { return };
+        let Some(value) = opts.get(4..4 + len) else {
+            return;
+        };
         match (code, len) {
             (0, _) => return,
             (9, 1) => iface.resolution = (value[0] & 0x80 != 0, value[0] & 0x7f),
             (14, 8) => {
                 let v: [u8; 8] = value.try_into().expect("8 bytes");
-                iface.offset_s = if big_endian { i64::from_be_bytes(v) } else { i64::from_le_bytes(v) };
+                iface.offset_s = if big_endian {
+                    i64::from_be_bytes(v)
+                } else {
+                    i64::from_le_bytes(v)
+                };
             }
             _ => {}
         }

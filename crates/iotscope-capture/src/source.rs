@@ -32,7 +32,9 @@ impl RawProgress {
     /// reader is exhausted this identifies the file's content.
     /// `None` unless the source was opened with hashing on.
     pub fn content_hash(&self) -> Option<String> {
-        self.hash.as_ref().map(|h| format!("{:032x}", h.borrow().digest128()))
+        self.hash
+            .as_ref()
+            .map(|h| format!("{:032x}", h.borrow().digest128()))
     }
 }
 
@@ -45,7 +47,9 @@ struct Tap<R> {
 impl<R: Read> Read for Tap<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.progress.bytes.set(self.progress.bytes.get() + n as u64);
+        self.progress
+            .bytes
+            .set(self.progress.bytes.get() + n as u64);
         if let Some(h) = &self.progress.hash {
             h.borrow_mut().update(&buf[..n]);
         }
@@ -75,7 +79,10 @@ pub type Capture = CaptureReader<Box<dyn Read>>;
 /// Opens `path` (or standard input for `-`), detects gzip, and returns the
 /// reader with a handle on raw-byte progress (and the content hash when
 /// `hash_content`), plus the file size when known.
-pub fn open(path: &Path, hash_content: bool) -> Result<(Capture, RawProgress, Option<u64>), CaptureError> {
+pub fn open(
+    path: &Path,
+    hash_content: bool,
+) -> Result<(Capture, RawProgress, Option<u64>), CaptureError> {
     let (raw, size): (Box<dyn Read>, Option<u64>) = if path == Path::new("-") {
         (Box::new(io::stdin().lock()), None)
     } else {
@@ -88,12 +95,25 @@ pub fn open(path: &Path, hash_content: bool) -> Result<(Capture, RawProgress, Op
 }
 
 /// Like [`open`] for any byte stream.
-pub fn from_reader(raw: Box<dyn Read>, hash_content: bool) -> Result<(Capture, RawProgress), CaptureError> {
-    let progress = RawProgress { bytes: Rc::default(), hash: hash_content.then(Rc::default) };
-    let tapped = Tap { inner: raw, progress: progress.clone() };
+pub fn from_reader(
+    raw: Box<dyn Read>,
+    hash_content: bool,
+) -> Result<(Capture, RawProgress), CaptureError> {
+    let progress = RawProgress {
+        bytes: Rc::default(),
+        hash: hash_content.then(Rc::default),
+    };
+    let tapped = Tap {
+        inner: raw,
+        progress: progress.clone(),
+    };
     let (head, rest) = sniff(tapped)?;
     let is_gzip = head.starts_with(&[0x1f, 0x8b]);
     let stream = io::Cursor::new(head).chain(rest);
-    let decoded: Box<dyn Read> = if is_gzip { Box::new(MultiGzDecoder::new(stream)) } else { Box::new(stream) };
+    let decoded: Box<dyn Read> = if is_gzip {
+        Box::new(MultiGzDecoder::new(stream))
+    } else {
+        Box::new(stream)
+    };
     Ok((CaptureReader::new(decoded)?, progress))
 }

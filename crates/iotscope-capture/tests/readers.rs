@@ -9,27 +9,43 @@ use iotscope_capture::{from_reader, CaptureError, Format};
 use iotscope_wire::LinkType;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
-use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
 use pcap_file::pcapng::blocks::simple_packet::SimplePacketBlock;
 use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::{DataLink, Endianness, TsResolution};
 
 fn frames() -> Vec<(Duration, Vec<u8>)> {
     (0..50u32)
-        .map(|i| (Duration::new(1_475_280_000 + i as u64, i * 1000 + 7000), vec![i as u8; 20 + i as usize]))
+        .map(|i| {
+            (
+                Duration::new(1_475_280_000 + i as u64, i * 1000 + 7000),
+                vec![i as u8; 20 + i as usize],
+            )
+        })
         .collect()
 }
 
 fn pcap_bytes(endianness: Endianness, ts: TsResolution) -> Vec<u8> {
-    let header = PcapHeader { endianness, ts_resolution: ts, datalink: DataLink::RAW, ..Default::default() };
+    let header = PcapHeader {
+        endianness,
+        ts_resolution: ts,
+        datalink: DataLink::RAW,
+        ..Default::default()
+    };
     let mut w = PcapWriter::with_header(Vec::new(), header).unwrap();
     for (t, d) in frames() {
-        w.write_packet(&PcapPacket::new(t, d.len() as u32 + 4, &d)).unwrap();
+        w.write_packet(&PcapPacket::new(t, d.len() as u32 + 4, &d))
+            .unwrap();
     }
     w.into_writer()
 }
 
-fn read_all(bytes: Vec<u8>) -> Result<Vec<(i64, LinkType, Vec<u8>, u32)>, (CaptureError, usize)> {
+/// Frames read: (timestamp ns, link type, bytes, original length).
+type Frames = Vec<(i64, LinkType, Vec<u8>, u32)>;
+
+fn read_all(bytes: Vec<u8>) -> Result<Frames, (CaptureError, usize)> {
     let (mut r, _) = from_reader(Box::new(Cursor::new(bytes)), false).map_err(|e| (e, 0))?;
     let mut out = Vec::new();
     loop {
@@ -93,7 +109,11 @@ fn pcapng_bytes(endianness: Endianness) -> Vec<u8> {
         };
         w.write_pcapng_block(epb).unwrap();
     }
-    w.write_pcapng_block(SimplePacketBlock { original_len: 5, data: Cow::Owned(vec![9; 5]) }).unwrap();
+    w.write_pcapng_block(SimplePacketBlock {
+        original_len: 5,
+        data: Cow::Owned(vec![9; 5]),
+    })
+    .unwrap();
     w.into_inner()
 }
 
@@ -107,11 +127,21 @@ fn pcapng_several_interfaces_and_simple_packets() {
         assert_eq!(got.len(), 51);
         for (i, ((ts_ns, link, data, _), (t, d))) in got.iter().zip(frames()).enumerate() {
             assert_eq!(*ts_ns, t.as_nanos() as i64);
-            assert_eq!(*link, if i % 2 == 0 { LinkType::Ethernet } else { LinkType::LinuxSll });
+            assert_eq!(
+                *link,
+                if i % 2 == 0 {
+                    LinkType::Ethernet
+                } else {
+                    LinkType::LinuxSll
+                }
+            );
             assert_eq!(*data, d);
         }
         let (ts, link, data, _) = &got[50];
-        assert_eq!((*ts, *link, data.as_slice()), (got[49].0, LinkType::Ethernet, &[9u8; 5][..]));
+        assert_eq!(
+            (*ts, *link, data.as_slice()),
+            (got[49].0, LinkType::Ethernet, &[9u8; 5][..])
+        );
     }
 }
 
@@ -144,7 +174,10 @@ fn microsecond_pcapng_default_resolution() {
     b.extend_from_slice(&[1, 2, 3, 4]);
     b.extend_from_slice(&36u32.to_le_bytes());
     let got = read_all(b).unwrap();
-    assert_eq!(got, vec![(1_500_000_000, LinkType::RawIp, vec![1, 2, 3, 4], 4)]);
+    assert_eq!(
+        got,
+        vec![(1_500_000_000, LinkType::RawIp, vec![1, 2, 3, 4], 4)]
+    );
 }
 
 #[test]
@@ -173,21 +206,37 @@ fn truncation_reports_the_record_offset_and_keeps_earlier_frames() {
 #[test]
 fn corrupt_lengths_are_errors_not_panics() {
     let mut full = pcap_bytes(Endianness::Little, TsResolution::MicroSecond);
-    let rec5 = 24 + frames()[..5].iter().map(|(_, d)| 16 + d.len()).sum::<usize>();
+    let rec5 = 24
+        + frames()[..5]
+            .iter()
+            .map(|(_, d)| 16 + d.len())
+            .sum::<usize>();
     full[rec5 + 8..rec5 + 12].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
     let (err, read) = read_all(full).unwrap_err();
     assert_eq!(read, 5);
-    assert!(matches!(err, CaptureError::Corrupt { offset, .. } if offset == rec5 as u64), "{err:?}");
+    assert!(
+        matches!(err, CaptureError::Corrupt { offset, .. } if offset == rec5 as u64),
+        "{err:?}"
+    );
 
     let mut ng = pcapng_bytes(Endianness::Little);
     ng[4..8].copy_from_slice(&13u32.to_le_bytes());
-    assert!(matches!(read_all(ng).unwrap_err().0, CaptureError::Corrupt { offset: 0, .. }));
+    assert!(matches!(
+        read_all(ng).unwrap_err().0,
+        CaptureError::Corrupt { offset: 0, .. }
+    ));
 }
 
 #[test]
 fn unknown_magic_and_empty_input() {
-    assert!(matches!(read_all(b"hello world".to_vec()).unwrap_err().0, CaptureError::UnknownFormat { .. }));
-    assert!(matches!(read_all(Vec::new()).unwrap_err().0, CaptureError::Empty));
+    assert!(matches!(
+        read_all(b"hello world".to_vec()).unwrap_err().0,
+        CaptureError::UnknownFormat { .. }
+    ));
+    assert!(matches!(
+        read_all(Vec::new()).unwrap_err().0,
+        CaptureError::Empty
+    ));
 }
 
 #[test]

@@ -50,7 +50,14 @@ pub struct DarknetSpec {
 
 impl Default for DarknetSpec {
     fn default() -> Self {
-        DarknetSpec { packets: 100_000, seed: 1, start_s: 1_475_280_000, duration_s: 6 * 3600, sources: 0, bucket_s: 3600 }
+        DarknetSpec {
+            packets: 100_000,
+            seed: 1,
+            start_s: 1_475_280_000,
+            duration_s: 6 * 3600,
+            sources: 0,
+            bucket_s: 3600,
+        }
     }
 }
 
@@ -105,14 +112,34 @@ const ACTORS: [(Actor, f64, f64); 16] = [
 ];
 
 const SCAN_TOOL_PORTS: [u16; 30] = [
-    22, 80, 443, 8080, 445, 7547, 3389, 5555, 23, 2323, 37215, 52869, 8443, 21, 25, 110, 143, 993, 995, 1723, 3306,
-    5432, 5900, 6379, 8000, 8888, 9200, 27017, 11211, 502,
+    22, 80, 443, 8080, 445, 7547, 3389, 5555, 23, 2323, 37215, 52869, 8443, 21, 25, 110, 143, 993,
+    995, 1723, 3306, 5432, 5900, 6379, 8000, 8888, 9200, 27017, 11211, 502,
 ];
 const GENERIC_PORTS: [(u16, u32); 16] = [
-    (22, 30), (80, 18), (8080, 8), (445, 12), (443, 6), (3389, 6), (5555, 4), (1433, 3), (3306, 2), (6379, 2),
-    (7547, 3), (5900, 2), (23, 6), (2323, 1), (8081, 1), (21, 2),
+    (22, 30),
+    (80, 18),
+    (8080, 8),
+    (445, 12),
+    (443, 6),
+    (3389, 6),
+    (5555, 4),
+    (1433, 3),
+    (3306, 2),
+    (6379, 2),
+    (7547, 3),
+    (5900, 2),
+    (23, 6),
+    (2323, 1),
+    (8081, 1),
+    (21, 2),
 ];
-const VARIANT_PORTSETS: [&[u16]; 5] = [&[23, 2323], &[37215], &[52869], &[5555], &[23, 2323, 37215, 52869]];
+const VARIANT_PORTSETS: [&[u16]; 5] = [
+    &[23, 2323],
+    &[37215],
+    &[52869],
+    &[5555],
+    &[23, 2323, 37215, 52869],
+];
 const BACKSCATTER_PORTS: [u16; 6] = [80, 443, 25, 53, 22, 27015];
 const UDP_PORTS: [u16; 9] = [53, 123, 1900, 5060, 161, 137, 11211, 3702, 5353];
 
@@ -248,28 +275,68 @@ struct Builder {
 
 impl Builder {
     fn push(&mut self, ts_us: i64, frame: &[u8], orig_len: u32, raw_ip: bool, label: Label) {
-        self.index.push((ts_us, self.frames.len() as u64, frame.len() as u32, orig_len, raw_ip));
+        self.index.push((
+            ts_us,
+            self.frames.len() as u64,
+            frame.len() as u32,
+            orig_len,
+            raw_ip,
+        ));
         self.frames.extend_from_slice(frame);
         self.labels.push(label);
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-fn tcp_v4(src: u32, dst: u32, ttl: u8, ip_id: u16, df: bool, sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, win: u16, opts: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut ip = Ipv4Header::new(0, ttl, IpNumber::TCP, src.to_be_bytes(), dst.to_be_bytes()).expect("valid header");
+fn tcp_v4(
+    src: u32,
+    dst: u32,
+    ttl: u8,
+    ip_id: u16,
+    df: bool,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    win: u16,
+    opts: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut ip = Ipv4Header::new(0, ttl, IpNumber::TCP, src.to_be_bytes(), dst.to_be_bytes())
+        .expect("valid header");
     ip.identification = ip_id;
     ip.dont_fragment = df;
-    let mut b = PacketBuilder::ethernet2([0x00, 0x1c, 0x73, 0x11, 0x22, 0x33], [0x00, 0x1b, 0x21, 0xaa, 0xbb, 0xcc])
-        .ip(IpHeaders::Ipv4(ip, Ipv4Extensions::default()))
-        .tcp(sport, dport, seq, win);
-    if flags & 0x01 != 0 { b = b.fin(); }
-    if flags & 0x02 != 0 { b = b.syn(); }
-    if flags & 0x04 != 0 { b = b.rst(); }
-    if flags & 0x08 != 0 { b = b.psh(); }
-    if flags & 0x10 != 0 { b = b.ack(ack); }
-    if flags & 0x20 != 0 { b = b.urg(0); }
-    if flags & 0x40 != 0 { b = b.ece(); }
-    if flags & 0x80 != 0 { b = b.cwr(); }
+    let mut b = PacketBuilder::ethernet2(
+        [0x00, 0x1c, 0x73, 0x11, 0x22, 0x33],
+        [0x00, 0x1b, 0x21, 0xaa, 0xbb, 0xcc],
+    )
+    .ip(IpHeaders::Ipv4(ip, Ipv4Extensions::default()))
+    .tcp(sport, dport, seq, win);
+    if flags & 0x01 != 0 {
+        b = b.fin();
+    }
+    if flags & 0x02 != 0 {
+        b = b.syn();
+    }
+    if flags & 0x04 != 0 {
+        b = b.rst();
+    }
+    if flags & 0x08 != 0 {
+        b = b.psh();
+    }
+    if flags & 0x10 != 0 {
+        b = b.ack(ack);
+    }
+    if flags & 0x20 != 0 {
+        b = b.urg(0);
+    }
+    if flags & 0x40 != 0 {
+        b = b.ece();
+    }
+    if flags & 0x80 != 0 {
+        b = b.cwr();
+    }
     if !opts.is_empty() {
         b = b.options_raw(opts).expect("options fit");
     }
@@ -278,19 +345,41 @@ fn tcp_v4(src: u32, dst: u32, ttl: u8, ip_id: u16, df: bool, sport: u16, dport: 
     out
 }
 
-fn ip_v4_raw(src: u32, dst: u32, ttl: u8, ip_id: u16, proto: IpNumber, frag_offset: u16, more: bool, payload: &[u8]) -> Vec<u8> {
-    let mut ip = Ipv4Header::new(payload.len() as u16, ttl, proto, src.to_be_bytes(), dst.to_be_bytes()).expect("valid header");
+#[allow(clippy::too_many_arguments)]
+fn ip_v4_raw(
+    src: u32,
+    dst: u32,
+    ttl: u8,
+    ip_id: u16,
+    proto: IpNumber,
+    frag_offset: u16,
+    more: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut ip = Ipv4Header::new(
+        payload.len() as u16,
+        ttl,
+        proto,
+        src.to_be_bytes(),
+        dst.to_be_bytes(),
+    )
+    .expect("valid header");
     ip.identification = ip_id;
     ip.more_fragments = more;
     ip.fragment_offset = etherparse::IpFragOffset::try_new(frag_offset).expect("13 bits");
     ip.header_checksum = ip.calc_header_checksum();
-    let mut out = vec![0x00, 0x1c, 0x73, 0x11, 0x22, 0x33, 0x00, 0x1b, 0x21, 0xaa, 0xbb, 0xcc, 0x08, 0x00];
+    let mut out = vec![
+        0x00, 0x1c, 0x73, 0x11, 0x22, 0x33, 0x00, 0x1b, 0x21, 0xaa, 0xbb, 0xcc, 0x08, 0x00,
+    ];
     ip.write(&mut out).expect("write to vec");
     out.extend_from_slice(payload);
     out
 }
 
-const ETH: ([u8; 6], [u8; 6]) = ([0x00, 0x1c, 0x73, 0x11, 0x22, 0x33], [0x00, 0x1b, 0x21, 0xaa, 0xbb, 0xcc]);
+const ETH: ([u8; 6], [u8; 6]) = (
+    [0x00, 0x1c, 0x73, 0x11, 0x22, 0x33],
+    [0x00, 0x1b, 0x21, 0xaa, 0xbb, 0xcc],
+);
 
 fn linux_options(tsval: u32) -> Vec<u8> {
     let mut o = vec![0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a];
@@ -298,22 +387,44 @@ fn linux_options(tsval: u32) -> Vec<u8> {
     o.extend_from_slice(&[0, 0, 0, 0, 0x01, 0x03, 0x03, 0x07]);
     o
 }
-const WINDOWS_OPTIONS: [u8; 12] = [0x02, 0x04, 0x05, 0xb4, 0x01, 0x03, 0x03, 0x08, 0x01, 0x01, 0x04, 0x02];
+const WINDOWS_OPTIONS: [u8; 12] = [
+    0x02, 0x04, 0x05, 0xb4, 0x01, 0x03, 0x03, 0x08, 0x01, 0x01, 0x04, 0x02,
+];
 const MSS_OPTION: [u8; 4] = [0x02, 0x04, 0x05, 0xb4];
 
 fn is_reserved(ip: u32) -> bool {
     const RES: [(u32, u32); 14] = [
-        (0x0000_0000, 8), (0x0a00_0000, 8), (0x6440_0000, 10), (0x7f00_0000, 8), (0xa9fe_0000, 16),
-        (0xac10_0000, 12), (0xc000_0000, 24), (0xc000_0200, 24), (0xc058_6300, 24), (0xc0a8_0000, 16),
-        (0xc612_0000, 15), (0xc633_6400, 24), (0xcb00_7100, 24), (0xe000_0000, 3),
+        (0x0000_0000, 8),
+        (0x0a00_0000, 8),
+        (0x6440_0000, 10),
+        (0x7f00_0000, 8),
+        (0xa9fe_0000, 16),
+        (0xac10_0000, 12),
+        (0xc000_0000, 24),
+        (0xc000_0200, 24),
+        (0xc058_6300, 24),
+        (0xc0a8_0000, 16),
+        (0xc612_0000, 15),
+        (0xc633_6400, 24),
+        (0xcb00_7100, 24),
+        (0xe000_0000, 3),
     ];
-    RES.iter().any(|&(net, len)| ip >> (32 - len) == net >> (32 - len))
+    RES.iter()
+        .any(|&(net, len)| ip >> (32 - len) == net >> (32 - len))
 }
 
 /// Generates a capture, writes it to `out` and returns its truth.
-pub fn generate(spec: &DarknetSpec, format: CaptureFormat, out: impl Write) -> std::io::Result<Truth> {
+pub fn generate(
+    spec: &DarknetSpec,
+    format: CaptureFormat,
+    out: impl Write,
+) -> std::io::Result<Truth> {
     let mut rng = Rng::new(spec.seed);
-    let n_sources = if spec.sources > 0 { spec.sources } else { (20_000 + spec.packets / 200).min(80_000) as u32 };
+    let n_sources = if spec.sources > 0 {
+        spec.sources
+    } else {
+        (20_000 + spec.packets / 200).min(80_000) as u32
+    };
     let dur_us = spec.duration_s * 1_000_000;
     let t0_us = spec.start_s * 1_000_000;
 
@@ -334,7 +445,9 @@ pub fn generate(spec: &DarknetSpec, format: CaptureFormat, out: impl Write) -> s
                     break ip;
                 }
             };
-            let v6 = 0x2001_0db8_f000_0000_0000_0000_0000_0000u128 | (rng.next_u64() as u128) << 16 | v4 as u128 & 0xffff;
+            let v6 = 0x2001_0db8_f000_0000_0000_0000_0000_0000u128
+                | (rng.next_u64() as u128) << 16
+                | v4 as u128 & 0xffff;
             let span = if actor == Actor::Backscatter {
                 rng.range(60, 1800) as i64 * 1_000_000
             } else {
@@ -345,7 +458,9 @@ pub fn generate(spec: &DarknetSpec, format: CaptureFormat, out: impl Write) -> s
             let windows = rng.chance(0.35);
             let ports: Vec<u16> = match actor {
                 Actor::Mirai => vec![23, 2323],
-                Actor::MiraiVariant => VARIANT_PORTSETS[rng.below(VARIANT_PORTSETS.len() as u64) as usize].to_vec(),
+                Actor::MiraiVariant => {
+                    VARIANT_PORTSETS[rng.below(VARIANT_PORTSETS.len() as u64) as usize].to_vec()
+                }
                 Actor::Generic => {
                     let k = [1, 1, 1, 2, 3, 5][rng.below(6) as usize];
                     let mut p: Vec<u16> = (0..k).map(|_| weighted_port(&mut rng)).collect();
@@ -360,7 +475,13 @@ pub fn generate(spec: &DarknetSpec, format: CaptureFormat, out: impl Write) -> s
             };
             let ttl = match actor {
                 Actor::Mirai | Actor::MiraiVariant => 64 - hops,
-                Actor::Generic => if windows { 128 - hops } else { 64 - hops },
+                Actor::Generic => {
+                    if windows {
+                        128 - hops
+                    } else {
+                        64 - hops
+                    }
+                }
                 Actor::ZmapOld | Actor::ZmapNew | Actor::Masscan => 255 - hops,
                 _ => [64u8, 128, 255][rng.below(3) as usize] - hops,
             };
@@ -383,12 +504,26 @@ pub fn generate(spec: &DarknetSpec, format: CaptureFormat, out: impl Write) -> s
         }
         by_actor.push((actor, pshare, ids, cum));
     }
-    let actor_cum: Vec<f64> = by_actor.iter().scan(0.0, |acc, a| { *acc += a.1; Some(*acc) }).collect();
+    let actor_cum: Vec<f64> = by_actor
+        .iter()
+        .scan(0.0, |acc, a| {
+            *acc += a.1;
+            Some(*acc)
+        })
+        .collect();
 
-    let mut b = Builder { rng, frames: Vec::new(), index: Vec::new(), labels: Vec::new() };
+    let mut b = Builder {
+        rng,
+        frames: Vec::new(),
+        index: Vec::new(),
+        labels: Vec::new(),
+    };
     let mut tsval: HashMap<usize, u32> = HashMap::new();
     while (b.index.len() as u64) < spec.packets {
-        let a = pick(&actor_cum, b.rng.uniform(0.0, *actor_cum.last().expect("actors")));
+        let a = pick(
+            &actor_cum,
+            b.rng.uniform(0.0, *actor_cum.last().expect("actors")),
+        );
         let (_, _, ids, cum) = &by_actor[a];
         let sid = ids[pick(cum, b.rng.uniform(0.0, *cum.last().expect("sources")))];
         let s = &sources[sid];
@@ -396,15 +531,29 @@ pub fn generate(spec: &DarknetSpec, format: CaptureFormat, out: impl Write) -> s
         let dst = DN_V4 | b.rng.next_u32() & 0xffff;
         let src = s.v4;
         let mut label = Label {
-            ts_us: ts, len: 0, src: Some(IpAddr::V4(Ipv4Addr::from(src))), inside: true, malformed: false,
-            class: "tcp_syn", port: None, syn: false, mirai: false, zmap: false, masscan: false, backscatter: false,
+            ts_us: ts,
+            len: 0,
+            src: Some(IpAddr::V4(Ipv4Addr::from(src))),
+            inside: true,
+            malformed: false,
+            class: "tcp_syn",
+            port: None,
+            syn: false,
+            mirai: false,
+            zmap: false,
+            masscan: false,
+            backscatter: false,
             actor: s.actor,
         };
         let rng = &mut b.rng;
         let (frame, raw_ip): (Vec<u8>, bool) = match s.actor {
             Actor::Mirai | Actor::MiraiVariant => {
                 let dport = if s.actor == Actor::Mirai {
-                    if rng.chance(0.1) { 2323 } else { 23 }
+                    if rng.chance(0.1) {
+                        2323
+                    } else {
+                        23
+                    }
                 } else {
                     s.ports[rng.below(s.ports.len() as u64) as usize]
                 };
@@ -412,10 +561,31 @@ pub fn generate(spec: &DarknetSpec, format: CaptureFormat, out: impl Write) -> s
                 let win = rng.next_u32() as u16;
                 let sport = 1024 + (rng.next_u32() % 64_512) as u16;
                 label.port = Some((0, dport));
-                (tcp_v4(src, dst, s.ttl, ip_id, false, sport, dport, dst, 0, 0x02, win, &[], &[]), false)
+                (
+                    tcp_v4(
+                        src,
+                        dst,
+                        s.ttl,
+                        ip_id,
+                        false,
+                        sport,
+                        dport,
+                        dst,
+                        0,
+                        0x02,
+                        win,
+                        &[],
+                        &[],
+                    ),
+                    false,
+                )
             }
             Actor::Generic => {
-                let dport = if rng.chance(0.9) { s.ports[rng.below(s.ports.len() as u64) as usize] } else { weighted_port(rng) };
+                let dport = if rng.chance(0.9) {
+                    s.ports[rng.below(s.ports.len() as u64) as usize]
+                } else {
+                    weighted_port(rng)
+                };
                 let flags = if rng.chance(0.01) { 0xc2 } else { 0x02 };
                 let seq = rng.next_u32();
                 let sport = 32_768 + (rng.next_u32() % 28_232) as u16;
@@ -427,29 +597,104 @@ pub fn generate(spec: &DarknetSpec, format: CaptureFormat, out: impl Write) -> s
                     (linux_options(*t), 64_240, rng.next_u32() as u16)
                 };
                 label.port = Some((0, dport));
-                (tcp_v4(src, dst, s.ttl, ip_id, true, sport, dport, seq, 0, flags, win, &opts, &[]), rng.chance(0.5))
+                (
+                    tcp_v4(
+                        src,
+                        dst,
+                        s.ttl,
+                        ip_id,
+                        true,
+                        sport,
+                        dport,
+                        seq,
+                        0,
+                        flags,
+                        win,
+                        &opts,
+                        &[],
+                    ),
+                    rng.chance(0.5),
+                )
             }
             Actor::ZmapOld | Actor::ZmapNew | Actor::Masscan | Actor::Nmap => {
                 let dport = s.ports[rng.below(s.ports.len() as u64) as usize];
                 let seq = rng.next_u32();
                 let (sport, ip_id, win, opts): (u16, u16, u16, &[u8]) = match s.actor {
-                    Actor::ZmapOld => (32_768 + (rng.next_u32() % 28_232) as u16, 54_321, 65_535, &MSS_OPTION),
-                    Actor::ZmapNew => (32_768 + (rng.next_u32() % 28_232) as u16, rng.next_u32() as u16, 65_535, &WINDOWS_OPTIONS),
-                    Actor::Masscan => (s.sport, ((dst ^ dport as u32 ^ seq) & 0xffff) as u16, 1024, if s.windows { &MSS_OPTION } else { &[] }),
-                    _ => (s.sport, rng.next_u32() as u16, [1024, 2048, 3072, 4096][rng.below(4) as usize], &MSS_OPTION),
+                    Actor::ZmapOld => (
+                        32_768 + (rng.next_u32() % 28_232) as u16,
+                        54_321,
+                        65_535,
+                        &MSS_OPTION,
+                    ),
+                    Actor::ZmapNew => (
+                        32_768 + (rng.next_u32() % 28_232) as u16,
+                        rng.next_u32() as u16,
+                        65_535,
+                        &WINDOWS_OPTIONS,
+                    ),
+                    Actor::Masscan => (
+                        s.sport,
+                        ((dst ^ dport as u32 ^ seq) & 0xffff) as u16,
+                        1024,
+                        if s.windows { &MSS_OPTION } else { &[] },
+                    ),
+                    _ => (
+                        s.sport,
+                        rng.next_u32() as u16,
+                        [1024, 2048, 3072, 4096][rng.below(4) as usize],
+                        &MSS_OPTION,
+                    ),
                 };
                 label.port = Some((0, dport));
-                (tcp_v4(src, dst, s.ttl, ip_id, false, sport, dport, seq, 0, 0x02, win, opts, &[]), false)
+                (
+                    tcp_v4(
+                        src,
+                        dst,
+                        s.ttl,
+                        ip_id,
+                        false,
+                        sport,
+                        dport,
+                        seq,
+                        0,
+                        0x02,
+                        win,
+                        opts,
+                        &[],
+                    ),
+                    false,
+                )
             }
             Actor::Backscatter => {
                 let sport = BACKSCATTER_PORTS[(s.ip_id % BACKSCATTER_PORTS.len() as u16) as usize];
                 let dport = 1024 + (rng.next_u32() % 64_512) as u16;
-                let flags = match rng.below(10) { 0..=5 => 0x12, 6..=8 => 0x14, _ => 0x04 };
+                let flags = match rng.below(10) {
+                    0..=5 => 0x12,
+                    6..=8 => 0x14,
+                    _ => 0x04,
+                };
                 label.port = Some((0, dport));
                 label.class = tcp_class(flags);
                 label.backscatter = true;
                 let (seq, ack) = (rng.next_u32(), rng.next_u32());
-                (tcp_v4(src, dst, s.ttl, rng.next_u32() as u16, true, sport, dport, seq, ack, flags, if flags == 0x12 { 29_200 } else { 0 }, if flags == 0x12 { &MSS_OPTION } else { &[] }, &[]), false)
+                (
+                    tcp_v4(
+                        src,
+                        dst,
+                        s.ttl,
+                        rng.next_u32() as u16,
+                        true,
+                        sport,
+                        dport,
+                        seq,
+                        ack,
+                        flags,
+                        if flags == 0x12 { 29_200 } else { 0 },
+                        if flags == 0x12 { &MSS_OPTION } else { &[] },
+                        &[],
+                    ),
+                    false,
+                )
             }
             Actor::Udp => {
                 label.class = "udp";
@@ -457,7 +702,10 @@ pub fn generate(spec: &DarknetSpec, format: CaptureFormat, out: impl Write) -> s
                 let (sport, dport) = if dns_reply {
                     (53, 1024 + (rng.next_u32() % 64_512) as u16)
                 } else if rng.chance(0.85) {
-                    (s.sport, UDP_PORTS[rng.below(UDP_PORTS.len() as u64) as usize])
+                    (
+                        s.sport,
+                        UDP_PORTS[rng.below(UDP_PORTS.len() as u64) as usize],
+                    )
                 } else {
                     (s.sport, 1024 + (rng.next_u32() % 64_512) as u16)
                 };
@@ -465,9 +713,18 @@ pub fn generate(spec: &DarknetSpec, format: CaptureFormat, out: impl Write) -> s
                 label.backscatter = dns_reply;
                 let payload_len = [0usize, 12, 48, 100][rng.below(4) as usize];
                 let payload: Vec<u8> = (0..payload_len).map(|i| (i * 37 + 11) as u8).collect();
-                let mut ip = Ipv4Header::new(0, s.ttl, IpNumber::UDP, src.to_be_bytes(), dst.to_be_bytes()).expect("valid");
+                let mut ip = Ipv4Header::new(
+                    0,
+                    s.ttl,
+                    IpNumber::UDP,
+                    src.to_be_bytes(),
+                    dst.to_be_bytes(),
+                )
+                .expect("valid");
                 ip.identification = rng.next_u32() as u16;
-                let bld = PacketBuilder::ethernet2(ETH.0, ETH.1).ip(IpHeaders::Ipv4(ip, Ipv4Extensions::default())).udp(sport, dport);
+                let bld = PacketBuilder::ethernet2(ETH.0, ETH.1)
+                    .ip(IpHeaders::Ipv4(ip, Ipv4Extensions::default()))
+                    .udp(sport, dport);
                 let mut out = Vec::new();
                 bld.write(&mut out, &payload).expect("write");
                 (out, rng.chance(0.3))
@@ -477,51 +734,103 @@ pub fn generate(spec: &DarknetSpec, format: CaptureFormat, out: impl Write) -> s
                 let t = [8u8, 8, 8, 0, 3, 11][rng.below(6) as usize];
                 label.backscatter = t != 8;
                 let code = if t == 3 { 3 } else { 0 };
-                let bld = PacketBuilder::ethernet2(ETH.0, ETH.1).ipv4(src.to_be_bytes(), dst.to_be_bytes(), s.ttl).icmpv4_raw(t, code, [0, 1, 0, 1]);
+                let bld = PacketBuilder::ethernet2(ETH.0, ETH.1)
+                    .ipv4(src.to_be_bytes(), dst.to_be_bytes(), s.ttl)
+                    .icmpv4_raw(t, code, [0, 1, 0, 1]);
                 let mut out = Vec::new();
                 bld.write(&mut out, &[0x61; 32]).expect("write");
                 (out, false)
             }
             Actor::OtherTcp => {
-                let flags = [0x10u8, 0x01, 0x11, 0x18, 0x08, 0x00, 0x29, 0x03, 0x20, 0x3f, 0x50, 0x42][rng.below(12) as usize];
+                let flags = [
+                    0x10u8, 0x01, 0x11, 0x18, 0x08, 0x00, 0x29, 0x03, 0x20, 0x3f, 0x50, 0x42,
+                ][rng.below(12) as usize];
                 let dport = SCAN_TOOL_PORTS[rng.below(SCAN_TOOL_PORTS.len() as u64) as usize];
                 label.class = tcp_class(flags);
                 label.port = Some((0, dport));
                 // A plain SYN with ECE (0x42) is a SYN; its sequence is random.
                 let seq = rng.next_u32();
-                let payload: &[u8] = if flags & 0x08 != 0 { b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" } else { &[] };
+                let payload: &[u8] = if flags & 0x08 != 0 {
+                    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                } else {
+                    &[]
+                };
                 let ip_id = rng.next_u32() as u16;
                 let ack = rng.next_u32();
-                (tcp_v4(src, dst, s.ttl, ip_id, true, s.sport, dport, seq, ack, flags, 1024, &[], payload), false)
+                (
+                    tcp_v4(
+                        src,
+                        dst,
+                        s.ttl,
+                        ip_id,
+                        true,
+                        s.sport,
+                        dport,
+                        seq,
+                        ack,
+                        flags,
+                        1024,
+                        &[],
+                        payload,
+                    ),
+                    false,
+                )
             }
             Actor::Ipv6 => {
                 let dst6 = DN_V6 | (rng.next_u64() as u128);
                 label.src = Some(IpAddr::V6(Ipv6Addr::from(s.v6)));
                 let mut out = Vec::new();
-                let base = PacketBuilder::ethernet2(ETH.0, ETH.1).ipv6(s.v6.to_be_bytes(), dst6.to_be_bytes(), 57);
+                let base = PacketBuilder::ethernet2(ETH.0, ETH.1).ipv6(
+                    s.v6.to_be_bytes(),
+                    dst6.to_be_bytes(),
+                    57,
+                );
                 match rng.below(3) {
                     0 => {
                         let dport = [22u16, 23, 80, 443][rng.below(4) as usize];
                         label.port = Some((0, dport));
-                        base.tcp(s.sport, dport, rng.next_u32(), 1024).syn().write(&mut out, &[]).expect("write");
+                        base.tcp(s.sport, dport, rng.next_u32(), 1024)
+                            .syn()
+                            .write(&mut out, &[])
+                            .expect("write");
                     }
                     1 => {
                         label.class = "udp";
                         label.port = Some((1, 53));
-                        base.udp(s.sport, 53).write(&mut out, &[0; 17]).expect("write");
+                        base.udp(s.sport, 53)
+                            .write(&mut out, &[0; 17])
+                            .expect("write");
                     }
                     _ => {
                         label.class = "icmp";
-                        base.icmpv6_echo_request(7, 1).write(&mut out, &[0; 8]).expect("write");
+                        base.icmpv6_echo_request(7, 1)
+                            .write(&mut out, &[0; 8])
+                            .expect("write");
                     }
                 }
                 (out, false)
             }
             Actor::Fragments => {
                 // Non-first fragments: class of their protocol, no port.
-                let (proto, class) = if rng.chance(0.5) { (IpNumber::UDP, "udp") } else { (IpNumber::TCP, "tcp_other") };
+                let (proto, class) = if rng.chance(0.5) {
+                    (IpNumber::UDP, "udp")
+                } else {
+                    (IpNumber::TCP, "tcp_other")
+                };
                 label.class = class;
-                (ip_v4_raw(src, dst, s.ttl, rng.next_u32() as u16, proto, 185, rng.chance(0.5), &[0x42; 64]), false)
+                (
+                    ip_v4_raw(
+                        src,
+                        dst,
+                        s.ttl,
+                        rng.next_u32() as u16,
+                        proto,
+                        185,
+                        rng.chance(0.5),
+                        &[0x42; 64],
+                    ),
+                    false,
+                )
             }
             Actor::Arp => {
                 label.class = "non_ip";
@@ -540,7 +849,21 @@ pub fn generate(spec: &DarknetSpec, format: CaptureFormat, out: impl Write) -> s
                 // Snap length cut inside the TCP header, before the flags.
                 label.malformed = true;
                 label.src = None;
-                let mut f = tcp_v4(src, dst, s.ttl, 1, false, s.sport, 23, 1, 0, 0x02, 1024, &[], &[]);
+                let mut f = tcp_v4(
+                    src,
+                    dst,
+                    s.ttl,
+                    1,
+                    false,
+                    s.sport,
+                    23,
+                    1,
+                    0,
+                    0x02,
+                    1024,
+                    &[],
+                    &[],
+                );
                 f.truncate(14 + 20 + 10);
                 let orig = 14 + 40;
                 label.len = f.len() as u32;
@@ -552,7 +875,24 @@ pub fn generate(spec: &DarknetSpec, format: CaptureFormat, out: impl Write) -> s
                 label.inside = false;
                 let odst = OUTSIDE_V4 | rng.next_u32() & 0xffff;
                 label.port = Some((0, 445));
-                (tcp_v4(src, odst, s.ttl, rng.next_u32() as u16, false, s.sport, 445, rng.next_u32(), 0, 0x02, 1024, &[], &[]), false)
+                (
+                    tcp_v4(
+                        src,
+                        odst,
+                        s.ttl,
+                        rng.next_u32() as u16,
+                        false,
+                        s.sport,
+                        445,
+                        rng.next_u32(),
+                        0,
+                        0x02,
+                        1024,
+                        &[],
+                        &[],
+                    ),
+                    false,
+                )
             }
         };
         if label.class == "tcp_syn" {
@@ -570,7 +910,11 @@ pub fn generate(spec: &DarknetSpec, format: CaptureFormat, out: impl Write) -> s
             }
         }
         // Half of some kinds travel as raw IP on the second pcapng interface.
-        let frame = if raw_ip && format == CaptureFormat::Pcapng { frame[14..].to_vec() } else { frame };
+        let frame = if raw_ip && format == CaptureFormat::Pcapng {
+            frame[14..].to_vec()
+        } else {
+            frame
+        };
         label.len = frame.len() as u32;
         let raw = raw_ip && format == CaptureFormat::Pcapng;
         let orig = frame.len() as u32;
@@ -608,22 +952,38 @@ fn pick_ports(rng: &mut Rng, max: u64) -> Vec<u16> {
     all
 }
 
-fn write_capture(b: &Builder, order: &[usize], format: CaptureFormat, out: impl Write) -> std::io::Result<()> {
+fn write_capture(
+    b: &Builder,
+    order: &[usize],
+    format: CaptureFormat,
+    out: impl Write,
+) -> std::io::Result<()> {
     use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
     use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
-    use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
+    use pcap_file::pcapng::blocks::interface_description::{
+        InterfaceDescriptionBlock, InterfaceDescriptionOption,
+    };
     use pcap_file::pcapng::PcapNgWriter;
     use pcap_file::DataLink;
     let io = |e: pcap_file::PcapError| std::io::Error::other(e.to_string());
     let out = std::io::BufWriter::with_capacity(1 << 20, out);
     match format {
         CaptureFormat::Pcap => {
-            let header = PcapHeader { datalink: DataLink::ETHERNET, snaplen: 65_535, ..Default::default() };
+            let header = PcapHeader {
+                datalink: DataLink::ETHERNET,
+                snaplen: 65_535,
+                ..Default::default()
+            };
             let mut w = PcapWriter::with_header(out, header).map_err(io)?;
             for &i in order {
                 let (ts, off, len, orig, _) = b.index[i];
                 let data = &b.frames[off as usize..off as usize + len as usize];
-                w.write_packet(&PcapPacket::new(Duration::from_micros(ts as u64), orig, data)).map_err(io)?;
+                w.write_packet(&PcapPacket::new(
+                    Duration::from_micros(ts as u64),
+                    orig,
+                    data,
+                ))
+                .map_err(io)?;
             }
             w.into_writer().flush()
         }
@@ -664,7 +1024,10 @@ fn truth(b: &Builder, order: &[usize], spec: &DarknetSpec) -> Truth {
         backscatter: u64,
         tcp_ports: Vec<u16>,
     }
-    let mut t = Truth { bucket_s: spec.bucket_s, ..Default::default() };
+    let mut t = Truth {
+        bucket_s: spec.bucket_s,
+        ..Default::default()
+    };
     let mut srcs: HashMap<IpAddr, Src> = HashMap::new();
     let mut class_src: HashMap<&'static str, HashSet<IpAddr>> = HashMap::new();
     let mut port_pk: HashMap<(u8, u16), u64> = HashMap::new();
@@ -724,16 +1087,38 @@ fn truth(b: &Builder, order: &[usize], spec: &DarknetSpec) -> Truth {
     t.first_ts_us = if first == i64::MAX { 0 } else { first };
     t.last_ts_us = if last == i64::MIN { 0 } else { last };
     t.sources = srcs.len() as u64;
-    for name in ["tcp_syn", "tcp_synack", "tcp_ack", "tcp_fin", "tcp_rst", "tcp_push", "tcp_other", "udp", "icmp", "other_ip", "non_ip"] {
+    for name in [
+        "tcp_syn",
+        "tcp_synack",
+        "tcp_ack",
+        "tcp_fin",
+        "tcp_rst",
+        "tcp_push",
+        "tcp_other",
+        "udp",
+        "icmp",
+        "other_ip",
+        "non_ip",
+    ] {
         let e = t.classes.entry(name).or_default();
         e.sources = class_src.get(name).map_or(0, |s| s.len() as u64);
     }
     let proto = |p: u8| if p == 0 { "tcp" } else { "udp" };
     t.ports = port_pk
         .iter()
-        .map(|(&(p, port), &packets)| TruthPort { proto: proto(p), port, packets, sources: port_src[&(p, port)].len() as u64 })
+        .map(|(&(p, port), &packets)| TruthPort {
+            proto: proto(p),
+            port,
+            packets,
+            sources: port_src[&(p, port)].len() as u64,
+        })
         .collect();
-    t.ports.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.proto.cmp(b.proto)).then(a.port.cmp(&b.port)));
+    t.ports.sort_by(|a, b| {
+        b.packets
+            .cmp(&a.packets)
+            .then(a.proto.cmp(b.proto))
+            .then(a.port.cmp(&b.port))
+    });
     let flag = |syn: u64, m: u64| m >= 3 && m * 10 >= syn * 9;
     let mut fps = [TruthCount::default(); 4];
     for (i, f) in fps.iter_mut().enumerate() {
@@ -747,20 +1132,38 @@ fn truth(b: &Builder, order: &[usize], spec: &DarknetSpec) -> Truth {
         if flag(s.syn, s.mirai) {
             let mut ports = s.tcp_ports.clone();
             ports.sort_unstable();
-            t.infected.push(TruthInfected { ip: ip.to_string(), packets: s.packets, ports });
+            t.infected.push(TruthInfected {
+                ip: ip.to_string(),
+                packets: s.packets,
+                ports,
+            });
         }
     }
-    t.infected.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.ip.cmp(&b.ip)));
-    for (name, c) in ["mirai", "zmap", "masscan", "backscatter"].into_iter().zip(fps) {
+    t.infected
+        .sort_by(|a, b| b.packets.cmp(&a.packets).then(a.ip.cmp(&b.ip)));
+    for (name, c) in ["mirai", "zmap", "masscan", "backscatter"]
+        .into_iter()
+        .zip(fps)
+    {
         t.fingerprints.insert(name, c);
     }
     for (&start, &packets) in &bucket_pk {
         let mut ports: Vec<TruthPort> = bucket_port
             .iter()
             .filter(|(k, _)| k.0 == start)
-            .map(|(k, v)| TruthPort { proto: proto(k.1), port: k.2, packets: v.0, sources: v.1.len() as u64 })
+            .map(|(k, v)| TruthPort {
+                proto: proto(k.1),
+                port: k.2,
+                packets: v.0,
+                sources: v.1.len() as u64,
+            })
             .collect();
-        ports.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.proto.cmp(b.proto)).then(a.port.cmp(&b.port)));
+        ports.sort_by(|a, b| {
+            b.packets
+                .cmp(&a.packets)
+                .then(a.proto.cmp(b.proto))
+                .then(a.port.cmp(&b.port))
+        });
         t.series.push(TruthBucket {
             start_s: start,
             packets,
@@ -769,8 +1172,17 @@ fn truth(b: &Builder, order: &[usize], spec: &DarknetSpec) -> Truth {
         });
     }
     for (actor, (packets, s)) in actor_pk {
-        let name = serde_json::to_value(actor).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-        t.actors.insert(name, TruthCount { packets, sources: s.len() as u64 });
+        let name = serde_json::to_value(actor)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        t.actors.insert(
+            name,
+            TruthCount {
+                packets,
+                sources: s.len() as u64,
+            },
+        );
     }
     t
 }

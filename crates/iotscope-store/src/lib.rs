@@ -74,7 +74,8 @@ pub trait Store {
 
     /// Adds one run's aggregates (built with `TelescopeConfig::detail`) and
     /// the files they came from, in one transaction.
-    fn save_run(&mut self, telescope: &Telescope, files: &[IngestedFile]) -> Result<(), StoreError>;
+    fn save_run(&mut self, telescope: &Telescope, files: &[IngestedFile])
+        -> Result<(), StoreError>;
 
     /// Rebuilds the telescope report over the stored buckets.
     fn report(&self, query: &ReportQuery) -> Result<Summary, StoreError>;

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use iotscope_telescope::sketch::SourceSketch;
 use iotscope_telescope::summary::{
-    class_names, sort_infected, sort_ports, source_flags, ClassPackets, Classes, CountOut, Fingerprints, Infected,
-    PortRow, SeriesBucket, Summary, TopSource,
+    class_names, sort_infected, sort_ports, source_flags, ClassPackets, Classes, CountOut,
+    Fingerprints, Infected, PortRow, SeriesBucket, Summary, TopSource,
 };
 use iotscope_telescope::time::rfc3339;
 use iotscope_telescope::{flagged, port_of, PortIndex};
@@ -71,11 +71,18 @@ pub(crate) struct StoredRows {
 }
 
 fn port_index(proto: &str, port: u16) -> PortIndex {
-    if proto == "udp" { (1 << 16) | port as u32 } else { port as u32 }
+    if proto == "udp" {
+        (1 << 16) | port as u32
+    } else {
+        port as u32
+    }
 }
 
 pub(crate) fn build_report(rows: StoredRows, q: &ReportQuery) -> Summary {
-    let mut s = Summary { bucket_seconds: rows.bucket_ns as f64 / 1e9, ..Default::default() };
+    let mut s = Summary {
+        bucket_seconds: rows.bucket_ns as f64 / 1e9,
+        ..Default::default()
+    };
     let keep_port = |i: PortIndex| q.ports.is_empty() || q.ports.contains(&i);
     let mut class_packets = [0u64; CLASS_COUNT];
     for b in &rows.buckets {
@@ -108,7 +115,11 @@ pub(crate) fn build_report(rows: StoredRows, q: &ReportQuery) -> Summary {
     let (mut first, mut last) = (i64::MAX, i64::MIN);
     for r in &rows.sources {
         *bucket_sources.entry(r.start_ns).or_default() += 1;
-        let a = per_ip.entry(&r.ip).or_insert(Agg { first: i64::MAX, last: i64::MIN, ..Default::default() });
+        let a = per_ip.entry(&r.ip).or_insert(Agg {
+            first: i64::MAX,
+            last: i64::MIN,
+            ..Default::default()
+        });
         a.packets += r.packets;
         a.bytes += r.bytes;
         a.first = a.first.min(r.first_ns);
@@ -135,7 +146,10 @@ pub(crate) fn build_report(rows: StoredRows, q: &ReportQuery) -> Summary {
     for c in ALL_CLASSES {
         classes.0[c.index()] = CountOut {
             packets: class_packets[c.index()],
-            sources: per_ip.values().filter(|a| a.mask >> c.index() & 1 == 1).count() as u64,
+            sources: per_ip
+                .values()
+                .filter(|a| a.mask >> c.index() & 1 == 1)
+                .count() as u64,
         };
     }
     s.classes = classes;
@@ -188,7 +202,9 @@ pub(crate) fn build_report(rows: StoredRows, q: &ReportQuery) -> Summary {
         if !keep_port(idx) {
             continue;
         }
-        let e = merged.entry(idx).or_insert_with(|| (0, 0, 0, false, SourceSketch::default()));
+        let e = merged
+            .entry(idx)
+            .or_insert_with(|| (0, 0, 0, false, SourceSketch::default()));
         e.0 += r.packets;
         e.1 += 1;
         e.2 = r.sources;
@@ -202,11 +218,20 @@ pub(crate) fn build_report(rows: StoredRows, q: &ReportQuery) -> Summary {
     s.ports = merged
         .into_iter()
         .map(|(idx, (packets, rows_n, single_sources, est, sketch))| {
-            let (sources, estimated) =
-                if rows_n == 1 { (single_sources, est) } else { (sketch.count(), !sketch.is_exact()) };
+            let (sources, estimated) = if rows_n == 1 {
+                (single_sources, est)
+            } else {
+                (sketch.count(), !sketch.is_exact())
+            };
             any_estimated |= estimated;
             let (proto, port) = port_of(idx);
-            PortRow { proto, port, packets, sources, sources_estimated: estimated }
+            PortRow {
+                proto,
+                port,
+                packets,
+                sources,
+                sources_estimated: estimated,
+            }
         })
         .collect();
     sort_ports(&mut s.ports);
@@ -228,7 +253,10 @@ pub(crate) fn build_report(rows: StoredRows, q: &ReportQuery) -> Summary {
         })
         .collect();
     if any_estimated {
-        s.estimated.push("ports[].sources where sources_estimated is true (HyperLogLog, standard error 0.41%)".into());
+        s.estimated.push(
+            "ports[].sources where sources_estimated is true (HyperLogLog, standard error 0.41%)"
+                .into(),
+        );
     }
     s
 }

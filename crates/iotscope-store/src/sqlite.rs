@@ -10,7 +10,9 @@ use iotscope_telescope::{port_of, Telescope};
 use iotscope_wire::ALL_CLASSES;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::report::{build_report, BucketRow, PortBucketRow, ReportQuery, SourceBucketRow, StoredRows};
+use crate::report::{
+    build_report, BucketRow, PortBucketRow, ReportQuery, SourceBucketRow, StoredRows,
+};
 use crate::{IngestedFile, Store, StoreError};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
@@ -27,31 +29,52 @@ impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let p = path.display().to_string();
-        let db = |source| StoreError::Database { path: p.clone(), source };
+        let db = |source| StoreError::Database {
+            path: p.clone(),
+            source,
+        };
         let conn = Connection::open(path).map_err(db)?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;").map_err(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(db)?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        )
+        .map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(db)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(db)?;
         if version > MIGRATIONS.len() as i64 {
-            return Err(StoreError::SchemaTooNew { path: p, found: version, known: MIGRATIONS.len() as i64 });
+            return Err(StoreError::SchemaTooNew {
+                path: p,
+                found: version,
+                known: MIGRATIONS.len() as i64,
+            });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.unchecked_transaction().map_err(db)?;
             tx.execute_batch(sql).map_err(db)?;
-            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).map_err(db)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .map_err(db)?;
             tx.commit().map_err(db)?;
         }
         Ok(SqliteStore { conn, path: p })
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Database { path: self.path.clone(), source }
+        StoreError::Database {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// The bucket length the store was first written with, if any.
     pub fn bucket_ns(&self) -> Result<Option<i64>, StoreError> {
         self.conn
-            .query_row("SELECT value FROM settings WHERE name = 'bucket_ns'", [], |r| r.get::<_, String>(0))
+            .query_row(
+                "SELECT value FROM settings WHERE name = 'bucket_ns'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
             .optional()
             .map(|v| v.and_then(|s| s.parse().ok()))
             .map_err(|e| self.err(e))
@@ -80,7 +103,10 @@ impl Store for SqliteStore {
 
     fn save_run(&mut self, t: &Telescope, files: &[IngestedFile]) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let db = |source| StoreError::Database { path: path.clone(), source };
+        let db = |source| StoreError::Database {
+            path: path.clone(),
+            source,
+        };
         let bucket_ns = t.config().bucket_ns;
         let tx = self.conn.transaction().map_err(db)?;
         tx.execute(
@@ -141,32 +167,59 @@ impl Store for SqliteStore {
             for b in t.buckets() {
                 let start = b.number.saturating_mul(bucket_ns);
                 bucket_stmt
-                    .execute(params![start, b.total.packets as i64, b.bytes as i64, b.outside as i64, b.malformed as i64])
+                    .execute(params![
+                        start,
+                        b.total.packets as i64,
+                        b.bytes as i64,
+                        b.outside as i64,
+                        b.malformed as i64
+                    ])
                     .map_err(db)?;
                 for c in ALL_CLASSES {
                     let n = b.classes[c.index()];
                     if n > 0 {
-                        class_stmt.execute(params![start, c.name(), n as i64]).map_err(db)?;
+                        class_stmt
+                            .execute(params![start, c.name(), n as i64])
+                            .map_err(db)?;
                     }
                 }
-                for (&port, count) in &b.ports {
+                for (&port, count) in &b.port_totals {
                     let (proto, number) = port_of(port);
                     let mut sketch = b.port_sketches.get(&port).cloned().unwrap_or_default();
                     let previous: Option<(i64, Vec<u8>)> = port_get
-                        .query_row(params![start, proto, number], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .query_row(params![start, proto, number], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
                         .optional()
                         .map_err(db)?;
                     let (packets, sources, estimated) = match previous {
                         None => (count.packets, count.sources, false),
                         Some((old_packets, bytes)) => {
-                            let old = SourceSketch::from_bytes(&bytes)
-                                .map_err(|source| StoreError::Sketch { path: path.clone(), bucket: start, source })?;
+                            let old = SourceSketch::from_bytes(&bytes).map_err(|source| {
+                                StoreError::Sketch {
+                                    path: path.clone(),
+                                    bucket: start,
+                                    source,
+                                }
+                            })?;
                             sketch.merge(&old);
-                            (count.packets + old_packets as u64, sketch.count(), !sketch.is_exact())
+                            (
+                                count.packets + old_packets as u64,
+                                sketch.count(),
+                                !sketch.is_exact(),
+                            )
                         }
                     };
                     port_put
-                        .execute(params![start, proto, number, packets as i64, sources as i64, estimated, sketch.to_bytes()])
+                        .execute(params![
+                            start,
+                            proto,
+                            number,
+                            packets as i64,
+                            sources as i64,
+                            estimated,
+                            sketch.to_bytes()
+                        ])
                         .map_err(db)?;
                 }
                 for (&id, s) in &b.sources {
@@ -197,7 +250,9 @@ impl Store for SqliteStore {
             t.for_each_port_source(|port, id| {
                 if result.is_ok() && stats[id as usize].mirai > 0 {
                     let (proto, number) = port_of(port);
-                    result = port_stmt.execute(params![addrs[id as usize].to_string(), proto, number]).map(|_| ());
+                    result = port_stmt
+                        .execute(params![addrs[id as usize].to_string(), proto, number])
+                        .map(|_| ());
                 }
             });
             result.map_err(db)?;
@@ -208,8 +263,14 @@ impl Store for SqliteStore {
     fn report(&self, q: &ReportQuery) -> Result<Summary, StoreError> {
         let db = |e| self.err(e);
         let bucket_ns = self.bucket_ns()?.unwrap_or(3_600_000_000_000);
-        let (lo, hi) = (q.since_ns.unwrap_or(i64::MIN), q.until_ns.unwrap_or(i64::MAX));
-        let mut rows = StoredRows { bucket_ns, ..Default::default() };
+        let (lo, hi) = (
+            q.since_ns.unwrap_or(i64::MIN),
+            q.until_ns.unwrap_or(i64::MAX),
+        );
+        let mut rows = StoredRows {
+            bucket_ns,
+            ..Default::default()
+        };
         let mut st = self
             .conn
             .prepare("SELECT start_ns, packets, bytes, outside, malformed FROM buckets WHERE start_ns >= ?1 AND start_ns < ?2 ORDER BY start_ns")
@@ -225,7 +286,12 @@ impl Store for SqliteStore {
                 classes: Default::default(),
             });
         }
-        let index: HashMap<i64, usize> = rows.buckets.iter().enumerate().map(|(i, b)| (b.start_ns, i)).collect();
+        let index: HashMap<i64, usize> = rows
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.start_ns, i))
+            .collect();
         let mut st = self
             .conn
             .prepare("SELECT start_ns, class, packets FROM bucket_classes WHERE start_ns >= ?1 AND start_ns < ?2")
@@ -234,7 +300,9 @@ impl Store for SqliteStore {
         while let Some(r) = it.next().map_err(db)? {
             let start: i64 = r.get(0).map_err(db)?;
             let class: String = r.get(1).map_err(db)?;
-            if let (Some(&i), Some(c)) = (index.get(&start), iotscope_wire::Class::from_name(&class)) {
+            if let (Some(&i), Some(c)) =
+                (index.get(&start), iotscope_wire::Class::from_name(&class))
+            {
                 rows.buckets[i].classes[c.index()] = r.get::<_, i64>(2).map_err(db)? as u64;
             }
         }
@@ -253,8 +321,11 @@ impl Store for SqliteStore {
                 packets: r.get::<_, i64>(3).map_err(db)? as u64,
                 sources: r.get::<_, i64>(4).map_err(db)? as u64,
                 estimated: r.get(5).map_err(db)?,
-                sketch: SourceSketch::from_bytes(&bytes)
-                    .map_err(|source| StoreError::Sketch { path: self.path.clone(), bucket: start, source })?,
+                sketch: SourceSketch::from_bytes(&bytes).map_err(|source| StoreError::Sketch {
+                    path: self.path.clone(),
+                    bucket: start,
+                    source,
+                })?,
             });
         }
         let mut st = self
@@ -282,11 +353,17 @@ impl Store for SqliteStore {
                 backscatter: g(11).map_err(db)?,
             });
         }
-        let mut st = self.conn.prepare("SELECT ip, port FROM source_ports WHERE proto = 'tcp'").map_err(db)?;
+        let mut st = self
+            .conn
+            .prepare("SELECT ip, port FROM source_ports WHERE proto = 'tcp'")
+            .map_err(db)?;
         let mut it = st.query([]).map_err(db)?;
         while let Some(r) = it.next().map_err(db)? {
             let ip: String = r.get(0).map_err(db)?;
-            rows.infected_ports.entry(ip).or_default().push(r.get::<_, i64>(1).map_err(db)? as u16);
+            rows.infected_ports
+                .entry(ip)
+                .or_default()
+                .push(r.get::<_, i64>(1).map_err(db)? as u16);
         }
         Ok(build_report(rows, q))
     }
@@ -294,6 +371,8 @@ impl Store for SqliteStore {
 
 /// Now, for `ingested_at`.
 pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     rfc3339((now.as_secs() as i64) * 1_000_000_000)
 }

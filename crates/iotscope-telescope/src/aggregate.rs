@@ -11,7 +11,11 @@
 use std::collections::HashMap;
 
 use foldhash::fast::RandomState;
-use iotscope_wire::{decode, fingerprint, Addr, Class, Decoded, LinkType, Malformed, CLASS_COUNT};
+use iotscope_wire::{
+    decode, fingerprint, Addr, Class, Decoded, LinkType, Malformed, Packet, CLASS_COUNT,
+};
+
+use crate::flatmap::{prefetch, FlatMap};
 
 use crate::prefix::Prefix;
 use crate::presence::{Overflow, Presence};
@@ -30,7 +34,11 @@ pub fn port_of(index: PortIndex) -> (&'static str, u16) {
 /// Parses "2323/tcp" or "53/udp" (or "tcp/2323") into a port index.
 pub fn parse_port(text: &str) -> Option<PortIndex> {
     let (a, b) = text.split_once('/')?;
-    let (num, proto) = if a.chars().all(|c| c.is_ascii_digit()) { (a, b) } else { (b, a) };
+    let (num, proto) = if a.chars().all(|c| c.is_ascii_digit()) {
+        (a, b)
+    } else {
+        (b, a)
+    };
     let port: u16 = num.parse().ok()?;
     match proto.to_ascii_lowercase().as_str() {
         "tcp" => Some(port as u32),
@@ -54,7 +62,11 @@ pub struct TelescopeConfig {
 
 impl Default for TelescopeConfig {
     fn default() -> Self {
-        TelescopeConfig { darknets: Vec::new(), bucket_ns: 3_600_000_000_000, detail: false }
+        TelescopeConfig {
+            darknets: Vec::new(),
+            bucket_ns: 3_600_000_000_000,
+            detail: false,
+        }
     }
 }
 
@@ -82,7 +94,12 @@ pub struct SourceStats {
     /// Backscatter packets.
     pub backscatter: u64,
     presence: Presence,
+    /// The first destination ports of this source (port index + 1; 0 is
+    /// free) with their bucket presence. Two cover Mirai's 23 and 2323.
+    port_slots: [(u32, Presence); PORT_SLOTS_PER_SOURCE],
 }
+
+const PORT_SLOTS_PER_SOURCE: usize = 2;
 
 /// Rule for flagging a source with a SYN fingerprint: at least 3 matching
 /// SYNs and at least 90% of its SYNs matching.
@@ -110,8 +127,8 @@ pub struct BucketStats {
     pub bytes: u64,
     /// Packets per class.
     pub classes: [u64; CLASS_COUNT],
-    /// Per-port packets and unique sources.
-    pub ports: HashMap<PortIndex, Count, RandomState>,
+    /// Per-port packets and unique sources, valid after `finish`.
+    pub port_totals: HashMap<PortIndex, Count, RandomState>,
     /// Detail mode: per source id, counters within this bucket.
     pub sources: HashMap<u32, SourceStats, RandomState>,
     /// Detail mode: sketches of sources per port.
@@ -122,17 +139,66 @@ pub struct BucketStats {
     pub outside: u64,
 }
 
-/// The accumulator. Feed it frames with [`Telescope::ingest`].
+/// Port index of a TCP or UDP packet's destination.
+#[inline(always)]
+fn port_index(p: &Packet) -> PortIndex {
+    if p.protocol == iotscope_wire::proto::TCP {
+        p.dst_port as u32
+    } else {
+        (1 << 16) | p.dst_port as u32
+    }
+}
+
+/// Key of a (source, port) pair.
+#[inline(always)]
+fn pair_key(id: u32, port: PortIndex) -> u64 {
+    ((id as u64) << 17) | port as u64
+}
+
+/// Packets decoded but not yet accounted.
+const BATCH: usize = 32;
+
+#[derive(Clone, Copy)]
+struct Pending {
+    ts_ns: i64,
+    len: u32,
+    decoded: Decoded,
+    /// Source id once resolved; `u32::MAX` for packets outside the darknet.
+    id: u32,
+    /// Bucket index and relative bucket number, once resolved.
+    bucket: (u32, u32),
+}
+
+/// Key of a (bucket index, port) pair.
+#[inline(always)]
+fn bucket_port_key(b: usize, port: PortIndex) -> u64 {
+    ((b as u64) << 17) | port as u64
+}
+
+/// The accumulator. Feed it frames with [`Telescope::ingest`], then
+/// [`Telescope::flush`] before reading results.
 pub struct Telescope {
     cfg: TelescopeConfig,
-    v4: HashMap<u32, u32, RandomState>,
+    v4: FlatMap<u32>,
+    pending: Vec<Pending>,
     v6: HashMap<u128, u32, RandomState>,
     pub(crate) addrs: Vec<Addr>,
     pub(crate) sources: Vec<SourceStats>,
     pub(crate) ports: Vec<Count>,
-    pair: HashMap<u64, Presence, RandomState>,
+    /// (source, port, bucket) triples of sources past their port slots,
+    /// partitioned by source id; sorted and de-duplicated by `compact_tail`.
+    tail: Vec<Vec<u128>>,
+    tail_len: usize,
+    tail_limit: usize,
+    /// Whether `finish` has run since the last packet.
+    finished: bool,
+    /// Per-port totals (slots and tail), valid after `finish`.
+    port_totals: Vec<Count>,
+    /// Per (bucket, port): packets, and unique sources among ports kept in
+    /// source slots (the tail's are added by `finish`).
+    bucket_ports: FlatMap<Count>,
     overflow_sources: Overflow,
-    overflow_pairs: Overflow,
+    overflow_slots: Overflow,
     pub(crate) buckets: Vec<BucketStats>,
     bucket_index: HashMap<i64, usize, RandomState>,
     /// Bucket number and index of the bucket the last packet fell in.
@@ -171,20 +237,33 @@ impl Telescope {
         assert!(cfg.bucket_ns > 0, "bucket length must be positive");
         Telescope {
             cfg,
-            v4: HashMap::default(),
+            v4: FlatMap::default(),
+            pending: Vec::with_capacity(BATCH),
             v6: HashMap::default(),
             addrs: Vec::new(),
             sources: Vec::new(),
             ports: vec![Count::default(); PORT_SLOTS],
-            pair: HashMap::default(),
+            tail: vec![Vec::new(); TAIL_PARTS],
+            tail_len: 0,
+            tail_limit: 4 << 20,
+            finished: true,
+            port_totals: Vec::new(),
+            bucket_ports: FlatMap::default(),
             overflow_sources: Overflow::default(),
-            overflow_pairs: Overflow::default(),
+            overflow_slots: Overflow::default(),
             buckets: Vec::new(),
             bucket_index: HashMap::default(),
             current: None,
             origin: None,
             totals: Totals::default(),
         }
+    }
+
+    fn assert_flushed(&self) {
+        assert!(
+            self.finished,
+            "Telescope::finish must be called before reading results"
+        );
     }
 
     /// The configuration in use.
@@ -199,6 +278,7 @@ impl Telescope {
 
     /// Time buckets so far, in order of first appearance.
     pub fn buckets(&self) -> &[BucketStats] {
+        self.assert_flushed();
         &self.buckets
     }
 
@@ -209,13 +289,29 @@ impl Telescope {
 
     /// Per-source state by id.
     pub fn source_stats(&self) -> &[SourceStats] {
+        self.assert_flushed();
         &self.sources
     }
 
     /// Calls `f(port, source id)` for every distinct (port, source) pair.
     pub fn for_each_port_source(&self, mut f: impl FnMut(PortIndex, u32)) {
-        for key in self.pair.keys() {
-            f((*key & 0x1ffff) as u32, (*key >> 17) as u32);
+        for (id, s) in self.sources.iter().enumerate() {
+            for &(tag, _) in &s.port_slots {
+                if tag != 0 {
+                    f(tag - 1, id as u32);
+                }
+            }
+        }
+        self.assert_flushed();
+        for part in &self.tail {
+            let mut last = u64::MAX;
+            for &t in part {
+                let key = (t >> 32) as u64;
+                if key != last {
+                    f((key & 0x1ffff) as u32, (key >> 17) as u32);
+                    last = key;
+                }
+            }
         }
     }
 
@@ -234,7 +330,10 @@ impl Telescope {
         let idx = match self.bucket_index.get(&number) {
             Some(&i) => i,
             None => {
-                self.buckets.push(BucketStats { number, ..Default::default() });
+                self.buckets.push(BucketStats {
+                    number,
+                    ..Default::default()
+                });
                 self.bucket_index.insert(number, self.buckets.len() - 1);
                 self.buckets.len() - 1
             }
@@ -247,7 +346,13 @@ impl Telescope {
     fn source_id(&mut self, addr: Addr) -> u32 {
         let next = self.addrs.len() as u32;
         let id = match addr {
-            Addr::V4(a) => *self.v4.entry(a).or_insert(next),
+            Addr::V4(a) => {
+                let (v, inserted) = self.v4.entry(a as u64);
+                if inserted {
+                    *v = next;
+                }
+                *v
+            }
             Addr::V6(a) => *self.v6.entry(a).or_insert(next),
         };
         if id == next {
@@ -257,13 +362,78 @@ impl Telescope {
         id
     }
 
-    /// Accounts one captured frame.
+    /// Accounts one captured frame. Frames are decoded at once and
+    /// accounted in batches; call [`Telescope::flush`] before reading results.
     #[inline]
     pub fn ingest(&mut self, ts_ns: i64, link: LinkType, frame: &[u8]) {
         let decoded = decode(link, frame);
+        self.finished = false;
+        self.pending.push(Pending {
+            ts_ns,
+            len: frame.len() as u32,
+            decoded,
+            id: 0,
+            bucket: (0, 0),
+        });
+        if self.pending.len() == BATCH {
+            self.flush();
+        }
+    }
+
+    /// Accounts every frame still waiting in the current batch.
+    ///
+    /// Three passes over a batch of [`BATCH`] packets: prefetch the source
+    /// table lines, resolve source ids and prefetch their counters, then
+    /// account each packet, by which time its lines are in cache.
+    pub fn flush(&mut self) {
+        let n = self.pending.len();
+        for i in 0..n {
+            if let Decoded::Ip(Packet {
+                src: Addr::V4(a), ..
+            }) = self.pending[i].decoded
+            {
+                self.v4.prefetch(a as u64);
+            }
+        }
+        for i in 0..n {
+            if let Decoded::Ip(p) = self.pending[i].decoded {
+                if self.cfg.darknets.is_empty()
+                    || self.cfg.darknets.iter().any(|d| d.contains(p.dst))
+                {
+                    let id = self.source_id(p.src);
+                    let (b, rel) = self.bucket_for(self.pending[i].ts_ns);
+                    self.pending[i].id = id;
+                    self.pending[i].bucket = (b as u32, rel);
+                    prefetch(self.sources.as_ptr().wrapping_add(id as usize));
+                    if p.has_ports {
+                        let port = port_index(&p);
+                        prefetch(self.ports.as_ptr().wrapping_add(port as usize));
+                        self.bucket_ports.prefetch(bucket_port_key(b, port));
+                    }
+                } else {
+                    self.pending[i].id = u32::MAX;
+                }
+            }
+        }
+        for i in 0..n {
+            let Pending {
+                ts_ns,
+                len,
+                decoded,
+                id,
+                bucket,
+            } = self.pending[i];
+            self.account(ts_ns, len, decoded, id, bucket);
+        }
+        self.pending.clear();
+    }
+
+    #[inline(always)]
+    fn account(&mut self, ts_ns: i64, len: u32, decoded: Decoded, id: u32, (b, rel): (u32, u32)) {
+        let b = b as usize;
         let packet = match decoded {
             Decoded::Ip(p) => {
-                if !self.cfg.darknets.is_empty() && !self.cfg.darknets.iter().any(|d| d.contains(p.dst)) {
+                if id == u32::MAX {
                     self.totals.outside += 1;
                     let (b, _) = self.bucket_for(ts_ns);
                     self.buckets[b].outside += 1;
@@ -273,12 +443,16 @@ impl Telescope {
             }
             Decoded::NonIp => None,
             Decoded::Malformed(why) => {
-                self.count_malformed(ts_ns, frame.len(), why);
+                self.count_malformed(ts_ns, len as usize, why);
                 return;
             }
         };
-        let bytes = frame.len() as u64;
-        let (b, rel) = self.bucket_for(ts_ns);
+        let bytes = len as u64;
+        let (b, rel) = if packet.is_some() {
+            (b, rel)
+        } else {
+            self.bucket_for(ts_ns)
+        };
         let t = &mut self.totals;
         t.packets += 1;
         t.bytes += bytes;
@@ -292,7 +466,6 @@ impl Telescope {
         bucket.classes[class.index()] += 1;
         let Some(p) = packet else { return };
 
-        let id = self.source_id(p.src);
         let fp = fingerprint::matches(&p);
         let s = &mut self.sources[id as usize];
         if s.packets == 0 {
@@ -306,7 +479,12 @@ impl Telescope {
         s.class_mask |= 1 << class.index();
         if fp != 0 || class == Class::TcpSyn {
             s.syn += (class == Class::TcpSyn) as u64;
-            let bits = [fingerprint::MIRAI, fingerprint::ZMAP, fingerprint::MASSCAN, fingerprint::BACKSCATTER];
+            let bits = [
+                fingerprint::MIRAI,
+                fingerprint::ZMAP,
+                fingerprint::MASSCAN,
+                fingerprint::BACKSCATTER,
+            ];
             for (i, bit) in bits.iter().enumerate() {
                 let hit = (fp & bit != 0) as u64;
                 self.totals.fingerprint_packets[i] += hit;
@@ -341,20 +519,44 @@ impl Telescope {
 
         // Only TCP and UDP first fragments carry ports.
         if p.has_ports {
-            let port: PortIndex = if p.protocol == iotscope_wire::proto::TCP { p.dst_port as u32 } else { (1 << 16) | p.dst_port as u32 };
-            let key = ((id as u64) << 17) | port as u64;
-            let presence = self.pair.entry(key).or_default();
-            let is_new = presence.is_new();
-            let fresh_in_bucket = presence.mark(rel, key, &mut self.overflow_pairs);
+            let port = port_index(&p);
+            let key = pair_key(id, port);
+            // A source's first ports live beside its counters, already in
+            // cache; only sources with more ports pay for the shared map.
+            let slots = &mut self.sources[id as usize].port_slots;
+            let tag = port + 1;
+            let (is_new, fresh_in_bucket) =
+                if let Some(slot) = slots.iter_mut().find(|s| s.0 == tag) {
+                    (false, slot.1.mark(rel, key, &mut self.overflow_slots))
+                } else if let Some(slot) = slots.iter_mut().find(|s| s.0 == 0) {
+                    slot.0 = tag;
+                    (true, slot.1.mark(rel, key, &mut self.overflow_slots))
+                } else {
+                    // The long tail (backscatter to random ports, wide scans):
+                    // appended and counted by sorting in `finish`, which streams
+                    // through memory instead of missing the cache per packet.
+                    let part = &mut self.tail[(id as usize) & (TAIL_PARTS - 1)];
+                    part.push(((key as u128) << 32) | b as u128);
+                    self.tail_len += 1;
+                    if self.tail_len >= self.tail_limit {
+                        self.compact_tail();
+                    }
+                    (false, false)
+                };
             let global = &mut self.ports[port as usize];
             global.packets += 1;
             global.sources += is_new as u64;
-            let per = bucket.ports.entry(port).or_default();
+            let (per, _) = self.bucket_ports.entry(bucket_port_key(b, port));
             per.packets += 1;
             if fresh_in_bucket {
                 per.sources += 1;
                 if self.cfg.detail {
-                    bucket.port_sketches.entry(port).or_default().insert_hash(source_hash(p.src));
+                    let bucket = &mut self.buckets[b];
+                    bucket
+                        .port_sketches
+                        .entry(port)
+                        .or_default()
+                        .insert_hash(source_hash(p.src));
                 }
             }
         }
@@ -378,6 +580,145 @@ impl Telescope {
 
     /// Per-port packets and unique sources, indexed by [`PortIndex`].
     pub fn ports(&self) -> &[Count] {
-        &self.ports
+        self.assert_flushed();
+        &self.port_totals
+    }
+
+    #[inline(never)]
+    fn compact_tail(&mut self) {
+        self.tail_len = 0;
+        for part in &mut self.tail {
+            part.sort_unstable();
+            part.dedup();
+            self.tail_len += part.len();
+        }
+        // Keep compaction amortised: at least half the room stays free.
+        while self.tail_len * 2 > self.tail_limit {
+            self.tail_limit *= 2;
+        }
+    }
+
+    /// Accounts what is pending and settles the per-port counts; call it
+    /// before reading results (more frames may follow, then call it again).
+    pub fn finish(&mut self) {
+        self.flush();
+        self.compact_tail();
+        self.port_totals = self.ports.clone();
+        for bucket in &mut self.buckets {
+            bucket.port_totals.clear();
+        }
+        for (key, count) in self.bucket_ports.iter() {
+            self.buckets[(key >> 17) as usize]
+                .port_totals
+                .insert((key & 0x1ffff) as PortIndex, *count);
+        }
+        for part in &self.tail {
+            let mut last_key = u64::MAX;
+            for &t in part {
+                let key = (t >> 32) as u64;
+                let b = (t & 0xffff_ffff) as usize;
+                let port = (key & 0x1ffff) as PortIndex;
+                if key != last_key {
+                    self.port_totals[port as usize].sources += 1;
+                    last_key = key;
+                }
+                let bucket = &mut self.buckets[b];
+                if let Some(c) = bucket.port_totals.get_mut(&port) {
+                    c.sources += 1;
+                }
+                if self.cfg.detail {
+                    let addr = self.addrs[(key >> 17) as usize];
+                    bucket
+                        .port_sketches
+                        .entry(port)
+                        .or_default()
+                        .insert_hash(source_hash(addr));
+                }
+            }
+        }
+        self.finished = true;
+    }
+}
+
+/// Partitions of the tail; a power of two.
+const TAIL_PARTS: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{HashMap as StdMap, HashSet};
+
+    /// A raw IPv4 TCP SYN from `src` to port `dport`.
+    fn syn(src: u32, dport: u16) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0];
+        p.extend_from_slice(&src.to_be_bytes());
+        p.extend_from_slice(&[198, 18, 0, 1]);
+        p.extend_from_slice(&[0x9c, 0x40]);
+        p.extend_from_slice(&dport.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 9, 0, 0, 0, 0, 0x50, 0x02, 4, 0, 0, 0, 0, 0]);
+        p
+    }
+
+    #[test]
+    fn port_and_bucket_sources_are_exact_through_tail_compaction_and_disorder() {
+        // Few sources, many ports each (past the inline slots), buckets out
+        // of order and more than the presence window apart.
+        let mut x: u64 = 12345;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let events: Vec<(i64, u32, u16)> = (0..20_000)
+            .map(|_| {
+                let r = next();
+                (
+                    (r % 90) as i64 * 1_000_000_000 * 60,
+                    0x0a00_0000 | (r >> 8) as u32 % 40,
+                    ((r >> 20) % 300) as u16,
+                )
+            })
+            .collect();
+        let cfg = TelescopeConfig {
+            bucket_ns: 60_000_000_000,
+            ..Default::default()
+        };
+        let mut small = Telescope::new(cfg.clone());
+        small.tail_limit = 16;
+        let mut big = Telescope::new(cfg);
+        for &(ts, src, port) in &events {
+            small.ingest(ts, LinkType::RawIp, &syn(src, port));
+            big.ingest(ts, LinkType::RawIp, &syn(src, port));
+        }
+        small.finish();
+        big.finish();
+        let mut port_src: StdMap<u16, HashSet<u32>> = StdMap::new();
+        let mut bucket_port_src: StdMap<(i64, u16), HashSet<u32>> = StdMap::new();
+        for &(ts, src, port) in &events {
+            port_src.entry(port).or_default().insert(src);
+            bucket_port_src
+                .entry((ts / 60_000_000_000, port))
+                .or_default()
+                .insert(src);
+        }
+        for t in [&small, &big] {
+            for (&port, set) in &port_src {
+                assert_eq!(
+                    t.ports()[port as usize].sources,
+                    set.len() as u64,
+                    "port {port}"
+                );
+            }
+            for b in t.buckets() {
+                for (&port, c) in &b.port_totals {
+                    assert_eq!(
+                        c.sources,
+                        bucket_port_src[&(b.number, port as u16)].len() as u64
+                    );
+                }
+            }
+        }
+        assert_eq!(small.summary(10), big.summary(10));
     }
 }

@@ -6,6 +6,7 @@
 //! files or SQL: frames come in, counts come out.
 
 pub mod aggregate;
+pub mod flatmap;
 pub mod prefix;
 pub mod presence;
 pub mod sketch;

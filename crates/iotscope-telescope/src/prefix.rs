@@ -38,7 +38,9 @@ impl FromStr for Prefix {
     type Err = PrefixError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || PrefixError { text: s.to_string() };
+        let err = || PrefixError {
+            text: s.to_string(),
+        };
         let (addr, len) = match s.split_once('/') {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
@@ -46,20 +48,34 @@ impl FromStr for Prefix {
         let ip = IpAddr::from_str(addr.trim()).map_err(|_| err())?;
         match ip {
             IpAddr::V4(v4) => {
-                let len: u32 = len.map_or(Ok(32), |l| l.trim().parse()).map_err(|_| err())?;
+                let len: u32 = len
+                    .map_or(Ok(32), |l| l.trim().parse())
+                    .map_err(|_| err())?;
                 if len > 32 {
                     return Err(err());
                 }
                 let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-                Ok(Prefix::V4 { net: u32::from(v4) & mask, mask })
+                Ok(Prefix::V4 {
+                    net: u32::from(v4) & mask,
+                    mask,
+                })
             }
             IpAddr::V6(v6) => {
-                let len: u32 = len.map_or(Ok(128), |l| l.trim().parse()).map_err(|_| err())?;
+                let len: u32 = len
+                    .map_or(Ok(128), |l| l.trim().parse())
+                    .map_err(|_| err())?;
                 if len > 128 {
                     return Err(err());
                 }
-                let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
-                Ok(Prefix::V6 { net: u128::from(v6) & mask, mask })
+                let mask = if len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - len)
+                };
+                Ok(Prefix::V6 {
+                    net: u128::from(v6) & mask,
+                    mask,
+                })
             }
         }
     }
@@ -79,6 +95,9 @@ mod tests {
         assert!(!q.contains(Addr::V4(1)));
         assert!("198.18.0.0/33".parse::<Prefix>().is_err());
         assert!("nope/8".parse::<Prefix>().is_err());
-        assert_eq!("0.0.0.0/0".parse::<Prefix>().unwrap(), Prefix::V4 { net: 0, mask: 0 });
+        assert_eq!(
+            "0.0.0.0/0".parse::<Prefix>().unwrap(),
+            Prefix::V4 { net: 0, mask: 0 }
+        );
     }
 }

@@ -16,7 +16,7 @@ use foldhash::fast::RandomState;
 const WINDOW: u32 = 32;
 
 /// Per-key presence state; the zero value means "never seen".
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Presence {
     last: u32,
     /// Bit i set: seen in bucket `last - i`.
@@ -48,13 +48,20 @@ impl Presence {
     #[inline(never)]
     fn mark_slow(&mut self, bucket: u32, key: u64, overflow: &mut Overflow) -> bool {
         if self.mask == 0 {
-            *self = Presence { last: bucket, mask: 1 };
+            *self = Presence {
+                last: bucket,
+                mask: 1,
+            };
             return true;
         }
         if bucket > self.last {
             let shift = bucket - self.last;
             // Spill the bits that leave the window.
-            let leaving = if shift >= WINDOW { self.mask } else { self.mask >> (WINDOW - shift) };
+            let leaving = if shift >= WINDOW {
+                self.mask
+            } else {
+                self.mask >> (WINDOW - shift)
+            };
             if leaving != 0 {
                 for i in 0..WINDOW {
                     if self.mask & (1 << i) != 0 && i + shift >= WINDOW {
@@ -62,7 +69,11 @@ impl Presence {
                     }
                 }
             }
-            self.mask = if shift >= WINDOW { 1 } else { (self.mask << shift) | 1 };
+            self.mask = if shift >= WINDOW {
+                1
+            } else {
+                (self.mask << shift) | 1
+            };
             self.last = bucket;
             return true;
         }

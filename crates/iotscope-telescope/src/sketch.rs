@@ -91,14 +91,28 @@ impl SourceSketch {
                 let (mut i, mut j) = (0, 0);
                 while i < a.len() && j < b.len() {
                     match a[i].cmp(&b[j]) {
-                        std::cmp::Ordering::Less => { merged.push(a[i]); i += 1 }
-                        std::cmp::Ordering::Greater => { merged.push(b[j]); j += 1 }
-                        std::cmp::Ordering::Equal => { merged.push(a[i]); i += 1; j += 1 }
+                        std::cmp::Ordering::Less => {
+                            merged.push(a[i]);
+                            i += 1
+                        }
+                        std::cmp::Ordering::Greater => {
+                            merged.push(b[j]);
+                            j += 1
+                        }
+                        std::cmp::Ordering::Equal => {
+                            merged.push(a[i]);
+                            i += 1;
+                            j += 1
+                        }
                     }
                 }
                 merged.extend_from_slice(&a[i..]);
                 merged.extend_from_slice(&b[j..]);
-                *self = if merged.len() > EXACT_LIMIT { Self::hll_from(&merged) } else { SourceSketch::Exact(merged) };
+                *self = if merged.len() > EXACT_LIMIT {
+                    Self::hll_from(&merged)
+                } else {
+                    SourceSketch::Exact(merged)
+                };
             }
             (SourceSketch::Hll(r), SourceSketch::Exact(b)) => b.iter().for_each(|&h| hll_add(r, h)),
             (SourceSketch::Exact(a), SourceSketch::Hll(r)) => {
@@ -107,7 +121,9 @@ impl SourceSketch {
                 *self = SourceSketch::Hll(regs);
             }
             (SourceSketch::Hll(a), SourceSketch::Hll(b)) => {
-                a.iter_mut().zip(b.iter()).for_each(|(x, y)| *x = (*x).max(*y));
+                a.iter_mut()
+                    .zip(b.iter())
+                    .for_each(|(x, y)| *x = (*x).max(*y));
             }
         }
     }
@@ -132,7 +148,8 @@ impl SourceSketch {
             SourceSketch::Exact(v) => {
                 let mut out = Vec::with_capacity(2 + v.len() * 8);
                 out.extend_from_slice(&[SKETCH_VERSION, 0]);
-                v.iter().for_each(|h| out.extend_from_slice(&h.to_le_bytes()));
+                v.iter()
+                    .for_each(|h| out.extend_from_slice(&h.to_le_bytes()));
                 out
             }
             SourceSketch::Hll(r) => {
@@ -149,7 +166,10 @@ impl SourceSketch {
         match b {
             [v, ..] if *v != SKETCH_VERSION => Err(SketchError::Version(*v)),
             [_, 0, rest @ ..] if rest.len() % 8 == 0 => {
-                let v: Vec<u64> = rest.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8"))).collect();
+                let v: Vec<u64> = rest
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().expect("8")))
+                    .collect();
                 if v.windows(2).any(|w| w[0] >= w[1]) {
                     return Err(SketchError::Damaged);
                 }
@@ -185,7 +205,11 @@ fn hll_estimate(r: &[u8; REGISTERS]) -> u64 {
     let alpha = 0.7213 / (1.0 + 1.079 / m);
     let raw = alpha * m * m / sum;
     // Linear counting is more accurate at the low end (Flajolet et al.).
-    let est = if raw <= 2.5 * m && zeros > 0 { m * (m / zeros as f64).ln() } else { raw };
+    let est = if raw <= 2.5 * m && zeros > 0 {
+        m * (m / zeros as f64).ln()
+    } else {
+        raw
+    };
     est.round() as u64
 }
 
@@ -225,11 +249,17 @@ mod tests {
     #[test]
     fn encoding_is_stable() {
         // A fixed hash keeps stored sketches mergeable across builds.
-        assert_eq!(source_hash(Addr::V4(0xc612_0001)), source_hash(Addr::V4(0xc612_0001)));
+        assert_eq!(
+            source_hash(Addr::V4(0xc612_0001)),
+            source_hash(Addr::V4(0xc612_0001))
+        );
         let bytes = sketch_of(0..3).to_bytes();
         assert_eq!(&bytes[..2], &[1, 0]);
         assert_eq!(bytes.len(), 2 + 24);
-        assert_eq!(SourceSketch::from_bytes(&[9, 0]), Err(SketchError::Version(9)));
+        assert_eq!(
+            SourceSketch::from_bytes(&[9, 0]),
+            Err(SketchError::Version(9))
+        );
         assert_eq!(SourceSketch::from_bytes(&[1, 7]), Err(SketchError::Damaged));
     }
 

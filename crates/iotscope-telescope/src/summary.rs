@@ -24,7 +24,10 @@ pub struct CountOut {
 
 impl From<Count> for CountOut {
     fn from(c: Count) -> Self {
-        CountOut { packets: c.packets, sources: c.sources }
+        CountOut {
+            packets: c.packets,
+            sources: c.sources,
+        }
     }
 }
 
@@ -77,7 +80,13 @@ impl PortRow {
     /// A row for a port index.
     pub fn new(index: PortIndex, packets: u64, sources: u64) -> Self {
         let (proto, port) = port_of(index);
-        PortRow { proto, port, packets, sources, sources_estimated: false }
+        PortRow {
+            proto,
+            port,
+            packets,
+            sources,
+            sources_estimated: false,
+        }
     }
 }
 
@@ -208,16 +217,31 @@ pub struct FileInfo {
 
 /// Sorts port rows busiest first, then by protocol and port.
 pub fn sort_ports(rows: &mut [PortRow]) {
-    rows.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.proto.cmp(b.proto)).then(a.port.cmp(&b.port)));
+    rows.sort_by(|a, b| {
+        b.packets
+            .cmp(&a.packets)
+            .then(a.proto.cmp(b.proto))
+            .then(a.port.cmp(&b.port))
+    });
 }
 
 /// Names of the classes set in a class bit mask.
 pub fn class_names(mask: u16) -> Vec<&'static str> {
-    ALL_CLASSES.iter().filter(|c| mask & (1 << c.index()) != 0).map(|c| c.name()).collect()
+    ALL_CLASSES
+        .iter()
+        .filter(|c| mask & (1 << c.index()) != 0)
+        .map(|c| c.name())
+        .collect()
 }
 
 /// Per-source fingerprint flags.
-pub fn source_flags(syn: u64, mirai: u64, zmap: u64, masscan: u64, backscatter: u64) -> Vec<&'static str> {
+pub fn source_flags(
+    syn: u64,
+    mirai: u64,
+    zmap: u64,
+    masscan: u64,
+    backscatter: u64,
+) -> Vec<&'static str> {
     let mut v = Vec::new();
     if flagged(syn, mirai) {
         v.push("mirai");
@@ -268,12 +292,21 @@ impl Telescope {
 
         let mut ports: Vec<PortRow> = (0..PORT_SLOTS)
             .filter(|&i| self.ports()[i].packets > 0)
-            .map(|i| PortRow::new(i as PortIndex, self.ports()[i].packets, self.ports()[i].sources))
+            .map(|i| {
+                PortRow::new(
+                    i as PortIndex,
+                    self.ports()[i].packets,
+                    self.ports()[i].sources,
+                )
+            })
             .collect();
         sort_ports(&mut ports);
 
         // Ports of infected hosts, from the (port, source) pairs.
-        let mut infected_ports: BTreeMap<u32, Vec<u16>> = infected_ids.iter().map(|&i| (i as u32, Vec::new())).collect();
+        let mut infected_ports: BTreeMap<u32, Vec<u16>> = infected_ids
+            .iter()
+            .map(|&i| (i as u32, Vec::new()))
+            .collect();
         if !infected_ports.is_empty() {
             self.for_each_port_source(|port, id| {
                 if let Some(v) = infected_ports.get_mut(&id) {
@@ -302,8 +335,14 @@ impl Telescope {
             .collect();
         sort_infected(&mut infected);
 
-        let mut by_packets: Vec<usize> = (0..stats.len()).filter(|&i| stats[i].packets > 0).collect();
-        by_packets.sort_by(|&a, &b| stats[b].packets.cmp(&stats[a].packets).then(addrs[a].cmp(&addrs[b])));
+        let mut by_packets: Vec<usize> =
+            (0..stats.len()).filter(|&i| stats[i].packets > 0).collect();
+        by_packets.sort_by(|&a, &b| {
+            stats[b]
+                .packets
+                .cmp(&stats[a].packets)
+                .then(addrs[a].cmp(&addrs[b]))
+        });
         let top_sources = by_packets
             .into_iter()
             .take(top)
@@ -322,13 +361,20 @@ impl Telescope {
             .collect();
 
         let bucket_ns = self.config().bucket_ns;
-        let mut buckets: Vec<_> = self.buckets().iter().filter(|b| b.total.packets > 0).collect();
+        let mut buckets: Vec<_> = self
+            .buckets()
+            .iter()
+            .filter(|b| b.total.packets > 0)
+            .collect();
         buckets.sort_by_key(|b| b.number);
         let series = buckets
             .into_iter()
             .map(|b| {
-                let mut rows: Vec<PortRow> =
-                    b.ports.iter().map(|(&i, c)| PortRow::new(i, c.packets, c.sources)).collect();
+                let mut rows: Vec<PortRow> = b
+                    .port_totals
+                    .iter()
+                    .map(|(&i, c)| PortRow::new(i, c.packets, c.sources))
+                    .collect();
                 sort_ports(&mut rows);
                 rows.truncate(top);
                 SeriesBucket {
@@ -350,7 +396,11 @@ impl Telescope {
             last_ts: t.last_ts.map(rfc3339),
             outside: t.outside,
             malformed: t.malformed,
-            malformed_reasons: t.malformed_reasons.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            malformed_reasons: t
+                .malformed_reasons
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
             classes,
             ports,
             fingerprints: fps,

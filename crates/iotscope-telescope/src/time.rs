@@ -19,7 +19,11 @@ pub fn rfc3339(ts_ns: i64) -> String {
 /// Parses RFC 3339 (`2016-10-01T00:00:00Z`, or a date `2016-10-01`) into
 /// nanoseconds since the epoch.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    let full = if text.len() == 10 { format!("{text}T00:00:00Z") } else { text.to_string() };
+    let full = if text.len() == 10 {
+        format!("{text}T00:00:00Z")
+    } else {
+        text.to_string()
+    };
     let t = humantime::parse_rfc3339_weak(&full).ok()?;
     Some(t.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_nanos() as i64)
 }
@@ -31,8 +35,14 @@ mod tests {
     #[test]
     fn formats_and_parses() {
         assert_eq!(rfc3339(1_475_280_000_000_000_000), "2016-10-01T00:00:00Z");
-        assert_eq!(rfc3339(1_475_280_000_000_001_000), "2016-10-01T00:00:00.000001Z");
-        assert_eq!(parse_rfc3339("2016-10-01T00:00:00Z"), Some(1_475_280_000_000_000_000));
+        assert_eq!(
+            rfc3339(1_475_280_000_000_001_000),
+            "2016-10-01T00:00:00.000001Z"
+        );
+        assert_eq!(
+            parse_rfc3339("2016-10-01T00:00:00Z"),
+            Some(1_475_280_000_000_000_000)
+        );
         assert_eq!(parse_rfc3339("2016-10-01"), Some(1_475_280_000_000_000_000));
         assert_eq!(parse_rfc3339("yesterday"), None);
     }

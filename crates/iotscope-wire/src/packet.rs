@@ -242,7 +242,8 @@ fn ethernet(frame: &[u8]) -> Result<(u16, usize), Decoded> {
             }
             ETHERTYPE_PPPOE_SESSION => {
                 // 6-byte PPPoE header, then the 2-byte PPP protocol.
-                let ppp = be16(frame, offset + 6).ok_or(Decoded::Malformed(Malformed::TruncatedLink))?;
+                let ppp =
+                    be16(frame, offset + 6).ok_or(Decoded::Malformed(Malformed::TruncatedLink))?;
                 offset += 8;
                 ethertype = match ppp {
                     0x0021 => ETHERTYPE_IPV4,
@@ -464,7 +465,10 @@ mod tests {
         assert_eq!(p.tcp_seq, dst);
         assert_eq!(p.ip_id, 54321);
         let bits = fingerprint::matches(&p);
-        assert_eq!(bits & (fingerprint::MIRAI | fingerprint::ZMAP), fingerprint::MIRAI | fingerprint::ZMAP);
+        assert_eq!(
+            bits & (fingerprint::MIRAI | fingerprint::ZMAP),
+            fingerprint::MIRAI | fingerprint::ZMAP
+        );
     }
 
     #[test]
@@ -481,7 +485,11 @@ mod tests {
     #[test]
     fn vlan_and_qinq_tags_are_skipped() {
         let f = eth_syn(1, 1, 23);
-        for tags in [vec![0x8100u16], vec![0x88a8, 0x8100], vec![0x9100, 0x8100, 0x8100]] {
+        for tags in [
+            vec![0x8100u16],
+            vec![0x88a8, 0x8100],
+            vec![0x9100, 0x8100, 0x8100],
+        ] {
             let mut g = f[..12].to_vec();
             for t in &tags {
                 g.extend_from_slice(&t.to_be_bytes());
@@ -547,11 +555,17 @@ mod tests {
         let plen = (ext.len() - 40) as u16;
         ext[4..6].copy_from_slice(&plen.to_be_bytes());
         let p = ip(decode(LinkType::RawIp, &ext));
-        assert_eq!((p.class, p.dst_port, p.later_fragment), (Class::Udp, 5353, false));
+        assert_eq!(
+            (p.class, p.dst_port, p.later_fragment),
+            (Class::Udp, 5353, false)
+        );
         // A later fragment: offset 8 (units of 8 bytes): no ports.
         ext[40 + 8 + 2..40 + 8 + 4].copy_from_slice(&(8u16 << 3).to_be_bytes());
         let p = ip(decode(LinkType::RawIp, &ext));
-        assert_eq!((p.class, p.has_ports, p.later_fragment), (Class::Udp, false, true));
+        assert_eq!(
+            (p.class, p.has_ports, p.later_fragment),
+            (Class::Udp, false, true)
+        );
     }
 
     #[test]
@@ -588,24 +602,42 @@ mod tests {
     #[test]
     fn truncated_and_impossible_headers_are_malformed() {
         let f = eth_syn(1, 1, 23);
-        assert_eq!(decode(LinkType::Ethernet, &f[..10]), Decoded::Malformed(Malformed::TruncatedLink));
-        assert_eq!(decode(LinkType::Ethernet, &f[..30]), Decoded::Malformed(Malformed::TruncatedIp));
+        assert_eq!(
+            decode(LinkType::Ethernet, &f[..10]),
+            Decoded::Malformed(Malformed::TruncatedLink)
+        );
+        assert_eq!(
+            decode(LinkType::Ethernet, &f[..30]),
+            Decoded::Malformed(Malformed::TruncatedIp)
+        );
         // Cut inside TCP before the flags byte.
         assert_eq!(
             decode(LinkType::Ethernet, &f[..14 + 20 + 10]),
             Decoded::Malformed(Malformed::TruncatedTransport)
         );
         // Cut right after the flags byte: still classifiable (snaplen).
-        assert_eq!(ip(decode(LinkType::Ethernet, &f[..14 + 20 + 14])).class, Class::TcpSyn);
+        assert_eq!(
+            ip(decode(LinkType::Ethernet, &f[..14 + 20 + 14])).class,
+            Class::TcpSyn
+        );
         let mut bad = f.clone();
         bad[14] = 0x44; // IHL 16 bytes
-        assert_eq!(decode(LinkType::Ethernet, &bad), Decoded::Malformed(Malformed::BadIpHeaderLength));
+        assert_eq!(
+            decode(LinkType::Ethernet, &bad),
+            Decoded::Malformed(Malformed::BadIpHeaderLength)
+        );
         let mut bad = f.clone();
         bad[14] = 0x65;
-        assert_eq!(decode(LinkType::Ethernet, &bad), Decoded::Malformed(Malformed::BadIpVersion));
+        assert_eq!(
+            decode(LinkType::Ethernet, &bad),
+            Decoded::Malformed(Malformed::BadIpVersion)
+        );
         let mut bad = f.clone();
         bad[16..18].copy_from_slice(&10u16.to_be_bytes()); // total length < IHL
-        assert_eq!(decode(LinkType::Ethernet, &bad), Decoded::Malformed(Malformed::BadIpHeaderLength));
+        assert_eq!(
+            decode(LinkType::Ethernet, &bad),
+            Decoded::Malformed(Malformed::BadIpHeaderLength)
+        );
     }
 
     #[test]
@@ -617,7 +649,10 @@ mod tests {
         f[14 + 9] = 17;
         f[16..18].copy_from_slice(&22u16.to_be_bytes());
         f.resize(60, 0xaa);
-        assert_eq!(decode(LinkType::Ethernet, &f), Decoded::Malformed(Malformed::TruncatedTransport));
+        assert_eq!(
+            decode(LinkType::Ethernet, &f),
+            Decoded::Malformed(Malformed::TruncatedTransport)
+        );
     }
 
     proptest! {

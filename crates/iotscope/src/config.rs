@@ -52,13 +52,18 @@ pub struct TelescopeDefaults {
 impl Config {
     /// Loads `path`, or the defaults when no file is given.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
-        let Some(path) = path else { return Ok(Config::default()) };
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
 
     /// The store path: the flag, else the config, else `iotscope.db`.
     pub fn db_path(&self, flag: Option<&Path>) -> PathBuf {
-        flag.map(Path::to_path_buf).or_else(|| self.store.db.clone()).unwrap_or_else(|| PathBuf::from("iotscope.db"))
+        flag.map(Path::to_path_buf)
+            .or_else(|| self.store.db.clone())
+            .unwrap_or_else(|| PathBuf::from("iotscope.db"))
     }
 }

@@ -34,22 +34,41 @@ pub fn print_summary(s: &Summary, format: OutputFormat, top: usize) -> anyhow::R
 
 fn csv(s: &Summary, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "section,name,proto,port,start,packets,sources")?;
-    writeln!(out, "total,all,,,{},{},{}", s.first_ts.as_deref().unwrap_or(""), s.packets, s.sources)?;
+    writeln!(
+        out,
+        "total,all,,,{},{},{}",
+        s.first_ts.as_deref().unwrap_or(""),
+        s.packets,
+        s.sources
+    )?;
     for c in ALL_CLASSES {
         let n = s.classes.0[c.index()];
         writeln!(out, "class,{},,,,{},{}", c.name(), n.packets, n.sources)?;
     }
     let f = &s.fingerprints;
-    for (name, c) in [("mirai", f.mirai), ("zmap", f.zmap), ("masscan", f.masscan), ("backscatter", f.backscatter)] {
+    for (name, c) in [
+        ("mirai", f.mirai),
+        ("zmap", f.zmap),
+        ("masscan", f.masscan),
+        ("backscatter", f.backscatter),
+    ] {
         writeln!(out, "fingerprint,{name},,,,{},{}", c.packets, c.sources)?;
     }
     for p in &s.ports {
-        writeln!(out, "port,,{},{},,{},{}", p.proto, p.port, p.packets, p.sources)?;
+        writeln!(
+            out,
+            "port,,{},{},,{},{}",
+            p.proto, p.port, p.packets, p.sources
+        )?;
     }
     for b in &s.series {
         writeln!(out, "bucket,,,,{},{},{}", b.start, b.packets, b.sources)?;
         for p in &b.ports {
-            writeln!(out, "bucket_port,,{},{},{},{},{}", p.proto, p.port, b.start, p.packets, p.sources)?;
+            writeln!(
+                out,
+                "bucket_port,,{},{},{},{},{}",
+                p.proto, p.port, b.start, p.packets, p.sources
+            )?;
         }
     }
     for i in &s.infected {
@@ -59,7 +78,13 @@ fn csv(s: &Summary, out: &mut impl Write) -> std::io::Result<()> {
 }
 
 fn table(s: &Summary, out: &mut impl Write, top: usize) -> std::io::Result<()> {
-    let pct = |n: u64| if s.packets == 0 { 0.0 } else { n as f64 * 100.0 / s.packets as f64 };
+    let pct = |n: u64| {
+        if s.packets == 0 {
+            0.0
+        } else {
+            n as f64 * 100.0 / s.packets as f64
+        }
+    };
     writeln!(out, "iotscope telescope report")?;
     writeln!(
         out,
@@ -70,41 +95,122 @@ fn table(s: &Summary, out: &mut impl Write, top: usize) -> std::io::Result<()> {
         s.first_ts.as_deref().unwrap_or("-"),
         s.last_ts.as_deref().unwrap_or("-")
     )?;
-    writeln!(out, "  outside the darknet: {}   malformed: {}", s.outside, s.malformed)?;
+    writeln!(
+        out,
+        "  outside the darknet: {}   malformed: {}",
+        s.outside, s.malformed
+    )?;
     for f in &s.files {
-        writeln!(out, "  file {}: {} ({} frames){}", f.path, f.status, f.frames, f.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default())?;
+        writeln!(
+            out,
+            "  file {}: {} ({} frames){}",
+            f.path,
+            f.status,
+            f.frames,
+            f.error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        )?;
     }
     if !s.estimated.is_empty() {
         writeln!(out, "  estimated figures: {}", s.estimated.join("; "))?;
     }
-    writeln!(out, "\nPacket classes\n  {:<12} {:>12} {:>7} {:>10}", "class", "packets", "%", "sources")?;
+    writeln!(
+        out,
+        "\nPacket classes\n  {:<12} {:>12} {:>7} {:>10}",
+        "class", "packets", "%", "sources"
+    )?;
     for c in ALL_CLASSES {
         let n = s.classes.0[c.index()];
-        writeln!(out, "  {:<12} {:>12} {:>6.2}% {:>10}", c.name(), n.packets, pct(n.packets), n.sources)?;
+        writeln!(
+            out,
+            "  {:<12} {:>12} {:>6.2}% {:>10}",
+            c.name(),
+            n.packets,
+            pct(n.packets),
+            n.sources
+        )?;
     }
     writeln!(out, "\nFingerprints (packets matching / sources flagged)")?;
     let f = &s.fingerprints;
-    for (name, c) in [("mirai", f.mirai), ("zmap", f.zmap), ("masscan", f.masscan), ("backscatter", f.backscatter)] {
+    for (name, c) in [
+        ("mirai", f.mirai),
+        ("zmap", f.zmap),
+        ("masscan", f.masscan),
+        ("backscatter", f.backscatter),
+    ] {
         writeln!(out, "  {:<12} {:>12} {:>10}", name, c.packets, c.sources)?;
     }
-    writeln!(out, "\nTop destination ports ({} of {})\n  {:<11} {:>12} {:>7} {:>10}", top.min(s.ports.len()), s.ports.len(), "port", "packets", "%", "sources")?;
+    writeln!(
+        out,
+        "\nTop destination ports ({} of {})\n  {:<11} {:>12} {:>7} {:>10}",
+        top.min(s.ports.len()),
+        s.ports.len(),
+        "port",
+        "packets",
+        "%",
+        "sources"
+    )?;
     for p in s.ports.iter().take(top) {
         let est = if p.sources_estimated { "~" } else { "" };
-        writeln!(out, "  {:<11} {:>12} {:>6.2}% {:>10}", format!("{}/{}", p.port, p.proto), p.packets, pct(p.packets), format!("{est}{}", p.sources))?;
+        writeln!(
+            out,
+            "  {:<11} {:>12} {:>6.2}% {:>10}",
+            format!("{}/{}", p.port, p.proto),
+            p.packets,
+            pct(p.packets),
+            format!("{est}{}", p.sources)
+        )?;
     }
-    writeln!(out, "\nInfected hosts (Mirai fingerprint): {}", s.infected.len())?;
+    writeln!(
+        out,
+        "\nInfected hosts (Mirai fingerprint): {}",
+        s.infected.len()
+    )?;
     for i in s.infected.iter().take(top) {
         let ports: Vec<String> = i.ports.iter().map(u16::to_string).collect();
-        writeln!(out, "  {:<39} {:>9} packets  {} .. {}  ports {}", i.ip, i.packets, i.first_ts, i.last_ts, ports.join(","))?;
+        writeln!(
+            out,
+            "  {:<39} {:>9} packets  {} .. {}  ports {}",
+            i.ip,
+            i.packets,
+            i.first_ts,
+            i.last_ts,
+            ports.join(",")
+        )?;
     }
     writeln!(out, "\nTop sources")?;
     for t in &s.top_sources {
-        writeln!(out, "  {:<39} {:>9} packets  {}  {}", t.ip, t.packets, t.classes.join(","), t.fingerprints.join(","))?;
+        writeln!(
+            out,
+            "  {:<39} {:>9} packets  {}  {}",
+            t.ip,
+            t.packets,
+            t.classes.join(","),
+            t.fingerprints.join(",")
+        )?;
     }
-    writeln!(out, "\nTime series ({} s buckets)\n  {:<22} {:>12} {:>10}  busiest ports", s.bucket_seconds, "start", "packets", "sources")?;
+    writeln!(
+        out,
+        "\nTime series ({} s buckets)\n  {:<22} {:>12} {:>10}  busiest ports",
+        s.bucket_seconds, "start", "packets", "sources"
+    )?;
     for b in &s.series {
-        let ports: Vec<String> = b.ports.iter().take(3).map(|p| format!("{}/{} {}", p.port, p.proto, p.packets)).collect();
-        writeln!(out, "  {:<22} {:>12} {:>10}  {}", b.start, b.packets, b.sources, ports.join(", "))?;
+        let ports: Vec<String> = b
+            .ports
+            .iter()
+            .take(3)
+            .map(|p| format!("{}/{} {}", p.port, p.proto, p.packets))
+            .collect();
+        writeln!(
+            out,
+            "  {:<22} {:>12} {:>10}  {}",
+            b.start,
+            b.packets,
+            b.sources,
+            ports.join(", ")
+        )?;
     }
     Ok(())
 }

@@ -13,7 +13,12 @@ fn bin() -> Command {
 
 fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run iotscope");
-    assert!(out.status.success(), "failed: {:?}\nstderr: {}", cmd, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "failed: {:?}\nstderr: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -27,14 +32,28 @@ fn generate(dir: &Path, name: &str, packets: u64, seed: u64, format: &str) -> (P
         "--format",
         format,
     ]));
-    let truth: Value = serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.truth.json"))).unwrap()).unwrap();
+    let truth: Value =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.truth.json"))).unwrap())
+            .unwrap();
     (pcap, truth)
 }
 
 const DARKNETS: [&str; 4] = ["--darknet", "198.18.0.0/16", "--darknet", "2001:db8:1::/48"];
 
 fn analyze(args: &[&std::ffi::OsStr]) -> Value {
-    let out = run_ok(bin().args(["telescope", "analyze", "--format", "json", "--top", "100000"]).args(DARKNETS).args(args));
+    let out = run_ok(
+        bin()
+            .args([
+                "telescope",
+                "analyze",
+                "--format",
+                "json",
+                "--top",
+                "100000",
+            ])
+            .args(DARKNETS)
+            .args(args),
+    );
     serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
@@ -65,13 +84,25 @@ fn assert_matches_truth(got: &Value, truth: &Value) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| (i["ip"].as_str().unwrap().to_string(), i["packets"].as_u64().unwrap(), i["ports"].clone()))
+        .map(|i| {
+            (
+                i["ip"].as_str().unwrap().to_string(),
+                i["packets"].as_u64().unwrap(),
+                i["ports"].clone(),
+            )
+        })
         .collect();
     let want: Vec<(String, u64, Value)> = truth["infected"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| (i["ip"].as_str().unwrap().to_string(), i["packets"].as_u64().unwrap(), i["ports"].clone()))
+        .map(|i| {
+            (
+                i["ip"].as_str().unwrap().to_string(),
+                i["packets"].as_u64().unwrap(),
+                i["ports"].clone(),
+            )
+        })
         .collect();
     assert_eq!(infected.len(), want.len(), "number of infected hosts");
     assert_eq!(infected, want, "infected hosts");
@@ -79,7 +110,10 @@ fn assert_matches_truth(got: &Value, truth: &Value) {
     let want = truth["series"].as_array().unwrap();
     assert_eq!(series.len(), want.len(), "buckets");
     for (g, w) in series.iter().zip(want) {
-        assert_eq!(humantime_like(g["start"].as_str().unwrap()).0, w["start_s"].as_i64().unwrap());
+        assert_eq!(
+            humantime_like(g["start"].as_str().unwrap()).0,
+            w["start_s"].as_i64().unwrap()
+        );
         assert_eq!(g["packets"], w["packets"], "bucket {}", g["start"]);
         assert_eq!(g["sources"], w["sources"], "bucket {}", g["start"]);
         assert_eq!(g["ports"], w["ports"], "bucket ports {}", g["start"]);
@@ -93,13 +127,19 @@ fn humantime_like(s: &str) -> (i64, i64) {
     let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
     let t: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
     // Days from civil (Howard Hinnant's algorithm).
-    let (y, m) = if d[1] <= 2 { (d[0] - 1, d[1] + 9) } else { (d[0], d[1] - 3) };
+    let (y, m) = if d[1] <= 2 {
+        (d[0] - 1, d[1] + 9)
+    } else {
+        (d[0], d[1] - 3)
+    };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * m + 2) / 5 + d[2] - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    let micros: i64 = format!("{:0<6}", &frac[..frac.len().min(6)]).parse().unwrap();
+    let micros: i64 = format!("{:0<6}", &frac[..frac.len().min(6)])
+        .parse()
+        .unwrap();
     (days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2], micros)
 }
 
@@ -109,7 +149,12 @@ fn pcap_counts_match_the_truth_exactly() {
     let (pcap, truth) = generate(dir.path(), "a.pcap", 60_000, 7, "pcap");
     assert!(truth["infected"].as_array().unwrap().len() > 100);
     assert!(truth["fingerprints"]["zmap"]["sources"].as_u64().unwrap() > 0);
-    assert!(truth["fingerprints"]["masscan"]["sources"].as_u64().unwrap() > 0);
+    assert!(
+        truth["fingerprints"]["masscan"]["sources"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     let got = analyze(&[pcap.as_os_str()]);
     assert_matches_truth(&got, &truth);
 }
@@ -126,9 +171,20 @@ fn pcapng_with_two_link_types_matches_the_truth() {
 fn gzip_from_standard_input_matches_the_truth() {
     let dir = tempfile::tempdir().unwrap();
     let (pcap, truth) = generate(dir.path(), "c.pcap", 20_000, 3, "pcap");
-    let gz = Command::new("gzip").arg("-c").arg(&pcap).output().expect("gzip installed");
+    let gz = Command::new("gzip")
+        .arg("-c")
+        .arg(&pcap)
+        .output()
+        .expect("gzip installed");
     let mut child = bin()
-        .args(["telescope", "analyze", "--format", "json", "--top", "100000"])
+        .args([
+            "telescope",
+            "analyze",
+            "--format",
+            "json",
+            "--top",
+            "100000",
+        ])
         .args(DARKNETS)
         .arg("-")
         .stdin(Stdio::piped())
@@ -149,7 +205,14 @@ fn files_in_reverse_time_order_still_count_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let (early, _) = generate(dir.path(), "early.pcap", 5_000, 5, "pcap");
     let late = dir.path().join("late.pcap");
-    run_ok(bin().args(["lab", "darknet", "--out"]).arg(&late).args(["--packets", "5000", "--seed", "5", "--start", "2016-10-03T00:00:00Z"]));
+    run_ok(bin().args(["lab", "darknet", "--out"]).arg(&late).args([
+        "--packets",
+        "5000",
+        "--seed",
+        "5",
+        "--start",
+        "2016-10-03T00:00:00Z",
+    ]));
     let forward = analyze(&[early.as_os_str(), late.as_os_str()]);
     let backward = analyze(&[late.as_os_str(), early.as_os_str()]);
     let strip = |mut v: Value| {
@@ -160,7 +223,10 @@ fn files_in_reverse_time_order_still_count_exactly() {
     // Same seed, so the same sources on both days: sources equal one day's.
     let one = analyze(&[early.as_os_str()]);
     assert_eq!(forward["sources"], one["sources"]);
-    assert_eq!(forward["packets"].as_u64().unwrap(), 2 * one["packets"].as_u64().unwrap());
+    assert_eq!(
+        forward["packets"].as_u64().unwrap(),
+        2 * one["packets"].as_u64().unwrap()
+    );
 }
 
 #[test]
@@ -179,13 +245,20 @@ fn truncated_file_reports_offset_keeps_what_was_read_and_exits_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cut.pcap") && stderr.contains("byte offset"), "{stderr}");
+    assert!(
+        stderr.contains("cut.pcap") && stderr.contains("byte offset"),
+        "{stderr}"
+    );
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
     let read = got["files"][0]["frames"].as_u64().unwrap();
     assert_eq!(read, 1_999);
     assert_eq!(got["files"][0]["status"], "error");
     // The store kept what was read.
-    let rep = run_ok(bin().args(["telescope", "report", "--format", "json", "--db"]).arg(&db));
+    let rep = run_ok(
+        bin()
+            .args(["telescope", "report", "--format", "json", "--db"])
+            .arg(&db),
+    );
     let rep: Value = serde_json::from_slice(&rep.stdout).unwrap();
     assert_eq!(rep["packets"], got["packets"]);
 }
@@ -195,10 +268,17 @@ fn not_a_capture_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("notes.txt");
     std::fs::write(&junk, "hello, this is not a capture").unwrap();
-    let out = bin().args(["telescope", "analyze"]).arg(&junk).output().unwrap();
+    let out = bin()
+        .args(["telescope", "analyze"])
+        .arg(&junk)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("notes.txt") && stderr.contains("not a pcap"), "{stderr}");
+    assert!(
+        stderr.contains("notes.txt") && stderr.contains("not a pcap"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -213,7 +293,19 @@ fn store_accumulates_skips_duplicates_and_reports_the_same_schema() {
     std::fs::copy(&pcap, &copy).unwrap();
     let again = analyze(&[copy.as_os_str(), "--db".as_ref(), db.as_os_str()]);
     assert_eq!(again["files"][0]["status"], "duplicate");
-    let rep = run_ok(bin().args(["telescope", "report", "--format", "json", "--top", "100000", "--db"]).arg(&db));
+    let rep = run_ok(
+        bin()
+            .args([
+                "telescope",
+                "report",
+                "--format",
+                "json",
+                "--top",
+                "100000",
+                "--db",
+            ])
+            .arg(&db),
+    );
     let rep: Value = serde_json::from_slice(&rep.stdout).unwrap();
     // One ingest: every figure is exact and equals the truth.
     assert_matches_truth(&rep, &truth);
@@ -222,15 +314,38 @@ fn store_accumulates_skips_duplicates_and_reports_the_same_schema() {
     // A second, different capture accumulates.
     let (other, truth2) = generate(dir.path(), "o.pcap", 10_000, 22, "pcap");
     analyze(&[other.as_os_str(), "--db".as_ref(), db.as_os_str()]);
-    let rep = run_ok(bin().args(["telescope", "report", "--format", "json", "--db"]).arg(&db));
+    let rep = run_ok(
+        bin()
+            .args(["telescope", "report", "--format", "json", "--db"])
+            .arg(&db),
+    );
     let rep: Value = serde_json::from_slice(&rep.stdout).unwrap();
     let sum = |k: &str| truth[k].as_u64().unwrap() + truth2[k].as_u64().unwrap();
     assert_eq!(rep["packets"].as_u64().unwrap(), sum("packets"));
-    assert_eq!(rep["classes"]["tcp_syn"]["packets"].as_u64().unwrap(),
-        truth["classes"]["tcp_syn"]["packets"].as_u64().unwrap() + truth2["classes"]["tcp_syn"]["packets"].as_u64().unwrap());
+    assert_eq!(
+        rep["classes"]["tcp_syn"]["packets"].as_u64().unwrap(),
+        truth["classes"]["tcp_syn"]["packets"].as_u64().unwrap()
+            + truth2["classes"]["tcp_syn"]["packets"].as_u64().unwrap()
+    );
 
     // A time window and a port filter.
-    let rep = run_ok(bin().args(["telescope", "report", "--format", "json", "--port", "2323/tcp", "--since", "2016-10-01T02:00:00Z", "--until", "2016-10-01T03:00:00Z", "--db"]).arg(&db));
+    let rep = run_ok(
+        bin()
+            .args([
+                "telescope",
+                "report",
+                "--format",
+                "json",
+                "--port",
+                "2323/tcp",
+                "--since",
+                "2016-10-01T02:00:00Z",
+                "--until",
+                "2016-10-01T03:00:00Z",
+                "--db",
+            ])
+            .arg(&db),
+    );
     let rep: Value = serde_json::from_slice(&rep.stdout).unwrap();
     assert_eq!(rep["series"].as_array().unwrap().len(), 1);
     assert_eq!(rep["ports"].as_array().unwrap().len(), 1);
@@ -241,12 +356,23 @@ fn store_accumulates_skips_duplicates_and_reports_the_same_schema() {
 fn csv_and_table_formats_render() {
     let dir = tempfile::tempdir().unwrap();
     let (pcap, truth) = generate(dir.path(), "f.pcap", 3_000, 2, "pcap");
-    let out = run_ok(bin().args(["telescope", "analyze", "--format", "csv"]).args(DARKNETS).arg(&pcap));
+    let out = run_ok(
+        bin()
+            .args(["telescope", "analyze", "--format", "csv"])
+            .args(DARKNETS)
+            .arg(&pcap),
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("section,name,proto,port,start,packets,sources\n"));
-    let syn = text.lines().find(|l| l.starts_with("class,tcp_syn,")).unwrap();
+    let syn = text
+        .lines()
+        .find(|l| l.starts_with("class,tcp_syn,"))
+        .unwrap();
     let fields: Vec<&str> = syn.split(',').collect();
-    assert_eq!(fields[5].parse::<u64>().unwrap(), truth["classes"]["tcp_syn"]["packets"].as_u64().unwrap());
+    assert_eq!(
+        fields[5].parse::<u64>().unwrap(),
+        truth["classes"]["tcp_syn"]["packets"].as_u64().unwrap()
+    );
     let out = run_ok(bin().args(["telescope", "analyze"]).arg(&pcap));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("Packet classes") && text.contains("Infected hosts"));

@@ -65,14 +65,17 @@ pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 Fmt::Pcap => CaptureFormat::Pcap,
                 Fmt::Pcapng => CaptureFormat::Pcapng,
             };
-            let file = File::create(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
-            let truth = generate(&spec, format, file).with_context(|| format!("writing {}", a.out.display()))?;
+            let file = File::create(&a.out)
+                .with_context(|| format!("cannot create {}", a.out.display()))?;
+            let truth = generate(&spec, format, file)
+                .with_context(|| format!("writing {}", a.out.display()))?;
             let truth_path = a.truth.unwrap_or_else(|| {
                 let mut p = a.out.clone().into_os_string();
                 p.push(".truth.json");
                 p.into()
             });
-            let f = File::create(&truth_path).with_context(|| format!("cannot create {}", truth_path.display()))?;
+            let f = File::create(&truth_path)
+                .with_context(|| format!("cannot create {}", truth_path.display()))?;
             serde_json::to_writer_pretty(std::io::BufWriter::new(f), &truth)?;
             eprintln!(
                 "wrote {} ({} frames, {} sources, {} infected) and {}",

@@ -76,7 +76,8 @@ pub fn run(cmd: TelescopeCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
 
 fn bucket_ns(flag: Option<&str>, cfg: &Config) -> anyhow::Result<i64> {
     let text = flag.or(cfg.telescope.bucket.as_deref()).unwrap_or("1h");
-    let d = humantime::parse_duration(text).with_context(|| format!("--bucket {text:?} is not a duration such as 1h or 15m"))?;
+    let d = humantime::parse_duration(text)
+        .with_context(|| format!("--bucket {text:?} is not a duration such as 1h or 15m"))?;
     if d.is_zero() {
         bail!("--bucket must be longer than zero");
     }
@@ -93,7 +94,11 @@ struct Progress {
 impl Progress {
     fn new() -> Self {
         let now = Instant::now();
-        Progress { enabled: std::io::stderr().is_terminal(), started: now, last: now }
+        Progress {
+            enabled: std::io::stderr().is_terminal(),
+            started: now,
+            last: now,
+        }
     }
 
     fn tick(&mut self, path: &Path, raw_bytes: u64, size: Option<u64>, frames: u64) {
@@ -102,8 +107,15 @@ impl Progress {
         }
         self.last = Instant::now();
         let secs = self.started.elapsed().as_secs_f64().max(1e-9);
-        let pct = size.filter(|&s| s > 0).map(|s| format!("{:5.1}%", raw_bytes as f64 * 100.0 / s as f64)).unwrap_or_default();
-        eprint!("\r{}: {pct} {frames} frames, {:.2} M frames/s   ", path.display(), frames as f64 / secs / 1e6);
+        let pct = size
+            .filter(|&s| s > 0)
+            .map(|s| format!("{:5.1}%", raw_bytes as f64 * 100.0 / s as f64))
+            .unwrap_or_default();
+        eprint!(
+            "\r{}: {pct} {frames} frames, {:.2} M frames/s   ",
+            path.display(),
+            frames as f64 / secs / 1e6
+        );
         let _ = std::io::stderr().flush();
     }
 
@@ -115,7 +127,11 @@ impl Progress {
 }
 
 fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
-    let darknet_texts = if a.darknet.is_empty() { cfg.telescope.darknet.clone() } else { a.darknet.clone() };
+    let darknet_texts = if a.darknet.is_empty() {
+        cfg.telescope.darknet.clone()
+    } else {
+        a.darknet.clone()
+    };
     let darknets = darknet_texts
         .iter()
         .map(|t| t.parse::<Prefix>().map_err(anyhow::Error::from))
@@ -139,7 +155,11 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let mut telescope = Telescope::new(TelescopeConfig { darknets, bucket_ns, detail: store.is_some() });
+    let mut telescope = Telescope::new(TelescopeConfig {
+        darknets,
+        bucket_ns,
+        detail: store.is_some(),
+    });
     let mut files: Vec<FileInfo> = Vec::new();
     let mut to_store: Vec<IngestedFile> = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
@@ -154,8 +174,17 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         if let (Some(s), false) = (&store, is_stdin) {
             let hash = hash_file(path).with_context(|| format!("{shown}: cannot read"))?;
             if let Some(prev) = s.find_file(&hash)? {
-                eprintln!("iotscope: {shown}: skipped, same content already ingested from {} at {}", prev.path, prev.ingested_at);
-                files.push(FileInfo { path: shown, status: "duplicate", frames: 0, content_hash: Some(hash), error: None });
+                eprintln!(
+                    "iotscope: {shown}: skipped, same content already ingested from {} at {}",
+                    prev.path, prev.ingested_at
+                );
+                files.push(FileInfo {
+                    path: shown,
+                    status: "duplicate",
+                    frames: 0,
+                    content_hash: Some(hash),
+                    error: None,
+                });
                 continue;
             }
             pre_hash = Some(hash);
@@ -164,7 +193,13 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
             Ok(v) => v,
             Err(e) => {
                 failure = Some(anyhow::anyhow!("{shown}: {e}"));
-                files.push(FileInfo { path: shown, status: "error", frames: 0, content_hash: None, error: Some(e.to_string()) });
+                files.push(FileInfo {
+                    path: shown,
+                    status: "error",
+                    frames: 0,
+                    content_hash: None,
+                    error: Some(e.to_string()),
+                });
                 break;
             }
         };
@@ -202,15 +237,22 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
             content_hash: hash.unwrap_or_default(),
             path: shown.clone(),
             frames,
-            status: if error.is_some() { "partial".into() } else { "complete".into() },
+            status: if error.is_some() {
+                "partial".into()
+            } else {
+                "complete".into()
+            },
             ingested_at: now_rfc3339(),
         });
         if let Some(e) = error {
-            failure = Some(anyhow::anyhow!("{shown}: {e} ({frames} frames before it were analysed and kept)"));
+            failure = Some(anyhow::anyhow!(
+                "{shown}: {e} ({frames} frames before it were analysed and kept)"
+            ));
             break;
         }
     }
     progress.done();
+    telescope.finish();
 
     // What was read is reported and stored even when a file was damaged.
     if let Some(s) = store.as_mut() {
@@ -245,21 +287,37 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
 fn report(r: ReportArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     let db = cfg.db_path(r.db.as_deref());
     if !db.exists() {
-        bail!("store {} does not exist; fill it with `iotscope telescope analyze --db {} FILE...`", db.display(), db.display());
+        bail!(
+            "store {} does not exist; fill it with `iotscope telescope analyze --db {} FILE...`",
+            db.display(),
+            db.display()
+        );
     }
     let time = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<i64>> {
         v.as_deref()
-            .map(|t| parse_rfc3339(t).with_context(|| format!("--{flag} {t:?} is not RFC 3339 (2016-10-01T00:00:00Z) or a date")))
+            .map(|t| {
+                parse_rfc3339(t).with_context(|| {
+                    format!("--{flag} {t:?} is not RFC 3339 (2016-10-01T00:00:00Z) or a date")
+                })
+            })
             .transpose()
     };
     let ports = r
         .port
         .iter()
-        .map(|p| parse_port(p).with_context(|| format!("--port {p:?}: expected PORT/PROTO such as 2323/tcp")))
+        .map(|p| {
+            parse_port(p)
+                .with_context(|| format!("--port {p:?}: expected PORT/PROTO such as 2323/tcp"))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let top = r.top.or(cfg.telescope.top).unwrap_or(10);
     let store = SqliteStore::open(&db)?;
-    let summary = store.report(&ReportQuery { since_ns: time("since", &r.since)?, until_ns: time("until", &r.until)?, ports, top })?;
+    let summary = store.report(&ReportQuery {
+        since_ns: time("since", &r.since)?,
+        until_ns: time("until", &r.until)?,
+        ports,
+        top,
+    })?;
     print_summary(&summary, r.format, top)?;
     Ok(ExitCode::SUCCESS)
 }
