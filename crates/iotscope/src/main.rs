@@ -29,6 +29,8 @@ enum Command {
     /// Test material: generated darknet captures (emulated devices to follow).
     #[command(subcommand)]
     Lab(cmd::lab::LabCommand),
+    /// Run the main job on embedded defaults: sample darknet capture, telescope, report.
+    Demo(cmd::demo::DemoArgs),
 }
 
 /// Exit codes: 0 success, 2 usage or input error (documented in the README).
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     let result = config::Config::load(cli.config.as_deref()).and_then(|cfg| match cli.command {
         Command::Telescope(c) => cmd::telescope::run(c, &cfg),
         Command::Lab(c) => cmd::lab::run(c),
+        Command::Demo(a) => cmd::demo::run(a, &cfg),
     });
     match result {
         Ok(code) => code,

@@ -1,4 +1,5 @@
 //! One module per top-level command.
 
+pub mod demo;
 pub mod lab;
 pub mod telescope;

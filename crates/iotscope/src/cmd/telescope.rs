@@ -126,6 +126,12 @@ impl Progress {
     }
 }
 
+/// Analyses `files` with the darknet prefixes given, keeping aggregates in
+/// `db`, and prints a table (the demo's telescope step).
+pub fn analyze_for_demo(files: Vec<PathBuf>, darknet: Vec<String>, db: PathBuf, cfg: &Config) -> anyhow::Result<ExitCode> {
+    analyze(AnalyzeArgs { files, darknet, bucket: None, top: None, format: OutputFormat::Table, db: Some(db) }, cfg)
+}
+
 fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     let darknet_texts = if a.darknet.is_empty() {
         cfg.telescope.darknet.clone()
