@@ -58,6 +58,11 @@ pub struct TelescopeConfig {
     /// Also keep what the store needs: per-(bucket, source) counters and a
     /// sketch of sources per (bucket, port). Costs one more lookup a packet.
     pub detail: bool,
+    /// This accumulator's share of the sources: (index, count). Each shard
+    /// reads every frame but accounts only sources that hash to it (frames
+    /// without a source, and those outside the darknet, go to shard 0), so
+    /// shards never overlap and [`Telescope::merge`] adds them exactly.
+    pub shard: (u32, u32),
 }
 
 impl Default for TelescopeConfig {
@@ -66,6 +71,7 @@ impl Default for TelescopeConfig {
             darknets: Vec::new(),
             bucket_ns: 3_600_000_000_000,
             detail: false,
+            shard: (0, 1),
         }
     }
 }
@@ -169,6 +175,21 @@ struct Pending {
     bucket: (u32, u32),
 }
 
+/// `Pending::id` of a frame outside the darknet.
+const OUTSIDE: u32 = u32::MAX;
+/// `Pending::id` of a frame with no source (non-IP, malformed).
+const NO_SOURCE: u32 = u32::MAX - 2;
+
+/// Which of `n` shards a source belongs to.
+#[inline(always)]
+pub fn shard_of(addr: Addr, n: u32) -> u32 {
+    let folded = match addr {
+        Addr::V4(a) => a as u64,
+        Addr::V6(a) => (a as u64) ^ ((a >> 64) as u64),
+    };
+    (((folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) * n as u64) >> 32) as u32
+}
+
 /// Key of a (bucket index, port) pair.
 #[inline(always)]
 fn bucket_port_key(b: usize, port: PortIndex) -> u64 {
@@ -192,6 +213,8 @@ pub struct Telescope {
     tail_limit: usize,
     /// Whether `finish` has run since the last packet.
     finished: bool,
+    /// Set by `merge`: presence state is no longer meaningful.
+    sealed: bool,
     /// Per-port totals (slots and tail), valid after `finish`.
     port_totals: Vec<Count>,
     /// Per (bucket, port): packets, and unique sources among ports kept in
@@ -247,6 +270,7 @@ impl Telescope {
             tail_len: 0,
             tail_limit: 4 << 20,
             finished: true,
+            sealed: false,
             port_totals: Vec::new(),
             bucket_ports: FlatMap::default(),
             overflow_sources: Overflow::default(),
@@ -367,16 +391,36 @@ impl Telescope {
     #[inline]
     pub fn ingest(&mut self, ts_ns: i64, link: LinkType, frame: &[u8]) {
         let decoded = decode(link, frame);
+        if self.cfg.shard.1 > 1 && !self.is_mine(&decoded) {
+            return;
+        }
         self.finished = false;
+        assert!(!self.sealed, "a merged Telescope accepts no more frames");
         self.pending.push(Pending {
             ts_ns,
             len: frame.len() as u32,
             decoded,
-            id: 0,
+            id: NO_SOURCE,
             bucket: (0, 0),
         });
         if self.pending.len() == BATCH {
             self.flush();
+        }
+    }
+
+    /// True when this shard accounts the frame: its source hashes here, or
+    /// it has no source in the darknet and this is shard 0.
+    #[inline]
+    fn is_mine(&self, decoded: &Decoded) -> bool {
+        let (me, n) = self.cfg.shard;
+        match decoded {
+            Decoded::Ip(p)
+                if self.cfg.darknets.is_empty()
+                    || self.cfg.darknets.iter().any(|d| d.contains(p.dst)) =>
+            {
+                shard_of(p.src, n) == me
+            }
+            _ => me == 0,
         }
     }
 
@@ -411,7 +455,7 @@ impl Telescope {
                         self.bucket_ports.prefetch(bucket_port_key(b, port));
                     }
                 } else {
-                    self.pending[i].id = u32::MAX;
+                    self.pending[i].id = OUTSIDE;
                 }
             }
         }
@@ -433,7 +477,7 @@ impl Telescope {
         let b = b as usize;
         let packet = match decoded {
             Decoded::Ip(p) => {
-                if id == u32::MAX {
+                if id == OUTSIDE {
                     self.totals.outside += 1;
                     let (b, _) = self.bucket_for(ts_ns);
                     self.buckets[b].outside += 1;
@@ -582,6 +626,103 @@ impl Telescope {
     pub fn ports(&self) -> &[Count] {
         self.assert_flushed();
         &self.port_totals
+    }
+
+    /// Adds the counts of `other`, a shard of the same configuration and
+    /// input over disjoint sources (see [`TelescopeConfig::shard`]). The
+    /// result is for reading: it accepts no more frames. Call `finish` after.
+    pub fn merge(&mut self, mut other: Telescope) {
+        other.flush();
+        self.flush();
+        self.sealed = true;
+        self.finished = false;
+        let id_offset = self.addrs.len() as u32;
+        for (i, addr) in other.addrs.iter().enumerate() {
+            let id = id_offset + i as u32;
+            match *addr {
+                Addr::V4(a) => *self.v4.entry(a as u64).0 = id,
+                Addr::V6(a) => {
+                    self.v6.insert(a, id);
+                }
+            }
+        }
+        self.addrs.append(&mut other.addrs);
+        self.sources.append(&mut other.sources);
+        for (mine, theirs) in self.ports.iter_mut().zip(&other.ports) {
+            mine.packets += theirs.packets;
+            mine.sources += theirs.sources;
+        }
+        let mut bucket_map = Vec::with_capacity(other.buckets.len());
+        for ob in other.buckets {
+            let idx = match self.bucket_index.get(&ob.number) {
+                Some(&i) => i,
+                None => {
+                    self.buckets.push(BucketStats {
+                        number: ob.number,
+                        ..Default::default()
+                    });
+                    self.bucket_index.insert(ob.number, self.buckets.len() - 1);
+                    self.buckets.len() - 1
+                }
+            };
+            bucket_map.push(idx);
+            let sb = &mut self.buckets[idx];
+            sb.total.packets += ob.total.packets;
+            sb.total.sources += ob.total.sources;
+            sb.bytes += ob.bytes;
+            sb.malformed += ob.malformed;
+            sb.outside += ob.outside;
+            for (a, b) in sb.classes.iter_mut().zip(ob.classes) {
+                *a += b;
+            }
+            for (id, st) in ob.sources {
+                sb.sources.insert(id + id_offset, st);
+            }
+            for (port, sketch) in ob.port_sketches {
+                sb.port_sketches.entry(port).or_default().merge(&sketch);
+            }
+        }
+        for (key, c) in other.bucket_ports.iter() {
+            let b = bucket_map[(key >> 17) as usize];
+            let (e, _) = self
+                .bucket_ports
+                .entry(bucket_port_key(b, (key & 0x1ffff) as PortIndex));
+            e.packets += c.packets;
+            e.sources += c.sources;
+        }
+        for part in other.tail {
+            for t in part {
+                let key = (t >> 32) as u64;
+                let id = (key >> 17) as u32 + id_offset;
+                let b = bucket_map[(t & 0xffff_ffff) as usize];
+                let new_key = pair_key(id, (key & 0x1ffff) as PortIndex);
+                self.tail[(id as usize) & (TAIL_PARTS - 1)]
+                    .push(((new_key as u128) << 32) | b as u128);
+                self.tail_len += 1;
+            }
+        }
+        let (t, o) = (&mut self.totals, other.totals);
+        t.packets += o.packets;
+        t.bytes += o.bytes;
+        t.outside += o.outside;
+        t.malformed += o.malformed;
+        for (k, v) in o.malformed_reasons {
+            *t.malformed_reasons.entry(k).or_default() += v;
+        }
+        for (a, b) in t.classes.iter_mut().zip(o.classes) {
+            *a += b;
+        }
+        for (a, b) in t.fingerprint_packets.iter_mut().zip(o.fingerprint_packets) {
+            *a += b;
+        }
+        t.first_ts = match (t.first_ts, o.first_ts) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        t.last_ts = match (t.last_ts, o.last_ts) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
     }
 
     #[inline(never)]

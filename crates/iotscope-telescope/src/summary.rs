@@ -302,29 +302,32 @@ impl Telescope {
             .collect();
         sort_ports(&mut ports);
 
-        // Ports of infected hosts, from the (port, source) pairs.
-        let mut infected_ports: BTreeMap<u32, Vec<u16>> = infected_ids
-            .iter()
-            .map(|&i| (i as u32, Vec::new()))
-            .collect();
-        if !infected_ports.is_empty() {
+        // Ports of infected hosts, from the (port, source) pairs; indexed by
+        // source id because the pairs number in the millions.
+        let addrs = self.source_addrs();
+        let stats = self.source_stats();
+        let mut infected_ports: Vec<Option<Vec<u16>>> = vec![None; stats.len()];
+        for &i in &infected_ids {
+            infected_ports[i] = Some(Vec::new());
+        }
+        if !infected_ids.is_empty() {
             self.for_each_port_source(|port, id| {
-                if let Some(v) = infected_ports.get_mut(&id) {
+                if let Some(v) = &mut infected_ports[id as usize] {
                     if port >> 16 == 0 {
                         v.push(port as u16);
                     }
                 }
             });
         }
-        let addrs = self.source_addrs();
-        let stats = self.source_stats();
         let mut infected: Vec<Infected> = infected_ports
             .into_iter()
+            .enumerate()
+            .filter_map(|(id, ports)| ports.map(|p| (id, p)))
             .map(|(id, mut p)| {
                 p.sort_unstable();
-                let s = &stats[id as usize];
+                let s = &stats[id];
                 Infected {
-                    ip: addrs[id as usize].to_string(),
+                    ip: addrs[id].to_string(),
                     fingerprint: "mirai",
                     packets: s.packets,
                     first_ts: rfc3339(s.first_ts),
@@ -337,12 +340,17 @@ impl Telescope {
 
         let mut by_packets: Vec<usize> =
             (0..stats.len()).filter(|&i| stats[i].packets > 0).collect();
-        by_packets.sort_by(|&a, &b| {
+        let busiest_first = |&a: &usize, &b: &usize| {
             stats[b]
                 .packets
                 .cmp(&stats[a].packets)
                 .then(addrs[a].cmp(&addrs[b]))
-        });
+        };
+        if top < by_packets.len() {
+            by_packets.select_nth_unstable_by(top, busiest_first);
+            by_packets.truncate(top);
+        }
+        by_packets.sort_by(busiest_first);
         let top_sources = by_packets
             .into_iter()
             .take(top)

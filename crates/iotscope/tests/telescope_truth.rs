@@ -377,3 +377,15 @@ fn csv_and_table_formats_render() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("Packet classes") && text.contains("Infected hosts"));
 }
+
+#[test]
+fn any_number_of_threads_gives_the_same_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, truth) = generate(dir.path(), "t.pcapng", 30_000, 13, "pcapng");
+    let one = analyze(&[pcap.as_os_str(), "--threads".as_ref(), "1".as_ref()]);
+    assert_matches_truth(&one, &truth);
+    for n in ["2", "3", "5"] {
+        let many = analyze(&[pcap.as_os_str(), "--threads".as_ref(), n.as_ref()]);
+        assert_eq!(many, one, "--threads {n}");
+    }
+}

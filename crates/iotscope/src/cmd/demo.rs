@@ -26,21 +26,38 @@ pub struct DemoArgs {
 }
 
 pub fn run(a: DemoArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
-    std::fs::create_dir_all(&a.dir).with_context(|| format!("cannot create {}", a.dir.display()))?;
+    std::fs::create_dir_all(&a.dir)
+        .with_context(|| format!("cannot create {}", a.dir.display()))?;
     let capture = a.dir.join("darknet.pcap");
     let db = a.dir.join("iotscope.db");
     // A fresh store each run, so the demo's figures are those of its capture.
-    for p in [db.clone(), a.dir.join("iotscope.db-wal"), a.dir.join("iotscope.db-shm")] {
+    for p in [
+        db.clone(),
+        a.dir.join("iotscope.db-wal"),
+        a.dir.join("iotscope.db-shm"),
+    ] {
         if p.exists() {
             std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
         }
     }
-    eprintln!("iotscope demo: generating a {}-frame darknet capture in {} ...", a.packets, capture.display());
-    let spec = DarknetSpec { packets: a.packets, seed: a.seed, ..Default::default() };
-    let file = std::fs::File::create(&capture).with_context(|| format!("cannot create {}", capture.display()))?;
+    eprintln!(
+        "iotscope demo: generating a {}-frame darknet capture in {} ...",
+        a.packets,
+        capture.display()
+    );
+    let spec = DarknetSpec {
+        packets: a.packets,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let file = std::fs::File::create(&capture)
+        .with_context(|| format!("cannot create {}", capture.display()))?;
     let truth = generate(&spec, CaptureFormat::Pcap, file)?;
     let truth_path = a.dir.join("darknet.pcap.truth.json");
-    serde_json::to_writer_pretty(std::io::BufWriter::new(std::fs::File::create(&truth_path)?), &truth)?;
+    serde_json::to_writer_pretty(
+        std::io::BufWriter::new(std::fs::File::create(&truth_path)?),
+        &truth,
+    )?;
     eprintln!(
         "iotscope demo: analysing it (darknet {DARKNET_V4} and {DARKNET_V6}); aggregates go to {}",
         db.display()

@@ -43,6 +43,10 @@ pub struct AnalyzeArgs {
     /// Keep per-bucket aggregates in this SQLite store.
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
+    /// Worker threads (default: all cores); each reads the input and counts
+    /// its share of the sources. Standard input is read by one thread.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -92,10 +96,10 @@ struct Progress {
 }
 
 impl Progress {
-    fn new() -> Self {
+    fn new(wanted: bool) -> Self {
         let now = Instant::now();
         Progress {
-            enabled: std::io::stderr().is_terminal(),
+            enabled: wanted && std::io::stderr().is_terminal(),
             started: now,
             last: now,
         }
@@ -128,8 +132,24 @@ impl Progress {
 
 /// Analyses `files` with the darknet prefixes given, keeping aggregates in
 /// `db`, and prints a table (the demo's telescope step).
-pub fn analyze_for_demo(files: Vec<PathBuf>, darknet: Vec<String>, db: PathBuf, cfg: &Config) -> anyhow::Result<ExitCode> {
-    analyze(AnalyzeArgs { files, darknet, bucket: None, top: None, format: OutputFormat::Table, db: Some(db) }, cfg)
+pub fn analyze_for_demo(
+    files: Vec<PathBuf>,
+    darknet: Vec<String>,
+    db: PathBuf,
+    cfg: &Config,
+) -> anyhow::Result<ExitCode> {
+    analyze(
+        AnalyzeArgs {
+            files,
+            darknet,
+            bucket: None,
+            top: None,
+            format: OutputFormat::Table,
+            db: Some(db),
+            threads: None,
+        },
+        cfg,
+    )
 }
 
 fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
@@ -161,20 +181,16 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let mut telescope = Telescope::new(TelescopeConfig {
-        darknets,
-        bucket_ns,
-        detail: store.is_some(),
-    });
     let mut files: Vec<FileInfo> = Vec::new();
     let mut to_store: Vec<IngestedFile> = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
-    let mut progress = Progress::new();
 
+    // With a store, a file already ingested is skipped before reading it;
+    // standard input can only be hashed while it is read.
+    let mut plan: Vec<(PathBuf, Option<String>)> = Vec::new();
+    let mut duplicates: Vec<(usize, FileInfo)> = Vec::new();
     for path in &a.files {
         let shown = path.display().to_string();
-        // With a store, a file already ingested is skipped before reading
-        // it; standard input can only be hashed while it is read.
         let is_stdin = path == Path::new("-");
         let mut pre_hash = None;
         if let (Some(s), false) = (&store, is_stdin) {
@@ -184,81 +200,113 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
                     "iotscope: {shown}: skipped, same content already ingested from {} at {}",
                     prev.path, prev.ingested_at
                 );
-                files.push(FileInfo {
-                    path: shown,
-                    status: "duplicate",
-                    frames: 0,
-                    content_hash: Some(hash),
-                    error: None,
-                });
+                duplicates.push((
+                    plan.len(),
+                    FileInfo {
+                        path: shown,
+                        status: "duplicate",
+                        frames: 0,
+                        content_hash: Some(hash),
+                        error: None,
+                    },
+                ));
                 continue;
             }
             pre_hash = Some(hash);
         }
-        let (mut capture, raw, size) = match open(path, store.is_some() && is_stdin) {
-            Ok(v) => v,
-            Err(e) => {
-                failure = Some(anyhow::anyhow!("{shown}: {e}"));
-                files.push(FileInfo {
-                    path: shown,
-                    status: "error",
-                    frames: 0,
-                    content_hash: None,
-                    error: Some(e.to_string()),
-                });
+        plan.push((path.clone(), pre_hash));
+    }
+
+    // Source-sharded threads: each reads every input and accounts the
+    // sources that hash to it; standard input can be read only once.
+    let reads_stdin = plan.iter().any(|(p, _)| p == Path::new("-"));
+    let threads = if reads_stdin {
+        1
+    } else {
+        a.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .clamp(1, 64)
+    };
+    let base = TelescopeConfig {
+        darknets,
+        bucket_ns,
+        detail: store.is_some(),
+        shard: (0, 1),
+    };
+    let hash_stdin = store.is_some();
+    let mut results: Vec<ShardRun> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads as u32)
+            .map(|i| {
+                let cfg = TelescopeConfig {
+                    shard: (i, threads as u32),
+                    ..base.clone()
+                };
+                let plan = &plan;
+                scope.spawn(move || read_inputs(plan, cfg, i == 0, hash_stdin))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("telescope thread panicked"))
+            .collect()
+    });
+    let first = results.remove(0);
+    let mut telescope = first.telescope;
+    for other in results {
+        telescope.merge(other.telescope);
+    }
+    telescope.finish();
+
+    for (i, outcome) in first.outcomes.into_iter().enumerate() {
+        while let Some(pos) = duplicates.first().map(|d| d.0) {
+            if pos > i {
                 break;
             }
-        };
-        let mut frames = 0u64;
-        let error: Option<CaptureError> = loop {
-            match capture.next_frame() {
-                Ok(Some(f)) => {
-                    telescope.ingest(f.ts_ns, f.link, f.data);
-                    frames += 1;
-                    if frames % (1 << 20) == 0 {
-                        progress.tick(path, raw.bytes(), size, frames);
-                    }
-                }
-                Ok(None) => break None,
-                Err(e) => break Some(e),
-            }
-        };
-        let hash = pre_hash.or_else(|| raw.content_hash());
-        let status = if error.is_some() { "error" } else { "complete" };
+            files.push(duplicates.remove(0).1);
+        }
+        let (path, pre_hash) = &plan[i];
+        let shown = path.display().to_string();
+        let is_stdin = path == Path::new("-");
+        let hash = pre_hash.clone().or(outcome.raw_hash);
+        let frames = outcome.frames;
         files.push(FileInfo {
             path: shown.clone(),
-            status,
+            status: if outcome.error.is_some() {
+                "error"
+            } else {
+                "complete"
+            },
             frames,
             content_hash: hash.clone(),
-            error: error.as_ref().map(|e| e.to_string()),
+            error: outcome.error.as_ref().map(|e| e.to_string()),
         });
-        let duplicate = match (&store, &hash) {
-            (Some(s), Some(h)) if is_stdin => s.find_file(h)?.is_some(),
-            _ => false,
-        };
-        if duplicate {
-            bail!("{shown}: same content already ingested; nothing stored (the report above would count it twice)");
+        if outcome.opened {
+            if let (Some(s), Some(h), true) = (&store, &hash, is_stdin) {
+                if s.find_file(h)?.is_some() {
+                    bail!("{shown}: same content already ingested; nothing stored (it would be counted twice)");
+                }
+            }
+            to_store.push(IngestedFile {
+                content_hash: hash.unwrap_or_default(),
+                path: shown.clone(),
+                frames,
+                status: if outcome.error.is_some() {
+                    "partial".into()
+                } else {
+                    "complete".into()
+                },
+                ingested_at: now_rfc3339(),
+            });
         }
-        to_store.push(IngestedFile {
-            content_hash: hash.unwrap_or_default(),
-            path: shown.clone(),
-            frames,
-            status: if error.is_some() {
-                "partial".into()
+        if let Some(e) = outcome.error {
+            failure = Some(if outcome.opened {
+                anyhow::anyhow!("{shown}: {e} ({frames} frames before it were analysed and kept)")
             } else {
-                "complete".into()
-            },
-            ingested_at: now_rfc3339(),
-        });
-        if let Some(e) = error {
-            failure = Some(anyhow::anyhow!(
-                "{shown}: {e} ({frames} frames before it were analysed and kept)"
-            ));
-            break;
+                anyhow::anyhow!("{shown}: {e}")
+            });
         }
     }
-    progress.done();
-    telescope.finish();
+    files.extend(duplicates.into_iter().map(|d| d.1));
 
     // What was read is reported and stored even when a file was damaged.
     if let Some(s) = store.as_mut() {
@@ -273,6 +321,79 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
         None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// What one input gave a shard.
+struct FileOutcome {
+    opened: bool,
+    frames: u64,
+    error: Option<CaptureError>,
+    raw_hash: Option<String>,
+}
+
+/// One shard's accumulator and what it met in each input (identical across
+/// shards: they read the same bytes).
+struct ShardRun {
+    telescope: Telescope,
+    outcomes: Vec<FileOutcome>,
+}
+
+/// Reads the inputs in order into one shard, stopping at the first damaged
+/// input. Shard 0 shows progress.
+fn read_inputs(
+    plan: &[(PathBuf, Option<String>)],
+    cfg: TelescopeConfig,
+    show_progress: bool,
+    hash_stdin: bool,
+) -> ShardRun {
+    let mut telescope = Telescope::new(cfg);
+    let mut outcomes = Vec::new();
+    let mut progress = Progress::new(show_progress);
+    for (path, _) in plan {
+        let is_stdin = path == Path::new("-");
+        let (mut capture, raw, size) = match open(path, hash_stdin && is_stdin) {
+            Ok(v) => v,
+            Err(e) => {
+                outcomes.push(FileOutcome {
+                    opened: false,
+                    frames: 0,
+                    error: Some(e),
+                    raw_hash: None,
+                });
+                break;
+            }
+        };
+        let mut frames = 0u64;
+        let error = loop {
+            match capture.next_frame() {
+                Ok(Some(f)) => {
+                    telescope.ingest(f.ts_ns, f.link, f.data);
+                    frames += 1;
+                    if frames % (1 << 20) == 0 {
+                        progress.tick(path, raw.bytes(), size, frames);
+                    }
+                }
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        let stop = error.is_some();
+        outcomes.push(FileOutcome {
+            opened: true,
+            frames,
+            error,
+            raw_hash: raw.content_hash(),
+        });
+        if stop {
+            break;
+        }
+    }
+    progress.done();
+    telescope.flush();
+    ShardRun {
+        telescope,
+        outcomes,
     }
 }
 

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Telescope benchmark beside the peers, on the same page-cached capture.
+#
+#   bash bench/telescope.sh [PACKETS] [SEED]
+#
+# Generates (once, cached under bench/out/) a darknet capture with
+# `iotscope lab darknet`, then runs, each on the same file:
+#   iotscope telescope analyze (every statistic, JSON to /dev/null)
+#   tshark -M 100000 -q -z io,phs    (protocol hierarchy; without -M it needs >8 GiB)
+#   tcpdump -w /dev/null with one SYN filter (computes nothing)
+# and prints packets/s, CPU seconds, peak memory and the ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+packets=${1:-10000000}
+seed=${2:-1}
+out=bench/out
+mkdir -p "$out"
+cargo build --release -q -p iotscope
+bin=target/release/iotscope
+cap="$out/darknet-$packets-$seed.pcap"
+if [ ! -s "$cap" ]; then
+    echo "generating $cap ..." >&2
+    "$bin" lab darknet --out "$cap" --packets "$packets" --seed "$seed"
+fi
+cat "$cap" > /dev/null  # page-cache it
+
+declare -A WALL CPU
+run() {  # key name command...
+    local key=$1 name=$2; shift 2
+    /usr/bin/time -o "$out/time.txt" -f "%e %U %S %M" "$@" > /dev/null 2> "$out/$key.stderr" \
+        || { echo "$name failed, see $out/$key.stderr" >&2; return 1; }
+    read -r wall user sys rss < "$out/time.txt"
+    WALL[$key]=$wall
+    CPU[$key]=$(echo "$user + $sys" | bc -l)
+    printf '%-34s %7.2f s wall %7.2f s CPU %8.1f MB peak %7.2f Mpps\n' \
+        "$name" "$wall" "${CPU[$key]}" "$(echo "$rss/1024" | bc -l)" "$(echo "$packets/$wall/1000000" | bc -l)"
+}
+
+echo "capture: $cap ($(stat -c %s "$cap") bytes, $packets frames); $(nproc) cores"
+run iotscope "iotscope telescope analyze" "$bin" telescope analyze "$cap" --format json
+run tcpdump "tcpdump -w /dev/null (SYN filter)" tcpdump -r "$cap" -w /dev/null 'tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn'
+if [ "${SKIP_TSHARK:-0}" != 1 ]; then
+    run tshark "tshark -M 100000 -q -z io,phs" tshark -M 100000 -q -z io,phs -r "$cap"
+fi
+echo
+for peer in tcpdump tshark; do
+    [ -n "${WALL[$peer]:-}" ] || continue
+    printf 'iotscope vs %-8s  %6.1fx faster (wall)  %6.1fx less CPU\n' "$peer" \
+        "$(echo "${WALL[$peer]} / ${WALL[iotscope]}" | bc -l)" "$(echo "${CPU[$peer]} / ${CPU[iotscope]}" | bc -l)"
+done
