@@ -1,0 +1,336 @@
+//! Agreement with Wireshark: tshark dissects the same captures and its
+//! per-packet fields, folded into our classes, must give the same counts.
+//! Once on a generated capture (every kind of packet), once on real traffic
+//! of real tools (nmap, ping) recorded with tcpdump on the loopback interface.
+//!
+//! Needs tshark (and, for the real traffic, root, tcpdump and nmap). Without
+//! them the tests say so and pass, unless IOTSCOPE_REQUIRE_TOOLS is set, as
+//! .ci/run does.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn required() -> bool {
+    std::env::var_os("IOTSCOPE_REQUIRE_TOOLS").is_some()
+}
+
+fn skip(why: &str) {
+    assert!(!required(), "IOTSCOPE_REQUIRE_TOOLS is set but {why}");
+    eprintln!("skipped: {why}");
+}
+
+#[derive(Default, Debug, PartialEq, Eq)]
+struct Counts {
+    packets: u64,
+    bytes: u64,
+    malformed: u64,
+    classes: HashMap<String, (u64, HashSet<String>)>,
+    ports: HashMap<(String, u64), (u64, HashSet<String>)>,
+}
+
+fn tcp_class(flags: u64) -> &'static str {
+    match flags & 0x3f {
+        0x02 => "tcp_syn",
+        0x12 => "tcp_synack",
+        0x10 => "tcp_ack",
+        0x01 | 0x11 => "tcp_fin",
+        0x04 | 0x14 => "tcp_rst",
+        0x08 | 0x18 => "tcp_push",
+        _ => "tcp_other",
+    }
+}
+
+/// Folds tshark's fields into our classes, ports and sources.
+fn tshark_counts(capture: &Path) -> Counts {
+    let out = Command::new("tshark")
+        .args(["-r"])
+        .arg(capture)
+        .args([
+            "-n",
+            "-o",
+            "ip.defragment:FALSE",
+            "-o",
+            "ipv6.defragment:FALSE",
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+            "-E",
+            "occurrence=f",
+        ])
+        .args([
+            "-e",
+            "frame.cap_len",
+            "-e",
+            "ip.src",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "ip.proto",
+            "-e",
+            "ipv6.nxt",
+            "-e",
+            "ip.frag_offset",
+        ])
+        .args([
+            "-e",
+            "tcp.flags",
+            "-e",
+            "tcp.dstport",
+            "-e",
+            "udp.dstport",
+            "-e",
+            "icmp.type",
+            "-e",
+            "icmpv6.type",
+        ])
+        .output()
+        .expect("run tshark");
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut c = Counts::default();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let f: Vec<&str> = line.split('|').collect();
+        let num = |s: &str| {
+            if let Some(h) = s.strip_prefix("0x") {
+                u64::from_str_radix(h, 16).ok()
+            } else {
+                s.parse().ok()
+            }
+        };
+        c.packets += 1;
+        c.bytes += num(f[0]).unwrap();
+        let src = if !f[1].is_empty() { f[1] } else { f[2] };
+        let proto = num(f[3]).or(num(f[4]));
+        let later_fragment = num(f[5]).is_some_and(|o| o > 0);
+        let (class, port): (&str, Option<(&str, u64)>) = if src.is_empty() {
+            ("non_ip", None)
+        } else if later_fragment {
+            (
+                match proto {
+                    Some(6) => "tcp_other",
+                    Some(17) => "udp",
+                    Some(1) => "icmp",
+                    _ => "other_ip",
+                },
+                None,
+            )
+        } else if !f[9].is_empty() || !f[10].is_empty() {
+            ("icmp", None)
+        } else if let Some(flags) = num(f[6]) {
+            (tcp_class(flags), Some(("tcp", num(f[7]).unwrap())))
+        } else if let Some(p) = num(f[8]) {
+            ("udp", Some(("udp", p)))
+        } else if matches!(proto, Some(6) | Some(17) | Some(1) | Some(58)) {
+            c.malformed += 1;
+            continue;
+        } else {
+            ("other_ip", None)
+        };
+        let e = c.classes.entry(class.to_string()).or_default();
+        e.0 += 1;
+        if class != "non_ip" {
+            e.1.insert(src.to_string());
+        }
+        if let Some((p, n)) = port {
+            let e = c.ports.entry((p.to_string(), n)).or_default();
+            e.0 += 1;
+            e.1.insert(src.to_string());
+        }
+    }
+    c
+}
+
+fn ours(capture: &Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+        .args(["telescope", "analyze", "--format", "json", "--top", "1"])
+        .arg(capture)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn assert_agree(capture: &Path) -> Value {
+    let t = tshark_counts(capture);
+    let o = ours(capture);
+    assert_eq!(o["packets"].as_u64().unwrap(), t.packets, "packets");
+    assert_eq!(o["bytes"].as_u64().unwrap(), t.bytes, "bytes");
+    assert_eq!(o["malformed"].as_u64().unwrap(), t.malformed, "malformed");
+    for (name, v) in o["classes"].as_object().unwrap() {
+        let (packets, sources) = t
+            .classes
+            .get(name)
+            .map_or((0, 0), |(p, s)| (*p, s.len() as u64));
+        assert_eq!(
+            v["packets"].as_u64().unwrap(),
+            packets,
+            "class {name} packets"
+        );
+        assert_eq!(
+            v["sources"].as_u64().unwrap(),
+            sources,
+            "class {name} sources"
+        );
+    }
+    let ports = o["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), t.ports.len(), "number of ports");
+    for p in ports {
+        let key = (
+            p["proto"].as_str().unwrap().to_string(),
+            p["port"].as_u64().unwrap(),
+        );
+        let (packets, sources) = &t.ports[&key];
+        assert_eq!(p["packets"].as_u64().unwrap(), *packets, "port {key:?}");
+        assert_eq!(
+            p["sources"].as_u64().unwrap(),
+            sources.len() as u64,
+            "port {key:?} sources"
+        );
+    }
+    o
+}
+
+#[test]
+fn tshark_agrees_on_a_generated_capture_of_every_kind() {
+    if !have("tshark") {
+        return skip("tshark is not installed (apt-get install tshark)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("g.pcapng");
+    let st = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+        .args([
+            "lab",
+            "darknet",
+            "--format",
+            "pcapng",
+            "--packets",
+            "20000",
+            "--seed",
+            "4",
+            "--out",
+        ])
+        .arg(&cap)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = assert_agree(&cap);
+    assert!(
+        o["malformed"].as_u64().unwrap() > 0
+            && o["classes"]["non_ip"]["packets"].as_u64().unwrap() > 0
+    );
+}
+
+#[test]
+fn tshark_agrees_on_real_nmap_and_ping_traffic_recorded_by_tcpdump() {
+    for tool in ["tshark", "tcpdump", "nmap", "ping"] {
+        if !have(tool) {
+            return skip(&format!(
+                "{tool} is not installed (apt-get install tshark tcpdump nmap iputils-ping)"
+            ));
+        }
+    }
+    if effective_uid() != 0 {
+        return skip("not root: tcpdump and nmap -sS need raw sockets");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("lo.pcap");
+    // Only loopback, only 127.0.0.1: nothing leaves the machine.
+    let mut dump = Command::new("tcpdump")
+        .args(["-i", "lo", "-U", "-n", "-w"])
+        .arg(&cap)
+        .args(["host", "127.0.0.1"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let run = |args: &[&str]| {
+        let st = Command::new(args[0])
+            .args(&args[1..])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "{args:?}");
+    };
+    let started = Instant::now();
+    run(&[
+        "nmap",
+        "-n",
+        "-Pn",
+        "-sS",
+        "-p",
+        "1-300",
+        "--max-retries",
+        "1",
+        "--host-timeout",
+        "30s",
+        "127.0.0.1",
+    ]);
+    run(&[
+        "nmap",
+        "-n",
+        "-Pn",
+        "-sT",
+        "-p",
+        "20-30,80,443",
+        "--host-timeout",
+        "30s",
+        "127.0.0.1",
+    ]);
+    run(&[
+        "nmap",
+        "-n",
+        "-Pn",
+        "-sU",
+        "-p",
+        "53,123,161",
+        "--host-timeout",
+        "30s",
+        "127.0.0.1",
+    ]);
+    run(&["ping", "-c", "3", "-i", "0.2", "127.0.0.1"]);
+    assert!(started.elapsed() < Duration::from_secs(120));
+    std::thread::sleep(Duration::from_millis(800));
+    let _ = Command::new("kill")
+        .arg("-INT")
+        .arg(dump.id().to_string())
+        .status();
+    let _ = dump.wait();
+    let o = assert_agree(&cap);
+    assert!(
+        o["classes"]["tcp_syn"]["packets"].as_u64().unwrap() >= 300,
+        "{}",
+        o["classes"]
+    );
+    assert!(o["classes"]["icmp"]["packets"].as_u64().unwrap() >= 6);
+}
+
+fn effective_uid() -> u32 {
+    // `id -u` rather than libc: the binary crate carries no libc dependency.
+    let out = Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(u32::MAX)
+}
