@@ -13,6 +13,9 @@
 //! Hand-written rather than built on pcap-parser because the hot loop is a
 //! 16-byte header read and a slice per packet, which we want inlined into the
 //! telescope's loop, and because errors must name the exact offset.
+//! Reading through a memory mapping instead of `read` was measured slower
+//! here (page faults on 4 KiB pages cost more than the copy) and counts the
+//! whole file in the resident set, so streaming stays.
 
 use std::io::{self, Read};
 
@@ -27,7 +30,9 @@ pub const MAX_BLOCK: usize = 64 << 20;
 /// (libpcap's own maximum snap length).
 const MAX_SNAPLEN: u32 = 262_144;
 
-const READ_CHUNK: usize = 256 << 10;
+/// 64 KiB measured fastest here (32 KiB to 1 MiB tried): the chunk stays in
+/// L2 between the copy from the page cache and the parse.
+const READ_CHUNK: usize = 64 << 10;
 
 /// One captured frame, borrowed from the reader's buffer.
 #[derive(Clone, Copy, Debug)]

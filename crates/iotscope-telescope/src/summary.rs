@@ -225,6 +225,22 @@ pub fn sort_ports(rows: &mut [PortRow]) {
     });
 }
 
+/// Keeps the `top` busiest rows, sorted (a partial sort: buckets can hold
+/// tens of thousands of ports).
+pub fn top_ports(rows: &mut Vec<PortRow>, top: usize) {
+    let order = |a: &PortRow, b: &PortRow| {
+        b.packets
+            .cmp(&a.packets)
+            .then(a.proto.cmp(b.proto))
+            .then(a.port.cmp(&b.port))
+    };
+    if top < rows.len() {
+        rows.select_nth_unstable_by(top, order);
+        rows.truncate(top);
+    }
+    rows.sort_by(order);
+}
+
 /// Names of the classes set in a class bit mask.
 pub fn class_names(mask: u16) -> Vec<&'static str> {
     ALL_CLASSES
@@ -383,8 +399,7 @@ impl Telescope {
                     .iter()
                     .map(|(&i, c)| PortRow::new(i, c.packets, c.sources))
                     .collect();
-                sort_ports(&mut rows);
-                rows.truncate(top);
+                top_ports(&mut rows, top);
                 SeriesBucket {
                     start: rfc3339(b.number.saturating_mul(bucket_ns)),
                     packets: b.total.packets,

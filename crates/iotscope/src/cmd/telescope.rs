@@ -181,6 +181,7 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let mut timings = Timings::new();
     let mut files: Vec<FileInfo> = Vec::new();
     let mut to_store: Vec<IngestedFile> = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
@@ -250,12 +251,15 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
             .map(|h| h.join().expect("telescope thread panicked"))
             .collect()
     });
+    timings.mark("read");
     let first = results.remove(0);
     let mut telescope = first.telescope;
     for other in results {
         telescope.merge(other.telescope);
     }
+    timings.mark("merge");
     telescope.finish();
+    timings.mark("finish");
 
     for (i, outcome) in first.outcomes.into_iter().enumerate() {
         while let Some(pos) = duplicates.first().map(|d| d.0) {
@@ -312,15 +316,44 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     if let Some(s) = store.as_mut() {
         s.save_run(&telescope, &to_store)?;
     }
+    timings.mark("store");
     let mut summary: Summary = telescope.summary(top);
+    timings.mark("summary");
     summary.files = files;
     print_summary(&summary, a.format, top)?;
+    timings.mark("print");
     match failure {
         Some(e) => {
             eprintln!("iotscope: error: {e:#}");
             Ok(ExitCode::from(2))
         }
         None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Phase timings on standard error when IOTSCOPE_TIMINGS is set (for
+/// profiling; not part of any output contract).
+struct Timings {
+    enabled: bool,
+    last: Instant,
+}
+
+impl Timings {
+    fn new() -> Self {
+        Timings {
+            enabled: std::env::var_os("IOTSCOPE_TIMINGS").is_some(),
+            last: Instant::now(),
+        }
+    }
+
+    fn mark(&mut self, phase: &str) {
+        if self.enabled {
+            eprintln!(
+                "iotscope: timing: {phase} {:.3} s",
+                self.last.elapsed().as_secs_f64()
+            );
+            self.last = Instant::now();
+        }
     }
 }
 
