@@ -65,6 +65,22 @@ pub struct TelescopeConfig {
     pub shard: (u32, u32),
 }
 
+impl TelescopeConfig {
+    /// The shard that accounts a frame: the one its source hashes to, or
+    /// shard 0 for frames with no source in the darknet.
+    #[inline]
+    pub fn shard_for(&self, decoded: &Decoded) -> u32 {
+        match decoded {
+            Decoded::Ip(p)
+                if self.darknets.is_empty() || self.darknets.iter().any(|d| d.contains(p.dst)) =>
+            {
+                shard_of(p.src, self.shard.1)
+            }
+            _ => 0,
+        }
+    }
+}
+
 impl Default for TelescopeConfig {
     fn default() -> Self {
         TelescopeConfig {
@@ -407,36 +423,28 @@ impl Telescope {
     #[inline]
     pub fn ingest(&mut self, ts_ns: i64, link: LinkType, frame: &[u8]) {
         let decoded = decode(link, frame);
-        if self.cfg.shard.1 > 1 && !self.is_mine(&decoded) {
+        if self.cfg.shard.1 > 1 && self.cfg.shard_for(&decoded) != self.cfg.shard.0 {
             return;
         }
+        self.ingest_decoded(ts_ns, frame.len() as u32, decoded);
+    }
+
+    /// Accounts a frame already decoded (by a reader thread) whose captured
+    /// length is `len`. The caller routes frames to shards with
+    /// [`TelescopeConfig::shard_for`].
+    #[inline]
+    pub fn ingest_decoded(&mut self, ts_ns: i64, len: u32, decoded: Decoded) {
         self.finished = false;
         assert!(!self.sealed, "a merged Telescope accepts no more frames");
         self.pending.push(Pending {
             ts_ns,
-            len: frame.len() as u32,
+            len,
             decoded,
             id: NO_SOURCE,
             bucket: (0, 0),
         });
         if self.pending.len() == BATCH {
             self.flush();
-        }
-    }
-
-    /// True when this shard accounts the frame: its source hashes here, or
-    /// it has no source in the darknet and this is shard 0.
-    #[inline]
-    fn is_mine(&self, decoded: &Decoded) -> bool {
-        let (me, n) = self.cfg.shard;
-        match decoded {
-            Decoded::Ip(p)
-                if self.cfg.darknets.is_empty()
-                    || self.cfg.darknets.iter().any(|d| d.contains(p.dst)) =>
-            {
-                shard_of(p.src, n) == me
-            }
-            _ => me == 0,
         }
     }
 

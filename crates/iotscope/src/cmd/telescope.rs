@@ -43,8 +43,8 @@ pub struct AnalyzeArgs {
     /// Keep per-bucket aggregates in this SQLite store.
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
-    /// Worker threads (default: all cores); each reads the input and counts
-    /// its share of the sources. Standard input is read by one thread.
+    /// Threads (default: all cores): one reads and decodes, the others count,
+    /// each for its share of the sources; with 1, one thread does both.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
 }
@@ -218,16 +218,12 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         plan.push((path.clone(), pre_hash));
     }
 
-    // Source-sharded threads: each reads every input and accounts the
-    // sources that hash to it; standard input can be read only once.
-    let reads_stdin = plan.iter().any(|(p, _)| p == Path::new("-"));
-    let threads = if reads_stdin {
-        1
-    } else {
-        a.threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-            .clamp(1, 64)
-    };
+    // One thread reads and decodes; the others account, each for the
+    // sources that hash to it (exact to merge). One thread does both.
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 64);
     let base = TelescopeConfig {
         darknets,
         bucket_ns,
@@ -235,33 +231,23 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         shard: (0, 1),
     };
     let hash_stdin = store.is_some();
-    let mut results: Vec<ShardRun> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads as u32)
-            .map(|i| {
-                let cfg = TelescopeConfig {
-                    shard: (i, threads as u32),
-                    ..base.clone()
-                };
-                let plan = &plan;
-                scope.spawn(move || read_inputs(plan, cfg, i == 0, hash_stdin))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("telescope thread panicked"))
-            .collect()
-    });
+    let (telescopes, outcomes) = if threads == 1 {
+        read_inputs(&plan, base, hash_stdin)
+    } else {
+        read_inputs_pipelined(&plan, base, threads - 1, hash_stdin)
+    };
+    let mut telescope = telescopes
+        .into_iter()
+        .reduce(|mut merged, shard| {
+            merged.merge(shard);
+            merged
+        })
+        .expect("at least one shard");
     timings.mark("read");
-    let first = results.remove(0);
-    let mut telescope = first.telescope;
-    for other in results {
-        telescope.merge(other.telescope);
-    }
-    timings.mark("merge");
     telescope.finish();
     timings.mark("finish");
 
-    for (i, outcome) in first.outcomes.into_iter().enumerate() {
+    for (i, outcome) in outcomes.into_iter().enumerate() {
         while let Some(pos) = duplicates.first().map(|d| d.0) {
             if pos > i {
                 break;
@@ -365,24 +351,15 @@ struct FileOutcome {
     raw_hash: Option<String>,
 }
 
-/// One shard's accumulator and what it met in each input (identical across
-/// shards: they read the same bytes).
-struct ShardRun {
-    telescope: Telescope,
-    outcomes: Vec<FileOutcome>,
-}
-
-/// Reads the inputs in order into one shard, stopping at the first damaged
-/// input. Shard 0 shows progress.
-fn read_inputs(
+/// Reads the inputs in order, handing each frame to `sink`, and stops at
+/// the first damaged input.
+fn read_frames(
     plan: &[(PathBuf, Option<String>)],
-    cfg: TelescopeConfig,
-    show_progress: bool,
     hash_stdin: bool,
-) -> ShardRun {
-    let mut telescope = Telescope::new(cfg);
+    mut sink: impl FnMut(i64, iotscope_wire::LinkType, &[u8]),
+) -> Vec<FileOutcome> {
     let mut outcomes = Vec::new();
-    let mut progress = Progress::new(show_progress);
+    let mut progress = Progress::new(true);
     for (path, _) in plan {
         let is_stdin = path == Path::new("-");
         let (mut capture, raw, size) = match open(path, hash_stdin && is_stdin) {
@@ -401,7 +378,7 @@ fn read_inputs(
         let error = loop {
             match capture.next_frame() {
                 Ok(Some(f)) => {
-                    telescope.ingest(f.ts_ns, f.link, f.data);
+                    sink(f.ts_ns, f.link, f.data);
                     frames += 1;
                     if frames % (1 << 20) == 0 {
                         progress.tick(path, raw.bytes(), size, frames);
@@ -423,11 +400,98 @@ fn read_inputs(
         }
     }
     progress.done();
+    outcomes
+}
+
+/// One thread reads, decodes and accounts.
+fn read_inputs(
+    plan: &[(PathBuf, Option<String>)],
+    cfg: TelescopeConfig,
+    hash_stdin: bool,
+) -> (Vec<Telescope>, Vec<FileOutcome>) {
+    let mut telescope = Telescope::new(cfg);
+    let outcomes = read_frames(plan, hash_stdin, |ts, link, data| {
+        telescope.ingest(ts, link, data)
+    });
     telescope.flush();
-    ShardRun {
-        telescope,
-        outcomes,
-    }
+    (vec![telescope], outcomes)
+}
+
+/// Decoded frames handed from the reader to an accounting thread.
+type Batch = Vec<(i64, u32, iotscope_wire::Decoded)>;
+const BATCH_FRAMES: usize = 4096;
+
+/// This thread reads and decodes; `shards` threads account, each for the
+/// sources that hash to it. Batches travel through bounded channels and come
+/// back for reuse, so memory stays flat.
+fn read_inputs_pipelined(
+    plan: &[(PathBuf, Option<String>)],
+    base: TelescopeConfig,
+    shards: usize,
+    hash_stdin: bool,
+) -> (Vec<Telescope>, Vec<FileOutcome>) {
+    use std::sync::mpsc::{sync_channel, SyncSender};
+    let route = TelescopeConfig {
+        shard: (0, shards as u32),
+        ..base.clone()
+    };
+    std::thread::scope(|scope| {
+        let mut senders: Vec<SyncSender<Batch>> = Vec::new();
+        let mut recyclers = Vec::new();
+        let mut handles = Vec::new();
+        for i in 0..shards {
+            let (tx, rx) = sync_channel::<Batch>(8);
+            let (back_tx, back_rx) = sync_channel::<Batch>(16);
+            let cfg = TelescopeConfig {
+                shard: (i as u32, shards as u32),
+                ..base.clone()
+            };
+            handles.push(scope.spawn(move || {
+                let mut telescope = Telescope::new(cfg);
+                for mut batch in rx {
+                    for (ts, len, decoded) in batch.drain(..) {
+                        telescope.ingest_decoded(ts, len, decoded);
+                    }
+                    let _ = back_tx.try_send(batch);
+                }
+                telescope.flush();
+                telescope
+            }));
+            senders.push(tx);
+            recyclers.push(back_rx);
+        }
+        let mut batches: Vec<Batch> = (0..shards)
+            .map(|_| Vec::with_capacity(BATCH_FRAMES))
+            .collect();
+        let outcomes = read_frames(plan, hash_stdin, |ts, link, data| {
+            let decoded = iotscope_wire::decode(link, data);
+            let shard = if shards == 1 {
+                0
+            } else {
+                route.shard_for(&decoded) as usize
+            };
+            let batch = &mut batches[shard];
+            batch.push((ts, data.len() as u32, decoded));
+            if batch.len() == BATCH_FRAMES {
+                let next = recyclers[shard]
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(BATCH_FRAMES));
+                let full = std::mem::replace(batch, next);
+                senders[shard].send(full).expect("accounting thread alive");
+            }
+        });
+        for (shard, batch) in batches.into_iter().enumerate() {
+            if !batch.is_empty() {
+                senders[shard].send(batch).expect("accounting thread alive");
+            }
+        }
+        drop(senders);
+        let telescopes = handles
+            .into_iter()
+            .map(|h| h.join().expect("accounting thread panicked"))
+            .collect();
+        (telescopes, outcomes)
+    })
 }
 
 fn hash_file(path: &Path) -> std::io::Result<String> {
