@@ -272,7 +272,9 @@ impl<R: Read> CaptureReader<R> {
             }
         };
         let (sec, frac, incl, orig) = (rd(0), rd(4), rd(8), rd(12));
-        if incl > snaplen.max(MAX_SNAPLEN) {
+        // The snap length comes from the file too, so it cannot be trusted
+        // to bound an allocation (found by fuzzing: snaplen 0xf900ffff).
+        if incl > snaplen.max(MAX_SNAPLEN) || incl as usize > MAX_BLOCK {
             return Err(CaptureError::Corrupt {
                 offset: self.offset(),
                 reason: "record length exceeds the snap length",
