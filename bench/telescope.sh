@@ -5,7 +5,8 @@
 #
 # Generates (once, cached under bench/out/) a darknet capture with
 # `iotscope lab darknet`, then runs, each on the same file:
-#   iotscope telescope analyze (every statistic, JSON to /dev/null)
+#   iotscope telescope analyze (every statistic, JSON to /dev/null), on one
+#   thread and on all cores
 #   tshark -M 100000 -q -z io,phs    (protocol hierarchy; without -M it needs >8 GiB)
 #   tcpdump -w /dev/null with one SYN filter (computes nothing)
 # and prints packets/s, CPU seconds, peak memory and the ratios.
@@ -37,7 +38,8 @@ run() {  # key name command...
 }
 
 echo "capture: $cap ($(stat -c %s "$cap") bytes, $packets frames); $(nproc) cores"
-run iotscope "iotscope telescope analyze" "$bin" telescope analyze "$cap" --format json
+run iotscope1 "iotscope analyze --threads 1" "$bin" telescope analyze "$cap" --format json --threads 1
+run iotscope "iotscope analyze (all cores)" "$bin" telescope analyze "$cap" --format json
 run tcpdump "tcpdump -w /dev/null (SYN filter)" tcpdump -r "$cap" -w /dev/null 'tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn'
 if [ "${SKIP_TSHARK:-0}" != 1 ]; then
     run tshark "tshark -M 100000 -q -z io,phs" tshark -M 100000 -q -z io,phs -r "$cap"
