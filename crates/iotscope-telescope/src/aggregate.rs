@@ -123,6 +123,31 @@ pub struct SourceStats {
 
 const PORT_SLOTS_PER_SOURCE: usize = 2;
 
+impl SourceStats {
+    /// Counts one packet of this source: its time, size, class and
+    /// fingerprint bits ([`fingerprint::matches`]).
+    #[inline(always)]
+    fn record(&mut self, ts_ns: i64, bytes: u64, class: Class, fp: u8) {
+        if self.packets == 0 {
+            self.first_ts = ts_ns;
+            self.last_ts = ts_ns;
+        }
+        self.packets += 1;
+        self.bytes += bytes;
+        self.first_ts = self.first_ts.min(ts_ns);
+        self.last_ts = self.last_ts.max(ts_ns);
+        self.class_mask |= 1 << class.index();
+        // Most packets are SYNs or carry no fingerprint: one branch for both.
+        if fp != 0 || class == Class::TcpSyn {
+            self.syn += (class == Class::TcpSyn) as u64;
+            self.mirai += (fp & fingerprint::MIRAI != 0) as u64;
+            self.zmap += (fp & fingerprint::ZMAP != 0) as u64;
+            self.masscan += (fp & fingerprint::MASSCAN != 0) as u64;
+            self.backscatter += (fp & fingerprint::BACKSCATTER != 0) as u64;
+        }
+    }
+}
+
 /// Rule for flagging a source with a SYN fingerprint: at least 3 matching
 /// SYNs and at least 90% of its SYNs matching.
 pub fn flagged(syn: u64, matching: u64) -> bool {
@@ -537,54 +562,30 @@ impl Telescope {
         let Some(p) = packet else { return };
 
         let fp = fingerprint::matches(&p);
-        let s = &mut self.sources[id as usize];
-        if s.packets == 0 {
-            s.first_ts = ts_ns;
-            s.last_ts = ts_ns;
-        }
-        s.packets += 1;
-        s.bytes += bytes;
-        s.first_ts = s.first_ts.min(ts_ns);
-        s.last_ts = s.last_ts.max(ts_ns);
-        s.class_mask |= 1 << class.index();
-        if fp != 0 || class == Class::TcpSyn {
-            s.syn += (class == Class::TcpSyn) as u64;
+        if fp != 0 {
             let bits = [
                 fingerprint::MIRAI,
                 fingerprint::ZMAP,
                 fingerprint::MASSCAN,
                 fingerprint::BACKSCATTER,
             ];
-            for (i, bit) in bits.iter().enumerate() {
-                let hit = (fp & bit != 0) as u64;
-                self.totals.fingerprint_packets[i] += hit;
+            for (count, bit) in self.totals.fingerprint_packets.iter_mut().zip(bits) {
+                *count += (fp & bit != 0) as u64;
             }
-            s.mirai += (fp & fingerprint::MIRAI != 0) as u64;
-            s.zmap += (fp & fingerprint::ZMAP != 0) as u64;
-            s.masscan += (fp & fingerprint::MASSCAN != 0) as u64;
-            s.backscatter += (fp & fingerprint::BACKSCATTER != 0) as u64;
         }
+        let s = &mut self.sources[id as usize];
+        s.record(ts_ns, bytes, class, fp);
         let bucket = &mut self.buckets[b];
         if s.presence.mark(rel, id as u64, &mut self.overflow_sources) {
             bucket.total.sources += 1;
         }
 
         if self.cfg.detail {
-            let d = bucket.sources.entry(id).or_default();
-            if d.packets == 0 {
-                d.first_ts = ts_ns;
-                d.last_ts = ts_ns;
-            }
-            d.packets += 1;
-            d.bytes += bytes;
-            d.first_ts = d.first_ts.min(ts_ns);
-            d.last_ts = d.last_ts.max(ts_ns);
-            d.class_mask |= 1 << class.index();
-            d.syn += (class == Class::TcpSyn) as u64;
-            d.mirai += (fp & fingerprint::MIRAI != 0) as u64;
-            d.zmap += (fp & fingerprint::ZMAP != 0) as u64;
-            d.masscan += (fp & fingerprint::MASSCAN != 0) as u64;
-            d.backscatter += (fp & fingerprint::BACKSCATTER != 0) as u64;
+            bucket
+                .sources
+                .entry(id)
+                .or_default()
+                .record(ts_ns, bytes, class, fp);
         }
 
         // Only TCP and UDP first fragments carry ports.

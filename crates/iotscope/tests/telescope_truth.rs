@@ -80,30 +80,20 @@ fn assert_matches_truth(got: &Value, truth: &Value) {
         assert_eq!(&got["fingerprints"][name], c, "fingerprint {name}");
     }
     assert_eq!(got["ports"], truth["ports"], "ports");
-    let infected: Vec<(String, u64, Value)> = got["infected"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["ip"].as_str().unwrap().to_string(),
-                i["packets"].as_u64().unwrap(),
-                i["ports"].clone(),
-            )
-        })
-        .collect();
-    let want: Vec<(String, u64, Value)> = truth["infected"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["ip"].as_str().unwrap().to_string(),
-                i["packets"].as_u64().unwrap(),
-                i["ports"].clone(),
-            )
-        })
-        .collect();
+    let hosts = |v: &Value| -> Vec<(String, u64, Value)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["ip"].as_str().unwrap().to_string(),
+                    i["packets"].as_u64().unwrap(),
+                    i["ports"].clone(),
+                )
+            })
+            .collect()
+    };
+    let (infected, want) = (hosts(&got["infected"]), hosts(&truth["infected"]));
     assert_eq!(infected.len(), want.len(), "number of infected hosts");
     assert_eq!(infected, want, "infected hosts");
     let series = got["series"].as_array().unwrap();
