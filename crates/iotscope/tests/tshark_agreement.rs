@@ -334,3 +334,227 @@ fn effective_uid() -> u32 {
         .parse()
         .unwrap_or(u32::MAX)
 }
+
+/// Two network namespaces joined by a veth pair, with no route anywhere but
+/// 198.18.0.0/16 (RFC 2544 benchmarking space), torn down on drop. The
+/// target namespace owns the whole /16 so its kernel answers every probe.
+struct ScanNet {
+    scanner: String,
+    target: String,
+    router_mac: String,
+}
+
+impl ScanNet {
+    fn up() -> ScanNet {
+        let id = std::process::id();
+        // Created first so that a failure part-way still tears down.
+        let mut net = ScanNet {
+            scanner: format!("iots-s-{id}"),
+            target: format!("iots-t-{id}"),
+            router_mac: String::new(),
+        };
+        let ip = |args: &str| {
+            let st = Command::new("ip")
+                .args(args.split_whitespace())
+                .status()
+                .unwrap();
+            assert!(st.success(), "ip {args}");
+        };
+        ip(&format!("netns add {}", net.scanner));
+        ip(&format!("netns add {}", net.target));
+        ip(&format!(
+            "link add sv0 netns {} type veth peer name tv0 netns {}",
+            net.scanner, net.target
+        ));
+        ip(&format!(
+            "-n {} addr add 198.19.0.1/24 dev sv0",
+            net.scanner
+        ));
+        ip(&format!("-n {} addr add 198.19.0.2/24 dev tv0", net.target));
+        for (ns, dev) in [(&net.scanner, "sv0"), (&net.target, "tv0")] {
+            ip(&format!("-n {ns} link set {dev} up"));
+            ip(&format!("-n {ns} link set lo up"));
+        }
+        ip(&format!(
+            "-n {} route add 198.18.0.0/16 via 198.19.0.2",
+            net.scanner
+        ));
+        ip(&format!(
+            "-n {} route add local 198.18.0.0/16 dev lo",
+            net.target
+        ));
+        let out = Command::new("ip")
+            .args(["-n", &net.target, "link", "show", "tv0"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        net.router_mac = text
+            .split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .unwrap()
+            .to_string();
+        net
+    }
+
+    /// Runs `tool args` in the scanner namespace while tcpdump records, in
+    /// the target namespace, what the scanner sends.
+    fn capture(&self, dir: &Path, name: &str, tool: &[&str]) -> std::path::PathBuf {
+        let cap = dir.join(format!("{name}.pcap"));
+        let mut dump = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.target,
+                "tcpdump",
+                "-i",
+                "tv0",
+                "-U",
+                "-n",
+                "-w",
+            ])
+            .arg(&cap)
+            .args(["src", "host", "198.19.0.1"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        let st = Command::new("timeout")
+            .args(["60", "ip", "netns", "exec", &self.scanner])
+            .args(tool)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "{tool:?}");
+        std::thread::sleep(Duration::from_millis(800));
+        let _ = Command::new("kill")
+            .arg("-INT")
+            .arg(dump.id().to_string())
+            .status();
+        let _ = dump.wait();
+        cap
+    }
+}
+
+impl Drop for ScanNet {
+    fn drop(&mut self) {
+        for ns in [&self.scanner, &self.target] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+#[test]
+fn real_zmap_masscan_and_nmap_are_fingerprinted_and_tshark_agrees() {
+    for tool in [
+        "tshark", "tcpdump", "ip", "zmap", "masscan", "nmap", "timeout",
+    ] {
+        if !have(tool) {
+            return skip(&format!("{tool} is not installed (apt-get install tshark tcpdump iproute2 zmap masscan nmap)"));
+        }
+    }
+    if effective_uid() != 0 {
+        return skip("not root: network namespaces and raw sockets need it");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let net = ScanNet::up();
+    let empty = dir.path().join("empty-blocklist");
+    std::fs::write(&empty, "").unwrap();
+    let empty = empty.to_str().unwrap();
+    // Each tool scans its own /24 of the benchmarking /16, a bounded number of probes.
+    let zmap = net.capture(
+        dir.path(),
+        "zmap",
+        &[
+            "zmap",
+            "-p",
+            "23",
+            "-n",
+            "256",
+            "-r",
+            "2000",
+            "-i",
+            "sv0",
+            "-S",
+            "198.19.0.1",
+            "-G",
+            &net.router_mac,
+            "-b",
+            empty,
+            "-c",
+            "1",
+            "-q",
+            "-o",
+            "/dev/null",
+            "198.18.1.0/24",
+        ],
+    );
+    let masscan = net.capture(
+        dir.path(),
+        "masscan",
+        &[
+            "masscan",
+            "198.18.2.0/24",
+            "-p23,2323,80",
+            "--rate",
+            "2000",
+            "-e",
+            "sv0",
+            "--router-mac",
+            &net.router_mac,
+            "--adapter-ip",
+            "198.19.0.1",
+            "--wait",
+            "1",
+        ],
+    );
+    let nmap = net.capture(
+        dir.path(),
+        "nmap",
+        &[
+            "nmap",
+            "-n",
+            "-Pn",
+            "-sS",
+            "-p",
+            "22,23,80,2323",
+            "--max-retries",
+            "0",
+            "198.18.3.0/26",
+        ],
+    );
+
+    let z = assert_agree(&zmap);
+    assert_eq!(
+        z["fingerprints"]["zmap"]["sources"], 1,
+        "{}",
+        z["fingerprints"]
+    );
+    assert_eq!(
+        z["fingerprints"]["zmap"]["packets"],
+        z["classes"]["tcp_syn"]["packets"]
+    );
+    assert!(z["classes"]["tcp_syn"]["packets"].as_u64().unwrap() >= 200);
+    assert_eq!(z["fingerprints"]["masscan"]["sources"], 0);
+    assert_eq!(z["fingerprints"]["mirai"]["sources"], 0);
+
+    let m = assert_agree(&masscan);
+    assert_eq!(
+        m["fingerprints"]["masscan"]["sources"], 1,
+        "{}",
+        m["fingerprints"]
+    );
+    assert_eq!(
+        m["fingerprints"]["masscan"]["packets"],
+        m["classes"]["tcp_syn"]["packets"]
+    );
+    assert!(m["classes"]["tcp_syn"]["packets"].as_u64().unwrap() >= 700);
+    assert_eq!(m["fingerprints"]["zmap"]["sources"], 0);
+
+    let n = assert_agree(&nmap);
+    assert!(n["classes"]["tcp_syn"]["packets"].as_u64().unwrap() >= 200);
+    for fp in ["zmap", "masscan", "mirai"] {
+        assert_eq!(n["fingerprints"][fp]["sources"], 0, "nmap flagged {fp}");
+    }
+}
