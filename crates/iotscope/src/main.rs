@@ -26,9 +26,8 @@ enum Command {
     /// Read darknet traffic and report what arrives.
     #[command(subcommand)]
     Telescope(cmd::telescope::TelescopeCommand),
-    /// Test material: generated darknet captures (emulated devices to follow).
-    #[command(subcommand)]
-    Lab(cmd::lab::LabCommand),
+    /// The testbed: emulated IoT devices (`lab`), generated darknet captures (`lab darknet`).
+    Lab(cmd::lab::LabArgs),
     /// Run the main job on embedded defaults: sample darknet capture, telescope, report.
     Demo(cmd::demo::DemoArgs),
 }

@@ -8,10 +8,50 @@ use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 use iotscope_lab::{generate, CaptureFormat, DarknetSpec};
 
+/// `iotscope lab [OPTIONS]` runs emulated devices; `iotscope lab darknet`
+/// writes a capture.
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    command: Option<LabCommand>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum LabCommand {
     /// Write a realistic darknet capture and its ground truth (FILE.truth.json).
     Darknet(DarknetArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// A TOML file choosing the mix: `[kinds]` with a count per kind
+    /// (router, camera, dvr, water_logger, power_monitor, plc, mqtt_broker, ssh_device, noise).
+    #[arg(long, value_name = "FILE")]
+    spec: Option<PathBuf>,
+    /// Number of devices in the default mix (ignored with --spec).
+    #[arg(long, default_value_t = 50)]
+    devices: u32,
+    /// Addresses to use; devices are numbered from its first host address.
+    #[arg(long, default_value = "127.77.0.0/16", value_name = "CIDR")]
+    subnet: String,
+    /// Seed of the mix and of every device's behaviour.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the manifest (the ground truth) here once every device listens.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Append every login, command and state change here (JSON lines).
+    #[arg(long, value_name = "FILE")]
+    audit: Option<PathBuf>,
+    /// Allow addresses outside 127.0.0.0/8 (only inside a network namespace you created).
+    #[arg(long)]
+    allow_non_loopback: bool,
+    /// Stop by itself after this long (default: run until SIGINT or SIGTERM).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    duration: Option<std::time::Duration>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -48,7 +88,137 @@ enum Fmt {
     Pcapng,
 }
 
-pub fn run(cmd: LabCommand) -> anyhow::Result<ExitCode> {
+pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        None => run_devices(args.run),
+        Some(cmd) => run_command(cmd),
+    }
+}
+
+fn run_devices(a: RunArgs) -> anyhow::Result<ExitCode> {
+    use iotscope_lab::devices::{draw_default, draw_spec, LabSpec, Manifest};
+    let (net, len) = a
+        .subnet
+        .split_once('/')
+        .and_then(|(ip, len)| {
+            Some((
+                ip.parse::<std::net::Ipv4Addr>().ok()?,
+                len.parse::<u32>().ok().filter(|l| *l <= 32)?,
+            ))
+        })
+        .with_context(|| {
+            format!(
+                "--subnet {:?} is not an IPv4 CIDR such as 127.77.0.0/16",
+                a.subnet
+            )
+        })?;
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    let first = std::net::Ipv4Addr::from((u32::from(net) & mask) + 1);
+    let devices = match &a.spec {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let spec: LabSpec = toml::from_str(&text)
+                .with_context(|| format!("invalid lab spec {}", path.display()))?;
+            draw_spec(&spec, a.seed, first)
+        }
+        None => draw_default(a.devices, a.seed, first),
+    };
+    if let Some(last) = devices.last() {
+        if u32::from(last.ip) & mask != u32::from(net) & mask {
+            anyhow::bail!("{} devices do not fit in {}", devices.len(), a.subnet);
+        }
+    }
+    let wanted: usize = devices.iter().map(|d| d.services.len()).sum::<usize>() + 64;
+    raise_open_file_limit(wanted as u64);
+    let started = std::time::Instant::now();
+    let lab = iotscope_lab::server::Lab::bind(&devices, a.allow_non_loopback)?;
+    let audit = match &a.audit {
+        Some(p) => iotscope_lab::audit::Audit::to_file(p)
+            .with_context(|| format!("cannot open audit log {}", p.display()))?,
+        None => iotscope_lab::audit::Audit::default(),
+    };
+    let listeners = lab.listeners();
+    if let Some(path) = &a.manifest {
+        // Written to a temporary name and renamed, so a script waiting for
+        // the file never reads half of it.
+        let tmp = path.with_extension("json.partial");
+        let manifest = Manifest {
+            devices: devices.clone(),
+        };
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&manifest)?)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    eprintln!(
+        "iotscope lab: {} devices, {listeners} listeners on {} up in {:.2} s{}; Ctrl-C to stop",
+        devices.len(),
+        a.subnet,
+        started.elapsed().as_secs_f64(),
+        a.manifest
+            .as_ref()
+            .map(|p| format!(", manifest {}", p.display()))
+            .unwrap_or_default()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let duration = a.duration;
+        tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            let limit = async {
+                match duration {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+                _ = limit => {}
+            }
+            let _ = tx.send(true);
+        });
+        lab.serve(audit, rx).await;
+    });
+    eprintln!("iotscope lab: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Raises the soft open-file limit towards `wanted` (up to the hard limit),
+/// and says so when that is not enough.
+fn raise_open_file_limit(wanted: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur >= wanted {
+            return;
+        }
+        let target = wanted.min(lim.rlim_max);
+        let new = libc::rlimit {
+            rlim_cur: target,
+            rlim_max: lim.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &new) != 0 || target < wanted {
+            eprintln!(
+                "iotscope lab: needs {wanted} open files but the limit is {}; raise it (ulimit -n) or run fewer devices",
+                target.max(lim.rlim_cur)
+            );
+        }
+    }
+}
+
+fn run_command(cmd: LabCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         LabCommand::Darknet(a) => {
             let start_ns = iotscope_telescope::time::parse_rfc3339(&a.start)
