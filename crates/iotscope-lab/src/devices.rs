@@ -84,6 +84,8 @@ pub enum Service {
 pub enum WebAuth {
     /// HTTP Basic.
     Basic,
+    /// HTTP Digest (RFC 7616, MD5, qop=auth).
+    Digest,
     /// An HTML login form posting to /login.
     Form,
     /// No authentication at all (the panels).
@@ -512,11 +514,17 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
             } else {
                 d.hardened_logins.push(login);
             }
+            // Newer firmware of the Basic families moved to Digest.
+            let auth = if p.web_auth == WebAuth::Basic && rng.chance(0.4) {
+                WebAuth::Digest
+            } else {
+                p.web_auth
+            };
             d.web = Some(WebBehaviour {
                 server: p.server.into(),
                 title: p.title.into(),
                 realm: p.model.into(),
-                auth: p.web_auth,
+                auth,
             });
             d.weaknesses.push("cleartext_admin".into());
             if web_password == "admin" && !d.weaknesses.iter().any(|w| w == "default_credential") {

@@ -164,11 +164,18 @@ fn every_device_answers_as_its_manifest_says() {
                     match d["web"]["auth"].as_str().unwrap() {
                         "basic" => assert!(
                             got.starts_with("HTTP/1.1 401")
-                                && got.contains("WWW-Authenticate: Basic realm=")
+                                && got.contains("WWW-Authenticate: Basic realm="),
+                            "{a}: {got}"
+                        ),
+                        "digest" => assert!(
+                            got.starts_with("HTTP/1.1 401")
+                                && got.contains("WWW-Authenticate: Digest realm="),
+                            "{a}: {got}"
                         ),
                         _ => assert!(
                             got.starts_with("HTTP/1.1 200")
-                                && got.contains(d["web"]["title"].as_str().unwrap())
+                                && got.contains(d["web"]["title"].as_str().unwrap()),
+                            "{a}: {got}"
                         ),
                     }
                 }
@@ -318,6 +325,158 @@ fn fast_telnet(lab: &RunningLab) -> (Vec<&Value>, Vec<&Value>) {
         .take(2)
         .collect();
     (weak, hardened)
+}
+
+#[test]
+fn curl_logs_in_with_basic_and_digest_exactly_where_the_manifest_says() {
+    if !have("curl") {
+        return skip("curl is not installed");
+    }
+    let lab = RunningLab::start("127.78.6.0/24", 80, 5);
+    let mut checked = (0, 0);
+    for d in lab.devices() {
+        let Some(auth) = d["web"]["auth"].as_str() else {
+            continue;
+        };
+        if auth != "basic" && auth != "digest" {
+            continue;
+        }
+        let port = d["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["service"] == "http")
+            .unwrap()["port"]
+            .as_u64()
+            .unwrap();
+        let url = format!("http://{}:{port}/", d["ip"].as_str().unwrap());
+        let weak = d["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["service"] == "http");
+        let code = |pw: &str| {
+            let out = Command::new("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    if auth == "digest" {
+                        "--digest"
+                    } else {
+                        "--basic"
+                    },
+                    "-u",
+                ])
+                .arg(format!("admin:{pw}"))
+                .arg(&url)
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(
+            code("admin"),
+            if weak { "200" } else { "401" },
+            "{url} ({auth})"
+        );
+        assert_eq!(code("wrong-password"), "401", "{url}");
+        if auth == "digest" {
+            checked.1 += 1
+        } else {
+            checked.0 += 1
+        }
+    }
+    assert!(
+        checked.0 > 0 && checked.1 > 0,
+        "both schemes present: {checked:?}"
+    );
+}
+
+#[test]
+fn lockout_rejects_even_the_right_password() {
+    // A spec with only routers, to find one that locks out.
+    let lab = RunningLab::start("127.78.7.0/24", 80, 9);
+    let d = lab
+        .devices()
+        .iter()
+        .find(|d| {
+            d["telnet"]["lockout_after"].as_u64().is_some_and(|n| n > 0)
+                && d["telnet"]["no_password"] == false
+                && d["credentials"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["service"] == "telnet")
+        })
+        .expect("seed 9 has a locking device");
+    let cred = d["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["service"] == "telnet")
+        .unwrap();
+    let a = addr(d, cred["port"].as_u64().unwrap());
+    let try_login = |pw: &str| -> bool {
+        let mut s = connect(a);
+        read_until(&mut s, b"login: ");
+        s.write_all(format!("{}\r\n", cred["user"].as_str().unwrap()).as_bytes())
+            .unwrap();
+        read_until(&mut s, b"Password: ");
+        s.write_all(format!("{pw}\r\n").as_bytes()).unwrap();
+        let got = read_until(&mut s, b"incorrect");
+        !String::from_utf8_lossy(&got).contains("incorrect")
+    };
+    let limit = d["telnet"]["lockout_after"].as_u64().unwrap();
+    for _ in 0..limit {
+        assert!(!try_login("not-the-password"));
+    }
+    assert!(
+        !try_login(cred["password"].as_str().unwrap()),
+        "locked: the right password fails too"
+    );
+    let failed = lab
+        .audit_events()
+        .iter()
+        .filter(|e| e["event"] == "login_failed")
+        .count() as u64;
+    assert_eq!(failed, limit + 1);
+}
+
+#[test]
+fn a_spec_file_chooses_the_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(&spec, "[kinds]\nwater_logger = 2\nplc = 1\n").unwrap();
+    let manifest = dir.path().join("m.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+        .args([
+            "lab",
+            "--subnet",
+            "127.78.8.0/24",
+            "--duration",
+            "1s",
+            "--spec",
+        ])
+        .arg(&spec)
+        .arg("--manifest")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let kinds: Vec<&str> = m["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["water_logger", "water_logger", "plc"]);
 }
 
 #[test]

@@ -324,6 +324,47 @@ pub(super) async fn serve(mut stream: TcpStream, peer: SocketAddr, served: &Serv
                     }
                 }
             }
+            WebAuth::Digest => {
+                let nonce = format!(
+                    "{:016x}",
+                    u32::from(d.ip) as u64 * 0x9e37_79b9 ^ 0x1d0c_5eed
+                );
+                let header = req
+                    .header("authorization")
+                    .and_then(|v| v.strip_prefix("Digest "));
+                let verdict = header.map(|h| {
+                    let user = digest_param(h, "username").unwrap_or_default();
+                    let good = login.as_ref().is_some_and(|l| {
+                        l.user == user
+                            && digest_response(h, &req.method, &l.password)
+                                == digest_param(h, "response")
+                            && digest_param(h, "nonce").as_deref() == Some(nonce.as_str())
+                    });
+                    (user, good)
+                });
+                match verdict {
+                    Some((user, true)) => {
+                        audit.record(d, "http", port, peer, Event::Login, &user);
+                        admin_page(d, &web.title)
+                    }
+                    other => {
+                        if let Some((user, false)) = other {
+                            audit.record(d, "http", port, peer, Event::LoginFailed, &user);
+                        }
+                        Response {
+                            status: "401 Unauthorized",
+                            headers: vec![
+                                (
+                                    "WWW-Authenticate".into(),
+                                    format!("Digest realm=\"{}\", qop=\"auth\", nonce=\"{nonce}\", opaque=\"{nonce}\", algorithm=MD5", web.realm),
+                                ),
+                                ("Content-Type".into(), "text/html".into()),
+                            ],
+                            body: page("401 Unauthorized", "<h1>401 Unauthorized</h1>"),
+                        }
+                    }
+                }
+            }
             WebAuth::Form | WebAuth::None => {
                 let session = format!("sid{:08x}", u32::from(d.ip).rotate_left(7) ^ 0x5a5a_1234);
                 let has_session = req.header("cookie").is_some_and(|c| c.contains(&session));
@@ -376,6 +417,38 @@ pub(super) async fn serve(mut stream: TcpStream, peer: SocketAddr, served: &Serv
     }
     let _ = stream.write_all(out.as_bytes()).await;
     let _ = stream.shutdown().await;
+}
+
+/// A parameter of a Digest `Authorization` header, quotes removed.
+fn digest_param(header: &str, name: &str) -> Option<String> {
+    header.split(',').find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k.trim() == name).then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+fn md5_hex(text: &str) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The response a client knowing `password` sends (RFC 7616 3.4.1, MD5).
+fn digest_response(header: &str, method: &str, password: &str) -> Option<String> {
+    let p = |n| digest_param(header, n);
+    let ha1 = md5_hex(&format!("{}:{}:{password}", p("username")?, p("realm")?));
+    let ha2 = md5_hex(&format!("{method}:{}", p("uri")?));
+    Some(match p("qop") {
+        Some(qop) => md5_hex(&format!(
+            "{ha1}:{}:{}:{}:{qop}:{ha2}",
+            p("nonce")?,
+            p("nc")?,
+            p("cnonce")?
+        )),
+        None => md5_hex(&format!("{ha1}:{}:{ha2}", p("nonce")?)),
+    })
 }
 
 fn login_page(title: &str, failed: bool) -> String {
