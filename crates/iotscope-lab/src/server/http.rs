@@ -327,7 +327,7 @@ pub(super) async fn serve(mut stream: TcpStream, peer: SocketAddr, served: &Serv
             WebAuth::Digest => {
                 let nonce = format!(
                     "{:016x}",
-                    u32::from(d.ip) as u64 * 0x9e37_79b9 ^ 0x1d0c_5eed
+                    (u32::from(d.ip) as u64 * 0x9e37_79b9) ^ 0x1d0c_5eed
                 );
                 let header = req
                     .header("authorization")
