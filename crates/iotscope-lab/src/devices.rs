@@ -588,6 +588,31 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
             d.firmware = fw.into();
             d.services.push(svc(22, Service::Ssh));
             d.ssh_banner = Some(banner.into());
+            // Password logins exist only when the lab is built with SSH
+            // (feature `ssh-login`, on in the iotscope binary); without it
+            // the service is a version banner and the manifest lists none.
+            if cfg!(feature = "ssh-login") {
+                let (user, password, weak) = match rng.below(3) {
+                    0 => ("ubnt".to_string(), "ubnt".to_string(), true),
+                    1 => {
+                        let (u, p) = &pairs[rng.below(pairs.len() as u64) as usize];
+                        (u.clone(), p.clone(), true)
+                    }
+                    _ => ("admin".to_string(), strong_password(rng), false),
+                };
+                let login = Credential {
+                    port: 22,
+                    service: Service::Ssh,
+                    user,
+                    password,
+                };
+                if weak {
+                    d.credentials.push(login);
+                    d.weaknesses.push("default_credential".into());
+                } else {
+                    d.hardened_logins.push(login);
+                }
+            }
         }
         Kind::Noise => {
             d.vendor = "-".into();

@@ -679,3 +679,79 @@ fn refuses_non_loopback_addresses() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback address"));
 }
+
+#[test]
+fn openssh_logs_in_where_the_manifest_says_and_commands_are_recorded() {
+    for tool in ["ssh", "sshpass"] {
+        if !have(tool) {
+            return skip(&format!(
+                "{tool} is not installed (apt-get install openssh-client sshpass)"
+            ));
+        }
+    }
+    let lab = RunningLab::start("127.78.10.0/24", 50, 1);
+    let weak = lab
+        .devices()
+        .iter()
+        .find(|d| d["kind"] == "ssh_device" && !d["credentials"].as_array().unwrap().is_empty())
+        .expect("a weak SSH device");
+    let hardened = lab
+        .devices()
+        .iter()
+        .find(|d| d["kind"] == "ssh_device" && d["credentials"].as_array().unwrap().is_empty());
+    let ssh = |d: &Value, user: &str, pw: &str| {
+        Command::new("timeout")
+            .args([
+                "30",
+                "sshpass",
+                "-p",
+                pw,
+                "ssh",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .args([
+                "-o",
+                "PubkeyAuthentication=no",
+                "-o",
+                "NumberOfPasswordPrompts=1",
+                "-o",
+                "LogLevel=ERROR",
+            ])
+            .arg(format!("{user}@{}", d["ip"].as_str().unwrap()))
+            .arg("cat /etc/passwd")
+            .output()
+            .unwrap()
+    };
+    let cred = &weak["credentials"][0];
+    let out = ssh(
+        weak,
+        cred["user"].as_str().unwrap(),
+        cred["password"].as_str().unwrap(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(127),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("not found"),
+        "nothing runs"
+    );
+    let out = ssh(weak, cred["user"].as_str().unwrap(), "not-the-password");
+    assert_eq!(out.status.code(), Some(255), "a wrong password is refused");
+    if let Some(h) = hardened {
+        assert_eq!(ssh(h, "ubnt", "ubnt").status.code(), Some(255));
+    }
+    let events = lab.audit_events();
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e["event"].as_str().unwrap(), e["detail"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen[0], ("login", cred["user"].as_str().unwrap()));
+    assert_eq!(seen[1], ("command", "cat /etc/passwd"));
+    assert!(seen[2..].iter().all(|(e, _)| *e == "login_failed"));
+}

@@ -10,6 +10,8 @@
 mod http;
 mod modbus;
 mod mqtt;
+#[cfg(feature = "ssh-login")]
+mod ssh;
 mod telnet;
 
 use std::net::{IpAddr, SocketAddr};
@@ -170,7 +172,7 @@ async fn accept_loop(
                     let _permit = permit;
                     let _ = tokio::time::timeout(
                         SESSION_LIMIT,
-                        session(stream, peer, &served, service, &audit),
+                        session(stream, peer, served, service, &audit),
                     )
                     .await;
                 });
@@ -187,16 +189,19 @@ async fn accept_loop(
 async fn session(
     mut stream: TcpStream,
     peer: SocketAddr,
-    served: &Served,
+    served: Arc<Served>,
     service: Service,
     audit: &Audit,
 ) {
     let _ = stream.set_nodelay(true);
     match service {
-        Service::Telnet => telnet::serve(stream, peer, served, audit).await,
-        Service::Http => http::serve(stream, peer, served, audit).await,
-        Service::Mqtt => mqtt::serve(stream, peer, served, audit).await,
-        Service::Modbus => modbus::serve(stream, peer, served, audit).await,
+        Service::Telnet => telnet::serve(stream, peer, &served, audit).await,
+        Service::Http => http::serve(stream, peer, &served, audit).await,
+        Service::Mqtt => mqtt::serve(stream, peer, &served, audit).await,
+        Service::Modbus => modbus::serve(stream, peer, &served, audit).await,
+        #[cfg(feature = "ssh-login")]
+        Service::Ssh => ssh::serve(stream, peer, served, audit).await,
+        #[cfg(not(feature = "ssh-login"))]
         Service::Ssh => {
             let banner = served
                 .device
