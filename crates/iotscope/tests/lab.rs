@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+use common::{have, skip};
+
 /// A running lab, stopped on drop.
 struct RunningLab {
     child: Child,
@@ -112,23 +115,6 @@ fn read_until(s: &mut TcpStream, needle: &[u8]) -> Vec<u8> {
         }
     }
     got
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn skip(why: &str) {
-    assert!(
-        std::env::var_os("IOTSCOPE_REQUIRE_TOOLS").is_none(),
-        "IOTSCOPE_REQUIRE_TOOLS is set but {why}"
-    );
-    eprintln!("skipped: {why}");
 }
 
 #[test]

@@ -14,23 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn required() -> bool {
-    std::env::var_os("IOTSCOPE_REQUIRE_TOOLS").is_some()
-}
-
-fn skip(why: &str) {
-    assert!(!required(), "IOTSCOPE_REQUIRE_TOOLS is set but {why}");
-    eprintln!("skipped: {why}");
-}
+mod common;
+use common::{effective_uid, have, skip};
 
 #[derive(Default, Debug, PartialEq, Eq)]
 struct Counts {
@@ -324,15 +309,6 @@ fn tshark_agrees_on_real_nmap_and_ping_traffic_recorded_by_tcpdump() {
         o["classes"]
     );
     assert!(o["classes"]["icmp"]["packets"].as_u64().unwrap() >= 6);
-}
-
-fn effective_uid() -> u32 {
-    // `id -u` rather than libc: the binary crate carries no libc dependency.
-    let out = Command::new("id").arg("-u").output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(u32::MAX)
 }
 
 /// Two network namespaces joined by a veth pair, with no route anywhere but
