@@ -28,6 +28,8 @@ enum Command {
     Telescope(cmd::telescope::TelescopeCommand),
     /// The testbed: emulated IoT devices (`lab`), generated darknet captures (`lab darknet`).
     Lab(cmd::lab::LabArgs),
+    /// Sweep authorised address ranges for IoT services and grab banners (connect mode).
+    Survey(cmd::survey::SurveyArgs),
     /// Run the main job on embedded defaults: sample darknet capture, telescope, report.
     Demo(cmd::demo::DemoArgs),
 }
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Telescope(c) => cmd::telescope::run(c, &cfg),
         Command::Lab(c) => cmd::lab::run(c),
         Command::Demo(a) => cmd::demo::run(a, &cfg),
+        Command::Survey(a) => cmd::survey::run(a),
     });
     match result {
         Ok(code) => code,

@@ -1,0 +1,222 @@
+//! The connect-mode engine: walks the permuted (address, port) space of a
+//! shard at a fixed rate, connects with bounded concurrency and timeouts,
+//! and hands open connections to the protocol module.
+//!
+//! Invariants: only addresses of the [`TargetSet`] are probed (exclusions
+//! were removed when it was built); every pair of the shard is probed
+//! exactly once; the loop ends by itself when the shard is done or the stop
+//! signal comes; the rate is kept by scheduling probe k at start + k/rate
+//! (no bursts after a stall beyond one probe).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::modules::{module_for, ProbeCtx};
+use crate::permute::{shard_positions, Permutation};
+use crate::targets::TargetSet;
+
+/// Outcome of a probe, from a closed set (stored and charted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Connected; the module ran.
+    Open,
+    /// Connection refused (RST).
+    Refused,
+    /// No answer to the connect within the timeout.
+    Timeout,
+    /// Connected, but the module got no valid answer.
+    ProtocolError,
+}
+
+/// One output row (JSON lines, one per answering pair).
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// Address.
+    pub ip: IpAddr,
+    /// Port.
+    pub port: u16,
+    /// Always "tcp".
+    pub proto: &'static str,
+    /// When the probe ended, RFC 3339.
+    pub ts: String,
+    /// Outcome.
+    pub status: Status,
+    /// Protocol module that ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<&'static str>,
+    /// What the module saw.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub banner: Option<serde_json::Value>,
+    /// Why the module failed, with `protocol-error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Settings of one survey run.
+#[derive(Clone, Debug)]
+pub struct ScanConfig {
+    /// Addresses.
+    pub targets: TargetSet,
+    /// Ports.
+    pub ports: Vec<u16>,
+    /// Seed of the order.
+    pub seed: u64,
+    /// (index, count) of the shard to run.
+    pub shard: (u32, u32),
+    /// Probes per second; 0 for as fast as the machine allows.
+    pub rate: f64,
+    /// Most connections at once.
+    pub concurrency: usize,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Timeout of each read of a module.
+    pub read_timeout: Duration,
+    /// HTTP User-Agent.
+    pub user_agent: String,
+    /// Rows for refused pairs too (default: open only).
+    pub report_closed: bool,
+}
+
+/// Counters of a run.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Probes started.
+    pub sent: AtomicU64,
+    /// Open pairs.
+    pub open: AtomicU64,
+    /// Refused pairs.
+    pub refused: AtomicU64,
+    /// Connect timeouts.
+    pub timeouts: AtomicU64,
+}
+
+fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + d).to_string()
+}
+
+/// Runs the shard, sending rows to `rows`, until done or `stop` is true.
+/// Returns the number of pairs of the shard.
+pub async fn run(
+    cfg: ScanConfig,
+    rows: mpsc::Sender<Row>,
+    stats: Arc<Stats>,
+    mut stop: watch::Receiver<bool>,
+) -> u64 {
+    let ports = Arc::new(cfg.ports.clone());
+    let n = cfg.targets.len() * ports.len() as u64;
+    let perm = Permutation::new(n, cfg.seed);
+    let slots = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+    let start = Instant::now();
+    let interval = if cfg.rate > 0.0 {
+        Some(Duration::from_secs_f64(1.0 / cfg.rate))
+    } else {
+        None
+    };
+    let mut planned = 0u64;
+    for pos in shard_positions(n, cfg.shard.0, cfg.shard.1) {
+        if *stop.borrow() {
+            break;
+        }
+        if let Some(iv) = interval {
+            let due = start + iv.mul_f64(planned as f64);
+            tokio::select! {
+                _ = tokio::time::sleep_until(due.into()) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
+        planned += 1;
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("semaphore open"),
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let idx = perm.get(pos);
+        let ip = cfg.targets.get(idx / ports.len() as u64);
+        let port = ports[(idx % ports.len() as u64) as usize];
+        stats.sent.fetch_add(1, Ordering::Relaxed);
+        let (rows, stats, cfg2) = (
+            rows.clone(),
+            stats.clone(),
+            (
+                cfg.connect_timeout,
+                cfg.read_timeout,
+                cfg.user_agent.clone(),
+                cfg.report_closed,
+            ),
+        );
+        tokio::spawn(async move {
+            let _permit = permit;
+            let (connect_timeout, read_timeout, user_agent, report_closed) = cfg2;
+            let addr = SocketAddr::new(IpAddr::V4(ip), port);
+            let row = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
+                Err(_) => {
+                    stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    stats.refused.fetch_add(1, Ordering::Relaxed);
+                    report_closed.then(|| Row {
+                        ip: addr.ip(),
+                        port,
+                        proto: "tcp",
+                        ts: now_rfc3339(),
+                        status: Status::Refused,
+                        service: None,
+                        banner: None,
+                        error: None,
+                    })
+                }
+                Ok(Err(_)) => {
+                    stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+                Ok(Ok(mut stream)) => {
+                    stats.open.fetch_add(1, Ordering::Relaxed);
+                    let module = module_for(port);
+                    let ctx = ProbeCtx {
+                        read_timeout,
+                        user_agent,
+                        host: ip.to_string(),
+                    };
+                    let grabbed =
+                        tokio::time::timeout(read_timeout * 4, module.grab(&mut stream, &ctx))
+                            .await;
+                    let (status, banner, error) = match grabbed {
+                        Ok(Ok(b)) => (Status::Open, Some(b), None),
+                        Ok(Err(e)) => (Status::ProtocolError, None, Some(e.to_string())),
+                        Err(_) => (
+                            Status::ProtocolError,
+                            None,
+                            Some("read timeout".to_string()),
+                        ),
+                    };
+                    Some(Row {
+                        ip: addr.ip(),
+                        port,
+                        proto: "tcp",
+                        ts: now_rfc3339(),
+                        status,
+                        service: Some(module.name()),
+                        banner,
+                        error,
+                    })
+                }
+            };
+            if let Some(row) = row {
+                let _ = rows.send(row).await;
+            }
+        });
+    }
+    // Wait for the probes in flight.
+    let _ = slots.acquire_many(cfg.concurrency.max(1) as u32).await;
+    planned
+}

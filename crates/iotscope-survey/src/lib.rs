@@ -1,0 +1,16 @@
+//! The survey: sweep authorised address ranges for IoT services and grab
+//! what answers, with exact coverage and safety built in.
+//!
+//! [`targets`] decides what may be probed (explicit targets, the built-in
+//! IANA exclusions, exclusion files), [`permute`] the order and the shards,
+//! [`engine`] connects at a bounded rate, and [`modules`] speak the
+//! protocols (telnet, SSH, HTTP, MQTT, Modbus/TCP, raw). Nothing here logs
+//! in or changes a device.
+
+pub mod engine;
+pub mod modules;
+pub mod permute;
+pub mod targets;
+
+pub use engine::{run, Row, ScanConfig, Stats, Status};
+pub use targets::{parse_blocklist, parse_ports, TargetError, TargetSet};

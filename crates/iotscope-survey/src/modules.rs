@@ -1,0 +1,406 @@
+//! Application-layer grabbers, one per protocol behind [`ProbeModule`]
+//! (ZGrab2's shape: the engine connects and bounds time; a module only
+//! speaks its protocol). Every module reads at most [`MAX_BANNER`] bytes and
+//! sends nothing that changes a device: no logins, no writes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Most bytes a module reads from one service.
+pub const MAX_BANNER: usize = 8 * 1024;
+
+/// What a module may use.
+#[derive(Clone, Debug)]
+pub struct ProbeCtx {
+    /// How long to wait for data before giving up.
+    pub read_timeout: Duration,
+    /// User-Agent of HTTP probes (identifies the survey and its operator).
+    pub user_agent: String,
+    /// Address as text, for HTTP Host headers.
+    pub host: String,
+}
+
+/// Why a grab failed (the connection itself was open).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GrabError {
+    /// No (complete) answer within the read timeout.
+    #[error("read timeout")]
+    Timeout,
+    /// The peer closed or reset.
+    #[error("connection closed: {0}")]
+    Io(#[from] std::io::Error),
+    /// An answer that is not the protocol.
+    #[error("not {0}")]
+    Protocol(&'static str),
+}
+
+/// The boxed future a module returns.
+pub type Grab<'a> = Pin<Box<dyn Future<Output = Result<Value, GrabError>> + Send + 'a>>;
+
+/// One application protocol.
+pub trait ProbeModule: Send + Sync {
+    /// Name written as `service` in the output.
+    fn name(&self) -> &'static str;
+    /// Talks to an open connection and describes what answered.
+    fn grab<'a>(&'a self, stream: &'a mut TcpStream, ctx: &'a ProbeCtx) -> Grab<'a>;
+}
+
+/// The module for a port: the well-known IoT services, else a raw banner.
+pub fn module_for(port: u16) -> &'static dyn ProbeModule {
+    match port {
+        23 | 2323 => &Telnet,
+        22 | 2222 => &Ssh,
+        80 | 81 | 8000 | 8008 | 8080 | 8081 | 8888 => &Http,
+        1883 => &Mqtt,
+        502 => &Modbus,
+        _ => &Raw,
+    }
+}
+
+async fn read_some(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    ctx: &ProbeCtx,
+) -> Result<usize, GrabError> {
+    let mut chunk = [0u8; 2048];
+    let n = tokio::time::timeout(ctx.read_timeout, stream.read(&mut chunk))
+        .await
+        .map_err(|_| GrabError::Timeout)??;
+    let take = n.min(MAX_BANNER.saturating_sub(buf.len()));
+    buf.extend_from_slice(&chunk[..take]);
+    Ok(n)
+}
+
+/// Telnet: refuse every option (WONT/DONT, as ZGrab2 does) and read up to
+/// the login prompt.
+pub struct Telnet;
+
+const IAC: u8 = 255;
+
+impl ProbeModule for Telnet {
+    fn name(&self) -> &'static str {
+        "telnet"
+    }
+
+    fn grab<'a>(&'a self, stream: &'a mut TcpStream, ctx: &'a ProbeCtx) -> Grab<'a> {
+        Box::pin(async move {
+            let mut raw = Vec::new();
+            let mut text = Vec::new();
+            let mut options = Vec::new();
+            let mut i = 0;
+            loop {
+                match read_some(stream, &mut raw, ctx).await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(GrabError::Timeout) if !text.is_empty() || !options.is_empty() => break,
+                    Err(e) => return Err(e),
+                }
+                let mut reply = Vec::new();
+                while i < raw.len() {
+                    if raw[i] == IAC && i + 1 < raw.len() {
+                        match raw[i + 1] {
+                            251..=254 if i + 2 < raw.len() => {
+                                let (cmd, opt) = (raw[i + 1], raw[i + 2]);
+                                let verb = ["WILL", "WONT", "DO", "DONT"][(cmd - 251) as usize];
+                                options.push(json!({"command": verb, "option": opt}));
+                                // Answer DO with WONT and WILL with DONT.
+                                match cmd {
+                                    253 => reply.extend_from_slice(&[IAC, 252, opt]),
+                                    251 => reply.extend_from_slice(&[IAC, 254, opt]),
+                                    _ => {}
+                                }
+                                i += 3;
+                            }
+                            251..=254 => break,
+                            IAC => {
+                                text.push(IAC);
+                                i += 2;
+                            }
+                            _ => i += 2,
+                        }
+                    } else if raw[i] == IAC {
+                        break;
+                    } else {
+                        text.push(raw[i]);
+                        i += 1;
+                    }
+                }
+                if !reply.is_empty() {
+                    stream.write_all(&reply).await?;
+                }
+                let shown = String::from_utf8_lossy(&text);
+                let tail = shown.trim_end();
+                if tail.ends_with("login:")
+                    || tail.ends_with("Login:")
+                    || tail.ends_with("Password:")
+                    || tail.ends_with("username:")
+                {
+                    break;
+                }
+                if raw.len() >= MAX_BANNER {
+                    break;
+                }
+            }
+            if raw.is_empty() {
+                return Err(GrabError::Protocol("telnet: closed without a byte"));
+            }
+            let shown = String::from_utf8_lossy(&text).into_owned();
+            let prompt = shown
+                .trim_end()
+                .rsplit(['\n', '\r'])
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            Ok(json!({"banner": shown, "prompt": prompt, "options": options}))
+        })
+    }
+}
+
+/// SSH: the version line (RFC 4253 4.2: at most 255 bytes).
+pub struct Ssh;
+
+impl ProbeModule for Ssh {
+    fn name(&self) -> &'static str {
+        "ssh"
+    }
+
+    fn grab<'a>(&'a self, stream: &'a mut TcpStream, ctx: &'a ProbeCtx) -> Grab<'a> {
+        Box::pin(async move {
+            let mut buf = Vec::new();
+            while !buf.contains(&b'\n') && buf.len() < 255 {
+                if read_some(stream, &mut buf, ctx).await? == 0 {
+                    break;
+                }
+            }
+            let line = String::from_utf8_lossy(&buf)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_end()
+                .to_string();
+            if !line.starts_with("SSH-") {
+                return Err(GrabError::Protocol("SSH"));
+            }
+            let software = line.splitn(3, '-').nth(2).unwrap_or("").to_string();
+            Ok(json!({"version": line, "software": software}))
+        })
+    }
+}
+
+/// HTTP: `GET /` with our User-Agent; status, Server, title,
+/// WWW-Authenticate (scheme and realm) and Location. Never follows.
+pub struct Http;
+
+fn html_title(body: &str) -> Option<String> {
+    let lower = body.to_ascii_lowercase();
+    let start = lower.find("<title")?;
+    let open_end = start + lower[start..].find('>')? + 1;
+    let end = open_end + lower[open_end..].find("</title")?;
+    Some(body[open_end..end].trim().to_string())
+}
+
+impl ProbeModule for Http {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    fn grab<'a>(&'a self, stream: &'a mut TcpStream, ctx: &'a ProbeCtx) -> Grab<'a> {
+        Box::pin(async move {
+            let req = format!(
+                "GET / HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+                ctx.host, ctx.user_agent
+            );
+            stream.write_all(req.as_bytes()).await?;
+            let mut buf = Vec::new();
+            loop {
+                match read_some(stream, &mut buf, ctx).await {
+                    Ok(0) => break,
+                    Ok(_) if buf.len() >= MAX_BANNER => break,
+                    Ok(_) => {}
+                    Err(GrabError::Timeout) if !buf.is_empty() => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut resp = httparse::Response::new(&mut headers);
+            let body_at = match resp.parse(&buf) {
+                Ok(httparse::Status::Complete(n)) => n,
+                _ => return Err(GrabError::Protocol("HTTP")),
+            };
+            let header = |name: &str| {
+                resp.headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(name))
+                    .map(|h| String::from_utf8_lossy(h.value).into_owned())
+            };
+            let auth = header("www-authenticate").map(|v| {
+                let scheme = v.split_whitespace().next().unwrap_or("").to_string();
+                let realm = v
+                    .split("realm=\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .map(String::from);
+                json!({"scheme": scheme, "realm": realm})
+            });
+            let body = String::from_utf8_lossy(&buf[body_at..]);
+            Ok(json!({
+                "status_code": resp.code,
+                "status_line": format!("{} {}", resp.code.unwrap_or(0), resp.reason.unwrap_or("")),
+                "server": header("server"),
+                "title": html_title(&body),
+                "www_authenticate": auth,
+                "location": header("location"),
+                "body_bytes": buf.len() - body_at,
+            }))
+        })
+    }
+}
+
+/// MQTT 3.1.1: an anonymous CONNECT; the CONNACK return code (0: anyone may use the broker).
+pub struct Mqtt;
+
+impl ProbeModule for Mqtt {
+    fn name(&self) -> &'static str {
+        "mqtt"
+    }
+
+    fn grab<'a>(&'a self, stream: &'a mut TcpStream, ctx: &'a ProbeCtx) -> Grab<'a> {
+        Box::pin(async move {
+            let client = b"iotscope";
+            let mut pkt = vec![
+                0x10,
+                (10 + 2 + client.len()) as u8,
+                0,
+                4,
+                b'M',
+                b'Q',
+                b'T',
+                b'T',
+                4,
+                0x02,
+                0,
+                30,
+                0,
+                client.len() as u8,
+            ];
+            pkt.extend_from_slice(client);
+            stream.write_all(&pkt).await?;
+            let mut buf = Vec::new();
+            while buf.len() < 4 {
+                if read_some(stream, &mut buf, ctx).await? == 0 {
+                    break;
+                }
+            }
+            if buf.len() < 4 || buf[0] != 0x20 || buf[1] != 2 {
+                return Err(GrabError::Protocol("MQTT"));
+            }
+            let _ = stream.write_all(&[0xe0, 0x00]).await; // DISCONNECT
+            Ok(json!({"return_code": buf[3], "anonymous_accepted": buf[3] == 0}))
+        })
+    }
+}
+
+/// Modbus/TCP: Read Device Identification (43/14), basic objects. A read:
+/// it changes nothing on the controller.
+pub struct Modbus;
+
+impl ProbeModule for Modbus {
+    fn name(&self) -> &'static str {
+        "modbus"
+    }
+
+    fn grab<'a>(&'a self, stream: &'a mut TcpStream, ctx: &'a ProbeCtx) -> Grab<'a> {
+        Box::pin(async move {
+            stream
+                .write_all(&[0x49, 0x53, 0, 0, 0, 5, 1, 43, 14, 1, 0])
+                .await?;
+            let mut buf = Vec::new();
+            loop {
+                if buf.len() >= 7 && buf.len() >= 6 + u16::from_be_bytes([buf[4], buf[5]]) as usize
+                {
+                    break;
+                }
+                if read_some(stream, &mut buf, ctx).await? == 0 {
+                    break;
+                }
+            }
+            if buf.len() < 9 || buf[2..4] != [0, 0] {
+                return Err(GrabError::Protocol("Modbus/TCP"));
+            }
+            let pdu = &buf[7..];
+            if pdu[0] == 43 | 0x80 {
+                return Ok(json!({"exception": pdu.get(1)}));
+            }
+            let mut objects = serde_json::Map::new();
+            if pdu.len() > 6 && pdu[0] == 43 && pdu[1] == 14 {
+                let count = pdu[6] as usize;
+                let mut i = 7;
+                for _ in 0..count {
+                    let (Some(&id), Some(&len)) = (pdu.get(i), pdu.get(i + 1)) else {
+                        break;
+                    };
+                    let Some(text) = pdu.get(i + 2..i + 2 + len as usize) else {
+                        break;
+                    };
+                    let key = match id {
+                        0 => "vendor",
+                        1 => "product_code",
+                        2 => "revision",
+                        _ => "other",
+                    };
+                    objects.insert(
+                        key.into(),
+                        Value::String(String::from_utf8_lossy(text).into_owned()),
+                    );
+                    i += 2 + len as usize;
+                }
+            }
+            Ok(json!({"device_identification": objects}))
+        })
+    }
+}
+
+/// Any other port: the first bytes the service sends unasked.
+pub struct Raw;
+
+impl ProbeModule for Raw {
+    fn name(&self) -> &'static str {
+        "unknown"
+    }
+
+    fn grab<'a>(&'a self, stream: &'a mut TcpStream, ctx: &'a ProbeCtx) -> Grab<'a> {
+        Box::pin(async move {
+            let mut buf = Vec::new();
+            match read_some(stream, &mut buf, ctx).await {
+                Ok(_) | Err(GrabError::Timeout) => {}
+                Err(e) => return Err(e),
+            }
+            let hex: String = buf.iter().take(256).map(|b| format!("{b:02x}")).collect();
+            Ok(
+                json!({"bytes": buf.len(), "hex": hex, "text": String::from_utf8_lossy(&buf).into_owned()}),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles() {
+        assert_eq!(
+            html_title("<html><head><TITLE> WEB SERVICE </TITLE>").as_deref(),
+            Some("WEB SERVICE")
+        );
+        assert_eq!(html_title("<title lang=x>a</title>").as_deref(), Some("a"));
+        assert_eq!(html_title("no title"), None);
+    }
+}

@@ -1,0 +1,170 @@
+//! `iotscope survey`: sweep authorised ranges in connect mode and grab banners.
+
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use iotscope_survey::{parse_blocklist, parse_ports, ScanConfig, Stats, TargetSet};
+
+/// Default User-Agent: says what this is and where to ask for an opt-out.
+const USER_AGENT: &str = "iotscope-survey/0.1 (research scan of authorised ranges; opt-out: see the operator's published scanner page)";
+
+#[derive(clap::Args, Debug)]
+pub struct SurveyArgs {
+    /// Targets: addresses, CIDRs or ranges (repeatable). No targets, no scan.
+    #[arg(long = "targets", value_name = "SPEC", num_args = 1..)]
+    targets: Vec<String>,
+    /// A file of targets, one a line (`#` comments).
+    #[arg(long, value_name = "FILE")]
+    targets_file: Option<PathBuf>,
+    /// Ports: list and ranges, e.g. 23,80,8080-8081.
+    #[arg(long, value_name = "LIST")]
+    ports: String,
+    /// Exclusion file(s) in ZMap's blocklist format (one CIDR a line, `#` comments).
+    #[arg(long, value_name = "FILE")]
+    exclude: Vec<PathBuf>,
+    /// Probes per second (0: as fast as the machine allows).
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// Probe mode. Only `connect` (unprivileged, async) exists so far.
+    #[arg(long, default_value = "connect", value_parser = ["connect"])]
+    mode: String,
+    /// Run shard I of N (0-based): disjoint parts whose union is the whole sweep.
+    #[arg(long, default_value = "0/1", value_name = "I/N")]
+    shard: String,
+    /// Seed of the probe order (the same seed and shards give the same order).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Connect timeout; module reads wait as long.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Most connections at once.
+    #[arg(long, default_value_t = 500)]
+    concurrency: usize,
+    /// Write JSON lines here (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Also write rows for refused (closed) pairs.
+    #[arg(long)]
+    report_closed: bool,
+    /// HTTP User-Agent (put a contact URL in it).
+    #[arg(long, default_value = USER_AGENT)]
+    user_agent: String,
+}
+
+pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
+    let mut targets = a.targets.clone();
+    if let Some(f) = &a.targets_file {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        targets.extend(
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+                .filter(|l| !l.is_empty()),
+        );
+    }
+    let mut exclusions = Vec::new();
+    for f in &a.exclude {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read exclusion file {}", f.display()))?;
+        exclusions.extend(parse_blocklist(&text, &f.display().to_string())?);
+    }
+    let set = TargetSet::new(&targets, &exclusions)?;
+    let ports = parse_ports(&a.ports)?;
+    let shard = a
+        .shard
+        .split_once('/')
+        .and_then(|(i, n)| Some((i.parse::<u32>().ok()?, n.parse::<u32>().ok()?)))
+        .filter(|(i, n)| *n > 0 && i < n)
+        .with_context(|| format!("--shard {:?}: expected I/N with 0 <= I < N", a.shard))?;
+    if a.rate < 0.0 {
+        anyhow::bail!("--rate must be 0 (unlimited) or positive");
+    }
+    let cfg = ScanConfig {
+        targets: set.clone(),
+        ports: ports.clone(),
+        seed: a.seed,
+        shard,
+        rate: a.rate,
+        concurrency: a.concurrency.max(1),
+        connect_timeout: a.timeout,
+        read_timeout: a.timeout,
+        user_agent: a.user_agent.clone(),
+        report_closed: a.report_closed,
+    };
+    let total = set.len() * ports.len() as u64;
+    let in_shard = total
+        .saturating_sub(shard.0 as u64)
+        .div_ceil(shard.1 as u64);
+    eprintln!(
+        "iotscope survey: {} addresses x {} ports = {total} pairs (shard {}/{}: {in_shard}), rate {}/s, connect mode",
+        set.len(),
+        ports.len(),
+        shard.0,
+        shard.1,
+        if a.rate > 0.0 { a.rate.to_string() } else { "unlimited".into() }
+    );
+    let mut out: Box<dyn Write + Send> = match &a.output {
+        Some(p) => Box::new(BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout())),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let stats = Arc::new(Stats::default());
+    let started = Instant::now();
+    let interrupted = runtime.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let engine = tokio::spawn(iotscope_survey::run(cfg, tx, stats.clone(), stop_rx));
+        let progress = std::io::stderr().is_terminal();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut interrupted = false;
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                row = rx.recv() => match row {
+                    Some(row) => {
+                        serde_json::to_writer(&mut out, &row)?;
+                        out.write_all(b"\n")?;
+                    }
+                    None => break,
+                },
+                _ = &mut ctrl_c, if !interrupted => {
+                    interrupted = true;
+                    let _ = stop_tx.send(true);
+                }
+                _ = tick.tick(), if progress => {
+                    let sent = stats.sent.load(Ordering::Relaxed);
+                    let secs = started.elapsed().as_secs_f64().max(1e-9);
+                    let rate = sent as f64 / secs;
+                    let eta = if rate > 0.0 { (in_shard.saturating_sub(sent)) as f64 / rate } else { 0.0 };
+                    eprint!("\r{sent}/{in_shard} sent, {rate:.0}/s, {} open, ETA {eta:.0} s   ", stats.open.load(Ordering::Relaxed));
+                }
+            }
+        }
+        let _ = engine.await;
+        out.flush()?;
+        Ok::<bool, anyhow::Error>(interrupted)
+    })?;
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[K");
+    }
+    eprintln!(
+        "iotscope survey: {} probes in {:.1} s: {} open, {} refused, {} no answer{}",
+        stats.sent.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+        stats.open.load(Ordering::Relaxed),
+        stats.refused.load(Ordering::Relaxed),
+        stats.timeouts.load(Ordering::Relaxed),
+        if interrupted { " (interrupted)" } else { "" }
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,229 @@
+//! The survey against the lab: every open service of the manifest is found
+//! with the right protocol and banner, nothing else is reported open, the
+//! lab's audit log shows no login and no change, shards add up to the
+//! whole, and exclusions are honoured. Loopback only.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Lab {
+    child: Child,
+    manifest: Value,
+    audit: std::path::PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn start(subnet: &str) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, audit) = (dir.path().join("m.json"), dir.path().join("audit.jsonl"));
+        let child = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+            .args([
+                "lab",
+                "--devices",
+                "50",
+                "--seed",
+                "1",
+                "--subnet",
+                subnet,
+                "--duration",
+                "300s",
+                "--manifest",
+            ])
+            .arg(&m)
+            .arg("--audit")
+            .arg(&audit)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while !m.exists() {
+            assert!(t.elapsed() < Duration::from_secs(20));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let manifest = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+        Lab {
+            child,
+            manifest,
+            audit,
+            dir,
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+const PORTS: &str = "22,23,80,81,502,1883,2323,8080,8081";
+
+fn survey(args: &[&str], out: &Path) -> Vec<Value> {
+    let st = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+        .args([
+            "survey",
+            "--ports",
+            PORTS,
+            "--rate",
+            "0",
+            "--timeout",
+            "1s",
+            "--output",
+        ])
+        .arg(out)
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::read_to_string(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn pairs(rows: &[Value]) -> BTreeSet<(String, u64)> {
+    rows.iter()
+        .map(|r| {
+            (
+                r["ip"].as_str().unwrap().to_string(),
+                r["port"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn finds_every_listed_service_and_nothing_else_without_touching_anything() {
+    let lab = Lab::start("127.78.21.0/24");
+    let rows = survey(
+        &["--targets", "127.78.21.0/24"],
+        &lab.dir.path().join("s.jsonl"),
+    );
+    let wanted: BTreeSet<(String, u64)> = lab.manifest["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| {
+            d["services"].as_array().unwrap().iter().map(move |s| {
+                (
+                    d["ip"].as_str().unwrap().to_string(),
+                    s["port"].as_u64().unwrap(),
+                )
+            })
+        })
+        .filter(|(_, p)| PORTS.split(',').any(|q| q.parse::<u64>().unwrap() == *p))
+        .collect();
+    assert_eq!(pairs(&rows), wanted, "open pairs = the manifest's");
+    for r in &rows {
+        let d = lab.manifest["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["ip"] == r["ip"])
+            .unwrap();
+        let svc = d["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["port"] == r["port"])
+            .unwrap();
+        match svc["service"].as_str().unwrap() {
+            "telnet" => assert_eq!(
+                r["banner"]["prompt"].as_str().unwrap(),
+                d["telnet"]["login_prompt"].as_str().unwrap().trim()
+            ),
+            "http" => {
+                assert_eq!(r["banner"]["server"], d["web"]["server"]);
+                let scheme = r["banner"]["www_authenticate"]["scheme"]
+                    .as_str()
+                    .unwrap_or("none")
+                    .to_ascii_lowercase();
+                let auth = d["web"]["auth"].as_str().unwrap();
+                assert_eq!(scheme, if auth == "form" { "none" } else { auth }, "{r}");
+            }
+            "ssh" => assert_eq!(r["banner"]["version"], d["ssh_banner"]),
+            "mqtt" => assert_eq!(r["banner"]["return_code"], 0),
+            "modbus" => assert_eq!(r["banner"]["device_identification"]["vendor"], d["vendor"]),
+            "garbage" | "tarpit" | "accept_close" => assert_ne!(r["status"], "open", "{r}"),
+            other => panic!("{other}"),
+        }
+    }
+    let audit = std::fs::read_to_string(&lab.audit).unwrap_or_default();
+    assert!(
+        !audit.contains("\"state_change\"")
+            && !audit.contains("\"login\"")
+            && !audit.contains("\"command\""),
+        "{audit}"
+    );
+}
+
+#[test]
+fn shards_add_up_to_the_whole_and_exclusions_hold() {
+    let lab = Lab::start("127.78.22.0/24");
+    let d = lab.dir.path();
+    let whole = pairs(&survey(
+        &["--targets", "127.78.22.0/24"],
+        &d.join("w.jsonl"),
+    ));
+    let mut union = BTreeSet::new();
+    for i in 0..3 {
+        let part = pairs(&survey(
+            &["--targets", "127.78.22.0/24", "--shard", &format!("{i}/3")],
+            &d.join(format!("p{i}.jsonl")),
+        ));
+        assert!(union.is_disjoint(&part), "shards overlap");
+        union.extend(part);
+    }
+    assert_eq!(union, whole);
+    let ex = d.join("exclude.conf");
+    std::fs::write(
+        &ex,
+        "# opt-out of one network\n127.78.22.0/27  # first 32 addresses\n",
+    )
+    .unwrap();
+    let rest = pairs(&survey(
+        &[
+            "--targets",
+            "127.78.22.0/24",
+            "--exclude",
+            ex.to_str().unwrap(),
+        ],
+        &d.join("x.jsonl"),
+    ));
+    assert!(rest
+        .iter()
+        .all(|(ip, _)| ip.rsplit('.').next().unwrap().parse::<u32>().unwrap() >= 32));
+    assert_eq!(
+        rest,
+        whole
+            .iter()
+            .filter(|(ip, _)| ip.rsplit('.').next().unwrap().parse::<u32>().unwrap() >= 32)
+            .cloned()
+            .collect()
+    );
+}
+
+#[test]
+fn no_targets_no_scan() {
+    let out = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+        .args(["survey", "--ports", "23"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no targets"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
