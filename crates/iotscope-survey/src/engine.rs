@@ -82,6 +82,8 @@ pub struct ScanConfig {
     pub user_agent: String,
     /// Rows for refused pairs too (default: open only).
     pub report_closed: bool,
+    /// Positions of the shard already probed by an earlier run (resume).
+    pub skip: u64,
 }
 
 /// Counters of a run.
@@ -105,7 +107,8 @@ fn now_rfc3339() -> String {
 }
 
 /// Runs the shard, sending rows to `rows`, until done or `stop` is true.
-/// Returns the number of pairs of the shard.
+/// Returns how many positions of the shard were probed in this run (after
+/// the `skip` of a resumed run); every one of them has finished.
 pub async fn run(
     cfg: ScanConfig,
     rows: mpsc::Sender<Row>,
@@ -123,7 +126,9 @@ pub async fn run(
         None
     };
     let mut planned = 0u64;
-    for pos in shard_positions(n, cfg.shard.0, cfg.shard.1) {
+    // Every probe of a stopped run has finished before `run` returns, so
+    // the first `skip` positions are exactly the pairs already done.
+    for pos in shard_positions(n, cfg.shard.0, cfg.shard.1).skip(cfg.skip as usize) {
         if *stop.borrow() {
             break;
         }

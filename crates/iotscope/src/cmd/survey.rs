@@ -54,6 +54,23 @@ pub struct SurveyArgs {
     /// HTTP User-Agent (put a contact URL in it).
     #[arg(long, default_value = USER_AGENT)]
     user_agent: String,
+    /// Resume state: read it to continue an interrupted run (same targets,
+    /// ports, seed and shard), and write it when interrupted. With --output,
+    /// rows are appended.
+    #[arg(long, value_name = "STATE")]
+    resume: Option<PathBuf>,
+}
+
+/// What `--resume` keeps: enough to refuse a mismatched run and to skip the
+/// positions already probed.
+#[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+struct ResumeState {
+    targets: Vec<String>,
+    exclusions: Vec<String>,
+    ports: String,
+    seed: u64,
+    shard: String,
+    done: u64,
 }
 
 pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
@@ -95,7 +112,28 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
         read_timeout: a.timeout,
         user_agent: a.user_agent.clone(),
         report_closed: a.report_closed,
+        skip: 0,
     };
+    let mut state = ResumeState {
+        targets: targets.clone(),
+        exclusions: a.exclude.iter().map(|p| p.display().to_string()).collect(),
+        ports: a.ports.clone(),
+        seed: a.seed,
+        shard: a.shard.clone(),
+        done: 0,
+    };
+    let mut cfg = cfg;
+    if let Some(path) = a.resume.as_ref().filter(|p| p.exists()) {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read resume state {}", path.display()))?;
+        let saved: ResumeState = serde_json::from_str(&text).with_context(|| format!("{} is not a resume state", path.display()))?;
+        let done = saved.done;
+        state.done = done;
+        if saved != state {
+            anyhow::bail!("{} was written by a run with other targets, exclusions, ports, seed or shard", path.display());
+        }
+        cfg.skip = done;
+        eprintln!("iotscope survey: resuming after {done} probes");
+    }
     let total = set.len() * ports.len() as u64;
     let in_shard = total
         .saturating_sub(shard.0 as u64)
@@ -109,9 +147,14 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
         if a.rate > 0.0 { a.rate.to_string() } else { "unlimited".into() }
     );
     let mut out: Box<dyn Write + Send> = match &a.output {
-        Some(p) => Box::new(BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        )),
+        Some(p) => {
+            let f = if state.done > 0 {
+                std::fs::OpenOptions::new().append(true).create(true).open(p)
+            } else {
+                std::fs::File::create(p)
+            };
+            Box::new(BufWriter::new(f.with_context(|| format!("cannot write {}", p.display()))?))
+        }
         None => Box::new(BufWriter::new(std::io::stdout())),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -123,6 +166,7 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let engine = tokio::spawn(iotscope_survey::run(cfg, tx, stats.clone(), stop_rx));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let progress = std::io::stderr().is_terminal();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut interrupted = false;
@@ -141,6 +185,10 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
                     interrupted = true;
                     let _ = stop_tx.send(true);
                 }
+                _ = term.recv(), if !interrupted => {
+                    interrupted = true;
+                    let _ = stop_tx.send(true);
+                }
                 _ = tick.tick(), if progress => {
                     let sent = stats.sent.load(Ordering::Relaxed);
                     let secs = started.elapsed().as_secs_f64().max(1e-9);
@@ -150,10 +198,21 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        let _ = engine.await;
+        let probed = engine.await.unwrap_or(0);
         out.flush()?;
-        Ok::<bool, anyhow::Error>(interrupted)
+        Ok::<(bool, u64), anyhow::Error>((interrupted, probed))
     })?;
+    let (interrupted, probed) = interrupted;
+    if let Some(path) = &a.resume {
+        if interrupted {
+            state.done += probed;
+            std::fs::write(path, serde_json::to_vec(&state)?).with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("iotscope survey: stopped after {} probes; continue with the same command (state in {})", state.done, path.display());
+        } else if path.exists() {
+            // Finished: the state is spent.
+            let _ = std::fs::remove_file(path);
+        }
+    }
     if std::io::stderr().is_terminal() {
         eprint!("\r\x1b[K");
     }
