@@ -75,8 +75,9 @@ fn survey(args: &[&str], out: &Path) -> Vec<Value> {
             PORTS,
             "--rate",
             "0",
+            // Slow lab devices wait a second before their first byte.
             "--timeout",
-            "1s",
+            "3s",
             "--output",
         ])
         .arg(out)
@@ -236,7 +237,18 @@ fn an_interrupted_run_resumes_and_together_they_find_exactly_what_one_run_finds(
     let (out, state) = (d.join("part.jsonl"), d.join("state.json"));
     // First run at 100 probes/s, stopped after about 3 s with SIGTERM.
     let mut child = Command::new(env!("CARGO_BIN_EXE_iotscope"))
-        .args(["survey", "--targets", "127.78.23.0/24", "--ports", PORTS, "--rate", "100", "--timeout", "1s", "--output"])
+        .args([
+            "survey",
+            "--targets",
+            "127.78.23.0/24",
+            "--ports",
+            PORTS,
+            "--rate",
+            "100",
+            "--timeout",
+            "1s",
+            "--output",
+        ])
         .arg(&out)
         .arg("--resume")
         .arg(&state)
@@ -245,16 +257,31 @@ fn an_interrupted_run_resumes_and_together_they_find_exactly_what_one_run_finds(
         .unwrap();
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(3));
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     assert!(child.wait().unwrap().success());
     let elapsed = started.elapsed().as_secs_f64();
     let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     let done = saved["done"].as_u64().unwrap();
     // The rate cap is a safety property: never more than rate x time (+1).
-    assert!(done > 0 && done as f64 <= 100.0 * elapsed + 1.0, "{done} probes in {elapsed:.2} s at 100/s");
+    assert!(
+        done > 0 && done as f64 <= 100.0 * elapsed + 1.0,
+        "{done} probes in {elapsed:.2} s at 100/s"
+    );
     // Resume at full speed; rows are appended.
     let st = Command::new(env!("CARGO_BIN_EXE_iotscope"))
-        .args(["survey", "--targets", "127.78.23.0/24", "--ports", PORTS, "--timeout", "1s", "--output"])
+        .args([
+            "survey",
+            "--targets",
+            "127.78.23.0/24",
+            "--ports",
+            PORTS,
+            "--timeout",
+            "1s",
+            "--output",
+        ])
         .arg(&out)
         .arg("--resume")
         .arg(&state)
@@ -264,13 +291,24 @@ fn an_interrupted_run_resumes_and_together_they_find_exactly_what_one_run_finds(
     // A different rate is allowed on resume; only targets, ports, seed and shard must match.
     assert!(st.unwrap().success());
     assert!(!state.exists(), "a finished run removes its state");
-    let rows: Vec<Value> = std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), whole_rows.len(), "no pair probed twice");
     assert_eq!(pairs(&rows), pairs(&whole_rows));
     // A mismatched resume is refused.
     std::fs::write(&state, serde_json::to_vec(&saved).unwrap()).unwrap();
     let out2 = Command::new(env!("CARGO_BIN_EXE_iotscope"))
-        .args(["survey", "--targets", "127.78.23.0/25", "--ports", PORTS, "--output"])
+        .args([
+            "survey",
+            "--targets",
+            "127.78.23.0/25",
+            "--ports",
+            PORTS,
+            "--output",
+        ])
         .arg(d.join("other.jsonl"))
         .arg("--resume")
         .arg(&state)

@@ -124,12 +124,17 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
     };
     let mut cfg = cfg;
     if let Some(path) = a.resume.as_ref().filter(|p| p.exists()) {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read resume state {}", path.display()))?;
-        let saved: ResumeState = serde_json::from_str(&text).with_context(|| format!("{} is not a resume state", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read resume state {}", path.display()))?;
+        let saved: ResumeState = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a resume state", path.display()))?;
         let done = saved.done;
         state.done = done;
         if saved != state {
-            anyhow::bail!("{} was written by a run with other targets, exclusions, ports, seed or shard", path.display());
+            anyhow::bail!(
+                "{} was written by a run with other targets, exclusions, ports, seed or shard",
+                path.display()
+            );
         }
         cfg.skip = done;
         eprintln!("iotscope survey: resuming after {done} probes");
@@ -149,11 +154,16 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
     let mut out: Box<dyn Write + Send> = match &a.output {
         Some(p) => {
             let f = if state.done > 0 {
-                std::fs::OpenOptions::new().append(true).create(true).open(p)
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(p)
             } else {
                 std::fs::File::create(p)
             };
-            Box::new(BufWriter::new(f.with_context(|| format!("cannot write {}", p.display()))?))
+            Box::new(BufWriter::new(
+                f.with_context(|| format!("cannot write {}", p.display()))?,
+            ))
         }
         None => Box::new(BufWriter::new(std::io::stdout())),
     };
@@ -206,7 +216,8 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &a.resume {
         if interrupted {
             state.done += probed;
-            std::fs::write(path, serde_json::to_vec(&state)?).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(path, serde_json::to_vec(&state)?)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("iotscope survey: stopped after {} probes; continue with the same command (state in {})", state.done, path.display());
         } else if path.exists() {
             // Finished: the state is spent.
