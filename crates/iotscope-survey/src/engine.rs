@@ -84,6 +84,8 @@ pub struct ScanConfig {
     pub report_closed: bool,
     /// Positions of the shard already probed by an earlier run (resume).
     pub skip: u64,
+    /// Run the protocol module on open ports (false: connect only, like `nmap -sT`).
+    pub grab: bool,
 }
 
 /// Counters of a run.
@@ -156,11 +158,12 @@ pub async fn run(
                 cfg.read_timeout,
                 cfg.user_agent.clone(),
                 cfg.report_closed,
+                cfg.grab,
             ),
         );
         tokio::spawn(async move {
             let _permit = permit;
-            let (connect_timeout, read_timeout, user_agent, report_closed) = cfg2;
+            let (connect_timeout, read_timeout, user_agent, report_closed, grab) = cfg2;
             let addr = SocketAddr::new(IpAddr::V4(ip), port);
             let row = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
                 Err(_) => {
@@ -183,6 +186,19 @@ pub async fn run(
                 Ok(Err(_)) => {
                     stats.timeouts.fetch_add(1, Ordering::Relaxed);
                     None
+                }
+                Ok(Ok(_)) if !grab => {
+                    stats.open.fetch_add(1, Ordering::Relaxed);
+                    Some(Row {
+                        ip: addr.ip(),
+                        port,
+                        proto: "tcp",
+                        ts: now_rfc3339(),
+                        status: Status::Open,
+                        service: None,
+                        banner: None,
+                        error: None,
+                    })
                 }
                 Ok(Ok(mut stream)) => {
                     stats.open.fetch_add(1, Ordering::Relaxed);

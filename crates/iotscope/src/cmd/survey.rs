@@ -51,6 +51,9 @@ pub struct SurveyArgs {
     /// Also write rows for refused (closed) pairs.
     #[arg(long)]
     report_closed: bool,
+    /// Only find open ports; grab no banners (what `nmap -sT` does).
+    #[arg(long)]
+    no_grab: bool,
     /// HTTP User-Agent (put a contact URL in it).
     #[arg(long, default_value = USER_AGENT)]
     user_agent: String,
@@ -113,6 +116,7 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
         user_agent: a.user_agent.clone(),
         report_closed: a.report_closed,
         skip: 0,
+        grab: !a.no_grab,
     };
     let mut state = ResumeState {
         targets: targets.clone(),
