@@ -1,8 +1,10 @@
 //! `iotscope demo`: the main job on embedded defaults, for a first run.
 //!
 //! Today: generate a realistic darknet capture with the lab, analyse it with
-//! the telescope into a store, and print the report. Later issues add the
-//! emulated devices, the survey, alerts and the dashboard.
+//! the telescope into a store and print the report; then start a small lab
+//! of emulated devices on loopback, survey it (connect mode, banners) and
+//! summarise what answered. Later issues add the checks, alerts and the
+//! dashboard.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,10 +70,117 @@ pub fn run(a: DemoArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         db.clone(),
         cfg,
     )?;
+    survey_a_lab(&a.dir, a.seed)?;
     eprintln!(
         "\niotscope demo: done. Ground truth: {}. Query the store again with\n  iotscope telescope report --db {} --port 23/tcp",
         truth_path.display(),
         db.display()
     );
     Ok(code)
+}
+
+/// Starts 30 emulated devices on 127.79.0.0/24, surveys them and prints
+/// what answered; the lab stops when the survey is done.
+fn survey_a_lab(dir: &std::path::Path, seed: u64) -> anyhow::Result<()> {
+    use iotscope_lab::devices::{draw_default, Manifest};
+    use std::sync::Arc;
+    let devices = draw_default(30, seed, std::net::Ipv4Addr::new(127, 79, 0, 1));
+    let lab = iotscope_lab::server::Lab::bind(&devices, false)?;
+    std::fs::write(
+        dir.join("lab-manifest.json"),
+        serde_json::to_vec_pretty(&Manifest {
+            devices: devices.clone(),
+        })?,
+    )?;
+    let audit = iotscope_lab::audit::Audit::to_file(&dir.join("lab-audit.jsonl"))?;
+    eprintln!(
+        "\niotscope demo: {} emulated devices on 127.79.0.0/24 ({} listeners); surveying them ...",
+        devices.len(),
+        lab.listeners()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let rows = runtime.block_on(async {
+        let (stop_lab, lab_stop) = tokio::sync::watch::channel(false);
+        let served = tokio::spawn(lab.serve(audit, lab_stop));
+        let cfg = iotscope_survey::ScanConfig {
+            targets: iotscope_survey::TargetSet::new(&["127.79.0.0/24".to_string()], &[])?,
+            ports: iotscope_survey::parse_ports("22,23,80,81,502,1883,2323,8080,8081")?,
+            seed,
+            shard: (0, 1),
+            rate: 0.0,
+            concurrency: 200,
+            connect_timeout: std::time::Duration::from_secs(2),
+            read_timeout: std::time::Duration::from_secs(2),
+            user_agent: "iotscope-demo".into(),
+            report_closed: false,
+            skip: 0,
+            grab: true,
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+        let stats = Arc::new(iotscope_survey::Stats::default());
+        let scan = tokio::spawn(iotscope_survey::run(cfg, tx, stats, stop_rx));
+        let mut rows = Vec::new();
+        while let Some(r) = rx.recv().await {
+            rows.push(r);
+        }
+        let _ = scan.await;
+        let _ = stop_lab.send(true);
+        let _ = served.await;
+        Ok::<_, anyhow::Error>(rows)
+    })?;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join("survey.jsonl"))?);
+    for r in &rows {
+        serde_json::to_writer(&mut file, r)?;
+        std::io::Write::write_all(&mut file, b"\n")?;
+    }
+    let mut by_service: std::collections::BTreeMap<&str, usize> = Default::default();
+    for r in &rows {
+        *by_service.entry(r.service.unwrap_or("?")).or_default() += 1;
+    }
+    println!("\nSurvey of the lab: {} open services", rows.len());
+    for (svc, n) in &by_service {
+        println!("  {svc:<10} {n}");
+    }
+    println!("\nWhat a survey sees (one line per kind of answer):");
+    let mut shown = std::collections::BTreeSet::new();
+    for r in &rows {
+        let Some(b) = &r.banner else { continue };
+        let line = match r.service {
+            Some("http") => format!(
+                "Server: {}  title: {}",
+                b["server"].as_str().unwrap_or("-"),
+                b["title"].as_str().unwrap_or("-")
+            ),
+            Some("telnet") => format!("prompt {:?}", b["prompt"].as_str().unwrap_or("")),
+            Some("ssh") => b["version"].as_str().unwrap_or("").to_string(),
+            Some("mqtt") => format!(
+                "CONNACK return code {} (anonymous accepted: {})",
+                b["return_code"], b["anonymous_accepted"]
+            ),
+            Some("modbus") => format!("device identification {}", b["device_identification"]),
+            _ => continue,
+        };
+        // One line per kind of answer: per service, and per page title.
+        let kind = format!(
+            "{}{}",
+            r.service.unwrap_or(""),
+            b["title"].as_str().unwrap_or("")
+        );
+        if shown.insert(kind) {
+            println!(
+                "  {:<20} {:<7} {line}",
+                format!("{}:{}", r.ip, r.port),
+                r.service.unwrap_or("")
+            );
+        }
+    }
+    println!(
+        "\n(rows in {}; ground truth in {})",
+        dir.join("survey.jsonl").display(),
+        dir.join("lab-manifest.json").display()
+    );
+    Ok(())
 }
