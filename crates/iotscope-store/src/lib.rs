@@ -67,7 +67,26 @@ pub struct IngestedFile {
     pub ingested_at: String,
 }
 
-/// Persistent storage of telescope aggregates.
+/// One (address, port) as a survey saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceObservation {
+    /// Address.
+    pub ip: String,
+    /// Port.
+    pub port: u16,
+    /// "tcp".
+    pub proto: String,
+    /// When, RFC 3339.
+    pub ts: String,
+    /// open | refused | timeout | protocol-error.
+    pub status: String,
+    /// Module that ran.
+    pub service: Option<String>,
+    /// The module's JSON.
+    pub banner: Option<String>,
+}
+
+/// Persistent storage of telescope aggregates and survey observations.
 pub trait Store {
     /// The record of a capture with this content hash, if already ingested.
     fn find_file(&self, content_hash: &str) -> Result<Option<IngestedFile>, StoreError>;
@@ -79,4 +98,12 @@ pub trait Store {
 
     /// Rebuilds the telescope report over the stored buckets.
     fn report(&self, query: &ReportQuery) -> Result<Summary, StoreError>;
+
+    /// Records survey observations in one transaction; a later observation
+    /// of the same (address, port, proto) replaces the earlier one and keeps
+    /// its first-seen time.
+    fn save_services(&mut self, rows: &[ServiceObservation]) -> Result<(), StoreError>;
+
+    /// Every stored observation, by address and port.
+    fn services(&self) -> Result<Vec<ServiceObservation>, StoreError>;
 }

@@ -13,11 +13,14 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::report::{
     build_report, BucketRow, PortBucketRow, ReportQuery, SourceBucketRow, StoredRows,
 };
-use crate::{IngestedFile, Store, StoreError};
+use crate::{IngestedFile, ServiceObservation, Store, StoreError};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
 /// many have run. Portable SQL: the same text serves PostgreSQL.
-const MIGRATIONS: &[&str] = &[include_str!("../sql/001_telescope.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../sql/001_telescope.sql"),
+    include_str!("../sql/002_survey.sql"),
+];
 
 /// A store in one SQLite file.
 pub struct SqliteStore {
@@ -260,6 +263,54 @@ impl Store for SqliteStore {
         tx.commit().map_err(db)
     }
 
+    fn save_services(&mut self, rows: &[ServiceObservation]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let db = |source| StoreError::Database {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        {
+            let mut st = tx
+                .prepare(
+                    "INSERT INTO services (ip, port, proto, status, service, banner, first_seen, last_seen)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                     ON CONFLICT (ip, port, proto) DO UPDATE SET status = excluded.status,
+                       service = excluded.service, banner = excluded.banner, last_seen = excluded.last_seen",
+                )
+                .map_err(db)?;
+            for r in rows {
+                st.execute(params![
+                    r.ip, r.port, r.proto, r.status, r.service, r.banner, r.ts
+                ])
+                .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn services(&self) -> Result<Vec<ServiceObservation>, StoreError> {
+        let db = |e| self.err(e);
+        let mut st = self
+            .conn
+            .prepare("SELECT ip, port, proto, status, service, banner, last_seen FROM services ORDER BY ip, port")
+            .map_err(db)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(ServiceObservation {
+                    ip: r.get(0)?,
+                    port: r.get::<_, i64>(1)? as u16,
+                    proto: r.get(2)?,
+                    status: r.get(3)?,
+                    service: r.get(4)?,
+                    banner: r.get(5)?,
+                    ts: r.get(6)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
     fn report(&self, q: &ReportQuery) -> Result<Summary, StoreError> {
         let db = |e| self.err(e);
         let bucket_ns = self.bucket_ns()?.unwrap_or(3_600_000_000_000);
@@ -375,4 +426,45 @@ pub fn now_rfc3339() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     rfc3339((now.as_secs() as i64) * 1_000_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(ts: &str, status: &str) -> ServiceObservation {
+        ServiceObservation {
+            ip: "127.77.0.5".into(),
+            port: 23,
+            proto: "tcp".into(),
+            ts: ts.into(),
+            status: status.into(),
+            service: Some("telnet".into()),
+            banner: Some("{}".into()),
+        }
+    }
+
+    #[test]
+    fn a_later_observation_replaces_the_earlier_and_keeps_first_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut s = SqliteStore::open(&path).unwrap();
+        s.save_services(&[obs("2026-01-01T00:00:00Z", "open")])
+            .unwrap();
+        s.save_services(&[obs("2026-02-01T00:00:00Z", "protocol-error")])
+            .unwrap();
+        let all = s.services().unwrap();
+        assert_eq!(all, vec![obs("2026-02-01T00:00:00Z", "protocol-error")]);
+        let first: String = s
+            .conn
+            .query_row("SELECT first_seen FROM services", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(first, "2026-01-01T00:00:00Z");
+        // Reopening runs no migration twice.
+        drop(s);
+        assert_eq!(
+            SqliteStore::open(&path).unwrap().services().unwrap().len(),
+            1
+        );
+    }
 }

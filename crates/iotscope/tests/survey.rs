@@ -107,10 +107,22 @@ fn pairs(rows: &[Value]) -> BTreeSet<(String, u64)> {
 #[test]
 fn finds_every_listed_service_and_nothing_else_without_touching_anything() {
     let lab = Lab::start("127.78.21.0/24");
+    let db = lab.dir.path().join("survey.db");
     let rows = survey(
-        &["--targets", "127.78.21.0/24"],
+        &["--targets", "127.78.21.0/24", "--db", db.to_str().unwrap()],
         &lab.dir.path().join("s.jsonl"),
     );
+    // The store holds the same pairs as the JSON lines.
+    use iotscope_store::Store;
+    let stored = iotscope_store::SqliteStore::open(&db)
+        .unwrap()
+        .services()
+        .unwrap();
+    let stored_pairs: BTreeSet<(String, u64)> = stored
+        .iter()
+        .map(|o| (o.ip.clone(), o.port as u64))
+        .collect();
+    assert_eq!(stored_pairs, pairs(&rows));
     let wanted: BTreeSet<(String, u64)> = lab.manifest["devices"]
         .as_array()
         .unwrap()

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use iotscope_store::{ServiceObservation, SqliteStore, Store};
 use iotscope_survey::{parse_blocklist, parse_ports, ScanConfig, Stats, TargetSet};
 
 /// Default User-Agent: says what this is and where to ask for an opt-out.
@@ -62,6 +63,25 @@ pub struct SurveyArgs {
     /// rows are appended.
     #[arg(long, value_name = "STATE")]
     resume: Option<PathBuf>,
+    /// Also keep every answering pair in this store (latest observation per
+    /// address and port, with first and last seen).
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+}
+
+fn observation(r: &iotscope_survey::Row) -> ServiceObservation {
+    ServiceObservation {
+        ip: r.ip.to_string(),
+        port: r.port,
+        proto: r.proto.to_string(),
+        ts: r.ts.clone(),
+        status: serde_json::to_value(r.status)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        service: r.service.map(String::from),
+        banner: r.banner.as_ref().map(|b| b.to_string()),
+    }
 }
 
 /// What `--resume` keeps: enough to refuse a mismatched run and to skip the
@@ -171,6 +191,8 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
         }
         None => Box::new(BufWriter::new(std::io::stdout())),
     };
+    let mut store = a.db.as_ref().map(|p| SqliteStore::open(p)).transpose()?;
+    let mut pending: Vec<ServiceObservation> = Vec::new();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -192,6 +214,14 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
                     Some(row) => {
                         serde_json::to_writer(&mut out, &row)?;
                         out.write_all(b"\n")?;
+                        if let Some(s) = store.as_mut() {
+                            pending.push(observation(&row));
+                            // Batches: one transaction per 500 rows.
+                            if pending.len() >= 500 {
+                                s.save_services(&pending)?;
+                                pending.clear();
+                            }
+                        }
                     }
                     None => break,
                 },
@@ -214,6 +244,9 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
         }
         let probed = engine.await.unwrap_or(0);
         out.flush()?;
+        if let Some(s) = store.as_mut() {
+            s.save_services(&pending)?;
+        }
         Ok::<(bool, u64), anyhow::Error>((interrupted, probed))
     })?;
     let (interrupted, probed) = interrupted;
