@@ -232,8 +232,8 @@ mod tests {
         ] {
             assert!(!world.contains(ip.parse().unwrap()), "{ip}");
         }
-        assert!(world.contains("8.8.8.8".parse().unwrap()));
-        // ...but naming them reaches them.
+        assert!(world.contains("100.0.0.1".parse().unwrap())); // public, membership only
+                                                               // ...but naming them reaches them.
         let lab = set(&["127.77.0.0/24"], &[]).unwrap();
         assert_eq!(lab.len(), 256);
         assert!(set(&["198.18.0.0/15"], &[])
