@@ -11,61 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{effective_uid, have, skip};
-
-struct Namespaces {
-    scanner: String,
-    target: String,
-}
-
-impl Namespaces {
-    fn up() -> Namespaces {
-        let id = std::process::id();
-        let ns = Namespaces {
-            scanner: format!("iots-ss-{id}"),
-            target: format!("iots-st-{id}"),
-        };
-        let ip = |args: String| {
-            assert!(
-                Command::new("ip")
-                    .args(args.split_whitespace())
-                    .status()
-                    .unwrap()
-                    .success(),
-                "ip {args}"
-            )
-        };
-        ip(format!("netns add {}", ns.scanner));
-        ip(format!("netns add {}", ns.target));
-        ip(format!(
-            "link add sv0 netns {} type veth peer name tv0 netns {}",
-            ns.scanner, ns.target
-        ));
-        ip(format!("-n {} addr add 198.19.0.1/24 dev sv0", ns.scanner));
-        ip(format!("-n {} addr add 198.19.0.2/24 dev tv0", ns.target));
-        for (n, dev) in [(&ns.scanner, "sv0"), (&ns.target, "tv0")] {
-            ip(format!("-n {n} link set {dev} up"));
-            ip(format!("-n {n} link set lo up"));
-        }
-        ip(format!(
-            "-n {} route add 198.18.0.0/16 via 198.19.0.2",
-            ns.scanner
-        ));
-        ip(format!(
-            "-n {} route add local 198.18.0.0/16 dev lo",
-            ns.target
-        ));
-        ns
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for n in [&self.scanner, &self.target] {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
-}
+use common::{effective_uid, have, skip, ScanNet};
 
 #[test]
 fn every_packet_goes_to_a_target_once_within_the_rate_and_the_run_ends() {
@@ -78,7 +24,7 @@ fn every_packet_goes_to_a_target_once_within_the_rate_and_the_run_ends() {
         return skip("not root: network namespaces need it");
     }
     let dir = tempfile::tempdir().unwrap();
-    let ns = Namespaces::up();
+    let ns = ScanNet::up();
     let cap = dir.path().join("sent.pcap");
     let exclude = dir.path().join("opt-out.conf");
     std::fs::write(

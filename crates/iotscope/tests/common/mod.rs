@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests that use outside tools.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// True when `tool` is on the PATH.
 pub fn have(tool: &str) -> bool {
@@ -30,4 +32,117 @@ pub fn effective_uid() -> u32 {
         .trim()
         .parse()
         .unwrap_or(u32::MAX)
+}
+
+/// Two network namespaces joined by a veth pair, with no route anywhere but
+/// 198.18.0.0/16 (RFC 2544 benchmarking space), torn down on drop. The
+/// target namespace owns the whole /16 so its kernel answers every probe.
+#[allow(dead_code)]
+pub struct ScanNet {
+    pub scanner: String,
+    pub target: String,
+    pub router_mac: String,
+}
+
+impl ScanNet {
+    #[allow(dead_code)]
+    pub fn up() -> ScanNet {
+        let id = std::process::id();
+        // Created first so that a failure part-way still tears down.
+        let mut net = ScanNet {
+            scanner: format!("iots-s-{id}"),
+            target: format!("iots-t-{id}"),
+            router_mac: String::new(),
+        };
+        let ip = |args: &str| {
+            let st = Command::new("ip")
+                .args(args.split_whitespace())
+                .status()
+                .unwrap();
+            assert!(st.success(), "ip {args}");
+        };
+        ip(&format!("netns add {}", net.scanner));
+        ip(&format!("netns add {}", net.target));
+        ip(&format!(
+            "link add sv0 netns {} type veth peer name tv0 netns {}",
+            net.scanner, net.target
+        ));
+        ip(&format!(
+            "-n {} addr add 198.19.0.1/24 dev sv0",
+            net.scanner
+        ));
+        ip(&format!("-n {} addr add 198.19.0.2/24 dev tv0", net.target));
+        for (ns, dev) in [(&net.scanner, "sv0"), (&net.target, "tv0")] {
+            ip(&format!("-n {ns} link set {dev} up"));
+            ip(&format!("-n {ns} link set lo up"));
+        }
+        ip(&format!(
+            "-n {} route add 198.18.0.0/16 via 198.19.0.2",
+            net.scanner
+        ));
+        ip(&format!(
+            "-n {} route add local 198.18.0.0/16 dev lo",
+            net.target
+        ));
+        let out = Command::new("ip")
+            .args(["-n", &net.target, "link", "show", "tv0"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        net.router_mac = text
+            .split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .unwrap()
+            .to_string();
+        net
+    }
+
+    /// Runs `tool args` in the scanner namespace while tcpdump records, in
+    /// the target namespace, what the scanner sends.
+    #[allow(dead_code)]
+    pub fn capture(&self, dir: &Path, name: &str, tool: &[&str]) -> std::path::PathBuf {
+        let cap = dir.join(format!("{name}.pcap"));
+        let mut dump = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.target,
+                "tcpdump",
+                "-i",
+                "tv0",
+                "-U",
+                "-n",
+                "-w",
+            ])
+            .arg(&cap)
+            .args(["src", "host", "198.19.0.1"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        let st = Command::new("timeout")
+            .args(["60", "ip", "netns", "exec", &self.scanner])
+            .args(tool)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "{tool:?}");
+        std::thread::sleep(Duration::from_millis(800));
+        let _ = Command::new("kill")
+            .arg("-INT")
+            .arg(dump.id().to_string())
+            .status();
+        let _ = dump.wait();
+        cap
+    }
+}
+
+impl Drop for ScanNet {
+    fn drop(&mut self) {
+        for ns in [&self.scanner, &self.target] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
 }
