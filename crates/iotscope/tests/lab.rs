@@ -4,86 +4,13 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
-use common::{have, skip};
-
-/// A running lab, stopped on drop.
-struct RunningLab {
-    child: Child,
-    manifest: Value,
-    audit: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl RunningLab {
-    fn start(subnet: &str, devices: u32, seed: u64) -> RunningLab {
-        let dir = tempfile::tempdir().unwrap();
-        let manifest_path = dir.path().join("m.json");
-        let audit = dir.path().join("audit.jsonl");
-        let child = Command::new(env!("CARGO_BIN_EXE_iotscope"))
-            .args([
-                "lab",
-                "--devices",
-                &devices.to_string(),
-                "--seed",
-                &seed.to_string(),
-                "--subnet",
-                subnet,
-                "--duration",
-                "300s",
-            ])
-            .arg("--manifest")
-            .arg(&manifest_path)
-            .arg("--audit")
-            .arg(&audit)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while !manifest_path.exists() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "lab did not write its manifest"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let manifest = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-        RunningLab {
-            child,
-            manifest,
-            audit,
-            _dir: dir,
-        }
-    }
-
-    fn devices(&self) -> &Vec<Value> {
-        self.manifest["devices"].as_array().unwrap()
-    }
-
-    fn audit_events(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.audit)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for RunningLab {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
+use common::{have, skip, RunningLab};
 
 fn addr(d: &Value, port: u64) -> SocketAddr {
     SocketAddr::new(

@@ -5,65 +5,13 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-struct Lab {
-    child: Child,
-    manifest: Value,
-    audit: std::path::PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Lab {
-    fn start(subnet: &str) -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let (m, audit) = (dir.path().join("m.json"), dir.path().join("audit.jsonl"));
-        let child = Command::new(env!("CARGO_BIN_EXE_iotscope"))
-            .args([
-                "lab",
-                "--devices",
-                "50",
-                "--seed",
-                "1",
-                "--subnet",
-                subnet,
-                "--duration",
-                "300s",
-                "--manifest",
-            ])
-            .arg(&m)
-            .arg("--audit")
-            .arg(&audit)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        while !m.exists() {
-            assert!(t.elapsed() < Duration::from_secs(20));
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let manifest = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
-        Lab {
-            child,
-            manifest,
-            audit,
-            dir,
-        }
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
+mod common;
+use common::RunningLab;
 
 const PORTS: &str = "22,23,80,81,502,1883,2323,8080,8081";
 
@@ -106,7 +54,7 @@ fn pairs(rows: &[Value]) -> BTreeSet<(String, u64)> {
 
 #[test]
 fn finds_every_listed_service_and_nothing_else_without_touching_anything() {
-    let lab = Lab::start("127.78.21.0/24");
+    let lab = RunningLab::start("127.78.21.0/24", 50, 1);
     let db = lab.dir.path().join("survey.db");
     let rows = survey(
         &["--targets", "127.78.21.0/24", "--db", db.to_str().unwrap()],
@@ -183,7 +131,7 @@ fn finds_every_listed_service_and_nothing_else_without_touching_anything() {
 
 #[test]
 fn shards_add_up_to_the_whole_and_exclusions_hold() {
-    let lab = Lab::start("127.78.22.0/24");
+    let lab = RunningLab::start("127.78.22.0/24", 50, 1);
     let d = lab.dir.path();
     let whole = pairs(&survey(
         &["--targets", "127.78.22.0/24"],
@@ -243,7 +191,7 @@ fn no_targets_no_scan() {
 
 #[test]
 fn an_interrupted_run_resumes_and_together_they_find_exactly_what_one_run_finds() {
-    let lab = Lab::start("127.78.23.0/24");
+    let lab = RunningLab::start("127.78.23.0/24", 50, 1);
     let d = lab.dir.path();
     let whole_rows = survey(&["--targets", "127.78.23.0/24"], &d.join("whole.jsonl"));
     let (out, state) = (d.join("part.jsonl"), d.join("state.json"));

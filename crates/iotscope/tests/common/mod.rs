@@ -1,8 +1,10 @@
 //! Helpers shared by the end-to-end tests that use outside tools.
+// Each test crate uses a different subset of these helpers.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// True when `tool` is on the PATH.
 pub fn have(tool: &str) -> bool {
@@ -25,7 +27,6 @@ pub fn skip(why: &str) {
 }
 
 /// The effective user id (`id -u`; the binary crate carries no libc for tests).
-#[allow(dead_code)]
 pub fn effective_uid() -> u32 {
     let out = Command::new("id").arg("-u").output().unwrap();
     String::from_utf8_lossy(&out.stdout)
@@ -37,7 +38,6 @@ pub fn effective_uid() -> u32 {
 /// Two network namespaces joined by a veth pair, with no route anywhere but
 /// 198.18.0.0/16 (RFC 2544 benchmarking space), torn down on drop. The
 /// target namespace owns the whole /16 so its kernel answers every probe.
-#[allow(dead_code)]
 pub struct ScanNet {
     pub scanner: String,
     pub target: String,
@@ -45,7 +45,6 @@ pub struct ScanNet {
 }
 
 impl ScanNet {
-    #[allow(dead_code)]
     pub fn up() -> ScanNet {
         let id = std::process::id();
         // Created first so that a failure part-way still tears down.
@@ -100,7 +99,6 @@ impl ScanNet {
 
     /// Runs `tool args` in the scanner namespace while tcpdump records, in
     /// the target namespace, what the scanner sends.
-    #[allow(dead_code)]
     pub fn capture(&self, dir: &Path, name: &str, tool: &[&str]) -> std::path::PathBuf {
         let cap = dir.join(format!("{name}.pcap"));
         let mut dump = Command::new("ip")
@@ -144,5 +142,83 @@ impl Drop for ScanNet {
         for ns in [&self.scanner, &self.target] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
+    }
+}
+
+/// A running lab, stopped on drop.
+pub struct RunningLab {
+    child: std::process::Child,
+    /// The manifest it wrote.
+    pub manifest: serde_json::Value,
+    /// Its audit log.
+    pub audit: std::path::PathBuf,
+    /// A temporary folder that lives as long as the lab.
+    pub dir: tempfile::TempDir,
+}
+
+impl RunningLab {
+    /// Starts `iotscope lab` and waits for its manifest.
+    pub fn start(subnet: &str, devices: u32, seed: u64) -> RunningLab {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest_path = dir.path().join("m.json");
+        let audit = dir.path().join("audit.jsonl");
+        let child = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+            .args([
+                "lab",
+                "--devices",
+                &devices.to_string(),
+                "--seed",
+                &seed.to_string(),
+                "--subnet",
+                subnet,
+                "--duration",
+                "300s",
+            ])
+            .arg("--manifest")
+            .arg(&manifest_path)
+            .arg("--audit")
+            .arg(&audit)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while !manifest_path.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "lab did not write its manifest"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let manifest = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+        RunningLab {
+            child,
+            manifest,
+            audit,
+            dir,
+        }
+    }
+
+    /// The manifest's devices.
+    pub fn devices(&self) -> &Vec<serde_json::Value> {
+        self.manifest["devices"].as_array().unwrap()
+    }
+
+    /// The audit log's events so far.
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.audit)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for RunningLab {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
     }
 }
