@@ -101,11 +101,68 @@ pub struct Stats {
     pub timeouts: AtomicU64,
 }
 
-fn now_rfc3339() -> String {
+/// Now, RFC 3339 with milliseconds.
+pub fn now_rfc3339() -> String {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + d).to_string()
+}
+
+/// How one pair is probed over a kernel TCP connection.
+#[derive(Clone, Debug)]
+pub struct ProbeSettings {
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Timeout of each read of a module.
+    pub read_timeout: Duration,
+    /// HTTP User-Agent.
+    pub user_agent: String,
+    /// Run the protocol module once connected.
+    pub grab: bool,
+}
+
+/// Connects to `addr` and, when `settings.grab`, runs the port's protocol
+/// module: the whole connect-mode probe, and SYN mode's banner grab.
+pub async fn probe(addr: SocketAddr, settings: &ProbeSettings) -> Row {
+    let row = |status, service, banner, error| Row {
+        ip: addr.ip(),
+        port: addr.port(),
+        proto: "tcp",
+        ts: now_rfc3339(),
+        status,
+        service,
+        banner,
+        error,
+    };
+    let mut stream =
+        match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await {
+            Err(_) => return row(Status::Timeout, None, None, None),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return row(Status::Refused, None, None, None)
+            }
+            Ok(Err(_)) => return row(Status::Timeout, None, None, None),
+            Ok(Ok(_)) if !settings.grab => return row(Status::Open, None, None, None),
+            Ok(Ok(stream)) => stream,
+        };
+    let module = module_for(addr.port());
+    let ctx = ProbeCtx {
+        read_timeout: settings.read_timeout,
+        user_agent: settings.user_agent.clone(),
+        host: addr.ip().to_string(),
+    };
+    let grabbed =
+        tokio::time::timeout(settings.read_timeout * 4, module.grab(&mut stream, &ctx)).await;
+    let (status, banner, error) = match grabbed {
+        Ok(Ok(b)) => (Status::Open, Some(b), None),
+        Ok(Err(e)) => (Status::ProtocolError, None, Some(e.to_string())),
+        Err(_) => (
+            Status::ProtocolError,
+            None,
+            Some("read timeout".to_string()),
+        ),
+    };
+    row(status, Some(module.name()), banner, error)
 }
 
 /// Runs the shard, sending rows to `rows`, until done or `stop` is true.
@@ -128,6 +185,12 @@ pub async fn run(
         None
     };
     let mut planned = 0u64;
+    let settings = Arc::new(ProbeSettings {
+        connect_timeout: cfg.connect_timeout,
+        read_timeout: cfg.read_timeout,
+        user_agent: cfg.user_agent.clone(),
+        grab: cfg.grab,
+    });
     // Every probe of a stopped run has finished before `run` returns, so
     // the first `skip` positions are exactly the pairs already done.
     for pos in shard_positions(n, cfg.shard.0, cfg.shard.1).skip(cfg.skip as usize) {
@@ -150,89 +213,27 @@ pub async fn run(
         let ip = cfg.targets.get(idx / ports.len() as u64);
         let port = ports[(idx % ports.len() as u64) as usize];
         stats.sent.fetch_add(1, Ordering::Relaxed);
-        let (rows, stats, cfg2) = (
+        let (rows, stats, settings, report_closed) = (
             rows.clone(),
             stats.clone(),
-            (
-                cfg.connect_timeout,
-                cfg.read_timeout,
-                cfg.user_agent.clone(),
-                cfg.report_closed,
-                cfg.grab,
-            ),
+            settings.clone(),
+            cfg.report_closed,
         );
         tokio::spawn(async move {
             let _permit = permit;
-            let (connect_timeout, read_timeout, user_agent, report_closed, grab) = cfg2;
-            let addr = SocketAddr::new(IpAddr::V4(ip), port);
-            let row = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
-                Err(_) => {
-                    stats.timeouts.fetch_add(1, Ordering::Relaxed);
-                    None
-                }
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    stats.refused.fetch_add(1, Ordering::Relaxed);
-                    report_closed.then(|| Row {
-                        ip: addr.ip(),
-                        port,
-                        proto: "tcp",
-                        ts: now_rfc3339(),
-                        status: Status::Refused,
-                        service: None,
-                        banner: None,
-                        error: None,
-                    })
-                }
-                Ok(Err(_)) => {
-                    stats.timeouts.fetch_add(1, Ordering::Relaxed);
-                    None
-                }
-                Ok(Ok(_)) if !grab => {
-                    stats.open.fetch_add(1, Ordering::Relaxed);
-                    Some(Row {
-                        ip: addr.ip(),
-                        port,
-                        proto: "tcp",
-                        ts: now_rfc3339(),
-                        status: Status::Open,
-                        service: None,
-                        banner: None,
-                        error: None,
-                    })
-                }
-                Ok(Ok(mut stream)) => {
-                    stats.open.fetch_add(1, Ordering::Relaxed);
-                    let module = module_for(port);
-                    let ctx = ProbeCtx {
-                        read_timeout,
-                        user_agent,
-                        host: ip.to_string(),
-                    };
-                    let grabbed =
-                        tokio::time::timeout(read_timeout * 4, module.grab(&mut stream, &ctx))
-                            .await;
-                    let (status, banner, error) = match grabbed {
-                        Ok(Ok(b)) => (Status::Open, Some(b), None),
-                        Ok(Err(e)) => (Status::ProtocolError, None, Some(e.to_string())),
-                        Err(_) => (
-                            Status::ProtocolError,
-                            None,
-                            Some("read timeout".to_string()),
-                        ),
-                    };
-                    Some(Row {
-                        ip: addr.ip(),
-                        port,
-                        proto: "tcp",
-                        ts: now_rfc3339(),
-                        status,
-                        service: Some(module.name()),
-                        banner,
-                        error,
-                    })
-                }
+            let row = probe(SocketAddr::new(IpAddr::V4(ip), port), &settings).await;
+            let counter = match row.status {
+                Status::Open | Status::ProtocolError => &stats.open,
+                Status::Refused => &stats.refused,
+                Status::Timeout => &stats.timeouts,
             };
-            if let Some(row) = row {
+            counter.fetch_add(1, Ordering::Relaxed);
+            let wanted = match row.status {
+                Status::Open | Status::ProtocolError => true,
+                Status::Refused => report_closed,
+                Status::Timeout => false,
+            };
+            if wanted {
                 let _ = rows.send(row).await;
             }
         });

@@ -10,7 +10,8 @@
 pub mod engine;
 pub mod modules;
 pub mod permute;
+pub mod syn;
 pub mod targets;
 
-pub use engine::{run, Row, ScanConfig, Stats, Status};
+pub use engine::{now_rfc3339, probe, run, ProbeSettings, Row, ScanConfig, Stats, Status};
 pub use targets::{parse_blocklist, parse_ports, TargetError, TargetSet};

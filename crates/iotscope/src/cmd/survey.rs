@@ -31,16 +31,30 @@ pub struct SurveyArgs {
     /// Probes per second (0: as fast as the machine allows).
     #[arg(long, default_value_t = 1000.0)]
     rate: f64,
-    /// Probe mode. Only `connect` (unprivileged, async) exists so far.
-    #[arg(long, default_value = "connect", value_parser = ["connect"])]
+    /// Probe mode: `connect` (unprivileged, async kernel connects) or `syn`
+    /// (stateless raw SYN probes; root or CAP_NET_RAW).
+    #[arg(long, default_value = "connect", value_parser = ["connect", "syn"])]
     mode: String,
+    /// SYN mode: extra passes over the pairs that have not answered yet.
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    retries: u32,
+    /// SYN mode: send from this interface (default: the route to the first target).
+    #[arg(long, value_name = "IF")]
+    interface: Option<String>,
+    /// SYN mode: source address of the probes (default: the interface's).
+    #[arg(long, value_name = "IP")]
+    source_ip: Option<std::net::Ipv4Addr>,
+    /// SYN mode: MAC of the next hop (default: the gateway's entry in the neighbour table).
+    #[arg(long, value_name = "MAC")]
+    gateway_mac: Option<String>,
     /// Run shard I of N (0-based): disjoint parts whose union is the whole sweep.
     #[arg(long, default_value = "0/1", value_name = "I/N")]
     shard: String,
     /// Seed of the probe order (the same seed and shards give the same order).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Connect timeout; module reads wait as long.
+    /// Connect timeout and module reads; in SYN mode also how long to
+    /// listen for answers after the last probe.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     timeout: Duration,
     /// Most connections at once.
@@ -163,17 +177,43 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
         cfg.skip = done;
         eprintln!("iotscope survey: resuming after {done} probes");
     }
+    let egress = if a.mode == "syn" {
+        let gateway_mac = a
+            .gateway_mac
+            .as_deref()
+            .map(|m| {
+                iotscope_survey::syn::netif::parse_mac(m)
+                    .with_context(|| format!("--gateway-mac {m:?}: expected aa:bb:cc:dd:ee:ff"))
+            })
+            .transpose()?;
+        if set.is_empty() {
+            anyhow::bail!("no target address is left after the exclusions");
+        }
+        Some(iotscope_survey::syn::netif::resolve(
+            set.get(0),
+            a.interface.as_deref(),
+            a.source_ip,
+            gateway_mac,
+        )?)
+    } else {
+        None
+    };
     let total = set.len() * ports.len() as u64;
     let in_shard = total
         .saturating_sub(shard.0 as u64)
         .div_ceil(shard.1 as u64);
     eprintln!(
-        "iotscope survey: {} addresses x {} ports = {total} pairs (shard {}/{}: {in_shard}), rate {}/s, connect mode",
+        "iotscope survey: {} addresses x {} ports = {total} pairs (shard {}/{}: {in_shard}), rate {}/s, {} mode{}",
         set.len(),
         ports.len(),
         shard.0,
         shard.1,
-        if a.rate > 0.0 { a.rate.to_string() } else { "unlimited".into() }
+        if a.rate > 0.0 { a.rate.to_string() } else { "unlimited".into() },
+        a.mode,
+        egress
+            .as_ref()
+            .map(|e| format!(" on {} from {}", e.interface, e.link.src_ip))
+            .unwrap_or_default()
     );
     let mut out: Box<dyn Write + Send> = match &a.output {
         Some(p) => {
@@ -201,7 +241,13 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
     let interrupted = runtime.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let engine = tokio::spawn(iotscope_survey::run(cfg, tx, stats.clone(), stop_rx));
+        let engine = match egress {
+            None => {
+                let connect = iotscope_survey::run(cfg, tx, stats.clone(), stop_rx);
+                tokio::spawn(async move { Ok(connect.await) })
+            }
+            Some(egress) => tokio::spawn(syn_driver(cfg, egress, a.retries, tx, stats.clone(), stop_rx)),
+        };
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let progress = std::io::stderr().is_terminal();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -242,7 +288,7 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        let probed = engine.await.unwrap_or(0);
+        let probed = engine.await.map_err(|e| anyhow::anyhow!("survey engine: {e}"))??;
         out.flush()?;
         if let Some(s) = store.as_mut() {
             s.save_services(&pending)?;
@@ -274,4 +320,95 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
         if interrupted { " (interrupted)" } else { "" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// SYN mode inside the async pipeline: the raw scan runs on blocking
+/// threads, each answering pair comes back here, and open ports get their
+/// banner grabbed over a kernel connection (ZMap's and ZGrab2's jobs in one
+/// run) while the sweep goes on. Returns the positions probed (for resume).
+async fn syn_driver(
+    cfg: ScanConfig,
+    egress: iotscope_survey::syn::Egress,
+    retries: u32,
+    rows: tokio::sync::mpsc::Sender<iotscope_survey::Row>,
+    stats: Arc<Stats>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<u64> {
+    use iotscope_survey::syn::{self, Answer};
+    use iotscope_survey::{probe, ProbeSettings, Row, Status};
+    let syn_cfg = syn::SynConfig {
+        targets: cfg.targets.clone(),
+        ports: cfg.ports.clone(),
+        seed: cfg.seed,
+        shard: cfg.shard,
+        rate: cfg.rate,
+        retries,
+        cooldown: cfg.connect_timeout,
+        egress,
+        skip: cfg.skip,
+    };
+    let stop_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn({
+        let stop_flag = stop_flag.clone();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+            stop_flag.store(true, Ordering::Relaxed);
+        }
+    });
+    let (reply_tx, mut replies) = tokio::sync::mpsc::unbounded_channel();
+    let scan = tokio::task::spawn_blocking({
+        let stats = stats.clone();
+        let stop_flag = stop_flag.clone();
+        move || {
+            syn::run(&syn_cfg, &stats, &stop_flag, |r| {
+                let _ = reply_tx.send(r);
+            })
+        }
+    });
+    let settings = Arc::new(ProbeSettings {
+        connect_timeout: cfg.connect_timeout,
+        read_timeout: cfg.read_timeout,
+        user_agent: cfg.user_agent.clone(),
+        grab: true,
+    });
+    let slots = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency.max(1)));
+    while let Some(reply) = replies.recv().await {
+        let addr = std::net::SocketAddr::new(reply.ip.into(), reply.port);
+        let status = match reply.answer {
+            Answer::Open => Status::Open,
+            Answer::Refused => Status::Refused,
+        };
+        if status == Status::Open && cfg.grab {
+            let permit = slots.clone().acquire_owned().await?;
+            let (rows, settings) = (rows.clone(), settings.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                let mut row = probe(addr, &settings).await;
+                // The SYN/ACK proved the port open; a grab that cannot
+                // connect again says so instead of hiding the finding.
+                if matches!(row.status, Status::Refused | Status::Timeout) {
+                    row.error = Some(
+                        format!("open to SYN, then {:?} to connect", row.status).to_lowercase(),
+                    );
+                    row.status = Status::ProtocolError;
+                }
+                let _ = rows.send(row).await;
+            });
+        } else if status == Status::Open || cfg.report_closed {
+            let row = Row {
+                ip: addr.ip(),
+                port: addr.port(),
+                proto: "tcp",
+                ts: iotscope_survey::now_rfc3339(),
+                status,
+                service: None,
+                banner: None,
+                error: None,
+            };
+            rows.send(row).await?;
+        }
+    }
+    let probed = scan.await??;
+    let _ = slots.acquire_many(cfg.concurrency.max(1) as u32).await;
+    Ok(probed)
 }
