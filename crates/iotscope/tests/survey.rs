@@ -189,6 +189,46 @@ fn no_targets_no_scan() {
     );
 }
 
+/// SYN mode without CAP_NET_RAW says what it needs and what to use instead.
+#[test]
+fn syn_mode_without_raw_sockets_says_why() {
+    // Drop every capability (setpriv as root; an unprivileged user has none).
+    let mut cmd = if common::effective_uid() == 0 && common::have("setpriv") {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+        ]);
+        c.arg(env!("CARGO_BIN_EXE_iotscope"));
+        c
+    } else if common::effective_uid() != 0 {
+        Command::new(env!("CARGO_BIN_EXE_iotscope"))
+    } else {
+        return common::skip("root without setpriv cannot drop CAP_NET_RAW");
+    };
+    let out = cmd
+        .args([
+            "survey",
+            "--mode",
+            "syn",
+            "--targets",
+            "127.78.24.1",
+            "--ports",
+            "23",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("CAP_NET_RAW") && err.contains("--mode connect"),
+        "{err}"
+    );
+}
+
 #[test]
 fn an_interrupted_run_resumes_and_together_they_find_exactly_what_one_run_finds() {
     let lab = RunningLab::start("127.78.23.0/24", 50, 1);

@@ -46,7 +46,10 @@ pub struct ScanNet {
 
 impl ScanNet {
     pub fn up() -> ScanNet {
-        let id = std::process::id();
+        // Several tests of one binary may each make a pair at once.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}-{n}", std::process::id());
         // Created first so that a failure part-way still tears down.
         let mut net = ScanNet {
             scanner: format!("iots-s-{id}"),
@@ -94,6 +97,12 @@ impl ScanNet {
             .nth(1)
             .unwrap()
             .to_string();
+        // A permanent neighbour entry, as raw-socket scanners read the next
+        // hop's MAC from the table instead of resolving it themselves.
+        ip(&format!(
+            "-n {} neigh replace 198.19.0.2 lladdr {} dev sv0 nud permanent",
+            net.scanner, net.router_mac
+        ));
         net
     }
 
@@ -159,12 +168,30 @@ pub struct RunningLab {
 impl RunningLab {
     /// Starts `iotscope lab` and waits for its manifest.
     pub fn start(subnet: &str, devices: u32, seed: u64) -> RunningLab {
+        RunningLab::start_in(None, subnet, devices, seed)
+    }
+
+    /// Starts `iotscope lab` inside network namespace `netns` (if any; then
+    /// the lab may bind the namespace's own non-loopback addresses).
+    pub fn start_in(netns: Option<&str>, subnet: &str, devices: u32, seed: u64) -> RunningLab {
         let dir = tempfile::tempdir().unwrap();
         let manifest_path = dir.path().join("m.json");
         let audit = dir.path().join("audit.jsonl");
-        let child = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_iotscope")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_iotscope")),
+        };
+        if netns.is_some() {
+            cmd.arg("lab").arg("--allow-non-loopback");
+        } else {
+            cmd.arg("lab");
+        }
+        let child = cmd
             .args([
-                "lab",
                 "--devices",
                 &devices.to_string(),
                 "--seed",
