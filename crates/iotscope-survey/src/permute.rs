@@ -2,8 +2,9 @@
 //! (address, port) index, so probes spread over the whole target space
 //! instead of hammering one network, and shards split it without overlap.
 //!
-//! A four-round Feistel network over the smallest even power of two that
-//! covers the space, with cycle walking to stay inside it: a bijection on
+//! A four-round unbalanced Feistel network over the smallest power of two
+//! that covers the space, with cycle walking to stay inside it (fewer than
+//! two steps on average, as the domain is less than twice the space): a bijection on
 //! `0..n` for any `n`, deterministic from the seed, O(1) memory, and cheap
 //! to start at any position (which is what resuming needs). ZMap's cyclic
 //! group was the alternative; it needs a prime and a generator per size.
@@ -12,7 +13,7 @@
 #[derive(Clone, Debug)]
 pub struct Permutation {
     n: u64,
-    half_bits: u32,
+    bits: u32,
     keys: [u64; 4],
 }
 
@@ -28,13 +29,12 @@ impl Permutation {
     /// A permutation of `0..n` (n >= 1) chosen by `seed`.
     pub fn new(n: u64, seed: u64) -> Permutation {
         let bits = (64 - n.saturating_sub(1).leading_zeros()).max(2);
-        let half_bits = bits.div_ceil(2);
         let mut s = seed;
         let keys = [0; 4].map(|_| {
             s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
             mix(s)
         });
-        Permutation { n, half_bits, keys }
+        Permutation { n, bits, keys }
     }
 
     /// Size of the permuted range.
@@ -48,13 +48,17 @@ impl Permutation {
     }
 
     fn encrypt(&self, x: u64) -> u64 {
-        let mask = (1u64 << self.half_bits) - 1;
-        let (mut l, mut r) = (x >> self.half_bits, x & mask);
+        // Halves of unequal width when `bits` is odd: each round moves the
+        // low part up and mixes it into the high one, so the widths swap
+        // every round and come back after the (even) number of rounds.
+        let (mut wa, mut wb) = (self.bits - self.bits / 2, self.bits / 2);
+        let (mut a, mut b) = (x >> wb, x & ((1u64 << wb) - 1));
         for k in self.keys {
-            let f = mix(r ^ k) & mask;
-            (l, r) = (r, l ^ f);
+            let f = mix(b ^ k) & ((1u64 << wa) - 1);
+            (a, b) = (b, a ^ f);
+            (wa, wb) = (wb, wa);
         }
-        (l << self.half_bits) | r
+        (a << wb) | b
     }
 
     /// The element at position `i` (`i < n`).
@@ -80,7 +84,7 @@ mod tests {
 
     #[test]
     fn every_index_exactly_once_for_awkward_sizes() {
-        for n in [1u64, 2, 3, 7, 100, 1000, 4097, 65_537] {
+        for n in [1u64, 2, 3, 5, 7, 100, 1000, 4097, 65_537, 393_216] {
             let p = Permutation::new(n, 42);
             let seen: HashSet<u64> = (0..n).map(|i| p.get(i)).collect();
             assert_eq!(seen.len() as u64, n, "n={n}");

@@ -110,15 +110,15 @@ fn pair_key(ip: Ipv4Addr, port: u16) -> u64 {
     (u64::from(u32::from(ip)) << 16) | port as u64
 }
 
-/// Runs the shard; `on_reply` gets each answering pair once (from the
-/// receive thread). Returns how many positions of the shard the first pass
+/// Runs the shard; `on_replies` gets each answering pair once, in batches
+/// (from the receive thread). Returns how many positions of the shard the first pass
 /// probed (after `skip`), for the resume state. Stops early, after the
 /// cool-down, when `stop` becomes true.
 pub fn run(
     cfg: &SynConfig,
     stats: &Stats,
     stop: &AtomicBool,
-    on_reply: impl FnMut(Reply) + Send,
+    on_replies: impl FnMut(&[Reply]) + Send,
 ) -> Result<u64, SynError> {
     let cookie = frame::Cookie::new();
     let sender = socket::Sender::open(&cfg.egress.interface, cfg.egress.loopback)?;
@@ -137,31 +137,42 @@ pub fn run(
     std::thread::scope(|scope| {
         let recv_thread = scope.spawn({
             let (answered, listening, cookie) = (&answered, &listening, cookie.clone());
-            let mut on_reply = on_reply;
+            let mut on_replies = on_replies;
             move || -> Result<(), SynError> {
                 let mut seen: HashSet<u64> = HashSet::new();
+                let mut batch: Vec<Reply> = Vec::new();
                 while listening.load(Ordering::Relaxed) {
-                    let Some(frame) = receiver.next()? else {
-                        continue;
-                    };
-                    let Some(reply) = frame::validate(frame, our_ip, &cookie, is_target) else {
-                        continue;
-                    };
-                    // Only ports we probe: the cookie already ties the reply to
-                    // the pair, this keeps a hash collision from inventing one.
-                    if !ports.contains(&reply.port) {
+                    receiver.drain(|frame| {
+                        let Some(reply) = frame::validate(frame, our_ip, &cookie, is_target) else {
+                            return;
+                        };
+                        // Only ports we probe: the cookie already ties the reply
+                        // to the pair, this keeps a hash collision from inventing one.
+                        // A pair answers once: a retransmitted SYN/ACK or the
+                        // answer to a retry is not news.
+                        if ports.contains(&reply.port)
+                            && seen.insert(pair_key(reply.ip, reply.port))
+                        {
+                            batch.push(reply);
+                        }
+                    })?;
+                    if batch.is_empty() {
+                        receiver.wait(Duration::from_millis(20));
                         continue;
                     }
-                    let key = pair_key(reply.ip, reply.port);
-                    if !seen.insert(key) {
-                        continue; // a retransmitted SYN/ACK or an answer to a retry
+                    {
+                        let mut answered = answered.lock().expect("answered set");
+                        for r in &batch {
+                            answered.insert(pair_key(r.ip, r.port));
+                            match r.answer {
+                                Answer::Open => stats.open.fetch_add(1, Ordering::Relaxed),
+                                Answer::Refused => stats.refused.fetch_add(1, Ordering::Relaxed),
+                            };
+                        }
                     }
-                    answered.lock().expect("answered set").insert(key);
-                    match reply.answer {
-                        Answer::Open => stats.open.fetch_add(1, Ordering::Relaxed),
-                        Answer::Refused => stats.refused.fetch_add(1, Ordering::Relaxed),
-                    };
-                    on_reply(reply);
+                    on_replies(&batch);
+                    batch.clear();
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 Ok(())
             }

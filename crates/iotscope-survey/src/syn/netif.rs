@@ -127,14 +127,24 @@ pub fn resolve(
     source_ip: Option<Ipv4Addr>,
     gateway_mac: Option<[u8; 6]>,
 ) -> Result<Egress, SynError> {
-    let (interface, gateway) = match interface {
-        Some(i) => (i.to_string(), None),
-        None if first_target.is_loopback() => ("lo".to_string(), None),
-        None => route_for(&read("/proc/net/route")?, first_target).ok_or_else(|| {
-            SynError::Interface(format!(
+    let route = if first_target.is_loopback() {
+        None
+    } else {
+        route_for(&read("/proc/net/route")?, first_target)
+    };
+    let (interface, gateway) = match (interface, route) {
+        // A named interface keeps the route's gateway when the route uses it.
+        (Some(i), route) => (
+            i.to_string(),
+            route.filter(|(ri, _)| ri == i).and_then(|(_, g)| g),
+        ),
+        (None, _) if first_target.is_loopback() => ("lo".to_string(), None),
+        (None, Some(route)) => route,
+        (None, None) => {
+            return Err(SynError::Interface(format!(
                 "no route to {first_target}: name the interface with --interface"
-            ))
-        })?,
+            )))
+        }
     };
     let class = Path::new("/sys/class/net").join(&interface);
     let kind: u32 = std::fs::read_to_string(class.join("type"))

@@ -260,9 +260,12 @@ impl Receiver {
         })
     }
 
-    /// The next incoming frame, or `None` after a short timeout (so the
-    /// caller can look at its stop flag).
-    pub fn next(&mut self) -> Result<Option<&[u8]>, SynError> {
+    /// Hands every frame already queued to `each`, without waiting, and
+    /// returns how many there were. The caller polls this on a timer: one
+    /// wake-up per millisecond instead of one per reply keeps the receive
+    /// path's cost off the probes' CPU budget.
+    pub fn drain(&mut self, mut each: impl FnMut(&[u8])) -> Result<usize, SynError> {
+        let mut count = 0;
         loop {
             // SAFETY: sockaddr_ll is plain data.
             let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
@@ -273,7 +276,7 @@ impl Receiver {
                     self.fd.as_raw_fd(),
                     self.buf.as_mut_ptr() as *mut libc::c_void,
                     self.buf.len(),
-                    0,
+                    libc::MSG_DONTWAIT,
                     &mut from as *mut libc::sockaddr_ll as *mut libc::sockaddr,
                     &mut len,
                 )
@@ -281,7 +284,7 @@ impl Receiver {
             if n < 0 {
                 let e = io::Error::last_os_error();
                 return match e.raw_os_error() {
-                    Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+                    Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(count),
                     _ => Err(SynError::Io(io::Error::new(
                         e.kind(),
                         format!("recvfrom: {e}"),
@@ -291,8 +294,23 @@ impl Receiver {
             if from.sll_pkttype == PACKET_OUTGOING {
                 continue;
             }
-            return Ok(Some(&self.buf[..n as usize]));
+            count += 1;
+            each(&self.buf[..n as usize]);
         }
+    }
+}
+
+impl Receiver {
+    /// Blocks until a frame is queued or `timeout` passes (no busy polling
+    /// while nothing comes in, as in the cool-down).
+    pub fn wait(&self, timeout: Duration) {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; the result only decides whether to read.
+        unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
     }
 }
 

@@ -360,8 +360,8 @@ async fn syn_driver(
         let stats = stats.clone();
         let stop_flag = stop_flag.clone();
         move || {
-            syn::run(&syn_cfg, &stats, &stop_flag, |r| {
-                let _ = reply_tx.send(r);
+            syn::run(&syn_cfg, &stats, &stop_flag, |batch| {
+                let _ = reply_tx.send(batch.to_vec());
             })
         }
     });
@@ -372,40 +372,42 @@ async fn syn_driver(
         grab: true,
     });
     let slots = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency.max(1)));
-    while let Some(reply) = replies.recv().await {
-        let addr = std::net::SocketAddr::new(reply.ip.into(), reply.port);
-        let status = match reply.answer {
-            Answer::Open => Status::Open,
-            Answer::Refused => Status::Refused,
-        };
-        if status == Status::Open && cfg.grab {
-            let permit = slots.clone().acquire_owned().await?;
-            let (rows, settings) = (rows.clone(), settings.clone());
-            tokio::spawn(async move {
-                let _permit = permit;
-                let mut row = probe(addr, &settings).await;
-                // The SYN/ACK proved the port open; a grab that cannot
-                // connect again says so instead of hiding the finding.
-                if matches!(row.status, Status::Refused | Status::Timeout) {
-                    row.error = Some(
-                        format!("open to SYN, then {:?} to connect", row.status).to_lowercase(),
-                    );
-                    row.status = Status::ProtocolError;
-                }
-                let _ = rows.send(row).await;
-            });
-        } else if status == Status::Open || cfg.report_closed {
-            let row = Row {
-                ip: addr.ip(),
-                port: addr.port(),
-                proto: "tcp",
-                ts: iotscope_survey::now_rfc3339(),
-                status,
-                service: None,
-                banner: None,
-                error: None,
+    while let Some(batch) = replies.recv().await {
+        for reply in batch {
+            let addr = std::net::SocketAddr::new(reply.ip.into(), reply.port);
+            let status = match reply.answer {
+                Answer::Open => Status::Open,
+                Answer::Refused => Status::Refused,
             };
-            rows.send(row).await?;
+            if status == Status::Open && cfg.grab {
+                let permit = slots.clone().acquire_owned().await?;
+                let (rows, settings) = (rows.clone(), settings.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let mut row = probe(addr, &settings).await;
+                    // The SYN/ACK proved the port open; a grab that cannot
+                    // connect again says so instead of hiding the finding.
+                    if matches!(row.status, Status::Refused | Status::Timeout) {
+                        row.error = Some(
+                            format!("open to SYN, then {:?} to connect", row.status).to_lowercase(),
+                        );
+                        row.status = Status::ProtocolError;
+                    }
+                    let _ = rows.send(row).await;
+                });
+            } else if status == Status::Open || cfg.report_closed {
+                let row = Row {
+                    ip: addr.ip(),
+                    port: addr.port(),
+                    proto: "tcp",
+                    ts: iotscope_survey::now_rfc3339(),
+                    status,
+                    service: None,
+                    banner: None,
+                    error: None,
+                };
+                rows.send(row).await?;
+            }
         }
     }
     let probed = scan.await??;
