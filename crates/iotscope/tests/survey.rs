@@ -189,6 +189,167 @@ fn no_targets_no_scan() {
     );
 }
 
+/// FTP, RTSP and TLS grabs against real answers: a multi-line FTP greeting,
+/// an RTSP camera's OPTIONS reply, and OpenSSL serving a self-signed
+/// certificate whose fingerprint OpenSSL itself reports.
+#[test]
+fn ftp_rtsp_and_tls_modules_record_what_answers() {
+    use std::io::{Read, Write};
+    if !common::have("openssl") {
+        return common::skip("openssl is not installed");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = (dir.path().join("k.pem"), dir.path().join("c.pem"));
+    let st = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+        ])
+        .args(["-subj", "/CN=IPC-HDW1230S/O=Dahua Technology"])
+        .args(["-addext", "subjectAltName=IP:127.78.24.3"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let fp = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&fp.stdout)
+        .split('=')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .replace(':', "")
+        .to_lowercase();
+    let mut tls = Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            "127.78.24.3:8443",
+            "-www",
+            "-quiet",
+            "-cert",
+        ])
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // One connection each, answered by plain threads.
+    let ftp = std::net::TcpListener::bind("127.78.24.1:2121").unwrap();
+    let rtsp = std::net::TcpListener::bind("127.78.24.2:8554").unwrap();
+    let ftp_server = std::thread::spawn(move || {
+        let (mut c, _) = ftp.accept().unwrap();
+        c.write_all(b"220-Welcome to the NAS\r\n220 (vsFTPd 3.0.3)\r\n")
+            .unwrap();
+        let mut quit = [0u8; 6];
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = c.read_exact(&mut quit);
+        quit
+    });
+    let rtsp_server = std::thread::spawn(move || {
+        let (mut c, _) = rtsp.accept().unwrap();
+        let mut req = Vec::new();
+        let mut b = [0u8; 512];
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = c.read(&mut b).unwrap();
+            assert!(n > 0);
+            req.extend_from_slice(&b[..n]);
+        }
+        c.write_all(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nServer: Hipcam RealServer/V1.0\r\nPublic: OPTIONS, DESCRIBE, SETUP, TEARDOWN, PLAY\r\n\r\n").unwrap();
+        String::from_utf8(req).unwrap()
+    });
+    let started = Instant::now();
+    let out = dir.path().join("rows.jsonl");
+    let rows = loop {
+        let st = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+            .args([
+                "survey",
+                "--targets",
+                "127.78.24.3",
+                "--ports",
+                "8443",
+                "--output",
+            ])
+            .arg(&out)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let text = std::fs::read_to_string(&out).unwrap();
+        if !text.is_empty() || started.elapsed() > Duration::from_secs(10) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200)); // s_server still starting
+    };
+    let _ = tls.kill();
+    let _ = tls.wait();
+    let tls_row: Value = serde_json::from_str(rows.lines().next().unwrap()).unwrap();
+    assert_eq!(tls_row["service"], "tls");
+    let c = &tls_row["banner"]["certificate"];
+    assert_eq!(c["subject"], "CN=IPC-HDW1230S, O=Dahua Technology");
+    assert_eq!(c["self_signed"], true);
+    assert_eq!(c["sha256"], fp.as_str());
+    assert_eq!(c["names"][0], "127.78.24.3");
+    assert_eq!(tls_row["banner"]["version"], "TLSv1.2");
+
+    let rows = survey_rows(
+        &[
+            "--targets",
+            "127.78.24.1-127.78.24.2",
+            "--ports",
+            "2121,8554",
+        ],
+        dir.path(),
+    );
+    let by_port = |p: u64| rows.iter().find(|r| r["port"] == p).unwrap().clone();
+    let f = by_port(2121);
+    assert_eq!(
+        (f["service"].as_str(), f["banner"]["code"].as_u64()),
+        (Some("ftp"), Some(220))
+    );
+    assert!(f["banner"]["greeting"]
+        .as_str()
+        .unwrap()
+        .ends_with("220 (vsFTPd 3.0.3)"));
+    let r = by_port(8554);
+    assert_eq!(r["banner"]["server"], "Hipcam RealServer/V1.0");
+    assert_eq!(r["banner"]["methods"][4], "PLAY");
+    // Nothing beyond a goodbye to FTP, and only OPTIONS to RTSP.
+    assert_eq!(&ftp_server.join().unwrap(), b"QUIT\r\n");
+    assert!(rtsp_server
+        .join()
+        .unwrap()
+        .starts_with("OPTIONS * RTSP/1.0\r\n"));
+}
+
+/// Runs a survey with `args`, returning its rows.
+fn survey_rows(args: &[&str], dir: &Path) -> Vec<Value> {
+    let out = dir.join("survey-rows.jsonl");
+    let st = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+        .arg("survey")
+        .args(args)
+        .arg("--output")
+        .arg(&out)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// SYN mode without CAP_NET_RAW says what it needs and what to use instead.
 #[test]
 fn syn_mode_without_raw_sockets_says_why() {

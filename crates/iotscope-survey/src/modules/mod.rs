@@ -11,6 +11,11 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod text;
+mod tls;
+pub use text::{Ftp, Rtsp};
+pub use tls::Tls;
+
 /// Most bytes a module reads from one service.
 pub const MAX_BANNER: usize = 8 * 1024;
 
@@ -59,6 +64,9 @@ pub fn module_for(port: u16) -> &'static dyn ProbeModule {
         80 | 81 | 8000 | 8008 | 8080 | 8081 | 8888 => &Http,
         1883 => &Mqtt,
         502 => &Modbus,
+        21 | 2121 => &Ftp,
+        554 | 8554 => &Rtsp,
+        443 | 4443 | 8443 => &Tls,
         _ => &Raw,
     }
 }
