@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::modules::{module_for, ProbeCtx};
 use crate::permute::{shard_positions, Permutation};
-use crate::targets::TargetSet;
+use crate::targets::{in_ranges, LiveExclusions, TargetSet};
 
 /// Outcome of a probe, from a closed set (stored and charted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -86,6 +86,8 @@ pub struct ScanConfig {
     pub skip: u64,
     /// Run the protocol module on open ports (false: connect only, like `nmap -sT`).
     pub grab: bool,
+    /// Exclusions added while running (checked before every probe).
+    pub live_exclusions: LiveExclusions,
 }
 
 /// Counters of a run.
@@ -99,6 +101,8 @@ pub struct Stats {
     pub refused: AtomicU64,
     /// Connect timeouts.
     pub timeouts: AtomicU64,
+    /// Pairs skipped because an exclusion reloaded during the run covers them.
+    pub excluded: AtomicU64,
 }
 
 /// Now, RFC 3339 with milliseconds.
@@ -184,7 +188,8 @@ pub async fn run(
     } else {
         None
     };
-    let mut planned = 0u64;
+    // Positions finished (for resume) and probes sent (for the schedule).
+    let (mut planned, mut paced) = (0u64, 0u64);
     let settings = Arc::new(ProbeSettings {
         connect_timeout: cfg.connect_timeout,
         read_timeout: cfg.read_timeout,
@@ -197,21 +202,28 @@ pub async fn run(
         if *stop.borrow() {
             break;
         }
+        let idx = perm.get(pos);
+        let ip = cfg.targets.get(idx / ports.len() as u64);
+        let port = ports[(idx % ports.len() as u64) as usize];
+        if in_ranges(&cfg.live_exclusions.snapshot(), ip) {
+            // Done for the resume count, but no probe and no time slot.
+            planned += 1;
+            stats.excluded.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         if let Some(iv) = interval {
-            let due = start + iv.mul_f64(planned as f64);
+            let due = start + iv.mul_f64(paced as f64);
             tokio::select! {
                 _ = tokio::time::sleep_until(due.into()) => {}
                 _ = stop.wait_for(|s| *s) => break,
             }
         }
-        planned += 1;
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("semaphore open"),
             _ = stop.wait_for(|s| *s) => break,
         };
-        let idx = perm.get(pos);
-        let ip = cfg.targets.get(idx / ports.len() as u64);
-        let port = ports[(idx % ports.len() as u64) as usize];
+        planned += 1;
+        paced += 1;
         stats.sent.fetch_add(1, Ordering::Relaxed);
         let (rows, stats, settings, report_closed) = (
             rows.clone(),

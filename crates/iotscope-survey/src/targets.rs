@@ -135,6 +135,40 @@ fn normalise(mut ranges: Vec<Range>) -> Vec<Range> {
     out
 }
 
+/// Exclusions that may grow during a run: an operator who honours opt-out
+/// requests reloads its exclusion files (on SIGHUP) without restarting a
+/// long sweep. The probe order is fixed by the [`TargetSet`] the run began
+/// with; every probe is checked against the latest list before it is sent.
+#[derive(Clone, Debug, Default)]
+pub struct LiveExclusions(std::sync::Arc<std::sync::RwLock<std::sync::Arc<Vec<Range>>>>);
+
+impl LiveExclusions {
+    /// A list holding `ranges`.
+    pub fn new(ranges: &[Range]) -> LiveExclusions {
+        let live = LiveExclusions::default();
+        live.replace(ranges);
+        live
+    }
+
+    /// Swaps in a new list (probes already sent are not affected).
+    pub fn replace(&self, ranges: &[Range]) {
+        let merged = std::sync::Arc::new(normalise(ranges.to_vec()));
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = merged;
+    }
+
+    /// The current list, sorted and merged; cheap to take per batch.
+    pub fn snapshot(&self) -> std::sync::Arc<Vec<Range>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// True if `ip` lies in one of the sorted, merged `ranges`.
+pub fn in_ranges(ranges: &[Range], ip: Ipv4Addr) -> bool {
+    let x = u32::from(ip);
+    let k = ranges.partition_point(|r| r.1 < x);
+    ranges.get(k).is_some_and(|r| r.0 <= x)
+}
+
 /// The addresses a survey may probe.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetSet {
@@ -203,9 +237,7 @@ impl TargetSet {
 
     /// True if `ip` may be probed.
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let x = u32::from(ip);
-        let k = self.ranges.partition_point(|r| r.1 < x);
-        self.ranges.get(k).is_some_and(|r| r.0 <= x)
+        in_ranges(&self.ranges, ip)
     }
 }
 

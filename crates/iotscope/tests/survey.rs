@@ -350,6 +350,91 @@ fn survey_rows(args: &[&str], dir: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// An opt-out that arrives during a sweep: the operator adds the range to
+/// its exclusion file and sends SIGHUP; from then on nothing in the range
+/// is probed, and the run goes on.
+#[test]
+fn exclusions_reload_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let exclude = dir.path().join("opt-out.conf");
+    std::fs::write(&exclude, "# opt-out requests\n").unwrap();
+    let out = dir.path().join("rows.jsonl");
+    // 256 closed pairs at 100/s: about 2.6 s, every probe reported (--report-closed).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+        .args([
+            "survey",
+            "--targets",
+            "127.78.26.0/24",
+            "--ports",
+            "9",
+            "--rate",
+            "100",
+        ])
+        .args(["--report-closed", "--no-grab", "--exclude"])
+        .arg(&exclude)
+        .arg("--output")
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::write(
+        &exclude,
+        "# opt-out requests\n127.78.26.128/25 # ticket 42\n",
+    )
+    .unwrap();
+    let _ = Command::new("kill")
+        .arg("-HUP")
+        .arg(child.id().to_string())
+        .status();
+    let reloaded = std::time::SystemTime::now();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("SIGHUP: 1 exclusion ranges in force"), "{err}");
+    let rows: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let upper: Vec<&Value> = rows
+        .iter()
+        .filter(|r| {
+            r["ip"]
+                .as_str()
+                .unwrap()
+                .rsplit('.')
+                .next()
+                .unwrap()
+                .parse::<u8>()
+                .unwrap()
+                >= 128
+        })
+        .collect();
+    // Some of the upper half went before the reload (the order is random)...
+    assert!(
+        !upper.is_empty() && upper.len() < 128,
+        "{} upper rows",
+        upper.len()
+    );
+    // ...and none after it (a probe in flight at the signal may end just after).
+    let cutoff =
+        humantime::format_rfc3339_millis(reloaded + Duration::from_millis(100)).to_string();
+    for r in &upper {
+        assert!(
+            r["ts"].as_str().unwrap() < cutoff.as_str(),
+            "{r} after the reload at {cutoff}"
+        );
+    }
+    let lower = rows.len() - upper.len();
+    assert_eq!(lower, 128, "the rest of the sweep went on");
+    assert!(
+        err.contains(&format!("{} skipped by exclusions", 128 - upper.len())),
+        "{err}"
+    );
+}
+
 /// SYN mode without CAP_NET_RAW says what it needs and what to use instead.
 #[test]
 fn syn_mode_without_raw_sockets_says_why() {

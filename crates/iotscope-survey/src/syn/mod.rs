@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::Stats;
 use crate::permute::{shard_positions, Permutation};
-use crate::targets::TargetSet;
+use crate::targets::{in_ranges, LiveExclusions, TargetSet};
 pub use frame::{Answer, Reply};
 pub use netif::Egress;
 
@@ -64,6 +64,8 @@ pub struct SynConfig {
     pub egress: Egress,
     /// Positions of the shard already done by an earlier run.
     pub skip: u64,
+    /// Exclusions added while running (checked before every probe).
+    pub live_exclusions: LiveExclusions,
 }
 
 /// Probes per `sendmmsg` at `rate`: about one batch per millisecond, so
@@ -206,6 +208,7 @@ pub fn run(
                     } else {
                         None
                     };
+                    let excluded = cfg.live_exclusions.snapshot();
                     while frames.len() < batch {
                         let Some(pos) = positions.next() else { break };
                         if pass == 0 {
@@ -218,6 +221,12 @@ pub fn run(
                             .as_ref()
                             .is_some_and(|d| d.contains(&pair_key(ip, port)))
                         {
+                            continue;
+                        }
+                        if in_ranges(&excluded, ip) {
+                            if pass == 0 {
+                                stats.excluded.fetch_add(1, Ordering::Relaxed);
+                            }
                             continue;
                         }
                         let mut f = template;

@@ -105,6 +105,7 @@ fn survey_a_lab(dir: &std::path::Path, seed: u64) -> anyhow::Result<()> {
         let (stop_lab, lab_stop) = tokio::sync::watch::channel(false);
         let served = tokio::spawn(lab.serve(audit, lab_stop));
         let cfg = iotscope_survey::ScanConfig {
+            live_exclusions: Default::default(),
             targets: iotscope_survey::TargetSet::new(&["127.79.0.0/24".to_string()], &[])?,
             ports: iotscope_survey::parse_ports("22,23,80,81,502,1883,2323,8080,8081")?,
             seed,

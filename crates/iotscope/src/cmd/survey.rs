@@ -121,12 +121,8 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
                 .filter(|l| !l.is_empty()),
         );
     }
-    let mut exclusions = Vec::new();
-    for f in &a.exclude {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read exclusion file {}", f.display()))?;
-        exclusions.extend(parse_blocklist(&text, &f.display().to_string())?);
-    }
+    let exclusions = read_exclusions(&a.exclude)?;
+    let live_exclusions = iotscope_survey::LiveExclusions::new(&exclusions);
     let set = TargetSet::new(&targets, &exclusions)?;
     let ports = parse_ports(&a.ports)?;
     let shard = a
@@ -151,6 +147,7 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
         report_closed: a.report_closed,
         skip: 0,
         grab: !a.no_grab,
+        live_exclusions: live_exclusions.clone(),
     };
     let mut state = ResumeState {
         targets: targets.clone(),
@@ -249,6 +246,7 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
             Some(egress) => tokio::spawn(syn_driver(cfg, egress, a.retries, tx, stats.clone(), stop_rx)),
         };
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         let progress = std::io::stderr().is_terminal();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut interrupted = false;
@@ -278,6 +276,17 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
                 _ = term.recv(), if !interrupted => {
                     interrupted = true;
                     let _ = stop_tx.send(true);
+                }
+                _ = hangup.recv() => {
+                    // Opt-out requests: re-read the exclusion files. A file
+                    // that does not parse keeps the old list in force.
+                    match read_exclusions(&a.exclude) {
+                        Ok(ranges) => {
+                            live_exclusions.replace(&ranges);
+                            eprintln!("iotscope survey: SIGHUP: {} exclusion ranges in force from {} file(s)", ranges.len(), a.exclude.len());
+                        }
+                        Err(e) => eprintln!("iotscope survey: SIGHUP: kept the previous exclusions: {e:#}"),
+                    }
                 }
                 _ = tick.tick(), if progress => {
                     let sent = stats.sent.load(Ordering::Relaxed);
@@ -310,16 +319,33 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
     if std::io::stderr().is_terminal() {
         eprint!("\r\x1b[K");
     }
+    let skipped = stats.excluded.load(Ordering::Relaxed);
     eprintln!(
-        "iotscope survey: {} probes in {:.1} s: {} open, {} refused, {} no answer{}",
+        "iotscope survey: {} probes in {:.1} s: {} open, {} refused, {} no answer{}{}",
         stats.sent.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64(),
         stats.open.load(Ordering::Relaxed),
         stats.refused.load(Ordering::Relaxed),
         stats.timeouts.load(Ordering::Relaxed),
+        if skipped > 0 {
+            format!(", {skipped} skipped by exclusions reloaded during the run")
+        } else {
+            String::new()
+        },
         if interrupted { " (interrupted)" } else { "" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The ranges of every exclusion file (ZMap's blocklist format).
+fn read_exclusions(files: &[PathBuf]) -> anyhow::Result<Vec<iotscope_survey::targets::Range>> {
+    let mut ranges = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read exclusion file {}", f.display()))?;
+        ranges.extend(parse_blocklist(&text, &f.display().to_string())?);
+    }
+    Ok(ranges)
 }
 
 /// SYN mode inside the async pipeline: the raw scan runs on blocking
@@ -346,6 +372,7 @@ async fn syn_driver(
         cooldown: cfg.connect_timeout,
         egress,
         skip: cfg.skip,
+        live_exclusions: cfg.live_exclusions.clone(),
     };
     let stop_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
     tokio::spawn({
