@@ -17,9 +17,15 @@ while [ ! -s "$out/m.json" ]; do sleep 0.05; done
 /usr/bin/time -o "$out/t2" -f "%e %U %S %M" nmap -n -Pn -sT -p "$ports" --open -oG "$out/nmap.gnmap" 127.78.0.0/18 >/dev/null
 /usr/bin/time -o "$out/t3" -f "%e %U %S %M" "$bin" survey --targets 127.78.0.0/24 --ports "$ports" --rate 0 --output "$out/grab.jsonl" 2>/dev/null
 kill -TERM "$lab"; wait "$lab" || true
-for f in t1 t2 t3; do
+# The kernel floor: the same number of bare connects, one thread, nothing else.
+if command -v gcc >/dev/null; then
+    gcc -O2 -o "$out/connect-floor" bench/connect-floor.c
+    /usr/bin/time -o "$out/t4" -f "%e %U %S %M" "$out/connect-floor" 163840 >/dev/null
+fi
+for f in t1 t2 t3 t4; do
+    [ -f "$out/$f" ] || continue
     read -r wall user sys rss < "$out/$f"
-    name=$(case $f in t1) echo "iotscope survey --no-grab (/18)";; t2) echo "nmap -sT (/18)";; t3) echo "iotscope survey with banners (/24)";; esac)
+    name=$(case $f in t1) echo "iotscope survey --no-grab (/18)";; t2) echo "nmap -sT (/18)";; t3) echo "iotscope survey with banners (/24)";; t4) echo "kernel floor: 163,840 bare connects";; esac)
     printf '%-36s %6.2f s wall %6.2f s CPU %7.1f MB\n' "$name" "$wall" "$(echo "$user + $sys" | bc -l)" "$(echo "$rss/1024" | bc -l)"
 done
 python3 - "$out" <<'PY'

@@ -126,9 +126,74 @@ pub struct ProbeSettings {
     pub grab: bool,
 }
 
+/// What a non-blocking connect knows the moment it returns.
+enum Attempt {
+    /// Refused already (a local or loopback peer answered at once).
+    Refused,
+    /// Failed already (unreachable and the like): no answer to report.
+    Failed,
+    /// Connected already.
+    Open(socket2::Socket),
+    /// Still in progress: wait for it.
+    Pending(socket2::Socket),
+}
+
+/// Starts a connect without waiting. On loopback and local links the
+/// kernel has usually finished the handshake (or taken the RST) before the
+/// call returns, so most probes need no task, timer or poller at all: the
+/// async machinery is kept for the connects that really wait.
+fn attempt(addr: SocketAddr) -> Attempt {
+    use socket2::{Domain, Socket, Type};
+    let Ok(socket) = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)
+    else {
+        return Attempt::Failed;
+    };
+    let refused = |e: &std::io::Error| e.kind() == std::io::ErrorKind::ConnectionRefused;
+    match socket.connect(&addr.into()) {
+        Ok(()) => Attempt::Open(socket),
+        Err(e) if refused(&e) => Attempt::Refused,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => match socket.take_error() {
+            Ok(Some(e)) if refused(&e) => Attempt::Refused,
+            Ok(Some(_)) | Err(_) => Attempt::Failed,
+            Ok(None) if socket.peer_addr().is_ok() => Attempt::Open(socket),
+            Ok(None) => Attempt::Pending(socket),
+        },
+        Err(_) => Attempt::Failed,
+    }
+}
+
+fn row_for(addr: SocketAddr, status: Status) -> Row {
+    Row {
+        ip: addr.ip(),
+        port: addr.port(),
+        proto: "tcp",
+        ts: now_rfc3339(),
+        status,
+        service: None,
+        banner: None,
+        error: None,
+    }
+}
+
 /// Connects to `addr` and, when `settings.grab`, runs the port's protocol
 /// module: the whole connect-mode probe, and SYN mode's banner grab.
 pub async fn probe(addr: SocketAddr, settings: &ProbeSettings) -> Row {
+    match attempt(addr) {
+        Attempt::Refused => row_for(addr, Status::Refused),
+        Attempt::Failed => row_for(addr, Status::Timeout),
+        Attempt::Open(s) => finish(addr, s, false, settings).await,
+        Attempt::Pending(s) => finish(addr, s, true, settings).await,
+    }
+}
+
+/// The rest of a probe once the connect has started: wait for it if
+/// `pending`, then grab.
+async fn finish(
+    addr: SocketAddr,
+    socket: socket2::Socket,
+    pending: bool,
+    settings: &ProbeSettings,
+) -> Row {
     let row = |status, service, banner, error| Row {
         ip: addr.ip(),
         port: addr.port(),
@@ -139,16 +204,24 @@ pub async fn probe(addr: SocketAddr, settings: &ProbeSettings) -> Row {
         banner,
         error,
     };
-    let mut stream =
-        match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await {
-            Err(_) => return row(Status::Timeout, None, None, None),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                return row(Status::Refused, None, None, None)
-            }
-            Ok(Err(_)) => return row(Status::Timeout, None, None, None),
-            Ok(Ok(_)) if !settings.grab => return row(Status::Open, None, None, None),
-            Ok(Ok(stream)) => stream,
-        };
+    let Ok(mut stream) = TcpStream::from_std(std::net::TcpStream::from(socket)) else {
+        return row(Status::Timeout, None, None, None);
+    };
+    if pending {
+        match tokio::time::timeout(settings.connect_timeout, stream.writable()).await {
+            Err(_) | Ok(Err(_)) => return row(Status::Timeout, None, None, None),
+            Ok(Ok(())) => match stream.take_error() {
+                Ok(Some(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    return row(Status::Refused, None, None, None)
+                }
+                Ok(Some(_)) | Err(_) => return row(Status::Timeout, None, None, None),
+                Ok(None) => {}
+            },
+        }
+    }
+    if !settings.grab {
+        return row(Status::Open, None, None, None);
+    }
     let module = module_for(addr.port());
     let ctx = ProbeCtx {
         read_timeout: settings.read_timeout,
@@ -218,13 +291,37 @@ pub async fn run(
                 _ = stop.wait_for(|s| *s) => break,
             }
         }
+        let addr = SocketAddr::new(IpAddr::V4(ip), port);
+        stats.sent.fetch_add(1, Ordering::Relaxed);
+        if paced % 256 == 255 {
+            // Answers that come at once never await: let the other tasks run.
+            tokio::task::yield_now().await;
+        }
+        let (socket, pending) = match attempt(addr) {
+            Attempt::Refused => {
+                planned += 1;
+                paced += 1;
+                stats.refused.fetch_add(1, Ordering::Relaxed);
+                if cfg.report_closed {
+                    let _ = rows.send(row_for(addr, Status::Refused)).await;
+                }
+                continue;
+            }
+            Attempt::Failed => {
+                planned += 1;
+                paced += 1;
+                stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            Attempt::Open(s) => (s, false),
+            Attempt::Pending(s) => (s, true),
+        };
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("semaphore open"),
             _ = stop.wait_for(|s| *s) => break,
         };
         planned += 1;
         paced += 1;
-        stats.sent.fetch_add(1, Ordering::Relaxed);
         let (rows, stats, settings, report_closed) = (
             rows.clone(),
             stats.clone(),
@@ -233,7 +330,7 @@ pub async fn run(
         );
         tokio::spawn(async move {
             let _permit = permit;
-            let row = probe(SocketAddr::new(IpAddr::V4(ip), port), &settings).await;
+            let row = finish(addr, socket, pending, &settings).await;
             let counter = match row.status {
                 Status::Open | Status::ProtocolError => &stats.open,
                 Status::Refused => &stats.refused,
