@@ -1,0 +1,374 @@
+//! HTTP: Basic and Digest (RFC 7617, RFC 7616 with MD5) login workers, and
+//! the read-only look at a web interface that finds open control panels.
+//! Requests are GET and HEAD only: a login form is never submitted, a
+//! control is never pressed.
+
+use std::net::SocketAddr;
+
+use md5::{Digest, Md5};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::dict::Pair;
+use crate::{Attempt, CheckSettings, LoginWorker, PairQueue, WorkerFuture};
+
+/// Most bytes read from a response.
+const MAX_RESPONSE: usize = 64 * 1024;
+
+/// A response, head parsed.
+#[derive(Clone, Debug, Default)]
+pub struct Response {
+    /// Status code.
+    pub code: u16,
+    /// Headers (name lower-cased).
+    pub headers: Vec<(String, String)>,
+    /// Body (lossy text, bounded).
+    pub body: String,
+}
+
+impl Response {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends one GET or HEAD (never anything else) and reads the response.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    s: &CheckSettings,
+) -> Option<Response> {
+    assert!(
+        method == "GET" || method == "HEAD",
+        "read-only requests only"
+    );
+    let mut stream = tokio::time::timeout(s.connect_timeout, TcpStream::connect(addr))
+        .await
+        .ok()?
+        .ok()?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nAccept: */*\r\nConnection: close\r\n",
+        addr.ip(),
+        s.user_agent
+    );
+    if let Some(a) = authorization {
+        req.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(s.read_timeout, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Err(_) => break,
+            Ok(Ok(n)) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() >= MAX_RESPONSE {
+                    break;
+                }
+            }
+            Ok(Err(_)) => break,
+        }
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let at = match resp.parse(&buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return None,
+    };
+    Some(Response {
+        code: resp.code.unwrap_or(0),
+        headers: resp
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect(),
+        body: String::from_utf8_lossy(&buf[at..]).into_owned(),
+    })
+}
+
+fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in input.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn md5_hex(text: &str) -> String {
+    Md5::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A parameter of a WWW-Authenticate challenge, quotes removed.
+pub fn challenge_param(header: &str, name: &str) -> Option<String> {
+    let lower = header.to_ascii_lowercase();
+    let key = format!("{name}=");
+    let mut from = 0;
+    while let Some(i) = lower[from..].find(&key) {
+        let at = from + i;
+        // A whole parameter name, not the tail of another ("cnonce").
+        let before = lower[..at].chars().last();
+        if before.is_none_or(|c| c == ' ' || c == ',') {
+            let v = &header[at + key.len()..];
+            return Some(match v.strip_prefix('"') {
+                Some(q) => q.split('"').next().unwrap_or("").to_string(),
+                None => v.split(',').next().unwrap_or("").trim().to_string(),
+            });
+        }
+        from = at + key.len();
+    }
+    None
+}
+
+/// The Authorization header for a Digest challenge (RFC 7616, MD5, qop=auth).
+pub fn digest_authorization(
+    challenge: &str,
+    pair: &Pair,
+    method: &str,
+    uri: &str,
+    nc: u32,
+) -> String {
+    let realm = challenge_param(challenge, "realm").unwrap_or_default();
+    let nonce = challenge_param(challenge, "nonce").unwrap_or_default();
+    let opaque = challenge_param(challenge, "opaque");
+    let qop = challenge_param(challenge, "qop")
+        .filter(|q| q.split(',').any(|x| x.trim() == "auth"))
+        .map(|_| "auth");
+    let ha1 = md5_hex(&format!("{}:{realm}:{}", pair.user, pair.password));
+    let ha2 = md5_hex(&format!("{method}:{uri}"));
+    let cnonce = format!("{:016x}", (nc as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let nc = format!("{nc:08x}");
+    let response = match qop {
+        Some(q) => md5_hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:{q}:{ha2}")),
+        None => md5_hex(&format!("{ha1}:{nonce}:{ha2}")),
+    };
+    let mut h = format!(
+        "Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5",
+        pair.user
+    );
+    if let Some(q) = qop {
+        h.push_str(&format!(", qop={q}, nc={nc}, cnonce=\"{cnonce}\""));
+    }
+    if let Some(o) = opaque {
+        h.push_str(&format!(", opaque=\"{o}\""));
+    }
+    h
+}
+
+/// HTTP Basic or Digest logins on a path that answered 401.
+pub struct HttpLogin {
+    /// The path that asked for a login.
+    pub path: String,
+}
+
+impl LoginWorker for HttpLogin {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    fn run<'a>(
+        &'a self,
+        addr: SocketAddr,
+        queue: &'a PairQueue,
+        s: &'a CheckSettings,
+    ) -> WorkerFuture<'a> {
+        Box::pin(async move {
+            let mut nc = 0u32;
+            let mut challenge: Option<String> = None;
+            while let Some(pair) = queue.next() {
+                if challenge.is_none() {
+                    challenge = request(addr, "GET", &self.path, None, s)
+                        .await
+                        .filter(|r| r.code == 401)
+                        .and_then(|r| r.header("www-authenticate").map(String::from));
+                }
+                let Some(ch) = challenge.clone() else {
+                    if queue.report(&pair, Attempt::Unreachable) {
+                        break;
+                    }
+                    continue;
+                };
+                let auth = if ch.to_ascii_lowercase().starts_with("digest") {
+                    nc += 1;
+                    digest_authorization(&ch, &pair, "GET", &self.path, nc)
+                } else {
+                    format!(
+                        "Basic {}",
+                        base64(format!("{}:{}", pair.user, pair.password).as_bytes())
+                    )
+                };
+                let outcome = match request(addr, "GET", &self.path, Some(&auth), s).await {
+                    Some(r) if (200..400).contains(&r.code) => Attempt::Success {
+                        no_password: false,
+                        evidence: format!("HTTP {} to {} with the pair", r.code, self.path),
+                    },
+                    Some(r) if r.code == 401 => {
+                        // A fresh challenge (a stale nonce) for the next pair.
+                        challenge = r.header("www-authenticate").map(String::from).or(challenge);
+                        Attempt::Failed
+                    }
+                    Some(r) if r.code == 429 || r.code == 423 => {
+                        Attempt::Locked(format!("HTTP {}", r.code))
+                    }
+                    Some(_) => Attempt::Failed,
+                    None => Attempt::Retry,
+                };
+                if queue.report(&pair, outcome) {
+                    break;
+                }
+            }
+        })
+    }
+}
+
+/// Words of a control on a panel: what an operator presses or sets.
+const CONTROL_WORDS: &[&str] = &[
+    "run",
+    "stop",
+    "start",
+    "threshold",
+    "setpoint",
+    "set point",
+    "alarm reset",
+    "reboot",
+    "restart",
+    "pump",
+    "valve",
+    "breaker",
+    "delete logs",
+    "proxy",
+    "shutdown",
+    "reset",
+];
+
+/// What a panel exposes without a login: the controls of its forms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Panel {
+    /// Page title.
+    pub title: Option<String>,
+    /// Controls found (form actions and control words).
+    pub controls: Vec<String>,
+}
+
+/// Looks at a page served without a login: forms that POST to an action,
+/// with buttons or fields named like controls, make an open panel.
+pub fn panel_of(body: &str) -> Option<Panel> {
+    let lower = body.to_ascii_lowercase();
+    let mut controls = Vec::new();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find("<form") {
+        let start = from + i;
+        let end = lower[start..]
+            .find("</form>")
+            .map_or(lower.len(), |e| start + e);
+        let form = &lower[start..end];
+        // A login form is not a control panel.
+        let is_login = form.contains("type=\"password\"") || form.contains("name=\"password\"");
+        if !is_login && form.contains("post") {
+            let action = challenge_param(&form.replace('\'', "\""), "action").unwrap_or_default();
+            let words: Vec<&str> = CONTROL_WORDS
+                .iter()
+                .copied()
+                .filter(|w| form.contains(w))
+                .collect();
+            if !words.is_empty() {
+                controls.push(format!(
+                    "{} ({})",
+                    if action.is_empty() { "?" } else { &action },
+                    words.join(", ")
+                ));
+            }
+        }
+        from = end.max(start + 5);
+    }
+    if controls.is_empty() {
+        return None;
+    }
+    let title = lower.find("<title>").and_then(|s| {
+        let rest = &body[s + 7..];
+        rest.find("</").map(|e| rest[..e].trim().to_string())
+    });
+    Some(Panel { title, controls })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_of_rfc_4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn digest_matches_rfc_2617_example() {
+        // RFC 2617 3.5: Mufasa / "Circle Of Life".
+        let ch = "Digest realm=\"testrealm@host.com\", qop=\"auth,auth-int\", nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"";
+        let pair = Pair {
+            user: "Mufasa".into(),
+            password: "Circle Of Life".into(),
+        };
+        let ha1 = md5_hex("Mufasa:testrealm@host.com:Circle Of Life");
+        let ha2 = md5_hex("GET:/dir/index.html");
+        let h = digest_authorization(ch, &pair, "GET", "/dir/index.html", 1);
+        let cnonce = challenge_param(&h, "cnonce").unwrap();
+        let want = md5_hex(&format!(
+            "{ha1}:dcd98b7102dd2f0e8b11d0f600bfb0c093:00000001:{cnonce}:auth:{ha2}"
+        ));
+        assert_eq!(challenge_param(&h, "response").unwrap(), want);
+        assert_eq!(
+            challenge_param(&h, "nonce").unwrap(),
+            "dcd98b7102dd2f0e8b11d0f600bfb0c093"
+        );
+        assert_eq!(
+            challenge_param(&h, "opaque").unwrap(),
+            "5ccc069c403ebaf9f0171e9517f40e41"
+        );
+    }
+
+    #[test]
+    fn panels_are_control_forms_not_login_forms() {
+        let water = "<title>WL-200</title><form method=\"POST\" action=\"/control\"><button name=\"mode\" value=\"RUN\">RUN</button><button name=\"mode\" value=\"STOP\">STOP</button></form>";
+        let p = panel_of(water).unwrap();
+        assert_eq!(p.title.as_deref(), Some("WL-200"));
+        assert!(
+            p.controls[0].starts_with("/control (run, stop"),
+            "{:?}",
+            p.controls
+        );
+        let login = "<form method=\"POST\" action=\"/login\">User name <input name=\"username\"> <input type=\"password\" name=\"password\"><button>Login</button></form>";
+        assert_eq!(panel_of(login), None);
+        assert_eq!(panel_of("<html>hello</html>"), None);
+    }
+}

@@ -1,0 +1,308 @@
+//! Survey checks: default credentials over telnet and HTTP Basic/Digest,
+//! open control panels (read-only), device identification by rules, and
+//! typed findings with evidence and advice.
+//!
+//! Never more than a login: after a successful login the connection is
+//! closed without a further byte; panels are looked at with GET and HEAD
+//! only and no form is ever submitted. The lab's audit log proves both in
+//! the tests.
+//!
+//! [`dict`] holds the ID/password pairs, [`telnet`] and [`http`] the login
+//! workers behind [`LoginWorker`], [`rules`] identification, [`findings`]
+//! the finding kinds and their advice, [`run`] puts them together per host.
+
+pub mod dict;
+pub mod findings;
+pub mod http;
+pub mod rules;
+pub mod run;
+pub mod telnet;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use dict::Pair;
+
+/// Limits of the credential checks.
+#[derive(Clone, Debug)]
+pub struct CheckSettings {
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// How long to wait for a prompt or an answer (slow devices wait
+    /// seconds after a failure, as BusyBox does).
+    pub read_timeout: Duration,
+    /// Most login attempts per service.
+    pub max_attempts: usize,
+    /// Connections at once per service (per-host pacing).
+    pub per_host: usize,
+    /// HTTP User-Agent.
+    pub user_agent: String,
+}
+
+impl Default for CheckSettings {
+    fn default() -> Self {
+        CheckSettings {
+            connect_timeout: Duration::from_secs(3),
+            read_timeout: Duration::from_secs(6),
+            max_attempts: 100,
+            per_host: 3,
+            user_agent: "iotscope-checks/0.1".into(),
+        }
+    }
+}
+
+/// The outcome of one login attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// Logged in (and closed at once).
+    Success {
+        /// No password was asked for.
+        no_password: bool,
+        /// What the device showed.
+        evidence: String,
+    },
+    /// Rejected.
+    Failed,
+    /// The device says the account is locked or attempts are too many.
+    Locked(String),
+    /// The connection dropped before an answer: try the pair again.
+    Retry,
+    /// No connection or no prompt.
+    Unreachable,
+}
+
+/// The result of a credential check of one service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoginResult {
+    /// A pair worked.
+    Success {
+        /// The pair.
+        pair: Pair,
+        /// No password was asked for.
+        no_password: bool,
+        /// What the device showed.
+        evidence: String,
+        /// Attempts made before and including it.
+        attempts: usize,
+    },
+    /// The device locked us out.
+    Locked {
+        /// Attempts made.
+        attempts: usize,
+        /// What it said.
+        evidence: String,
+    },
+    /// Every pair failed.
+    Exhausted {
+        /// Attempts made.
+        attempts: usize,
+    },
+    /// The service stopped answering.
+    Unreachable {
+        /// Attempts made.
+        attempts: usize,
+    },
+}
+
+/// Hands pairs to a service's workers in dictionary order and records
+/// what they found; once a pair works or the device locks, no worker gets
+/// another pair (first success ends the service's check).
+pub struct PairQueue {
+    state: Mutex<QueueState>,
+}
+
+struct QueueState {
+    pairs: Vec<Pair>,
+    next: usize,
+    attempts: usize,
+    result: Option<LoginResult>,
+    unreachable: usize,
+}
+
+impl PairQueue {
+    /// A queue over `pairs`, at most `max` of them.
+    pub fn new(mut pairs: Vec<Pair>, max: usize) -> PairQueue {
+        pairs.truncate(max);
+        PairQueue {
+            state: Mutex::new(QueueState {
+                pairs,
+                next: 0,
+                attempts: 0,
+                result: None,
+                unreachable: 0,
+            }),
+        }
+    }
+
+    /// The next pair to try, or `None` when done.
+    pub fn next(&self) -> Option<Pair> {
+        let mut st = self.state.lock().expect("queue");
+        if st.result.is_some() || st.next >= st.pairs.len() {
+            return None;
+        }
+        st.next += 1;
+        Some(st.pairs[st.next - 1].clone())
+    }
+
+    /// Records an attempt; true when the worker should stop.
+    pub fn report(&self, pair: &Pair, outcome: Attempt) -> bool {
+        let mut st = self.state.lock().expect("queue");
+        if !matches!(outcome, Attempt::Unreachable | Attempt::Retry) {
+            st.attempts += 1;
+        }
+        let attempts = st.attempts;
+        match outcome {
+            Attempt::Success {
+                no_password,
+                evidence,
+            } => {
+                if !matches!(st.result, Some(LoginResult::Success { .. })) {
+                    st.result = Some(LoginResult::Success {
+                        pair: pair.clone(),
+                        no_password,
+                        evidence,
+                        attempts,
+                    });
+                }
+                true
+            }
+            Attempt::Locked(evidence) => {
+                if st.result.is_none() {
+                    st.result = Some(LoginResult::Locked { attempts, evidence });
+                }
+                true
+            }
+            Attempt::Failed => false,
+            Attempt::Retry | Attempt::Unreachable => {
+                // The pair was not judged: give it back once; a service that
+                // keeps failing to answer ends the check.
+                st.unreachable += 1;
+                if st.unreachable >= 3 {
+                    if st.result.is_none() {
+                        st.result = Some(LoginResult::Unreachable { attempts });
+                    }
+                    return true;
+                }
+                if let Some(i) = st.pairs.iter().position(|p| p == pair) {
+                    if i < st.next {
+                        let p = st.pairs.remove(i);
+                        st.next -= 1;
+                        let at = st.next;
+                        st.pairs.insert(at, p);
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// The check's result once every worker is done.
+    pub fn finish(self) -> LoginResult {
+        let st = self.state.into_inner().expect("queue");
+        st.result.unwrap_or(LoginResult::Exhausted {
+            attempts: st.attempts,
+        })
+    }
+}
+
+/// The boxed future of a worker.
+pub type WorkerFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// One login protocol: a worker takes pairs from the queue until it is
+/// empty or says stop. Several workers of one service run at once, up to
+/// `CheckSettings::per_host`.
+pub trait LoginWorker: Send + Sync {
+    /// The protocol ("telnet", "http").
+    fn name(&self) -> &'static str;
+    /// Works through the queue against `addr`.
+    fn run<'a>(
+        &'a self,
+        addr: SocketAddr,
+        queue: &'a PairQueue,
+        s: &'a CheckSettings,
+    ) -> WorkerFuture<'a>;
+}
+
+/// Runs `worker` against `addr` with `pairs`: the whole credential check of
+/// one service.
+pub async fn check_logins(
+    worker: &dyn LoginWorker,
+    addr: SocketAddr,
+    pairs: Vec<Pair>,
+    s: &CheckSettings,
+) -> LoginResult {
+    let queue = PairQueue::new(pairs, s.max_attempts);
+    let workers: Vec<WorkerFuture<'_>> = (0..s.per_host.max(1))
+        .map(|_| worker.run(addr, &queue, s))
+        .collect();
+    futures_join_all(workers).await;
+    queue.finish()
+}
+
+/// Awaits every future (a tiny join_all: the crate does not pull in
+/// `futures` for one function).
+async fn futures_join_all(futs: Vec<WorkerFuture<'_>>) {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(f);
+    }
+    std::future::poll_fn(move |cx| {
+        set.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if set.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(u: &str, pw: &str) -> Pair {
+        Pair {
+            user: u.into(),
+            password: pw.into(),
+        }
+    }
+
+    #[test]
+    fn the_first_success_ends_the_queue() {
+        let q = PairQueue::new(vec![p("a", "1"), p("b", "2"), p("c", "3")], 10);
+        let first = q.next().unwrap();
+        assert!(!q.report(&first, Attempt::Failed));
+        let second = q.next().unwrap();
+        assert!(q.report(
+            &second,
+            Attempt::Success {
+                no_password: false,
+                evidence: "#".into()
+            }
+        ));
+        assert_eq!(q.next(), None);
+        match q.finish() {
+            LoginResult::Success { pair, attempts, .. } => {
+                assert_eq!((pair, attempts), (p("b", "2"), 2))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_dropped_pair_is_tried_again_and_caps_hold() {
+        let q = PairQueue::new(vec![p("a", "1"), p("b", "2"), p("c", "3")], 2);
+        let a = q.next().unwrap();
+        assert!(!q.report(&a, Attempt::Retry));
+        assert_eq!(q.next().unwrap(), a, "given back");
+        assert!(!q.report(&a, Attempt::Failed));
+        let b = q.next().unwrap();
+        assert!(!q.report(&b, Attempt::Failed));
+        assert_eq!(q.next(), None, "capped at 2");
+        assert_eq!(q.finish(), LoginResult::Exhausted { attempts: 2 });
+    }
+}
