@@ -79,9 +79,8 @@ pub fn severity(kind: Kind, criticality: Criticality) -> Severity {
         Kind::LockoutAbsent | Kind::ExpiredCertificate => Severity::Low,
         Kind::LoginLockout | Kind::SelfSignedCertificate => Severity::Info,
     };
-    if criticality == Criticality::Critical && base >= Severity::High {
-        Severity::Critical
-    } else if kind == Kind::OpenControlPanel {
+    let on_critical = criticality == Criticality::Critical && base >= Severity::High;
+    if on_critical || kind == Kind::OpenControlPanel {
         Severity::Critical
     } else {
         base

@@ -242,6 +242,40 @@ pub async fn check_logins(
     queue.finish()
 }
 
+/// A boxed future of any output.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Awaits every future and returns their outputs in order.
+pub async fn join_all<'a, T: Send + 'a>(futs: Vec<BoxFuture<'a, T>>) -> Vec<T> {
+    type Slot<'a, T> = (Option<BoxFuture<'a, T>>, Option<T>);
+    let mut slots: Vec<Slot<'a, T>> = futs.into_iter().map(|f| (Some(f), None)).collect();
+    std::future::poll_fn(move |cx| {
+        let mut pending = false;
+        for (f, out) in slots.iter_mut() {
+            if let Some(fut) = f {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *out = Some(v);
+                        *f = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(
+                slots
+                    .iter_mut()
+                    .map(|(_, o)| o.take().expect("output"))
+                    .collect(),
+            )
+        }
+    })
+    .await
+}
+
 /// Awaits every future (a tiny join_all: the crate does not pull in
 /// `futures` for one function).
 async fn futures_join_all(futs: Vec<WorkerFuture<'_>>) {

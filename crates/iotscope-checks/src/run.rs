@@ -123,9 +123,42 @@ pub async fn check_host(
         device: &device,
         out: Vec::new(),
     };
+    // The credential checks of all services run at once (each with its own
+    // `per_host` connections); the lockout of one port is not another's.
+    let http_login = HttpLogin { path: "/".into() };
+    let mut jobs: Vec<
+        std::pin::Pin<Box<dyn std::future::Future<Output = LoginResult> + Send + '_>>,
+    > = Vec::new();
+    let mut job_of: Vec<Option<usize>> = Vec::new();
     for s in seen {
         let addr = SocketAddr::new(ip, s.port);
+        let scheme = s.banner["www_authenticate"]["scheme"]
+            .as_str()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let worker: Option<&dyn crate::LoginWorker> = match s.service.as_str() {
+            "telnet" if opts.credentials => Some(&TelnetLogin),
+            "http" if opts.credentials && (scheme == "basic" || scheme == "digest") => {
+                Some(&http_login)
+            }
+            _ => None,
+        };
+        job_of.push(worker.map(|w| {
+            jobs.push(Box::pin(check_logins(
+                w,
+                addr,
+                opts.pairs.clone(),
+                &opts.settings,
+            )));
+            jobs.len() - 1
+        }));
+    }
+    let mut logins: Vec<Option<LoginResult>> =
+        crate::join_all(jobs).await.into_iter().map(Some).collect();
+    for (i, s) in seen.iter().enumerate() {
+        let addr = SocketAddr::new(ip, s.port);
         let b = &s.banner;
+        let login = job_of[i].and_then(|j| logins[j].take());
         match s.service.as_str() {
             "telnet" => {
                 c.add(
@@ -140,9 +173,7 @@ pub async fn check_host(
                     Kind::CleartextAdmin,
                     ev("telnet", "a login over telnet (cleartext)"),
                 );
-                if opts.credentials {
-                    let r =
-                        check_logins(&TelnetLogin, addr, opts.pairs.clone(), &opts.settings).await;
+                if let Some(r) = login {
                     login_findings(&mut c, s.port, "telnet", r);
                 }
             }
@@ -162,10 +193,7 @@ pub async fn check_host(
                             ),
                         ),
                     );
-                    if opts.credentials {
-                        let worker = HttpLogin { path: "/".into() };
-                        let r =
-                            check_logins(&worker, addr, opts.pairs.clone(), &opts.settings).await;
+                    if let Some(r) = login {
                         login_findings(&mut c, s.port, "http", r);
                     }
                 } else if opts.panels || opts.credentials {

@@ -74,10 +74,9 @@ pub fn classify(text: &str) -> Option<Screen> {
     {
         return Some(Screen::LoginPrompt);
     }
-    if last.ends_with(['#', '$', '>', '%'])
-        || lower.contains("built-in shell")
-        || lower.contains("busybox v")
-    {
+    // A prompt ends the screen; banner words alone ("BusyBox v1.01 ...
+    // built-in shell") do not, as devices print them before the login.
+    if last.ends_with(['#', '$', '>', '%']) {
         return Some(Screen::Shell);
     }
     None
@@ -218,8 +217,14 @@ async fn try_pair(
             Attempt::Locked(evidence)
         }
         Some(Screen::Incorrect) => {
-            // Wait for the next prompt on this connection, or its end.
-            sess.text.clear();
+            // Wait for the next prompt on this connection, or its end. It
+            // may have come with the message: keep the text after it.
+            let rest = sess.text.rsplit('\n').next().unwrap_or("").to_string();
+            sess.text = if classify(&rest) == Some(Screen::Incorrect) {
+                String::new()
+            } else {
+                rest
+            };
             if sess.until_screen().await != Some(Screen::LoginPrompt) {
                 *session = None;
             }
@@ -301,6 +306,11 @@ mod tests {
             Some(Screen::Shell)
         );
         assert_eq!(classify("\r\nATP>"), Some(Screen::Shell));
+        // D-Link prints its shell banner before the login prompt.
+        assert_eq!(
+            classify("\r\nBusyBox v1.01 (2010.03.31-10:05+0000) Built-in shell (msh)\r\n"),
+            None
+        );
         assert_eq!(classify("Username: "), Some(Screen::LoginPrompt));
     }
 }

@@ -86,6 +86,30 @@ pub struct ServiceObservation {
     pub banner: Option<String>,
 }
 
+/// One finding of the survey checks, as stored (the checks crate owns the
+/// typed form; the store keeps its JSON).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FindingRecord {
+    /// Address.
+    pub ip: String,
+    /// Port.
+    pub port: u16,
+    /// Service module.
+    pub service: String,
+    /// Finding kind (snake_case).
+    pub kind: String,
+    /// Severity (snake_case).
+    pub severity: String,
+    /// Identification JSON.
+    pub device: Option<String>,
+    /// Evidence JSON.
+    pub evidence: String,
+    /// When it was seen, RFC 3339.
+    pub ts: String,
+    /// When it was first seen (on reading).
+    pub first_seen: String,
+}
+
 /// Persistent storage of telescope aggregates and survey observations.
 pub trait Store {
     /// The record of a capture with this content hash, if already ingested.
@@ -106,4 +130,11 @@ pub trait Store {
 
     /// Every stored observation, by address and port.
     fn services(&self) -> Result<Vec<ServiceObservation>, StoreError>;
+
+    /// Records findings in one transaction; a later finding of the same
+    /// (address, port, kind) replaces the earlier one, keeping first seen.
+    fn save_findings(&mut self, rows: &[FindingRecord]) -> Result<(), StoreError>;
+
+    /// Every stored finding, by address and port.
+    fn findings(&self) -> Result<Vec<FindingRecord>, StoreError>;
 }

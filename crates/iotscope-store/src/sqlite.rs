@@ -13,13 +13,14 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::report::{
     build_report, BucketRow, PortBucketRow, ReportQuery, SourceBucketRow, StoredRows,
 };
-use crate::{IngestedFile, ServiceObservation, Store, StoreError};
+use crate::{FindingRecord, IngestedFile, ServiceObservation, Store, StoreError};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
 /// many have run. Portable SQL: the same text serves PostgreSQL.
 const MIGRATIONS: &[&str] = &[
     include_str!("../sql/001_telescope.sql"),
     include_str!("../sql/002_survey.sql"),
+    include_str!("../sql/003_findings.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -311,6 +312,60 @@ impl Store for SqliteStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
 
+    fn save_findings(&mut self, rows: &[FindingRecord]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let db = |source| StoreError::Database {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        {
+            let mut st = tx
+                .prepare(
+                    "INSERT INTO findings (ip, port, service, kind, severity, device, evidence, first_seen, last_seen)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+                     ON CONFLICT (ip, port, kind) DO UPDATE SET service = excluded.service,
+                       severity = excluded.severity, device = excluded.device,
+                       evidence = excluded.evidence, last_seen = excluded.last_seen",
+                )
+                .map_err(db)?;
+            for r in rows {
+                st.execute(params![
+                    r.ip, r.port, r.service, r.kind, r.severity, r.device, r.evidence, r.ts
+                ])
+                .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn findings(&self) -> Result<Vec<FindingRecord>, StoreError> {
+        let db = |e| self.err(e);
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT ip, port, service, kind, severity, device, evidence, last_seen, first_seen
+                 FROM findings ORDER BY ip, port, kind",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(FindingRecord {
+                    ip: r.get(0)?,
+                    port: r.get::<_, i64>(1)? as u16,
+                    service: r.get(2)?,
+                    kind: r.get(3)?,
+                    severity: r.get(4)?,
+                    device: r.get(5)?,
+                    evidence: r.get(6)?,
+                    ts: r.get(7)?,
+                    first_seen: r.get(8)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
     fn report(&self, q: &ReportQuery) -> Result<Summary, StoreError> {
         let db = |e| self.err(e);
         let bucket_ns = self.bucket_ns()?.unwrap_or(3_600_000_000_000);
@@ -466,5 +521,31 @@ mod tests {
             SqliteStore::open(&path).unwrap().services().unwrap().len(),
             1
         );
+    }
+
+    #[test]
+    fn findings_keep_the_password_and_first_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("f.db")).unwrap();
+        let f = |ts: &str, ev: &str| FindingRecord {
+            ip: "127.0.0.9".into(),
+            port: 23,
+            service: "telnet".into(),
+            kind: "default_credential".into(),
+            severity: "high".into(),
+            device: None,
+            evidence: ev.into(),
+            ts: ts.into(),
+            first_seen: String::new(),
+        };
+        s.save_findings(&[f("2026-01-01T00:00:00Z", r#"{"password":"xc3511"}"#)])
+            .unwrap();
+        s.save_findings(&[f("2026-02-01T00:00:00Z", r#"{"password":"vizxv"}"#)])
+            .unwrap();
+        let all = s.findings().unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].evidence, r#"{"password":"vizxv"}"#);
+        assert_eq!(all[0].first_seen, "2026-01-01T00:00:00Z");
+        assert_eq!(all[0].ts, "2026-02-01T00:00:00Z");
     }
 }

@@ -28,8 +28,10 @@ enum Command {
     Telescope(cmd::telescope::TelescopeCommand),
     /// The testbed: emulated IoT devices (`lab`), generated darknet captures (`lab darknet`).
     Lab(cmd::lab::LabArgs),
-    /// Sweep authorised address ranges for IoT services and grab banners (connect mode).
-    Survey(cmd::survey::SurveyArgs),
+    /// Sweep authorised address ranges for IoT services, grab banners, run checks.
+    Survey(Box<cmd::survey::SurveyArgs>),
+    /// List what the survey checks found (from the store).
+    Findings(cmd::findings::FindingsArgs),
     /// Run the main job on embedded defaults: sample darknet capture, telescope, report.
     Demo(cmd::demo::DemoArgs),
 }
@@ -41,7 +43,8 @@ fn main() -> ExitCode {
         Command::Telescope(c) => cmd::telescope::run(c, &cfg),
         Command::Lab(c) => cmd::lab::run(c),
         Command::Demo(a) => cmd::demo::run(a, &cfg),
-        Command::Survey(a) => cmd::survey::run(a),
+        Command::Survey(a) => cmd::survey::run(*a),
+        Command::Findings(a) => cmd::findings::run(a, &cfg),
     });
     match result {
         Ok(code) => code,

@@ -1,6 +1,8 @@
 //! One module per top-level command.
 
+pub mod checks;
 pub mod demo;
+pub mod findings;
 pub mod lab;
 pub mod survey;
 pub mod telescope;

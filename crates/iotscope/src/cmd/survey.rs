@@ -78,9 +78,20 @@ pub struct SurveyArgs {
     #[arg(long, value_name = "STATE")]
     resume: Option<PathBuf>,
     /// Also keep every answering pair in this store (latest observation per
-    /// address and port, with first and last seen).
+    /// address and port, with first and last seen); with --checks, the
+    /// findings too.
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
+    /// Checks on what answered: `all`, or a list of `credentials` (the
+    /// dictionary on telnet and HTTP Basic/Digest; first success ends a
+    /// service's check) and `panels` (open control panels, GET only).
+    #[arg(long, value_name = "LIST")]
+    checks: Option<String>,
+    /// Write the findings here as JSON lines (passwords masked).
+    #[arg(long, value_name = "FILE")]
+    findings: Option<PathBuf>,
+    #[command(flatten)]
+    check_flags: super::checks::CheckFlags,
 }
 
 fn observation(r: &iotscope_survey::Row) -> ServiceObservation {
@@ -111,6 +122,21 @@ struct ResumeState {
 }
 
 pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
+    let checks = match &a.checks {
+        Some(text) => {
+            let which = super::checks::parse_checks(text)?;
+            Some(super::checks::options(
+                &a.check_flags,
+                which,
+                &a.user_agent,
+                a.timeout,
+            )?)
+        }
+        None => None,
+    };
+    if checks.is_some() && a.no_grab {
+        anyhow::bail!("--checks needs the banners: drop --no-grab");
+    }
     let mut targets = a.targets.clone();
     if let Some(f) = &a.targets_file {
         let text =
@@ -235,6 +261,8 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let stats = Arc::new(Stats::default());
     let started = Instant::now();
+    let mut hosts: std::collections::BTreeMap<std::net::IpAddr, Vec<iotscope_checks::rules::Seen>> =
+        Default::default();
     let interrupted = runtime.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -256,6 +284,15 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
             tokio::select! {
                 row = rx.recv() => match row {
                     Some(row) => {
+                        if checks.is_some() && row.status == iotscope_survey::Status::Open {
+                            if let (Some(service), Some(banner)) = (row.service, row.banner.clone()) {
+                                hosts.entry(row.ip).or_default().push(iotscope_checks::rules::Seen {
+                                    port: row.port,
+                                    service: service.to_string(),
+                                    banner,
+                                });
+                            }
+                        }
                         serde_json::to_writer(&mut out, &row)?;
                         out.write_all(b"\n")?;
                         if let Some(s) = store.as_mut() {
@@ -301,6 +338,38 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
         out.flush()?;
         if let Some(s) = store.as_mut() {
             s.save_services(&pending)?;
+        }
+        if let (Some((opts, rules)), false) = (checks.clone(), interrupted) {
+            let n = hosts.len();
+            eprintln!("iotscope survey: checking {n} hosts ({})", a.checks.as_deref().unwrap_or(""));
+            let at_once = a.check_flags.hosts_at_once;
+            let reports = super::checks::check_hosts(std::mem::take(&mut hosts), rules, opts, at_once).await;
+            let findings: Vec<&iotscope_checks::findings::Finding> =
+                reports.iter().flat_map(|r| &r.findings).collect();
+            if let Some(s) = store.as_mut() {
+                let records: Vec<_> = findings.iter().map(|f| super::checks::record(f)).collect();
+                s.save_findings(&records)?;
+            }
+            if let Some(path) = &a.findings {
+                let mut w = BufWriter::new(
+                    std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
+                );
+                for f in &findings {
+                    serde_json::to_writer(&mut w, &super::checks::finding_json(f, false))?;
+                    w.write_all(b"\n")?;
+                }
+                w.flush()?;
+            }
+            let mut by_kind: std::collections::BTreeMap<&str, usize> = Default::default();
+            for f in &findings {
+                *by_kind.entry(f.kind.as_str()).or_default() += 1;
+            }
+            eprintln!(
+                "iotscope survey: {} findings on {} of {n} hosts: {}",
+                findings.len(),
+                reports.iter().filter(|r| !r.findings.is_empty()).count(),
+                by_kind.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+            );
         }
         Ok::<(bool, u64), anyhow::Error>((interrupted, probed))
     })?;

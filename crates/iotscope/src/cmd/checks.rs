@@ -1,0 +1,157 @@
+//! The survey checks as the binary runs them: options from the command
+//! line, hosts checked in parallel (bounded), findings to the store, to a
+//! JSON-lines file and to people (passwords masked).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use iotscope_checks::dict;
+use iotscope_checks::findings::{mask, Finding};
+use iotscope_checks::rules::{Rules, Seen};
+use iotscope_checks::run::{check_host, CheckOptions, HostReport};
+use iotscope_checks::CheckSettings;
+use iotscope_store::FindingRecord;
+
+/// Flags shared by `survey --checks` and `check`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CheckFlags {
+    /// A `user:password` file that replaces the built-in Mirai list.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// A `user:password` file whose pairs are tried after the dictionary's.
+    #[arg(long, value_name = "FILE")]
+    pub extra_credentials: Option<PathBuf>,
+    /// Identification rules (TOML) tried before the shipped ones.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// Login connections at once per service (per-host pacing).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub per_host: usize,
+    /// Most login attempts per service.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_attempts: usize,
+    /// Hosts checked at once.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub hosts_at_once: usize,
+}
+
+/// Which checks: "all" or a list of credentials, panels.
+pub fn parse_checks(text: &str) -> anyhow::Result<(bool, bool)> {
+    let mut out = (false, false);
+    for part in text.split(',').map(str::trim) {
+        match part {
+            "all" => out = (true, true),
+            "credentials" => out.0 = true,
+            "panels" => out.1 = true,
+            other => {
+                anyhow::bail!("--checks {other:?}: expected all, or a list of credentials,panels")
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Builds the options: dictionary, rules, limits.
+pub fn options(
+    flags: &CheckFlags,
+    which: (bool, bool),
+    user_agent: &str,
+    read_timeout: std::time::Duration,
+) -> anyhow::Result<(CheckOptions, Rules)> {
+    let read = |p: &PathBuf| -> anyhow::Result<Vec<dict::Pair>> {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        Ok(dict::parse(&text, &p.display().to_string())?)
+    };
+    let mut pairs = match &flags.credentials {
+        Some(p) => read(p)?,
+        None => dict::builtin(),
+    };
+    if let Some(p) = &flags.extra_credentials {
+        pairs = dict::extend(pairs, read(p)?);
+    }
+    let mut rules = Rules::shipped();
+    if let Some(p) = &flags.rules {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        rules = rules.with_user_rules(Rules::parse(&text, &p.display().to_string())?);
+    }
+    let settings = CheckSettings {
+        connect_timeout: std::time::Duration::from_secs(3),
+        read_timeout: read_timeout.max(std::time::Duration::from_secs(3)),
+        max_attempts: flags.max_attempts.max(1),
+        per_host: flags.per_host.max(1),
+        user_agent: user_agent.to_string(),
+    };
+    Ok((
+        CheckOptions {
+            credentials: which.0,
+            panels: which.1,
+            pairs,
+            settings,
+        },
+        rules,
+    ))
+}
+
+/// Checks every host, `at_once` at a time.
+pub async fn check_hosts(
+    hosts: BTreeMap<IpAddr, Vec<Seen>>,
+    rules: Rules,
+    opts: CheckOptions,
+    at_once: usize,
+) -> Vec<HostReport> {
+    let (rules, opts) = (Arc::new(rules), Arc::new(opts));
+    let slots = Arc::new(tokio::sync::Semaphore::new(at_once.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (ip, seen) in hosts {
+        let (rules, opts, slots) = (rules.clone(), opts.clone(), slots.clone());
+        tasks.spawn(async move {
+            let _permit = slots.acquire_owned().await.expect("semaphore open");
+            check_host(ip, &seen, &rules, &opts).await
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(r) = r {
+            out.push(r);
+        }
+    }
+    out.sort_by_key(|r| r.ip);
+    out
+}
+
+/// The store's form of a finding (password kept).
+pub fn record(f: &Finding) -> FindingRecord {
+    FindingRecord {
+        ip: f.ip.clone(),
+        port: f.port,
+        service: f.service.clone(),
+        kind: f.kind.as_str().to_string(),
+        severity: serde_json::to_value(f.severity)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        device: f
+            .device
+            .as_ref()
+            .and_then(|d| serde_json::to_string(d).ok()),
+        evidence: serde_json::to_string(&f.evidence).unwrap_or_default(),
+        ts: f.evidence.ts.clone(),
+        first_seen: f.evidence.ts.clone(),
+    }
+}
+
+/// A finding as JSON for output: the password masked unless `reveal`.
+pub fn finding_json(f: &Finding, reveal: bool) -> serde_json::Value {
+    let mut v = serde_json::to_value(f).unwrap_or_default();
+    if !reveal {
+        if let Some(p) = f.evidence.password.as_deref() {
+            v["evidence"]["password"] = mask(p).into();
+        }
+    }
+    v
+}
