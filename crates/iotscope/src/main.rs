@@ -30,6 +30,8 @@ enum Command {
     Lab(cmd::lab::LabArgs),
     /// Sweep authorised address ranges for IoT services, grab banners, run checks.
     Survey(Box<cmd::survey::SurveyArgs>),
+    /// Self-check of one device on your own network, in plain words (ja/en).
+    Check(Box<cmd::check::CheckArgs>),
     /// List what the survey checks found (from the store).
     Findings(cmd::findings::FindingsArgs),
     /// Run the main job on embedded defaults: sample darknet capture, telescope, report.
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd::demo::run(a, &cfg),
         Command::Survey(a) => cmd::survey::run(*a),
         Command::Findings(a) => cmd::findings::run(a, &cfg),
+        Command::Check(a) => cmd::check::run(*a),
     });
     match result {
         Ok(code) => code,

@@ -215,3 +215,102 @@ fn checks_report_every_weak_device_as_the_manifest_says_and_change_nothing() {
         );
     }
 }
+
+/// The owner's self-check: a clear report in both languages, exit 1 with
+/// findings and 0 without, JSON with the advice, and no look at all at an
+/// address outside the owner's own networks without --i-own-this.
+#[test]
+fn the_self_check_speaks_japanese_and_english_and_stays_home() {
+    let lab = RunningLab::start("127.78.12.0/24", 12, 5);
+    let check = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_iotscope"))
+            .arg("check")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // A device with a dictionary login on telnet.
+    let weak = lab
+        .devices()
+        .iter()
+        .find(|d| {
+            d["credentials"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["service"] == "telnet")
+                && d["telnet"]["no_password"] == false
+                && d["telnet"]["lockout_after"] == 0
+        })
+        .expect("a weak telnet device");
+    let ip = weak["ip"].as_str().unwrap();
+    let en = check(&[ip, "--lang", "en", "--baseline"]);
+    let text = String::from_utf8_lossy(&en.stdout);
+    assert_eq!(en.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("default_credential") && text.contains("What to do:"),
+        "{text}"
+    );
+    assert!(text.contains("Change the ID and password"), "{text}");
+    assert!(text.contains("5.1-1") && text.contains("FAIL"), "{text}");
+    let password = weak["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["service"] == "telnet")
+        .unwrap()["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    if password.len() > 1 {
+        assert!(!text.contains(&password), "the password is masked: {text}");
+    }
+    let ja = check(&[ip, "--lang", "ja", "--baseline"]);
+    let text = String::from_utf8_lossy(&ja.stdout);
+    assert_eq!(ja.status.code(), Some(1));
+    assert!(
+        text.contains("見つかった問題") && text.contains("対策:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ID・パスワードを") && text.contains("不適合"),
+        "{text}"
+    );
+    let json = check(&[ip, "--format", "json", "--lang", "en"]);
+    let doc: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let f = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "default_credential")
+        .unwrap();
+    assert_eq!(f["advice"].as_array().unwrap().len(), 3);
+    assert!(doc["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["service"] == "telnet"));
+
+    // A device with nothing to report (an SSH banner only, or nothing open).
+    if let Some(quiet) = lab.devices().iter().find(|d| {
+        d["weaknesses"].as_array().unwrap().is_empty()
+            && d["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["service"] == "ssh")
+    }) {
+        let out = check(&[quiet["ip"].as_str().unwrap(), "--lang", "en"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
+    // Not the owner's network: refused before any packet (TEST-NET-3).
+    let out = check(&["203.0.113.7"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--i-own-this"));
+}
