@@ -1,4 +1,4 @@
-//! Survey checks: default credentials over telnet and HTTP Basic/Digest,
+//! Survey checks: default credentials over telnet, SSH and HTTP Basic/Digest,
 //! open control panels (read-only), device identification by rules, and
 //! typed findings with evidence and advice.
 //!
@@ -7,7 +7,7 @@
 //! only and no form is ever submitted. The lab's audit log proves both in
 //! the tests.
 //!
-//! [`dict`] holds the ID/password pairs, [`telnet`] and [`http`] the login
+//! [`dict`] holds the ID/password pairs, [`telnet`], [`ssh`] and [`http`] the login
 //! workers behind [`LoginWorker`], [`rules`] identification, [`findings`]
 //! the finding kinds and their advice, [`run`] puts them together per host.
 
@@ -16,6 +16,7 @@ pub mod findings;
 pub mod http;
 pub mod rules;
 pub mod run;
+pub mod ssh;
 pub mod telnet;
 
 use std::future::Future;
@@ -175,10 +176,15 @@ impl PairQueue {
                 }
                 true
             }
-            Attempt::Failed => false,
+            Attempt::Failed => {
+                st.unreachable = 0;
+                false
+            }
             Attempt::Retry | Attempt::Unreachable => {
-                // The pair was not judged: give it back once; a service that
-                // keeps failing to answer ends the check.
+                // The pair was not judged: give it back. A connection closed
+                // after some tries (servers cap tries per connection) is
+                // normal; three times in a row without a judged attempt, or
+                // no connection at all, ends the check.
                 st.unreachable += 1;
                 if st.unreachable >= 3 {
                     if st.result.is_none() {

@@ -138,6 +138,7 @@ pub async fn check_host(
             .to_ascii_lowercase();
         let worker: Option<&dyn crate::LoginWorker> = match s.service.as_str() {
             "telnet" if opts.credentials => Some(&TelnetLogin),
+            "ssh" if opts.credentials => Some(&crate::ssh::SshLogin),
             "http" if opts.credentials && (scheme == "basic" || scheme == "digest") => {
                 Some(&http_login)
             }
@@ -238,6 +239,11 @@ pub async fn check_host(
                             );
                         }
                     }
+                }
+            }
+            "ssh" => {
+                if let Some(r) = login {
+                    login_findings(&mut c, s.port, "ssh", r);
                 }
             }
             "mqtt" if b["anonymous_accepted"] == true => {

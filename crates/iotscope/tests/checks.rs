@@ -70,9 +70,9 @@ fn checks_report_every_weak_device_as_the_manifest_says_and_change_nothing() {
         })
         .collect();
 
-    // What the manifest says, for what a network check can see: telnet and
-    // HTTP Basic/Digest logins (a login form is never submitted; SSH logins
-    // are not tried yet), open panels, anonymous MQTT, Modbus.
+    // What the manifest says, for what a network check can see: telnet, SSH
+    // and HTTP Basic/Digest logins (a login form is never submitted), open
+    // panels, anonymous MQTT, Modbus.
     let order = dictionary();
     let mut expected = BTreeSet::new();
     let mut lockout_may_hide = BTreeSet::new();
@@ -104,6 +104,9 @@ fn checks_report_every_weak_device_as_the_manifest_says_and_change_nothing() {
                     } else {
                         expected.insert((ip.clone(), port, "default_credential".to_string()));
                     }
+                }
+                "ssh" => {
+                    expected.insert((ip.clone(), port, "default_credential".to_string()));
                 }
                 "http" if matches!(d["web"]["auth"].as_str(), Some("basic" | "digest")) => {
                     expected.insert((ip.clone(), port, "default_credential".to_string()));
