@@ -108,6 +108,11 @@ pub enum LoginResult {
     },
 }
 
+/// Unjudged attempts in a row (no connection, a hang-up before the
+/// answer) after which a service's check ends as unreachable. Generous:
+/// a busy device or a loaded scanner is slow to accept, not gone.
+pub const MAX_UNJUDGED: usize = 6;
+
 /// Hands pairs to a service's workers in dictionary order and records
 /// what they found; once a pair works or the device locks, no worker gets
 /// another pair (first success ends the service's check).
@@ -148,7 +153,9 @@ impl PairQueue {
         Some(st.pairs[st.next - 1].clone())
     }
 
-    /// Records an attempt; true when the worker should stop.
+    /// Records an attempt; true when the worker should stop. After an
+    /// unjudged attempt the worker should wait a little before the next
+    /// connection ([`PairQueue::backoff`]).
     pub fn report(&self, pair: &Pair, outcome: Attempt) -> bool {
         let mut st = self.state.lock().expect("queue");
         if !matches!(outcome, Attempt::Unreachable | Attempt::Retry) {
@@ -186,7 +193,7 @@ impl PairQueue {
                 // normal; three times in a row without a judged attempt, or
                 // no connection at all, ends the check.
                 st.unreachable += 1;
-                if st.unreachable >= 3 {
+                if st.unreachable >= MAX_UNJUDGED {
                     if st.result.is_none() {
                         st.result = Some(LoginResult::Unreachable { attempts });
                     }
@@ -203,6 +210,13 @@ impl PairQueue {
                 false
             }
         }
+    }
+
+    /// How long to wait before the next connection: 0 while attempts are
+    /// judged, growing with unjudged ones in a row.
+    pub fn backoff(&self) -> Duration {
+        let st = self.state.lock().expect("queue");
+        Duration::from_millis(250 * st.unreachable as u64)
     }
 
     /// The check's result once every worker is done.

@@ -123,15 +123,16 @@ pub async fn check_host(
         device: &device,
         out: Vec::new(),
     };
-    // The credential checks of all services run at once (each with its own
-    // `per_host` connections); the lockout of one port is not another's.
+    // Protocols are checked at once, the services of one protocol one after
+    // another: devices count failed logins per device and protocol (a
+    // BusyBox lockout covers telnet on 23 and 2323 alike), so checking two
+    // telnet ports in parallel would lock a device out of both faster.
     let http_login = HttpLogin { path: "/".into() };
-    let mut jobs: Vec<
-        std::pin::Pin<Box<dyn std::future::Future<Output = LoginResult> + Send + '_>>,
-    > = Vec::new();
-    let mut job_of: Vec<Option<usize>> = Vec::new();
-    for s in seen {
-        let addr = SocketAddr::new(ip, s.port);
+    let mut groups: std::collections::BTreeMap<
+        &str,
+        Vec<(usize, &dyn crate::LoginWorker, SocketAddr)>,
+    > = Default::default();
+    for (i, s) in seen.iter().enumerate() {
         let scheme = s.banner["www_authenticate"]["scheme"]
             .as_str()
             .unwrap_or("")
@@ -144,22 +145,36 @@ pub async fn check_host(
             }
             _ => None,
         };
-        job_of.push(worker.map(|w| {
-            jobs.push(Box::pin(check_logins(
-                w,
-                addr,
-                opts.pairs.clone(),
-                &opts.settings,
-            )));
-            jobs.len() - 1
-        }));
+        if let Some(w) = worker {
+            groups
+                .entry(w.name())
+                .or_default()
+                .push((i, w, SocketAddr::new(ip, s.port)));
+        }
     }
-    let mut logins: Vec<Option<LoginResult>> =
-        crate::join_all(jobs).await.into_iter().map(Some).collect();
+    let jobs: Vec<crate::BoxFuture<'_, Vec<(usize, LoginResult)>>> = groups
+        .into_values()
+        .map(|group| -> crate::BoxFuture<'_, Vec<(usize, LoginResult)>> {
+            Box::pin(async move {
+                let mut out = Vec::new();
+                for (i, w, addr) in group {
+                    out.push((
+                        i,
+                        check_logins(w, addr, opts.pairs.clone(), &opts.settings).await,
+                    ));
+                }
+                out
+            })
+        })
+        .collect();
+    let mut logins: Vec<Option<LoginResult>> = vec![None; seen.len()];
+    for (i, r) in crate::join_all(jobs).await.into_iter().flatten() {
+        logins[i] = Some(r);
+    }
     for (i, s) in seen.iter().enumerate() {
         let addr = SocketAddr::new(ip, s.port);
         let b = &s.banner;
-        let login = job_of[i].and_then(|j| logins[j].take());
+        let login = logins[i].take();
         match s.service.as_str() {
             "telnet" => {
                 c.add(

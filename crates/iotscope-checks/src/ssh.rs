@@ -32,7 +32,8 @@ async fn open(addr: SocketAddr, s: &CheckSettings) -> Option<client::Handle<AnyH
         inactivity_timeout: Some(s.read_timeout),
         ..Default::default()
     });
-    let budget = s.connect_timeout + s.read_timeout;
+    // Key exchange costs CPU on both sides; a loaded scanner needs room.
+    let budget = s.connect_timeout + 2 * s.read_timeout;
     tokio::time::timeout(budget, client::connect(config, addr, AnyHostKey))
         .await
         .ok()?
@@ -60,6 +61,7 @@ impl LoginWorker for SshLogin {
                 if queue.report(&pair, outcome) {
                     break;
                 }
+                tokio::time::sleep(queue.backoff()).await;
             }
             if let Some(h) = session.take() {
                 let _ = h

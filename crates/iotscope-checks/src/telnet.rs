@@ -274,6 +274,7 @@ impl crate::LoginWorker for TelnetLogin {
                 if queue.report(&pair, outcome) {
                     break;
                 }
+                tokio::time::sleep(queue.backoff()).await;
             }
             drop(session);
         })
