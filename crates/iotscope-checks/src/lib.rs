@@ -126,6 +126,7 @@ struct QueueState {
     attempts: usize,
     result: Option<LoginResult>,
     unreachable: usize,
+    hangups: usize,
 }
 
 impl PairQueue {
@@ -139,6 +140,7 @@ impl PairQueue {
                 attempts: 0,
                 result: None,
                 unreachable: 0,
+                hangups: 0,
             }),
         }
     }
@@ -188,12 +190,16 @@ impl PairQueue {
                 false
             }
             Attempt::Retry | Attempt::Unreachable => {
-                // The pair was not judged: give it back. A connection closed
-                // after some tries (servers cap tries per connection) is
-                // normal; three times in a row without a judged attempt, or
-                // no connection at all, ends the check.
-                st.unreachable += 1;
-                if st.unreachable >= MAX_UNJUDGED {
+                // The pair was not judged: give it back. A hang-up after some
+                // tries is normal (servers cap tries per connection), so only
+                // failed connections in a row end the check as unreachable;
+                // hang-ups are bounded in total so no loop runs forever.
+                if matches!(outcome, Attempt::Unreachable) {
+                    st.unreachable += 1;
+                } else {
+                    st.hangups += 1;
+                }
+                if st.unreachable >= MAX_UNJUDGED || st.hangups > 2 * st.pairs.len() + 10 {
                     if st.result.is_none() {
                         st.result = Some(LoginResult::Unreachable { attempts });
                     }

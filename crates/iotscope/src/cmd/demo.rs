@@ -70,10 +70,11 @@ pub fn run(a: DemoArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         db.clone(),
         cfg,
     )?;
-    survey_a_lab(&a.dir, a.seed)?;
+    survey_a_lab(&a.dir, a.seed, &db)?;
     eprintln!(
-        "\niotscope demo: done. Ground truth: {}. Query the store again with\n  iotscope telescope report --db {} --port 23/tcp",
+        "\niotscope demo: done. Ground truth: {}. Query the store again with\n  iotscope telescope report --db {} --port 23/tcp\n  iotscope findings --db {}",
         truth_path.display(),
+        db.display(),
         db.display()
     );
     Ok(code)
@@ -81,7 +82,7 @@ pub fn run(a: DemoArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
 
 /// Starts 30 emulated devices on 127.79.0.0/24, surveys them and prints
 /// what answered; the lab stops when the survey is done.
-fn survey_a_lab(dir: &std::path::Path, seed: u64) -> anyhow::Result<()> {
+fn survey_a_lab(dir: &std::path::Path, seed: u64, db: &std::path::Path) -> anyhow::Result<()> {
     use iotscope_lab::devices::{draw_default, Manifest};
     use std::sync::Arc;
     let devices = draw_default(30, seed, std::net::Ipv4Addr::new(127, 79, 0, 1));
@@ -128,10 +129,51 @@ fn survey_a_lab(dir: &std::path::Path, seed: u64) -> anyhow::Result<()> {
             rows.push(r);
         }
         let _ = scan.await;
+        // The checks, as `survey --checks all` runs them.
+        let mut hosts: std::collections::BTreeMap<std::net::IpAddr, Vec<iotscope_checks::rules::Seen>> =
+            Default::default();
+        for r in rows.iter().filter(|r| r.status == iotscope_survey::Status::Open) {
+            if let (Some(service), Some(banner)) = (r.service, r.banner.clone()) {
+                hosts.entry(r.ip).or_default().push(iotscope_checks::rules::Seen {
+                    port: r.port,
+                    service: service.to_string(),
+                    banner,
+                });
+            }
+        }
+        eprintln!(
+            "iotscope demo: checking {} hosts (default credentials over telnet, SSH and HTTP; open panels) ...",
+            hosts.len()
+        );
+        let (opts, rules) = super::checks::options(
+            &super::checks::CheckFlags {
+                credentials: None,
+                extra_credentials: None,
+                rules: None,
+                per_host: 3,
+                max_attempts: 100,
+                hosts_at_once: 64,
+            },
+            (true, true),
+            "iotscope-demo",
+            std::time::Duration::from_secs(3),
+        )?;
+        let reports = super::checks::check_hosts(hosts, rules, opts, 64).await;
         let _ = stop_lab.send(true);
         let _ = served.await;
-        Ok::<_, anyhow::Error>(rows)
+        Ok::<_, anyhow::Error>((rows, reports))
     })?;
+    let (rows, reports) = rows;
+    let findings: Vec<&iotscope_checks::findings::Finding> =
+        reports.iter().flat_map(|r| &r.findings).collect();
+    let mut store = iotscope_store::SqliteStore::open(db)?;
+    iotscope_store::Store::save_findings(
+        &mut store,
+        &findings
+            .iter()
+            .map(|f| super::checks::record(f))
+            .collect::<Vec<_>>(),
+    )?;
     let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join("survey.jsonl"))?);
     for r in &rows {
         serde_json::to_writer(&mut file, r)?;
@@ -177,6 +219,34 @@ fn survey_a_lab(dir: &std::path::Path, seed: u64) -> anyhow::Result<()> {
                 r.service.unwrap_or("")
             );
         }
+    }
+    let mut by_kind: std::collections::BTreeMap<&str, usize> = Default::default();
+    for f in &findings {
+        *by_kind.entry(f.kind.as_str()).or_default() += 1;
+    }
+    println!(
+        "\nChecks: {} findings on {} of {} hosts (every login closed at once, nothing changed; see {})",
+        findings.len(),
+        reports.iter().filter(|r| !r.findings.is_empty()).count(),
+        reports.len(),
+        dir.join("lab-audit.jsonl").display()
+    );
+    for (k, n) in &by_kind {
+        println!("  {k:<24} {n}");
+    }
+    println!("\nCritical devices anyone can operate or log into:");
+    for f in findings
+        .iter()
+        .filter(|f| f.severity == iotscope_checks::findings::Severity::Critical)
+    {
+        let d = f.device.as_ref();
+        println!(
+            "  {:<20} {:<20} {} {}",
+            format!("{}:{}", f.ip, f.port),
+            f.kind.as_str(),
+            d.map_or("?", |d| d.vendor.as_str()),
+            d.and_then(|d| d.model.as_deref()).unwrap_or("")
+        );
     }
     println!(
         "\n(rows in {}; ground truth in {})",
