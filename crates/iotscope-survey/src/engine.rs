@@ -278,7 +278,7 @@ pub async fn run(
         let idx = perm.get(pos);
         let ip = cfg.targets.get(idx / ports.len() as u64);
         let port = ports[(idx % ports.len() as u64) as usize];
-        if in_ranges(&cfg.live_exclusions.snapshot(), ip) {
+        if matches!(ip, IpAddr::V4(v4) if in_ranges(&cfg.live_exclusions.snapshot(), v4)) {
             // Done for the resume count, but no probe and no time slot.
             planned += 1;
             stats.excluded.fetch_add(1, Ordering::Relaxed);
@@ -291,7 +291,7 @@ pub async fn run(
                 _ = stop.wait_for(|s| *s) => break,
             }
         }
-        let addr = SocketAddr::new(IpAddr::V4(ip), port);
+        let addr = SocketAddr::new(ip, port);
         stats.sent.fetch_add(1, Ordering::Relaxed);
         if paced % 256 == 255 {
             // Answers that come at once never await: let the other tasks run.

@@ -14,4 +14,6 @@ pub mod syn;
 pub mod targets;
 
 pub use engine::{now_rfc3339, probe, run, ProbeSettings, Row, ScanConfig, Stats, Status};
-pub use targets::{parse_blocklist, parse_ports, LiveExclusions, TargetError, TargetSet};
+pub use targets::{
+    parse_blocklist, parse_exclusions, parse_ports, LiveExclusions, TargetError, TargetSet,
+};

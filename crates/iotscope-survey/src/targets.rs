@@ -6,7 +6,7 @@
 //! lies wholly inside the excluded range (naming 127.0.0.0/8 is a deliberate
 //! choice, `0.0.0.0/0` never reaches it); user exclusion files always apply.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The built-in exclusions, ZMap blocklist format with RFC comments.
 pub const BUILTIN_BLOCKLIST: &str = include_str!("../data/blocklist.conf");
@@ -28,6 +28,12 @@ pub enum TargetError {
     /// A port list that does not parse.
     #[error("port list {text:?}: expected numbers 1-65535 and ranges such as 23,80,8080-8081")]
     Ports {
+        /// The text.
+        text: String,
+    },
+    /// An IPv6 target that is not a single address.
+    #[error("IPv6 target {text:?}: IPv6 targets are explicit addresses (no prefixes or ranges)")]
+    Ipv6List {
         /// The text.
         text: String,
     },
@@ -72,6 +78,50 @@ pub fn parse_blocklist(text: &str, source: &str) -> Result<Vec<Range>, TargetErr
         })?);
     }
     Ok(out)
+}
+
+/// An inclusive IPv6 range (exclusions only: IPv6 targets are explicit addresses).
+pub type Range6 = (u128, u128);
+
+/// Parses an IPv6 "addr" or "addr/len".
+pub fn parse_range6(text: &str) -> Option<Range6> {
+    let (ip, len) = match text.trim().split_once('/') {
+        Some((ip, len)) => (ip, len.parse::<u32>().ok().filter(|l| *l <= 128)?),
+        None => (text.trim(), 128),
+    };
+    let ip = u128::from(ip.parse::<Ipv6Addr>().ok()?);
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len)
+    };
+    Some((ip & mask, (ip & mask) | !mask))
+}
+
+/// Parses an exclusion file that may hold IPv4 and IPv6 lines (ZMap's
+/// format: one CIDR or range a line, `#` comments), naming `source` in errors.
+pub fn parse_exclusions(
+    text: &str,
+    source: &str,
+) -> Result<(Vec<Range>, Vec<Range6>), TargetError> {
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for (n, line) in text.lines().enumerate() {
+        let body = line.split('#').next().unwrap_or("").trim();
+        if body.is_empty() {
+            continue;
+        }
+        let err = || TargetError::Syntax {
+            what: "exclusion",
+            text: body.to_string(),
+            location: format!(", line {} of {source}", n + 1),
+        };
+        if body.contains(':') {
+            v6.push(parse_range6(body).ok_or_else(err)?);
+        } else {
+            v4.push(parse_range(body).ok_or_else(err)?);
+        }
+    }
+    Ok((v4, v6))
 }
 
 /// Parses "23,80,8080-8081".
@@ -176,6 +226,8 @@ pub struct TargetSet {
     /// Addresses before each range (prefix sums), for index lookups.
     before: Vec<u64>,
     len: u64,
+    /// Explicit IPv6 addresses, after the IPv4 ones in index order.
+    v6: Vec<Ipv6Addr>,
 }
 
 impl TargetSet {
@@ -184,7 +236,17 @@ impl TargetSet {
         let builtin = parse_blocklist(BUILTIN_BLOCKLIST, "the built-in blocklist")
             .expect("built-in list parses");
         let mut all = Vec::new();
+        let mut v6 = Vec::new();
         for t in targets {
+            if t.contains(':') {
+                // Named one by one on purpose: no built-in exclusion applies.
+                v6.push(
+                    t.trim()
+                        .parse::<Ipv6Addr>()
+                        .map_err(|_| TargetError::Ipv6List { text: t.clone() })?,
+                );
+                continue;
+            }
             let r = parse_range(t).ok_or_else(|| TargetError::Syntax {
                 what: "target",
                 text: t.clone(),
@@ -209,35 +271,72 @@ impl TargetSet {
             before.push(len);
             len += (b - a) as u64 + 1;
         }
-        if len == 0 {
+        v6.sort_unstable();
+        v6.dedup();
+        if len == 0 && v6.is_empty() {
             return Err(TargetError::Empty);
         }
         Ok(TargetSet {
             ranges,
             before,
             len,
+            v6,
         })
+    }
+
+    /// Removes IPv6 exclusions (from the user's files) from the set.
+    pub fn exclude_v6(mut self, exclusions: &[Range6]) -> Result<TargetSet, TargetError> {
+        self.v6.retain(|a| {
+            let x = u128::from(*a);
+            !exclusions.iter().any(|r| r.0 <= x && x <= r.1)
+        });
+        if self.len == 0 && self.v6.is_empty() {
+            return Err(TargetError::Empty);
+        }
+        Ok(self)
+    }
+
+    /// Number of IPv4 addresses (they come first in index order).
+    pub fn v4_len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when IPv6 addresses are among the targets.
+    pub fn has_v6(&self) -> bool {
+        !self.v6.is_empty()
     }
 
     /// Number of addresses.
     pub fn len(&self) -> u64 {
-        self.len
+        self.len + self.v6.len() as u64
     }
 
     /// Always false: an empty set is an error.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
-    /// The `i`-th address (0-based, `i < len`).
-    pub fn get(&self, i: u64) -> Ipv4Addr {
+    /// The `i`-th address (0-based, `i < len()`): IPv4 first, then IPv6.
+    pub fn get(&self, i: u64) -> IpAddr {
+        if i < self.len {
+            IpAddr::V4(self.get_v4(i))
+        } else {
+            IpAddr::V6(self.v6[(i - self.len) as usize])
+        }
+    }
+
+    /// The `i`-th IPv4 address (`i < v4_len()`).
+    pub fn get_v4(&self, i: u64) -> Ipv4Addr {
         let k = self.before.partition_point(|&b| b <= i) - 1;
         Ipv4Addr::from(self.ranges[k].0 + (i - self.before[k]) as u32)
     }
 
     /// True if `ip` may be probed.
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        in_ranges(&self.ranges, ip)
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(v4) => in_ranges(&self.ranges, v4),
+            IpAddr::V6(v6) => self.v6.binary_search(&v6).is_ok(),
+        }
     }
 }
 
@@ -281,12 +380,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.len(), 128 + 3);
-        let all: Vec<Ipv4Addr> = (0..s.len()).map(|i| s.get(i)).collect();
+        let all: Vec<Ipv4Addr> = (0..s.len()).map(|i| s.get_v4(i)).collect();
         assert_eq!(all[0], Ipv4Addr::new(127, 77, 0, 0));
         assert_eq!(all[127], Ipv4Addr::new(127, 77, 0, 127));
         assert_eq!(all[128], Ipv4Addr::new(127, 77, 1, 10));
-        assert!(all.iter().all(|ip| s.contains(*ip)));
-        assert!(!s.contains(Ipv4Addr::new(127, 77, 0, 200)));
+        assert!(all.iter().all(|ip| s.contains((*ip).into())));
+        assert!(!s.contains(Ipv4Addr::new(127, 77, 0, 200).into()));
         assert_eq!(
             set(&["127.77.0.0/25"], &["127.77.0.0/24"]),
             Err(TargetError::Empty)
@@ -302,5 +401,26 @@ mod tests {
         let e = parse_blocklist("10.0.0.0/8\n# fine\nnot-an-ip\n", "ex.conf").unwrap_err();
         assert!(e.to_string().contains("line 3 of ex.conf"), "{e}");
         assert!(set(&["300.1.1.1"], &[]).is_err());
+        assert!(matches!(
+            set(&["2001:db8::/64"], &[]),
+            Err(TargetError::Ipv6List { .. })
+        ));
+    }
+
+    #[test]
+    fn ipv6_targets_are_explicit_and_come_after_ipv4() {
+        let s = set(&["::1", "198.18.0.1", "2001:db8::7", "::1"], &[]);
+        let s = s.unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.get(0), "198.18.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(s.get(1), "::1".parse::<IpAddr>().unwrap());
+        assert!(s.contains("2001:db8::7".parse().unwrap()));
+        assert!(!s.contains("2001:db8::8".parse().unwrap()));
+        let (v4, v6) = parse_exclusions("2001:db8::/32 # docs\n10.0.0.0/8\n", "x").unwrap();
+        assert_eq!((v4.len(), v6.len()), (1, 1));
+        let s = s.exclude_v6(&v6).unwrap();
+        assert_eq!(s.len(), 2);
+        let e = parse_exclusions("2001:db8::/200\n", "x.conf").unwrap_err();
+        assert!(e.to_string().contains("line 1 of x.conf"), "{e}");
     }
 }

@@ -435,6 +435,45 @@ fn exclusions_reload_on_sighup() {
     );
 }
 
+/// IPv6 targets as explicit addresses: a service on ::1 is found with its
+/// banner, and an IPv6 exclusion removes it (then nothing is left: no scan).
+#[test]
+fn ipv6_targets_are_explicit_addresses() {
+    use std::io::{Read, Write};
+    let Ok(listener) = std::net::TcpListener::bind("[::1]:2121") else {
+        eprintln!("no IPv6 loopback here: nothing to test");
+        return;
+    };
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        c.write_all(b"220 (vsFTPd 3.0.3)\r\n").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut quit = [0u8; 6];
+        let _ = c.read_exact(&mut quit);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let rows = survey_rows(&["--targets", "::1", "--ports", "2121"], dir.path());
+    server.join().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["ip"], "::1");
+    assert_eq!(rows[0]["banner"]["code"], 220);
+    let ex = dir.path().join("v6.conf");
+    std::fs::write(&ex, "::1/128 # opted out\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+        .args(["survey", "--targets", "::1", "--ports", "2121", "--exclude"])
+        .arg(&ex)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no targets"));
+    let out = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+        .args(["survey", "--targets", "2001:db8::/64", "--ports", "23"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("explicit addresses"));
+}
+
 /// SYN mode without CAP_NET_RAW says what it needs and what to use instead.
 #[test]
 fn syn_mode_without_raw_sockets_says_why() {

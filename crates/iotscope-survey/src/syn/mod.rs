@@ -135,9 +135,10 @@ pub fn run(
     let listening = AtomicBool::new(true);
     let our_ip = cfg.egress.link.src_ip;
     let ports = &cfg.ports;
-    let n = cfg.targets.len() * ports.len() as u64;
+    // SYN mode is IPv4 only: the caller refuses IPv6 targets.
+    let n = cfg.targets.v4_len() * ports.len() as u64;
     let perm = Permutation::new(n, cfg.seed);
-    let is_target = |ip: Ipv4Addr| cfg.targets.contains(ip);
+    let is_target = |ip: Ipv4Addr| cfg.targets.contains(ip.into());
 
     std::thread::scope(|scope| {
         let recv_thread = scope.spawn({
@@ -215,7 +216,7 @@ pub fn run(
                             first_pass += 1;
                         }
                         let idx = perm.get(pos);
-                        let ip = cfg.targets.get(idx / ports.len() as u64);
+                        let ip = cfg.targets.get_v4(idx / ports.len() as u64);
                         let port = ports[(idx % ports.len() as u64) as usize];
                         if done
                             .as_ref()

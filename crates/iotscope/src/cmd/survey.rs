@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use iotscope_store::{ServiceObservation, SqliteStore, Store};
-use iotscope_survey::{parse_blocklist, parse_ports, ScanConfig, Stats, TargetSet};
+use iotscope_survey::{parse_ports, ScanConfig, Stats, TargetSet};
 
 /// Default User-Agent: says what this is and where to ask for an opt-out.
 const USER_AGENT: &str = "iotscope-survey/0.1 (research scan of authorised ranges; opt-out: see the operator's published scanner page)";
@@ -147,9 +147,9 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
                 .filter(|l| !l.is_empty()),
         );
     }
-    let exclusions = read_exclusions(&a.exclude)?;
+    let (exclusions, exclusions_v6) = read_exclusions(&a.exclude)?;
     let live_exclusions = iotscope_survey::LiveExclusions::new(&exclusions);
-    let set = TargetSet::new(&targets, &exclusions)?;
+    let set = TargetSet::new(&targets, &exclusions)?.exclude_v6(&exclusions_v6)?;
     let ports = parse_ports(&a.ports)?;
     let shard = a
         .shard
@@ -209,11 +209,11 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("--gateway-mac {m:?}: expected aa:bb:cc:dd:ee:ff"))
             })
             .transpose()?;
-        if set.is_empty() {
-            anyhow::bail!("no target address is left after the exclusions");
+        if set.has_v6() {
+            anyhow::bail!("SYN mode is IPv4 only: survey IPv6 addresses with --mode connect");
         }
         Some(iotscope_survey::syn::netif::resolve(
-            set.get(0),
+            set.get_v4(0),
             a.interface.as_deref(),
             a.source_ip,
             gateway_mac,
@@ -318,7 +318,8 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
                     // Opt-out requests: re-read the exclusion files. A file
                     // that does not parse keeps the old list in force.
                     match read_exclusions(&a.exclude) {
-                        Ok(ranges) => {
+                        // IPv4 ranges take effect at once; IPv6 lines at the next run.
+                        Ok((ranges, _)) => {
                             live_exclusions.replace(&ranges);
                             eprintln!("iotscope survey: SIGHUP: {} exclusion ranges in force from {} file(s)", ranges.len(), a.exclude.len());
                         }
@@ -406,15 +407,22 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The ranges of every exclusion file (ZMap's blocklist format).
-fn read_exclusions(files: &[PathBuf]) -> anyhow::Result<Vec<iotscope_survey::targets::Range>> {
-    let mut ranges = Vec::new();
+/// The IPv4 and IPv6 ranges of every exclusion file (ZMap's blocklist format).
+type ExclusionRanges = (
+    Vec<iotscope_survey::targets::Range>,
+    Vec<iotscope_survey::targets::Range6>,
+);
+
+fn read_exclusions(files: &[PathBuf]) -> anyhow::Result<ExclusionRanges> {
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
     for f in files {
         let text = std::fs::read_to_string(f)
             .with_context(|| format!("cannot read exclusion file {}", f.display()))?;
-        ranges.extend(parse_blocklist(&text, &f.display().to_string())?);
+        let (a, b) = iotscope_survey::parse_exclusions(&text, &f.display().to_string())?;
+        v4.extend(a);
+        v6.extend(b);
     }
-    Ok(ranges)
+    Ok((v4, v6))
 }
 
 /// SYN mode inside the async pipeline: the raw scan runs on blocking
