@@ -99,6 +99,16 @@ async fn attempt(
                 evidence: "SSH password authentication accepted".into(),
             }
         }
+        // A rejection that still offers passwords judged the pair. One that
+        // offers nothing more is the server hanging up at its cap of tries
+        // per connection (russh, OpenSSH MaxAuthTries) without looking at
+        // the pair: try it again on a fresh connection.
+        Ok(Ok(russh::client::AuthResult::Failure {
+            remaining_methods, ..
+        })) if !remaining_methods.contains(&russh::MethodKind::Password) => {
+            *session = None;
+            Attempt::Retry
+        }
         Ok(Ok(_)) => Attempt::Failed,
         // The server hung up (too many tries on one connection): the pair
         // was not judged; a fresh connection tries it again.
