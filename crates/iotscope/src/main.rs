@@ -32,6 +32,9 @@ enum Command {
     Survey(Box<cmd::survey::SurveyArgs>),
     /// Self-check of one device on your own network, in plain words (ja/en).
     Check(Box<cmd::check::CheckArgs>),
+    /// Anonymised sharing: keygen, anonymize (stdin), export (from the store).
+    #[command(subcommand)]
+    Share(cmd::share::ShareCommand),
     /// List what the survey checks found (from the store).
     Findings(cmd::findings::FindingsArgs),
     /// Run the main job on embedded defaults: sample darknet capture, telescope, report.
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Survey(a) => cmd::survey::run(*a),
         Command::Findings(a) => cmd::findings::run(a, &cfg),
         Command::Check(a) => cmd::check::run(*a),
+        Command::Share(c) => cmd::share::run(c),
     });
     match result {
         Ok(code) => code,

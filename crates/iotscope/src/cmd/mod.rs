@@ -5,5 +5,6 @@ pub mod checks;
 pub mod demo;
 pub mod findings;
 pub mod lab;
+pub mod share;
 pub mod survey;
 pub mod telescope;
