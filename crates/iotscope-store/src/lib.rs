@@ -110,6 +110,23 @@ pub struct FindingRecord {
     pub first_seen: String,
 }
 
+/// A blocklist entry as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlocklistRecord {
+    /// Address or domain.
+    pub value: String,
+    /// "ip" or "domain".
+    pub kind: String,
+    /// Port seen, if any.
+    pub port: Option<u16>,
+    /// Malware family.
+    pub malware: String,
+    /// Feed.
+    pub source: String,
+    /// First seen by the feed.
+    pub first_seen: String,
+}
+
 /// Persistent storage of telescope aggregates and survey observations.
 pub trait Store {
     /// The record of a capture with this content hash, if already ingested.
@@ -137,4 +154,11 @@ pub trait Store {
 
     /// Every stored finding, by address and port.
     fn findings(&self) -> Result<Vec<FindingRecord>, StoreError>;
+
+    /// Adds blocklist entries in one transaction (an entry already there
+    /// keeps its first source; returns how many were new).
+    fn save_blocklist(&mut self, rows: &[BlocklistRecord]) -> Result<usize, StoreError>;
+
+    /// Every blocklist entry, by value.
+    fn blocklist(&self) -> Result<Vec<BlocklistRecord>, StoreError>;
 }

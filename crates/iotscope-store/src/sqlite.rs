@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::report::{
     build_report, BucketRow, PortBucketRow, ReportQuery, SourceBucketRow, StoredRows,
 };
-use crate::{FindingRecord, IngestedFile, ServiceObservation, Store, StoreError};
+use crate::{BlocklistRecord, FindingRecord, IngestedFile, ServiceObservation, Store, StoreError};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
 /// many have run. Portable SQL: the same text serves PostgreSQL.
@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/001_telescope.sql"),
     include_str!("../sql/002_survey.sql"),
     include_str!("../sql/003_findings.sql"),
+    include_str!("../sql/004_blocklist.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -360,6 +361,67 @@ impl Store for SqliteStore {
                     evidence: r.get(6)?,
                     ts: r.get(7)?,
                     first_seen: r.get(8)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn save_blocklist(&mut self, rows: &[BlocklistRecord]) -> Result<usize, StoreError> {
+        let path = self.path.clone();
+        let db = |source| StoreError::Database {
+            path: path.clone(),
+            source,
+        };
+        let now = now_rfc3339();
+        let tx = self.conn.transaction().map_err(db)?;
+        let mut added = 0;
+        {
+            let mut st = tx
+                .prepare(
+                    "INSERT INTO blocklist (value, kind, port, malware, source, first_seen, imported)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (value) DO UPDATE SET imported = excluded.imported",
+                )
+                .map_err(db)?;
+            let mut exists = tx
+                .prepare("SELECT 1 FROM blocklist WHERE value = ?1")
+                .map_err(db)?;
+            for r in rows {
+                if !exists.exists(params![r.value]).map_err(db)? {
+                    added += 1;
+                }
+                st.execute(params![
+                    r.value,
+                    r.kind,
+                    r.port,
+                    r.malware,
+                    r.source,
+                    r.first_seen,
+                    now
+                ])
+                .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)?;
+        Ok(added)
+    }
+
+    fn blocklist(&self) -> Result<Vec<BlocklistRecord>, StoreError> {
+        let db = |e| self.err(e);
+        let mut st = self
+            .conn
+            .prepare("SELECT value, kind, port, malware, source, first_seen FROM blocklist ORDER BY value")
+            .map_err(db)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(BlocklistRecord {
+                    value: r.get(0)?,
+                    kind: r.get(1)?,
+                    port: r.get::<_, Option<i64>>(2)?.map(|p| p as u16),
+                    malware: r.get(3)?,
+                    source: r.get(4)?,
+                    first_seen: r.get(5)?,
                 })
             })
             .map_err(db)?;

@@ -32,6 +32,9 @@ enum Command {
     Survey(Box<cmd::survey::SurveyArgs>),
     /// Self-check of one device on your own network, in plain words (ja/en).
     Check(Box<cmd::check::CheckArgs>),
+    /// C&C blocklists: import abuse.ch feeds, export plain, nftables or RPZ.
+    #[command(subcommand)]
+    Blocklist(cmd::blocklist::BlocklistCommand),
     /// Anonymised sharing: keygen, anonymize (stdin), export (from the store).
     #[command(subcommand)]
     Share(cmd::share::ShareCommand),
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Findings(a) => cmd::findings::run(a, &cfg),
         Command::Check(a) => cmd::check::run(*a),
         Command::Share(c) => cmd::share::run(c),
+        Command::Blocklist(c) => cmd::blocklist::run(c),
     });
     match result {
         Ok(code) => code,

@@ -1,0 +1,143 @@
+//! `iotscope blocklist`: import abuse.ch feeds into the store and export the
+//! C&C list for the systems that enforce it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use iotscope_blocklist::{Entry, EntryKind, Feed};
+use iotscope_store::{BlocklistRecord, SqliteStore, Store};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BlocklistCommand {
+    /// Import a feed export (CSV) into the store.
+    Import {
+        /// feodo (Feodo Tracker ipblocklist.csv), urlhaus (csv_recent/online), threatfox (CSV export).
+        #[arg(long, value_parser = ["feodo", "urlhaus", "threatfox"])]
+        format: String,
+        /// The feed file.
+        file: PathBuf,
+        /// The store.
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+    },
+    /// Write the list: plain (one address a line), nft (an nftables table),
+    /// rpz (a DNS response-policy zone).
+    Export {
+        #[arg(long, value_parser = ["plain", "nft", "rpz"])]
+        format: String,
+        /// Output file (written to a temporary name and renamed).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The store.
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+        /// nft: the table name.
+        #[arg(long, default_value = "iotscope_blocklist")]
+        table: String,
+    },
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))?;
+    Ok(())
+}
+
+pub fn run(c: BlocklistCommand) -> anyhow::Result<ExitCode> {
+    match c {
+        BlocklistCommand::Import { format, file, db } => {
+            let feed = match format.as_str() {
+                "feodo" => Feed::Feodo,
+                "urlhaus" => Feed::Urlhaus,
+                _ => Feed::Threatfox,
+            };
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            // The whole file parses before anything is stored.
+            let entries = iotscope_blocklist::parse(feed, &text, &file.display().to_string())?;
+            let records: Vec<BlocklistRecord> = iotscope_blocklist::dedup(&entries)
+                .into_iter()
+                .map(|e| BlocklistRecord {
+                    kind: match e.kind {
+                        EntryKind::Ip => "ip".into(),
+                        EntryKind::Domain => "domain".into(),
+                    },
+                    value: e.value,
+                    port: e.port,
+                    malware: e.malware,
+                    source: e.source,
+                    first_seen: e.first_seen,
+                })
+                .collect();
+            let mut store = SqliteStore::open(&db)?;
+            let added = store.save_blocklist(&records)?;
+            eprintln!(
+                "iotscope blocklist: {} entries in {}, {} new; {} in the store",
+                records.len(),
+                file.display(),
+                added,
+                store.blocklist()?.len()
+            );
+        }
+        BlocklistCommand::Export {
+            format,
+            out,
+            db,
+            table,
+        } => {
+            anyhow::ensure!(db.exists(), "no store at {}", db.display());
+            let store = SqliteStore::open(&db)?;
+            let entries: Vec<Entry> = store
+                .blocklist()?
+                .into_iter()
+                .map(|r| Entry {
+                    kind: if r.kind == "domain" {
+                        EntryKind::Domain
+                    } else {
+                        EntryKind::Ip
+                    },
+                    value: r.value,
+                    port: r.port,
+                    malware: r.malware,
+                    source: r.source,
+                    first_seen: r.first_seen,
+                })
+                .collect();
+            let text = match format.as_str() {
+                "plain" => iotscope_blocklist::to_plain(&entries),
+                "nft" => {
+                    anyhow::ensure!(
+                        !table.is_empty()
+                            && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                        "--table {table:?}: letters, digits and _ only"
+                    );
+                    iotscope_blocklist::to_nft(&entries, &table)
+                }
+                _ => {
+                    let serial = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs() as u32)
+                        .unwrap_or(1);
+                    iotscope_blocklist::to_rpz(&entries, "rpz", serial)
+                }
+            };
+            write_atomically(&out, text.as_bytes())?;
+            eprintln!(
+                "iotscope blocklist: {} entries written to {} ({format})",
+                entries.len(),
+                out.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,123 @@
+//! C&C blocklists end to end: three abuse.ch feed formats imported into a
+//! store, exported as a plain list, an nftables file that `nft -c` accepts
+//! and an RPZ zone that `named-checkzone` accepts; a damaged feed is refused
+//! with its file and line and stores nothing.
+
+use std::process::Command;
+
+mod common;
+use common::{effective_uid, have, skip};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_iotscope"))
+}
+
+const FEODO: &str = "# Feodo Tracker: Botnet C2 IP Blocklist (CSV)\n\"first_seen_utc\",\"dst_ip\",\"dst_port\",\"c2_status\",\"last_online\",\"malware\"\n\"2021-01-17 07:44:46\",\"198.51.100.10\",\"443\",\"online\",\"2023-05-01\",\"Dridex\"\n\"2021-01-18 07:44:46\",\"2001:db8::c2\",\"8080\",\"online\",\"2023-05-01\",\"QakBot\"\n";
+const URLHAUS: &str = "# id,dateadded,url,url_status,last_online,threat,tags,urlhaus_link,reporter\n\"3033520\",\"2024-06-23 09:01:04\",\"http://203.0.113.77:53402/bin.sh\",\"online\",\"2024-06-23 09:01:04\",\"malware_download\",\"32-bit,elf,mips,Mozi\",\"https://urlhaus.abuse.ch/url/3033520/\",\"r\"\n\"3033521\",\"2024-06-23 09:02:00\",\"http://cnc.bad.example/x.arm7\",\"online\",\"\",\"malware_download\",\"elf,mirai\",\"https://urlhaus.abuse.ch/url/3033521/\",\"r\"\n";
+const THREATFOX: &str = "# \"first_seen_utc\",\"ioc_id\",\"ioc_value\",\"ioc_type\",\"threat_type\",\"fk_malware\",\"malware_alias\",\"malware_printable\",\"last_seen_utc\",\"confidence_level\",\"reference\",\"tags\",\"anonymous\",\"reporter\"\n\"2024-06-23 10:11:12\", \"1289871\", \"192.0.2.45:23\", \"ip:port\", \"botnet_cc\", \"elf.mirai\", \"None\", \"Mirai\", \"\", \"100\", \"None\", \"Mirai\", \"0\", \"r\"\n\"2024-06-23 10:11:14\", \"1289873\", \"mirai.bad.example\", \"domain\", \"botnet_cc\", \"elf.mirai\", \"None\", \"Mirai\", \"\", \"100\", \"None\", \"Mirai\", \"0\", \"r\"\n";
+
+#[test]
+fn feeds_in_plain_nft_and_rpz_out_each_accepted_by_its_tool() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db");
+    for (format, text) in [
+        ("feodo", FEODO),
+        ("urlhaus", URLHAUS),
+        ("threatfox", THREATFOX),
+    ] {
+        let f = dir.path().join(format!("{format}.csv"));
+        std::fs::write(&f, text).unwrap();
+        let st = bin()
+            .args(["blocklist", "import", "--format", format])
+            .arg(&f)
+            .arg("--db")
+            .arg(&db)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{format}");
+    }
+    // A damaged feed: refused with file and line, nothing stored from it.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, format!("{FEODO}\"2021-01-19\",\"999.1.1.1\",\"443\",\"online\",\"x\",\"Dridex\"\n\"2021\",\"198.51.100.99\",\"1\",\"online\",\"x\",\"X\"\n")).unwrap();
+    let out = bin()
+        .args(["blocklist", "import", "--format", "feodo"])
+        .arg(&bad)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.csv, line 5"), "{err}");
+
+    let export = |format: &str| {
+        let f = dir.path().join(format!("list.{format}"));
+        let st = bin()
+            .args(["blocklist", "export", "--format", format, "--out"])
+            .arg(&f)
+            .arg("--db")
+            .arg(&db)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{format}");
+        (f.clone(), std::fs::read_to_string(&f).unwrap())
+    };
+    let (_, plain) = export("plain");
+    let ips: Vec<&str> = plain.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        ips,
+        [
+            "192.0.2.45",
+            "198.51.100.10",
+            "2001:db8::c2",
+            "203.0.113.77"
+        ]
+    );
+    assert!(
+        !plain.contains("198.51.100.99"),
+        "nothing from the refused feed"
+    );
+
+    let (rpz_file, rpz) = export("rpz");
+    for name in [
+        "32.10.100.51.198.rpz-ip",
+        "128.c2.zz.db8.2001.rpz-ip",
+        "cnc.bad.example CNAME .",
+        "*.mirai.bad.example CNAME .",
+    ] {
+        assert!(rpz.contains(name), "{name} in\n{rpz}");
+    }
+    let (nft_file, nft) = export("nft");
+    assert!(nft.contains("198.51.100.10") && nft.contains("2001:db8::c2"));
+
+    if !have("named-checkzone") {
+        return skip("named-checkzone (bind9-utils) is not installed");
+    }
+    let out = Command::new("named-checkzone")
+        .args(["rpz.example"])
+        .arg(&rpz_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "named-checkzone: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    if !have("nft") {
+        return skip("nft (nftables) is not installed");
+    }
+    if effective_uid() != 0 {
+        return skip("not root: nft -c needs netlink");
+    }
+    // Check mode only: nothing is loaded.
+    let out = Command::new("nft")
+        .args(["-c", "-f"])
+        .arg(&nft_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nft -c: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
