@@ -127,6 +127,35 @@ pub struct BlocklistRecord {
     pub first_seen: String,
 }
 
+/// An alert as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertRecord {
+    /// Address.
+    pub ip: String,
+    /// Problem.
+    pub problem: String,
+    /// Port, for survey problems.
+    pub port: Option<u16>,
+    /// Service module.
+    pub service: Option<String>,
+    /// Severity.
+    pub severity: String,
+    /// ISP name.
+    pub isp: Option<String>,
+    /// Identification JSON.
+    pub device: Option<String>,
+    /// Evidence JSON.
+    pub evidence: String,
+    /// Advice.
+    pub advice: String,
+    /// First seen.
+    pub first_seen: String,
+    /// Last seen.
+    pub last_seen: String,
+    /// Status (on reading; ignored on writing).
+    pub status: String,
+}
+
 /// Persistent storage of telescope aggregates and survey observations.
 pub trait Store {
     /// The record of a capture with this content hash, if already ingested.
@@ -161,4 +190,21 @@ pub trait Store {
 
     /// Every blocklist entry, by value.
     fn blocklist(&self) -> Result<Vec<BlocklistRecord>, StoreError>;
+
+    /// Merges alerts in one transaction: a new (address, problem) starts as
+    /// `new`; a known one keeps its status and first seen and takes the
+    /// newer evidence, except that a `fixed` one seen again after it was
+    /// fixed becomes `persisting`. Every status change goes to the history.
+    /// Returns (created, updated).
+    fn merge_alerts(&mut self, rows: &[AlertRecord]) -> Result<(usize, usize), StoreError>;
+
+    /// Every alert, by address and problem.
+    fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError>;
+
+    /// The history of one alert: (time, status, note), oldest first.
+    fn alert_history(
+        &self,
+        ip: &str,
+        problem: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError>;
 }

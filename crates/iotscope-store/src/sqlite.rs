@@ -13,7 +13,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::report::{
     build_report, BucketRow, PortBucketRow, ReportQuery, SourceBucketRow, StoredRows,
 };
-use crate::{BlocklistRecord, FindingRecord, IngestedFile, ServiceObservation, Store, StoreError};
+use crate::{
+    AlertRecord, BlocklistRecord, FindingRecord, IngestedFile, ServiceObservation, Store,
+    StoreError,
+};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
 /// many have run. Portable SQL: the same text serves PostgreSQL.
@@ -22,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/002_survey.sql"),
     include_str!("../sql/003_findings.sql"),
     include_str!("../sql/004_blocklist.sql"),
+    include_str!("../sql/005_alerts.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -423,6 +427,163 @@ impl Store for SqliteStore {
                     source: r.get(4)?,
                     first_seen: r.get(5)?,
                 })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn merge_alerts(&mut self, rows: &[AlertRecord]) -> Result<(usize, usize), StoreError> {
+        let path = self.path.clone();
+        let db = |source| StoreError::Database {
+            path: path.clone(),
+            source,
+        };
+        let now = now_rfc3339();
+        let tx = self.conn.transaction().map_err(db)?;
+        let (mut created, mut updated) = (0, 0);
+        {
+            let mut get = tx
+                .prepare("SELECT status, last_seen FROM alerts WHERE ip = ?1 AND problem = ?2")
+                .map_err(db)?;
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO alerts (ip, problem, port, service, severity, isp, device, evidence, advice,
+                                         first_seen, last_seen, status)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'new')",
+                )
+                .map_err(db)?;
+            let mut update = tx
+                .prepare(
+                    "UPDATE alerts SET port = ?3, service = ?4, severity = ?5, isp = ?6, device = ?7,
+                       evidence = ?8, advice = ?9, first_seen = min(first_seen, ?10),
+                       last_seen = max(last_seen, ?11), status = ?12
+                     WHERE ip = ?1 AND problem = ?2",
+                )
+                .map_err(db)?;
+            let mut history = tx
+                .prepare("INSERT INTO alert_history (ip, problem, ts, status, note) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(db)?;
+            for r in rows {
+                let known: Option<(String, String)> = get
+                    .query_row(params![r.ip, r.problem], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
+                    .optional()
+                    .map_err(db)?;
+                match known {
+                    None => {
+                        insert
+                            .execute(params![
+                                r.ip,
+                                r.problem,
+                                r.port,
+                                r.service,
+                                r.severity,
+                                r.isp,
+                                r.device,
+                                r.evidence,
+                                r.advice,
+                                r.first_seen,
+                                r.last_seen
+                            ])
+                            .map_err(db)?;
+                        history
+                            .execute(params![
+                                r.ip,
+                                r.problem,
+                                now,
+                                "new",
+                                format!("first seen {}", r.first_seen)
+                            ])
+                            .map_err(db)?;
+                        created += 1;
+                    }
+                    Some((status, last_seen)) => {
+                        let again = status == "fixed" && r.last_seen > last_seen;
+                        let status = if again {
+                            "persisting".to_string()
+                        } else {
+                            status
+                        };
+                        update
+                            .execute(params![
+                                r.ip,
+                                r.problem,
+                                r.port,
+                                r.service,
+                                r.severity,
+                                r.isp,
+                                r.device,
+                                r.evidence,
+                                r.advice,
+                                r.first_seen,
+                                r.last_seen,
+                                status
+                            ])
+                            .map_err(db)?;
+                        if again {
+                            history
+                                .execute(params![
+                                    r.ip,
+                                    r.problem,
+                                    now,
+                                    "persisting",
+                                    format!("seen again {}", r.last_seen)
+                                ])
+                                .map_err(db)?;
+                        }
+                        updated += 1;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(db)?;
+        Ok((created, updated))
+    }
+
+    fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
+        let db = |e| self.err(e);
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT ip, problem, port, service, severity, isp, device, evidence, advice, first_seen,
+                        last_seen, status FROM alerts ORDER BY ip, problem",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(AlertRecord {
+                    ip: r.get(0)?,
+                    problem: r.get(1)?,
+                    port: r.get::<_, Option<i64>>(2)?.map(|p| p as u16),
+                    service: r.get(3)?,
+                    severity: r.get(4)?,
+                    isp: r.get(5)?,
+                    device: r.get(6)?,
+                    evidence: r.get(7)?,
+                    advice: r.get(8)?,
+                    first_seen: r.get(9)?,
+                    last_seen: r.get(10)?,
+                    status: r.get(11)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn alert_history(
+        &self,
+        ip: &str,
+        problem: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let db = |e| self.err(e);
+        let mut st = self
+            .conn
+            .prepare("SELECT ts, status, note FROM alert_history WHERE ip = ?1 AND problem = ?2 ORDER BY rowid")
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![ip, problem], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)

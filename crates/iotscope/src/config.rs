@@ -9,6 +9,12 @@
 //! darknet = ["198.18.0.0/16"]
 //! bucket = "1h"
 //! top = 10
+//!
+//! [[isp]]
+//! name = "Example ISP A"
+//! asn = [64500]
+//! prefixes = ["127.78.0.0/25"]
+//! abuse = "abuse@isp-a.example"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -26,6 +32,9 @@ pub struct Config {
     /// Telescope defaults.
     #[serde(default)]
     pub telescope: TelescopeDefaults,
+    /// The ISP table (`[[isp]]`): name, asn, prefixes, abuse.
+    #[serde(default)]
+    pub isp: Vec<iotscope_alerts::Isp>,
 }
 
 /// `[store]`.

@@ -32,6 +32,9 @@ enum Command {
     Survey(Box<cmd::survey::SurveyArgs>),
     /// Self-check of one device on your own network, in plain words (ja/en).
     Check(Box<cmd::check::CheckArgs>),
+    /// Alerts for ISPs: build from findings and infected hosts, list, export per ISP.
+    #[command(subcommand)]
+    Alerts(cmd::alerts::AlertsCommand),
     /// C&C blocklists: import abuse.ch feeds, export plain, nftables or RPZ.
     #[command(subcommand)]
     Blocklist(cmd::blocklist::BlocklistCommand),
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Check(a) => cmd::check::run(*a),
         Command::Share(c) => cmd::share::run(c),
         Command::Blocklist(c) => cmd::blocklist::run(c),
+        Command::Alerts(c) => cmd::alerts::run(c, &cfg),
     });
     match result {
         Ok(code) => code,

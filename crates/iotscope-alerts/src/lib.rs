@@ -1,0 +1,371 @@
+//! Alerts for ISPs: which ISP an address belongs to (the longest matching
+//! prefix of the operator's ISP table), one alert per (address, problem)
+//! built from survey findings and the telescope's infected hosts, and the
+//! per-ISP reports (Shadowserver-like CSV or JSON) that carry only that
+//! ISP's addresses.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One ISP of the operator's table (`[[isp]]` in the config).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Isp {
+    /// Name.
+    pub name: String,
+    /// Its AS numbers (used once enrichment maps addresses to ASes).
+    #[serde(default)]
+    pub asn: Vec<u32>,
+    /// Its prefixes (IPv4 or IPv6 CIDRs).
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    /// Where its reports go.
+    #[serde(default)]
+    pub abuse: String,
+}
+
+/// A prefix that does not parse.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("ISP {isp:?}: prefix {prefix:?} is not a CIDR (198.51.100.0/24, 2001:db8::/32)")]
+pub struct IspError {
+    /// The ISP.
+    pub isp: String,
+    /// The prefix.
+    pub prefix: String,
+}
+
+/// IPv4 as IPv4-mapped IPv6, so one table holds both families.
+fn key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => (0xffffu128 << 32) | u32::from(a) as u128,
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+fn parse_prefix(text: &str) -> Option<(u128, u32)> {
+    let (ip, len) = match text.trim().split_once('/') {
+        Some((ip, len)) => (ip.parse::<IpAddr>().ok()?, len.parse::<u32>().ok()?),
+        None => {
+            let ip = text.trim().parse::<IpAddr>().ok()?;
+            (ip, if ip.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let len = match ip {
+        IpAddr::V4(_) if len <= 32 => len + 96,
+        IpAddr::V6(_) if len <= 128 => len,
+        _ => return None,
+    };
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len)
+    };
+    Some((key(ip) & mask, len))
+}
+
+/// The ISP table with longest-prefix lookup.
+#[derive(Clone, Debug, Default)]
+pub struct IspTable {
+    isps: Vec<Isp>,
+    /// (network, length, ISP index), longest first.
+    prefixes: Vec<(u128, u32, usize)>,
+}
+
+impl IspTable {
+    /// Builds the table; a bad prefix names its ISP.
+    pub fn new(isps: Vec<Isp>) -> Result<IspTable, IspError> {
+        let mut prefixes = Vec::new();
+        for (i, isp) in isps.iter().enumerate() {
+            for p in &isp.prefixes {
+                let (net, len) = parse_prefix(p).ok_or_else(|| IspError {
+                    isp: isp.name.clone(),
+                    prefix: p.clone(),
+                })?;
+                prefixes.push((net, len, i));
+            }
+        }
+        prefixes.sort_by_key(|p| std::cmp::Reverse(p.1));
+        Ok(IspTable { isps, prefixes })
+    }
+
+    /// The ISPs, in table order.
+    pub fn isps(&self) -> &[Isp] {
+        &self.isps
+    }
+
+    /// The ISP whose longest prefix holds `ip`.
+    pub fn isp_for(&self, ip: IpAddr) -> Option<&Isp> {
+        let k = key(ip);
+        self.prefixes
+            .iter()
+            .find(|(net, len, _)| {
+                let mask = if *len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - len)
+                };
+                k & mask == *net
+            })
+            .map(|(_, _, i)| &self.isps[*i])
+    }
+}
+
+/// A file-name-safe form of an ISP name ("Example ISP A" -> "example-isp-a").
+pub fn slug(name: &str) -> String {
+    let mut s = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c.to_ascii_lowercase());
+        } else if !s.ends_with('-') && !s.is_empty() {
+            s.push('-');
+        }
+    }
+    let s = s.trim_end_matches('-').to_string();
+    if s.is_empty() {
+        "isp".into()
+    } else {
+        s
+    }
+}
+
+/// One alert: an address, a problem, and what shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Address.
+    pub ip: String,
+    /// The problem: a finding kind (default_credential, open_control_panel,
+    /// ...) or `infected_<fingerprint>` for a host the telescope saw scanning.
+    pub problem: String,
+    /// Port, for survey problems.
+    pub port: Option<u16>,
+    /// Service module, for survey problems.
+    pub service: Option<String>,
+    /// Severity.
+    pub severity: String,
+    /// The device, when identified (JSON).
+    pub device: Option<Value>,
+    /// What was seen, when, by which probe or fingerprint.
+    pub evidence: Value,
+    /// What to pass on to the subscriber.
+    pub advice: String,
+    /// First seen (RFC 3339).
+    pub first_seen: String,
+    /// Last seen.
+    pub last_seen: String,
+}
+
+/// Survey finding kinds worth an alert (info and low ones are not).
+pub const ALERT_KINDS: &[&str] = &[
+    "default_credential",
+    "no_authentication",
+    "open_control_panel",
+    "anonymous_mqtt",
+    "exposed_modbus",
+    "exposed_telnet",
+];
+
+/// The advice passed on with each problem (English; ISPs translate).
+pub fn advice(problem: &str) -> &'static str {
+    match problem {
+        "default_credential" => "The device accepts a factory-default ID and password. Change them, update the firmware, and turn off remote login from the Internet.",
+        "no_authentication" => "The device lets anyone in without a password. Set a password or turn the service off, update the firmware, and keep it off the Internet.",
+        "open_control_panel" => "A control panel that operates equipment is open to anyone. Put a login in front of it and reach it only over a VPN or the local network.",
+        "anonymous_mqtt" => "The MQTT broker accepts anyone. Require a user name and password (and TLS), and do not expose port 1883.",
+        "exposed_modbus" => "Modbus/TCP, which has no authentication, is reachable. Allow only your own systems to it and use a VPN for remote access.",
+        "exposed_telnet" => "Telnet is reachable from the Internet. Turn it off or block ports 23/2323, and use a unique password.",
+        p if p.starts_with("infected_") => "The device is scanning the Internet like malware-infected IoT devices do. Reboot it, change its password, update the firmware, and keep its login off the Internet.",
+        _ => "Check the device's exposure and credentials.",
+    }
+}
+
+/// A stored finding, as the alert builder reads it.
+#[derive(Clone, Debug)]
+pub struct FindingInput<'a> {
+    /// Address.
+    pub ip: &'a str,
+    /// Port.
+    pub port: u16,
+    /// Service module.
+    pub service: &'a str,
+    /// Finding kind.
+    pub kind: &'a str,
+    /// Severity.
+    pub severity: &'a str,
+    /// Identification.
+    pub device: Option<Value>,
+    /// Evidence.
+    pub evidence: Value,
+    /// First seen.
+    pub first_seen: &'a str,
+    /// Last seen.
+    pub last_seen: &'a str,
+}
+
+/// An alert from a stored finding, for the kinds worth one.
+pub fn from_finding(f: FindingInput<'_>) -> Option<Alert> {
+    let FindingInput {
+        ip,
+        port,
+        service,
+        kind,
+        severity,
+        device,
+        evidence,
+        first_seen,
+        last_seen,
+    } = f;
+    if !ALERT_KINDS.contains(&kind) {
+        return None;
+    }
+    // What an ISP needs to act, never the working password.
+    let ev = serde_json::json!({
+        "source": "survey",
+        "probe": evidence["protocol"],
+        "matched": evidence["matched"],
+        "user": evidence["user"],
+        "ts": evidence["ts"],
+    });
+    Some(Alert {
+        ip: ip.to_string(),
+        problem: kind.to_string(),
+        port: Some(port),
+        service: Some(service.to_string()),
+        severity: severity.to_string(),
+        device,
+        evidence: ev,
+        advice: advice(kind).to_string(),
+        first_seen: first_seen.to_string(),
+        last_seen: last_seen.to_string(),
+    })
+}
+
+/// An alert from one of the telescope's infected hosts (its JSON).
+pub fn from_infected(host: &Value) -> Option<Alert> {
+    let ip = host["ip"].as_str()?;
+    let fp = host["fingerprint"].as_str()?;
+    let problem = format!("infected_{fp}");
+    Some(Alert {
+        ip: ip.to_string(),
+        advice: advice(&problem).to_string(),
+        problem,
+        port: None,
+        service: None,
+        severity: "high".into(),
+        device: None,
+        evidence: serde_json::json!({
+            "source": "telescope",
+            "fingerprint": fp,
+            "packets": host["packets"],
+            "ports": host["ports"],
+            "first_ts": host["first_ts"],
+            "last_ts": host["last_ts"],
+        }),
+        first_seen: host["first_ts"].as_str().unwrap_or("").to_string(),
+        last_seen: host["last_ts"].as_str().unwrap_or("").to_string(),
+    })
+}
+
+/// The report columns (Shadowserver-like; geo columns stay empty until
+/// enrichment is configured).
+pub const CSV_COLUMNS: &[&str] = &[
+    "timestamp",
+    "ip",
+    "port",
+    "protocol",
+    "hostname",
+    "tag",
+    "asn",
+    "geo",
+    "region",
+    "city",
+    "device_vendor",
+    "device_model",
+    "device_type",
+    "severity",
+    "first_seen",
+    "status",
+    "evidence",
+    "advice",
+];
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// One CSV row of a report.
+pub fn csv_row(a: &Alert, status: &str) -> String {
+    let d = a.device.clone().unwrap_or(Value::Null);
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let fields = [
+        a.last_seen.clone(),
+        a.ip.clone(),
+        a.port.map(|p| p.to_string()).unwrap_or_default(),
+        if a.port.is_some() {
+            "tcp".into()
+        } else {
+            String::new()
+        },
+        String::new(),
+        a.problem.clone(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        s(&d["vendor"]),
+        s(&d["model"]),
+        s(&d["device_type"]),
+        a.severity.clone(),
+        a.first_seen.clone(),
+        status.to_string(),
+        a.evidence.to_string(),
+        a.advice.clone(),
+    ];
+    fields
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn isp(name: &str, prefixes: &[&str]) -> Isp {
+        Isp {
+            name: name.into(),
+            asn: vec![],
+            prefixes: prefixes.iter().map(|s| s.to_string()).collect(),
+            abuse: format!("abuse@{}.example", slug(name)),
+        }
+    }
+
+    #[test]
+    fn the_longest_prefix_wins_in_both_families() {
+        let t = IspTable::new(vec![
+            isp("Big", &["198.51.100.0/22", "2001:db8::/32"]),
+            isp("Nested", &["198.51.101.0/24"]),
+            isp("Deeper", &["198.51.101.128/25", "2001:db8:1::/48"]),
+        ])
+        .unwrap();
+        let name = |ip: &str| t.isp_for(ip.parse().unwrap()).map(|i| i.name.clone());
+        assert_eq!(name("198.51.100.1").as_deref(), Some("Big"));
+        assert_eq!(name("198.51.101.1").as_deref(), Some("Nested"));
+        assert_eq!(name("198.51.101.200").as_deref(), Some("Deeper"));
+        assert_eq!(name("2001:db8:1::5").as_deref(), Some("Deeper"));
+        assert_eq!(name("2001:db8:2::5").as_deref(), Some("Big"));
+        assert_eq!(name("203.0.113.1"), None);
+        // An IPv4 prefix never matches an IPv6 address of the same bits.
+        assert_eq!(name("::c633:6401"), None);
+        let e = IspTable::new(vec![isp("Bad", &["198.51.100.0/40"])]).unwrap_err();
+        assert!(e.to_string().contains("\"Bad\""));
+        assert_eq!(slug("Example ISP A"), "example-isp-a");
+        assert_eq!(slug("NTT (東日本)"), "ntt");
+    }
+}

@@ -1,0 +1,247 @@
+//! `iotscope alerts`: alerts for ISPs from survey findings and the
+//! telescope's infected hosts, and one report per ISP.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use iotscope_alerts::{csv_row, from_finding, from_infected, slug, Alert, IspTable, CSV_COLUMNS};
+use iotscope_store::{AlertRecord, ReportQuery, SqliteStore, Store};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum AlertsCommand {
+    /// Build or merge alerts from the store's findings and infected hosts.
+    Build {
+        /// The store (default: the config's [store] db).
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
+    /// List the alerts.
+    List {
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// table or json.
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+    },
+    /// Write one report per ISP of the config's table (`DIR/<isp-slug>.csv`),
+    /// each with only that ISP's addresses; addresses of no ISP go to
+    /// `DIR/unassigned.csv`.
+    Export {
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// Output folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// csv (Shadowserver-like columns) or json.
+        #[arg(long, default_value = "csv", value_parser = ["csv", "json"])]
+        format: String,
+    },
+}
+
+fn open(db: Option<PathBuf>, cfg: &crate::config::Config) -> anyhow::Result<SqliteStore> {
+    let db = db
+        .or_else(|| cfg.store.db.clone())
+        .context("give --db (or [store] db in the config)")?;
+    anyhow::ensure!(db.exists(), "no store at {}", db.display());
+    Ok(SqliteStore::open(&db)?)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))?;
+    Ok(())
+}
+
+fn to_alert(r: &AlertRecord) -> Alert {
+    Alert {
+        ip: r.ip.clone(),
+        problem: r.problem.clone(),
+        port: r.port,
+        service: r.service.clone(),
+        severity: r.severity.clone(),
+        device: r
+            .device
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok()),
+        evidence: serde_json::from_str(&r.evidence).unwrap_or_default(),
+        advice: r.advice.clone(),
+        first_seen: r.first_seen.clone(),
+        last_seen: r.last_seen.clone(),
+    }
+}
+
+pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<ExitCode> {
+    let table = IspTable::new(cfg.isp.clone())?;
+    match c {
+        AlertsCommand::Build { db } => {
+            let mut store = open(db, cfg)?;
+            let mut alerts: Vec<Alert> = Vec::new();
+            for f in store.findings()? {
+                let evidence: serde_json::Value =
+                    serde_json::from_str(&f.evidence).unwrap_or_default();
+                let device = f
+                    .device
+                    .as_deref()
+                    .and_then(|d| serde_json::from_str(d).ok());
+                alerts.extend(from_finding(iotscope_alerts::FindingInput {
+                    ip: &f.ip,
+                    port: f.port,
+                    service: &f.service,
+                    kind: &f.kind,
+                    severity: &f.severity,
+                    device,
+                    evidence,
+                    first_seen: &f.first_seen,
+                    last_seen: &f.ts,
+                }));
+            }
+            // The telescope's infected hosts (a store without telescope runs has none).
+            if let Ok(summary) = store.report(&ReportQuery {
+                top: 1,
+                ..Default::default()
+            }) {
+                let v = serde_json::to_value(summary)?;
+                for h in v["infected"].as_array().into_iter().flatten() {
+                    alerts.extend(from_infected(h));
+                }
+            }
+            let records: Vec<AlertRecord> = alerts
+                .iter()
+                .map(|a| AlertRecord {
+                    ip: a.ip.clone(),
+                    problem: a.problem.clone(),
+                    port: a.port,
+                    service: a.service.clone(),
+                    severity: a.severity.clone(),
+                    isp: a
+                        .ip
+                        .parse()
+                        .ok()
+                        .and_then(|ip| table.isp_for(ip))
+                        .map(|i| i.name.clone()),
+                    device: a.device.as_ref().map(|d| d.to_string()),
+                    evidence: a.evidence.to_string(),
+                    advice: a.advice.clone(),
+                    first_seen: a.first_seen.clone(),
+                    last_seen: a.last_seen.clone(),
+                    status: String::new(),
+                })
+                .collect();
+            let (created, updated) = store.merge_alerts(&records)?;
+            eprintln!(
+                "iotscope alerts: {created} new, {updated} updated; {} alerts in the store",
+                store.alerts()?.len()
+            );
+        }
+        AlertsCommand::List { db, format } => {
+            let store = open(db, cfg)?;
+            let rows = store.alerts()?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            if format == "json" {
+                let v: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|r| {
+                        let mut a = serde_json::to_value(to_alert(r)).unwrap_or_default();
+                        a["status"] = r.status.clone().into();
+                        a["isp"] = r.isp.clone().into();
+                        a["history"] = store
+                            .alert_history(&r.ip, &r.problem)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(ts, status, note)| serde_json::json!({"ts": ts, "status": status, "note": note}))
+                            .collect();
+                        a
+                    })
+                    .collect();
+                serde_json::to_writer_pretty(&mut out, &v)?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<11} {:<9} {:<24} {:<26} {:<20} LAST SEEN",
+                    "STATUS", "SEVERITY", "ADDRESS", "PROBLEM", "ISP"
+                )?;
+                for r in &rows {
+                    let addr = match r.port {
+                        Some(p) => format!("{}:{p}", r.ip),
+                        None => r.ip.clone(),
+                    };
+                    writeln!(
+                        out,
+                        "{:<11} {:<9} {:<24} {:<26} {:<20} {}",
+                        r.status,
+                        r.severity,
+                        addr,
+                        r.problem,
+                        r.isp.as_deref().unwrap_or("-"),
+                        r.last_seen
+                    )?;
+                }
+                writeln!(out, "{} alerts", rows.len())?;
+            }
+            out.flush()?;
+        }
+        AlertsCommand::Export { db, out, format } => {
+            let store = open(db, cfg)?;
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let rows = store.alerts()?;
+            // Membership is decided now, from the table as configured.
+            let mut groups: std::collections::BTreeMap<String, Vec<&AlertRecord>> =
+                Default::default();
+            for isp in table.isps() {
+                groups.entry(slug(&isp.name)).or_default();
+            }
+            for r in &rows {
+                let key =
+                    r.ip.parse()
+                        .ok()
+                        .and_then(|ip| table.isp_for(ip))
+                        .map(|i| slug(&i.name))
+                        .unwrap_or_else(|| "unassigned".to_string());
+                groups.entry(key).or_default().push(r);
+            }
+            for (name, alerts) in &groups {
+                let path = out.join(format!("{name}.{format}"));
+                let body = if format == "json" {
+                    let v: Vec<serde_json::Value> = alerts
+                        .iter()
+                        .map(|r| {
+                            let mut a = serde_json::to_value(to_alert(r)).unwrap_or_default();
+                            a["status"] = r.status.clone().into();
+                            a
+                        })
+                        .collect();
+                    serde_json::to_string_pretty(&v)?
+                } else {
+                    let mut s = CSV_COLUMNS.join(",");
+                    s.push('\n');
+                    for r in alerts {
+                        s.push_str(&csv_row(&to_alert(r), &r.status));
+                        s.push('\n');
+                    }
+                    s
+                };
+                write_atomically(&path, body.as_bytes())?;
+                eprintln!(
+                    "iotscope alerts: {} alerts -> {}",
+                    alerts.len(),
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

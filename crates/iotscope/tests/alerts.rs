@@ -1,0 +1,185 @@
+//! Alerts end to end: a lab survey and a darknet capture in one store,
+//! alerts built (and rebuilt without duplicates), and per-ISP reports for
+//! ISPs with nested prefixes, each holding exactly its own addresses.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+mod common;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_iotscope"))
+}
+
+/// The ISPs: one wide, one nested in it, one nested in that, one IPv6 only.
+const ISPS: &[(&str, &str)] = &[
+    ("Example ISP A", "127.78.0.0/16"),
+    ("Example ISP B", "127.78.15.0/26"),
+    ("Example ISP C", "127.78.15.16/28"),
+    ("Example ISP D", "2001:db8::/32"),
+];
+
+fn owner(ip: &str) -> &'static str {
+    let Ok(a) = ip.parse::<Ipv4Addr>() else {
+        return "unassigned";
+    };
+    let a = u32::from(a);
+    let mut best: Option<(u32, &str)> = None;
+    for (name, p) in ISPS {
+        let Some((net, len)) = p.split_once('/') else {
+            continue;
+        };
+        let Ok(net) = net.parse::<Ipv4Addr>() else {
+            continue;
+        };
+        let len: u32 = len.parse().unwrap();
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+        if a & mask == u32::from(net) && best.is_none_or(|b| len > b.0) {
+            best = Some((len, name));
+        }
+    }
+    match best.map(|b| b.1) {
+        Some("Example ISP A") => "example-isp-a",
+        Some("Example ISP B") => "example-isp-b",
+        Some("Example ISP C") => "example-isp-c",
+        _ => "unassigned",
+    }
+}
+
+#[test]
+fn every_isp_report_holds_exactly_its_own_addresses_and_rebuilds_merge() {
+    let lab = common::RunningLab::start("127.78.15.0/24", 24, 9);
+    let dir = lab.dir.path();
+    let db = dir.join("a.db");
+    let cfg = dir.join("iotscope.toml");
+    let mut text = String::new();
+    for (name, prefix) in ISPS {
+        text.push_str(&format!(
+            "[[isp]]\nname = \"{name}\"\nasn = [64500]\nprefixes = [\"{prefix}\"]\nabuse = \"abuse@example.net\"\n\n"
+        ));
+    }
+    std::fs::write(&cfg, text).unwrap();
+    let ok = |c: &mut Command| {
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    ok(bin()
+        .args([
+            "survey",
+            "--targets",
+            "127.78.15.0/24",
+            "--ports",
+            "22,23,80,81,502,1883,2323,8080,8081",
+        ])
+        .args(["--rate", "0", "--checks", "panels", "--output"])
+        .arg(dir.join("rows.jsonl"))
+        .arg("--db")
+        .arg(&db)
+        .stdout(Stdio::null()));
+    let pcap = dir.join("d.pcap");
+    ok(bin()
+        .args([
+            "lab",
+            "darknet",
+            "--packets",
+            "20000",
+            "--seed",
+            "2",
+            "--out",
+        ])
+        .arg(&pcap));
+    ok(bin()
+        .args([
+            "telescope",
+            "analyze",
+            "--darknet",
+            "198.18.0.0/16",
+            "--darknet",
+            "2001:db8:1::/48",
+            "--db",
+        ])
+        .arg(&db)
+        .arg(&pcap)
+        .stdout(Stdio::null()));
+    let alerts_cmd = |args: &[&str]| {
+        let mut c = bin();
+        c.arg("--config")
+            .arg(&cfg)
+            .arg("alerts")
+            .args(args)
+            .arg("--db")
+            .arg(&db);
+        c
+    };
+    let first = ok(&mut alerts_cmd(&["build"]));
+    let second = ok(&mut alerts_cmd(&["build"]));
+    assert!(
+        second.contains(" 0 new"),
+        "rebuild merges: {first} / {second}"
+    );
+    let list = alerts_cmd(&["list", "--format", "json"]).output().unwrap();
+    let alerts: Vec<Value> = serde_json::from_slice(&list.stdout).unwrap();
+    assert!(alerts
+        .iter()
+        .any(|a| a["problem"] == "open_control_panel" || a["problem"] == "exposed_telnet"));
+    assert!(alerts
+        .iter()
+        .any(|a| a["problem"].as_str().unwrap().starts_with("infected_")));
+    for a in &alerts {
+        assert_eq!(a["status"], "new");
+        assert_eq!(a["history"].as_array().unwrap().len(), 1, "{a}");
+        assert!(!a["evidence"].to_string().contains("password"), "{a}");
+    }
+    let keys: BTreeSet<(String, String)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["ip"].as_str().unwrap().to_string(),
+                a["problem"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(keys.len(), alerts.len(), "one alert per (address, problem)");
+
+    let out = dir.join("reports");
+    ok(&mut alerts_cmd(&["export", "--out", out.to_str().unwrap()]));
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut rows = 0;
+    for file in [
+        "example-isp-a",
+        "example-isp-b",
+        "example-isp-c",
+        "example-isp-d",
+        "unassigned",
+    ] {
+        let text = std::fs::read_to_string(out.join(format!("{file}.csv"))).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let ip_col = header.iter().position(|h| *h == "ip").unwrap();
+        let tag_col = header.iter().position(|h| *h == "tag").unwrap();
+        for line in lines {
+            let f: Vec<&str> = line.split(',').collect();
+            let ip = f[ip_col];
+            assert_eq!(owner(ip), file, "{ip} in {file}.csv");
+            let key = format!("{ip} {}", f[tag_col]);
+            assert!(
+                seen.insert(key.clone(), file.into()).is_none(),
+                "{key} in two reports"
+            );
+            rows += 1;
+        }
+    }
+    assert_eq!(rows, alerts.len(), "every alert in exactly one report");
+    // The nested ISPs got their own devices.
+    for f in ["example-isp-b", "example-isp-c"] {
+        assert!(seen.values().any(|v| v == f), "{f} has alerts");
+    }
+}
