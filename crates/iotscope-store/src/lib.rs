@@ -201,6 +201,16 @@ pub trait Store {
     /// Every alert, by address and problem.
     fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError>;
 
+    /// Moves an alert to `status` with a note in its history; false when
+    /// there is no such alert.
+    fn set_alert_status(
+        &mut self,
+        ip: &str,
+        problem: &str,
+        status: &str,
+        note: &str,
+    ) -> Result<bool, StoreError>;
+
     /// The history of one alert: (time, status, note), oldest first.
     fn alert_history(
         &self,

@@ -571,6 +571,36 @@ impl Store for SqliteStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
 
+    fn set_alert_status(
+        &mut self,
+        ip: &str,
+        problem: &str,
+        status: &str,
+        note: &str,
+    ) -> Result<bool, StoreError> {
+        let path = self.path.clone();
+        let db = |source| StoreError::Database {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        let n = tx
+            .execute(
+                "UPDATE alerts SET status = ?3 WHERE ip = ?1 AND problem = ?2",
+                params![ip, problem, status],
+            )
+            .map_err(db)?;
+        if n > 0 {
+            tx.execute(
+                "INSERT INTO alert_history (ip, problem, ts, status, note) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![ip, problem, now_rfc3339(), status, note],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(n > 0)
+    }
+
     fn alert_history(
         &self,
         ip: &str,

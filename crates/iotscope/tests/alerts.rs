@@ -183,3 +183,104 @@ fn every_isp_report_holds_exactly_its_own_addresses_and_rebuilds_merge() {
         assert!(seen.values().any(|v| v == f), "{f} has alerts");
     }
 }
+
+/// Rechecks: while the lab runs its alerts persist; once it is gone they are
+/// fixed; infected hosts close when unseen for the given time; each change
+/// is in the alert's history.
+#[test]
+fn recheck_marks_persisting_then_fixed_and_keeps_the_history() {
+    let lab = common::RunningLab::start("127.78.16.0/24", 12, 4);
+    let dir = lab.dir.path().to_path_buf();
+    let keep = tempfile::tempdir().unwrap();
+    let db = keep.path().join("r.db");
+    let run = |args: &[&str]| {
+        let out = bin().args(args).arg("--db").arg(&db).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let out = bin()
+        .args([
+            "survey",
+            "--targets",
+            "127.78.16.0/24",
+            "--ports",
+            "22,23,80,81,502,1883,2323,8080,8081",
+        ])
+        .args(["--rate", "0", "--checks", "panels", "--output"])
+        .arg(dir.join("rows.jsonl"))
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let pcap = keep.path().join("d.pcap");
+    assert!(bin()
+        .args([
+            "lab",
+            "darknet",
+            "--packets",
+            "20000",
+            "--seed",
+            "3",
+            "--out"
+        ])
+        .arg(&pcap)
+        .status()
+        .unwrap()
+        .success());
+    assert!(bin()
+        .args(["telescope", "analyze", "--darknet", "198.18.0.0/16", "--db"])
+        .arg(&db)
+        .arg(&pcap)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+    run(&["alerts", "build"]);
+    let survey_alerts = |alerts: &[Value]| -> Vec<Value> {
+        alerts
+            .iter()
+            .filter(|a| !a["problem"].as_str().unwrap().starts_with("infected_"))
+            .cloned()
+            .collect()
+    };
+    let list = || -> Vec<Value> {
+        let out = bin()
+            .args(["alerts", "list", "--format", "json", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let before = list();
+    assert!(!survey_alerts(&before).is_empty());
+    let said = run(&["alerts", "recheck", "--timeout", "2s"]);
+    let now = list();
+    for a in &now {
+        assert_eq!(a["status"], "persisting", "{a} ({said})");
+    }
+    run(&["alerts", "recheck", "--infected-ttl", "0s"]);
+    for a in list()
+        .iter()
+        .filter(|a| a["problem"].as_str().unwrap().starts_with("infected_"))
+    {
+        assert_eq!(a["status"], "fixed", "{a}");
+    }
+    drop(lab); // every device goes away
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    run(&["alerts", "recheck", "--timeout", "1s"]);
+    for a in survey_alerts(&list()) {
+        assert_eq!(a["status"], "fixed", "{a}");
+        let h: Vec<&str> = a["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(h, ["new", "persisting", "fixed"], "{a}");
+    }
+}

@@ -25,6 +25,34 @@ pub enum AlertsCommand {
         #[arg(long, default_value = "table", value_parser = ["table", "json"])]
         format: String,
     },
+    /// Re-run the original check of every open survey alert (that check only,
+    /// on that address and port only) and mark it fixed or persisting;
+    /// infected-host alerts close when the host has not been seen for
+    /// `--infected-ttl` before the newest telescope data.
+    Recheck {
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// Connect and read timeout.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// Infected hosts unseen this long are fixed.
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        infected_ttl: std::time::Duration,
+    },
+    /// Move an alert along its life by hand (notified, acknowledged, fixed).
+    Status {
+        /// Address.
+        ip: String,
+        /// Problem (default_credential, infected_mirai, ...).
+        problem: String,
+        #[arg(long, value_parser = ["new", "notified", "acknowledged", "fixed", "persisting"])]
+        set: String,
+        /// Why (kept in the history).
+        #[arg(long, default_value = "set by hand")]
+        note: String,
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
     /// Write one report per ISP of the config's table (`DIR/<isp-slug>.csv`),
     /// each with only that ISP's addresses; addresses of no ISP go to
     /// `DIR/unassigned.csv`.
@@ -142,6 +170,156 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
             eprintln!(
                 "iotscope alerts: {created} new, {updated} updated; {} alerts in the store",
                 store.alerts()?.len()
+            );
+        }
+        AlertsCommand::Status {
+            ip,
+            problem,
+            set,
+            note,
+            db,
+        } => {
+            let mut store = open(db, cfg)?;
+            anyhow::ensure!(
+                store.set_alert_status(&ip, &problem, &set, &note)?,
+                "no alert for {ip} {problem}"
+            );
+        }
+        AlertsCommand::Recheck {
+            db,
+            timeout,
+            infected_ttl,
+        } => {
+            let mut store = open(db, cfg)?;
+            let open_alerts: Vec<AlertRecord> = store
+                .alerts()?
+                .into_iter()
+                .filter(|a| a.status != "fixed")
+                .collect();
+            // Infected hosts: measured against the newest telescope data, so
+            // an old capture does not close everything at once.
+            let newest = store
+                .report(&ReportQuery {
+                    top: 1,
+                    ..Default::default()
+                })
+                .ok()
+                .and_then(|s| s.last_ts)
+                .and_then(|t| humantime::parse_rfc3339_weak(&t).ok())
+                .unwrap_or_else(std::time::SystemTime::now);
+            let (opts, rules) = super::checks::options(
+                &super::checks::CheckFlags {
+                    credentials: None,
+                    extra_credentials: None,
+                    rules: None,
+                    per_host: 3,
+                    max_attempts: 100,
+                    hosts_at_once: 16,
+                },
+                (true, true),
+                "iotscope-recheck/0.1",
+                timeout,
+            )?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let (mut fixed, mut persisting) = (0, 0);
+            for a in &open_alerts {
+                let verdict: Option<(bool, String)> = if a.problem.starts_with("infected_") {
+                    let last = humantime::parse_rfc3339_weak(&a.last_seen).ok();
+                    last.map(|l| {
+                        let quiet = newest.duration_since(l).unwrap_or_default();
+                        if quiet >= infected_ttl {
+                            (
+                                true,
+                                format!(
+                                    "not seen for {} before the newest data",
+                                    humantime::format_duration(std::time::Duration::from_secs(
+                                        quiet.as_secs()
+                                    ))
+                                ),
+                            )
+                        } else {
+                            (
+                                false,
+                                format!(
+                                    "seen {} before the newest data",
+                                    humantime::format_duration(std::time::Duration::from_secs(
+                                        quiet.as_secs()
+                                    ))
+                                ),
+                            )
+                        }
+                    })
+                } else if let (Some(port), Ok(ip)) = (a.port, a.ip.parse::<std::net::IpAddr>()) {
+                    let mut opts = opts.clone();
+                    opts.credentials = matches!(
+                        a.problem.as_str(),
+                        "default_credential" | "no_authentication"
+                    );
+                    opts.panels = matches!(
+                        a.problem.as_str(),
+                        "open_control_panel" | "no_authentication"
+                    );
+                    Some(runtime.block_on(async {
+                        let settings = iotscope_survey::ProbeSettings {
+                            connect_timeout: timeout,
+                            read_timeout: timeout,
+                            user_agent: opts.settings.user_agent.clone(),
+                            grab: true,
+                        };
+                        let row =
+                            iotscope_survey::probe(std::net::SocketAddr::new(ip, port), &settings)
+                                .await;
+                        let (Some(service), Some(banner)) = (row.service, row.banner) else {
+                            return (
+                                true,
+                                format!("{}:{port} no longer answers ({:?})", a.ip, row.status)
+                                    .to_lowercase(),
+                            );
+                        };
+                        let seen = [iotscope_checks::rules::Seen {
+                            port,
+                            service: service.to_string(),
+                            banner,
+                        }];
+                        let report =
+                            iotscope_checks::run::check_host(ip, &seen, &rules, &opts).await;
+                        if report
+                            .findings
+                            .iter()
+                            .any(|f| f.port == port && f.kind.as_str() == a.problem)
+                        {
+                            (
+                                false,
+                                format!("{} still found on {}:{port}", a.problem, a.ip),
+                            )
+                        } else {
+                            (
+                                true,
+                                format!("{} no longer found on {}:{port}", a.problem, a.ip),
+                            )
+                        }
+                    }))
+                } else {
+                    None
+                };
+                let Some((is_fixed, note)) = verdict else {
+                    continue;
+                };
+                let status = if is_fixed { "fixed" } else { "persisting" };
+                if is_fixed {
+                    fixed += 1;
+                } else {
+                    persisting += 1;
+                }
+                if status != a.status {
+                    store.set_alert_status(&a.ip, &a.problem, status, &note)?;
+                }
+            }
+            eprintln!(
+                "iotscope alerts: rechecked {} open alerts: {fixed} fixed, {persisting} persisting",
+                open_alerts.len()
             );
         }
         AlertsCommand::List { db, format } => {
