@@ -95,6 +95,18 @@ impl IspTable {
         &self.isps
     }
 
+    /// The ISP whose AS numbers include `asn` (the fallback when no prefix
+    /// of the table holds an address).
+    pub fn isp_for_asn(&self, asn: u32) -> Option<&Isp> {
+        self.isps.iter().find(|i| i.asn.contains(&asn))
+    }
+
+    /// The ISP of `ip`: the longest matching prefix, else the ISP of its AS.
+    pub fn isp_of(&self, ip: IpAddr, asn: Option<u32>) -> Option<&Isp> {
+        self.isp_for(ip)
+            .or_else(|| asn.and_then(|a| self.isp_for_asn(a)))
+    }
+
     /// The ISP whose longest prefix holds `ip`.
     pub fn isp_for(&self, ip: IpAddr) -> Option<&Isp> {
         let k = key(ip);
@@ -313,7 +325,10 @@ pub fn csv_row(a: &Alert, status: &str) -> String {
         },
         String::new(),
         a.problem.clone(),
-        String::new(),
+        a.evidence["asn"]
+            .as_u64()
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
         String::new(),
         String::new(),
         String::new(),

@@ -10,6 +10,10 @@
 //! bucket = "1h"
 //! top = 10
 //!
+//! [enrich]
+//! asn = ["/var/lib/iotscope/asn-ipv4.csv", "/var/lib/iotscope/asn-ipv6.csv"]
+//! asn_format = "csv"          # csv (ip-location-db) | iptoasn | pfx2as
+//!
 //! [[isp]]
 //! name = "Example ISP A"
 //! asn = [64500]
@@ -35,6 +39,48 @@ pub struct Config {
     /// The ISP table (`[[isp]]`): name, asn, prefixes, abuse.
     #[serde(default)]
     pub isp: Vec<iotscope_alerts::Isp>,
+    /// Enrichment tables.
+    #[serde(default)]
+    pub enrich: EnrichConfig,
+}
+
+/// `[enrich]`: where the address-to-AS tables are.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrichConfig {
+    /// AS tables (all in `asn_format`), merged in order.
+    #[serde(default)]
+    pub asn: Vec<PathBuf>,
+    /// csv (ip-location-db), iptoasn (TSV) or pfx2as (RouteViews).
+    pub asn_format: Option<String>,
+}
+
+impl EnrichConfig {
+    /// Loads the AS tables, if any are configured.
+    pub fn load_asn(&self) -> anyhow::Result<Option<iotscope_enrich::AsnTable>> {
+        if self.asn.is_empty() {
+            return Ok(None);
+        }
+        let format = match self.asn_format.as_deref().unwrap_or("csv") {
+            "csv" => iotscope_enrich::Format::Csv,
+            "iptoasn" => iotscope_enrich::Format::Iptoasn,
+            "pfx2as" => iotscope_enrich::Format::Pfx2as,
+            other => {
+                anyhow::bail!("[enrich] asn_format {other:?}: expected csv, iptoasn or pfx2as")
+            }
+        };
+        let mut tables = Vec::new();
+        for p in &self.asn {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read AS table {}", p.display()))?;
+            tables.push(iotscope_enrich::AsnTable::parse(
+                format,
+                &text,
+                &p.display().to_string(),
+            )?);
+        }
+        Ok(Some(iotscope_enrich::AsnTable::merge(tables)))
+    }
 }
 
 /// `[store]`.

@@ -35,6 +35,9 @@ enum Command {
     /// Alerts for ISPs: build from findings and infected hosts, list, export per ISP.
     #[command(subcommand)]
     Alerts(cmd::alerts::AlertsCommand),
+    /// Address to AS from the configured tables: lookup, bench.
+    #[command(subcommand)]
+    Enrich(cmd::enrich::EnrichCommand),
     /// C&C blocklists: import abuse.ch feeds, export plain, nftables or RPZ.
     #[command(subcommand)]
     Blocklist(cmd::blocklist::BlocklistCommand),
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Share(c) => cmd::share::run(c),
         Command::Blocklist(c) => cmd::blocklist::run(c),
         Command::Alerts(c) => cmd::alerts::run(c, &cfg),
+        Command::Enrich(c) => cmd::enrich::run(c, &cfg),
     });
     match result {
         Ok(code) => code,

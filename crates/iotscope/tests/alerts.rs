@@ -284,3 +284,98 @@ fn recheck_marks_persisting_then_fixed_and_keeps_the_history() {
         assert_eq!(h, ["new", "persisting", "fixed"], "{a}");
     }
 }
+
+/// With an AS table configured, an address outside every ISP prefix goes
+/// to the ISP of its AS, else to a report for its AS; the AS is in the rows.
+#[test]
+fn enrichment_assigns_by_as_when_no_prefix_matches() {
+    let lab = common::RunningLab::start("127.78.17.0/24", 10, 6);
+    let dir = lab.dir.path();
+    let db = dir.join("e.db");
+    let table = dir.join("asn.csv");
+    // The ip-location-db CSV format: start,end,asn,organisation.
+    std::fs::write(
+        &table,
+        "127.78.17.0,127.78.17.4,64501,\"Example Access, Inc.\"\n127.78.17.5,127.78.17.255,64502,Example Hosting\n",
+    )
+    .unwrap();
+    let cfg = dir.join("iotscope.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[enrich]\nasn = [\"{}\"]\nasn_format = \"csv\"\n\n[[isp]]\nname = \"Example ISP E\"\nasn = [64501]\nabuse = \"abuse@e.example\"\n",
+            table.display()
+        ),
+    )
+    .unwrap();
+    let out = bin()
+        .args([
+            "survey",
+            "--targets",
+            "127.78.17.0/24",
+            "--ports",
+            "22,23,80,81,502,1883,2323,8080,8081",
+        ])
+        .args(["--rate", "0", "--checks", "panels", "--output"])
+        .arg(dir.join("rows.jsonl"))
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let run = |args: &[&str]| {
+        let out = bin()
+            .arg("--config")
+            .arg(&cfg)
+            .arg("alerts")
+            .args(args)
+            .arg("--db")
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["build"]);
+    let reports = dir.join("reports");
+    run(&["export", "--out", reports.to_str().unwrap()]);
+    let mut total = 0;
+    for (file, lo, hi, asn) in [
+        ("example-isp-e", 0u8, 4u8, "64501"),
+        ("as64502", 5, 255, "64502"),
+    ] {
+        let text =
+            std::fs::read_to_string(reports.join(format!("{file}.csv"))).unwrap_or_else(|e| {
+                let names: Vec<_> = std::fs::read_dir(&reports)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name())
+                    .collect();
+                panic!("{file}.csv: {e}; there are {names:?}")
+            });
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let (ip_col, asn_col) = (
+            header.iter().position(|h| *h == "ip").unwrap(),
+            header.iter().position(|h| *h == "asn").unwrap(),
+        );
+        for line in lines {
+            let f: Vec<&str> = line.split(',').collect();
+            let last: u8 = f[ip_col].rsplit('.').next().unwrap().parse().unwrap();
+            assert!((lo..=hi).contains(&last), "{} in {file}", f[ip_col]);
+            assert_eq!(f[asn_col], asn);
+            total += 1;
+        }
+    }
+    assert!(total > 0);
+    assert!(
+        !reports.join("unassigned.csv").exists()
+            || std::fs::read_to_string(reports.join("unassigned.csv"))
+                .unwrap()
+                .lines()
+                .count()
+                == 1
+    );
+}

@@ -54,8 +54,9 @@ pub enum AlertsCommand {
         db: Option<PathBuf>,
     },
     /// Write one report per ISP of the config's table (`DIR/<isp-slug>.csv`),
-    /// each with only that ISP's addresses; addresses of no ISP go to
-    /// `DIR/unassigned.csv`.
+    /// each with only that ISP's addresses (longest prefix, else the ISP of
+    /// the address's AS when enrichment is configured); other addresses go
+    /// to `DIR/as<N>.csv` by AS, or `DIR/unassigned.csv`.
     Export {
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
@@ -111,6 +112,12 @@ fn to_alert(r: &AlertRecord) -> Alert {
 
 pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<ExitCode> {
     let table = IspTable::new(cfg.isp.clone())?;
+    let asn = cfg.enrich.load_asn()?;
+    let as_of = |ip: &str| -> Option<(u32, String)> {
+        let t = asn.as_ref()?;
+        let info = t.lookup(ip.parse().ok()?)?;
+        Some((info.asn, info.org.to_string()))
+    };
     match c {
         AlertsCommand::Build { db } => {
             let mut store = open(db, cfg)?;
@@ -144,6 +151,13 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                     alerts.extend(from_infected(h));
                 }
             }
+            // The AS, when enrichment is configured, goes into the evidence.
+            for a in alerts.iter_mut() {
+                if let Some((n, org)) = as_of(&a.ip) {
+                    a.evidence["asn"] = n.into();
+                    a.evidence["as_org"] = org.into();
+                }
+            }
             let records: Vec<AlertRecord> = alerts
                 .iter()
                 .map(|a| AlertRecord {
@@ -156,7 +170,7 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                         .ip
                         .parse()
                         .ok()
-                        .and_then(|ip| table.isp_for(ip))
+                        .and_then(|ip| table.isp_of(ip, as_of(&a.ip).map(|x| x.0)))
                         .map(|i| i.name.clone()),
                     device: a.device.as_ref().map(|d| d.to_string()),
                     evidence: a.evidence.to_string(),
@@ -383,11 +397,15 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                 groups.entry(slug(&isp.name)).or_default();
             }
             for r in &rows {
+                // The ISP of the longest prefix, else of the AS; else grouped
+                // by AS; else unassigned.
+                let asn_here = as_of(&r.ip).map(|x| x.0);
                 let key =
                     r.ip.parse()
                         .ok()
-                        .and_then(|ip| table.isp_for(ip))
+                        .and_then(|ip| table.isp_of(ip, asn_here))
                         .map(|i| slug(&i.name))
+                        .or_else(|| asn_here.map(|n| format!("as{n}")))
                         .unwrap_or_else(|| "unassigned".to_string());
                 groups.entry(key).or_default().push(r);
             }

@@ -5,6 +5,7 @@ pub mod blocklist;
 pub mod check;
 pub mod checks;
 pub mod demo;
+pub mod enrich;
 pub mod findings;
 pub mod lab;
 pub mod share;
