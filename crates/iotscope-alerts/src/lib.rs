@@ -4,6 +4,8 @@
 //! per-ISP reports (Shadowserver-like CSV or JSON) that carry only that
 //! ISP's addresses.
 
+pub mod smtp;
+
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};

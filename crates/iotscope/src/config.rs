@@ -14,6 +14,10 @@
 //! asn = ["/var/lib/iotscope/asn-ipv4.csv", "/var/lib/iotscope/asn-ipv6.csv"]
 //! asn_format = "csv"          # csv (ip-location-db) | iptoasn | pfx2as
 //!
+//! [smtp]
+//! server = "127.0.0.1:25"     # the relay alerts are mailed through
+//! from = "cert@example.net"
+//!
 //! [[isp]]
 //! name = "Example ISP A"
 //! asn = [64500]
@@ -42,6 +46,21 @@ pub struct Config {
     /// Enrichment tables.
     #[serde(default)]
     pub enrich: EnrichConfig,
+    /// The relay that `alerts send` mails through.
+    #[serde(default)]
+    pub smtp: SmtpConfig,
+}
+
+/// `[smtp]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// host:port of the relay (required to send).
+    pub server: Option<String>,
+    /// Sender address.
+    pub from: Option<String>,
+    /// Name given in EHLO.
+    pub helo: Option<String>,
 }
 
 /// `[enrich]`: where the address-to-AS tables are.

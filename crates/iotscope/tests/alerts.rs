@@ -379,3 +379,148 @@ fn enrichment_assigns_by_as_when_no_prefix_matches() {
                 == 1
     );
 }
+
+/// `alerts send` through a relay on loopback (a minimal SMTP server in this
+/// test): the ISP whose message was accepted has its alerts notified, with
+/// the relay's answer in the history; the refused one keeps them new and the
+/// command says so with a non-zero exit.
+#[test]
+fn send_marks_notified_only_what_the_relay_accepted() {
+    use std::io::{BufRead, BufReader, Write};
+    let lab = common::RunningLab::start("127.78.18.0/24", 12, 8);
+    let dir = lab.dir.path();
+    let db = dir.join("s.db");
+    let out = bin()
+        .args([
+            "survey",
+            "--targets",
+            "127.78.18.0/24",
+            "--ports",
+            "22,23,80,81,502,1883,2323,8080,8081",
+        ])
+        .args(["--rate", "0", "--checks", "panels", "--output"])
+        .arg(dir.join("rows.jsonl"))
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let relay = std::thread::spawn(move || {
+        let mut messages = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while messages.len() < 2 && std::time::Instant::now() < deadline {
+            let Ok((stream, _)) = listener.accept() else {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                continue;
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            let mut w = stream.try_clone().unwrap();
+            let mut r = BufReader::new(stream);
+            w.write_all(b"220 relay.test ESMTP\r\n").unwrap();
+            let (mut rcpt, mut data) = (String::new(), String::new());
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 {
+                let cmd = line.trim_end().to_string();
+                line.clear();
+                let reply: &[u8] = if cmd.starts_with("EHLO") {
+                    b"250-relay.test\r\n250 SIZE 10000000\r\n"
+                } else if cmd.starts_with("MAIL") {
+                    b"250 OK\r\n"
+                } else if cmd.starts_with("RCPT") {
+                    rcpt = cmd.clone();
+                    if cmd.contains("refuse") {
+                        b"550 no such mailbox\r\n"
+                    } else {
+                        b"250 OK\r\n"
+                    }
+                } else if cmd == "DATA" {
+                    w.write_all(b"354 go ahead\r\n").unwrap();
+                    let mut l = String::new();
+                    while r.read_line(&mut l).unwrap_or(0) > 0 && l != ".\r\n" {
+                        data.push_str(&l);
+                        l.clear();
+                    }
+                    b"250 2.0.0 queued as 42\r\n"
+                } else if cmd == "QUIT" {
+                    w.write_all(b"221 bye\r\n").unwrap();
+                    break;
+                } else {
+                    b"502 unknown\r\n"
+                };
+                w.write_all(reply).unwrap();
+            }
+            messages.push((rcpt, data));
+        }
+        messages
+    });
+    let cfg = dir.join("iotscope.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[smtp]\nserver = \"127.0.0.1:{port}\"\nfrom = \"cert@example.net\"\n\n\
+             [[isp]]\nname = \"Accepting ISP\"\nprefixes = [\"127.78.18.0/29\"]\nabuse = \"abuse@ok.example\"\n\n\
+             [[isp]]\nname = \"Refusing ISP\"\nprefixes = [\"127.78.18.8/29\"]\nabuse = \"refuse@bad.example\"\n"
+        ),
+    )
+    .unwrap();
+    let alerts = |args: &[&str]| {
+        bin()
+            .arg("--config")
+            .arg(&cfg)
+            .arg("alerts")
+            .args(args)
+            .arg("--db")
+            .arg(&db)
+            .output()
+            .unwrap()
+    };
+    assert!(alerts(&["build"]).status.success());
+    let sent = alerts(&["send"]);
+    let err = String::from_utf8_lossy(&sent.stderr);
+    assert_eq!(sent.status.code(), Some(2), "{err}");
+    assert!(err.contains("Refusing ISP") && err.contains("550"), "{err}");
+    let messages = relay.join().unwrap();
+    let ok = messages
+        .iter()
+        .find(|(r, _)| r.contains("abuse@ok.example"))
+        .expect("a message to the accepting ISP");
+    assert!(
+        ok.1.contains("Content-Disposition: attachment; filename=\"accepting-isp.csv\""),
+        "{}",
+        ok.1
+    );
+    let list: Vec<Value> =
+        serde_json::from_slice(&alerts(&["list", "--format", "json"]).stdout).unwrap();
+    let mut notified = 0;
+    for a in &list {
+        let last: u8 = a["ip"]
+            .as_str()
+            .unwrap()
+            .rsplit('.')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        if last < 8 {
+            assert_eq!(a["status"], "notified", "{a}");
+            let h = a["history"].as_array().unwrap();
+            assert!(
+                h.last().unwrap()["note"]
+                    .as_str()
+                    .unwrap()
+                    .contains("queued as 42"),
+                "{a}"
+            );
+            notified += 1;
+        } else {
+            assert_eq!(a["status"], "new", "{a}");
+        }
+    }
+    assert!(notified > 0);
+}

@@ -39,6 +39,16 @@ pub enum AlertsCommand {
         #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
         infected_ttl: std::time::Duration,
     },
+    /// Mail each ISP of the table (its `abuse` address) a report of its
+    /// `new` and `persisting` alerts through the configured relay; the
+    /// alerts become `notified` only when the relay accepted the message.
+    Send {
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// Print what would be sent, send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Move an alert along its life by hand (notified, acknowledged, fixed).
     Status {
         /// Address.
@@ -184,6 +194,107 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
             eprintln!(
                 "iotscope alerts: {created} new, {updated} updated; {} alerts in the store",
                 store.alerts()?.len()
+            );
+        }
+        AlertsCommand::Send { db, dry_run } => {
+            let mut store = open(db, cfg)?;
+            let server: std::net::SocketAddr = cfg
+                .smtp
+                .server
+                .as_deref()
+                .context("no relay: set [smtp] server = \"host:port\" in the config")?
+                .parse()
+                .context("[smtp] server: expected an address and port such as 127.0.0.1:25")?;
+            let from = cfg
+                .smtp
+                .from
+                .clone()
+                .context("set [smtp] from in the config")?;
+            let helo = cfg.smtp.helo.clone().unwrap_or_else(|| "iotscope".into());
+            let rows = store.alerts()?;
+            let mut failures = Vec::new();
+            for isp in table.isps().iter().filter(|i| !i.abuse.is_empty()) {
+                let mine: Vec<&AlertRecord> = rows
+                    .iter()
+                    .filter(|r| r.status == "new" || r.status == "persisting")
+                    .filter(|r| {
+                        r.ip.parse()
+                            .ok()
+                            .and_then(|ip| table.isp_of(ip, as_of(&r.ip).map(|x| x.0)))
+                            .is_some_and(|i| i.name == isp.name)
+                    })
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let mut csv = CSV_COLUMNS.join(",");
+                csv.push('\n');
+                for r in &mine {
+                    csv.push_str(&csv_row(&to_alert(r), &r.status));
+                    csv.push('\n');
+                }
+                let message = iotscope_alerts::smtp::Message {
+                    from: from.clone(),
+                    to: isp.abuse.clone(),
+                    subject: format!(
+                        "[iotscope] {} vulnerable or infected devices in your network",
+                        mine.len()
+                    ),
+                    body: format!(
+                        "To {}:\n\nThe attached report lists {} devices among your subscribers' addresses that\n\
+                         a survey found vulnerable (for example logins with factory-default passwords or\n\
+                         open control panels) or that a darknet saw scanning like infected devices. Each\n\
+                         row holds the evidence and the advice to pass on to the subscriber.\n",
+                        isp.name,
+                        mine.len()
+                    ),
+                    attachment_name: format!("{}.csv", slug(&isp.name)),
+                    attachment: csv.into_bytes(),
+                };
+                if dry_run {
+                    println!(
+                        "would send {} alerts to {} <{}>",
+                        mine.len(),
+                        isp.name,
+                        isp.abuse
+                    );
+                    continue;
+                }
+                let date =
+                    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+                match iotscope_alerts::smtp::send(
+                    server,
+                    &helo,
+                    &message,
+                    &date,
+                    std::time::Duration::from_secs(20),
+                ) {
+                    Ok(reply) => {
+                        for r in &mine {
+                            store.set_alert_status(
+                                &r.ip,
+                                &r.problem,
+                                "notified",
+                                &format!("report sent to {} <{}>: {reply}", isp.name, isp.abuse),
+                            )?;
+                        }
+                        eprintln!(
+                            "iotscope alerts: {} alerts sent to {} <{}>",
+                            mine.len(),
+                            isp.name,
+                            isp.abuse
+                        );
+                    }
+                    Err(e) => {
+                        eprintln!("iotscope alerts: not sent to {}: {e}", isp.name);
+                        failures.push(isp.name.clone());
+                    }
+                }
+            }
+            anyhow::ensure!(
+                failures.is_empty(),
+                "reports not accepted for: {}",
+                failures.join(", ")
             );
         }
         AlertsCommand::Status {
