@@ -35,6 +35,9 @@ enum Command {
     /// Alerts for ISPs: build from findings and infected hosts, list, export per ISP.
     #[command(subcommand)]
     Alerts(cmd::alerts::AlertsCommand),
+    /// CSAF 2.0 advisories for manufacturers from the findings.
+    #[command(subcommand)]
+    Advisories(cmd::advisories::AdvisoriesCommand),
     /// Address to AS from the configured tables: lookup, bench.
     #[command(subcommand)]
     Enrich(cmd::enrich::EnrichCommand),
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Blocklist(c) => cmd::blocklist::run(c),
         Command::Alerts(c) => cmd::alerts::run(c, &cfg),
         Command::Enrich(c) => cmd::enrich::run(c, &cfg),
+        Command::Advisories(c) => cmd::advisories::run(c),
     });
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! One module per top-level command.
 
+pub mod advisories;
 pub mod alerts;
 pub mod blocklist;
 pub mod check;

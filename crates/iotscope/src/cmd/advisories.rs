@@ -1,0 +1,94 @@
+//! `iotscope advisories export`: CSAF 2.0 advisories for manufacturers from
+//! the store's findings, one per vendor.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use iotscope_advisories::{advisories, Observed, Publisher};
+use iotscope_store::{SqliteStore, Store};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum AdvisoriesCommand {
+    /// Write `DIR/<vendor>.json`, one CSAF 2.0 security advisory per vendor.
+    Export {
+        /// The store.
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+        /// Output folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Publisher name.
+        #[arg(long, default_value = "iotscope operator")]
+        publisher: String,
+        /// Publisher namespace (a URL that identifies it).
+        #[arg(long, default_value = "https://iotscope.invalid/")]
+        namespace: String,
+    },
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))?;
+    Ok(())
+}
+
+pub fn run(c: AdvisoriesCommand) -> anyhow::Result<ExitCode> {
+    let AdvisoriesCommand::Export {
+        db,
+        out,
+        publisher,
+        namespace,
+    } = c;
+    anyhow::ensure!(db.exists(), "no store at {}", db.display());
+    let store = SqliteStore::open(&db)?;
+    let observed: Vec<Observed> = store
+        .findings()?
+        .into_iter()
+        .filter_map(|f| {
+            let d: serde_json::Value = serde_json::from_str(f.device.as_deref()?).ok()?;
+            Some(Observed {
+                vendor: d["vendor"].as_str()?.to_string(),
+                model: d["model"].as_str().unwrap_or("").to_string(),
+                kind: f.kind,
+                last_seen: f.ts,
+            })
+        })
+        .collect();
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let docs = advisories(
+        &observed,
+        &Publisher {
+            name: publisher,
+            namespace,
+        },
+        &now,
+    );
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    for (vendor, doc) in &docs {
+        let name: String = vendor
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let path = out.join(format!("{}.json", name.trim_matches('-')));
+        write_atomically(&path, serde_json::to_string_pretty(doc)?.as_bytes())?;
+        eprintln!("iotscope advisories: {vendor} -> {}", path.display());
+    }
+    eprintln!("iotscope advisories: {} advisories", docs.len());
+    Ok(ExitCode::SUCCESS)
+}
