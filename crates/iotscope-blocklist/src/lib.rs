@@ -319,6 +319,69 @@ pub fn to_rpz(entries: &[Entry], zone: &str, serial: u32) -> String {
     s
 }
 
+/// A STIX identifier derived from `name`: stable across exports, so a
+/// consumer sees the same indicator again, formatted as a version-4 UUID.
+fn stix_id(kind: &str, name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("iotscope:{kind}:{name}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{kind}--{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// A STIX 2.1 bundle with one indicator per entry (`now`: RFC 3339 with
+/// milliseconds, e.g. 2026-11-26T19:00:00.000Z).
+pub fn to_stix(entries: &[Entry], now: &str) -> String {
+    let objects: Vec<serde_json::Value> = dedup(entries)
+        .iter()
+        .filter_map(|e| {
+            let pattern = match (e.kind, e.value.parse::<IpAddr>()) {
+                (EntryKind::Ip, Ok(IpAddr::V4(a))) => format!("[ipv4-addr:value = '{a}']"),
+                (EntryKind::Ip, Ok(IpAddr::V6(a))) => format!("[ipv6-addr:value = '{a}']"),
+                (EntryKind::Domain, _) => {
+                    format!("[domain-name:value = '{}']", e.value.replace('\'', ""))
+                }
+                _ => return None,
+            };
+            let what = if e.malware.is_empty() {
+                "malware".to_string()
+            } else {
+                e.malware.clone()
+            };
+            Some(serde_json::json!({
+                "type": "indicator",
+                "spec_version": "2.1",
+                "id": stix_id("indicator", &e.value),
+                "created": now,
+                "modified": now,
+                "name": format!("{what} C&C or distribution host {}", e.value),
+                "description": format!("Reported by {} (first seen {}){}", e.source, e.first_seen,
+                    e.port.map(|p| format!(", port {p}")).unwrap_or_default()),
+                "indicator_types": ["malicious-activity"],
+                "pattern": pattern,
+                "pattern_type": "stix",
+                "valid_from": now,
+            }))
+        })
+        .collect();
+    let bundle = serde_json::json!({
+        "type": "bundle",
+        "id": stix_id("bundle", now),
+        "objects": objects,
+    });
+    serde_json::to_string_pretty(&bundle).expect("JSON")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,6 +419,17 @@ mod tests {
         .unwrap_err();
         assert_eq!(bad.line, 1);
         assert!(bad.to_string().starts_with("bad.csv, line 1:"), "{bad}");
+    }
+
+    #[test]
+    fn stix_ids_are_stable_uuid4_shaped() {
+        let a = stix_id("indicator", "192.0.2.1");
+        assert_eq!(a, stix_id("indicator", "192.0.2.1"));
+        assert_ne!(a, stix_id("indicator", "192.0.2.2"));
+        let u = a.strip_prefix("indicator--").unwrap();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
     }
 
     #[test]

@@ -51,7 +51,12 @@ fn feeds_in_plain_nft_and_rpz_out_each_accepted_by_its_tool() {
     assert!(err.contains("bad.csv, line 5"), "{err}");
 
     let export = |format: &str| {
-        let f = dir.path().join(format!("list.{format}"));
+        // The STIX validator reads only files named *.json.
+        let f = dir.path().join(if format == "stix" {
+            "list.stix.json".to_string()
+        } else {
+            format!("list.{format}")
+        });
         let st = bin()
             .args(["blocklist", "export", "--format", format, "--out"])
             .arg(&f)
@@ -87,8 +92,57 @@ fn feeds_in_plain_nft_and_rpz_out_each_accepted_by_its_tool() {
     ] {
         assert!(rpz.contains(name), "{name} in\n{rpz}");
     }
+    let (stix_file, stix) = export("stix");
+    let bundle: serde_json::Value = serde_json::from_str(&stix).unwrap();
+    assert_eq!(bundle["type"], "bundle");
+    let patterns: Vec<&str> = bundle["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["pattern"].as_str().unwrap())
+        .collect();
+    assert!(
+        patterns.contains(&"[ipv4-addr:value = '198.51.100.10']"),
+        "{patterns:?}"
+    );
+    assert!(
+        patterns.contains(&"[ipv6-addr:value = '2001:db8::c2']"),
+        "{patterns:?}"
+    );
+    assert!(
+        patterns.contains(&"[domain-name:value = 'cnc.bad.example']"),
+        "{patterns:?}"
+    );
     let (nft_file, nft) = export("nft");
     assert!(nft.contains("198.51.100.10") && nft.contains("2001:db8::c2"));
+
+    // STIX 2.1: the OASIS validator (stix2-validator from PyPI, in a venv).
+    if !have("python3") {
+        return skip("python3 is not installed");
+    }
+    let venv = dir.path().join("venv");
+    let st = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .unwrap();
+    assert!(st.success(), "python3 -m venv (python3-venv)");
+    let st = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "stix2-validator"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "pip install stix2-validator");
+    let out = Command::new(venv.join("bin/stix2_validator"))
+        .arg(&stix_file)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("STIX JSON: Valid"),
+        "{said}"
+    );
+    assert!(!said.contains("[!] Warning"), "{said}");
 
     if !have("named-checkzone") {
         return skip("named-checkzone (bind9-utils) is not installed");

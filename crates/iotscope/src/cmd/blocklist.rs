@@ -22,9 +22,9 @@ pub enum BlocklistCommand {
         db: PathBuf,
     },
     /// Write the list: plain (one address a line), nft (an nftables table),
-    /// rpz (a DNS response-policy zone).
+    /// rpz (a DNS response-policy zone), stix (a STIX 2.1 bundle of indicators).
     Export {
-        #[arg(long, value_parser = ["plain", "nft", "rpz"])]
+        #[arg(long, value_parser = ["plain", "nft", "rpz", "stix"])]
         format: String,
         /// Output file (written to a temporary name and renamed).
         #[arg(long, value_name = "FILE")]
@@ -122,6 +122,11 @@ pub fn run(c: BlocklistCommand) -> anyhow::Result<ExitCode> {
                         "--table {table:?}: letters, digits and _ only"
                     );
                     iotscope_blocklist::to_nft(&entries, &table)
+                }
+                "stix" => {
+                    let now =
+                        humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+                    iotscope_blocklist::to_stix(&entries, &now)
                 }
                 _ => {
                     let serial = std::time::SystemTime::now()
