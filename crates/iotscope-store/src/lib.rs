@@ -184,6 +184,14 @@ pub trait Store {
     /// Every stored finding, by address and port.
     fn findings(&self) -> Result<Vec<FindingRecord>, StoreError>;
 
+    /// Up to `limit` findings after `after` = (ip, port, kind) in key order:
+    /// pages through millions without holding them all.
+    fn findings_page(
+        &self,
+        after: Option<&(String, u16, String)>,
+        limit: usize,
+    ) -> Result<Vec<FindingRecord>, StoreError>;
+
     /// Adds blocklist entries in one transaction (an entry already there
     /// keeps its first source; returns how many were new).
     fn save_blocklist(&mut self, rows: &[BlocklistRecord]) -> Result<usize, StoreError>;

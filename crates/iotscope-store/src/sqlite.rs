@@ -371,6 +371,42 @@ impl Store for SqliteStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
 
+    fn findings_page(
+        &self,
+        after: Option<&(String, u16, String)>,
+        limit: usize,
+    ) -> Result<Vec<FindingRecord>, StoreError> {
+        let db = |e| self.err(e);
+        let (ip, port, kind) = after
+            .cloned()
+            .unwrap_or_else(|| (String::new(), 0, String::new()));
+        let first = after.is_none();
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT ip, port, service, kind, severity, device, evidence, last_seen, first_seen
+                 FROM findings WHERE ?1 OR (ip, port, kind) > (?2, ?3, ?4)
+                 ORDER BY ip, port, kind LIMIT ?5",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![first, ip, port, kind, limit as i64], |r| {
+                Ok(FindingRecord {
+                    ip: r.get(0)?,
+                    port: r.get::<_, i64>(1)? as u16,
+                    service: r.get(2)?,
+                    kind: r.get(3)?,
+                    severity: r.get(4)?,
+                    device: r.get(5)?,
+                    evidence: r.get(6)?,
+                    ts: r.get(7)?,
+                    first_seen: r.get(8)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
     fn save_blocklist(&mut self, rows: &[BlocklistRecord]) -> Result<usize, StoreError> {
         let path = self.path.clone();
         let db = |source| StoreError::Database {

@@ -131,25 +131,67 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
     match c {
         AlertsCommand::Build { db } => {
             let mut store = open(db, cfg)?;
-            let mut alerts: Vec<Alert> = Vec::new();
-            for f in store.findings()? {
-                let evidence: serde_json::Value =
-                    serde_json::from_str(&f.evidence).unwrap_or_default();
-                let device = f
-                    .device
-                    .as_deref()
-                    .and_then(|d| serde_json::from_str(d).ok());
-                alerts.extend(from_finding(iotscope_alerts::FindingInput {
-                    ip: &f.ip,
-                    port: f.port,
-                    service: &f.service,
-                    kind: &f.kind,
-                    severity: &f.severity,
-                    device,
-                    evidence,
-                    first_seen: &f.first_seen,
-                    last_seen: &f.ts,
-                }));
+            // Pages of findings, each merged in its own transaction: a million
+            // findings never sit in memory at once.
+            const PAGE: usize = 20_000;
+            let to_record = |a: &Alert| AlertRecord {
+                ip: a.ip.clone(),
+                problem: a.problem.clone(),
+                port: a.port,
+                service: a.service.clone(),
+                severity: a.severity.clone(),
+                isp: a
+                    .ip
+                    .parse()
+                    .ok()
+                    .and_then(|ip| table.isp_of(ip, as_of(&a.ip).map(|x| x.0)))
+                    .map(|i| i.name.clone()),
+                device: a.device.as_ref().map(|d| d.to_string()),
+                evidence: a.evidence.to_string(),
+                advice: a.advice.clone(),
+                first_seen: a.first_seen.clone(),
+                last_seen: a.last_seen.clone(),
+                status: String::new(),
+            };
+            let with_as = |mut a: Alert| {
+                if let Some((n, org)) = as_of(&a.ip) {
+                    a.evidence["asn"] = n.into();
+                    a.evidence["as_org"] = org.into();
+                }
+                a
+            };
+            let (mut created, mut updated) = (0, 0);
+            let mut after: Option<(String, u16, String)> = None;
+            loop {
+                let page = store.findings_page(after.as_ref(), PAGE)?;
+                let Some(last) = page.last() else { break };
+                after = Some((last.ip.clone(), last.port, last.kind.clone()));
+                let records: Vec<AlertRecord> = page
+                    .iter()
+                    .filter_map(|f| {
+                        let evidence: serde_json::Value =
+                            serde_json::from_str(&f.evidence).unwrap_or_default();
+                        let device = f
+                            .device
+                            .as_deref()
+                            .and_then(|d| serde_json::from_str(d).ok());
+                        from_finding(iotscope_alerts::FindingInput {
+                            ip: &f.ip,
+                            port: f.port,
+                            service: &f.service,
+                            kind: &f.kind,
+                            severity: &f.severity,
+                            device,
+                            evidence,
+                            first_seen: &f.first_seen,
+                            last_seen: &f.ts,
+                        })
+                    })
+                    .map(|a| to_record(&with_as(a)))
+                    .collect();
+                let (c, u) = store.merge_alerts(&records)?;
+                created += c;
+                updated += u;
             }
             // The telescope's infected hosts (a store without telescope runs has none).
             if let Ok(summary) = store.report(&ReportQuery {
@@ -157,44 +199,18 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                 ..Default::default()
             }) {
                 let v = serde_json::to_value(summary)?;
-                for h in v["infected"].as_array().into_iter().flatten() {
-                    alerts.extend(from_infected(h));
-                }
+                let records: Vec<AlertRecord> = v["infected"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(from_infected)
+                    .map(|a| to_record(&with_as(a)))
+                    .collect();
+                let (c, u) = store.merge_alerts(&records)?;
+                created += c;
+                updated += u;
             }
-            // The AS, when enrichment is configured, goes into the evidence.
-            for a in alerts.iter_mut() {
-                if let Some((n, org)) = as_of(&a.ip) {
-                    a.evidence["asn"] = n.into();
-                    a.evidence["as_org"] = org.into();
-                }
-            }
-            let records: Vec<AlertRecord> = alerts
-                .iter()
-                .map(|a| AlertRecord {
-                    ip: a.ip.clone(),
-                    problem: a.problem.clone(),
-                    port: a.port,
-                    service: a.service.clone(),
-                    severity: a.severity.clone(),
-                    isp: a
-                        .ip
-                        .parse()
-                        .ok()
-                        .and_then(|ip| table.isp_of(ip, as_of(&a.ip).map(|x| x.0)))
-                        .map(|i| i.name.clone()),
-                    device: a.device.as_ref().map(|d| d.to_string()),
-                    evidence: a.evidence.to_string(),
-                    advice: a.advice.clone(),
-                    first_seen: a.first_seen.clone(),
-                    last_seen: a.last_seen.clone(),
-                    status: String::new(),
-                })
-                .collect();
-            let (created, updated) = store.merge_alerts(&records)?;
-            eprintln!(
-                "iotscope alerts: {created} new, {updated} updated; {} alerts in the store",
-                store.alerts()?.len()
-            );
+            eprintln!("iotscope alerts: {created} new, {updated} updated");
         }
         AlertsCommand::Send { db, dry_run } => {
             let mut store = open(db, cfg)?;
