@@ -71,6 +71,7 @@ pub fn run(a: DemoArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         cfg,
     )?;
     survey_a_lab(&a.dir, a.seed, &db)?;
+    alerts_for_isps(&a.dir, &db)?;
     eprintln!(
         "\niotscope demo: done. Ground truth: {}. Query the store again with\n  iotscope telescope report --db {} --port 23/tcp\n  iotscope findings --db {}",
         truth_path.display(),
@@ -255,3 +256,34 @@ fn survey_a_lab(dir: &std::path::Path, seed: u64, db: &std::path::Path) -> anyho
     );
     Ok(())
 }
+
+/// The alerts step on the demo's store: an ISP table of two (the lab's
+/// /24 split between them), alerts built from the findings and the
+/// telescope's infected hosts, one report per ISP.
+fn alerts_for_isps(dir: &std::path::Path, db: &std::path::Path) -> anyhow::Result<()> {
+    let isps = "[[isp]]\nname = \"Demo ISP East\"\nasn = [64500]\nprefixes = [\"127.79.0.0/25\"]\nabuse = \"abuse@east.example\"\n\n\
+                [[isp]]\nname = \"Demo ISP West\"\nasn = [64501]\nprefixes = [\"127.79.0.128/25\", \"127.79.0.16/28\"]\nabuse = \"abuse@west.example\"\n";
+    let cfg_path = dir.join("isps.toml");
+    std::fs::write(&cfg_path, isps)?;
+    let cfg = crate::config::Config::load(Some(&cfg_path))?;
+    let reports = dir.join("reports");
+    super::alerts::run(super::alerts::AlertsCommand::Build { db: Some(db.to_path_buf()) }, &cfg)?;
+    super::alerts::run(
+        super::alerts::AlertsCommand::Export {
+            db: Some(db.to_path_buf()),
+            out: reports.clone(),
+            format: "csv".into(),
+        },
+        &cfg,
+    )?;
+    println!(
+        "\nAlerts: one per (address, problem), reports per ISP in {} (ISP table: {});\n  \
+         iotscope --config {} alerts list --db {}",
+        reports.display(),
+        cfg_path.display(),
+        cfg_path.display(),
+        db.display()
+    );
+    Ok(())
+}
+
