@@ -267,7 +267,12 @@ fn alerts_for_isps(dir: &std::path::Path, db: &std::path::Path) -> anyhow::Resul
     std::fs::write(&cfg_path, isps)?;
     let cfg = crate::config::Config::load(Some(&cfg_path))?;
     let reports = dir.join("reports");
-    super::alerts::run(super::alerts::AlertsCommand::Build { db: Some(db.to_path_buf()) }, &cfg)?;
+    super::alerts::run(
+        super::alerts::AlertsCommand::Build {
+            db: Some(db.to_path_buf()),
+        },
+        &cfg,
+    )?;
     super::alerts::run(
         super::alerts::AlertsCommand::Export {
             db: Some(db.to_path_buf()),
@@ -286,4 +291,3 @@ fn alerts_for_isps(dir: &std::path::Path, db: &std::path::Path) -> anyhow::Resul
     );
     Ok(())
 }
-
