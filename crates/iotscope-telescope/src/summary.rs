@@ -195,6 +195,25 @@ pub struct Summary {
     /// Input files of this run and what happened to each (analyze only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileInfo>,
+    /// Sources and packets per AS, busiest first (at most `--top`); only
+    /// when an AS table is configured (the telescope itself knows no ASes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_as: Vec<AsRow>,
+}
+
+/// One AS of the `by_as` breakdown.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AsRow {
+    /// AS number (0: not in the table).
+    pub asn: u32,
+    /// Its organisation.
+    pub org: String,
+    /// Distinct sources in it.
+    pub sources: u64,
+    /// Their packets.
+    pub packets: u64,
+    /// Of those sources, how many are flagged infected.
+    pub infected: u64,
 }
 
 /// One input of an analyze run.
@@ -433,6 +452,7 @@ impl Telescope {
             series,
             estimated: Vec::new(),
             files: Vec::new(),
+            by_as: Vec::new(),
         }
     }
 }

@@ -180,6 +180,21 @@ fn table(s: &Summary, out: &mut impl Write, top: usize) -> std::io::Result<()> {
             ports.join(",")
         )?;
     }
+    if !s.by_as.is_empty() {
+        writeln!(out, "\nBy AS (sources, packets, infected sources)")?;
+        for r in &s.by_as {
+            let name = if r.asn == 0 {
+                "not in the AS table".to_string()
+            } else {
+                format!("AS{} {}", r.asn, r.org)
+            };
+            writeln!(
+                out,
+                "  {name:<46} {:>8} {:>11} {:>8}",
+                r.sources, r.packets, r.infected
+            )?;
+        }
+    }
     writeln!(out, "\nTop sources")?;
     for t in &s.top_sources {
         writeln!(

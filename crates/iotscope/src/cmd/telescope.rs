@@ -304,6 +304,9 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     }
     timings.mark("store");
     let mut summary: Summary = telescope.summary(top);
+    if let Some(table) = cfg.enrich.load_asn()? {
+        summary.by_as = by_as(&telescope.summary(usize::MAX), &table, top);
+    }
     timings.mark("summary");
     summary.files = files;
     print_summary(&summary, a.format, top)?;
@@ -536,12 +539,50 @@ fn report(r: ReportArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let top = r.top.or(cfg.telescope.top).unwrap_or(10);
     let store = SqliteStore::open(&db)?;
-    let summary = store.report(&ReportQuery {
+    let query = ReportQuery {
         since_ns: time("since", &r.since)?,
         until_ns: time("until", &r.until)?,
         ports,
         top,
-    })?;
+    };
+    let mut summary = store.report(&query)?;
+    if let Some(table) = cfg.enrich.load_asn()? {
+        let all = store.report(&ReportQuery {
+            top: usize::MAX,
+            ..query
+        })?;
+        summary.by_as = by_as(&all, &table, top);
+    }
     print_summary(&summary, r.format, top)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sources, packets and infected sources per AS, from a summary that lists
+/// every source (`top` = all), busiest ASes first, at most `top` rows.
+fn by_as(
+    all: &Summary,
+    table: &iotscope_enrich::AsnTable,
+    top: usize,
+) -> Vec<iotscope_telescope::AsRow> {
+    let infected: std::collections::HashSet<&str> =
+        all.infected.iter().map(|i| i.ip.as_str()).collect();
+    let mut rows: std::collections::HashMap<u32, iotscope_telescope::AsRow> = Default::default();
+    for src in &all.top_sources {
+        let info = src.ip.parse().ok().and_then(|ip| table.lookup(ip));
+        let asn = info.map_or(0, |i| i.asn);
+        let row = rows
+            .entry(asn)
+            .or_insert_with(|| iotscope_telescope::AsRow {
+                asn,
+                org: info.map(|i| i.org.to_string()).unwrap_or_default(),
+                ..Default::default()
+            });
+        row.sources += 1;
+        row.packets += src.packets;
+        row.infected += u64::from(infected.contains(src.ip.as_str()));
+    }
+    let mut rows: Vec<_> = rows.into_values().collect();
+    rows.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.asn.cmp(&b.asn)));
+    rows.truncate(top);
+    rows
 }
