@@ -3,6 +3,7 @@
 
 mod cmd;
 mod config;
+mod files;
 mod output;
 
 use std::path::PathBuf;

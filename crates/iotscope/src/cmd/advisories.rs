@@ -1,10 +1,12 @@
 //! `iotscope advisories export`: CSAF 2.0 advisories for manufacturers from
 //! the store's findings, one per vendor.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+
+use crate::files::write_atomically;
 use iotscope_advisories::{advisories, Observed, Publisher};
 use iotscope_store::{SqliteStore, Store};
 
@@ -25,21 +27,6 @@ pub enum AdvisoriesCommand {
         #[arg(long, default_value = "https://iotscope.invalid/")]
         namespace: String,
     },
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))?;
-    Ok(())
 }
 
 pub fn run(c: AdvisoriesCommand) -> anyhow::Result<ExitCode> {

@@ -2,10 +2,12 @@
 //! telescope's infected hosts, and one report per ISP.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+
+use crate::files::write_atomically;
 use iotscope_alerts::{csv_row, from_finding, from_infected, slug, Alert, IspTable, CSV_COLUMNS};
 use iotscope_store::{AlertRecord, ReportQuery, SqliteStore, Store};
 
@@ -85,21 +87,6 @@ fn open(db: Option<PathBuf>, cfg: &crate::config::Config) -> anyhow::Result<Sqli
         .context("give --db (or [store] db in the config)")?;
     anyhow::ensure!(db.exists(), "no store at {}", db.display());
     Ok(SqliteStore::open(&db)?)
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))?;
-    Ok(())
 }
 
 fn to_alert(r: &AlertRecord) -> Alert {

@@ -1,10 +1,12 @@
 //! `iotscope blocklist`: import abuse.ch feeds into the store and export the
 //! C&C list for the systems that enforce it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+
+use crate::files::write_atomically;
 use iotscope_blocklist::{Entry, EntryKind, Feed};
 use iotscope_store::{BlocklistRecord, SqliteStore, Store};
 
@@ -36,21 +38,6 @@ pub enum BlocklistCommand {
         #[arg(long, default_value = "iotscope_blocklist")]
         table: String,
     },
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))?;
-    Ok(())
 }
 
 pub fn run(c: BlocklistCommand) -> anyhow::Result<ExitCode> {

@@ -3,10 +3,12 @@
 
 use std::io::{BufRead, Write};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+
+use crate::files::write_atomically;
 use iotscope_share::{parse_key, Anonymizer, CryptoPan};
 use iotscope_store::{ReportQuery, SqliteStore, Store};
 
@@ -84,23 +86,6 @@ fn anonymizer(h: &How) -> anyhow::Result<Anonymizer> {
             }
         }
     })
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and
-/// a rename, so a reader never sees half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))?;
-    Ok(())
 }
 
 pub fn run(c: ShareCommand) -> anyhow::Result<ExitCode> {
