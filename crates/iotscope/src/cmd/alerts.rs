@@ -115,6 +115,14 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
         let info = t.lookup(ip.parse().ok()?)?;
         Some((info.asn, info.org.to_string()))
     };
+    // Who an address belongs to, decided in one place for build, send and
+    // export: the ISP of the longest prefix, else the ISP of its AS; and
+    // its AS, if the table knows it.
+    let owner_of = |ip: &str| -> (Option<&iotscope_alerts::Isp>, Option<u32>) {
+        let asn_here = as_of(ip).map(|x| x.0);
+        let isp = ip.parse().ok().and_then(|ip| table.isp_of(ip, asn_here));
+        (isp, asn_here)
+    };
     match c {
         AlertsCommand::Build { db } => {
             let mut store = open(db, cfg)?;
@@ -127,11 +135,12 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                 port: a.port,
                 service: a.service.clone(),
                 severity: a.severity.clone(),
+                // `with_as` already put the AS in the evidence: no second lookup.
                 isp: a
                     .ip
                     .parse()
                     .ok()
-                    .and_then(|ip| table.isp_of(ip, as_of(&a.ip).map(|x| x.0)))
+                    .and_then(|ip| table.isp_of(ip, a.evidence["asn"].as_u64().map(|n| n as u32)))
                     .map(|i| i.name.clone()),
                 device: a.device.as_ref().map(|d| d.to_string()),
                 evidence: a.evidence.to_string(),
@@ -216,17 +225,18 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
             let helo = cfg.smtp.helo.clone().unwrap_or_else(|| "iotscope".into());
             let rows = store.alerts()?;
             let mut failures = Vec::new();
+            // Each open alert's ISP, looked up once.
+            let mut by_isp: std::collections::HashMap<&str, Vec<&AlertRecord>> = Default::default();
+            for r in rows
+                .iter()
+                .filter(|r| r.status == "new" || r.status == "persisting")
+            {
+                if let Some(isp) = owner_of(&r.ip).0 {
+                    by_isp.entry(isp.name.as_str()).or_default().push(r);
+                }
+            }
             for isp in table.isps().iter().filter(|i| !i.abuse.is_empty()) {
-                let mine: Vec<&AlertRecord> = rows
-                    .iter()
-                    .filter(|r| r.status == "new" || r.status == "persisting")
-                    .filter(|r| {
-                        r.ip.parse()
-                            .ok()
-                            .and_then(|ip| table.isp_of(ip, as_of(&r.ip).map(|x| x.0)))
-                            .is_some_and(|i| i.name == isp.name)
-                    })
-                    .collect();
+                let mine = by_isp.remove(isp.name.as_str()).unwrap_or_default();
                 if mine.is_empty() {
                     continue;
                 }
@@ -513,14 +523,11 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
             for r in &rows {
                 // The ISP of the longest prefix, else of the AS; else grouped
                 // by AS; else unassigned.
-                let asn_here = as_of(&r.ip).map(|x| x.0);
-                let key =
-                    r.ip.parse()
-                        .ok()
-                        .and_then(|ip| table.isp_of(ip, asn_here))
-                        .map(|i| slug(&i.name))
-                        .or_else(|| asn_here.map(|n| format!("as{n}")))
-                        .unwrap_or_else(|| "unassigned".to_string());
+                let (isp, asn_here) = owner_of(&r.ip);
+                let key = isp
+                    .map(|i| slug(&i.name))
+                    .or_else(|| asn_here.map(|n| format!("as{n}")))
+                    .unwrap_or_else(|| "unassigned".to_string());
                 groups.entry(key).or_default().push(r);
             }
             for (name, alerts) in &groups {
