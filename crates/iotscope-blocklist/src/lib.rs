@@ -71,7 +71,7 @@ fn csv_fields(line: &str) -> Vec<String> {
     out.into_iter().map(|f| f.trim().to_string()).collect()
 }
 
-/// The host of a URL: "http://1.2.3.4:8080/bin.sh" -> ("1.2.3.4", Some(8080)).
+/// The host of a URL: "http://192.0.2.4:8080/bin.sh" -> ("192.0.2.4", Some(8080)).
 fn url_host(url: &str) -> Option<(String, Option<u16>)> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?', '#']).next()?;
@@ -388,28 +388,28 @@ mod tests {
 
     #[test]
     fn feeds_parse_and_errors_name_the_line() {
-        let feodo = "# Feodo Tracker\n\"first_seen_utc\",\"dst_ip\",\"dst_port\",\"c2_status\",\"last_online\",\"malware\"\n\"2021-01-17 07:44:46\",\"51.38.124.206\",\"443\",\"online\",\"2023-05-01\",\"Dridex\"\n";
+        let feodo = "# Feodo Tracker\n\"first_seen_utc\",\"dst_ip\",\"dst_port\",\"c2_status\",\"last_online\",\"malware\"\n\"2021-01-17 07:44:46\",\"198.51.100.206\",\"443\",\"online\",\"2023-05-01\",\"Dridex\"\n";
         let e = parse(Feed::Feodo, feodo, "f.csv").unwrap();
         assert_eq!(
             (e[0].value.as_str(), e[0].port, e[0].malware.as_str()),
-            ("51.38.124.206", Some(443), "Dridex")
+            ("198.51.100.206", Some(443), "Dridex")
         );
-        let urlhaus = "# id,dateadded,url,url_status,last_online,threat,tags,urlhaus_link,reporter\n\"3033520\",\"2024-06-23 09:01:04\",\"http://117.206.176.142:53402/bin.sh\",\"online\",\"2024-06-23 09:01:04\",\"malware_download\",\"32-bit,elf,mips,Mozi\",\"https://urlhaus.abuse.ch/url/3033520/\",\"geenensp\"\n\"3033521\",\"2024-06-23 09:02:00\",\"http://bad.example.com/x.arm7\",\"online\",\"\",\"malware_download\",\"elf,mirai\",\"https://urlhaus.abuse.ch/url/3033521/\",\"r\"\n";
+        let urlhaus = "# id,dateadded,url,url_status,last_online,threat,tags,urlhaus_link,reporter\n\"3033520\",\"2024-06-23 09:01:04\",\"http://203.0.113.142:53402/bin.sh\",\"online\",\"2024-06-23 09:01:04\",\"malware_download\",\"32-bit,elf,mips,Mozi\",\"https://urlhaus.abuse.ch/url/3033520/\",\"geenensp\"\n\"3033521\",\"2024-06-23 09:02:00\",\"http://bad.example.com/x.arm7\",\"online\",\"\",\"malware_download\",\"elf,mirai\",\"https://urlhaus.abuse.ch/url/3033521/\",\"r\"\n";
         let e = parse(Feed::Urlhaus, urlhaus, "u.csv").unwrap();
         assert_eq!(
             (e[0].value.as_str(), e[0].port, e[0].malware.as_str()),
-            ("117.206.176.142", Some(53402), "Mozi")
+            ("203.0.113.142", Some(53402), "Mozi")
         );
         assert_eq!(
             (e[1].kind, e[1].value.as_str()),
             (EntryKind::Domain, "bad.example.com")
         );
-        let tf = "# \"first_seen_utc\",\"ioc_id\",\"ioc_value\",\"ioc_type\",\"threat_type\",\"fk_malware\",\"malware_alias\",\"malware_printable\",\"last_seen_utc\",\"confidence_level\",\"reference\",\"tags\",\"anonymous\",\"reporter\"\n\"2024-06-23 10:11:12\", \"1289871\", \"45.95.147.236:443\", \"ip:port\", \"botnet_cc\", \"elf.mirai\", \"None\", \"Mirai\", \"\", \"100\", \"None\", \"Mirai\", \"0\", \"r\"\n\"2024-06-23 10:11:13\", \"1289872\", \"d41d8cd98f00b204e9800998ecf8427e\", \"md5_hash\", \"payload\", \"elf.mirai\", \"None\", \"Mirai\", \"\", \"100\", \"None\", \"Mirai\", \"0\", \"r\"\n";
+        let tf = "# \"first_seen_utc\",\"ioc_id\",\"ioc_value\",\"ioc_type\",\"threat_type\",\"fk_malware\",\"malware_alias\",\"malware_printable\",\"last_seen_utc\",\"confidence_level\",\"reference\",\"tags\",\"anonymous\",\"reporter\"\n\"2024-06-23 10:11:12\", \"1289871\", \"192.0.2.236:443\", \"ip:port\", \"botnet_cc\", \"elf.mirai\", \"None\", \"Mirai\", \"\", \"100\", \"None\", \"Mirai\", \"0\", \"r\"\n\"2024-06-23 10:11:13\", \"1289872\", \"d41d8cd98f00b204e9800998ecf8427e\", \"md5_hash\", \"payload\", \"elf.mirai\", \"None\", \"Mirai\", \"\", \"100\", \"None\", \"Mirai\", \"0\", \"r\"\n";
         let e = parse(Feed::Threatfox, tf, "t.csv").unwrap();
         assert_eq!(e.len(), 1);
         assert_eq!(
             (e[0].value.as_str(), e[0].port, e[0].malware.as_str()),
-            ("45.95.147.236", Some(443), "Mirai")
+            ("192.0.2.236", Some(443), "Mirai")
         );
         let bad = parse(
             Feed::Feodo,

@@ -29,21 +29,12 @@ fn every_advisory_passes_the_reference_csaf_validator() {
     let lab = common::RunningLab::start("127.78.19.0/24", 20, 12);
     let dir = lab.dir.path();
     let db = dir.join("v.db");
-    let out = Command::new(env!("CARGO_BIN_EXE_iotscope"))
-        .args([
-            "survey",
-            "--targets",
-            "127.78.19.0/24",
-            "--ports",
-            "22,23,80,81,502,1883,2323,8080,8081",
-        ])
-        .args(["--rate", "0", "--checks", "panels", "--output"])
-        .arg(dir.join("rows.jsonl"))
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    common::survey_lab_into(
+        "127.78.19.0/24",
+        "22,23,80,81,502,1883,2323,8080,8081",
+        dir,
+        &db,
+    );
     let adv = dir.join("advisories");
     let out = Command::new(env!("CARGO_BIN_EXE_iotscope"))
         .args([

@@ -71,19 +71,12 @@ fn every_isp_report_holds_exactly_its_own_addresses_and_rebuilds_merge() {
         );
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    ok(bin()
-        .args([
-            "survey",
-            "--targets",
-            "127.78.15.0/24",
-            "--ports",
-            "22,23,80,81,502,1883,2323,8080,8081",
-        ])
-        .args(["--rate", "0", "--checks", "panels", "--output"])
-        .arg(dir.join("rows.jsonl"))
-        .arg("--db")
-        .arg(&db)
-        .stdout(Stdio::null()));
+    common::survey_lab_into(
+        "127.78.15.0/24",
+        "22,23,80,81,502,1883,2323,8080,8081",
+        dir,
+        &db,
+    );
     let pcap = dir.join("d.pcap");
     ok(bin()
         .args([
@@ -202,21 +195,12 @@ fn recheck_marks_persisting_then_fixed_and_keeps_the_history() {
         );
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    let out = bin()
-        .args([
-            "survey",
-            "--targets",
-            "127.78.16.0/24",
-            "--ports",
-            "22,23,80,81,502,1883,2323,8080,8081",
-        ])
-        .args(["--rate", "0", "--checks", "panels", "--output"])
-        .arg(dir.join("rows.jsonl"))
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    common::survey_lab_into(
+        "127.78.16.0/24",
+        "22,23,80,81,502,1883,2323,8080,8081",
+        &dir,
+        &db,
+    );
     let pcap = keep.path().join("d.pcap");
     assert!(bin()
         .args([
@@ -308,21 +292,12 @@ fn enrichment_assigns_by_as_when_no_prefix_matches() {
         ),
     )
     .unwrap();
-    let out = bin()
-        .args([
-            "survey",
-            "--targets",
-            "127.78.17.0/24",
-            "--ports",
-            "22,23,80,81,502,1883,2323,8080,8081",
-        ])
-        .args(["--rate", "0", "--checks", "panels", "--output"])
-        .arg(dir.join("rows.jsonl"))
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    common::survey_lab_into(
+        "127.78.17.0/24",
+        "22,23,80,81,502,1883,2323,8080,8081",
+        dir,
+        &db,
+    );
     let run = |args: &[&str]| {
         let out = bin()
             .arg("--config")
@@ -390,21 +365,12 @@ fn send_marks_notified_only_what_the_relay_accepted() {
     let lab = common::RunningLab::start("127.78.18.0/24", 12, 8);
     let dir = lab.dir.path();
     let db = dir.join("s.db");
-    let out = bin()
-        .args([
-            "survey",
-            "--targets",
-            "127.78.18.0/24",
-            "--ports",
-            "22,23,80,81,502,1883,2323,8080,8081",
-        ])
-        .args(["--rate", "0", "--checks", "panels", "--output"])
-        .arg(dir.join("rows.jsonl"))
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    common::survey_lab_into(
+        "127.78.18.0/24",
+        "22,23,80,81,502,1883,2323,8080,8081",
+        dir,
+        &db,
+    );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let relay = std::thread::spawn(move || {

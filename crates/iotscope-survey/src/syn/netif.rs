@@ -228,7 +228,7 @@ sv0\t000012C6\t020013C6\t0003\t0\t0\t0\t0000FFFF\t0\t0\t0
         assert_eq!(
             route_for(
                 &ROUTES[..ROUTES.find("eth0").unwrap()],
-                "1.2.3.4".parse().unwrap()
+                "192.0.2.4".parse().unwrap()
             ),
             None
         );

@@ -249,3 +249,22 @@ impl Drop for RunningLab {
         let _ = self.child.wait();
     }
 }
+
+/// Surveys a lab's `subnet` on `ports` with `--checks panels` (quick: no
+/// logins), rows to DIR/rows.jsonl, observations and findings to `db`;
+/// panics with the survey's stderr when it fails.
+pub fn survey_lab_into(subnet: &str, ports: &str, dir: &Path, db: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+        .args(["survey", "--targets", subnet, "--ports", ports])
+        .args(["--rate", "0", "--checks", "panels", "--output"])
+        .arg(dir.join("rows.jsonl"))
+        .arg("--db")
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "survey of {subnet}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
