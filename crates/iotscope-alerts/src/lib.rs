@@ -281,8 +281,8 @@ pub fn from_infected(host: &Value) -> Option<Alert> {
     })
 }
 
-/// The report columns (Shadowserver-like; geo columns stay empty until
-/// enrichment is configured).
+/// The report columns (Shadowserver-like; `asn` and the geo columns stay
+/// empty until an AS table and a location database are configured).
 pub const CSV_COLUMNS: &[&str] = &[
     "timestamp",
     "ip",
@@ -331,9 +331,9 @@ pub fn csv_row(a: &Alert, status: &str) -> String {
             .as_u64()
             .map(|n| n.to_string())
             .unwrap_or_default(),
-        String::new(),
-        String::new(),
-        String::new(),
+        s(&a.evidence["geo"]["country"]),
+        s(&a.evidence["geo"]["region"]),
+        s(&a.evidence["geo"]["city"]),
         s(&d["vendor"]),
         s(&d["model"]),
         s(&d["device_type"]),

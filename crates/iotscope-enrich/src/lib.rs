@@ -4,10 +4,16 @@
 //! (`start\tend\tasn\tcountry\tdescription`) and RouteViews pfx2as
 //! (`prefix\tlength\tasn`, nested prefixes: the longest wins).
 //!
+//! MaxMind-format databases (`mmdb`): AS ones load into the same table,
+//! location ones answer country, region, city and coordinates ([`GeoDb`]).
+//!
 //! Every table becomes one sorted list of disjoint ranges over IPv4-mapped
 //! IPv6 keys, so a lookup is one binary search whatever the family.
 
 use std::net::IpAddr;
+
+mod mmdb;
+pub use mmdb::{Geo, GeoDb, MmdbError};
 
 /// What an address maps to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,7 +186,12 @@ impl AsnTable {
             ranges = flatten(prefixes, intern(""));
         }
         ranges.sort_unstable();
-        // Overlapping ranges (a damaged table): the earlier start wins.
+        Ok(AsnTable::from_sorted_ranges(ranges, orgs))
+    }
+
+    /// The table from sorted (start, end, asn, org index) ranges; where
+    /// ranges overlap (a damaged table, or merged ones) the earlier start wins.
+    fn from_sorted_ranges(ranges: Vec<(u128, u128, u32, u32)>, orgs: Vec<String>) -> AsnTable {
         let mut out: Vec<(u128, u128, u32, u32)> = Vec::with_capacity(ranges.len());
         for r in ranges {
             match out.last() {
@@ -192,7 +203,7 @@ impl AsnTable {
                 _ => out.push(r),
             }
         }
-        Ok(AsnTable { ranges: out, orgs })
+        AsnTable { ranges: out, orgs }
     }
 
     /// One table from several (IPv4 and IPv6 files, say); where they
@@ -210,18 +221,7 @@ impl AsnTable {
             orgs.extend(t.orgs);
         }
         ranges.sort_unstable();
-        let mut out: Vec<(u128, u128, u32, u32)> = Vec::with_capacity(ranges.len());
-        for r in ranges {
-            match out.last() {
-                Some(last) if r.0 <= last.1 => {
-                    if r.1 > last.1 {
-                        out.push((last.1 + 1, r.1, r.2, r.3));
-                    }
-                }
-                _ => out.push(r),
-            }
-        }
-        AsnTable { ranges: out, orgs }
+        AsnTable::from_sorted_ranges(ranges, orgs)
     }
 
     /// Number of ranges.
@@ -249,13 +249,8 @@ impl AsnTable {
 
 /// Nested prefixes to disjoint ranges: the longest prefix wins.
 fn flatten(mut prefixes: Vec<(u128, u32, u32)>, no_org: u32) -> Vec<(u128, u128, u32, u32)> {
-    let end_of = |net: u128, len: u32| {
-        if len == 0 {
-            u128::MAX
-        } else {
-            net | (u128::MAX >> len)
-        }
-    };
+    // A /128 (or an IPv4 /32) has no host bits: shifting by 128 would overflow.
+    let end_of = |net: u128, len: u32| net | u128::MAX.checked_shr(len).unwrap_or(0);
     // Outer prefixes first at the same start.
     prefixes.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
     prefixes.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
@@ -331,9 +326,13 @@ mod tests {
 
     #[test]
     fn pfx2as_nested_prefixes_take_the_longest() {
-        let pfx = "10.0.0.0\t8\t100\n10.1.0.0\t16\t200\n10.1.2.0\t24\t300\n10.2.0.0\t16\t400_401\n11.0.0.0\t8\t{500,501}\n";
+        let pfx = "10.9.9.9\t32\t900\n2001:db8::1\t128\t901\n10.0.0.0\t8\t100\n10.1.0.0\t16\t200\n10.1.2.0\t24\t300\n10.2.0.0\t16\t400_401\n11.0.0.0\t8\t{500,501}\n";
         let t = AsnTable::parse(Format::Pfx2as, pfx, "pfx2as").unwrap();
         assert_eq!(asn(&t, "10.0.0.1"), Some(100));
+        assert_eq!(asn(&t, "10.9.9.9"), Some(900));
+        assert_eq!(asn(&t, "10.9.9.10"), Some(100));
+        assert_eq!(asn(&t, "2001:db8::1"), Some(901));
+        assert_eq!(asn(&t, "2001:db8::2"), None);
         assert_eq!(asn(&t, "10.1.0.1"), Some(200));
         assert_eq!(asn(&t, "10.1.2.9"), Some(300));
         assert_eq!(asn(&t, "10.1.3.0"), Some(200));

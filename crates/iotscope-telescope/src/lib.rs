@@ -16,4 +16,4 @@ pub mod time;
 pub use aggregate::{flagged, parse_port, port_of, Count, PortIndex, Telescope, TelescopeConfig};
 pub use prefix::Prefix;
 pub use sketch::SourceSketch;
-pub use summary::{AsRow, FileInfo, Summary};
+pub use summary::{AsRow, CountryRow, FileInfo, Summary};

@@ -199,6 +199,23 @@ pub struct Summary {
     /// when an AS table is configured (the telescope itself knows no ASes).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub by_as: Vec<AsRow>,
+    /// Sources and packets per country, busiest first (at most `--top`);
+    /// only when a location database is configured.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_country: Vec<CountryRow>,
+}
+
+/// One country of the `by_country` breakdown.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CountryRow {
+    /// ISO 3166-1 alpha-2 code ("" when the database does not know the source).
+    pub country: String,
+    /// Distinct sources in it.
+    pub sources: u64,
+    /// Their packets.
+    pub packets: u64,
+    /// Of those sources, how many are flagged infected.
+    pub infected: u64,
 }
 
 /// One AS of the `by_as` breakdown.
@@ -453,6 +470,7 @@ impl Telescope {
             estimated: Vec::new(),
             files: Vec::new(),
             by_as: Vec::new(),
+            by_country: Vec::new(),
         }
     }
 }

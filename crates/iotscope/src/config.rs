@@ -12,7 +12,8 @@
 //!
 //! [enrich]
 //! asn = ["/var/lib/iotscope/asn-ipv4.csv", "/var/lib/iotscope/asn-ipv6.csv"]
-//! asn_format = "csv"          # csv (ip-location-db) | iptoasn | pfx2as
+//! asn_format = "csv"          # csv (ip-location-db) | iptoasn | pfx2as | mmdb (GeoLite2-ASN)
+//! geo = ["/var/lib/iotscope/GeoLite2-City.mmdb"]  # country, region, city, coordinates
 //!
 //! [smtp]
 //! server = "127.0.0.1:25"     # the relay alerts are mailed through
@@ -70,8 +71,13 @@ pub struct EnrichConfig {
     /// AS tables (all in `asn_format`), merged in order.
     #[serde(default)]
     pub asn: Vec<PathBuf>,
-    /// csv (ip-location-db), iptoasn (TSV) or pfx2as (RouteViews).
+    /// csv (ip-location-db), iptoasn (TSV), pfx2as (RouteViews) or mmdb
+    /// (MaxMind-format AS database).
     pub asn_format: Option<String>,
+    /// Location databases (MaxMind-format mmdb: GeoLite2-City, or
+    /// ip-location-db's IPv4 and IPv6 files), asked in order.
+    #[serde(default)]
+    pub geo: Vec<PathBuf>,
 }
 
 impl EnrichConfig {
@@ -84,8 +90,17 @@ impl EnrichConfig {
             "csv" => iotscope_enrich::Format::Csv,
             "iptoasn" => iotscope_enrich::Format::Iptoasn,
             "pfx2as" => iotscope_enrich::Format::Pfx2as,
+            "mmdb" => {
+                let mut tables = Vec::new();
+                for p in &self.asn {
+                    tables.push(iotscope_enrich::AsnTable::from_mmdb(p)?);
+                }
+                return Ok(Some(iotscope_enrich::AsnTable::merge(tables)));
+            }
             other => {
-                anyhow::bail!("[enrich] asn_format {other:?}: expected csv, iptoasn or pfx2as")
+                anyhow::bail!(
+                    "[enrich] asn_format {other:?}: expected csv, iptoasn, pfx2as or mmdb"
+                )
             }
         };
         let mut tables = Vec::new();
@@ -99,6 +114,14 @@ impl EnrichConfig {
             )?);
         }
         Ok(Some(iotscope_enrich::AsnTable::merge(tables)))
+    }
+
+    /// Opens the location databases, if any are configured.
+    pub fn load_geo(&self) -> anyhow::Result<Option<iotscope_enrich::GeoDb>> {
+        if self.geo.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(iotscope_enrich::GeoDb::open(&self.geo)?))
     }
 }
 

@@ -195,6 +195,21 @@ fn table(s: &Summary, out: &mut impl Write, top: usize) -> std::io::Result<()> {
             )?;
         }
     }
+    if !s.by_country.is_empty() {
+        writeln!(out, "\nBy country (sources, packets, infected sources)")?;
+        for r in &s.by_country {
+            let name = if r.country.is_empty() {
+                "not in the location database"
+            } else {
+                r.country.as_str()
+            };
+            writeln!(
+                out,
+                "  {name:<46} {:>8} {:>11} {:>8}",
+                r.sources, r.packets, r.infected
+            )?;
+        }
+    }
     writeln!(out, "\nTop sources")?;
     for t in &s.top_sources {
         writeln!(

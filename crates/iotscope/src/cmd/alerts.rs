@@ -149,10 +149,16 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                 last_seen: a.last_seen.clone(),
                 status: String::new(),
             };
+            let geo = cfg.enrich.load_geo()?;
+            // The AS and the location, when the tables are configured: an
+            // ISP's report says where each device is, as Shadowserver's do.
             let with_as = |mut a: Alert| {
                 if let Some((n, org)) = as_of(&a.ip) {
                     a.evidence["asn"] = n.into();
                     a.evidence["as_org"] = org.into();
+                }
+                if let Some(g) = geo.as_ref().and_then(|db| db.lookup(a.ip.parse().ok()?)) {
+                    a.evidence["geo"] = serde_json::to_value(g).unwrap_or_default();
                 }
                 a
             };

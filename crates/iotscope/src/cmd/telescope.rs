@@ -304,9 +304,12 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     }
     timings.mark("store");
     let mut summary: Summary = telescope.summary(top);
-    if let Some(table) = cfg.enrich.load_asn()? {
-        summary.by_as = by_as(&telescope.summary(usize::MAX), &table, top);
-    }
+    add_breakdowns(
+        &mut summary,
+        || anyhow::Ok(telescope.summary(usize::MAX)),
+        cfg,
+        top,
+    )?;
     timings.mark("summary");
     summary.files = files;
     print_summary(&summary, a.format, top)?;
@@ -546,15 +549,76 @@ fn report(r: ReportArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         top,
     };
     let mut summary = store.report(&query)?;
-    if let Some(table) = cfg.enrich.load_asn()? {
-        let all = store.report(&ReportQuery {
-            top: usize::MAX,
-            ..query
-        })?;
-        summary.by_as = by_as(&all, &table, top);
-    }
+    add_breakdowns(
+        &mut summary,
+        || {
+            store.report(&ReportQuery {
+                top: usize::MAX,
+                ..query
+            })
+        },
+        cfg,
+        top,
+    )?;
     print_summary(&summary, r.format, top)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The per-AS and per-country breakdowns, when the config names the
+/// tables; `all` gives the summary listing every source (asked only then).
+fn add_breakdowns<E: Into<anyhow::Error>>(
+    summary: &mut Summary,
+    all: impl FnOnce() -> Result<Summary, E>,
+    cfg: &crate::config::Config,
+    top: usize,
+) -> anyhow::Result<()> {
+    let asn = cfg.enrich.load_asn()?;
+    let geo = cfg.enrich.load_geo()?;
+    if asn.is_none() && geo.is_none() {
+        return Ok(());
+    }
+    let all = all().map_err(Into::into)?;
+    if let Some(table) = asn {
+        summary.by_as = by_as(&all, &table, top);
+    }
+    if let Some(db) = geo {
+        summary.by_country = by_country(&all, &db, top);
+    }
+    Ok(())
+}
+
+/// Sources, packets and infected sources per country, busiest first.
+fn by_country(
+    all: &Summary,
+    db: &iotscope_enrich::GeoDb,
+    top: usize,
+) -> Vec<iotscope_telescope::CountryRow> {
+    let infected: std::collections::HashSet<&str> =
+        all.infected.iter().map(|i| i.ip.as_str()).collect();
+    let mut rows: std::collections::HashMap<String, iotscope_telescope::CountryRow> =
+        Default::default();
+    for src in &all.top_sources {
+        let country = src
+            .ip
+            .parse()
+            .ok()
+            .and_then(|ip| db.lookup(ip))
+            .map(|g| g.country)
+            .unwrap_or_default();
+        let row = rows
+            .entry(country.clone())
+            .or_insert_with(|| iotscope_telescope::CountryRow {
+                country,
+                ..Default::default()
+            });
+        row.sources += 1;
+        row.packets += src.packets;
+        row.infected += u64::from(infected.contains(src.ip.as_str()));
+    }
+    let mut rows: Vec<_> = rows.into_values().collect();
+    rows.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.country.cmp(&b.country)));
+    rows.truncate(top);
+    rows
 }
 
 /// Sources, packets and infected sources per AS, from a summary that lists

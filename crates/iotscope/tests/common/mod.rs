@@ -268,3 +268,48 @@ pub fn survey_lab_into(subnet: &str, ports: &str, dir: &Path, db: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The contents of an npm package (`name@version`), fetched once with
+/// `npm pack` into the test target directory and unpacked there; None (after
+/// `skip`) when npm is missing.
+pub fn npm_package(spec: &str) -> Option<std::path::PathBuf> {
+    if !have("npm") {
+        skip(&format!("npm is not installed (it fetches {spec})"));
+        return None;
+    }
+    let name = spec.trim_start_matches('@').replace(['/', '@'], "-");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("npm")
+        .join(&name);
+    let package = dir.join("package");
+    if package.join("package.json").exists() {
+        return Some(package);
+    }
+    // Another test may be fetching the same package: unpack beside, rename.
+    let work = dir.with_extension(format!("part{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let out = Command::new("npm")
+        .args(["pack", "--silent", spec])
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "npm pack {spec}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tgz = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let st = Command::new("tar")
+        .args(["xzf", &tgz])
+        .current_dir(&work)
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar xzf {tgz}");
+    std::fs::create_dir_all(&dir).unwrap();
+    if std::fs::rename(work.join("package"), &package).is_err() {
+        assert!(package.join("package.json").exists(), "unpacking {spec}");
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Some(package)
+}
