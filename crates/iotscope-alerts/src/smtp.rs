@@ -1,9 +1,14 @@
 //! A small SMTP client (RFC 5321) for sending ISP reports: one message per
 //! connection, the report as a base64 CSV attachment. It speaks to the
-//! relay the operator configures and to nothing else.
+//! relay the operator configures and to nothing else. STARTTLS (RFC 3207)
+//! is used whenever the relay offers it, with the certificate checked
+//! against the system's or the operator's CA bundle; a relay that offers it
+//! and then fails the handshake gets nothing, never the message in clear.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a message was not accepted.
@@ -27,6 +32,105 @@ pub enum SmtpError {
         /// Its reply.
         reply: String,
     },
+    /// TLS could not be set up (no STARTTLS when required, a bad CA file,
+    /// a certificate that does not verify).
+    #[error("SMTP {server}: TLS: {what}")]
+    Tls {
+        /// Server.
+        server: SocketAddr,
+        /// What went wrong.
+        what: String,
+    },
+}
+
+/// When to use STARTTLS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Whenever the relay offers it (the default).
+    #[default]
+    WhenOffered,
+    /// Always: a relay that does not offer it gets no message.
+    Required,
+    /// Never (a relay on the same host, say).
+    Never,
+}
+
+/// How to reach the relay.
+#[derive(Clone, Debug)]
+pub struct Relay {
+    /// Its address.
+    pub server: SocketAddr,
+    /// The name its certificate must carry (a DNS name or an IP address).
+    pub tls_name: String,
+    /// STARTTLS policy.
+    pub tls: TlsMode,
+    /// PEM bundle of trusted CAs; None: the system bundle.
+    pub ca_file: Option<PathBuf>,
+    /// Name given in EHLO.
+    pub helo: String,
+    /// Per-step timeout.
+    pub timeout: Duration,
+}
+
+/// The system CA bundle on Debian and its relatives.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The connection, in clear or under TLS after STARTTLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
+fn tls_config(relay: &Relay) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let path = relay
+        .ca_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_CA_BUNDLE));
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(&path)
+        .map_err(|e| format!("cannot read CA bundle {}: {e}", path.display()))?;
+    for c in certs {
+        let c = c.map_err(|e| format!("CA bundle {}: {e}", path.display()))?;
+        roots
+            .add(c)
+            .map_err(|e| format!("CA bundle {}: {e}", path.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("CA bundle {} holds no certificate", path.display()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// A message to send.
@@ -95,23 +199,19 @@ pub fn render(m: &Message, date: &str, boundary: &str) -> String {
         .join("\r\n")
 }
 
-/// Sends `m` through `server`; Ok with the server's final reply when it
-/// accepted the message (250 after DATA), so the caller can record it.
-pub fn send(
-    server: SocketAddr,
-    helo: &str,
-    m: &Message,
-    date: &str,
-    timeout: Duration,
-) -> Result<String, SmtpError> {
+/// Sends `m` through the relay; Ok with the server's final reply when it
+/// accepted the message (250 after DATA), and how it travelled ("STARTTLS
+/// TLSv1_3" or "in clear"), so the caller can record both.
+pub fn send(relay: &Relay, m: &Message, date: &str) -> Result<(String, String), SmtpError> {
+    let server = relay.server;
     let io = |source| SmtpError::Io { server, source };
-    let stream = TcpStream::connect_timeout(&server, timeout).map_err(io)?;
-    stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    stream.set_write_timeout(Some(timeout)).map_err(io)?;
-    let mut w = stream.try_clone().map_err(io)?;
-    let mut r = BufReader::new(stream);
+    let tls_err = |what: String| SmtpError::Tls { server, what };
+    let stream = TcpStream::connect_timeout(&server, relay.timeout).map_err(io)?;
+    stream.set_read_timeout(Some(relay.timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(relay.timeout)).map_err(io)?;
+    let mut conn = BufReader::new(Conn::Plain(stream));
     // A reply: lines "250-..." until "250 ...".
-    let reply = |r: &mut BufReader<TcpStream>| -> Result<(u16, String), SmtpError> {
+    let reply = |r: &mut BufReader<Conn>| -> Result<(u16, String), SmtpError> {
         let mut all = String::new();
         loop {
             let mut line = String::new();
@@ -122,55 +222,102 @@ pub fn send(
                 )));
             }
             all.push_str(line.trim_end());
-            all.push(' ');
+            all.push('\n');
             if line.len() < 4 || line.as_bytes()[3] != b'-' {
                 let code = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
                 return Ok((code, all.trim_end().to_string()));
             }
         }
     };
-    let step = |w: &mut TcpStream,
-                r: &mut BufReader<TcpStream>,
+    let step = |r: &mut BufReader<Conn>,
                 cmd: Option<String>,
                 name: &'static str,
                 ok: u16|
      -> Result<String, SmtpError> {
         if let Some(c) = cmd {
+            let w = r.get_mut();
             w.write_all(format!("{c}\r\n").as_bytes()).map_err(io)?;
+            w.flush().map_err(io)?;
         }
         let (code, text) = reply(r)?;
         if code != ok {
             return Err(SmtpError::Refused {
                 server,
                 step: name,
-                reply: text,
+                reply: text.replace('\n', " "),
             });
         }
         Ok(text)
     };
-    step(&mut w, &mut r, None, "the connection", 220)?;
-    step(&mut w, &mut r, Some(format!("EHLO {helo}")), "EHLO", 250)?;
+    step(&mut conn, None, "the connection", 220)?;
+    let ehlo = step(&mut conn, Some(format!("EHLO {}", relay.helo)), "EHLO", 250)?;
+    // Extension keywords follow the code and separator on each line.
+    let offers_starttls = ehlo.lines().any(|l| {
+        l.get(4..)
+            .is_some_and(|k| k.trim().eq_ignore_ascii_case("STARTTLS"))
+    });
+    let mut travelled = "in clear".to_string();
+    let use_tls = match relay.tls {
+        TlsMode::Never => false,
+        TlsMode::WhenOffered => offers_starttls,
+        TlsMode::Required if !offers_starttls => {
+            let _ = conn.get_mut().write_all(b"QUIT\r\n");
+            return Err(tls_err(
+                "the relay does not offer STARTTLS and [smtp] tls = \"require\"".into(),
+            ));
+        }
+        TlsMode::Required => true,
+    };
+    if use_tls {
+        let config = tls_config(relay).map_err(tls_err)?;
+        step(&mut conn, Some("STARTTLS".into()), "STARTTLS", 220)?;
+        // Anything already buffered arrived before the handshake, in clear:
+        // an injection (CVE-2011-0411), not part of the TLS session.
+        if !conn.buffer().is_empty() {
+            return Err(tls_err(
+                "the relay sent data in clear after STARTTLS".into(),
+            ));
+        }
+        let Conn::Plain(tcp) = conn.into_inner() else {
+            unreachable!("STARTTLS on a connection that is already TLS")
+        };
+        let name = rustls::pki_types::ServerName::try_from(relay.tls_name.clone())
+            .map_err(|e| tls_err(format!("{:?} is not a server name: {e}", relay.tls_name)))?;
+        let mut session =
+            rustls::ClientConnection::new(config, name).map_err(|e| tls_err(e.to_string()))?;
+        let mut tcp = tcp;
+        while session.is_handshaking() {
+            session
+                .complete_io(&mut tcp)
+                .map_err(|e| tls_err(format!("handshake with {}: {e}", relay.tls_name)))?;
+        }
+        travelled = format!(
+            "STARTTLS {}",
+            session
+                .protocol_version()
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_default()
+        );
+        conn = BufReader::new(Conn::Tls(Box::new(rustls::StreamOwned::new(session, tcp))));
+        // RFC 3207: forget what was learnt in clear and ask again.
+        step(&mut conn, Some(format!("EHLO {}", relay.helo)), "EHLO", 250)?;
+    }
     step(
-        &mut w,
-        &mut r,
+        &mut conn,
         Some(format!("MAIL FROM:<{}>", m.from)),
         "MAIL",
         250,
     )?;
-    step(
-        &mut w,
-        &mut r,
-        Some(format!("RCPT TO:<{}>", m.to)),
-        "RCPT",
-        250,
-    )?;
-    step(&mut w, &mut r, Some("DATA".into()), "DATA", 354)?;
+    step(&mut conn, Some(format!("RCPT TO:<{}>", m.to)), "RCPT", 250)?;
+    step(&mut conn, Some("DATA".into()), "DATA", 354)?;
     let boundary = format!("iotscope-{}", date.replace([' ', ':', ','], ""));
-    w.write_all(render(m, date, &boundary).as_bytes())
+    conn.get_mut()
+        .write_all(render(m, date, &boundary).as_bytes())
         .map_err(io)?;
-    let accepted = step(&mut w, &mut r, Some(".".into()), "the message", 250)?;
-    let _ = w.write_all(b"QUIT\r\n");
-    Ok(accepted)
+    let accepted = step(&mut conn, Some(".".into()), "the message", 250)?;
+    let _ = conn.get_mut().write_all(b"QUIT\r\n");
+    let _ = conn.get_mut().flush();
+    Ok((accepted.replace('\n', " "), travelled))
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@
 //! [smtp]
 //! server = "127.0.0.1:25"     # the relay alerts are mailed through
 //! from = "cert@example.net"
+//! tls = "starttls"            # whenever offered (default) | require | none
+//! # ca_file = "/etc/iotscope/relay-ca.pem"  # default: the system CA bundle
 //!
 //! [[isp]]
 //! name = "Example ISP A"
@@ -62,6 +64,52 @@ pub struct SmtpConfig {
     pub from: Option<String>,
     /// Name given in EHLO.
     pub helo: Option<String>,
+    /// STARTTLS: "starttls" (whenever offered; the default), "require" or "none".
+    pub tls: Option<String>,
+    /// PEM bundle of CAs the relay's certificate must chain to (default:
+    /// /etc/ssl/certs/ca-certificates.crt).
+    pub ca_file: Option<PathBuf>,
+    /// Name the relay's certificate must carry (default: the host in `server`).
+    pub tls_name: Option<String>,
+}
+
+impl SmtpConfig {
+    /// The relay to send through, from `[smtp]`.
+    pub fn relay(&self) -> anyhow::Result<iotscope_alerts::smtp::Relay> {
+        use std::net::ToSocketAddrs;
+        let text = self
+            .server
+            .as_deref()
+            .context("no relay: set [smtp] server = \"host:port\" in the config")?;
+        let server = text
+            .to_socket_addrs()
+            .with_context(|| {
+                format!("[smtp] server {text:?}: expected a host and port such as 127.0.0.1:25")
+            })?
+            .next()
+            .with_context(|| format!("[smtp] server {text:?}: the name has no address"))?;
+        // The host part: "[::1]:25" -> "::1", "mail.example:25" -> "mail.example".
+        let host = text
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(text)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let tls = match self.tls.as_deref().unwrap_or("starttls") {
+            "starttls" => iotscope_alerts::smtp::TlsMode::WhenOffered,
+            "require" => iotscope_alerts::smtp::TlsMode::Required,
+            "none" => iotscope_alerts::smtp::TlsMode::Never,
+            other => anyhow::bail!("[smtp] tls {other:?}: expected starttls, require or none"),
+        };
+        Ok(iotscope_alerts::smtp::Relay {
+            server,
+            tls_name: self.tls_name.clone().unwrap_or_else(|| host.to_string()),
+            tls,
+            ca_file: self.ca_file.clone(),
+            helo: self.helo.clone().unwrap_or_else(|| "iotscope".into()),
+            timeout: std::time::Duration::from_secs(20),
+        })
+    }
 }
 
 /// `[enrich]`: where the address-to-AS tables are.

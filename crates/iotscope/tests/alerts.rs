@@ -490,3 +490,221 @@ fn send_marks_notified_only_what_the_relay_accepted() {
     }
     assert!(notified > 0);
 }
+
+/// A relay for `send_uses_starttls...`: Python's ssl (OpenSSL) serving
+/// STARTTLS with a certificate for 127.0.0.1 made by `openssl req`.
+struct TlsRelay {
+    child: std::process::Child,
+    port: u16,
+    out: std::path::PathBuf,
+}
+
+impl TlsRelay {
+    fn start(dir: &std::path::Path, name: &str, flags: &[&str]) -> TlsRelay {
+        let portfile = dir.join(format!("{name}.port"));
+        let out = dir.join(format!("{name}.json"));
+        let child = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/common/smtp_relay.py"
+            ))
+            .arg(&portfile)
+            .arg(&out)
+            .arg("--cert")
+            .arg(dir.join("relay.pem"))
+            .arg("--key")
+            .arg(dir.join("relay.key"))
+            .args(flags)
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let port = loop {
+            if let Ok(p) = std::fs::read_to_string(&portfile) {
+                break p.trim().parse().unwrap();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the relay did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        TlsRelay { child, port, out }
+    }
+
+    /// What the relay saw, once it has exited.
+    fn sessions(mut self) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the relay did not stop"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        serde_json::from_slice(&std::fs::read(&self.out).unwrap_or_else(|_| b"[]".to_vec()))
+            .unwrap()
+    }
+}
+
+/// `alerts send` takes STARTTLS when the relay offers it and checks the
+/// relay's certificate: with the right CA the report travels under TLS and
+/// the history says so; with the wrong CA nothing is sent (not even in
+/// clear) and the alerts stay new; `tls = "require"` refuses a relay that
+/// does not offer STARTTLS.
+#[test]
+fn send_uses_starttls_and_checks_the_relays_certificate() {
+    for tool in ["python3", "openssl"] {
+        if !common::have(tool) {
+            return common::skip(&format!("{tool} is not installed"));
+        }
+    }
+    let lab = common::RunningLab::start("127.78.27.0/24", 6, 4);
+    let dir = lab.dir.path();
+    let db = dir.join("s.db");
+    common::survey_lab_into("127.78.27.0/24", "22,23,80,2323,8080", dir, &db);
+    // Two CAs; the relay's certificate (for 127.0.0.1) is signed by the first.
+    let openssl = |args: &[&str]| {
+        let st = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl {args:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    for ca in ["ca", "other-ca"] {
+        let (key, pem, subj) = (
+            format!("{ca}.key"),
+            format!("{ca}.pem"),
+            format!("/CN={ca}"),
+        );
+        let mut args = vec!["req", "-x509", "-days", "2", "-subj", &subj];
+        args.extend(ec);
+        args.extend(["-keyout", &key, "-out", &pem]);
+        openssl(&args);
+    }
+    std::fs::write(
+        dir.join("relay.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:relay.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let mut args = vec!["req", "-new", "-subj", "/CN=relay.test"];
+    args.extend(ec);
+    args.extend(["-keyout", "relay.key", "-out", "relay.csr"]);
+    openssl(&args);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "relay.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "relay.ext",
+        "-out",
+        "relay.pem",
+    ]);
+    let config = |port: u16, ca: &str, tls: &str| {
+        let cfg = dir.join(format!("c-{port}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[smtp]\nserver = \"127.0.0.1:{port}\"\nfrom = \"cert@example.net\"\ntls = \"{tls}\"\nca_file = \"{}\"\n\n\
+                 [[isp]]\nname = \"Lab ISP\"\nprefixes = [\"127.78.27.0/24\"]\nabuse = \"abuse@lab.example\"\n",
+                dir.join(ca).display()
+            ),
+        )
+        .unwrap();
+        cfg
+    };
+    let alerts = |cfg: &std::path::Path, args: &[&str]| {
+        bin()
+            .arg("--config")
+            .arg(cfg)
+            .arg("alerts")
+            .args(args)
+            .arg("--db")
+            .arg(&db)
+            .output()
+            .unwrap()
+    };
+    let statuses = |cfg: &std::path::Path| -> Vec<Value> {
+        serde_json::from_slice(&alerts(cfg, &["list", "--format", "json"]).stdout).unwrap()
+    };
+
+    // The wrong CA: the handshake fails, no message, alerts stay new.
+    let relay = TlsRelay::start(dir, "wrong-ca", &["--require-tls"]);
+    let cfg = config(relay.port, "other-ca.pem", "starttls");
+    assert!(alerts(&cfg, &["build"]).status.success());
+    let out = alerts(&cfg, &["send"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("TLS") && err.contains("Lab ISP"), "{err}");
+    let seen = relay.sessions();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0]["mail"].is_null() && seen[0]["data"] == "",
+        "{seen:?}"
+    );
+    let list = statuses(&cfg);
+    assert!(!list.is_empty());
+    assert!(list.iter().all(|a| a["status"] == "new"), "{list:?}");
+
+    // A relay without STARTTLS and tls = "require": refused before MAIL.
+    let relay = TlsRelay::start(dir, "plain", &["--no-starttls"]);
+    let cfg = config(relay.port, "ca.pem", "require");
+    let out = alerts(&cfg, &["send"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("does not offer STARTTLS"),
+        "{err}"
+    );
+    let seen = relay.sessions();
+    assert!(seen[0]["mail"].is_null(), "{seen:?}");
+
+    // The right CA: the report travels under TLS and is accepted.
+    let relay = TlsRelay::start(dir, "good", &["--require-tls"]);
+    let cfg = config(relay.port, "ca.pem", "starttls");
+    let out = alerts(&cfg, &["send"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("STARTTLS TLSv1_3"), "{err}");
+    let seen = relay.sessions();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["tls"], "TLSv1.3", "{seen:?}");
+    assert_eq!(seen[0]["ehlo"], 2, "EHLO again after STARTTLS: {seen:?}");
+    assert!(seen[0]["rcpt"]
+        .as_str()
+        .unwrap()
+        .contains("abuse@lab.example"));
+    assert!(
+        seen[0]["data"]
+            .as_str()
+            .unwrap()
+            .contains("filename=\"lab-isp.csv\""),
+        "{seen:?}"
+    );
+    for a in statuses(&cfg) {
+        assert_eq!(a["status"], "notified", "{a}");
+        let note = a["history"].as_array().unwrap().last().unwrap()["note"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            note.contains("STARTTLS") && note.contains("queued as 7"),
+            "{note}"
+        );
+    }
+}

@@ -216,19 +216,12 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
         }
         AlertsCommand::Send { db, dry_run } => {
             let mut store = open(db, cfg)?;
-            let server: std::net::SocketAddr = cfg
-                .smtp
-                .server
-                .as_deref()
-                .context("no relay: set [smtp] server = \"host:port\" in the config")?
-                .parse()
-                .context("[smtp] server: expected an address and port such as 127.0.0.1:25")?;
+            let relay = cfg.smtp.relay()?;
             let from = cfg
                 .smtp
                 .from
                 .clone()
                 .context("set [smtp] from in the config")?;
-            let helo = cfg.smtp.helo.clone().unwrap_or_else(|| "iotscope".into());
             let rows = store.alerts()?;
             let mut failures = Vec::new();
             // Each open alert's ISP, looked up once.
@@ -281,24 +274,21 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                 }
                 let date =
                     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-                match iotscope_alerts::smtp::send(
-                    server,
-                    &helo,
-                    &message,
-                    &date,
-                    std::time::Duration::from_secs(20),
-                ) {
-                    Ok(reply) => {
+                match iotscope_alerts::smtp::send(&relay, &message, &date) {
+                    Ok((reply, travelled)) => {
                         for r in &mine {
                             store.set_alert_status(
                                 &r.ip,
                                 &r.problem,
                                 "notified",
-                                &format!("report sent to {} <{}>: {reply}", isp.name, isp.abuse),
+                                &format!(
+                                    "report sent to {} <{}> ({travelled}): {reply}",
+                                    isp.name, isp.abuse
+                                ),
                             )?;
                         }
                         eprintln!(
-                            "iotscope alerts: {} alerts sent to {} <{}>",
+                            "iotscope alerts: {} alerts sent to {} <{}> ({travelled})",
                             mine.len(),
                             isp.name,
                             isp.abuse
