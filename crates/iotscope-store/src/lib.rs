@@ -225,4 +225,95 @@ pub trait Store {
         ip: &str,
         problem: &str,
     ) -> Result<Vec<(String, String, String)>, StoreError>;
+
+    /// Sources of the telescope in a period, optionally only those seen on
+    /// one port, busiest first, for the dashboard's map.
+    fn map_sources(&self, query: &MapQuery) -> Result<Vec<MapSource>, StoreError>;
+
+    /// The alerts of one address (the owners' self-check asks only this).
+    fn alerts_for_ip(&self, ip: &str) -> Result<Vec<AlertRecord>, StoreError>;
+
+    /// Adds or replaces a dashboard account; replacing ends its sessions.
+    fn put_user(&mut self, user: &UserRecord) -> Result<(), StoreError>;
+
+    /// Every dashboard account.
+    fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// Removes an account and its sessions; false when there was none.
+    fn delete_user(&mut self, name: &str) -> Result<bool, StoreError>;
+
+    /// Records a session or API token.
+    fn put_session(&mut self, session: &SessionRecord) -> Result<(), StoreError>;
+
+    /// The live (unexpired at `now_ns`) session with this token hash and its account.
+    fn session(
+        &self,
+        token_hash: &str,
+        now_ns: i64,
+    ) -> Result<Option<(SessionRecord, UserRecord)>, StoreError>;
+
+    /// Ends a session.
+    fn delete_session(&mut self, token_hash: &str) -> Result<(), StoreError>;
+}
+
+/// What the map asks for.
+#[derive(Clone, Debug, Default)]
+pub struct MapQuery {
+    /// Buckets starting at or after this time (ns).
+    pub since_ns: Option<i64>,
+    /// Buckets starting before this time (ns).
+    pub until_ns: Option<i64>,
+    /// Only sources seen on this (proto, port).
+    pub port: Option<(String, u16)>,
+    /// At most this many sources (the busiest).
+    pub limit: usize,
+}
+
+/// One source on the map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MapSource {
+    /// Address.
+    pub ip: String,
+    /// Packets in the period.
+    pub packets: u64,
+    /// First packet (ns).
+    pub first_ns: i64,
+    /// Last packet (ns).
+    pub last_ns: i64,
+    /// Bit per traffic class seen.
+    pub class_mask: u16,
+    /// Mirai, ZMap, masscan and backscatter packet counts.
+    pub fingerprints: [u64; 4],
+}
+
+/// A dashboard account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Login name.
+    pub name: String,
+    /// Argon2 PHC string.
+    pub password_hash: String,
+    /// operator | isp.
+    pub role: String,
+    /// For an isp account: the ISP (a name in the config's `[[isp]]` table).
+    pub isp: Option<String>,
+    /// When it was made (RFC 3339).
+    pub created: String,
+}
+
+/// A login session (cookie) or an API token, kept as the token's hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// SHA-256 of the token, hex.
+    pub token_hash: String,
+    /// Account name.
+    pub user: String,
+    /// session | token.
+    pub kind: String,
+    /// The CSRF token a session's state-changing requests must carry.
+    pub csrf: String,
+    /// When it was made.
+    pub created: String,
+    /// When it stops working (ns since the epoch).
+    pub expires_ns: i64,
 }

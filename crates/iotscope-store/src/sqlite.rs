@@ -14,8 +14,8 @@ use crate::report::{
     build_report, BucketRow, PortBucketRow, ReportQuery, SourceBucketRow, StoredRows,
 };
 use crate::{
-    AlertRecord, BlocklistRecord, FindingRecord, IngestedFile, ServiceObservation, Store,
-    StoreError,
+    AlertRecord, BlocklistRecord, FindingRecord, IngestedFile, MapQuery, MapSource,
+    ServiceObservation, SessionRecord, Store, StoreError, UserRecord,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/003_findings.sql"),
     include_str!("../sql/004_blocklist.sql"),
     include_str!("../sql/005_alerts.sql"),
+    include_str!("../sql/006_web.sql"),
 ];
 
 /// A store in one SQLite file.
@@ -254,14 +255,21 @@ impl Store for SqliteStore {
             let mut port_stmt = tx
                 .prepare("INSERT INTO source_ports (ip, proto, port) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
                 .map_err(db)?;
+            // Every (port, source) pair, for the dashboard map's port filter.
+            let mut pair_stmt = tx
+                .prepare("INSERT INTO port_sources (proto, port, ip) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+                .map_err(db)?;
             let stats = t.source_stats();
             let mut result = Ok(());
             t.for_each_port_source(|port, id| {
+                if result.is_err() {
+                    return;
+                }
+                let (proto, number) = port_of(port);
+                let ip = addrs[id as usize].to_string();
+                result = pair_stmt.execute(params![proto, number, ip]).map(|_| ());
                 if result.is_ok() && stats[id as usize].mirai > 0 {
-                    let (proto, number) = port_of(port);
-                    result = port_stmt
-                        .execute(params![addrs[id as usize].to_string(), proto, number])
-                        .map(|_| ());
+                    result = port_stmt.execute(params![ip, proto, number]).map(|_| ());
                 }
             });
             result.map_err(db)?;
@@ -653,6 +661,192 @@ impl Store for SqliteStore {
             })
             .map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn alerts_for_ip(&self, ip: &str) -> Result<Vec<AlertRecord>, StoreError> {
+        let db = |e| self.err(e);
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT ip, problem, port, service, severity, isp, device, evidence, advice, first_seen,
+                        last_seen, status FROM alerts WHERE ip = ?1 ORDER BY problem",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![ip], |r| {
+                Ok(AlertRecord {
+                    ip: r.get(0)?,
+                    problem: r.get(1)?,
+                    port: r.get::<_, Option<i64>>(2)?.map(|p| p as u16),
+                    service: r.get(3)?,
+                    severity: r.get(4)?,
+                    isp: r.get(5)?,
+                    device: r.get(6)?,
+                    evidence: r.get(7)?,
+                    advice: r.get(8)?,
+                    first_seen: r.get(9)?,
+                    last_seen: r.get(10)?,
+                    status: r.get(11)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn put_user(&mut self, u: &UserRecord) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO users (name, password_hash, role, isp, created) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash,
+                 role = excluded.role, isp = excluded.isp",
+                params![u.name, u.password_hash, u.role, u.isp, u.created],
+            )
+            .map_err(|e| self.err(e))?;
+        // A new password ends every session of the old one.
+        self.conn
+            .execute("DELETE FROM sessions WHERE user_name = ?1", params![u.name])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        let db = |e| self.err(e);
+        let mut st = self
+            .conn
+            .prepare("SELECT name, password_hash, role, isp, created FROM users ORDER BY name")
+            .map_err(db)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(UserRecord {
+                    name: r.get(0)?,
+                    password_hash: r.get(1)?,
+                    role: r.get(2)?,
+                    isp: r.get(3)?,
+                    created: r.get(4)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn delete_user(&mut self, name: &str) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM users WHERE name = ?1", params![name])
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    fn put_session(&mut self, s: &SessionRecord) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO sessions (token_hash, user_name, kind, csrf, created, expires_ns)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    s.token_hash,
+                    s.user,
+                    s.kind,
+                    s.csrf,
+                    s.created,
+                    s.expires_ns
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn session(
+        &self,
+        token_hash: &str,
+        now_ns: i64,
+    ) -> Result<Option<(SessionRecord, UserRecord)>, StoreError> {
+        let db = |e| self.err(e);
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT s.token_hash, s.user_name, s.kind, s.csrf, s.created, s.expires_ns,
+                        u.password_hash, u.role, u.isp, u.created
+                 FROM sessions s JOIN users u ON u.name = s.user_name
+                 WHERE s.token_hash = ?1 AND s.expires_ns > ?2",
+            )
+            .map_err(db)?;
+        let mut rows = st.query(params![token_hash, now_ns]).map_err(db)?;
+        let Some(r) = rows.next().map_err(db)? else {
+            return Ok(None);
+        };
+        let session = SessionRecord {
+            token_hash: r.get(0).map_err(db)?,
+            user: r.get(1).map_err(db)?,
+            kind: r.get(2).map_err(db)?,
+            csrf: r.get(3).map_err(db)?,
+            created: r.get(4).map_err(db)?,
+            expires_ns: r.get(5).map_err(db)?,
+        };
+        let user = UserRecord {
+            name: session.user.clone(),
+            password_hash: r.get(6).map_err(db)?,
+            role: r.get(7).map_err(db)?,
+            isp: r.get(8).map_err(db)?,
+            created: r.get(9).map_err(db)?,
+        };
+        Ok(Some((session, user)))
+    }
+
+    fn delete_session(&mut self, token_hash: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM sessions WHERE token_hash = ?1",
+                params![token_hash],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn map_sources(&self, q: &MapQuery) -> Result<Vec<MapSource>, StoreError> {
+        let db = |e| self.err(e);
+        let (lo, hi) = (
+            q.since_ns.unwrap_or(i64::MIN),
+            q.until_ns.unwrap_or(i64::MAX),
+        );
+        let mut sql = String::from(
+            "SELECT ip, packets, first_ns, last_ns, class_mask, mirai, zmap, masscan, backscatter
+             FROM bucket_sources WHERE start_ns >= ?1 AND start_ns < ?2",
+        );
+        if q.port.is_some() {
+            sql.push_str(" AND ip IN (SELECT ip FROM port_sources WHERE proto = ?3 AND port = ?4)");
+        }
+        let mut st = self.conn.prepare(&sql).map_err(db)?;
+        let mut it = match &q.port {
+            Some((proto, port)) => st.query(params![lo, hi, proto, port]),
+            None => st.query(params![lo, hi]),
+        }
+        .map_err(db)?;
+        let mut by_ip: std::collections::HashMap<String, MapSource> = Default::default();
+        while let Some(r) = it.next().map_err(db)? {
+            let ip: String = r.get(0).map_err(db)?;
+            let packets = r.get::<_, i64>(1).map_err(db)? as u64;
+            let first: i64 = r.get(2).map_err(db)?;
+            let last: i64 = r.get(3).map_err(db)?;
+            let mask = r.get::<_, i64>(4).map_err(db)? as u16;
+            let fp = [5, 6, 7, 8].map(|i| r.get::<_, i64>(i).unwrap_or(0) as u64);
+            let e = by_ip.entry(ip.clone()).or_insert_with(|| MapSource {
+                ip,
+                first_ns: first,
+                last_ns: last,
+                ..Default::default()
+            });
+            e.packets += packets;
+            e.first_ns = e.first_ns.min(first);
+            e.last_ns = e.last_ns.max(last);
+            e.class_mask |= mask;
+            for (k, n) in fp.iter().enumerate() {
+                e.fingerprints[k] += n;
+            }
+        }
+        let mut rows: Vec<MapSource> = by_ip.into_values().collect();
+        rows.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.ip.cmp(&b.ip)));
+        rows.truncate(q.limit);
+        Ok(rows)
     }
 
     fn report(&self, q: &ReportQuery) -> Result<Summary, StoreError> {

@@ -21,6 +21,10 @@
 //! tls = "starttls"            # whenever offered (default) | require | none
 //! # ca_file = "/etc/iotscope/relay-ca.pem"  # default: the system CA bundle
 //!
+//! [web]
+//! listen = "127.0.0.1:8080"   # iotscope serve
+//! check_per_minute = 60       # /check requests per client address
+//!
 //! [[isp]]
 //! name = "Example ISP A"
 //! asn = [64500]
@@ -52,6 +56,23 @@ pub struct Config {
     /// The relay that `alerts send` mails through.
     #[serde(default)]
     pub smtp: SmtpConfig,
+    /// The dashboard (`iotscope serve`).
+    #[serde(default)]
+    pub web: WebConfig,
+}
+
+/// `[web]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// Address and port to listen on (default 127.0.0.1:8080).
+    pub listen: Option<std::net::SocketAddr>,
+    /// Self-check requests one client address may make per minute (0: no limit; default 60).
+    pub check_per_minute: Option<u32>,
+    /// Mark cookies Secure (default: yes unless listening on loopback; serve behind TLS).
+    pub secure_cookies: Option<bool>,
+    /// How long a login lasts, in hours (default 12).
+    pub session_hours: Option<u64>,
 }
 
 /// `[smtp]`.

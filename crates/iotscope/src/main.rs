@@ -48,6 +48,11 @@ enum Command {
     /// Anonymised sharing: keygen, anonymize (stdin), export (from the store).
     #[command(subcommand)]
     Share(cmd::share::ShareCommand),
+    /// The dashboard and JSON API (world map, time series, findings, alerts, /check).
+    Serve(cmd::serve::ServeArgs),
+    /// Dashboard accounts (operators, ISPs) and API tokens.
+    #[command(subcommand)]
+    Users(cmd::users::UsersCommand),
     /// List what the survey checks found (from the store).
     Findings(cmd::findings::FindingsArgs),
     /// Run the main job on embedded defaults: sample darknet capture, telescope, report.
@@ -69,6 +74,8 @@ fn main() -> ExitCode {
         Command::Alerts(c) => cmd::alerts::run(c, &cfg),
         Command::Enrich(c) => cmd::enrich::run(c, &cfg),
         Command::Advisories(c) => cmd::advisories::run(c),
+        Command::Serve(a) => cmd::serve::run(a, &cfg),
+        Command::Users(c) => cmd::users::run(c, &cfg),
     });
     match result {
         Ok(code) => code,

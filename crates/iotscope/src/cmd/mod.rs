@@ -9,6 +9,8 @@ pub mod demo;
 pub mod enrich;
 pub mod findings;
 pub mod lab;
+pub mod serve;
 pub mod share;
 pub mod survey;
 pub mod telescope;
+pub mod users;

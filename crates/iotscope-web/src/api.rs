@@ -1,0 +1,595 @@
+//! The JSON API. Every parameter is checked here and a bad one is a 400
+//! that names it; nothing a client sends can make a 500.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use iotscope_store::{MapQuery, ReportQuery, Store};
+use iotscope_telescope::{parse_port, port_of, PortIndex, Summary};
+use iotscope_wire::ALL_CLASSES;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::Caller;
+use crate::{ApiError, App};
+
+type Params = Query<HashMap<String, String>>;
+
+/// Parameters a route knows; any other is an error (a typo should not
+/// silently widen a query).
+fn only(q: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match q.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::bad_request(format!(
+            "unknown parameter {k:?}; this endpoint takes: {}",
+            known.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `since` / `until`: RFC 3339 times.
+fn time(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    let Some(text) = q.get(name).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let t = humantime::parse_rfc3339_weak(text).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{name}={text:?}: expected an RFC 3339 time such as 2016-10-01T00:00:00Z ({e})"
+        ))
+    })?;
+    let ns = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .map_err(|_| ApiError::bad_request(format!("{name}={text:?}: before 1970")))?;
+    Ok(Some(ns))
+}
+
+fn number(
+    q: &HashMap<String, String>,
+    name: &str,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(t) => match t.parse::<usize>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(ApiError::bad_request(format!(
+                "{name}={t:?}: expected a whole number from 0 to {max}"
+            ))),
+        },
+    }
+}
+
+/// "23", "tcp/23", "23/tcp", "udp/53".
+fn port(text: &str) -> Result<PortIndex, ApiError> {
+    let t = text.trim();
+    let parsed = if t.chars().all(|c| c.is_ascii_digit()) {
+        t.parse::<u16>().ok().map(u32::from)
+    } else {
+        parse_port(t)
+    };
+    parsed.ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "port {t:?}: expected a number (TCP) or tcp/N, udp/N"
+        ))
+    })
+}
+
+fn port_name(index: PortIndex) -> String {
+    let (proto, n) = port_of(index);
+    format!("{proto}/{n}")
+}
+
+fn period(q: &HashMap<String, String>) -> Result<(Option<i64>, Option<i64>), ApiError> {
+    let (since, until) = (time(q, "since")?, time(q, "until")?);
+    if let (Some(a), Some(b)) = (since, until) {
+        if a >= b {
+            return Err(ApiError::bad_request("since must be before until"));
+        }
+    }
+    Ok((since, until))
+}
+
+/// `GET /api/overview`: totals, classes, top ports, countries and AS.
+pub(crate) async fn overview(
+    State(app): State<Arc<App>>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    only(&q, &["since", "until", "top"])?;
+    let (since_ns, until_ns) = period(&q)?;
+    let top = number(&q, "top", 10, 1000)?;
+    let enrich = app.asn.is_some() || app.geo.is_some();
+    let query = ReportQuery {
+        since_ns,
+        until_ns,
+        ports: Vec::new(),
+        // The country and AS rows need every source.
+        top: if enrich { usize::MAX } else { 1 },
+    };
+    let s: Summary = app.store(move |st| st.report(&query)).await?;
+    let classes: Vec<Value> = ALL_CLASSES
+        .iter()
+        .map(|c| {
+            let n = &s.classes.0[c.index()];
+            json!({"class": c.name(), "packets": n.packets, "sources": n.sources})
+        })
+        .collect();
+    let mut countries: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut ases: HashMap<u32, (String, u64, u64)> = HashMap::new();
+    for src in &s.top_sources {
+        let Ok(ip) = src.ip.parse() else { continue };
+        if let Some(g) = app.geo.as_ref() {
+            let c = g.lookup(ip).map(|g| g.country).unwrap_or_default();
+            let e = countries.entry(c).or_default();
+            e.0 += 1;
+            e.1 += src.packets;
+        }
+        if let Some(t) = app.asn.as_ref() {
+            let info = t.lookup(ip);
+            let e = ases
+                .entry(info.map_or(0, |i| i.asn))
+                .or_insert_with(|| (info.map(|i| i.org.to_string()).unwrap_or_default(), 0, 0));
+            e.1 += 1;
+            e.2 += src.packets;
+        }
+    }
+    let mut countries: Vec<_> = countries.into_iter().collect();
+    countries.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(&b.0)));
+    let mut ases: Vec<_> = ases.into_iter().collect();
+    ases.sort_by(|a, b| b.1 .2.cmp(&a.1 .2).then(a.0.cmp(&b.0)));
+    Ok(Json(json!({
+        "since": s.first_ts,
+        "until": s.last_ts,
+        "packets": s.packets,
+        "bytes": s.bytes,
+        "sources": s.sources,
+        "bucket_seconds": s.bucket_seconds,
+        "classes": classes,
+        "top_ports": s.ports.iter().take(top).collect::<Vec<_>>(),
+        "fingerprints": s.fingerprints,
+        "infected": s.infected.len(),
+        "top_countries": countries.iter().take(top).map(|(c, (n, p))| json!({"country": c, "sources": n, "packets": p})).collect::<Vec<_>>(),
+        "top_as": ases.iter().take(top).map(|(a, (org, n, p))| json!({"asn": a, "org": org, "sources": n, "packets": p})).collect::<Vec<_>>(),
+        "enrichment": {"asn": app.asn.is_some(), "geo": app.geo.is_some()},
+    })))
+}
+
+/// Buckets where a series jumps: at least 10 packets and more than three
+/// times the median of the (up to) 24 buckets before, with at least 3 of them.
+pub(crate) fn surges(values: &[u64]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for i in 3..values.len() {
+        let mut before: Vec<u64> = values[i.saturating_sub(24)..i].to_vec();
+        before.sort_unstable();
+        let median = before[before.len() / 2];
+        if values[i] >= 10 && values[i] > 3 * median {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// `GET /api/series?ports=23,2323`: packets and unique sources per port per
+/// bucket, with surges marked.
+pub(crate) async fn series(
+    State(app): State<Arc<App>>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    only(&q, &["since", "until", "ports"])?;
+    let (since_ns, until_ns) = period(&q)?;
+    let text = q.get("ports").map(String::as_str).unwrap_or("23,2323");
+    let mut ports = Vec::new();
+    for p in text.split(',').filter(|p| !p.trim().is_empty()) {
+        let idx = port(p)?;
+        if !ports.contains(&idx) {
+            ports.push(idx);
+        }
+    }
+    if ports.is_empty() || ports.len() > 16 {
+        return Err(ApiError::bad_request(format!(
+            "ports={text:?}: give 1 to 16 ports"
+        )));
+    }
+    let query = ReportQuery {
+        since_ns,
+        until_ns,
+        ports: ports.clone(),
+        top: ports.len(),
+    };
+    let s = app.store(move |st| st.report(&query)).await?;
+    let starts: Vec<&str> = s.series.iter().map(|b| b.start.as_str()).collect();
+    let lines: Vec<Value> = ports
+        .iter()
+        .map(|&p| {
+            let (proto, n) = port_of(p);
+            let pick = |f: &dyn Fn(&iotscope_telescope::summary::PortRow) -> u64| -> Vec<u64> {
+                s.series
+                    .iter()
+                    .map(|b| {
+                        b.ports
+                            .iter()
+                            .find(|r| r.proto == proto && r.port == n)
+                            .map_or(0, f)
+                    })
+                    .collect()
+            };
+            let packets = pick(&|r| r.packets);
+            let sources = pick(&|r| r.sources);
+            json!({
+                "port": port_name(p),
+                "packets": packets,
+                "sources": sources,
+                "surges": surges(&packets),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "bucket_seconds": s.bucket_seconds,
+        "starts": starts,
+        "series": lines,
+    })))
+}
+
+/// `GET /api/map`: located sources (no addresses: the map is public), by
+/// class, with packets and first/last times for the replay.
+pub(crate) async fn map(
+    State(app): State<Arc<App>>,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    only(&q, &["since", "until", "port", "limit"])?;
+    let (since_ns, until_ns) = period(&q)?;
+    let port = match q.get("port").filter(|p| !p.is_empty()) {
+        Some(p) => {
+            let (proto, n) = port_of(port(p)?);
+            Some((proto.to_string(), n))
+        }
+        None => None,
+    };
+    let limit = number(&q, "limit", 5000, 100_000)?;
+    let query = MapQuery {
+        since_ns,
+        until_ns,
+        port,
+        limit,
+    };
+    let rows = app.store(move |st| st.map_sources(&query)).await?;
+    let mut points = Vec::new();
+    let mut unlocated = 0u64;
+    for r in &rows {
+        let geo = app.geo.as_ref().and_then(|g| g.lookup(r.ip.parse().ok()?));
+        let Some((lat, lon, country)) =
+            geo.and_then(|g| Some((g.latitude?, g.longitude?, g.country)))
+        else {
+            unlocated += 1;
+            continue;
+        };
+        let classes: Vec<&str> = ALL_CLASSES
+            .iter()
+            .filter(|c| r.class_mask & (1 << c.index()) != 0)
+            .map(|c| c.name())
+            .collect();
+        points.push(json!({
+            "lat": lat,
+            "lon": lon,
+            "country": country,
+            "class": classes.first().copied().unwrap_or("other_ip"),
+            "classes": classes,
+            "packets": r.packets,
+            "first_ts": iotscope_telescope::time::rfc3339(r.first_ns),
+            "last_ts": iotscope_telescope::time::rfc3339(r.last_ns),
+            "mirai": r.fingerprints[0] > 0,
+        }));
+    }
+    Ok(Json(json!({
+        "geo": app.geo.is_some(),
+        "sources": rows.len(),
+        "unlocated": unlocated,
+        "points": points,
+    })))
+}
+
+fn parse_json(text: &Option<String>) -> Value {
+    text.as_deref()
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// A finding as the API shows it: a working password is masked.
+fn finding_json(app: &App, f: &iotscope_store::FindingRecord) -> Value {
+    let mut evidence: Value = serde_json::from_str(&f.evidence).unwrap_or_default();
+    if let Some(p) = evidence["password"].as_str() {
+        evidence["password"] = iotscope_checks::findings::mask(p).into();
+    }
+    json!({
+        "ip": f.ip,
+        "port": f.port,
+        "service": f.service,
+        "kind": f.kind,
+        "severity": f.severity,
+        "device": parse_json(&f.device),
+        "evidence": evidence,
+        "first_seen": f.first_seen,
+        "last_seen": f.ts,
+        "isp": app.isp_of(&f.ip).map(|i| i.name.clone()),
+    })
+}
+
+fn severity_rank(s: &str) -> usize {
+    ["critical", "high", "medium", "low", "info"]
+        .iter()
+        .position(|x| *x == s)
+        .unwrap_or(5)
+}
+
+/// `GET /api/findings`: filtered by kind, severity, criticality, vendor and
+/// ISP, only what the caller may see, worst first.
+pub(crate) async fn findings(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    only(
+        &q,
+        &[
+            "kind",
+            "severity",
+            "criticality",
+            "vendor",
+            "isp",
+            "ip",
+            "limit",
+            "offset",
+        ],
+    )?;
+    let limit = number(&q, "limit", 100, 10_000)?;
+    let offset = number(&q, "offset", 0, usize::MAX)?;
+    if let Some(s) = q.get("severity") {
+        if severity_rank(s) == 5 {
+            return Err(ApiError::bad_request(format!(
+                "severity={s:?}: expected critical, high, medium, low or info"
+            )));
+        }
+    }
+    let rows = app.store(|st| st.findings()).await?;
+    let want = |key: &str, have: Option<&str>| match q.get(key) {
+        None => true,
+        Some(w) => have.is_some_and(|h| h.eq_ignore_ascii_case(w)),
+    };
+    let mut out: Vec<Value> = rows
+        .iter()
+        .filter(|f| caller.may_see(&app, &f.ip))
+        .map(|f| finding_json(&app, f))
+        .filter(|v| {
+            want("kind", v["kind"].as_str())
+                && want("severity", v["severity"].as_str())
+                && want("criticality", v["device"]["criticality"].as_str())
+                && want("vendor", v["device"]["vendor"].as_str())
+                && want("isp", v["isp"].as_str())
+                && want("ip", v["ip"].as_str())
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        severity_rank(a["severity"].as_str().unwrap_or(""))
+            .cmp(&severity_rank(b["severity"].as_str().unwrap_or("")))
+            .then(a["ip"].as_str().cmp(&b["ip"].as_str()))
+            .then(a["port"].as_u64().cmp(&b["port"].as_u64()))
+    });
+    let total = out.len();
+    let page: Vec<Value> = out.into_iter().skip(offset).take(limit).collect();
+    Ok(Json(json!({"total": total, "findings": page})))
+}
+
+/// `GET /api/devices/{ip}`: one address's services, findings and alerts.
+pub(crate) async fn device(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(ip): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let addr: std::net::IpAddr = ip
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{ip:?} is not an IP address")))?;
+    let ip = addr.to_string();
+    if !caller.may_see(&app, &ip) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("{ip} is not an address of your ISP"),
+        ));
+    }
+    let key = ip.clone();
+    let (services, findings, alerts) = app
+        .store(move |st| {
+            let services: Vec<_> = st.services()?.into_iter().filter(|s| s.ip == key).collect();
+            let findings: Vec<_> = st.findings()?.into_iter().filter(|f| f.ip == key).collect();
+            let alerts = st.alerts_for_ip(&key)?;
+            Ok((services, findings, alerts))
+        })
+        .await?;
+    if services.is_empty() && findings.is_empty() && alerts.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("nothing is known about {ip}"),
+        ));
+    }
+    Ok(Json(json!({
+        "ip": ip,
+        "isp": app.isp_of(&ip).map(|i| i.name.clone()),
+        "services": services.iter().map(|s| json!({
+            "port": s.port, "proto": s.proto, "status": s.status, "service": s.service,
+            "banner": s.banner, "last_seen": s.ts,
+        })).collect::<Vec<_>>(),
+        "findings": findings.iter().map(|f| finding_json(&app, f)).collect::<Vec<_>>(),
+        "alerts": alerts.iter().map(|a| json!({
+            "problem": a.problem, "status": a.status, "severity": a.severity,
+            "port": a.port, "first_seen": a.first_seen, "last_seen": a.last_seen,
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+const STATUSES: &[&str] = &["new", "notified", "acknowledged", "fixed", "persisting"];
+
+/// `GET /api/alerts`: the caller's alerts with their history.
+pub(crate) async fn alerts(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Query(q): Params,
+) -> Result<Json<Value>, ApiError> {
+    only(&q, &["status", "isp", "problem", "limit", "offset"])?;
+    if let Some(s) = q.get("status") {
+        if !STATUSES.contains(&s.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "status={s:?}: expected one of {}",
+                STATUSES.join(", ")
+            )));
+        }
+    }
+    let limit = number(&q, "limit", 100, 10_000)?;
+    let offset = number(&q, "offset", 0, usize::MAX)?;
+    let rows = app.store(|st| st.alerts()).await?;
+    let visible: Vec<_> = rows
+        .into_iter()
+        .filter(|a| caller.may_see(&app, &a.ip))
+        .filter(|a| q.get("status").is_none_or(|s| &a.status == s))
+        .filter(|a| q.get("problem").is_none_or(|p| &a.problem == p))
+        .filter(|a| {
+            q.get("isp")
+                .is_none_or(|i| app.isp_of(&a.ip).is_some_and(|o| &o.name == i))
+        })
+        .collect();
+    let total = visible.len();
+    let page: Vec<_> = visible.into_iter().skip(offset).take(limit).collect();
+    let keys: Vec<(String, String)> = page
+        .iter()
+        .map(|a| (a.ip.clone(), a.problem.clone()))
+        .collect();
+    let histories = app
+        .store(move |st| {
+            keys.iter()
+                .map(|(ip, p)| st.alert_history(ip, p))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    let list: Vec<Value> = page
+        .iter()
+        .zip(histories)
+        .map(|(a, h)| {
+            json!({
+                "ip": a.ip,
+                "problem": a.problem,
+                "port": a.port,
+                "service": a.service,
+                "severity": a.severity,
+                "isp": app.isp_of(&a.ip).map(|i| i.name.clone()),
+                "device": parse_json(&a.device),
+                "evidence": serde_json::from_str::<Value>(&a.evidence).unwrap_or_default(),
+                "advice": a.advice,
+                "first_seen": a.first_seen,
+                "last_seen": a.last_seen,
+                "status": a.status,
+                "history": h.iter().map(|(ts, status, note)| json!({"ts": ts, "status": status, "note": note})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"total": total, "alerts": list})))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct StatusChange {
+    ip: String,
+    problem: String,
+    status: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /api/alerts/status {"ip","problem","status","note"}`: an ISP
+/// account may mark its own alerts acknowledged; an operator may also mark
+/// them notified or fixed. CSRF-checked for cookie sessions.
+pub(crate) async fn set_alert_status(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Json<StatusChange>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.check_csrf(&headers)?;
+    let Json(c) = body.map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected a JSON body {{\"ip\", \"problem\", \"status\", \"note\"}}: {e}"
+        ))
+    })?;
+    let allowed: &[&str] = if caller.user.role == "operator" {
+        &["notified", "acknowledged", "fixed"]
+    } else {
+        &["acknowledged"]
+    };
+    if !allowed.contains(&c.status.as_str()) {
+        return Err(ApiError::new(
+            if STATUSES.contains(&c.status.as_str()) {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::BAD_REQUEST
+            },
+            format!(
+                "status {:?}: this account may set {}",
+                c.status,
+                allowed.join(", ")
+            ),
+        ));
+    }
+    if !caller.may_see(&app, &c.ip) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("{} is not an address of your ISP", c.ip),
+        ));
+    }
+    if c.note.len() > 2000 {
+        return Err(ApiError::bad_request("note: at most 2000 bytes"));
+    }
+    let note = format!(
+        "by {} via the dashboard{}{}",
+        caller.user.name,
+        if c.note.is_empty() { "" } else { ": " },
+        c.note
+    );
+    let (ip, problem, status) = (c.ip.clone(), c.problem.clone(), c.status.clone());
+    let found = app
+        .store(move |st| st.set_alert_status(&ip, &problem, &status, &note))
+        .await?;
+    if !found {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no alert {} for {}", c.problem, c.ip),
+        ));
+    }
+    Ok(Json(
+        json!({"ip": c.ip, "problem": c.problem, "status": c.status}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jump_over_three_times_the_recent_median_is_a_surge() {
+        let mut v = vec![5u64; 30];
+        v[20] = 16; // 3.2x the median of 5
+        v[25] = 15; // exactly 3x: not a surge
+        assert_eq!(surges(&v), vec![20]);
+        assert!(surges(&[0, 0, 0, 9]).is_empty(), "below 10 packets");
+        assert_eq!(surges(&[0, 0, 0, 10]), vec![3]);
+        assert!(surges(&[100, 100]).is_empty(), "too little history");
+    }
+
+    #[test]
+    fn ports_parse_in_every_spelling() {
+        assert_eq!(port("23").unwrap(), 23);
+        assert_eq!(port("tcp/2323").unwrap(), 2323);
+        assert_eq!(port("53/udp").unwrap(), (1 << 16) | 53);
+        assert!(port("70000").is_err());
+        assert!(port("sctp/1").is_err());
+    }
+}
