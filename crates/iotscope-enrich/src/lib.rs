@@ -63,7 +63,7 @@ pub struct AsnTable {
 }
 
 /// Splits a CSV line with quoted fields.
-fn csv_fields(line: &str) -> Vec<String> {
+pub(crate) fn csv_fields(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;

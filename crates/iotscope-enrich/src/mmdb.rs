@@ -207,10 +207,98 @@ impl GeoRecord {
     }
 }
 
+/// A location table in ip-location-db's city CSV layout
+/// (`start,end,country_code,state1,state2,city,postcode,latitude,longitude,timezone`),
+/// as sorted disjoint ranges.
+struct CsvGeo {
+    ranges: Vec<(u128, u128, u32)>,
+    places: Vec<Geo>,
+}
+
+impl CsvGeo {
+    fn parse(text: &str, file: &str) -> Result<CsvGeo, MmdbError> {
+        let mut ranges = Vec::new();
+        let mut places: Vec<Geo> = Vec::new();
+        let mut index: HashMap<String, u32> = HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim_end_matches('\r');
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let err = |what: String| MmdbError {
+                file: format!("{file}, line {}", i + 1),
+                what,
+            };
+            let f = crate::csv_fields(line);
+            let Ok(start) = f[0].trim().parse::<IpAddr>() else {
+                if ranges.is_empty() {
+                    continue; // a header
+                }
+                return Err(err(format!("{:?} is not an address", f[0])));
+            };
+            if f.len() < 9 {
+                return Err(err(
+                    "expected start,end,country_code,state1,state2,city,postcode,latitude,longitude"
+                        .into(),
+                ));
+            }
+            let end: IpAddr = f[1]
+                .trim()
+                .parse()
+                .map_err(|_| err(format!("{:?} is not an address", f[1])))?;
+            if start.is_ipv4() != end.is_ipv4() || key(end) < key(start) {
+                return Err(err(
+                    "the range ends before it starts or mixes families".into()
+                ));
+            }
+            let coordinate = |s: &str, what: &str, limit: f64| -> Result<Option<f64>, MmdbError> {
+                if s.trim().is_empty() {
+                    return Ok(None);
+                }
+                match s.trim().parse::<f64>() {
+                    Ok(v) if v.abs() <= limit => Ok(Some(v)),
+                    _ => Err(err(format!("{s:?} is not a {what}"))),
+                }
+            };
+            let geo = Geo {
+                country: f[2].trim().to_string(),
+                region: f[3].trim().to_string(),
+                city: f[5].trim().to_string(),
+                latitude: coordinate(&f[7], "latitude", 90.0)?,
+                longitude: coordinate(&f[8], "longitude", 180.0)?,
+            };
+            let k = format!(
+                "{}|{}|{}|{:?}|{:?}",
+                geo.country, geo.region, geo.city, geo.latitude, geo.longitude
+            );
+            let at = *index.entry(k).or_insert_with(|| {
+                places.push(geo);
+                (places.len() - 1) as u32
+            });
+            ranges.push((key(start), key(end), at));
+        }
+        ranges.sort_unstable();
+        Ok(CsvGeo { ranges, places })
+    }
+
+    fn lookup(&self, ip: IpAddr) -> Option<&Geo> {
+        let k = key(ip);
+        let i = self.ranges.partition_point(|r| r.0 <= k);
+        let r = self.ranges.get(i.checked_sub(1)?)?;
+        (k <= r.1).then(|| &self.places[r.2 as usize])
+    }
+}
+
+enum GeoSource {
+    Mmdb(Box<Reader<Vec<u8>>>),
+    Csv(CsvGeo),
+}
+
 /// One or more location databases (ip-location-db ships IPv4 and IPv6 in
-/// separate files); the first that knows an address answers.
+/// separate files); the first that knows an address answers. Files ending
+/// in `.csv` are read as ip-location-db's city CSV, the rest as mmdb.
 pub struct GeoDb {
-    readers: Vec<(String, Reader<Vec<u8>>)>,
+    sources: Vec<(String, GeoSource)>,
 }
 
 impl std::fmt::Debug for GeoDb {
@@ -218,7 +306,7 @@ impl std::fmt::Debug for GeoDb {
         f.debug_struct("GeoDb")
             .field(
                 "files",
-                &self.readers.iter().map(|r| &r.0).collect::<Vec<_>>(),
+                &self.sources.iter().map(|r| &r.0).collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -227,18 +315,33 @@ impl std::fmt::Debug for GeoDb {
 impl GeoDb {
     /// Opens each file (read into memory: about 30-60 MB for a city database).
     pub fn open(paths: &[impl AsRef<Path>]) -> Result<GeoDb, MmdbError> {
-        let mut readers = Vec::new();
+        let mut sources = Vec::new();
         for p in paths {
             let p = p.as_ref();
-            let r = Reader::open_readfile(p).map_err(|e| mmdb_error(p, e))?;
-            readers.push((p.display().to_string(), r));
+            let name = p.display().to_string();
+            let source = if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+                let text = std::fs::read_to_string(p).map_err(|e| mmdb_error(p, e))?;
+                GeoSource::Csv(CsvGeo::parse(&text, &name)?)
+            } else {
+                GeoSource::Mmdb(Box::new(
+                    Reader::open_readfile(p).map_err(|e| mmdb_error(p, e))?,
+                ))
+            };
+            sources.push((name, source));
         }
-        Ok(GeoDb { readers })
+        Ok(GeoDb { sources })
     }
 
     /// Where `ip` is; None when no database has it.
     pub fn lookup(&self, ip: IpAddr) -> Option<Geo> {
-        for (_, r) in &self.readers {
+        for (_, source) in &self.sources {
+            let r = match source {
+                GeoSource::Csv(t) => match t.lookup(ip) {
+                    Some(g) => return Some(g.clone()),
+                    None => continue,
+                },
+                GeoSource::Mmdb(r) => r,
+            };
             // An IPv6 address in an IPv4-only database is an error: not here.
             if ip.is_ipv6() && r.metadata().ip_version == 4 {
                 continue;
@@ -285,6 +388,26 @@ mod tests {
         let reg = serde_json::json!({"registered_country": {"iso_code": "US"}});
         let g = serde_json::from_value::<GeoRecord>(reg).unwrap().into_geo();
         assert_eq!((g.country.as_str(), g.latitude), ("US", None));
+    }
+
+    #[test]
+    fn city_csv_ranges_answer_and_bad_lines_name_their_line() {
+        let text = "ip_range_start,ip_range_end,country_code,state1,state2,city,postcode,latitude,longitude,timezone\n\
+                    198.51.100.0,198.51.100.255,JP,Osaka,,Minoh,562-0001,34.8598,135.4675,Asia/Tokyo\n\
+                    2001:db8::,2001:db8::ffff,US,,,\"Springfield, IL\",,39.8,-89.6,\n";
+        let t = CsvGeo::parse(text, "geo.csv").unwrap();
+        let g = t.lookup("198.51.100.7".parse().unwrap()).unwrap();
+        assert_eq!((g.country.as_str(), g.city.as_str()), ("JP", "Minoh"));
+        assert_eq!(g.latitude, Some(34.8598));
+        let g = t.lookup("2001:db8::5".parse().unwrap()).unwrap();
+        assert_eq!(g.city, "Springfield, IL");
+        assert!(t.lookup("198.51.101.0".parse().unwrap()).is_none());
+        let bad = "198.51.100.0,198.51.100.255,JP,,,,,134.0,10.0\n";
+        let e = CsvGeo::parse(bad, "geo.csv").err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "geo.csv, line 1: \"134.0\" is not a latitude"
+        );
     }
 
     #[test]

@@ -174,7 +174,16 @@ function worldPaths(topo) {
       const a = i >= 0 ? arcs[i] : arcs[~i].slice().reverse();
       pts.push(...(pts.length ? a.slice(1) : a));
     }
-    return `M${pts.map((p) => project(p).map((v) => v.toFixed(1)).join(',')).join('L')}Z`;
+    // A ring that crosses the antimeridian would draw a line across the
+    // whole map: lift the pen where longitude jumps by more than 180 degrees.
+    let d = '';
+    let prev = null;
+    for (const p of pts) {
+      const [x, y] = project(p).map((v) => v.toFixed(1));
+      d += `${prev === null || Math.abs(p[0] - prev) > 180 ? 'M' : 'L'}${x},${y}`;
+      prev = p[0];
+    }
+    return `${d}Z`;
   };
   return topo.objects.countries.geometries.map((g) => {
     const polys = g.type === 'Polygon' ? [g.arcs] : g.type === 'MultiPolygon' ? g.arcs : [];

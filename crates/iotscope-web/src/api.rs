@@ -145,6 +145,8 @@ pub(crate) async fn overview(
         "since": s.first_ts,
         "until": s.last_ts,
         "packets": s.packets,
+        "malformed": s.malformed,
+        "outside": s.outside,
         "bytes": s.bytes,
         "sources": s.sources,
         "bucket_seconds": s.bucket_seconds,

@@ -1,10 +1,10 @@
 //! `iotscope demo`: the main job on embedded defaults, for a first run.
 //!
-//! Today: generate a realistic darknet capture with the lab, analyse it with
-//! the telescope into a store and print the report; then start a small lab
-//! of emulated devices on loopback, survey it (connect mode, banners) and
-//! summarise what answered. Later issues add the checks, alerts and the
-//! dashboard.
+//! Generates a realistic darknet capture with the lab, analyses it with the
+//! telescope into a store and prints the report; starts a small lab of
+//! emulated devices on loopback, surveys it with the checks, builds alerts
+//! and per-ISP reports; then serves the dashboard over all of it on
+//! loopback with a fresh operator login. No root, no network.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +25,15 @@ pub struct DemoArgs {
     /// Seed of the sample.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Days the sample capture spans (hourly buckets on the dashboard).
+    #[arg(long, default_value_t = 3)]
+    days: u32,
+    /// Where the dashboard listens (loopback unless you say otherwise).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Build everything but do not serve the dashboard.
+    #[arg(long)]
+    no_serve: bool,
 }
 
 pub fn run(a: DemoArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
@@ -50,6 +59,7 @@ pub fn run(a: DemoArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     let spec = DarknetSpec {
         packets: a.packets,
         seed: a.seed,
+        duration_s: i64::from(a.days.max(1)) * 86_400,
         ..Default::default()
     };
     let file = std::fs::File::create(&capture)
@@ -71,14 +81,51 @@ pub fn run(a: DemoArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         cfg,
     )?;
     survey_a_lab(&a.dir, a.seed, &db)?;
-    alerts_for_isps(&a.dir, &db)?;
+    let cfg_path = alerts_for_isps(&a.dir, &db)?;
     eprintln!(
         "\niotscope demo: done. Ground truth: {}. Query the store again with\n  iotscope telescope report --db {} --port 23/tcp\n  iotscope findings --db {}",
         truth_path.display(),
         db.display(),
         db.display()
     );
+    if a.no_serve {
+        return Ok(code);
+    }
+    serve_dashboard(&cfg_path, &db, a.listen)?;
     Ok(code)
+}
+
+/// Accounts for the demo (a fresh operator password each run, and one ISP
+/// account), then the dashboard until Ctrl-C.
+fn serve_dashboard(
+    cfg_path: &std::path::Path,
+    db: &std::path::Path,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let cfg = Config::load(Some(cfg_path))?;
+    let mut store = iotscope_store::SqliteStore::open(db)?;
+    let operator = super::users::add_user(&mut store, "operator", "operator", None, None, &cfg)?
+        .context("a new password")?;
+    let isp = super::users::add_user(
+        &mut store,
+        "east",
+        "isp",
+        Some("Demo ISP East".into()),
+        None,
+        &cfg,
+    )?
+    .context("a new password")?;
+    drop(store);
+    let settings = super::serve::settings(db.to_path_buf(), listen, None, &cfg)?;
+    let router = iotscope_web::router(settings)?;
+    println!(
+        "\nDashboard: http://{listen}/  (world map, time series, findings, alerts; /check for owners)\n  \
+         operator login: operator / {operator}\n  ISP login (Demo ISP East only): east / {isp}\n  \
+         again later: iotscope --config {} serve --db {} --listen {listen}\n  Ctrl-C stops.",
+        cfg_path.display(),
+        db.display()
+    );
+    super::serve::run_server(listen, router)
 }
 
 /// Starts 30 emulated devices on 127.79.0.0/24, surveys them and prints
@@ -168,6 +215,13 @@ fn survey_a_lab(dir: &std::path::Path, seed: u64, db: &std::path::Path) -> anyho
     let findings: Vec<&iotscope_checks::findings::Finding> =
         reports.iter().flat_map(|r| &r.findings).collect();
     let mut store = iotscope_store::SqliteStore::open(db)?;
+    iotscope_store::Store::save_services(
+        &mut store,
+        &rows
+            .iter()
+            .map(super::survey::observation)
+            .collect::<Vec<_>>(),
+    )?;
     iotscope_store::Store::save_findings(
         &mut store,
         &findings
@@ -260,9 +314,19 @@ fn survey_a_lab(dir: &std::path::Path, seed: u64, db: &std::path::Path) -> anyho
 /// The alerts step on the demo's store: an ISP table of two (the lab's
 /// /24 split between them), alerts built from the findings and the
 /// telescope's infected hosts, one report per ISP.
-fn alerts_for_isps(dir: &std::path::Path, db: &std::path::Path) -> anyhow::Result<()> {
-    let isps = "[[isp]]\nname = \"Demo ISP East\"\nasn = [64500]\nprefixes = [\"127.79.0.0/25\"]\nabuse = \"abuse@east.example\"\n\n\
-                [[isp]]\nname = \"Demo ISP West\"\nasn = [64501]\nprefixes = [\"127.79.0.128/25\", \"127.79.0.16/28\"]\nabuse = \"abuse@west.example\"\n";
+fn alerts_for_isps(dir: &std::path::Path, db: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let geo = dir.join("demo-geo.csv");
+    std::fs::write(&geo, demo_geography())?;
+    // Absolute: the config is read from wherever the user runs iotscope next.
+    let geo = std::fs::canonicalize(&geo)?;
+    let isps = format!(
+        "# The demo's settings. [enrich] geo is a SYNTHETIC location table for the\n\
+         # demo's random source addresses (each /8 placed in one city): it is not\n\
+         # real geolocation. Use GeoLite2-City or ip-location-db for real data.\n\
+         [enrich]\ngeo = [{geo:?}]\n\n\
+         [[isp]]\nname = \"Demo ISP East\"\nasn = [64500]\nprefixes = [\"127.79.0.0/25\"]\nabuse = \"abuse@east.example\"\n\n\
+         [[isp]]\nname = \"Demo ISP West\"\nasn = [64501]\nprefixes = [\"127.79.0.128/25\", \"127.79.0.16/28\"]\nabuse = \"abuse@west.example\"\n"
+    );
     let cfg_path = dir.join("isps.toml");
     std::fs::write(&cfg_path, isps)?;
     let cfg = crate::config::Config::load(Some(&cfg_path))?;
@@ -289,5 +353,73 @@ fn alerts_for_isps(dir: &std::path::Path, db: &std::path::Path) -> anyhow::Resul
         cfg_path.display(),
         db.display()
     );
-    Ok(())
+    Ok(cfg_path)
+}
+
+/// Cities the synthetic demo geography places sources in: (country, region,
+/// city, latitude, longitude).
+const DEMO_CITIES: &[(&str, &str, &str, f64, f64)] = &[
+    ("JP", "Tokyo", "Tokyo", 35.6895, 139.6917),
+    ("CN", "Beijing", "Beijing", 39.9042, 116.4074),
+    ("KR", "Seoul", "Seoul", 37.5665, 126.978),
+    ("VN", "Ho Chi Minh", "Ho Chi Minh City", 10.8231, 106.6297),
+    ("IN", "Maharashtra", "Mumbai", 19.076, 72.8777),
+    ("ID", "Jakarta", "Jakarta", -6.2088, 106.8456),
+    ("TW", "Taipei", "Taipei", 25.033, 121.5654),
+    ("TH", "Bangkok", "Bangkok", 13.7563, 100.5018),
+    ("RU", "Moscow", "Moscow", 55.7558, 37.6173),
+    ("TR", "Istanbul", "Istanbul", 41.0082, 28.9784),
+    ("IR", "Tehran", "Tehran", 35.6892, 51.389),
+    ("DE", "Hesse", "Frankfurt", 50.1109, 8.6821),
+    ("NL", "North Holland", "Amsterdam", 52.3676, 4.9041),
+    ("FR", "Île-de-France", "Paris", 48.8566, 2.3522),
+    ("GB", "England", "London", 51.5074, -0.1278),
+    ("IT", "Lombardy", "Milan", 45.4642, 9.19),
+    ("UA", "Kyiv", "Kyiv", 50.4501, 30.5234),
+    ("EG", "Cairo", "Cairo", 30.0444, 31.2357),
+    ("NG", "Lagos", "Lagos", 6.5244, 3.3792),
+    ("ZA", "Gauteng", "Johannesburg", -26.2041, 28.0473),
+    ("US", "Virginia", "Ashburn", 39.0438, -77.4874),
+    ("US", "California", "Los Angeles", 34.0522, -118.2437),
+    ("US", "Texas", "Dallas", 32.7767, -96.797),
+    ("CA", "Ontario", "Toronto", 43.6532, -79.3832),
+    ("MX", "Mexico City", "Mexico City", 19.4326, -99.1332),
+    ("BR", "São Paulo", "São Paulo", -23.5505, -46.6333),
+    ("AR", "Buenos Aires", "Buenos Aires", -34.6037, -58.3816),
+    ("CO", "Bogotá", "Bogotá", 4.711, -74.0721),
+    ("AU", "New South Wales", "Sydney", -33.8688, 151.2093),
+    ("SG", "Singapore", "Singapore", 1.3521, 103.8198),
+];
+
+/// A synthetic location table (ip-location-db city CSV layout) for the
+/// demo's random sources: every IPv4 /8 in one city, a few kilometres
+/// apart per /8 so the map shows clusters, and the IPv6 documentation
+/// space in Tokyo.
+fn demo_geography() -> String {
+    let mut out = String::from(
+        "ip_range_start,ip_range_end,country_code,state1,state2,city,postcode,latitude,longitude,timezone\n",
+    );
+    // Not 10/8 or 127/8: private and loopback addresses have no place.
+    for a in (1u32..=223).filter(|a| *a != 10 && *a != 127) {
+        let (cc, region, city, lat, lon) = DEMO_CITIES[(a as usize * 7) % DEMO_CITIES.len()];
+        // Four /10s per /8, each a little apart, so a city is a cluster.
+        for q in 0u32..4 {
+            let n = a * 4 + q;
+            let (dlat, dlon) = (
+                ((n * 37) % 13) as f64 / 6.0 - 1.0,
+                ((n * 53) % 11) as f64 / 5.0 - 1.0,
+            );
+            out.push_str(&format!(
+                "{a}.{}.0.0,{a}.{}.255.255,{cc},{region},,{city},,{:.4},{:.4},\n",
+                q * 64,
+                q * 64 + 63,
+                lat + dlat,
+                lon + dlon
+            ));
+        }
+    }
+    out.push_str(
+        "2001:db8::,2001:db8:ffff:ffff:ffff:ffff:ffff:ffff,JP,Tokyo,,Tokyo,,35.6895,139.6917,\n",
+    );
+    out
 }

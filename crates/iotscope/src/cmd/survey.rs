@@ -94,7 +94,7 @@ pub struct SurveyArgs {
     check_flags: super::checks::CheckFlags,
 }
 
-fn observation(r: &iotscope_survey::Row) -> ServiceObservation {
+pub fn observation(r: &iotscope_survey::Row) -> ServiceObservation {
     ServiceObservation {
         ip: r.ip.to_string(),
         port: r.port,

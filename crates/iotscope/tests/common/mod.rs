@@ -313,3 +313,280 @@ pub fn npm_package(spec: &str) -> Option<std::path::PathBuf> {
     let _ = std::fs::remove_dir_all(&work);
     Some(package)
 }
+
+/// An HTTP answer as the tests read it.
+pub struct HttpReply {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request over a fresh loopback connection, optionally from
+/// a chosen 127/8 source address (any of them is ours on loopback).
+pub fn http(
+    from: Option<std::net::Ipv4Addr>,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> HttpReply {
+    use std::io::{Read, Write};
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = match from {
+        None => std::net::TcpStream::connect(to).unwrap(),
+        Some(src) => {
+            let s =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            s.bind(&std::net::SocketAddr::from((src, 0)).into())
+                .unwrap();
+            s.connect(&to.into()).unwrap();
+            s.into()
+        }
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    req.push_str("\r\n");
+    if let Some(b) = body {
+        req.push_str(b);
+    }
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").expect("an HTTP head");
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        let mut out = String::new();
+        let mut r = rest;
+        loop {
+            let (size, tail) = r.split_once("\r\n").unwrap();
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            r = &tail[n + 2..];
+        }
+        out
+    } else {
+        rest.to_string()
+    };
+    HttpReply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// `iotscope serve` on a free loopback port, stopped on drop.
+pub struct Server {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Server {
+    pub fn start(config: &Path, db: &Path, extra: &[&str]) -> Server {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+            .arg("--config")
+            .arg(config)
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
+                    let _ = tx.send(rest.trim_end_matches('/').parse::<u16>().unwrap());
+                }
+                eprintln!("[serve] {line}");
+            }
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("iotscope serve did not start");
+        Server { child, port }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A store for the dashboard tests: a darknet capture through the
+/// telescope, a survey of a running lab on `subnet` (a /24), alerts for
+/// two ISPs that split it with a nested prefix (ISP B also owns the /28 at
+/// .16 inside ISP A's /25), a location table, and three accounts:
+/// `op` (operator), `ispa`, `ispb`, each with password `password-<name>`.
+/// Returns (config, db).
+pub fn dashboard_store(lab: &RunningLab, subnet: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = lab.dir.path();
+    let db = dir.join("web.db");
+    let bin = env!("CARGO_BIN_EXE_iotscope");
+    let pcap = dir.join("d.pcap");
+    let ok = |c: &mut Command| {
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{c:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    ok(Command::new(bin)
+        .args([
+            "lab",
+            "darknet",
+            "--packets",
+            "20000",
+            "--seed",
+            "5",
+            "--duration",
+            "2d",
+            "--out",
+        ])
+        .arg(&pcap));
+    ok(Command::new(bin)
+        .args([
+            "telescope",
+            "analyze",
+            "--darknet",
+            "198.18.0.0/16",
+            "--darknet",
+            "2001:db8:1::/48",
+            "--db",
+        ])
+        .arg(&db)
+        .arg(&pcap));
+    survey_lab_into(subnet, "22,23,80,81,502,1883,2323,8080,8081", dir, &db);
+    let base = subnet.trim_end_matches("0/24");
+    // Every public /8 in one of two places, so the map has points.
+    let mut geo = String::from("ip_range_start,ip_range_end,country_code,state1,state2,city,postcode,latitude,longitude,timezone\n");
+    for a in 1..=223u32 {
+        let (cc, lat, lon) = if a % 2 == 0 {
+            ("JP", 35.68, 139.69)
+        } else {
+            ("BR", -23.55, -46.63)
+        };
+        geo.push_str(&format!(
+            "{a}.0.0.0,{a}.255.255.255,{cc},,,,,{lat},{lon},\n"
+        ));
+    }
+    std::fs::write(dir.join("geo.csv"), geo).unwrap();
+    let cfg = dir.join("web.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[enrich]\ngeo = [\"{}\"]\n\n\
+             [[isp]]\nname = \"ISP A\"\nprefixes = [\"{base}0/25\"]\nabuse = \"abuse@a.example\"\n\n\
+             [[isp]]\nname = \"ISP B\"\nprefixes = [\"{base}128/25\", \"{base}16/28\"]\nabuse = \"abuse@b.example\"\n",
+            dir.join("geo.csv").display()
+        ),
+    )
+    .unwrap();
+    ok(Command::new(bin)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["alerts", "build", "--db"])
+        .arg(&db));
+    for (name, role, isp) in [
+        ("op", "operator", None),
+        ("ispa", "isp", Some("ISP A")),
+        ("ispb", "isp", Some("ISP B")),
+    ] {
+        let mut c = Command::new(bin);
+        c.arg("--config")
+            .arg(&cfg)
+            .args([
+                "users",
+                "add",
+                name,
+                "--role",
+                role,
+                "--password-stdin",
+                "--db",
+            ])
+            .arg(&db);
+        if let Some(i) = isp {
+            c.args(["--isp", i]);
+        }
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("password-{name}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (cfg, db)
+}
+
+/// Which of the test's ISPs owns a lab address (the same rule as the product:
+/// longest prefix): "ISP B" for .16-.31 and .128 up, else "ISP A".
+pub fn test_isp_of(ip: &str) -> &'static str {
+    let last: u8 = ip.rsplit('.').next().unwrap().parse().unwrap();
+    if (16..32).contains(&last) || last >= 128 {
+        "ISP B"
+    } else {
+        "ISP A"
+    }
+}
