@@ -231,7 +231,7 @@ pub(crate) async fn page(
     let html = format!(
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><link rel=\"stylesheet\" href=\"/app.css\"></head>\
+         <title>{title}</title><link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/app.css\"></head>\
          <body class=\"check\"><main><h1>{title}</h1>{body}<p class=\"lang\">{other}</p></main></body></html>",
         lang = if ja { "ja" } else { "en" },
         title = t("Is my device safe? (iotscope self-check)", "IoT 機器のセルフチェック（iotscope）"),

@@ -590,3 +590,53 @@ pub fn test_isp_of(ip: &str) -> &'static str {
         "ISP A"
     }
 }
+
+/// `npm install spec` into a folder of the test target directory (once);
+/// the folder, or None (after `skip`) when node or npm is missing.
+pub fn npm_install(folder: &str, spec: &str) -> Option<std::path::PathBuf> {
+    for tool in ["node", "npm"] {
+        if !have(tool) {
+            skip(&format!("{tool} is not installed (needed for {spec})"));
+            return None;
+        }
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("npm")
+        .join(folder);
+    let name = spec
+        .rsplit_once('@')
+        .filter(|(n, _)| !n.is_empty())
+        .map_or(spec, |(n, _)| n);
+    if dir
+        .join("node_modules")
+        .join(name)
+        .join("package.json")
+        .exists()
+    {
+        return Some(dir);
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let st = Command::new("npm")
+        .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&dir)
+        .arg(spec)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "npm install {spec}");
+    Some(dir)
+}
+
+/// GET with an Authorization header; the JSON body of a 200.
+pub fn get_json(port: u16, path: &str, authorization: &str) -> serde_json::Value {
+    let r = http(
+        None,
+        port,
+        "GET",
+        path,
+        &[("Authorization", authorization)],
+        None,
+    );
+    assert_eq!(r.status, 200, "{path}: {}", r.body);
+    r.json()
+}

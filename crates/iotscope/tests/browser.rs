@@ -1,0 +1,117 @@
+//! The dashboard in a real browser: headless Chromium (Debian's) driven by
+//! Playwright (`playwright-core` from npm), against `iotscope serve` on
+//! loopback. What the pages draw is checked against what the API says;
+//! screenshots go to `target/tmp/browser-shots/` as test artefacts.
+
+mod common;
+
+use common::{get_json, Server};
+use serde_json::{json, Value};
+
+const SUBNET: &str = "127.78.31.0/24";
+
+#[test]
+fn a_person_can_use_every_page() {
+    if !std::path::Path::new("/usr/bin/chromium").exists() {
+        return common::skip("Debian's chromium is not installed (apt-get install chromium)");
+    }
+    let Some(playwright) = common::npm_install("playwright", "playwright-core@1") else {
+        return;
+    };
+    let lab = common::RunningLab::start(SUBNET, 24, 9);
+    let (cfg, db) = common::dashboard_store(&lab, SUBNET);
+    let server = Server::start(&cfg, &db, &[]);
+    let port = server.port;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_iotscope"))
+        .args(["users", "token", "op", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let bearer = format!("Bearer {}", String::from_utf8_lossy(&out.stdout).trim());
+    let api = |path: &str| get_json(port, path, &bearer);
+
+    // What the pages should show, from the API.
+    let o = api("/api/overview");
+    let packets = o["packets"].as_u64().unwrap();
+    let nonzero = o["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["packets"].as_u64().unwrap() > 0)
+        .count();
+    let series = api("/api/series?ports=23,2323");
+    let findings = api("/api/findings?limit=1");
+    let critical = api("/api/findings?limit=1&severity=critical");
+    let alerts = api("/api/alerts?limit=1");
+    let isp_a: Vec<String> = api("/api/alerts?limit=10000")["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["ip"].as_str().unwrap().to_string())
+        .filter(|ip| ip.starts_with("127.78.31.") && common::test_isp_of(ip) == "ISP A")
+        .collect();
+    let expect = json!({
+        "packets_text": packets.to_string().as_bytes().rchunks(3).rev()
+            .map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(","),
+        "nonzero_classes": nonzero,
+        "top_ports": o["top_ports"].as_array().unwrap().len(),
+        "map_points": api("/api/map")["points"].as_array().unwrap().len(),
+        "map_points_23": api("/api/map?port=23")["points"].as_array().unwrap().len(),
+        "buckets": series["starts"].as_array().unwrap().len(),
+        "findings": findings["total"],
+        "critical": critical["total"],
+        "alerts": alerts["total"],
+        "isp_a_alerts": isp_a.len(),
+        "isp_a_ips": isp_a,
+    });
+    assert!(expect["critical"].as_u64().unwrap() > 0, "{expect}");
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/browser.mjs");
+    let staged = playwright.join("browser.mjs");
+    // Node resolves playwright-core from the script's folder.
+    std::fs::copy(script, &staged).unwrap();
+    let run = std::process::Command::new("node")
+        .arg(&staged)
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg(expect.to_string())
+        .arg(&shots)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "browser: {}{}",
+        said,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // The acknowledgement made in the browser is in the store, by the operator.
+    let result: Value = serde_json::from_str(said.trim()).unwrap();
+    let acked = &result["acked"];
+    let list = api("/api/alerts?limit=10000&status=acknowledged");
+    let a = list["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["ip"] == acked["ip"] && a["problem"] == acked["problem"])
+        .unwrap_or_else(|| panic!("{acked} not acknowledged: {list}"));
+    let last = a["history"].as_array().unwrap().last().unwrap();
+    assert!(
+        last["note"]
+            .as_str()
+            .unwrap()
+            .contains("by op via the dashboard"),
+        "{last}"
+    );
+    for shot in [
+        "overview",
+        "map",
+        "series",
+        "survey",
+        "alerts",
+        "isp-alerts",
+        "check",
+    ] {
+        assert!(shots.join(format!("{shot}.png")).exists(), "{shot}.png");
+    }
+}

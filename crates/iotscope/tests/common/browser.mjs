@@ -1,0 +1,152 @@
+// Drives the dashboard in headless Chromium as a person would, checking
+// what is drawn against what the API says (the expectations come from the
+// Rust test). Exits non-zero with a message on the first failure.
+// usage: node browser.mjs BASE_URL EXPECTATIONS_JSON SCREENSHOT_DIR
+import { chromium } from 'playwright-core';
+
+const [, , base, expectJson, shots] = process.argv;
+const E = JSON.parse(expectJson);
+
+function check(ok, what) {
+  if (!ok) throw new Error(`check failed: ${what}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const errors = [];
+async function newPage() {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    // A 401 before logging in is expected; anything else is not.
+    if (m.type() === 'error' && !m.text().includes('401')) errors.push(`console: ${m.text()}`);
+  });
+  page.setDefaultTimeout(20000);
+  return page;
+}
+const ready = (page) => page.waitForSelector('body[data-ready="true"]');
+async function submit(page, form) {
+  await page.evaluate(() => { document.body.dataset.ready = 'false'; });
+  await page.click(`${form} button:not([type="button"])`);
+  await ready(page);
+}
+const result = {};
+
+try {
+  const page = await newPage();
+
+  // Overview.
+  await page.goto(`${base}/#overview`);
+  await ready(page);
+  check(await page.textContent('#ov-packets') === E.packets_text, `packets ${await page.textContent('#ov-packets')} != ${E.packets_text}`);
+  check(await page.locator('#ov-classes tr.class-row').count() === 11, 'eleven class rows');
+  check(await page.locator('#ov-class-bar rect.class-seg').count() === E.nonzero_classes, 'one bar segment per class seen');
+  check(await page.locator('#ov-ports tbody tr').count() === E.top_ports, 'top ports');
+  await page.screenshot({ path: `${shots}/overview.png`, fullPage: true });
+
+  // Map: points as the API gives them, then a port filter, then the replay.
+  await page.goto(`${base}/#map`);
+  await ready(page);
+  check(await page.locator('#map-land path.land').count() > 170, 'country shapes drawn');
+  const all = await page.locator('#map-points circle.pt').count();
+  check(all === E.map_points, `map points ${all} != ${E.map_points}`);
+  await page.fill('#map-form input[name="port"]', '23');
+  await submit(page, '#map-form');
+  const on23 = await page.locator('#map-points circle.pt').count();
+  check(on23 === E.map_points_23, `port-23 points ${on23} != ${E.map_points_23}`);
+  const colours = await page.$$eval('#map-points circle.pt', (cs) => [...new Set(cs.map((c) => c.getAttribute('fill')))]);
+  check(colours.length >= 1 && colours.every((c) => /^#[0-9a-f]{6}$/.test(c)), `class colours ${colours}`);
+  await page.click('#map-replay');
+  await page.waitForTimeout(2500);
+  const during = await page.locator('#map-points circle.pt').count();
+  check(during < on23, `the replay starts empty and grows (${during} of ${on23} after 2.5 s)`);
+  await page.waitForFunction((n) => document.querySelectorAll('#map-points circle.pt').length === n, on23, { timeout: 15000 });
+  await page.screenshot({ path: `${shots}/map.png` });
+
+  // Time series: one line per port, zoom by dragging.
+  await page.goto(`${base}/#series`);
+  await ready(page);
+  const ports = await page.$$eval('#chart polyline.series-line', (ls) => ls.map((l) => l.dataset.port));
+  check(JSON.stringify(ports) === JSON.stringify(['tcp/23', 'tcp/2323']), `series ${ports}`);
+  const points = async () => (await page.getAttribute('#chart polyline.series-line', 'points')).trim().split(' ').length;
+  check(await points() === E.buckets, `a point per bucket (${await points()} != ${E.buckets})`);
+  await page.fill('#series-form input[name="ports"]', '23,2323,22');
+  await submit(page, '#series-form');
+  check(await page.locator('#chart polyline.series-line').count() === 3, 'three ports overlaid');
+  const box = await page.locator('#chart').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.5);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.5);
+  await page.mouse.up();
+  check(await page.isVisible('#series-reset'), 'zoomed: reset button shown');
+  const zoomed = await points();
+  check(zoomed < E.buckets && zoomed > 2, `zoomed to ${zoomed} of ${E.buckets} buckets`);
+  await page.screenshot({ path: `${shots}/series.png` });
+  await page.click('#series-reset');
+  check(await points() === E.buckets, 'zoom reset');
+
+  // Survey needs a login: the page sends us to it.
+  await page.goto(`${base}/#survey`);
+  await page.waitForFunction(() => location.hash === '#login');
+  await page.fill('#login-name', 'op');
+  await page.fill('#login-password', 'password-op');
+  await page.click('#login-submit');
+  await page.waitForFunction(() => location.hash === '#survey');
+  await ready(page);
+  await page.waitForSelector('tr.finding');
+  check(await page.locator('tr.finding').count() === Math.min(100, E.findings), 'finding rows');
+  await page.selectOption('#survey-form select[name="severity"]', 'critical');
+  await submit(page, '#survey-form');
+  check(await page.locator('tr.finding').count() === Math.min(100, E.critical), `critical rows ${await page.locator('tr.finding').count()} != ${E.critical}`);
+  const ip = await page.getAttribute('tr.finding', 'data-ip');
+  await page.click('tr.finding');
+  await page.waitForSelector('#device:not([hidden]) h2');
+  check((await page.textContent('#device h2')).includes(ip), 'device detail of the clicked row');
+  check(await page.locator('#device .evidence li').count() > 0, 'evidence shown');
+  await page.screenshot({ path: `${shots}/survey.png`, fullPage: true });
+
+  // Alerts: acknowledge one.
+  await page.goto(`${base}/#alerts`);
+  await ready(page);
+  check(await page.locator('tr.alert').count() === Math.min(100, E.alerts), 'alert rows');
+  const row = page.locator('tr.alert', { has: page.locator('button.ack') }).first();
+  const acked = { ip: await row.getAttribute('data-ip'), problem: await row.getAttribute('data-problem') };
+  await row.locator('button.ack').click();
+  await page.waitForSelector(`tr.alert[data-ip="${acked.ip}"][data-problem="${acked.problem}"][data-status="acknowledged"]`);
+  result.acked = acked;
+  await page.screenshot({ path: `${shots}/alerts.png`, fullPage: true });
+  await page.click('#logout');
+  await page.waitForFunction(() => location.hash === '#overview');
+
+  // An ISP account sees only its own addresses.
+  const isp = await newPage();
+  await isp.goto(`${base}/#login`);
+  await isp.fill('#login-name', 'ispa');
+  await isp.fill('#login-password', 'password-ispa');
+  await isp.click('#login-submit');
+  await isp.waitForFunction(() => location.hash === '#survey');
+  await isp.goto(`${base}/#alerts`);
+  await ready(isp);
+  const ispIps = await isp.$$eval('tr.alert', (rs) => rs.map((r) => r.dataset.ip));
+  check(ispIps.length === E.isp_a_alerts, `ISP A rows ${ispIps.length} != ${E.isp_a_alerts}`);
+  check(ispIps.every((x) => E.isp_a_ips.includes(x)), `ISP A sees only its addresses: ${ispIps}`);
+  await isp.screenshot({ path: `${shots}/isp-alerts.png`, fullPage: true });
+
+  // The owners' page.
+  await page.goto(`${base}/check?lang=ja`);
+  check((await page.textContent('#your-ip')) === '127.0.0.1', 'the page names the visitor\'s address');
+  check((await page.getAttribute('html', 'lang')) === 'ja', 'Japanese');
+  await page.screenshot({ path: `${shots}/check.png` });
+
+  check(errors.length === 0, errors.join('; '));
+  console.log(JSON.stringify(result));
+} catch (e) {
+  console.error(e.message);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
