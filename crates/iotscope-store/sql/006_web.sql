@@ -16,7 +16,6 @@ CREATE TABLE sessions (
     created    TEXT NOT NULL,
     expires_ns BIGINT NOT NULL
 );
-CREATE INDEX alerts_by_ip ON alerts (ip);
 -- Every (port, source) pair the telescope saw, for the map's port filter.
 CREATE TABLE port_sources (
     proto TEXT NOT NULL,
@@ -24,3 +23,6 @@ CREATE TABLE port_sources (
     ip    TEXT NOT NULL,
     PRIMARY KEY (proto, port, ip)
 );
+-- The dashboard's series read one port's buckets over a period; covering, so
+-- the rows (and their sketches) are never touched.
+CREATE INDEX bucket_ports_by_port ON bucket_ports (proto, port, start_ns, packets, sources);

@@ -226,6 +226,19 @@ pub trait Store {
         problem: &str,
     ) -> Result<Vec<(String, String, String)>, StoreError>;
 
+    /// Packets and unique sources per bucket of each (proto, port), over a
+    /// period: one indexed read per port, for the dashboard's time series.
+    fn port_series(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        ports: &[(String, u16)],
+    ) -> Result<PortSeries, StoreError>;
+
+    /// Changes whenever telescope data is added (a capture ingested), so
+    /// answers computed from it can be cached until then.
+    fn version(&self) -> Result<String, StoreError>;
+
     /// Sources of the telescope in a period, optionally only those seen on
     /// one port, busiest first, for the dashboard's map.
     fn map_sources(&self, query: &MapQuery) -> Result<Vec<MapSource>, StoreError>;
@@ -254,6 +267,15 @@ pub trait Store {
 
     /// Ends a session.
     fn delete_session(&mut self, token_hash: &str) -> Result<(), StoreError>;
+}
+
+/// Per-bucket series of some ports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortSeries {
+    /// Bucket starts (ns), every bucket of the period, in order.
+    pub starts: Vec<i64>,
+    /// Per port asked: (packets, unique sources), one value per bucket.
+    pub lines: Vec<(Vec<u64>, Vec<u64>)>,
 }
 
 /// What the map asks for.

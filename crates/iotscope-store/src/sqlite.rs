@@ -14,7 +14,7 @@ use crate::report::{
     build_report, BucketRow, PortBucketRow, ReportQuery, SourceBucketRow, StoredRows,
 };
 use crate::{
-    AlertRecord, BlocklistRecord, FindingRecord, IngestedFile, MapQuery, MapSource,
+    AlertRecord, BlocklistRecord, FindingRecord, IngestedFile, MapQuery, MapSource, PortSeries,
     ServiceObservation, SessionRecord, Store, StoreError, UserRecord,
 };
 
@@ -847,6 +847,57 @@ impl Store for SqliteStore {
         rows.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.ip.cmp(&b.ip)));
         rows.truncate(q.limit);
         Ok(rows)
+    }
+
+    fn port_series(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        ports: &[(String, u16)],
+    ) -> Result<PortSeries, StoreError> {
+        let db = |e| self.err(e);
+        let (lo, hi) = (since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX));
+        let mut starts = Vec::new();
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT start_ns FROM buckets WHERE start_ns >= ?1 AND start_ns < ?2 ORDER BY start_ns")
+            .map_err(db)?;
+        let mut it = st.query(params![lo, hi]).map_err(db)?;
+        while let Some(r) = it.next().map_err(db)? {
+            starts.push(r.get::<_, i64>(0).map_err(db)?);
+        }
+        let mut lines = Vec::new();
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT start_ns, packets, sources FROM bucket_ports
+                 WHERE proto = ?1 AND port = ?2 AND start_ns >= ?3 AND start_ns < ?4 ORDER BY start_ns",
+            )
+            .map_err(db)?;
+        for (proto, port) in ports {
+            let mut packets = vec![0u64; starts.len()];
+            let mut sources = vec![0u64; starts.len()];
+            let mut it = st.query(params![proto, port, lo, hi]).map_err(db)?;
+            while let Some(r) = it.next().map_err(db)? {
+                let start: i64 = r.get(0).map_err(db)?;
+                if let Ok(i) = starts.binary_search(&start) {
+                    packets[i] = r.get::<_, i64>(1).map_err(db)? as u64;
+                    sources[i] = r.get::<_, i64>(2).map_err(db)? as u64;
+                }
+            }
+            lines.push((packets, sources));
+        }
+        Ok(PortSeries { starts, lines })
+    }
+
+    fn version(&self) -> Result<String, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) || '/' || coalesce(max(ingested_at), '') FROM files",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .map_err(|e| self.err(e))
     }
 
     fn report(&self, q: &ReportQuery) -> Result<Summary, StoreError> {

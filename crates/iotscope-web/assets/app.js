@@ -276,7 +276,9 @@ function drawSeries() {
   const measure = $('#series-form').elements.measure.value;
   const chart = $('#chart');
   chart.replaceChildren();
-  const [lo, hi] = state.zoom || [0, Math.max(0, s.starts.length - 1)];
+  const [lo, hi] = state.zoom || [0, Math.max(0, s.buckets - 1)];
+  // Bucket i starts at first + i * bucket_seconds.
+  const at = (i) => new Date(Date.parse(s.first) + i * s.bucket_seconds * 1000).toISOString().replace('.000Z', 'Z');
   $('#series-reset').hidden = !state.zoom;
   const L = 60;
   const R = 940;
@@ -290,9 +292,9 @@ function drawSeries() {
   for (const f of [0, 0.5, 1]) {
     chart.append(el('svg:text', { x: L - 6, y: y(max * f) + 4, class: 'tick', 'text-anchor': 'end', text: fmt(Math.round(max * f)) }));
   }
-  if (s.starts.length) {
-    chart.append(el('svg:text', { x: L, y: B + 20, class: 'tick', text: s.starts[lo] }));
-    chart.append(el('svg:text', { x: R, y: B + 20, class: 'tick', 'text-anchor': 'end', text: s.starts[hi] }));
+  if (s.buckets) {
+    chart.append(el('svg:text', { x: L, y: B + 20, class: 'tick', text: at(lo) }));
+    chart.append(el('svg:text', { x: R, y: B + 20, class: 'tick', 'text-anchor': 'end', text: at(hi) }));
   }
   s.series.forEach((line, k) => {
     const colour = SERIES_COLOURS[k % SERIES_COLOURS.length];
@@ -303,7 +305,7 @@ function drawSeries() {
     if (measure === 'packets') {
       for (const i of line.surges.filter((i) => i >= lo && i <= hi)) {
         chart.append(el('svg:circle', { cx: x(i), cy: y(line.packets[i]), r: 5, stroke: colour, class: 'surge', 'data-port': line.port },
-          el('svg:title', { text: `surge on ${line.port} at ${s.starts[i]}: ${fmt(line.packets[i])} packets` })));
+          el('svg:title', { text: `surge on ${line.port} at ${at(i)}: ${fmt(line.packets[i])} packets` })));
       }
     }
   });

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use iotscope_store::{MapQuery, ReportQuery, Store};
 use iotscope_telescope::{parse_port, port_of, PortIndex, Summary};
@@ -98,10 +99,21 @@ fn period(q: &HashMap<String, String>) -> Result<(Option<i64>, Option<i64>), Api
 pub(crate) async fn overview(
     State(app): State<Arc<App>>,
     Query(q): Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     only(&q, &["since", "until", "top"])?;
     let (since_ns, until_ns) = period(&q)?;
     let top = number(&q, "top", 10, 1000)?;
+    let key = format!("overview {since_ns:?} {until_ns:?} {top}");
+    app.cached(key, compute_overview(app.clone(), since_ns, until_ns, top))
+        .await
+}
+
+async fn compute_overview(
+    app: Arc<App>,
+    since_ns: Option<i64>,
+    until_ns: Option<i64>,
+    top: usize,
+) -> Result<Value, ApiError> {
     let enrich = app.asn.is_some() || app.geo.is_some();
     let query = ReportQuery {
         since_ns,
@@ -141,7 +153,7 @@ pub(crate) async fn overview(
     countries.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(&b.0)));
     let mut ases: Vec<_> = ases.into_iter().collect();
     ases.sort_by(|a, b| b.1 .2.cmp(&a.1 .2).then(a.0.cmp(&b.0)));
-    Ok(Json(json!({
+    Ok(json!({
         "since": s.first_ts,
         "until": s.last_ts,
         "packets": s.packets,
@@ -157,7 +169,7 @@ pub(crate) async fn overview(
         "top_countries": countries.iter().take(top).map(|(c, (n, p))| json!({"country": c, "sources": n, "packets": p})).collect::<Vec<_>>(),
         "top_as": ases.iter().take(top).map(|(a, (org, n, p))| json!({"asn": a, "org": org, "sources": n, "packets": p})).collect::<Vec<_>>(),
         "enrichment": {"asn": app.asn.is_some(), "geo": app.geo.is_some()},
-    })))
+    }))
 }
 
 /// Buckets where a series jumps: at least 10 packets and more than three
@@ -196,42 +208,45 @@ pub(crate) async fn series(
             "ports={text:?}: give 1 to 16 ports"
         )));
     }
-    let query = ReportQuery {
-        since_ns,
-        until_ns,
-        ports: ports.clone(),
-        top: ports.len(),
-    };
-    let s = app.store(move |st| st.report(&query)).await?;
-    let starts: Vec<&str> = s.series.iter().map(|b| b.start.as_str()).collect();
-    let lines: Vec<Value> = ports
+    let asked: Vec<(String, u16)> = ports
         .iter()
         .map(|&p| {
             let (proto, n) = port_of(p);
-            let pick = |f: &dyn Fn(&iotscope_telescope::summary::PortRow) -> u64| -> Vec<u64> {
-                s.series
-                    .iter()
-                    .map(|b| {
-                        b.ports
-                            .iter()
-                            .find(|r| r.proto == proto && r.port == n)
-                            .map_or(0, f)
-                    })
-                    .collect()
-            };
-            let packets = pick(&|r| r.packets);
-            let sources = pick(&|r| r.sources);
+            (proto.to_string(), n)
+        })
+        .collect();
+    let (s, bucket_ns) = app
+        .store(move |st| Ok((st.port_series(since_ns, until_ns, &asked)?, st.bucket_ns()?)))
+        .await?;
+    // Dense arrays from the first to the last bucket with data (a bucket
+    // with nothing is 0): the client places bucket i at first + i * step.
+    let step = bucket_ns.unwrap_or(3_600_000_000_000).max(1);
+    let (first, count) = match (s.starts.first(), s.starts.last()) {
+        (Some(&a), Some(&b)) => (Some(a), ((b - a) / step + 1) as usize),
+        _ => (None, 0),
+    };
+    let lines: Vec<Value> = ports
+        .iter()
+        .zip(&s.lines)
+        .map(|(&p, (packets, sources))| {
+            let mut dense = (vec![0u64; count], vec![0u64; count]);
+            for (k, &start) in s.starts.iter().enumerate() {
+                let i = ((start - first.unwrap_or(0)) / step) as usize;
+                dense.0[i] = packets[k];
+                dense.1[i] = sources[k];
+            }
             json!({
                 "port": port_name(p),
-                "packets": packets,
-                "sources": sources,
-                "surges": surges(&packets),
+                "surges": surges(&dense.0),
+                "packets": dense.0,
+                "sources": dense.1,
             })
         })
         .collect();
     Ok(Json(json!({
-        "bucket_seconds": s.bucket_seconds,
-        "starts": starts,
+        "bucket_seconds": step as f64 / 1e9,
+        "first": first.map(iotscope_telescope::time::rfc3339),
+        "buckets": count,
         "series": lines,
     })))
 }
@@ -241,7 +256,7 @@ pub(crate) async fn series(
 pub(crate) async fn map(
     State(app): State<Arc<App>>,
     Query(q): Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     only(&q, &["since", "until", "port", "limit"])?;
     let (since_ns, until_ns) = period(&q)?;
     let port = match q.get("port").filter(|p| !p.is_empty()) {
@@ -258,6 +273,11 @@ pub(crate) async fn map(
         port,
         limit,
     };
+    let key = format!("map {query:?}");
+    app.cached(key, compute_map(app.clone(), query)).await
+}
+
+async fn compute_map(app: Arc<App>, query: MapQuery) -> Result<Value, ApiError> {
     let rows = app.store(move |st| st.map_sources(&query)).await?;
     let mut points = Vec::new();
     let mut unlocated = 0u64;
@@ -286,12 +306,12 @@ pub(crate) async fn map(
             "mirai": r.fingerprints[0] > 0,
         }));
     }
-    Ok(Json(json!({
+    Ok(json!({
         "geo": app.geo.is_some(),
         "sources": rows.len(),
         "unlocated": unlocated,
         "points": points,
-    })))
+    }))
 }
 
 fn parse_json(text: &Option<String>) -> Value {

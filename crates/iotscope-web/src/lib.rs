@@ -30,7 +30,7 @@ use axum::routing::{get, post};
 pub use axum::Router;
 use iotscope_alerts::{Isp, IspTable};
 use iotscope_enrich::{AsnTable, GeoDb};
-use iotscope_store::{SqliteStore, StoreError};
+use iotscope_store::{SqliteStore, Store, StoreError};
 
 pub use auth::{hash_password, new_token, token_hash, verify_password};
 
@@ -109,9 +109,58 @@ pub(crate) struct App {
     secure_cookies: bool,
     session_ttl: Duration,
     metrics: metrics::Metrics,
+    /// Answers computed from telescope data, by request, with the store
+    /// version they were computed at.
+    answers: Mutex<std::collections::HashMap<String, (String, axum::body::Bytes)>>,
 }
 
+/// Cached answers kept at most (a dashboard asks for a handful of periods).
+const CACHED_ANSWERS: usize = 256;
+
 impl App {
+    /// The answer for `key`, computed by `compute` unless one computed at
+    /// the store's current version is cached. The telescope data only
+    /// changes when a capture is ingested, so an overview of a year need
+    /// not be recomputed for every visitor.
+    async fn cached(
+        self: &Arc<Self>,
+        key: String,
+        compute: impl std::future::Future<Output = Result<serde_json::Value, ApiError>>,
+    ) -> Result<Response, ApiError> {
+        let version = self.store(|s| s.version()).await?;
+        let hit = {
+            let m = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+            m.get(&key)
+                .filter(|(v, _)| *v == version)
+                .map(|(_, a)| a.clone())
+        };
+        let answer = match hit {
+            Some(a) => a,
+            None => {
+                let value = compute.await?;
+                let bytes = axum::body::Bytes::from(
+                    serde_json::to_vec(&value)
+                        .map_err(|e| ApiError::internal(format!("serialising an answer: {e}")))?,
+                );
+                self.remember(key, version, bytes.clone());
+                bytes
+            }
+        };
+        Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            answer,
+        )
+            .into_response())
+    }
+
+    fn remember(&self, key: String, version: String, answer: axum::body::Bytes) {
+        let mut m = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= CACHED_ANSWERS {
+            m.clear();
+        }
+        m.insert(key, (version, answer));
+    }
+
     /// Runs a store call on a blocking thread.
     async fn store<T: Send + 'static>(
         self: &Arc<Self>,
@@ -198,6 +247,7 @@ pub fn router(settings: Settings) -> Result<Router, WebError> {
         secure_cookies: settings.secure_cookies,
         session_ttl: settings.session_ttl,
         metrics: metrics::Metrics::default(),
+        answers: Mutex::new(Default::default()),
     });
     Ok(Router::new()
         .route("/", get(assets::index))
@@ -241,6 +291,17 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // The default overview and map of a large store take a while to
+    // compute: do it now, so the first visitor does not wait for it.
+    let warm = router.clone();
+    tokio::spawn(async move {
+        for uri in ["/api/overview", "/api/map"] {
+            let req = axum::http::Request::get(uri)
+                .body(axum::body::Body::empty())
+                .expect("a static request");
+            let _ = tower::ServiceExt::oneshot(warm.clone(), req).await;
+        }
+    });
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -57,7 +57,7 @@ fn a_person_can_use_every_page() {
         "top_ports": o["top_ports"].as_array().unwrap().len(),
         "map_points": api("/api/map")["points"].as_array().unwrap().len(),
         "map_points_23": api("/api/map?port=23")["points"].as_array().unwrap().len(),
-        "buckets": series["starts"].as_array().unwrap().len(),
+        "buckets": series["buckets"],
         "findings": findings["total"],
         "critical": critical["total"],
         "alerts": alerts["total"],
