@@ -118,8 +118,13 @@ fn serve_dashboard(
     drop(store);
     let settings = super::serve::settings(db.to_path_buf(), listen, None, &cfg)?;
     let router = iotscope_web::router(settings)?;
+    let url = if listen.port() == 0 {
+        "(the address below)".to_string()
+    } else {
+        format!("http://{listen}/")
+    };
     println!(
-        "\nDashboard: http://{listen}/  (world map, time series, findings, alerts; /check for owners)\n  \
+        "\nDashboard: {url}  (world map, time series, findings, alerts; /check for owners)\n  \
          operator login: operator / {operator}\n  ISP login (Demo ISP East only): east / {isp}\n  \
          again later: iotscope --config {} serve --db {} --listen {listen}\n  Ctrl-C stops.",
         cfg_path.display(),
