@@ -49,13 +49,21 @@ trap 'kill $server 2>/dev/null' EXIT
 for _ in $(seq 100); do grep -q listening serve.log && break; sleep 0.1; done
 base=http://127.0.0.1:$port
 
-echo "== first answers for new periods (computed, not cached)"
+# The server computes the preset periods (all, 24h, 7d, 30d, 365d) when it
+# starts and after each ingest; a visitor a minute later finds them ready.
+echo "== preset periods (the first of these may wait for the server's own warm-up)"
+for preset in all 24h 7d 30d 365d; do
+    curl -s -o /dev/null -w "overview and map, period=$preset: %{time_total} s " "$base/api/overview?period=$preset"
+    curl -s -o /dev/null -w "+ %{time_total} s\n" "$base/api/map?period=$preset"
+done
+echo "== first answers for custom periods (computed on demand, then cached)"
 for since in 2016-11-01 2017-01-01 2017-03-01 2017-05-01 2017-07-01; do
     curl -s -o /dev/null -w "overview since $since: %{time_total} s\n" "$base/api/overview?since=${since}T00:00:00Z"
 done
 echo "== latency, one connection at a time (wrk -c1, 10 s each)"
-for path in "/api/overview" "/api/overview?since=2017-03-01T00:00:00Z" "/api/series?ports=23,2323" \
-    "/api/series?ports=23,2323,22,80,8080,443" "/api/map?port=23" "/check"; do
+for path in "/api/overview?period=all" "/api/overview?period=30d" "/api/overview?period=365d" \
+    "/api/overview?since=2017-03-01T00:00:00Z" "/api/series?ports=23,2323" "/api/series?period=30d&ports=23,2323" \
+    "/api/series?ports=23,2323,22,80,8080,443" "/api/map?period=7d" "/api/map?port=23" "/check"; do
     printf '%-45s ' "$path"
     wrk -t1 -c1 -d10s --latency "$base$path" | awk '/^ +50%/{p50=$2} /^ +99%/{p99=$2} /Requests\/sec/{rps=$2} END{print "p50", p50, " p99", p99, " req/s", rps}'
 done

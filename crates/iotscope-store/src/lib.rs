@@ -235,6 +235,9 @@ pub trait Store {
         ports: &[(String, u16)],
     ) -> Result<PortSeries, StoreError>;
 
+    /// The end of the newest telescope bucket (ns), if any.
+    fn newest_bucket_end(&self) -> Result<Option<i64>, StoreError>;
+
     /// Changes whenever telescope data is added (a capture ingested), so
     /// answers computed from it can be cached until then.
     fn version(&self) -> Result<String, StoreError>;

@@ -890,6 +890,15 @@ impl Store for SqliteStore {
         Ok(PortSeries { starts, lines })
     }
 
+    fn newest_bucket_end(&self) -> Result<Option<i64>, StoreError> {
+        let last: Option<i64> = self
+            .conn
+            .query_row("SELECT max(start_ns) FROM buckets", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        let bucket = self.bucket_ns()?.unwrap_or(3_600_000_000_000);
+        Ok(last.map(|l| l + bucket))
+    }
+
     fn version(&self) -> Result<String, StoreError> {
         self.conn
             .query_row(

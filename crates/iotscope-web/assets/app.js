@@ -68,7 +68,11 @@ async function api(path, options = {}) {
 
 function query(form, keys) {
   const q = new URLSearchParams();
+  // A preset period, or the from/to fields when "from .. to" is chosen.
+  const preset = form.elements.period && form.elements.period.value;
+  if (preset) q.set('period', preset);
   for (const k of keys) {
+    if (preset && (k === 'since' || k === 'until')) continue;
     const v = form.elements[k] && form.elements[k].value.trim();
     if (v) q.set(k, v);
   }

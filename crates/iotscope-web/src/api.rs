@@ -85,8 +85,45 @@ fn port_name(index: PortIndex) -> String {
     format!("{proto}/{n}")
 }
 
-fn period(q: &HashMap<String, String>) -> Result<(Option<i64>, Option<i64>), ApiError> {
+/// The preset periods: the last day, week, month and year of data
+/// (counted back from the newest bucket), or all of it.
+pub(crate) const PRESETS: &[(&str, i64)] = &[
+    ("all", 0),
+    ("24h", 86_400),
+    ("7d", 7 * 86_400),
+    ("30d", 30 * 86_400),
+    ("365d", 365 * 86_400),
+];
+
+/// The period asked: `period=` a preset, or `since` / `until` (RFC 3339).
+async fn period(
+    app: &Arc<App>,
+    q: &HashMap<String, String>,
+) -> Result<(Option<i64>, Option<i64>), ApiError> {
     let (since, until) = (time(q, "since")?, time(q, "until")?);
+    if let Some(p) = q.get("period").filter(|p| !p.is_empty()) {
+        if since.is_some() || until.is_some() {
+            return Err(ApiError::bad_request(
+                "give period or since/until, not both",
+            ));
+        }
+        let Some(&(_, seconds)) = PRESETS.iter().find(|(name, _)| name == p) else {
+            return Err(ApiError::bad_request(format!(
+                "period={p:?}: expected one of {}",
+                PRESETS.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
+            )));
+        };
+        if seconds == 0 {
+            return Ok((None, None));
+        }
+        // Back from the end of the newest bucket, so a preset names the same
+        // buckets until new data arrives (and its answer stays cached).
+        let end = app.store(|s| s.newest_bucket_end()).await?;
+        return Ok(match end {
+            Some(end) => (Some(end - seconds * 1_000_000_000), Some(end)),
+            None => (None, None),
+        });
+    }
     if let (Some(a), Some(b)) = (since, until) {
         if a >= b {
             return Err(ApiError::bad_request("since must be before until"));
@@ -100,8 +137,8 @@ pub(crate) async fn overview(
     State(app): State<Arc<App>>,
     Query(q): Params,
 ) -> Result<Response, ApiError> {
-    only(&q, &["since", "until", "top"])?;
-    let (since_ns, until_ns) = period(&q)?;
+    only(&q, &["period", "since", "until", "top"])?;
+    let (since_ns, until_ns) = period(&app, &q).await?;
     let top = number(&q, "top", 10, 1000)?;
     let key = format!("overview {since_ns:?} {until_ns:?} {top}");
     app.cached(key, compute_overview(app.clone(), since_ns, until_ns, top))
@@ -193,8 +230,8 @@ pub(crate) async fn series(
     State(app): State<Arc<App>>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    only(&q, &["since", "until", "ports"])?;
-    let (since_ns, until_ns) = period(&q)?;
+    only(&q, &["period", "since", "until", "ports"])?;
+    let (since_ns, until_ns) = period(&app, &q).await?;
     let text = q.get("ports").map(String::as_str).unwrap_or("23,2323");
     let mut ports = Vec::new();
     for p in text.split(',').filter(|p| !p.trim().is_empty()) {
@@ -257,8 +294,8 @@ pub(crate) async fn map(
     State(app): State<Arc<App>>,
     Query(q): Params,
 ) -> Result<Response, ApiError> {
-    only(&q, &["since", "until", "port", "limit"])?;
-    let (since_ns, until_ns) = period(&q)?;
+    only(&q, &["period", "since", "until", "port", "limit"])?;
+    let (since_ns, until_ns) = period(&app, &q).await?;
     let port = match q.get("port").filter(|p| !p.is_empty()) {
         Some(p) => {
             let (proto, n) = port_of(port(p)?);

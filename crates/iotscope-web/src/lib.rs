@@ -291,15 +291,22 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // The default overview and map of a large store take a while to
-    // compute: do it now, so the first visitor does not wait for it.
+    // The overview and map of each preset period take a while to compute
+    // over a large store: compute them now, and again whenever a capture is
+    // added (the cache notices the new store version), so visitors choosing
+    // a preset never wait.
     let warm = router.clone();
     tokio::spawn(async move {
-        for uri in ["/api/overview", "/api/map"] {
-            let req = axum::http::Request::get(uri)
-                .body(axum::body::Body::empty())
-                .expect("a static request");
-            let _ = tower::ServiceExt::oneshot(warm.clone(), req).await;
+        loop {
+            for (preset, _) in api::PRESETS {
+                for endpoint in ["overview", "map"] {
+                    let req = axum::http::Request::get(format!("/api/{endpoint}?period={preset}"))
+                        .body(axum::body::Body::empty())
+                        .expect("a static request");
+                    let _ = tower::ServiceExt::oneshot(warm.clone(), req).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(30)).await;
         }
     });
     axum::serve(

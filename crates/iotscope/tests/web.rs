@@ -100,6 +100,18 @@ fn the_api_answers_checks_and_keeps_each_isp_to_its_own() {
         .as_u64()
         .unwrap();
     assert_eq!(port23, overview_23, "the series adds up to the overview");
+    // A preset: the last day of data, counted back from the newest bucket.
+    let day = get(port, "/api/overview?period=24h", &[]).json();
+    let day_packets = day["packets"].as_u64().unwrap();
+    assert!(
+        day_packets > 0 && day_packets < o["packets"].as_u64().unwrap(),
+        "{day}"
+    );
+    let day_series = get(port, "/api/series?period=24h&ports=23", &[]).json();
+    assert!(
+        day_series["buckets"].as_u64().unwrap() <= 24,
+        "{day_series}"
+    );
     let m = get(port, "/api/map?limit=100000", &[]).json();
     assert!(m["geo"].as_bool().unwrap());
     let all = m["points"].as_array().unwrap().len();
@@ -163,6 +175,8 @@ fn the_api_answers_checks_and_keeps_each_isp_to_its_own() {
         ("/api/map?limit=lots", "limit"),
         ("/api/map?port=http", "http"),
         ("/api/check?ip=127.78.28.5", "address"),
+        ("/api/overview?period=week", "period"),
+        ("/api/map?period=7d&since=2016-10-01T00:00:00Z", "not both"),
     ] {
         let r = get(port, path, &[]);
         assert_eq!(r.status, 400, "{path}: {}", r.body);

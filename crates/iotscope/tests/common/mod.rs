@@ -285,8 +285,11 @@ pub fn npm_package(spec: &str) -> Option<std::path::PathBuf> {
     if package.join("package.json").exists() {
         return Some(package);
     }
-    // Another test may be fetching the same package: unpack beside, rename.
-    let work = dir.with_extension(format!("part{}", std::process::id()));
+    // Another test (a thread of this process, or another process) may be
+    // fetching the same package: unpack in a folder of our own, then rename.
+    static FETCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = FETCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let work = dir.with_extension(format!("part{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
     let out = Command::new("npm")
