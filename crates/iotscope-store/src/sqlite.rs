@@ -738,6 +738,14 @@ impl Store for SqliteStore {
     }
 
     fn put_session(&mut self, s: &SessionRecord) -> Result<(), StoreError> {
+        // Expired sessions go when new ones come: the table stays small.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        self.conn
+            .execute("DELETE FROM sessions WHERE expires_ns <= ?1", params![now])
+            .map_err(|e| self.err(e))?;
         self.conn
             .execute(
                 "INSERT INTO sessions (token_hash, user_name, kind, csrf, created, expires_ns)
@@ -1090,5 +1098,45 @@ mod tests {
         assert_eq!(all[0].evidence, r#"{"password":"vizxv"}"#);
         assert_eq!(all[0].first_seen, "2026-01-01T00:00:00Z");
         assert_eq!(all[0].ts, "2026-02-01T00:00:00Z");
+    }
+
+    #[test]
+    fn sessions_die_with_their_expiry_their_account_or_a_new_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let user = |name: &str, hash: &str| UserRecord {
+            name: name.into(),
+            password_hash: hash.into(),
+            role: "isp".into(),
+            isp: Some("ISP A".into()),
+            created: "2026-11-26T00:00:00Z".into(),
+        };
+        let session = |hash: &str, user: &str, expires_ns: i64| SessionRecord {
+            token_hash: hash.into(),
+            user: user.into(),
+            kind: "session".into(),
+            csrf: "c".into(),
+            created: "2026-11-26T00:00:00Z".into(),
+            expires_ns,
+        };
+        let far = i64::MAX / 2;
+        st.put_user(&user("a", "h1")).unwrap();
+        st.put_user(&user("b", "h2")).unwrap();
+        st.put_session(&session("t1", "a", far)).unwrap();
+        st.put_session(&session("t2", "b", far)).unwrap();
+        st.put_session(&session("old", "a", 1)).unwrap();
+        let (s, u) = st.session("t1", 10).unwrap().unwrap();
+        assert_eq!((s.user.as_str(), u.isp.as_deref()), ("a", Some("ISP A")));
+        assert!(st.session("old", 10).unwrap().is_none(), "expired");
+        assert!(st.session("nope", 10).unwrap().is_none());
+        // A new password ends the account's sessions, not others'.
+        st.put_user(&user("a", "h3")).unwrap();
+        assert!(st.session("t1", 10).unwrap().is_none());
+        assert!(st.session("t2", 10).unwrap().is_some());
+        // Removing an account removes its sessions.
+        assert!(st.delete_user("b").unwrap());
+        assert!(st.session("t2", 10).unwrap().is_none());
+        assert!(!st.delete_user("b").unwrap());
+        assert_eq!(st.users().unwrap().len(), 1);
     }
 }
