@@ -51,7 +51,9 @@ base=http://127.0.0.1:$port
 
 # The server computes the preset periods (all, 24h, 7d, 30d, 365d) when it
 # starts and after each ingest; a visitor a minute later finds them ready.
-echo "== preset periods (the first of these may wait for the server's own warm-up)"
+for _ in $(seq 1200); do grep -q "preset periods ready" serve.log && break; sleep 0.1; done
+grep "preset periods ready" serve.log || true
+echo "== preset periods, once ready"
 for preset in all 24h 7d 30d 365d; do
     curl -s -o /dev/null -w "overview and map, period=$preset: %{time_total} s " "$base/api/overview?period=$preset"
     curl -s -o /dev/null -w "+ %{time_total} s\n" "$base/api/map?period=$preset"

@@ -112,6 +112,16 @@ pub(crate) struct App {
     /// Answers computed from telescope data, by request, with the store
     /// version they were computed at.
     answers: Mutex<std::collections::HashMap<String, (String, axum::body::Bytes)>>,
+    /// A gate per key being computed.
+    computing: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+fn json_response(body: axum::body::Bytes) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// Cached answers kept at most (a dashboard asks for a handful of periods).
@@ -137,6 +147,25 @@ impl App {
         let answer = match hit {
             Some(a) => a,
             None => {
+                // One computation per key at a time: a second visitor (or
+                // the warm-up) waits for the first instead of repeating it.
+                let gate = self
+                    .computing
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(key.clone())
+                    .or_default()
+                    .clone();
+                let _turn = gate.lock().await;
+                let done = {
+                    let m = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+                    m.get(&key)
+                        .filter(|(v, _)| *v == version)
+                        .map(|(_, a)| a.clone())
+                };
+                if let Some(a) = done {
+                    return Ok(json_response(a));
+                }
                 let value = compute.await?;
                 let bytes = axum::body::Bytes::from(
                     serde_json::to_vec(&value)
@@ -146,17 +175,18 @@ impl App {
                 bytes
             }
         };
-        Ok((
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            answer,
-        )
-            .into_response())
+        Ok(json_response(answer))
     }
 
     fn remember(&self, key: String, version: String, answer: axum::body::Bytes) {
         let mut m = self.answers.lock().unwrap_or_else(|e| e.into_inner());
         if m.len() >= CACHED_ANSWERS {
             m.clear();
+            // Gates in use are held by their waiters; the map can go.
+            self.computing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
         }
         m.insert(key, (version, answer));
     }
@@ -248,6 +278,7 @@ pub fn router(settings: Settings) -> Result<Router, WebError> {
         session_ttl: settings.session_ttl,
         metrics: metrics::Metrics::default(),
         answers: Mutex::new(Default::default()),
+        computing: Mutex::new(Default::default()),
     });
     Ok(Router::new()
         .route("/", get(assets::index))
@@ -297,6 +328,8 @@ pub async fn serve(
     // a preset never wait.
     let warm = router.clone();
     tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let mut first = true;
         loop {
             for (preset, _) in api::PRESETS {
                 for endpoint in ["overview", "map"] {
@@ -305,6 +338,13 @@ pub async fn serve(
                         .expect("a static request");
                     let _ = tower::ServiceExt::oneshot(warm.clone(), req).await;
                 }
+            }
+            if first {
+                eprintln!(
+                    "iotscope serve: overview and map of the preset periods ready in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+                first = false;
             }
             tokio::time::sleep(Duration::from_secs(30)).await;
         }
