@@ -29,6 +29,27 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/006_web.sql"),
 ];
 
+/// The columns [`alert_row`] reads, in its order.
+const ALERT_COLUMNS: &str = "ip, problem, port, service, severity, isp, device, evidence, advice, \
+                             first_seen, last_seen, status";
+
+fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRecord> {
+    Ok(AlertRecord {
+        ip: r.get(0)?,
+        problem: r.get(1)?,
+        port: r.get::<_, Option<i64>>(2)?.map(|p| p as u16),
+        service: r.get(3)?,
+        severity: r.get(4)?,
+        isp: r.get(5)?,
+        device: r.get(6)?,
+        evidence: r.get(7)?,
+        advice: r.get(8)?,
+        first_seen: r.get(9)?,
+        last_seen: r.get(10)?,
+        status: r.get(11)?,
+    })
+}
+
 /// A store in one SQLite file.
 pub struct SqliteStore {
     conn: Connection,
@@ -589,29 +610,11 @@ impl Store for SqliteStore {
         let db = |e| self.err(e);
         let mut st = self
             .conn
-            .prepare(
-                "SELECT ip, problem, port, service, severity, isp, device, evidence, advice, first_seen,
-                        last_seen, status FROM alerts ORDER BY ip, problem",
-            )
+            .prepare(&format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts ORDER BY ip, problem"
+            ))
             .map_err(db)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(AlertRecord {
-                    ip: r.get(0)?,
-                    problem: r.get(1)?,
-                    port: r.get::<_, Option<i64>>(2)?.map(|p| p as u16),
-                    service: r.get(3)?,
-                    severity: r.get(4)?,
-                    isp: r.get(5)?,
-                    device: r.get(6)?,
-                    evidence: r.get(7)?,
-                    advice: r.get(8)?,
-                    first_seen: r.get(9)?,
-                    last_seen: r.get(10)?,
-                    status: r.get(11)?,
-                })
-            })
-            .map_err(db)?;
+        let rows = st.query_map([], alert_row).map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
 
@@ -667,29 +670,11 @@ impl Store for SqliteStore {
         let db = |e| self.err(e);
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT ip, problem, port, service, severity, isp, device, evidence, advice, first_seen,
-                        last_seen, status FROM alerts WHERE ip = ?1 ORDER BY problem",
-            )
+            .prepare_cached(&format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts WHERE ip = ?1 ORDER BY problem"
+            ))
             .map_err(db)?;
-        let rows = st
-            .query_map(params![ip], |r| {
-                Ok(AlertRecord {
-                    ip: r.get(0)?,
-                    problem: r.get(1)?,
-                    port: r.get::<_, Option<i64>>(2)?.map(|p| p as u16),
-                    service: r.get(3)?,
-                    severity: r.get(4)?,
-                    isp: r.get(5)?,
-                    device: r.get(6)?,
-                    evidence: r.get(7)?,
-                    advice: r.get(8)?,
-                    first_seen: r.get(9)?,
-                    last_seen: r.get(10)?,
-                    status: r.get(11)?,
-                })
-            })
-            .map_err(db)?;
+        let rows = st.query_map(params![ip], alert_row).map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
 
