@@ -345,10 +345,25 @@ function needLogin(e) {
   return false;
 }
 
+const PAGE = 100;
+
+// Shows "rows a..b of n" and enables the pager's buttons.
+function pager(name, offset, shown, total) {
+  $(`#${name}-prev`).disabled = offset === 0;
+  $(`#${name}-next`).disabled = offset + shown >= total;
+  return shown < total ? ` (${fmt(offset + 1)}..${fmt(offset + shown)} shown)` : '';
+}
+
+function withPage(q, offset) {
+  const sep = q ? '&' : '?';
+  return `${q}${sep}limit=${PAGE}&offset=${offset}`;
+}
+
 async function loadSurvey() {
   const form = $('#survey-form');
-  const r = await api(`/api/findings${query(form, ['kind', 'severity', 'criticality', 'vendor', 'isp'])}`);
-  $('#survey-count').textContent = `${fmt(r.total)} findings${r.total > r.findings.length ? ` (first ${r.findings.length} shown)` : ''}`;
+  const offset = state.findingsOffset || 0;
+  const r = await api(`/api/findings${withPage(query(form, ['kind', 'severity', 'criticality', 'vendor', 'isp']), offset)}`);
+  $('#survey-count').textContent = `${fmt(r.total)} findings${pager('findings', offset, r.findings.length, r.total)}`;
   fillTable('#findings', r.findings.map((f) => el('tr', { class: `finding sev-${f.severity}`, 'data-ip': f.ip, onclick: () => openDevice(f.ip) },
     el('td', { text: f.severity }), el('td', { text: f.ip }), el('td', { text: f.port }), el('td', { text: f.kind }),
     el('td', { text: f.device ? `${f.device.vendor || ''} ${f.device.model || ''}`.trim() : '' }),
@@ -390,8 +405,9 @@ async function setStatus(a, status) {
 
 async function loadAlerts() {
   const form = $('#alerts-form');
-  const r = await api(`/api/alerts${query(form, ['status'])}`);
-  $('#alerts-count').textContent = `${fmt(r.total)} alerts`;
+  const offset = state.alertsOffset || 0;
+  const r = await api(`/api/alerts${withPage(query(form, ['status']), offset)}`);
+  $('#alerts-count').textContent = `${fmt(r.total)} alerts${pager('alerts', offset, r.alerts.length, r.total)}`;
   const rows = [];
   for (const a of r.alerts) {
     const actions = el('td', {});
@@ -445,8 +461,13 @@ document.addEventListener('DOMContentLoaded', async () => {
   onSubmit('#ov-form', loadOverview);
   onSubmit('#map-form', loadMap);
   onSubmit('#series-form', loadSeries);
-  onSubmit('#survey-form', loadSurvey);
-  onSubmit('#alerts-form', loadAlerts);
+  onSubmit('#survey-form', () => { state.findingsOffset = 0; return loadSurvey(); });
+  onSubmit('#alerts-form', () => { state.alertsOffset = 0; return loadAlerts(); });
+  for (const [name, load] of [['findings', loadSurvey], ['alerts', loadAlerts]]) {
+    const key = `${name}Offset`;
+    $(`#${name}-prev`).addEventListener('click', async () => { state[key] = Math.max(0, (state[key] || 0) - PAGE); await load(); });
+    $(`#${name}-next`).addEventListener('click', async () => { state[key] = (state[key] || 0) + PAGE; await load(); });
+  }
   $('#series-form').elements.measure.addEventListener('change', drawSeries);
   $('#series-reset').addEventListener('click', () => { state.zoom = null; drawSeries(); });
   $('#map-replay').addEventListener('click', replay);

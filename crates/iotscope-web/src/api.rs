@@ -508,7 +508,7 @@ pub(crate) async fn alerts(
     let limit = number(&q, "limit", 100, 10_000)?;
     let offset = number(&q, "offset", 0, usize::MAX)?;
     let rows = app.store(|st| st.alerts()).await?;
-    let visible: Vec<_> = rows
+    let mut visible: Vec<_> = rows
         .into_iter()
         .filter(|a| caller.may_see(&app, &a.ip))
         .filter(|a| q.get("status").is_none_or(|s| &a.status == s))
@@ -518,6 +518,20 @@ pub(crate) async fn alerts(
                 .is_none_or(|i| app.isp_of(&a.ip).is_some_and(|o| &o.name == i))
         })
         .collect();
+    // Worst first, open before closed.
+    let open_rank = |st: &str| {
+        ["new", "persisting", "notified", "acknowledged", "fixed"]
+            .iter()
+            .position(|x| *x == st)
+            .unwrap_or(5)
+    };
+    visible.sort_by(|a, b| {
+        severity_rank(&a.severity)
+            .cmp(&severity_rank(&b.severity))
+            .then(open_rank(&a.status).cmp(&open_rank(&b.status)))
+            .then(a.ip.cmp(&b.ip))
+            .then(a.problem.cmp(&b.problem))
+    });
     let total = visible.len();
     let page: Vec<_> = visible.into_iter().skip(offset).take(limit).collect();
     let keys: Vec<(String, String)> = page

@@ -118,7 +118,16 @@ try {
   await row.locator('button.ack').click();
   await page.waitForSelector(`tr.alert[data-ip="${acked.ip}"][data-problem="${acked.problem}"][data-status="acknowledged"]`);
   result.acked = acked;
+  const severities = await page.$$eval('tr.alert td:nth-child(3)', (ts) => ts.map((t) => t.textContent));
+  const rank = (x) => ['critical', 'high', 'medium', 'low', 'info'].indexOf(x);
+  check(severities.every((x, i) => i === 0 || rank(severities[i - 1]) <= rank(x)), 'alerts worst first');
   await page.screenshot({ path: `${shots}/alerts.png`, fullPage: true });
+  if (E.alerts > 100) {
+    check(await page.isDisabled('#alerts-prev'), 'no previous page on the first');
+    await page.click('#alerts-next');
+    await page.waitForFunction((n) => document.querySelectorAll('tr.alert').length === n
+      && !document.querySelector('#alerts-prev').disabled, Math.min(100, E.alerts - 100));
+  }
   await page.click('#logout');
   await page.waitForFunction(() => location.hash === '#overview');
 
