@@ -74,6 +74,14 @@ fn csv(s: &Summary, out: &mut impl Write) -> std::io::Result<()> {
     for i in &s.infected {
         writeln!(out, "infected,{},,,{},{},1", i.ip, i.first_ts, i.packets)?;
     }
+    // With enrichment: one row per AS (name AS<n>; 0: not in the table) and
+    // per country (ISO code; empty: unknown).
+    for r in &s.by_as {
+        writeln!(out, "as,AS{},,,,{},{}", r.asn, r.packets, r.sources)?;
+    }
+    for r in &s.by_country {
+        writeln!(out, "country,{},,,,{},{}", r.country, r.packets, r.sources)?;
+    }
     Ok(())
 }
 

@@ -100,7 +100,22 @@ fn by_as_rows_add_up_to_the_sources() {
         let total: u64 = rows.iter().map(|r| r["sources"].as_u64().unwrap()).sum();
         assert_eq!(total, full["sources"].as_u64().unwrap());
     };
-    check(&analyze(true, "10"));
+    let with_table = analyze(true, "10");
+    check(&with_table);
+    // The CSV carries the same rows.
+    let out = bin()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["telescope", "analyze", "--format", "csv"])
+        .args(darknets)
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout);
+    for r in with_table["by_as"].as_array().unwrap() {
+        let row = format!("as,AS{},,,,{},{}", r["asn"], r["packets"], r["sources"]);
+        assert!(csv.lines().any(|l| l == row), "{row} not in the CSV");
+    }
     // The same from the store.
     let out = bin()
         .args(["telescope", "analyze", "--format", "json"])
