@@ -37,6 +37,15 @@ pub struct DemoArgs {
 }
 
 pub fn run(a: DemoArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
+    // Find out now, not after a minute of work, if the dashboard's port is taken.
+    if !a.no_serve {
+        drop(std::net::TcpListener::bind(a.listen).with_context(|| {
+            format!(
+                "cannot listen on {} for the dashboard: give --listen 127.0.0.1:PORT (or --no-serve)",
+                a.listen
+            )
+        })?);
+    }
     std::fs::create_dir_all(&a.dir)
         .with_context(|| format!("cannot create {}", a.dir.display()))?;
     let capture = a.dir.join("darknet.pcap");
