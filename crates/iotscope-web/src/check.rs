@@ -236,7 +236,17 @@ pub(crate) async fn page(
         lang = if ja { "ja" } else { "en" },
         title = t("Is my device safe? (iotscope self-check)", "IoT 機器のセルフチェック（iotscope）"),
     );
-    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+            ),
+        ],
+        Html(html),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -433,6 +433,10 @@ fn the_api_answers_checks_and_keeps_each_isp_to_its_own() {
     assert!(!mine["alerts"][0]["todo"].as_array().unwrap().is_empty());
     let page = http(Some(owner), port, "GET", "/check?lang=ja", &[], None);
     assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-security-policy")
+        .is_some_and(|c| c.contains("default-src 'self'")));
+    assert_eq!(page.header("cache-control"), Some("no-store"));
     assert!(
         page.body.contains("件の問題") && page.body.contains(&some_ip),
         "{}",
