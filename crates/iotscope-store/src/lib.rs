@@ -258,8 +258,8 @@ pub trait Store {
     /// Removes an account and its sessions; false when there was none.
     fn delete_user(&mut self, name: &str) -> Result<bool, StoreError>;
 
-    /// Records a session or API token.
-    fn put_session(&mut self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// Records a session or API token, and forgets those expired at `now_ns`.
+    fn put_session(&mut self, session: &SessionRecord, now_ns: i64) -> Result<(), StoreError>;
 
     /// The live (unexpired at `now_ns`) session with this token hash and its account.
     fn session(

@@ -722,14 +722,13 @@ impl Store for SqliteStore {
         Ok(n > 0)
     }
 
-    fn put_session(&mut self, s: &SessionRecord) -> Result<(), StoreError> {
+    fn put_session(&mut self, s: &SessionRecord, now_ns: i64) -> Result<(), StoreError> {
         // Expired sessions go when new ones come: the table stays small.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0);
         self.conn
-            .execute("DELETE FROM sessions WHERE expires_ns <= ?1", params![now])
+            .execute(
+                "DELETE FROM sessions WHERE expires_ns <= ?1",
+                params![now_ns],
+            )
             .map_err(|e| self.err(e))?;
         self.conn
             .execute(
@@ -1107,12 +1106,15 @@ mod tests {
         let far = i64::MAX / 2;
         st.put_user(&user("a", "h1")).unwrap();
         st.put_user(&user("b", "h2")).unwrap();
-        st.put_session(&session("t1", "a", far)).unwrap();
-        st.put_session(&session("t2", "b", far)).unwrap();
-        st.put_session(&session("old", "a", 1)).unwrap();
+        st.put_session(&session("old", "a", 1), 0).unwrap();
+        st.put_session(&session("t1", "a", far), 0).unwrap();
+        st.put_session(&session("t2", "b", far), 0).unwrap();
         let (s, u) = st.session("t1", 10).unwrap().unwrap();
         assert_eq!((s.user.as_str(), u.isp.as_deref()), ("a", Some("ISP A")));
         assert!(st.session("old", 10).unwrap().is_none(), "expired");
+        // Made at time 5, a session sweeps those expired by then.
+        st.put_session(&session("t3", "a", far), 5).unwrap();
+        assert!(st.session("old", 0).unwrap().is_none(), "swept");
         assert!(st.session("nope", 10).unwrap().is_none());
         // A new password ends the account's sessions, not others'.
         st.put_user(&user("a", "h3")).unwrap();

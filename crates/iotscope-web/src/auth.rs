@@ -224,7 +224,8 @@ pub(crate) async fn login(
         expires_ns: now_ns() + app.session_ttl.as_nanos() as i64,
     };
     let csrf = session.csrf.clone();
-    app.store(move |s| s.put_session(&session)).await?;
+    app.store(move |s| s.put_session(&session, now_ns()))
+        .await?;
     let cookie = format!(
         "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         app.session_ttl.as_secs(),

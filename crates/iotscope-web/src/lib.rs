@@ -56,6 +56,7 @@ pub struct Settings {
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WebError {
     /// The store.
     #[error(transparent)]

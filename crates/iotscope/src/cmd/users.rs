@@ -152,14 +152,17 @@ pub fn run(c: UsersCommand, cfg: &crate::config::Config) -> anyhow::Result<ExitC
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?
                 .as_nanos() as i64;
-            store.put_session(&SessionRecord {
-                token_hash: iotscope_web::token_hash(&token),
-                user: name,
-                kind: "token".into(),
-                csrf: String::new(),
-                created: iotscope_store::now_rfc3339(),
-                expires_ns: now + valid.as_nanos() as i64,
-            })?;
+            store.put_session(
+                &SessionRecord {
+                    token_hash: iotscope_web::token_hash(&token),
+                    user: name,
+                    kind: "token".into(),
+                    csrf: String::new(),
+                    created: iotscope_store::now_rfc3339(),
+                    expires_ns: now + valid.as_nanos() as i64,
+                },
+                now,
+            )?;
             println!("{token}");
         }
     }
