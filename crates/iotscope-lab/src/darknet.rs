@@ -46,6 +46,10 @@ pub struct DarknetSpec {
     pub sources: u32,
     /// Bucket length of the truth's series, seconds.
     pub bucket_s: i64,
+    /// An outbreak: Mirai-infected hosts start scanning over the capture
+    /// instead of at uniformly random times (the number of infected hosts
+    /// grows as it did in autumn 2016, so the 23/2323 series rise).
+    pub outbreak: bool,
 }
 
 impl Default for DarknetSpec {
@@ -57,6 +61,7 @@ impl Default for DarknetSpec {
             duration_s: 6 * 3600,
             sources: 0,
             bucket_s: 3600,
+            outbreak: false,
         }
     }
 }
@@ -493,7 +498,17 @@ pub fn generate(
                 actor,
                 v4,
                 v6,
-                t0: rng.below((dur_us - span + 1).max(1) as u64) as i64,
+                t0: {
+                    let room = (dur_us - span + 1).max(1) as u64;
+                    let u = rng.below(room);
+                    if spec.outbreak && matches!(actor, Actor::Mirai | Actor::MiraiVariant) {
+                        // Onsets denser later (the square root of a uniform
+                        // draw): infections accumulate over the capture.
+                        ((u as f64 / room as f64).sqrt() * room as f64) as i64
+                    } else {
+                        u as i64
+                    }
+                },
                 dur: span,
                 ttl,
                 ports,

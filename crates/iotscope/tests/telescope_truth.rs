@@ -379,3 +379,39 @@ fn any_number_of_threads_gives_the_same_report() {
         assert_eq!(many, one, "--threads {n}");
     }
 }
+
+/// `lab darknet --outbreak`: infected hosts start over the capture, more
+/// later, so the telescope's unique sources on 23/tcp rise from the first
+/// day to the last; and the counts still match the generator's truth.
+#[test]
+fn an_outbreak_capture_rises_and_matches_its_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("o.pcap");
+    run_ok(bin().args(["lab", "darknet", "--out"]).arg(&pcap).args([
+        "--packets",
+        "60000",
+        "--seed",
+        "11",
+        "--duration",
+        "3d",
+        "--outbreak",
+    ]));
+    let truth: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("o.pcap.truth.json")).unwrap())
+            .unwrap();
+    let got = analyze(&[pcap.as_os_str()]);
+    assert_matches_truth(&got, &truth);
+    let on23 = |b: &Value| {
+        b["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == 23 && p["proto"] == "tcp")
+            .map_or(0, |p| p["sources"].as_u64().unwrap())
+    };
+    let series = got["series"].as_array().unwrap();
+    assert!(series.len() >= 70, "{}", series.len());
+    let first: u64 = series[..24].iter().map(on23).sum();
+    let last: u64 = series[series.len() - 24..].iter().map(on23).sum();
+    assert!(last > 2 * first, "first day {first}, last day {last}");
+}

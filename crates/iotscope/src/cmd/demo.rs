@@ -69,6 +69,8 @@ pub fn run(a: DemoArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         packets: a.packets,
         seed: a.seed,
         duration_s: i64::from(a.days.max(1)) * 86_400,
+        // The series should show what NICTER's did: infections spreading.
+        outbreak: true,
         ..Default::default()
     };
     let file = std::fs::File::create(&capture)

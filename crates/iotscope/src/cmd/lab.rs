@@ -80,6 +80,10 @@ pub struct DarknetArgs {
     /// Where to write the truth (default: OUT.truth.json).
     #[arg(long, value_name = "FILE")]
     truth: Option<PathBuf>,
+    /// Mirai-infected hosts start scanning over the capture, more of them
+    /// later: the 23/2323 series rise as in autumn 2016.
+    #[arg(long)]
+    outbreak: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -230,6 +234,7 @@ fn run_command(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 duration_s: a.duration.as_secs().max(1) as i64,
                 sources: a.sources,
                 bucket_s: 3600,
+                outbreak: a.outbreak,
             };
             let format = match a.format {
                 Fmt::Pcap => CaptureFormat::Pcap,
