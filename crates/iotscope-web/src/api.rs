@@ -418,27 +418,42 @@ pub(crate) async fn findings(
         None => true,
         Some(w) => have.is_some_and(|h| h.eq_ignore_ascii_case(w)),
     };
-    let mut out: Vec<Value> = rows
+    // The device JSON is parsed only when a filter needs it, and the rows
+    // become JSON only for the page shown: 100,000 findings stay cheap.
+    let needs_device = q.contains_key("criticality") || q.contains_key("vendor");
+    let mut out: Vec<&iotscope_store::FindingRecord> = rows
         .iter()
+        .filter(|f| {
+            want("kind", Some(&f.kind))
+                && want("severity", Some(&f.severity))
+                && want("ip", Some(&f.ip))
+        })
         .filter(|f| caller.may_see(&app, &f.ip))
-        .map(|f| finding_json(&app, f))
-        .filter(|v| {
-            want("kind", v["kind"].as_str())
-                && want("severity", v["severity"].as_str())
-                && want("criticality", v["device"]["criticality"].as_str())
-                && want("vendor", v["device"]["vendor"].as_str())
-                && want("isp", v["isp"].as_str())
-                && want("ip", v["ip"].as_str())
+        .filter(|f| {
+            q.get("isp").is_none() || want("isp", app.isp_of(&f.ip).map(|i| i.name.as_str()))
+        })
+        .filter(|f| {
+            if !needs_device {
+                return true;
+            }
+            let d = parse_json(&f.device);
+            want("criticality", d["criticality"].as_str()) && want("vendor", d["vendor"].as_str())
         })
         .collect();
     out.sort_by(|a, b| {
-        severity_rank(a["severity"].as_str().unwrap_or(""))
-            .cmp(&severity_rank(b["severity"].as_str().unwrap_or("")))
-            .then(a["ip"].as_str().cmp(&b["ip"].as_str()))
-            .then(a["port"].as_u64().cmp(&b["port"].as_u64()))
+        severity_rank(&a.severity)
+            .cmp(&severity_rank(&b.severity))
+            .then(a.ip.cmp(&b.ip))
+            .then(a.port.cmp(&b.port))
+            .then(a.kind.cmp(&b.kind))
     });
     let total = out.len();
-    let page: Vec<Value> = out.into_iter().skip(offset).take(limit).collect();
+    let page: Vec<Value> = out
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|f| finding_json(&app, f))
+        .collect();
     Ok(Json(json!({"total": total, "findings": page})))
 }
 
