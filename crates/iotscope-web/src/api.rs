@@ -430,7 +430,7 @@ pub(crate) async fn findings(
         })
         .filter(|f| caller.may_see(&app, &f.ip))
         .filter(|f| {
-            q.get("isp").is_none() || want("isp", app.isp_of(&f.ip).map(|i| i.name.as_str()))
+            !q.contains_key("isp") || want("isp", app.isp_of(&f.ip).map(|i| i.name.as_str()))
         })
         .filter(|f| {
             if !needs_device {
