@@ -50,25 +50,12 @@ pub struct FeedError {
     pub what: String,
 }
 
-/// Splits one CSV line (double quotes, doubled quotes inside, commas).
+/// Splits one CSV line (quoted fields as the feeds write them), trimmed.
 fn csv_fields(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out.into_iter().map(|f| f.trim().to_string()).collect()
+    iotscope_enrich::csv_fields(line)
+        .into_iter()
+        .map(|f| f.trim().to_string())
+        .collect()
 }
 
 /// The host of a URL: "http://192.0.2.4:8080/bin.sh" -> ("192.0.2.4", Some(8080)).

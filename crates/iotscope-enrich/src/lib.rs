@@ -62,8 +62,9 @@ pub struct AsnTable {
     orgs: Vec<String>,
 }
 
-/// Splits a CSV line with quoted fields.
-pub(crate) fn csv_fields(line: &str) -> Vec<String> {
+/// Splits one CSV line: commas, double-quoted fields, doubled quotes inside
+/// them. Fields are not trimmed.
+pub fn csv_fields(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
@@ -247,6 +248,63 @@ impl AsnTable {
     }
 }
 
+/// What a breakdown counts per group (AS or country).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCount {
+    /// Distinct sources in the group.
+    pub sources: u64,
+    /// Their packets.
+    pub packets: u64,
+    /// Of those sources, how many are flagged infected.
+    pub infected: u64,
+}
+
+/// One source as the breakdowns take it: address, packets, flagged infected.
+pub type SourceCount = (IpAddr, u64, bool);
+
+/// Groups sources by `key`, busiest group first (ties by key).
+fn group_by<K: Ord + std::hash::Hash>(
+    sources: impl IntoIterator<Item = SourceCount>,
+    key: impl Fn(IpAddr) -> K,
+) -> Vec<(K, GroupCount)> {
+    let mut groups: std::collections::HashMap<K, GroupCount> = Default::default();
+    for (ip, packets, infected) in sources {
+        let g = groups.entry(key(ip)).or_default();
+        g.sources += 1;
+        g.packets += packets;
+        g.infected += u64::from(infected);
+    }
+    let mut rows: Vec<_> = groups.into_iter().collect();
+    rows.sort_by(|a, b| b.1.packets.cmp(&a.1.packets).then(a.0.cmp(&b.0)));
+    rows
+}
+
+impl AsnTable {
+    /// Sources per AS, busiest first: ((AS number, organisation), counts);
+    /// AS 0 gathers the sources the table does not hold.
+    pub fn count_by_as(
+        &self,
+        sources: impl IntoIterator<Item = SourceCount>,
+    ) -> Vec<((u32, &str), GroupCount)> {
+        group_by(sources, |ip| {
+            self.lookup(ip).map_or((0, ""), |i| (i.asn, i.org))
+        })
+    }
+}
+
+impl GeoDb {
+    /// Sources per country (ISO code; "" for those the database does not
+    /// know), busiest first.
+    pub fn count_by_country(
+        &self,
+        sources: impl IntoIterator<Item = SourceCount>,
+    ) -> Vec<(String, GroupCount)> {
+        group_by(sources, |ip| {
+            self.lookup(ip).map(|g| g.country).unwrap_or_default()
+        })
+    }
+}
+
 /// Nested prefixes to disjoint ranges: the longest prefix wins.
 fn flatten(mut prefixes: Vec<(u128, u32, u32)>, no_org: u32) -> Vec<(u128, u128, u32, u32)> {
     // A /128 (or an IPv4 /32) has no host bits: shifting by 128 would overflow.
@@ -322,6 +380,36 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.to_string(), "asn.csv, line 2: \"bad\" is not an address");
+    }
+
+    #[test]
+    fn sources_group_by_as_busiest_first() {
+        let t = AsnTable::parse(
+            Format::Csv,
+            "198.51.100.0,198.51.100.255,64500,Small\n203.0.113.0,203.0.113.255,64501,Big\n",
+            "asn.csv",
+        )
+        .unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let rows = t.count_by_as([
+            (ip("198.51.100.1"), 5, true),
+            (ip("198.51.100.2"), 5, false),
+            (ip("203.0.113.9"), 50, true),
+            (ip("192.0.2.1"), 1, false),
+        ]);
+        let want = |sources, packets, infected| GroupCount {
+            sources,
+            packets,
+            infected,
+        };
+        assert_eq!(
+            rows,
+            vec![
+                ((64501, "Big"), want(1, 50, 1)),
+                ((64500, "Small"), want(2, 10, 1)),
+                ((0, ""), want(1, 1, 0)),
+            ]
+        );
     }
 
     #[test]

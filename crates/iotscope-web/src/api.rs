@@ -167,29 +167,37 @@ async fn compute_overview(
             json!({"class": c.name(), "packets": n.packets, "sources": n.sources})
         })
         .collect();
-    let mut countries: HashMap<String, (u64, u64)> = HashMap::new();
-    let mut ases: HashMap<u32, (String, u64, u64)> = HashMap::new();
-    for src in &s.top_sources {
-        let Ok(ip) = src.ip.parse() else { continue };
-        if let Some(g) = app.geo.as_ref() {
-            let c = g.lookup(ip).map(|g| g.country).unwrap_or_default();
-            let e = countries.entry(c).or_default();
-            e.0 += 1;
-            e.1 += src.packets;
-        }
-        if let Some(t) = app.asn.as_ref() {
-            let info = t.lookup(ip);
-            let e = ases
-                .entry(info.map_or(0, |i| i.asn))
-                .or_insert_with(|| (info.map(|i| i.org.to_string()).unwrap_or_default(), 0, 0));
-            e.1 += 1;
-            e.2 += src.packets;
-        }
-    }
-    let mut countries: Vec<_> = countries.into_iter().collect();
-    countries.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(&b.0)));
-    let mut ases: Vec<_> = ases.into_iter().collect();
-    ases.sort_by(|a, b| b.1 .2.cmp(&a.1 .2).then(a.0.cmp(&b.0)));
+    let infected: std::collections::HashSet<&str> =
+        s.infected.iter().map(|i| i.ip.as_str()).collect();
+    let sources: Vec<iotscope_enrich::SourceCount> = s
+        .top_sources
+        .iter()
+        .filter_map(|t| {
+            Some((
+                t.ip.parse().ok()?,
+                t.packets,
+                infected.contains(t.ip.as_str()),
+            ))
+        })
+        .collect();
+    let countries: Vec<Value> = app
+        .geo
+        .as_ref()
+        .map(|g| g.count_by_country(sources.iter().copied()))
+        .unwrap_or_default()
+        .into_iter()
+        .take(top)
+        .map(|(c, n)| json!({"country": c, "sources": n.sources, "packets": n.packets, "infected": n.infected}))
+        .collect();
+    let ases: Vec<Value> = app
+        .asn
+        .as_ref()
+        .map(|t| t.count_by_as(sources.iter().copied()))
+        .unwrap_or_default()
+        .into_iter()
+        .take(top)
+        .map(|((asn, org), n)| json!({"asn": asn, "org": org, "sources": n.sources, "packets": n.packets, "infected": n.infected}))
+        .collect();
     Ok(json!({
         "since": s.first_ts,
         "until": s.last_ts,
@@ -203,8 +211,8 @@ async fn compute_overview(
         "top_ports": s.ports.iter().take(top).collect::<Vec<_>>(),
         "fingerprints": s.fingerprints,
         "infected": s.infected.len(),
-        "top_countries": countries.iter().take(top).map(|(c, (n, p))| json!({"country": c, "sources": n, "packets": p})).collect::<Vec<_>>(),
-        "top_as": ases.iter().take(top).map(|(a, (org, n, p))| json!({"asn": a, "org": org, "sources": n, "packets": p})).collect::<Vec<_>>(),
+        "top_countries": countries,
+        "top_as": ases,
         "enrichment": {"asn": app.asn.is_some(), "geo": app.geo.is_some()},
     }))
 }

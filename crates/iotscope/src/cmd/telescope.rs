@@ -587,38 +587,39 @@ fn add_breakdowns<E: Into<anyhow::Error>>(
     Ok(())
 }
 
-/// Sources, packets and infected sources per country, busiest first.
+/// Every source of a summary that lists them all, as the breakdowns take them.
+fn sources_of(all: &Summary) -> Vec<iotscope_enrich::SourceCount> {
+    let infected: std::collections::HashSet<&str> =
+        all.infected.iter().map(|i| i.ip.as_str()).collect();
+    all.top_sources
+        .iter()
+        .filter_map(|s| {
+            Some((
+                s.ip.parse().ok()?,
+                s.packets,
+                infected.contains(s.ip.as_str()),
+            ))
+        })
+        .collect()
+}
+
+/// Sources, packets and infected sources per country, busiest first, at
+/// most `top` rows.
 fn by_country(
     all: &Summary,
     db: &iotscope_enrich::GeoDb,
     top: usize,
 ) -> Vec<iotscope_telescope::CountryRow> {
-    let infected: std::collections::HashSet<&str> =
-        all.infected.iter().map(|i| i.ip.as_str()).collect();
-    let mut rows: std::collections::HashMap<String, iotscope_telescope::CountryRow> =
-        Default::default();
-    for src in &all.top_sources {
-        let country = src
-            .ip
-            .parse()
-            .ok()
-            .and_then(|ip| db.lookup(ip))
-            .map(|g| g.country)
-            .unwrap_or_default();
-        let row = rows
-            .entry(country.clone())
-            .or_insert_with(|| iotscope_telescope::CountryRow {
-                country,
-                ..Default::default()
-            });
-        row.sources += 1;
-        row.packets += src.packets;
-        row.infected += u64::from(infected.contains(src.ip.as_str()));
-    }
-    let mut rows: Vec<_> = rows.into_values().collect();
-    rows.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.country.cmp(&b.country)));
-    rows.truncate(top);
-    rows
+    db.count_by_country(sources_of(all))
+        .into_iter()
+        .take(top)
+        .map(|(country, c)| iotscope_telescope::CountryRow {
+            country,
+            sources: c.sources,
+            packets: c.packets,
+            infected: c.infected,
+        })
+        .collect()
 }
 
 /// Sources, packets and infected sources per AS, from a summary that lists
@@ -628,25 +629,16 @@ fn by_as(
     table: &iotscope_enrich::AsnTable,
     top: usize,
 ) -> Vec<iotscope_telescope::AsRow> {
-    let infected: std::collections::HashSet<&str> =
-        all.infected.iter().map(|i| i.ip.as_str()).collect();
-    let mut rows: std::collections::HashMap<u32, iotscope_telescope::AsRow> = Default::default();
-    for src in &all.top_sources {
-        let info = src.ip.parse().ok().and_then(|ip| table.lookup(ip));
-        let asn = info.map_or(0, |i| i.asn);
-        let row = rows
-            .entry(asn)
-            .or_insert_with(|| iotscope_telescope::AsRow {
-                asn,
-                org: info.map(|i| i.org.to_string()).unwrap_or_default(),
-                ..Default::default()
-            });
-        row.sources += 1;
-        row.packets += src.packets;
-        row.infected += u64::from(infected.contains(src.ip.as_str()));
-    }
-    let mut rows: Vec<_> = rows.into_values().collect();
-    rows.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.asn.cmp(&b.asn)));
-    rows.truncate(top);
-    rows
+    table
+        .count_by_as(sources_of(all))
+        .into_iter()
+        .take(top)
+        .map(|((asn, org), c)| iotscope_telescope::AsRow {
+            asn,
+            org: org.to_string(),
+            sources: c.sources,
+            packets: c.packets,
+            infected: c.infected,
+        })
+        .collect()
 }
