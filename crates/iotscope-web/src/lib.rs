@@ -139,44 +139,37 @@ impl App {
         compute: impl std::future::Future<Output = Result<serde_json::Value, ApiError>>,
     ) -> Result<Response, ApiError> {
         let version = self.store(|s| s.version()).await?;
-        let hit = {
-            let m = self.answers.lock().unwrap_or_else(|e| e.into_inner());
-            m.get(&key)
-                .filter(|(v, _)| *v == version)
-                .map(|(_, a)| a.clone())
-        };
-        let answer = match hit {
-            Some(a) => a,
-            None => {
-                // One computation per key at a time: a second visitor (or
-                // the warm-up) waits for the first instead of repeating it.
-                let gate = self
-                    .computing
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .entry(key.clone())
-                    .or_default()
-                    .clone();
-                let _turn = gate.lock().await;
-                let done = {
-                    let m = self.answers.lock().unwrap_or_else(|e| e.into_inner());
-                    m.get(&key)
-                        .filter(|(v, _)| *v == version)
-                        .map(|(_, a)| a.clone())
-                };
-                if let Some(a) = done {
-                    return Ok(json_response(a));
-                }
-                let value = compute.await?;
-                let bytes = axum::body::Bytes::from(
-                    serde_json::to_vec(&value)
-                        .map_err(|e| ApiError::internal(format!("serialising an answer: {e}")))?,
-                );
-                self.remember(key, version, bytes.clone());
-                bytes
-            }
-        };
-        Ok(json_response(answer))
+        if let Some(a) = self.recall(&key, &version) {
+            return Ok(json_response(a));
+        }
+        // One computation per key at a time: a second visitor (or the
+        // warm-up) waits for the first instead of repeating it.
+        let gate = self
+            .computing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _turn = gate.lock().await;
+        if let Some(a) = self.recall(&key, &version) {
+            return Ok(json_response(a));
+        }
+        let value = compute.await?;
+        let bytes = axum::body::Bytes::from(
+            serde_json::to_vec(&value)
+                .map_err(|e| ApiError::internal(format!("serialising an answer: {e}")))?,
+        );
+        self.remember(key, version, bytes.clone());
+        Ok(json_response(bytes))
+    }
+
+    /// The cached answer for `key` if it was computed at `version`.
+    fn recall(&self, key: &str, version: &str) -> Option<axum::body::Bytes> {
+        let m = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(key)
+            .filter(|(v, _)| v == version)
+            .map(|(_, a)| a.clone())
     }
 
     fn remember(&self, key: String, version: String, answer: axum::body::Bytes) {
