@@ -19,7 +19,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::modules::{module_for, ProbeCtx};
 use crate::permute::{shard_positions, Permutation};
-use crate::targets::{in_ranges, LiveExclusions, TargetSet};
+use crate::scope::LiveExclusions;
+use crate::targets::TargetSet;
 
 /// Outcome of a probe, from a closed set (stored and charted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -278,7 +279,7 @@ pub async fn run(
         let idx = perm.get(pos);
         let ip = cfg.targets.get(idx / ports.len() as u64);
         let port = ports[(idx % ports.len() as u64) as usize];
-        if matches!(ip, IpAddr::V4(v4) if in_ranges(&cfg.live_exclusions.snapshot(), v4)) {
+        if !cfg.live_exclusions.verdict(ip).allowed() {
             // Done for the resume count, but no probe and no time slot.
             planned += 1;
             stats.excluded.fetch_add(1, Ordering::Relaxed);
@@ -292,15 +293,22 @@ pub async fn run(
             }
         }
         let addr = SocketAddr::new(ip, port);
-        stats.sent.fetch_add(1, Ordering::Relaxed);
         if paced % 256 == 255 {
             // Answers that come at once never await: let the other tasks run.
             tokio::task::yield_now().await;
         }
+        // The slot is taken before the connect starts: a stop that comes
+        // while waiting for one leaves this pair unsent (and not counted as
+        // done), never sent but forgotten, which a resume would send again.
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("semaphore open"),
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        stats.sent.fetch_add(1, Ordering::Relaxed);
+        planned += 1;
+        paced += 1;
         let (socket, pending) = match attempt(addr) {
             Attempt::Refused => {
-                planned += 1;
-                paced += 1;
                 stats.refused.fetch_add(1, Ordering::Relaxed);
                 if cfg.report_closed {
                     let _ = rows.send(row_for(addr, Status::Refused)).await;
@@ -308,20 +316,12 @@ pub async fn run(
                 continue;
             }
             Attempt::Failed => {
-                planned += 1;
-                paced += 1;
                 stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             Attempt::Open(s) => (s, false),
             Attempt::Pending(s) => (s, true),
         };
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.expect("semaphore open"),
-            _ = stop.wait_for(|s| *s) => break,
-        };
-        planned += 1;
-        paced += 1;
         let (rows, stats, settings, report_closed) = (
             rows.clone(),
             stats.clone(),

@@ -8,6 +8,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::scope::{canonical, in_ranges, never, Exclusions};
+
 /// The built-in exclusions, ZMap blocklist format with RFC comments.
 pub const BUILTIN_BLOCKLIST: &str = include_str!("../data/blocklist.conf");
 
@@ -37,6 +39,16 @@ pub enum TargetError {
         /// The text.
         text: String,
     },
+    /// A target wholly inside the never-list.
+    #[error("target {text:?} is never probed: {block} is {why}; to reach this host, name 127.0.0.1 or ::1")]
+    Never {
+        /// The target as given.
+        text: String,
+        /// The block of the never-list.
+        block: &'static str,
+        /// What the block is.
+        why: &'static str,
+    },
     /// Nothing left to probe.
     #[error("no targets: give --targets (every target was excluded, or none was named)")]
     Empty,
@@ -44,6 +56,53 @@ pub enum TargetError {
 
 /// An inclusive IPv4 range.
 pub type Range = (u32, u32);
+
+/// One target, read into its canonical form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// IPv4 addresses (also IPv4-mapped or -compatible IPv6 ones).
+    V4(Range),
+    /// One IPv6 address.
+    V6(Ipv6Addr),
+}
+
+/// Reads a target: "a.b.c.d", "a.b.c.d/len", "a.b.c.d-e.f.g.h", an IPv6
+/// address, or an IPv4-mapped/-compatible IPv6 address or prefix (which is
+/// the IPv4 address or range it spells: `::ffff:10.0.0.0/104` is
+/// 10.0.0.0/8).
+///
+/// # Errors
+/// [`TargetError::Syntax`]; [`TargetError::Ipv6List`] for an IPv6 prefix or
+/// range that is not IPv4 spelt as IPv6.
+pub fn parse_target(text: &str) -> Result<Target, TargetError> {
+    let t = text.trim();
+    if t.contains(':') {
+        let list = || TargetError::Ipv6List {
+            text: text.to_string(),
+        };
+        let r = parse_range6(t).ok_or_else(list)?;
+        for block in [0xffffu128 << 32, 0] {
+            let (lo, hi) = (block, block | 0xffff_ffff);
+            if lo <= r.0 && r.1 <= hi && !(block == 0 && r.0 <= 1) {
+                return Ok(Target::V4((r.0 as u32, r.1 as u32)));
+            }
+        }
+        if r.0 != r.1 {
+            return Err(list());
+        }
+        return Ok(match canonical(IpAddr::V6(Ipv6Addr::from(r.0))) {
+            IpAddr::V4(a) => Target::V4((a.into(), a.into())),
+            IpAddr::V6(a) => Target::V6(a),
+        });
+    }
+    parse_range(t)
+        .map(Target::V4)
+        .ok_or_else(|| TargetError::Syntax {
+            what: "target",
+            text: text.to_string(),
+            location: String::new(),
+        })
+}
 
 /// Parses "a.b.c.d", "a.b.c.d/len" or "a.b.c.d-e.f.g.h".
 pub fn parse_range(text: &str) -> Option<Range> {
@@ -98,32 +157,6 @@ pub fn parse_range6(text: &str) -> Option<Range6> {
     Some((ip & mask, (ip & mask) | !mask))
 }
 
-/// Parses an exclusion file that may hold IPv4 and IPv6 lines (ZMap's
-/// format: one CIDR or range a line, `#` comments), naming `source` in errors.
-pub fn parse_exclusions(
-    text: &str,
-    source: &str,
-) -> Result<(Vec<Range>, Vec<Range6>), TargetError> {
-    let (mut v4, mut v6) = (Vec::new(), Vec::new());
-    for (n, line) in text.lines().enumerate() {
-        let body = line.split('#').next().unwrap_or("").trim();
-        if body.is_empty() {
-            continue;
-        }
-        let err = || TargetError::Syntax {
-            what: "exclusion",
-            text: body.to_string(),
-            location: format!(", line {} of {source}", n + 1),
-        };
-        if body.contains(':') {
-            v6.push(parse_range6(body).ok_or_else(err)?);
-        } else {
-            v4.push(parse_range(body).ok_or_else(err)?);
-        }
-    }
-    Ok((v4, v6))
-}
-
 /// Parses "23,80,8080-8081".
 pub fn parse_ports(text: &str) -> Result<Vec<u16>, TargetError> {
     let err = || TargetError::Ports {
@@ -155,7 +188,7 @@ pub fn parse_ports(text: &str) -> Result<Vec<u16>, TargetError> {
 }
 
 /// Removes `cut` from sorted disjoint `ranges`.
-fn subtract(ranges: Vec<Range>, cut: Range) -> Vec<Range> {
+pub(crate) fn subtract(ranges: Vec<Range>, cut: Range) -> Vec<Range> {
     let mut out = Vec::with_capacity(ranges.len() + 1);
     for (a, b) in ranges {
         if cut.1 < a || cut.0 > b {
@@ -173,7 +206,7 @@ fn subtract(ranges: Vec<Range>, cut: Range) -> Vec<Range> {
 }
 
 /// Sorts and merges overlapping or adjacent ranges.
-fn normalise(mut ranges: Vec<Range>) -> Vec<Range> {
+pub(crate) fn normalise(mut ranges: Vec<Range>) -> Vec<Range> {
     ranges.sort_unstable();
     let mut out: Vec<Range> = Vec::with_capacity(ranges.len());
     for (a, b) in ranges {
@@ -183,40 +216,6 @@ fn normalise(mut ranges: Vec<Range>) -> Vec<Range> {
         }
     }
     out
-}
-
-/// Exclusions that may grow during a run: an operator who honours opt-out
-/// requests reloads its exclusion files (on SIGHUP) without restarting a
-/// long sweep. The probe order is fixed by the [`TargetSet`] the run began
-/// with; every probe is checked against the latest list before it is sent.
-#[derive(Clone, Debug, Default)]
-pub struct LiveExclusions(std::sync::Arc<std::sync::RwLock<std::sync::Arc<Vec<Range>>>>);
-
-impl LiveExclusions {
-    /// A list holding `ranges`.
-    pub fn new(ranges: &[Range]) -> LiveExclusions {
-        let live = LiveExclusions::default();
-        live.replace(ranges);
-        live
-    }
-
-    /// Swaps in a new list (probes already sent are not affected).
-    pub fn replace(&self, ranges: &[Range]) {
-        let merged = std::sync::Arc::new(normalise(ranges.to_vec()));
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = merged;
-    }
-
-    /// The current list, sorted and merged; cheap to take per batch.
-    pub fn snapshot(&self) -> std::sync::Arc<Vec<Range>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-/// True if `ip` lies in one of the sorted, merged `ranges`.
-pub fn in_ranges(ranges: &[Range], ip: Ipv4Addr) -> bool {
-    let x = u32::from(ip);
-    let k = ranges.partition_point(|r| r.1 < x);
-    ranges.get(k).is_some_and(|r| r.0 <= x)
 }
 
 /// The addresses a survey may probe.
@@ -231,28 +230,54 @@ pub struct TargetSet {
 }
 
 impl TargetSet {
-    /// Builds the set from target texts, user exclusions and the built-in list.
-    pub fn new(targets: &[String], user_exclusions: &[Range]) -> Result<TargetSet, TargetError> {
+    /// Builds the set from target texts, the user's exclusions and the
+    /// built-in list, by the rules of [`crate::scope`]: each target is read
+    /// into its canonical form (IPv4-mapped and -compatible IPv6, single or
+    /// as a prefix, is IPv4); the never-list is cut from every target; the
+    /// built-in special-purpose blocks are cut unless the target lies wholly
+    /// inside one; the user's exclusions are cut in every spelling.
+    ///
+    /// # Errors
+    /// [`TargetError::Syntax`] or [`TargetError::Ipv6List`] for a target
+    /// that does not parse, [`TargetError::Never`] for a target wholly in the
+    /// never-list (`0.0.0.0`, `::`, multicast), [`TargetError::Empty`] when
+    /// nothing is left.
+    pub fn new(targets: &[String], exclusions: &Exclusions) -> Result<TargetSet, TargetError> {
         let builtin = parse_blocklist(BUILTIN_BLOCKLIST, "the built-in blocklist")
             .expect("built-in list parses");
         let mut all = Vec::new();
         let mut v6 = Vec::new();
         for t in targets {
-            if t.contains(':') {
-                // Named one by one on purpose: no built-in exclusion applies.
-                v6.push(
-                    t.trim()
-                        .parse::<Ipv6Addr>()
-                        .map_err(|_| TargetError::Ipv6List { text: t.clone() })?,
-                );
-                continue;
-            }
-            let r = parse_range(t).ok_or_else(|| TargetError::Syntax {
-                what: "target",
-                text: t.clone(),
-                location: String::new(),
-            })?;
+            let r = match parse_target(t)? {
+                Target::V6(a) => {
+                    if let Some(n) = never(IpAddr::V6(a)) {
+                        return Err(TargetError::Never {
+                            text: t.trim().to_string(),
+                            block: n.block,
+                            why: n.why,
+                        });
+                    }
+                    // Named one by one on purpose: the built-in list does
+                    // not apply; the user's exclusions do.
+                    if !exclusions.contains(IpAddr::V6(a)) {
+                        v6.push(a);
+                    }
+                    continue;
+                }
+                Target::V4(r) => r,
+            };
             let mut parts = vec![r];
+            for n in crate::scope::never_v4_ranges() {
+                parts = subtract(parts, n);
+            }
+            if parts.is_empty() {
+                let n = never(IpAddr::V4(Ipv4Addr::from(r.0))).expect("in the never-list");
+                return Err(TargetError::Never {
+                    text: t.trim().to_string(),
+                    block: n.block,
+                    why: n.why,
+                });
+            }
             for &e in &builtin {
                 // A target inside a reserved range was named on purpose.
                 if !(e.0 <= r.0 && r.1 <= e.1) {
@@ -262,7 +287,7 @@ impl TargetSet {
             all.extend(parts);
         }
         let mut ranges = normalise(all);
-        for &e in user_exclusions {
+        for &e in exclusions.v4() {
             ranges = subtract(ranges, e);
         }
         let mut before = Vec::with_capacity(ranges.len());
@@ -282,18 +307,6 @@ impl TargetSet {
             len,
             v6,
         })
-    }
-
-    /// Removes IPv6 exclusions (from the user's files) from the set.
-    pub fn exclude_v6(mut self, exclusions: &[Range6]) -> Result<TargetSet, TargetError> {
-        self.v6.retain(|a| {
-            let x = u128::from(*a);
-            !exclusions.iter().any(|r| r.0 <= x && x <= r.1)
-        });
-        if self.len == 0 && self.v6.is_empty() {
-            return Err(TargetError::Empty);
-        }
-        Ok(self)
     }
 
     /// Number of IPv4 addresses (they come first in index order).
@@ -331,9 +344,9 @@ impl TargetSet {
         Ipv4Addr::from(self.ranges[k].0 + (i - self.before[k]) as u32)
     }
 
-    /// True if `ip` may be probed.
+    /// True if `ip` (any spelling) is one of the set's addresses.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match ip {
+        match canonical(ip) {
             IpAddr::V4(v4) => in_ranges(&self.ranges, v4),
             IpAddr::V6(v6) => self.v6.binary_search(&v6).is_ok(),
         }
@@ -345,7 +358,7 @@ mod tests {
     use super::*;
 
     fn set(t: &[&str], ex: &[&str]) -> Result<TargetSet, TargetError> {
-        let ex: Vec<Range> = ex.iter().map(|e| parse_range(e).unwrap()).collect();
+        let ex = Exclusions::parse(&ex.join("\n"), "test").unwrap();
         TargetSet::new(&t.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &ex)
     }
 
@@ -416,11 +429,41 @@ mod tests {
         assert_eq!(s.get(1), "::1".parse::<IpAddr>().unwrap());
         assert!(s.contains("2001:db8::7".parse().unwrap()));
         assert!(!s.contains("2001:db8::8".parse().unwrap()));
-        let (v4, v6) = parse_exclusions("2001:db8::/32 # docs\n10.0.0.0/8\n", "x").unwrap();
-        assert_eq!((v4.len(), v6.len()), (1, 1));
-        let s = s.exclude_v6(&v6).unwrap();
+        let s = set(
+            &["::1", "198.18.0.1", "2001:db8::7", "::1"],
+            &["2001:db8::/32 # docs", "10.0.0.0/8"],
+        )
+        .unwrap();
         assert_eq!(s.len(), 2);
-        let e = parse_exclusions("2001:db8::/200\n", "x.conf").unwrap_err();
+        let e = Exclusions::parse("2001:db8::/200\n", "x.conf").unwrap_err();
         assert!(e.to_string().contains("line 1 of x.conf"), "{e}");
+    }
+
+    #[test]
+    fn mapped_targets_are_ipv4_and_this_host_is_refused() {
+        // The reproducer of the opt-out bypass: the mapped form of an
+        // opted-out address is the same address.
+        assert_eq!(
+            set(&["::ffff:127.92.0.7"], &["127.92.0.0/16"]),
+            Err(TargetError::Empty)
+        );
+        let s = set(&["::ffff:127.92.0.0/120"], &[]).unwrap();
+        assert_eq!(s.len(), 256);
+        assert!(!s.has_v6());
+        assert!(s.contains("127.92.0.9".parse().unwrap()));
+        assert!(s.contains("::ffff:127.92.0.9".parse().unwrap()));
+        for t in ["0.0.0.0", "::", "::ffff:0.0.0.0", "0.0.0.0/8", "224.0.0.1"] {
+            assert!(
+                matches!(set(&[t], &[]), Err(TargetError::Never { .. })),
+                "{t}"
+            );
+        }
+        // A range that only touches the never-list keeps the rest.
+        let s = set(&["0.0.0.0-1.0.0.3"], &[]).unwrap();
+        assert_eq!(s.len(), 4);
+        // The built-in list applies to mapped ranges as to IPv4 ones.
+        let s = set(&["::ffff:0.0.0.0/96"], &[]).unwrap();
+        assert!(!s.contains("10.1.2.3".parse().unwrap()));
+        assert!(!s.contains("127.0.0.1".parse().unwrap()));
     }
 }

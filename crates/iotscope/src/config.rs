@@ -59,6 +59,9 @@ pub struct Config {
     /// The dashboard (`iotscope serve`).
     #[serde(default)]
     pub web: WebConfig,
+    /// `[scope]`.
+    #[serde(default)]
+    pub scope: ScopeConfig,
 }
 
 /// `[web]`.
@@ -192,6 +195,39 @@ impl EnrichConfig {
         }
         Ok(Some(iotscope_enrich::GeoDb::open(&self.geo)?))
     }
+}
+
+/// `[scope]`: what every command that sends packets (survey, its checks,
+/// `alerts recheck`, `check`) must never reach.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeConfig {
+    /// Exclusion (opt-out) files in ZMap's blocklist format, applied in
+    /// addition to every `--exclude`.
+    #[serde(default)]
+    pub exclude: Vec<PathBuf>,
+}
+
+impl ScopeConfig {
+    /// The exclusion files of the config followed by `flags`.
+    pub fn files(&self, flags: &[PathBuf]) -> Vec<PathBuf> {
+        self.exclude.iter().chain(flags).cloned().collect()
+    }
+}
+
+/// Reads and unites exclusion files (ZMap's blocklist format, IPv4 and
+/// IPv6 lines), naming the file and line of any error.
+pub fn read_exclusions(files: &[PathBuf]) -> anyhow::Result<iotscope_survey::Exclusions> {
+    let mut all = iotscope_survey::Exclusions::none();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read exclusion file {}", f.display()))?;
+        all = all.union(&iotscope_survey::Exclusions::parse(
+            &text,
+            &f.display().to_string(),
+        )?);
+    }
+    Ok(all)
 }
 
 /// `[store]`.

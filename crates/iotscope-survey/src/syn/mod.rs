@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use crate::engine::Stats;
 use crate::permute::{shard_positions, Permutation};
-use crate::targets::{in_ranges, LiveExclusions, TargetSet};
+use crate::scope::{verdict, LiveExclusions};
+use crate::targets::TargetSet;
 pub use frame::{Answer, Reply};
 pub use netif::Egress;
 
@@ -224,7 +225,7 @@ pub fn run(
                         {
                             continue;
                         }
-                        if in_ranges(&excluded, ip) {
+                        if !verdict(ip.into(), &excluded).allowed() {
                             if pass == 0 {
                                 stats.excluded.fetch_add(1, Ordering::Relaxed);
                             }

@@ -40,6 +40,12 @@ pub enum AlertsCommand {
         /// Infected hosts unseen this long are fixed.
         #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
         infected_ttl: std::time::Duration,
+        /// Exclusion (opt-out) file(s), ZMap's blocklist format, on top of
+        /// the config's `[scope] exclude`: alerts on excluded addresses are
+        /// skipped (left as they are, never marked fixed) and nothing is
+        /// sent to them.
+        #[arg(long, value_name = "FILE")]
+        exclude: Vec<PathBuf>,
     },
     /// Mail each ISP of the table (its `abuse` address) a report of its
     /// `new` and `persisting` alerts through the configured relay; the
@@ -323,7 +329,9 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
             db,
             timeout,
             infected_ttl,
+            exclude,
         } => {
+            let exclusions = crate::config::read_exclusions(&cfg.scope.files(&exclude))?;
             let mut store = open(db, cfg)?;
             let open_alerts: Vec<AlertRecord> = store
                 .alerts()?
@@ -357,7 +365,7 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            let (mut fixed, mut persisting) = (0, 0);
+            let (mut fixed, mut persisting, mut skipped) = (0, 0, 0);
             for a in &open_alerts {
                 let verdict: Option<(bool, String)> = if a.problem.starts_with("infected_") {
                     let last = humantime::parse_rfc3339_weak(&a.last_seen).ok();
@@ -386,6 +394,17 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                         }
                     })
                 } else if let (Some(port), Ok(ip)) = (a.port, a.ip.parse::<std::net::IpAddr>()) {
+                    // The scope gate before any packet: an owner who opted
+                    // out after the survey gets no more logins.
+                    let gate = iotscope_survey::verdict(ip, &exclusions);
+                    if !gate.allowed() {
+                        skipped += 1;
+                        eprintln!(
+                            "iotscope alerts: skipped {}:{port} {}: {gate}",
+                            a.ip, a.problem
+                        );
+                        continue;
+                    }
                     let mut opts = opts.clone();
                     opts.credentials = matches!(
                         a.problem.as_str(),
@@ -452,7 +471,7 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                 }
             }
             eprintln!(
-                "iotscope alerts: rechecked {} open alerts: {fixed} fixed, {persisting} persisting",
+                "iotscope alerts: rechecked {} open alerts: {fixed} fixed, {persisting} persisting, {skipped} skipped (excluded)",
                 open_alerts.len()
             );
         }

@@ -35,6 +35,10 @@ pub struct CheckArgs {
     /// Allow a public address (only for a device you own or run).
     #[arg(long)]
     i_own_this: bool,
+    /// Exclusion (opt-out) file(s), ZMap's blocklist format, on top of the
+    /// config's `[scope] exclude`: an excluded device is not checked.
+    #[arg(long, value_name = "FILE")]
+    exclude: Vec<std::path::PathBuf>,
     /// Ports to look at.
     #[arg(long, default_value = DEFAULT_PORTS)]
     ports: String,
@@ -68,7 +72,7 @@ fn resolve(host: &str) -> anyhow::Result<IpAddr> {
         .with_context(|| format!("{host:?} has no address"))
 }
 
-pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: CheckArgs, config: &crate::config::Config) -> anyhow::Result<ExitCode> {
     let lang = match a.lang.as_deref() {
         Some("ja") => Lang::Ja,
         Some(_) => Lang::En,
@@ -78,7 +82,14 @@ pub fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default(),
         ),
     };
-    let ip = resolve(&a.host)?;
+    // Every spelling of an address is the same device (::ffff:10.0.0.5 is
+    // 10.0.0.5), and the scope gate decides before any packet.
+    let ip = iotscope_survey::canonical(resolve(&a.host)?);
+    let exclusions = crate::config::read_exclusions(&config.scope.files(&a.exclude))?;
+    match iotscope_survey::verdict(ip, &exclusions) {
+        iotscope_survey::Verdict::Allowed => {}
+        v => anyhow::bail!("{ip} is not checked: {v}"),
+    }
     if !is_own_network(ip) && !a.i_own_this {
         anyhow::bail!(
             "{ip} is not on a private, link-local or loopback network; `iotscope check` looks only at \

@@ -97,31 +97,75 @@ pub fn options(
     ))
 }
 
-/// Checks every host, `at_once` at a time.
+/// What a checks phase did: the hosts it checked, the hosts it could not
+/// start or finish before a stop (to carry into a resume state), and the
+/// hosts skipped because an exclusion covers them now.
+pub struct Checked {
+    pub reports: Vec<HostReport>,
+    pub unfinished: BTreeMap<IpAddr, Vec<Seen>>,
+    pub excluded: usize,
+}
+
+/// Checks every host, `at_once` at a time, until done or `stop` turns
+/// true. Each host passes the scope gate (the exclusions in force when its
+/// turn comes, so an opt-out reloaded during the run holds) before any
+/// login.
 pub async fn check_hosts(
     hosts: BTreeMap<IpAddr, Vec<Seen>>,
     rules: Rules,
     opts: CheckOptions,
     at_once: usize,
-) -> Vec<HostReport> {
+    gate: iotscope_survey::LiveExclusions,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Checked {
     let (rules, opts) = (Arc::new(rules), Arc::new(opts));
     let slots = Arc::new(tokio::sync::Semaphore::new(at_once.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    let excluded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut unfinished = hosts.clone();
     for (ip, seen) in hosts {
-        let (rules, opts, slots) = (rules.clone(), opts.clone(), slots.clone());
+        let (rules, opts, slots, gate, excluded) = (
+            rules.clone(),
+            opts.clone(),
+            slots.clone(),
+            gate.clone(),
+            excluded.clone(),
+        );
         tasks.spawn(async move {
             let _permit = slots.acquire_owned().await.expect("semaphore open");
-            check_host(ip, &seen, &rules, &opts).await
+            if !gate.verdict(ip).allowed() {
+                excluded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return (ip, None);
+            }
+            (ip, Some(check_host(ip, &seen, &rules, &opts).await))
         });
     }
-    let mut out = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        if let Ok(r) = r {
-            out.push(r);
+    let mut reports = Vec::new();
+    loop {
+        tokio::select! {
+            r = tasks.join_next() => match r {
+                Some(Ok((ip, report))) => {
+                    unfinished.remove(&ip);
+                    reports.extend(report);
+                }
+                Some(Err(_)) => {}
+                None => break,
+            },
+            _ = stop.wait_for(|s| *s) => {
+                // Stop now: logins in flight are dropped with their
+                // connections; their hosts stay unfinished.
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                break;
+            }
         }
     }
-    out.sort_by_key(|r| r.ip);
-    out
+    reports.sort_by_key(|r| r.ip);
+    Checked {
+        reports,
+        unfinished,
+        excluded: excluded.load(std::sync::atomic::Ordering::Relaxed),
+    }
 }
 
 /// The store's form of a finding (password kept).

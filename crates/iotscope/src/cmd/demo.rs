@@ -171,7 +171,10 @@ fn survey_a_lab(dir: &std::path::Path, seed: u64, db: &std::path::Path) -> anyho
         let served = tokio::spawn(lab.serve(audit, lab_stop));
         let cfg = iotscope_survey::ScanConfig {
             live_exclusions: Default::default(),
-            targets: iotscope_survey::TargetSet::new(&["127.79.0.0/24".to_string()], &[])?,
+            targets: iotscope_survey::TargetSet::new(
+                &["127.79.0.0/24".to_string()],
+                &iotscope_survey::Exclusions::none(),
+            )?,
             ports: iotscope_survey::parse_ports("22,23,80,81,502,1883,2323,8080,8081")?,
             seed,
             shard: (0, 1),
@@ -222,7 +225,10 @@ fn survey_a_lab(dir: &std::path::Path, seed: u64, db: &std::path::Path) -> anyho
             "iotscope-demo",
             std::time::Duration::from_secs(3),
         )?;
-        let reports = super::checks::check_hosts(hosts, rules, opts, 64).await;
+        let (_never, no_stop) = tokio::sync::watch::channel(false);
+        let reports = super::checks::check_hosts(hosts, rules, opts, 64, Default::default(), no_stop)
+            .await
+            .reports;
         let _ = stop_lab.send(true);
         let _ = served.await;
         Ok::<_, anyhow::Error>((rows, reports))

@@ -8,8 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use iotscope_checks::rules::Seen;
 use iotscope_store::{ServiceObservation, SqliteStore, Store};
+use iotscope_survey::resume::{ExclusionChange, ExclusionRecord, PendingService, ResumeState};
 use iotscope_survey::{parse_ports, ScanConfig, Stats, TargetSet};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 /// Default User-Agent: says what this is and where to ask for an opt-out.
 const USER_AGENT: &str = "iotscope-survey/0.1 (research scan of authorised ranges; opt-out: see the operator's published scanner page)";
@@ -109,19 +113,7 @@ pub fn observation(r: &iotscope_survey::Row) -> ServiceObservation {
     }
 }
 
-/// What `--resume` keeps: enough to refuse a mismatched run and to skip the
-/// positions already probed.
-#[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
-struct ResumeState {
-    targets: Vec<String>,
-    exclusions: Vec<String>,
-    ports: String,
-    seed: u64,
-    shard: String,
-    done: u64,
-}
-
-pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
+pub fn run(a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<ExitCode> {
     let checks = match &a.checks {
         Some(text) => {
             let which = super::checks::parse_checks(text)?;
@@ -137,6 +129,14 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
     if checks.is_some() && a.no_grab {
         anyhow::bail!("--checks needs the banners: drop --no-grab");
     }
+    // A rate must be a number of probes per second that a schedule can be
+    // kept with: `nan` is not "unlimited" and 1e-300 is not a schedule.
+    if !(a.rate == 0.0 || (a.rate.is_finite() && (0.001..=100_000_000.0).contains(&a.rate))) {
+        anyhow::bail!(
+            "--rate {}: give probes per second between 0.001 and 100000000, or 0 for as fast as the machine allows",
+            a.rate
+        );
+    }
     let mut targets = a.targets.clone();
     if let Some(f) = &a.targets_file {
         let text =
@@ -147,9 +147,8 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
                 .filter(|l| !l.is_empty()),
         );
     }
-    let (exclusions, exclusions_v6) = read_exclusions(&a.exclude)?;
-    let live_exclusions = iotscope_survey::LiveExclusions::new(&exclusions);
-    let set = TargetSet::new(&targets, &exclusions)?.exclude_v6(&exclusions_v6)?;
+    let exclude_files = config.scope.files(&a.exclude);
+    let current = crate::config::read_exclusions(&exclude_files)?;
     let ports = parse_ports(&a.ports)?;
     let shard = a
         .shard
@@ -157,9 +156,48 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
         .and_then(|(i, n)| Some((i.parse::<u32>().ok()?, n.parse::<u32>().ok()?)))
         .filter(|(i, n)| *n > 0 && i < n)
         .with_context(|| format!("--shard {:?}: expected I/N with 0 <= I < N", a.shard))?;
-    if a.rate < 0.0 {
-        anyhow::bail!("--rate must be 0 (unlimited) or positive");
+    let mut state = ResumeState {
+        version: iotscope_survey::resume::STATE_VERSION,
+        targets: targets.clone(),
+        ports: a.ports.clone(),
+        seed: a.seed,
+        shard: a.shard.clone(),
+        mode: a.mode.clone(),
+        checks: a.checks.clone(),
+        exclusions: ExclusionRecord::of(&current),
+        done: 0,
+        pending_checks: Vec::new(),
+    };
+    // The plan (target set and order) is built from the exclusions of the
+    // first run; the exclusions in force now apply to every probe.
+    let mut plan = current.clone();
+    let mut hosts: BTreeMap<IpAddr, Vec<Seen>> = Default::default();
+    let resuming = a.resume.as_ref().is_some_and(|p| p.exists());
+    if let Some(path) = a.resume.as_ref().filter(|_| resuming) {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read resume state {name}"))?;
+        let saved = ResumeState::parse(&text, &name)?;
+        saved.continues(&state, &name)?;
+        plan = saved.plan_exclusions(&name)?;
+        state.exclusions = saved.exclusions.clone();
+        state.done = saved.done;
+        for p in &saved.pending_checks {
+            hosts.entry(p.ip).or_default().push(Seen {
+                port: p.port,
+                service: p.service.clone(),
+                banner: p.banner.clone(),
+            });
+        }
+        eprintln!(
+            "iotscope survey: resuming after {} probes, {} services waiting for checks; {}",
+            saved.done,
+            saved.pending_checks.len(),
+            ExclusionChange::between(&plan, &current)
+        );
     }
+    let set = TargetSet::new(&targets, &plan)?;
+    let live_exclusions = iotscope_survey::LiveExclusions::new(current);
     let cfg = ScanConfig {
         targets: set.clone(),
         ports: ports.clone(),
@@ -171,35 +209,10 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
         read_timeout: a.timeout,
         user_agent: a.user_agent.clone(),
         report_closed: a.report_closed,
-        skip: 0,
+        skip: state.done,
         grab: !a.no_grab,
         live_exclusions: live_exclusions.clone(),
     };
-    let mut state = ResumeState {
-        targets: targets.clone(),
-        exclusions: a.exclude.iter().map(|p| p.display().to_string()).collect(),
-        ports: a.ports.clone(),
-        seed: a.seed,
-        shard: a.shard.clone(),
-        done: 0,
-    };
-    let mut cfg = cfg;
-    if let Some(path) = a.resume.as_ref().filter(|p| p.exists()) {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read resume state {}", path.display()))?;
-        let saved: ResumeState = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a resume state", path.display()))?;
-        let done = saved.done;
-        state.done = done;
-        if saved != state {
-            anyhow::bail!(
-                "{} was written by a run with other targets, exclusions, ports, seed or shard",
-                path.display()
-            );
-        }
-        cfg.skip = done;
-        eprintln!("iotscope survey: resuming after {done} probes");
-    }
     let egress = if a.mode == "syn" {
         let gateway_mac = a
             .gateway_mac
@@ -238,20 +251,19 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
             .map(|e| format!(" on {} from {}", e.interface, e.link.src_ip))
             .unwrap_or_default()
     );
-    let mut out: Box<dyn Write + Send> = match &a.output {
-        Some(p) => {
-            let f = if state.done > 0 {
-                std::fs::OpenOptions::new()
-                    .append(true)
-                    .create(true)
-                    .open(p)
-            } else {
-                std::fs::File::create(p)
-            };
-            Box::new(BufWriter::new(
-                f.with_context(|| format!("cannot write {}", p.display()))?,
-            ))
+    let append = |p: &std::path::Path| {
+        if resuming {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(p)
+        } else {
+            std::fs::File::create(p)
         }
+        .with_context(|| format!("cannot write {}", p.display()))
+    };
+    let mut out: Box<dyn Write + Send> = match &a.output {
+        Some(p) => Box::new(BufWriter::new(append(p)?)),
         None => Box::new(BufWriter::new(std::io::stdout())),
     };
     let mut store = a.db.as_ref().map(|p| SqliteStore::open(p)).transpose()?;
@@ -261,32 +273,56 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let stats = Arc::new(Stats::default());
     let started = Instant::now();
-    let mut hosts: std::collections::BTreeMap<std::net::IpAddr, Vec<iotscope_checks::rules::Seen>> =
-        Default::default();
-    let interrupted = runtime.block_on(async {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut checked_excluded = 0usize;
+    let result = runtime.block_on(async {
+        // Signals for the whole run, sweep and checks alike: SIGINT and
+        // SIGTERM stop it (what is done is kept, the rest goes to the
+        // resume state); SIGHUP re-reads the exclusion files.
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hangup = signal(SignalKind::hangup())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let signals = tokio::spawn({
+            let (live, files) = (live_exclusions.clone(), exclude_files.clone());
+            async move {
+                loop {
+                    tokio::select! {
+                        _ = interrupt.recv() => break,
+                        _ = term.recv() => break,
+                        _ = hangup.recv() => {
+                            // Opt-out requests: a file that does not parse
+                            // keeps the old set in force.
+                            match crate::config::read_exclusions(&files) {
+                                Ok(set) => {
+                                    eprintln!("iotscope survey: SIGHUP: {} exclusion ranges in force from {} file(s)", set.len(), files.len());
+                                    live.replace(set);
+                                }
+                                Err(e) => eprintln!("iotscope survey: SIGHUP: kept the previous exclusions: {e:#}"),
+                            }
+                        }
+                    }
+                }
+                let _ = stop_tx.send(true);
+            }
+        });
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let engine = match egress {
             None => {
-                let connect = iotscope_survey::run(cfg, tx, stats.clone(), stop_rx);
+                let connect = iotscope_survey::run(cfg, tx, stats.clone(), stop_rx.clone());
                 tokio::spawn(async move { Ok(connect.await) })
             }
-            Some(egress) => tokio::spawn(syn_driver(cfg, egress, a.retries, tx, stats.clone(), stop_rx)),
+            Some(egress) => tokio::spawn(syn_driver(cfg, egress, a.retries, tx, stats.clone(), stop_rx.clone())),
         };
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         let progress = std::io::stderr().is_terminal();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let mut interrupted = false;
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
         loop {
             tokio::select! {
                 row = rx.recv() => match row {
                     Some(row) => {
                         if checks.is_some() && row.status == iotscope_survey::Status::Open {
                             if let (Some(service), Some(banner)) = (row.service, row.banner.clone()) {
-                                hosts.entry(row.ip).or_default().push(iotscope_checks::rules::Seen {
+                                hosts.entry(row.ip).or_default().push(Seen {
                                     port: row.port,
                                     service: service.to_string(),
                                     banner,
@@ -306,26 +342,6 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
                     }
                     None => break,
                 },
-                _ = &mut ctrl_c, if !interrupted => {
-                    interrupted = true;
-                    let _ = stop_tx.send(true);
-                }
-                _ = term.recv(), if !interrupted => {
-                    interrupted = true;
-                    let _ = stop_tx.send(true);
-                }
-                _ = hangup.recv() => {
-                    // Opt-out requests: re-read the exclusion files. A file
-                    // that does not parse keeps the old list in force.
-                    match read_exclusions(&a.exclude) {
-                        // IPv4 ranges take effect at once; IPv6 lines at the next run.
-                        Ok((ranges, _)) => {
-                            live_exclusions.replace(&ranges);
-                            eprintln!("iotscope survey: SIGHUP: {} exclusion ranges in force from {} file(s)", ranges.len(), a.exclude.len());
-                        }
-                        Err(e) => eprintln!("iotscope survey: SIGHUP: kept the previous exclusions: {e:#}"),
-                    }
-                }
                 _ = tick.tick(), if progress => {
                     let sent = stats.sent.load(Ordering::Relaxed);
                     let secs = started.elapsed().as_secs_f64().max(1e-9);
@@ -340,11 +356,24 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
         if let Some(s) = store.as_mut() {
             s.save_services(&pending)?;
         }
+        let mut interrupted = *stop_rx.borrow();
         if let (Some((opts, rules)), false) = (checks.clone(), interrupted) {
             let n = hosts.len();
             eprintln!("iotscope survey: checking {n} hosts ({})", a.checks.as_deref().unwrap_or(""));
-            let at_once = a.check_flags.hosts_at_once;
-            let reports = super::checks::check_hosts(std::mem::take(&mut hosts), rules, opts, at_once).await;
+            let checked = super::checks::check_hosts(
+                std::mem::take(&mut hosts),
+                rules,
+                opts,
+                a.check_flags.hosts_at_once,
+                live_exclusions.clone(),
+                stop_rx.clone(),
+            )
+            .await;
+            // Hosts a stop left unchecked go back to the resume state.
+            hosts = checked.unfinished;
+            interrupted = !hosts.is_empty();
+            checked_excluded = checked.excluded;
+            let reports = checked.reports;
             let findings: Vec<&iotscope_checks::findings::Finding> =
                 reports.iter().flat_map(|r| &r.findings).collect();
             if let Some(s) = store.as_mut() {
@@ -352,35 +381,50 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
                 s.save_findings(&records)?;
             }
             if let Some(path) = &a.findings {
-                let mut w = BufWriter::new(
-                    std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
-                );
+                let mut w = BufWriter::new(append(path)?);
                 for f in &findings {
                     serde_json::to_writer(&mut w, &super::checks::finding_json(f, false))?;
                     w.write_all(b"\n")?;
                 }
                 w.flush()?;
             }
-            let mut by_kind: std::collections::BTreeMap<&str, usize> = Default::default();
+            let mut by_kind: BTreeMap<&str, usize> = Default::default();
             for f in &findings {
                 *by_kind.entry(f.kind.as_str()).or_default() += 1;
             }
             eprintln!(
-                "iotscope survey: {} findings on {} of {n} hosts: {}",
+                "iotscope survey: {} findings on {} of {n} hosts: {}{}",
                 findings.len(),
                 reports.iter().filter(|r| !r.findings.is_empty()).count(),
-                by_kind.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+                by_kind.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "),
+                if hosts.is_empty() { String::new() } else { format!(" ({} hosts not checked: stopped)", hosts.len()) }
             );
         }
+        signals.abort();
         Ok::<(bool, u64), anyhow::Error>((interrupted, probed))
-    })?;
-    let (interrupted, probed) = interrupted;
+    });
+    let (interrupted, probed) = result?;
     if let Some(path) = &a.resume {
         if interrupted {
             state.done += probed;
-            std::fs::write(path, serde_json::to_vec(&state)?)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("iotscope survey: stopped after {} probes; continue with the same command (state in {})", state.done, path.display());
+            state.pending_checks = hosts
+                .iter()
+                .flat_map(|(ip, seen)| {
+                    seen.iter().map(|s| PendingService {
+                        ip: *ip,
+                        port: s.port,
+                        service: s.service.clone(),
+                        banner: s.banner.clone(),
+                    })
+                })
+                .collect();
+            crate::files::write_atomically(path, &serde_json::to_vec(&state)?)?;
+            eprintln!(
+                "iotscope survey: stopped after {} probes ({} services waiting for checks); continue with the same command (state in {})",
+                state.done,
+                state.pending_checks.len(),
+                path.display()
+            );
         } else if path.exists() {
             // Finished: the state is spent.
             let _ = std::fs::remove_file(path);
@@ -391,38 +435,25 @@ pub fn run(a: SurveyArgs) -> anyhow::Result<ExitCode> {
     }
     let skipped = stats.excluded.load(Ordering::Relaxed);
     eprintln!(
-        "iotscope survey: {} probes in {:.1} s: {} open, {} refused, {} no answer{}{}",
+        "iotscope survey: {} probes in {:.1} s: {} open, {} refused, {} no answer{}{}{}",
         stats.sent.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64(),
         stats.open.load(Ordering::Relaxed),
         stats.refused.load(Ordering::Relaxed),
         stats.timeouts.load(Ordering::Relaxed),
         if skipped > 0 {
-            format!(", {skipped} skipped by exclusions reloaded during the run")
+            format!(", {skipped} pairs skipped by exclusions in force now")
+        } else {
+            String::new()
+        },
+        if checked_excluded > 0 {
+            format!(", {checked_excluded} hosts not checked: excluded now")
         } else {
             String::new()
         },
         if interrupted { " (interrupted)" } else { "" }
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// The IPv4 and IPv6 ranges of every exclusion file (ZMap's blocklist format).
-type ExclusionRanges = (
-    Vec<iotscope_survey::targets::Range>,
-    Vec<iotscope_survey::targets::Range6>,
-);
-
-fn read_exclusions(files: &[PathBuf]) -> anyhow::Result<ExclusionRanges> {
-    let (mut v4, mut v6) = (Vec::new(), Vec::new());
-    for f in files {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read exclusion file {}", f.display()))?;
-        let (a, b) = iotscope_survey::parse_exclusions(&text, &f.display().to_string())?;
-        v4.extend(a);
-        v6.extend(b);
-    }
-    Ok((v4, v6))
 }
 
 /// SYN mode inside the async pipeline: the raw scan runs on blocking
