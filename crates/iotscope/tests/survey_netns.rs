@@ -362,3 +362,154 @@ while time.time() < end:
     );
     assert!(elapsed < 40.0);
 }
+
+/// Issue 13 on the wire: with opt-outs written in four spellings (IPv4,
+/// IPv4-mapped, IPv4-compatible and NAT64 IPv6) and targets written in
+/// others, not one packet reaches an excluded address, in connect mode,
+/// in SYN mode and in `alerts recheck` of alerts raised before the opt-out;
+/// and the unspecified address is refused before anything is sent.
+#[test]
+fn no_packet_reaches_an_excluded_address_in_any_spelling() {
+    for tool in ["ip", "tcpdump", "tshark"] {
+        if !have(tool) {
+            return skip(&format!("{tool} is not installed"));
+        }
+    }
+    if effective_uid() != 0 {
+        return skip("not root: network namespaces and raw sockets need it");
+    }
+    let ns = ScanNet::up();
+    let lab = common::RunningLab::start_in(Some(&ns.target), "198.18.3.0/24", 40, 21);
+    let dir = lab.dir.path();
+    let db = dir.join("s.db");
+    let in_scanner = |args: &[&str]| {
+        let out = Command::new("timeout")
+            .args(["120", "ip", "netns", "exec", &ns.scanner])
+            .arg(env!("CARGO_BIN_EXE_iotscope"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let ports = "23,80,81,2323,8080";
+    // Before the opt-out: a survey with checks raises alerts everywhere.
+    let (code, err) = in_scanner(&[
+        "survey",
+        "--targets",
+        "198.18.3.0/24",
+        "--ports",
+        ports,
+        "--rate",
+        "0",
+        "--timeout",
+        "2s",
+        "--checks",
+        "all",
+        "--output",
+        "/dev/null",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = in_scanner(&["alerts", "build", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let alerts = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM alerts", [], |r| r.get::<_, i64>(0))
+        .unwrap();
+    assert!(alerts > 0, "the lab has alerts to recheck");
+    // The opt-outs: 198.18.3.0/26 in four spellings.
+    let opt = dir.join("opt-out.conf");
+    std::fs::write(
+        &opt,
+        "198.18.3.0/28 # ticket 1\n::ffff:198.18.3.16/124 # ticket 2\n\
+         ::198.18.3.32/124 # ticket 3\n64:ff9b::198.18.3.48/124 # ticket 4\n",
+    )
+    .unwrap();
+    let excluded = |ip: &str| {
+        ip.strip_prefix("198.18.3.")
+            .and_then(|l| l.parse::<u8>().ok())
+            .is_some_and(|l| l < 64)
+    };
+    let cap = dir.join("after.pcap");
+    let mut dump = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.target, "tcpdump", "-i", "tv0", "-U", "-n", "-w",
+        ])
+        .arg(&cap)
+        .args(["src", "host", "198.19.0.1"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let o = opt.to_str().unwrap();
+    for targets in [
+        &["::ffff:198.18.3.0/120"][..],
+        &["198.18.3.0/24", "::ffff:198.18.3.5", "::198.18.3.20"][..],
+    ] {
+        for mode in ["connect", "syn"] {
+            let mut args = vec!["survey", "--mode", mode, "--ports", ports, "--rate", "2000"];
+            args.extend([
+                "--timeout",
+                "1s",
+                "--exclude",
+                o,
+                "--output",
+                "/dev/null",
+                "--targets",
+            ]);
+            args.extend(targets);
+            let (code, err) = in_scanner(&args);
+            assert_eq!(code, Some(0), "{mode} {targets:?}: {err}");
+        }
+    }
+    let (code, err) = in_scanner(&[
+        "alerts",
+        "recheck",
+        "--timeout",
+        "1s",
+        "--exclude",
+        o,
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("skipped (excluded)") && !err.contains(" 0 skipped"),
+        "{err}"
+    );
+    for t in ["0.0.0.0", "::", "::ffff:0.0.0.0"] {
+        let (code, err) = in_scanner(&["survey", "--targets", t, "--ports", "23", "--rate", "0"]);
+        assert_eq!(code, Some(2), "{t}: {err}");
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    let _ = Command::new("kill")
+        .arg("-INT")
+        .arg(dump.id().to_string())
+        .status();
+    let _ = dump.wait();
+    let fields = Command::new("tshark")
+        .args(["-r"])
+        .arg(&cap)
+        .args(["-T", "fields", "-e", "ip.dst", "-e", "ipv6.dst"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&fields.stdout);
+    let dsts: Vec<&str> = text
+        .lines()
+        .flat_map(|l| l.split('\t'))
+        .filter(|f| !f.is_empty())
+        .collect();
+    assert!(
+        dsts.iter().any(|d| d.starts_with("198.18.3.")),
+        "the capture saw the sweeps"
+    );
+    let bad: Vec<&&str> = dsts
+        .iter()
+        .filter(|d| excluded(d) || d.starts_with("0.") || d.contains(':'))
+        .collect();
+    assert!(bad.is_empty(), "packets to excluded addresses: {bad:?}");
+}
