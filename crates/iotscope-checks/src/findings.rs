@@ -220,14 +220,32 @@ pub struct Evidence {
     /// Login attempts made on the service.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<usize>,
+    /// Which entry of the dictionary worked (1-based): as telling as the
+    /// password itself against a public list, so shown only with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<usize>,
 }
 
-/// `password` with all but its first character hidden ("" stays "(empty)").
-pub fn mask(password: &str) -> String {
-    let mut c = password.chars();
-    match c.next() {
-        None => "(empty)".into(),
-        Some(first) => format!("{first}{}", "*".repeat(c.count().max(3))),
+/// What people see instead of a working password: the same fixed width
+/// whatever the password, empty or not. A first character and a length
+/// named the password in 54 of the public Mirai list's 58 pairs, so
+/// nothing of it shows.
+pub const PASSWORD_MASK: &str = "********";
+
+/// The mask of `password` ([`PASSWORD_MASK`], whatever it is).
+pub fn mask(_password: &str) -> String {
+    PASSWORD_MASK.to_string()
+}
+
+/// Hides in a finding's evidence (JSON) what names the working password:
+/// the password becomes [`PASSWORD_MASK`] and the dictionary entry goes.
+/// Operators who ask (`--reveal`) get the evidence unredacted instead.
+pub fn redact_evidence(evidence: &mut serde_json::Value) {
+    if let Some(obj) = evidence.as_object_mut() {
+        if obj.contains_key("password") {
+            obj.insert("password".into(), PASSWORD_MASK.into());
+        }
+        obj.remove("entry");
     }
 }
 
@@ -291,9 +309,17 @@ mod tests {
             }
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
         }
-        assert_eq!(mask("xc3511"), "x*****");
-        assert_eq!(mask(""), "(empty)");
-        assert_eq!(mask("ab"), "a***");
+        // Nothing of the password shows: not its first character, not its
+        // length, not whether it is empty.
+        for p in ["xc3511", "", "ab", "7ujMko0admin", "パスワード"] {
+            assert_eq!(mask(p), PASSWORD_MASK);
+        }
+        let mut e = serde_json::json!({"user": "root", "password": "vizxv", "entry": 7, "protocol": "telnet"});
+        redact_evidence(&mut e);
+        assert_eq!(
+            e,
+            serde_json::json!({"user": "root", "password": PASSWORD_MASK, "protocol": "telnet"})
+        );
         assert_eq!(Lang::from_locale("ja_JP.UTF-8"), Lang::Ja);
         assert_eq!(Lang::from_locale("C"), Lang::En);
     }

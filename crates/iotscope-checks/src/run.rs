@@ -107,6 +107,7 @@ fn ev(protocol: &str, matched: impl Into<String>) -> Evidence {
         user: None,
         password: None,
         attempts: None,
+        entry: None,
     }
 }
 
@@ -190,7 +191,7 @@ pub async fn check_host(
                     ev("telnet", "a login over telnet (cleartext)"),
                 );
                 if let Some(r) = login {
-                    login_findings(&mut c, s.port, "telnet", r);
+                    login_findings(&mut c, s.port, "telnet", r, &opts.pairs);
                 }
             }
             "http" => {
@@ -210,7 +211,7 @@ pub async fn check_host(
                         ),
                     );
                     if let Some(r) = login {
-                        login_findings(&mut c, s.port, "http", r);
+                        login_findings(&mut c, s.port, "http", r, &opts.pairs);
                     }
                 } else if opts.panels || opts.credentials {
                     // One read-only look at the front page: a control panel,
@@ -258,7 +259,7 @@ pub async fn check_host(
             }
             "ssh" => {
                 if let Some(r) = login {
-                    login_findings(&mut c, s.port, "ssh", r);
+                    login_findings(&mut c, s.port, "ssh", r, &opts.pairs);
                 }
             }
             "mqtt" if b["anonymous_accepted"] == true => {
@@ -319,7 +320,7 @@ pub async fn check_host(
     }
 }
 
-fn login_findings(c: &mut Collector<'_>, port: u16, service: &str, r: LoginResult) {
+fn login_findings(c: &mut Collector<'_>, port: u16, service: &str, r: LoginResult, pairs: &[Pair]) {
     match r {
         LoginResult::Success {
             pair,
@@ -333,6 +334,7 @@ fn login_findings(c: &mut Collector<'_>, port: u16, service: &str, r: LoginResul
                 Kind::DefaultCredential
             };
             let mut e = ev(service, evidence);
+            e.entry = pairs.iter().position(|p| *p == pair).map(|i| i + 1);
             e.user = Some(pair.user);
             e.password = (!no_password).then_some(pair.password);
             e.attempts = Some(attempts);

@@ -368,9 +368,8 @@ fn parse_json(text: &Option<String>) -> Value {
 /// A finding as the API shows it: a working password is masked.
 fn finding_json(app: &App, f: &iotscope_store::FindingRecord) -> Value {
     let mut evidence: Value = serde_json::from_str(&f.evidence).unwrap_or_default();
-    if let Some(p) = evidence["password"].as_str() {
-        evidence["password"] = iotscope_checks::findings::mask(p).into();
-    }
+    // The dashboard never reveals: operators use `findings --reveal`.
+    iotscope_checks::findings::redact_evidence(&mut evidence);
     json!({
         "ip": f.ip,
         "port": f.port,

@@ -203,6 +203,27 @@ fn checks_report_every_weak_device_as_the_manifest_says_and_change_nothing() {
     if password.len() > 1 {
         assert!(!line.contains(&format!(":{password} ")), "{line}");
     }
+    // Issue 13: a fixed-width mask, nothing of the password (its first
+    // character and length named it against the public list); the entry
+    // of the dictionary only with --reveal.
+    assert!(line.contains(":******** "), "{line}");
+    let entry = cred["evidence"]["entry"]
+        .as_u64()
+        .expect("entry with --reveal") as usize;
+    assert_eq!(
+        order[entry - 1],
+        format!("{}:{password}", cred["evidence"]["user"].as_str().unwrap())
+    );
+    let masked = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+        .args(["findings", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let masked: Vec<serde_json::Value> = serde_json::from_slice(&masked.stdout).unwrap();
+    for f in masked.iter().filter(|f| f["kind"] == "default_credential") {
+        assert_eq!(f["evidence"]["password"], "********", "{f}");
+        assert!(f["evidence"].get("entry").is_none(), "{f}");
+    }
     assert!(cred["device"]["vendor"].is_string(), "identified: {cred}");
 
     // Never more than a login: no command typed, nothing changed.

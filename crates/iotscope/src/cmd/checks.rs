@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use iotscope_checks::dict;
-use iotscope_checks::findings::{mask, Finding};
+use iotscope_checks::findings::Finding;
 use iotscope_checks::rules::{Rules, Seen};
 use iotscope_checks::run::{check_host, CheckOptions, HostReport};
 use iotscope_checks::CheckSettings;
@@ -189,13 +189,12 @@ pub fn record(f: &Finding) -> FindingRecord {
     }
 }
 
-/// A finding as JSON for output: the password masked unless `reveal`.
+/// A finding as JSON for output: the password masked and its dictionary
+/// entry left out unless `reveal`.
 pub fn finding_json(f: &Finding, reveal: bool) -> serde_json::Value {
     let mut v = serde_json::to_value(f).unwrap_or_default();
     if !reveal {
-        if let Some(p) = f.evidence.password.as_deref() {
-            v["evidence"]["password"] = mask(p).into();
-        }
+        iotscope_checks::findings::redact_evidence(&mut v["evidence"]);
     }
     v
 }

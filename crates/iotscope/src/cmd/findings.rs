@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use iotscope_checks::findings::mask;
 use iotscope_store::{SqliteStore, Store};
 
 #[derive(clap::Args, Debug)]
@@ -55,9 +54,7 @@ pub fn run(a: FindingsArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
             let mut evidence: serde_json::Value =
                 serde_json::from_str(&r.evidence).unwrap_or_default();
             if !a.reveal {
-                if let Some(p) = evidence["password"].as_str().map(mask) {
-                    evidence["password"] = p.into();
-                }
+                iotscope_checks::findings::redact_evidence(&mut evidence);
             }
             serde_json::json!({
                 "ip": r.ip,
