@@ -50,6 +50,23 @@ pub enum StoreError {
         /// Why.
         source: iotscope_telescope::sketch::SketchError,
     },
+    /// [`Store::save_run`] refused a run because one of its captures has
+    /// content the store already holds (another process ingested it while
+    /// this run was read) or that the run lists twice. Nothing of the run
+    /// was stored, so nothing is counted twice.
+    #[error(
+        "database {path}: {file}: same content ({content_hash}) already ingested from {previous}; nothing of this run was stored"
+    )]
+    Duplicate {
+        /// The database path.
+        path: String,
+        /// The run's file whose content is already there.
+        file: String,
+        /// Its content hash.
+        content_hash: String,
+        /// Where that content was ingested from first.
+        previous: String,
+    },
 }
 
 /// A capture file recorded in the store.
@@ -163,6 +180,18 @@ pub trait Store {
 
     /// Adds one run's aggregates (built with `TelescopeConfig::detail`) and
     /// the files they came from, in one transaction.
+    ///
+    /// The check that no file's content hash is already stored runs inside
+    /// that transaction, under the store's write lock, so concurrent runs
+    /// of the same capture count it once: the first to take the lock adds
+    /// it, the others find it there.
+    ///
+    /// Errors: [`StoreError::Duplicate`] when a file's content is already in
+    /// the store or listed twice in `files`; the run is then not stored at
+    /// all (its counts cannot be split per file), and the caller decides
+    /// whether to analyse the other files again without it.
+    /// [`StoreError::Database`] and [`StoreError::Sketch`] when the store
+    /// cannot be read or written; nothing is stored either.
     fn save_run(&mut self, telescope: &Telescope, files: &[IngestedFile])
         -> Result<(), StoreError>;
 

@@ -8,7 +8,7 @@ use iotscope_telescope::summary::Summary;
 use iotscope_telescope::time::rfc3339;
 use iotscope_telescope::{port_of, Telescope};
 use iotscope_wire::ALL_CLASSES;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::report::{
     build_report, BucketRow, PortBucketRow, ReportQuery, SourceBucketRow, StoredRows,
@@ -28,6 +28,36 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/005_alerts.sql"),
     include_str!("../sql/006_web.sql"),
 ];
+
+/// How long a connection waits for another process's write lock (a
+/// concurrent ingest or migration) before giving up with "database is locked".
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Puts the database in WAL mode (a no-op when it is). Two connections
+/// switching a new file at once can deadlock on the upgrade to an exclusive
+/// lock, and SQLite then answers "database is locked" at once rather than
+/// calling the busy handler; so the switch is retried until [`BUSY_TIMEOUT`].
+fn wal_mode(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let mode = conn.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0));
+        let switched = match mode {
+            Ok(m) if m.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(_) => conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)),
+            Err(e) => Err(e),
+        };
+        match switched {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
 
 /// The columns [`alert_row`] reads, in its order.
 const ALERT_COLUMNS: &str = "ip, problem, port, service, severity, isp, device, evidence, advice, \
@@ -58,34 +88,54 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `path`.
+    ///
+    /// Safe when several processes open the same (possibly new) file at
+    /// once: each connection waits up to 30 s for another's write lock
+    /// instead of failing, and migrations run under the write
+    /// lock with `user_version` re-read inside it, so exactly one process
+    /// applies each migration and the others find them applied.
+    ///
+    /// Errors: [`StoreError::Database`] when the file cannot be opened or
+    /// migrated (or stays locked longer than the timeout),
+    /// [`StoreError::SchemaTooNew`] when a newer iotscope wrote it.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let p = path.display().to_string();
         let db = |source| StoreError::Database {
             path: p.clone(),
             source,
         };
-        let conn = Connection::open(path).map_err(db)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-        )
-        .map_err(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
+        let mut conn = Connection::open(path).map_err(db)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+        wal_mode(&conn).map_err(db)?;
+        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
             .map_err(db)?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(db)?;
-        if version > MIGRATIONS.len() as i64 {
-            return Err(StoreError::SchemaTooNew {
-                path: p,
-                found: version,
-                known: MIGRATIONS.len() as i64,
-            });
+        let too_new = |found: i64| StoreError::SchemaTooNew {
+            path: p.clone(),
+            found,
+            known: MIGRATIONS.len() as i64,
+        };
+        let user_version = |c: &Connection| -> rusqlite::Result<i64> {
+            c.query_row("PRAGMA user_version", [], |r| r.get(0))
+        };
+        let seen = user_version(&conn).map_err(db)?;
+        if seen > MIGRATIONS.len() as i64 {
+            return Err(too_new(seen));
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = conn.unchecked_transaction().map_err(db)?;
-            tx.execute_batch(sql).map_err(db)?;
-            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+        if seen < MIGRATIONS.len() as i64 {
+            // Take the write lock before deciding what to run: another
+            // process may have migrated since `seen` was read.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db)?;
+            let version = user_version(&tx).map_err(db)?;
+            if version > MIGRATIONS.len() as i64 {
+                return Err(too_new(version));
+            }
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                tx.execute_batch(sql).map_err(db)?;
+                tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                    .map_err(db)?;
+            }
             tx.commit().map_err(db)?;
         }
         Ok(SqliteStore { conn, path: p })
@@ -139,16 +189,45 @@ impl Store for SqliteStore {
             source,
         };
         let bucket_ns = t.config().bucket_ns;
-        let tx = self.conn.transaction().map_err(db)?;
+        // The write lock first, then the duplicate check, then the inserts:
+        // a concurrent run of the same content waits here and then finds it.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        {
+            let mut stored = tx
+                .prepare("SELECT path FROM files WHERE content_hash = ?1")
+                .map_err(db)?;
+            let mut in_run: HashMap<&str, &str> = HashMap::new();
+            for f in files {
+                let previous = match in_run.insert(&f.content_hash, &f.path) {
+                    Some(earlier) => Some(earlier.to_string()),
+                    None => stored
+                        .query_row([&f.content_hash], |r| r.get::<_, String>(0))
+                        .optional()
+                        .map_err(db)?,
+                };
+                if let Some(previous) = previous {
+                    // Dropping the transaction rolls it back: nothing stored.
+                    return Err(StoreError::Duplicate {
+                        path: path.clone(),
+                        file: f.path.clone(),
+                        content_hash: f.content_hash.clone(),
+                        previous,
+                    });
+                }
+            }
+        }
         tx.execute(
             "INSERT INTO settings (name, value) VALUES ('bucket_ns', ?1) ON CONFLICT (name) DO NOTHING",
             [bucket_ns.to_string()],
         )
         .map_err(db)?;
         for f in files {
+            // No ON CONFLICT: the unique content hash is the last guard.
             tx.execute(
-                "INSERT INTO files (content_hash, path, frames, status, ingested_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (content_hash) DO NOTHING",
+                "INSERT INTO files (content_hash, path, frames, status, ingested_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![f.content_hash, f.path, f.frames as i64, f.status, f.ingested_at],
             )
             .map_err(db)?;
@@ -1125,5 +1204,206 @@ mod tests {
         assert!(st.session("t2", 10).unwrap().is_none());
         assert!(!st.delete_user("b").unwrap());
         assert_eq!(st.users().unwrap().len(), 1);
+    }
+}
+
+/// Ingest and store creation under concurrency: several processes (here
+/// threads, each with its own connection) on one file.
+#[cfg(test)]
+mod concurrency {
+    use std::sync::{Arc, Barrier};
+
+    use iotscope_telescope::TelescopeConfig;
+    use iotscope_wire::LinkType;
+
+    use super::*;
+
+    /// A raw IPv4 TCP SYN from 10.0.0.`src` to 198.18.0.1:`dport`.
+    fn syn(src: u8, dport: u16) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, src];
+        p.extend_from_slice(&[198, 18, 0, 1, 0x9c, 0x40]);
+        p.extend_from_slice(&dport.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 9, 0, 0, 0, 0, 0x50, 0x02, 4, 0, 0, 0, 0, 0]);
+        p
+    }
+
+    /// One run's aggregates: `packets` SYNs over three hours, as the
+    /// command builds them for a store.
+    fn run(packets: u32) -> Telescope {
+        let mut t = Telescope::new(TelescopeConfig {
+            darknets: Vec::new(),
+            bucket_ns: 3_600_000_000_000,
+            detail: true,
+            shard: (0, 1),
+        });
+        for i in 0..packets {
+            let ts = 1_475_280_000_000_000_000 + i as i64 * 1_000_000_000;
+            t.ingest(
+                ts,
+                LinkType::RawIp,
+                &syn((i % 50) as u8, 23 + (i % 3) as u16),
+            );
+        }
+        t.flush();
+        t.finish();
+        t
+    }
+
+    fn file(hash: &str, path: &str) -> IngestedFile {
+        IngestedFile {
+            content_hash: hash.into(),
+            path: path.into(),
+            frames: 1,
+            status: "complete".into(),
+            ingested_at: now_rfc3339(),
+        }
+    }
+
+    fn stored_packets(s: &SqliteStore) -> u64 {
+        s.report(&ReportQuery::default()).unwrap().packets
+    }
+
+    fn stored_files(s: &SqliteStore) -> i64 {
+        s.conn
+            .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn processes_opening_a_new_store_at_once_all_succeed() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = Arc::new(dir.path().join("new.db"));
+            let start = Arc::new(Barrier::new(4));
+            let opens: Vec<_> = (0..4)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        SqliteStore::open(&path).map(|_| ())
+                    })
+                })
+                .collect();
+            for o in opens {
+                if let Err(e) = o.join().unwrap() {
+                    panic!("round {round}: {e}");
+                }
+            }
+            let s = SqliteStore::open(&path).unwrap();
+            let version: i64 = s
+                .conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(version, MIGRATIONS.len() as i64);
+        }
+    }
+
+    #[test]
+    fn concurrent_runs_of_the_same_capture_count_once() {
+        let one = run(3000);
+        let once = one.totals().packets;
+        assert_eq!(once, 3000);
+        let one = Arc::new(one);
+        for round in 0..8 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = Arc::new(dir.path().join("c.db"));
+            if round % 2 == 1 {
+                // Half the rounds on a store that exists, half on a new one.
+                SqliteStore::open(&path).unwrap();
+            }
+            let start = Arc::new(Barrier::new(2));
+            let runs: Vec<_> = (0..2)
+                .map(|i| {
+                    let (path, start, one) = (path.clone(), start.clone(), one.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let mut s = SqliteStore::open(&path).unwrap();
+                        s.save_run(&one, &[file("h1", &format!("run{i}.pcap"))])
+                    })
+                })
+                .collect();
+            let results: Vec<_> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+            let saved = results.iter().filter(|r| r.is_ok()).count();
+            assert_eq!(saved, 1, "round {round}: {results:?}");
+            for r in results {
+                match r {
+                    Ok(()) => {}
+                    Err(StoreError::Duplicate {
+                        content_hash,
+                        file,
+                        previous,
+                        ..
+                    }) => {
+                        assert_eq!(content_hash, "h1");
+                        assert!(file.starts_with("run") && previous.starts_with("run"));
+                        assert_ne!(file, previous);
+                    }
+                    Err(e) => panic!("round {round}: {e}"),
+                }
+            }
+            let s = SqliteStore::open(&path).unwrap();
+            assert_eq!(stored_packets(&s), once, "round {round}");
+            assert_eq!(stored_files(&s), 1);
+        }
+    }
+
+    #[test]
+    fn a_run_with_content_already_stored_adds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("d.db")).unwrap();
+        let t = run(500);
+        s.save_run(&t, &[file("h1", "a.pcap")]).unwrap();
+        // The same content again with a new file: the whole run is refused,
+        // the new file too (its counts are mixed with the duplicate's).
+        let err = s
+            .save_run(&t, &[file("h2", "new.pcap"), file("h1", "copy.pcap")])
+            .unwrap_err();
+        match err {
+            StoreError::Duplicate {
+                file,
+                content_hash,
+                previous,
+                ..
+            } => {
+                assert_eq!(
+                    (file.as_str(), content_hash.as_str(), previous.as_str()),
+                    ("copy.pcap", "h1", "a.pcap")
+                );
+            }
+            e => panic!("{e}"),
+        }
+        assert_eq!(stored_packets(&s), 500);
+        assert_eq!(stored_files(&s), 1);
+        assert!(s.find_file("h2").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_run_listing_the_same_content_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let err = s
+            .save_run(&run(200), &[file("h1", "a.pcap"), file("h1", "b.pcap")])
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Duplicate { file, previous, .. }
+                if file == "b.pcap" && previous == "a.pcap"),
+            "{err}"
+        );
+        assert_eq!(stored_packets(&s), 0);
+        assert_eq!(stored_files(&s), 0);
+    }
+
+    #[test]
+    fn the_content_hash_is_unique_in_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("u.db")).unwrap();
+        let insert = "INSERT INTO files (content_hash, path, frames, status, ingested_at)
+                      VALUES ('h1', ?1, 1, 'complete', '2026-01-01T00:00:00Z')";
+        s.conn.execute(insert, ["a.pcap"]).unwrap();
+        let e = s.conn.execute(insert, ["b.pcap"]).unwrap_err();
+        assert_eq!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::ConstraintViolation)
+        );
     }
 }

@@ -469,7 +469,7 @@ mod tests {
         )
         .unwrap();
         let back = Exclusions::from_entries(&ex.entries()).unwrap();
-        assert_eq!(back.contains(ip("1.2.3.4")), true);
+        assert!(back.contains(ip("1.2.3.4")));
         assert_eq!(back.entries(), ex.entries());
         assert_eq!(back.digest(), ex.digest());
         let other = Exclusions::parse("10.0.0.0/8\n", "x").unwrap();

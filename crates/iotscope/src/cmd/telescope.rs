@@ -1,5 +1,6 @@
 //! `iotscope telescope analyze|report`.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use iotscope_capture::{open, CaptureError};
-use iotscope_store::{now_rfc3339, IngestedFile, ReportQuery, SqliteStore, Store};
+use iotscope_store::{now_rfc3339, IngestedFile, ReportQuery, SqliteStore, Store, StoreError};
 use iotscope_telescope::time::parse_rfc3339;
 use iotscope_telescope::{parse_port, FileInfo, Prefix, Summary, Telescope, TelescopeConfig};
 
@@ -152,6 +153,19 @@ pub fn analyze_for_demo(
     )
 }
 
+/// `telescope analyze`: reads the inputs into one report and, with `--db`,
+/// adds them to the store.
+///
+/// With a store each capture's content counts once: a file whose content
+/// the store holds, or an earlier file of the same run has, is skipped and
+/// listed as `duplicate` (exit 0). When another process ingests one of the
+/// run's captures while this run reads it, the store refuses the run
+/// ([`StoreError::Duplicate`]) and the run is read again without that file,
+/// which is then listed as `duplicate`: the other files are kept, nothing
+/// is counted twice, and the exit code is 0 as for any duplicate. Standard
+/// input cannot be read again, so a run with `-` that loses that race, or
+/// whose standard input repeats another input, fails (exit 2) with nothing
+/// stored.
 fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     let darknet_texts = if a.darknet.is_empty() {
         cfg.telescope.darknet.clone()
@@ -182,40 +196,26 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let mut timings = Timings::new();
-    let mut files: Vec<FileInfo> = Vec::new();
-    let mut to_store: Vec<IngestedFile> = Vec::new();
-    let mut failure: Option<anyhow::Error> = None;
 
-    // With a store, a file already ingested is skipped before reading it;
-    // standard input can only be hashed while it is read.
-    let mut plan: Vec<(PathBuf, Option<String>)> = Vec::new();
-    let mut duplicates: Vec<(usize, FileInfo)> = Vec::new();
+    // With a store, every file is hashed before it is read: one whose
+    // content the store holds, or an earlier file of this run has, is
+    // skipped and listed as `duplicate`. Standard input can only be hashed
+    // while it is read.
+    let mut inputs = Vec::with_capacity(a.files.len());
     for path in &a.files {
         let shown = path.display().to_string();
-        let is_stdin = path == Path::new("-");
-        let mut pre_hash = None;
-        if let (Some(s), false) = (&store, is_stdin) {
-            let hash = hash_file(path).with_context(|| format!("{shown}: cannot read"))?;
-            if let Some(prev) = s.find_file(&hash)? {
-                eprintln!(
-                    "iotscope: {shown}: skipped, same content already ingested from {} at {}",
-                    prev.path, prev.ingested_at
-                );
-                duplicates.push((
-                    plan.len(),
-                    FileInfo {
-                        path: shown,
-                        status: "duplicate",
-                        frames: 0,
-                        content_hash: Some(hash),
-                        error: None,
-                    },
-                ));
-                continue;
+        let hash = match (&store, path == Path::new("-")) {
+            (Some(_), false) => {
+                Some(hash_file(path).with_context(|| format!("{shown}: cannot read"))?)
             }
-            pre_hash = Some(hash);
-        }
-        plan.push((path.clone(), pre_hash));
+            _ => None,
+        };
+        inputs.push(Input {
+            path: path.clone(),
+            shown,
+            hash,
+            duplicate: None,
+        });
     }
 
     // One thread reads and decodes; the others account, each for the
@@ -231,78 +231,158 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         shard: (0, 1),
     };
     let hash_stdin = store.is_some();
-    let (telescopes, outcomes) = if threads == 1 {
-        read_inputs(&plan, base, hash_stdin)
-    } else {
-        read_inputs_pipelined(&plan, base, threads - 1, hash_stdin)
-    };
-    let mut telescope = telescopes
-        .into_iter()
-        .reduce(|mut merged, shard| {
-            merged.merge(shard);
-            merged
-        })
-        .expect("at least one shard");
-    timings.mark("read");
-    telescope.finish();
-    timings.mark("finish");
 
-    for (i, outcome) in outcomes.into_iter().enumerate() {
-        while let Some(pos) = duplicates.first().map(|d| d.0) {
-            if pos > i {
-                break;
-            }
-            files.push(duplicates.remove(0).1);
-        }
-        let (path, pre_hash) = &plan[i];
-        let shown = path.display().to_string();
-        let is_stdin = path == Path::new("-");
-        let hash = pre_hash.clone().or(outcome.raw_hash);
-        let frames = outcome.frames;
-        files.push(FileInfo {
-            path: shown.clone(),
-            status: if outcome.error.is_some() {
-                "error"
-            } else {
-                "complete"
-            },
-            frames,
-            content_hash: hash.clone(),
-            error: outcome.error.as_ref().map(|e| e.to_string()),
-        });
-        if outcome.opened {
-            if let (Some(s), Some(h), true) = (&store, &hash, is_stdin) {
-                if s.find_file(h)?.is_some() {
-                    bail!("{shown}: same content already ingested; nothing stored (it would be counted twice)");
+    // The store checks the content hashes again inside its write
+    // transaction. When another process ingested one of this run's
+    // captures while it was read, the store refuses the whole run (its
+    // counts cannot be split per file); the run is then read again without
+    // that capture, which is listed as `duplicate`, so the other files are
+    // kept and nothing is counted twice. Standard input cannot be read
+    // again: such a run fails with nothing stored. Every retry drops at
+    // least one file, so the loop ends.
+    let mut attempts = 0;
+    let (telescope, files, failure) = loop {
+        attempts += 1;
+        let mut plan: Vec<(PathBuf, Option<String>)> = Vec::new();
+        let mut planned: HashMap<String, String> = HashMap::new();
+        for input in inputs.iter_mut().filter(|i| i.duplicate.is_none()) {
+            let (Some(s), Some(hash)) = (&store, &input.hash) else {
+                plan.push((input.path.clone(), None));
+                continue;
+            };
+            let earlier = match planned.get(hash) {
+                Some(other) => Some(format!("as {other} earlier in this run")),
+                None => s.find_file(hash)?.map(|prev| {
+                    format!(
+                        "already ingested from {} at {}",
+                        prev.path, prev.ingested_at
+                    )
+                }),
+            };
+            match earlier {
+                Some(why) => {
+                    eprintln!("iotscope: {}: skipped, same content {why}", input.shown);
+                    input.duplicate = Some(FileInfo {
+                        path: input.shown.clone(),
+                        status: "duplicate",
+                        frames: 0,
+                        content_hash: Some(hash.clone()),
+                        error: None,
+                    });
+                }
+                None => {
+                    planned.insert(hash.clone(), input.shown.clone());
+                    plan.push((input.path.clone(), Some(hash.clone())));
                 }
             }
-            to_store.push(IngestedFile {
-                content_hash: hash.unwrap_or_default(),
-                path: shown.clone(),
-                frames,
-                status: if outcome.error.is_some() {
-                    "partial".into()
-                } else {
-                    "complete".into()
-                },
-                ingested_at: now_rfc3339(),
-            });
         }
-        if let Some(e) = outcome.error {
-            failure = Some(if outcome.opened {
-                anyhow::anyhow!("{shown}: {e} ({frames} frames before it were analysed and kept)")
-            } else {
-                anyhow::anyhow!("{shown}: {e}")
-            });
-        }
-    }
-    files.extend(duplicates.into_iter().map(|d| d.1));
 
-    // What was read is reported and stored even when a file was damaged.
-    if let Some(s) = store.as_mut() {
-        s.save_run(&telescope, &to_store)?;
-    }
-    timings.mark("store");
+        let (telescopes, outcomes) = if threads == 1 {
+            read_inputs(&plan, base.clone(), hash_stdin)
+        } else {
+            read_inputs_pipelined(&plan, base.clone(), threads - 1, hash_stdin)
+        };
+        let mut telescope = telescopes
+            .into_iter()
+            .reduce(|mut merged, shard| {
+                merged.merge(shard);
+                merged
+            })
+            .expect("at least one shard");
+        timings.mark("read");
+        telescope.finish();
+        timings.mark("finish");
+
+        // Inputs in the order given; those after a damaged one were not read.
+        let mut files: Vec<FileInfo> = Vec::new();
+        let mut to_store: Vec<IngestedFile> = Vec::new();
+        let mut failure: Option<anyhow::Error> = None;
+        let mut outcomes = outcomes.into_iter();
+        for input in &inputs {
+            if let Some(d) = &input.duplicate {
+                files.push(d.clone());
+                continue;
+            }
+            let Some(outcome) = outcomes.next() else {
+                continue;
+            };
+            let shown = &input.shown;
+            let is_stdin = input.path == Path::new("-");
+            let hash = input.hash.clone().or(outcome.raw_hash);
+            let frames = outcome.frames;
+            files.push(FileInfo {
+                path: shown.clone(),
+                status: if outcome.error.is_some() {
+                    "error"
+                } else {
+                    "complete"
+                },
+                frames,
+                content_hash: hash.clone(),
+                error: outcome.error.as_ref().map(|e| e.to_string()),
+            });
+            if outcome.opened {
+                if let (Some(s), Some(h), true) = (&store, &hash, is_stdin) {
+                    if s.find_file(h)?.is_some() {
+                        bail!("{shown}: same content already ingested; nothing stored (it would be counted twice)");
+                    }
+                }
+                to_store.push(IngestedFile {
+                    content_hash: hash.unwrap_or_default(),
+                    path: shown.clone(),
+                    frames,
+                    status: if outcome.error.is_some() {
+                        "partial".into()
+                    } else {
+                        "complete".into()
+                    },
+                    ingested_at: now_rfc3339(),
+                });
+            }
+            if let Some(e) = outcome.error {
+                failure = Some(if outcome.opened {
+                    anyhow::anyhow!(
+                        "{shown}: {e} ({frames} frames before it were analysed and kept)"
+                    )
+                } else {
+                    anyhow::anyhow!("{shown}: {e}")
+                });
+            }
+        }
+        if store.is_some() {
+            // Files were de-duplicated before reading; standard input only
+            // now, after it was counted with the rest.
+            let mut counted: HashMap<&str, &str> = HashMap::new();
+            for f in &to_store {
+                if let Some(other) = counted.insert(&f.content_hash, &f.path) {
+                    bail!(
+                        "{}: same content as {other} in this run; nothing stored (it would be counted twice)",
+                        f.path
+                    );
+                }
+            }
+        }
+
+        // What was read is reported and stored even when a file was damaged.
+        if let Some(s) = store.as_mut() {
+            match s.save_run(&telescope, &to_store) {
+                Ok(()) => {}
+                Err(StoreError::Duplicate { file, previous, .. })
+                    if attempts <= inputs.len()
+                        && !plan.iter().any(|(p, _)| p == Path::new("-")) =>
+                {
+                    eprintln!(
+                        "iotscope: {file}: same content ingested from {previous} by another run \
+                         meanwhile; analysing this run again without it"
+                    );
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        timings.mark("store");
+        break (telescope, files, failure);
+    };
     let mut summary: Summary = telescope.summary(top);
     add_breakdowns(
         &mut summary,
@@ -347,6 +427,16 @@ impl Timings {
             self.last = Instant::now();
         }
     }
+}
+
+/// One input of an analyze run, as given.
+struct Input {
+    path: PathBuf,
+    shown: String,
+    /// Content hash, known before reading (files, with a store).
+    hash: Option<String>,
+    /// Set when the input is skipped as a duplicate.
+    duplicate: Option<FileInfo>,
 }
 
 /// What one input gave a shard.
