@@ -236,6 +236,7 @@ pub fn from_finding(f: FindingInput<'_>) -> Option<Alert> {
     // What an ISP needs to act, never the working password.
     let ev = serde_json::json!({
         "source": "survey",
+        "evidence_level": EvidenceLevel::Confirmed.as_str(),
         "probe": evidence["protocol"],
         "matched": evidence["matched"],
         "user": evidence["user"],
@@ -255,11 +256,142 @@ pub fn from_finding(f: FindingInput<'_>) -> Option<Alert> {
     })
 }
 
-/// An alert from one of the telescope's infected hosts (its JSON).
-pub fn from_infected(host: &Value) -> Option<Alert> {
+/// How strongly an alert's evidence ties its problem to its address.
+///
+/// Darknet traffic is trivially spoofed: three forged SYNs with Mirai's
+/// fingerprint can carry any source address. So a host seen only in the
+/// darknet is [`EvidenceLevel::Observed`]; what may be mailed to an ISP
+/// (and on to a subscriber) needs more than a forger gets cheaply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceLevel {
+    /// Darknet packets only, below the persistence rule: anyone could
+    /// have forged them. Listed, never mailed by default.
+    Observed,
+    /// Darknet packets that kept the fingerprint for long and wide enough
+    /// ([`CorroborationRule`]), or a survey finding on the same address.
+    Corroborated,
+    /// A check of our own on the device itself (a survey finding).
+    Confirmed,
+}
+
+impl EvidenceLevel {
+    /// The level's name as stored ("observed", "corroborated", "confirmed").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvidenceLevel::Observed => "observed",
+            EvidenceLevel::Corroborated => "corroborated",
+            EvidenceLevel::Confirmed => "confirmed",
+        }
+    }
+
+    /// The level an alert's evidence JSON records; alerts stored before
+    /// levels existed count as what their source gives (survey:
+    /// confirmed, telescope: observed).
+    pub fn of_evidence(evidence: &Value) -> EvidenceLevel {
+        match evidence["evidence_level"].as_str() {
+            Some("confirmed") => EvidenceLevel::Confirmed,
+            Some("corroborated") => EvidenceLevel::Corroborated,
+            Some(_) => EvidenceLevel::Observed,
+            None if evidence["source"] == "survey" => EvidenceLevel::Confirmed,
+            None => EvidenceLevel::Observed,
+        }
+    }
+}
+
+/// When darknet evidence alone counts as corroborated: the source kept the
+/// fingerprint over several buckets (a forger has to keep sending for
+/// hours, from that one address) and over many packets. Mirai picks each
+/// destination at random over the whole IPv4 space (Antonakakis et al.,
+/// USENIX Security 2017), so its fingerprinted SYNs into a darknet reach
+/// about as many distinct darknet addresses as there are SYNs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorroborationRule {
+    /// Buckets with fingerprinted SYNs from the source, at least.
+    pub min_buckets: u64,
+    /// Fingerprinted SYNs from the source, at least.
+    pub min_packets: u64,
+}
+
+impl Default for CorroborationRule {
+    /// 3 buckets (three hours with the default bucket) and 20 SYNs: a real
+    /// Mirai bot scanning ~100 SYN/s lands ~5 SYNs an hour in a /16 and
+    /// hundreds in a /8, and keeps it up for days.
+    fn default() -> CorroborationRule {
+        CorroborationRule {
+            min_buckets: 3,
+            min_packets: 20,
+        }
+    }
+}
+
+impl CorroborationRule {
+    /// The rule in words, as alerts and reports carry it.
+    pub fn describe(&self) -> String {
+        format!(
+            "corroborated when the source sent fingerprinted SYNs in at least {} buckets and at least {} of them, \
+             or a survey of the address found an exposed or weak login; darknet packets alone can be forged \
+             from any address, so fewer is only observed and is not mailed",
+            self.min_buckets, self.min_packets
+        )
+    }
+}
+
+/// How long and how much a darknet source kept its fingerprint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Persistence {
+    /// Buckets with fingerprinted SYNs from the source.
+    pub buckets: u64,
+    /// Fingerprinted SYNs.
+    pub packets: u64,
+}
+
+/// The evidence level of an infected host, with the reasons that give it.
+/// `survey` lists what a survey found on the same address ("exposed_telnet
+/// on 23/tcp", ...).
+pub fn infected_level(
+    persistence: Persistence,
+    survey: &[String],
+    rule: &CorroborationRule,
+) -> (EvidenceLevel, Vec<String>) {
+    let mut why = Vec::new();
+    if persistence.buckets >= rule.min_buckets && persistence.packets >= rule.min_packets {
+        why.push(format!(
+            "darknet: fingerprinted SYNs in {} buckets, {} SYNs (rule: {} buckets, {} SYNs)",
+            persistence.buckets, persistence.packets, rule.min_buckets, rule.min_packets
+        ));
+    }
+    why.extend(survey.iter().map(|s| format!("survey: {s}")));
+    let level = if why.is_empty() {
+        EvidenceLevel::Observed
+    } else {
+        EvidenceLevel::Corroborated
+    };
+    (level, why)
+}
+
+/// Survey finding kinds that corroborate an infection report: the device
+/// at that address really exposes a login a bot spreads through.
+pub const CORROBORATING_KINDS: &[&str] = &[
+    "default_credential",
+    "no_authentication",
+    "exposed_telnet",
+    "accepts_any_credentials",
+];
+
+/// An alert from one of the telescope's infected hosts (its JSON), with the
+/// evidence level [`infected_level`] gives it.
+pub fn from_infected(
+    host: &Value,
+    persistence: Persistence,
+    survey: &[String],
+    rule: &CorroborationRule,
+) -> Option<Alert> {
     let ip = host["ip"].as_str()?;
     let fp = host["fingerprint"].as_str()?;
     let problem = format!("infected_{fp}");
+    let (level, why) = infected_level(persistence, survey, rule);
     Some(Alert {
         ip: ip.to_string(),
         advice: advice(&problem).to_string(),
@@ -275,6 +407,11 @@ pub fn from_infected(host: &Value) -> Option<Alert> {
             "ports": host["ports"],
             "first_ts": host["first_ts"],
             "last_ts": host["last_ts"],
+            "evidence_level": level.as_str(),
+            "corroboration": why,
+            "fingerprint_buckets": persistence.buckets,
+            "fingerprint_packets": persistence.packets,
+            "rule": rule.describe(),
         }),
         first_seen: host["first_ts"].as_str().unwrap_or("").to_string(),
         last_seen: host["last_ts"].as_str().unwrap_or("").to_string(),
@@ -384,5 +521,86 @@ mod tests {
         assert!(e.to_string().contains("\"Bad\""));
         assert_eq!(slug("Example ISP A"), "example-isp-a");
         assert_eq!(slug("NTT (東日本)"), "ntt");
+    }
+
+    #[test]
+    fn forged_darknet_packets_stay_observed() {
+        let rule = CorroborationRule::default();
+        let host = serde_json::json!({"ip": "198.51.100.7", "fingerprint": "mirai", "packets": 3,
+            "ports": [23], "first_ts": "2026-01-01T00:00:00Z", "last_ts": "2026-01-01T00:00:01Z"});
+        // Three forged SYNs in one bucket: observed, whatever the address.
+        let a = from_infected(
+            &host,
+            Persistence {
+                buckets: 1,
+                packets: 3,
+            },
+            &[],
+            &rule,
+        )
+        .unwrap();
+        assert_eq!(
+            EvidenceLevel::of_evidence(&a.evidence),
+            EvidenceLevel::Observed
+        );
+        assert!(a.evidence["rule"]
+            .as_str()
+            .unwrap()
+            .contains("at least 3 buckets"));
+        // Many SYNs in one bucket, or few over many: still observed.
+        for p in [
+            Persistence {
+                buckets: 1,
+                packets: 500,
+            },
+            Persistence {
+                buckets: 30,
+                packets: 19,
+            },
+        ] {
+            assert_eq!(
+                infected_level(p, &[], &rule).0,
+                EvidenceLevel::Observed,
+                "{p:?}"
+            );
+        }
+        let (l, why) = infected_level(
+            Persistence {
+                buckets: 3,
+                packets: 20,
+            },
+            &[],
+            &rule,
+        );
+        assert_eq!(l, EvidenceLevel::Corroborated);
+        assert!(why[0].contains("3 buckets"), "{why:?}");
+        // A survey finding on the address corroborates at once.
+        let a = from_infected(
+            &host,
+            Persistence {
+                buckets: 1,
+                packets: 3,
+            },
+            &["exposed_telnet on 23/tcp".to_string()],
+            &rule,
+        )
+        .unwrap();
+        assert_eq!(
+            EvidenceLevel::of_evidence(&a.evidence),
+            EvidenceLevel::Corroborated
+        );
+        assert_eq!(
+            a.evidence["corroboration"][0],
+            "survey: exposed_telnet on 23/tcp"
+        );
+        // Stored before levels: by source.
+        assert_eq!(
+            EvidenceLevel::of_evidence(&serde_json::json!({"source": "survey"})),
+            EvidenceLevel::Confirmed
+        );
+        assert_eq!(
+            EvidenceLevel::of_evidence(&serde_json::json!({"source": "telescope"})),
+            EvidenceLevel::Observed
+        );
     }
 }

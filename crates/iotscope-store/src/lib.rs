@@ -235,23 +235,28 @@ pub trait Store {
     /// Returns (created, updated).
     fn merge_alerts(&mut self, rows: &[AlertRecord]) -> Result<(usize, usize), StoreError>;
 
-    /// Every alert, by address and problem.
+    /// Every alert, by address, problem and port. An alert is one
+    /// (address, port, problem): each service of a device has its own
+    /// (telescope alerts have no port).
     fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError>;
 
-    /// Moves an alert to `status` with a note in its history; false when
-    /// there is no such alert.
+    /// Moves the alert (ip, port, problem) to `status` with a note in its
+    /// history; false when there is no such alert.
     fn set_alert_status(
         &mut self,
         ip: &str,
+        port: Option<u16>,
         problem: &str,
         status: &str,
         note: &str,
     ) -> Result<bool, StoreError>;
 
-    /// The history of one alert: (time, status, note), oldest first.
+    /// The history of the alert (ip, port, problem): (time, status, note),
+    /// oldest first.
     fn alert_history(
         &self,
         ip: &str,
+        port: Option<u16>,
         problem: &str,
     ) -> Result<Vec<(String, String, String)>, StoreError>;
 
@@ -266,6 +271,12 @@ pub trait Store {
 
     /// The end of the newest telescope bucket (ns), if any.
     fn newest_bucket_end(&self) -> Result<Option<i64>, StoreError>;
+
+    /// How long and how much each source kept the Mirai fingerprint:
+    /// (address, buckets with Mirai-fingerprinted SYNs, those SYNs), for
+    /// the evidence level of infected-host alerts. One pass over the
+    /// per-bucket source rows.
+    fn fingerprint_persistence(&self) -> Result<Vec<(String, u64, u64)>, StoreError>;
 
     /// Changes whenever telescope data is added (a capture ingested), so
     /// answers computed from it can be cached until then.

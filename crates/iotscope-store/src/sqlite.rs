@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/004_blocklist.sql"),
     include_str!("../sql/005_alerts.sql"),
     include_str!("../sql/006_web.sql"),
+    include_str!("../sql/007_alerts_per_service.sql"),
 ];
 
 /// How long a connection waits for another process's write lock (a
@@ -67,7 +68,11 @@ fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRecord> {
     Ok(AlertRecord {
         ip: r.get(0)?,
         problem: r.get(1)?,
-        port: r.get::<_, Option<i64>>(2)?.map(|p| p as u16),
+        // Port 0 is the key's "no port" (telescope alerts).
+        port: r
+            .get::<_, Option<i64>>(2)?
+            .filter(|p| *p != 0)
+            .map(|p| p as u16),
         service: r.get(3)?,
         severity: r.get(4)?,
         isp: r.get(5)?,
@@ -587,7 +592,7 @@ impl Store for SqliteStore {
         let (mut created, mut updated) = (0, 0);
         {
             let mut get = tx
-                .prepare("SELECT status, last_seen FROM alerts WHERE ip = ?1 AND problem = ?2")
+                .prepare("SELECT status, last_seen FROM alerts WHERE ip = ?1 AND port = ?2 AND problem = ?3")
                 .map_err(db)?;
             let mut insert = tx
                 .prepare(
@@ -598,18 +603,20 @@ impl Store for SqliteStore {
                 .map_err(db)?;
             let mut update = tx
                 .prepare(
-                    "UPDATE alerts SET port = ?3, service = ?4, severity = ?5, isp = ?6, device = ?7,
+                    "UPDATE alerts SET service = ?4, severity = ?5, isp = ?6, device = ?7,
                        evidence = ?8, advice = ?9, first_seen = min(first_seen, ?10),
                        last_seen = max(last_seen, ?11), status = ?12
-                     WHERE ip = ?1 AND problem = ?2",
+                     WHERE ip = ?1 AND problem = ?2 AND port = ?3",
                 )
                 .map_err(db)?;
             let mut history = tx
-                .prepare("INSERT INTO alert_history (ip, problem, ts, status, note) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .prepare("INSERT INTO alert_history (ip, port, problem, ts, status, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
                 .map_err(db)?;
             for r in rows {
+                // Port 0 is the key's "no port" (telescope alerts).
+                let port = i64::from(r.port.unwrap_or(0));
                 let known: Option<(String, String)> = get
-                    .query_row(params![r.ip, r.problem], |row| {
+                    .query_row(params![r.ip, port, r.problem], |row| {
                         Ok((row.get(0)?, row.get(1)?))
                     })
                     .optional()
@@ -620,7 +627,7 @@ impl Store for SqliteStore {
                             .execute(params![
                                 r.ip,
                                 r.problem,
-                                r.port,
+                                port,
                                 r.service,
                                 r.severity,
                                 r.isp,
@@ -634,6 +641,7 @@ impl Store for SqliteStore {
                         history
                             .execute(params![
                                 r.ip,
+                                port,
                                 r.problem,
                                 now,
                                 "new",
@@ -653,7 +661,7 @@ impl Store for SqliteStore {
                             .execute(params![
                                 r.ip,
                                 r.problem,
-                                r.port,
+                                port,
                                 r.service,
                                 r.severity,
                                 r.isp,
@@ -669,6 +677,7 @@ impl Store for SqliteStore {
                             history
                                 .execute(params![
                                     r.ip,
+                                    port,
                                     r.problem,
                                     now,
                                     "persisting",
@@ -690,7 +699,7 @@ impl Store for SqliteStore {
         let mut st = self
             .conn
             .prepare(&format!(
-                "SELECT {ALERT_COLUMNS} FROM alerts ORDER BY ip, problem"
+                "SELECT {ALERT_COLUMNS} FROM alerts ORDER BY ip, problem, port"
             ))
             .map_err(db)?;
         let rows = st.query_map([], alert_row).map_err(db)?;
@@ -700,6 +709,7 @@ impl Store for SqliteStore {
     fn set_alert_status(
         &mut self,
         ip: &str,
+        port: Option<u16>,
         problem: &str,
         status: &str,
         note: &str,
@@ -712,14 +722,14 @@ impl Store for SqliteStore {
         let tx = self.conn.transaction().map_err(db)?;
         let n = tx
             .execute(
-                "UPDATE alerts SET status = ?3 WHERE ip = ?1 AND problem = ?2",
-                params![ip, problem, status],
+                "UPDATE alerts SET status = ?3 WHERE ip = ?1 AND problem = ?2 AND port = ?4",
+                params![ip, problem, status, i64::from(port.unwrap_or(0))],
             )
             .map_err(db)?;
         if n > 0 {
             tx.execute(
-                "INSERT INTO alert_history (ip, problem, ts, status, note) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![ip, problem, now_rfc3339(), status, note],
+                "INSERT INTO alert_history (ip, port, problem, ts, status, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![ip, i64::from(port.unwrap_or(0)), problem, now_rfc3339(), status, note],
             )
             .map_err(db)?;
         }
@@ -730,15 +740,16 @@ impl Store for SqliteStore {
     fn alert_history(
         &self,
         ip: &str,
+        port: Option<u16>,
         problem: &str,
     ) -> Result<Vec<(String, String, String)>, StoreError> {
         let db = |e| self.err(e);
         let mut st = self
             .conn
-            .prepare("SELECT ts, status, note FROM alert_history WHERE ip = ?1 AND problem = ?2 ORDER BY rowid")
+            .prepare("SELECT ts, status, note FROM alert_history WHERE ip = ?1 AND port = ?2 AND problem = ?3 ORDER BY rowid")
             .map_err(db)?;
         let rows = st
-            .query_map(params![ip, problem], |r| {
+            .query_map(params![ip, i64::from(port.unwrap_or(0)), problem], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .map_err(db)?;
@@ -750,7 +761,7 @@ impl Store for SqliteStore {
         let mut st = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {ALERT_COLUMNS} FROM alerts WHERE ip = ?1 ORDER BY problem"
+                "SELECT {ALERT_COLUMNS} FROM alerts WHERE ip = ?1 ORDER BY problem, port"
             ))
             .map_err(db)?;
         let rows = st.query_map(params![ip], alert_row).map_err(db)?;
@@ -961,6 +972,26 @@ impl Store for SqliteStore {
         Ok(PortSeries { starts, lines })
     }
 
+    fn fingerprint_persistence(&self) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        let db = |e| self.err(e);
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT ip, count(*), sum(mirai) FROM bucket_sources WHERE mirai > 0 GROUP BY ip ORDER BY ip",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
     fn newest_bucket_end(&self) -> Result<Option<i64>, StoreError> {
         let last: Option<i64> = self
             .conn
@@ -1100,6 +1131,99 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn alert(ip: &str, port: Option<u16>, problem: &str) -> AlertRecord {
+        AlertRecord {
+            ip: ip.into(),
+            problem: problem.into(),
+            port,
+            service: port.map(|_| "telnet".into()),
+            severity: "high".into(),
+            isp: None,
+            device: None,
+            evidence: "{}".into(),
+            advice: "change it".into(),
+            first_seen: "2026-01-01T00:00:00Z".into(),
+            last_seen: "2026-01-01T00:00:00Z".into(),
+            status: String::new(),
+        }
+    }
+
+    /// Issue 13: alerts are keyed by (address, port, problem); a store
+    /// made when they were keyed by (address, problem) keeps its alerts
+    /// and their histories, each with the port it had.
+    #[test]
+    fn alerts_are_per_service_and_old_stores_migrate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            for (i, sql) in MIGRATIONS.iter().take(6).enumerate() {
+                c.execute_batch(sql).unwrap();
+                c.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                    .unwrap();
+            }
+            c.execute_batch(
+                "INSERT INTO alerts VALUES ('198.51.100.7', 'default_credential', 80, 'http', 'critical',
+                   NULL, NULL, '{}', 'a', '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z', 'notified');
+                 INSERT INTO alerts VALUES ('198.51.100.7', 'infected_mirai', NULL, NULL, 'high',
+                   NULL, NULL, '{}', 'a', '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z', 'new');
+                 INSERT INTO alert_history VALUES ('198.51.100.7', 'default_credential', 't1', 'new', 'first');
+                 INSERT INTO alert_history VALUES ('198.51.100.7', 'default_credential', 't2', 'notified', 'sent');",
+            )
+            .unwrap();
+        }
+        let mut s = SqliteStore::open(&path).unwrap();
+        let all = s.alerts().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(
+            (all[0].port, all[0].status.as_str()),
+            (Some(80), "notified")
+        );
+        assert_eq!(all[1].port, None);
+        let h = s
+            .alert_history("198.51.100.7", Some(80), "default_credential")
+            .unwrap();
+        assert_eq!(h.len(), 2);
+        // The port the old key hid gets its own alert; the old one stays.
+        let (created, updated) = s
+            .merge_alerts(&[
+                alert("198.51.100.7", Some(23), "default_credential"),
+                alert("198.51.100.7", Some(80), "default_credential"),
+                alert("198.51.100.7", None, "infected_mirai"),
+            ])
+            .unwrap();
+        assert_eq!((created, updated), (1, 2));
+        assert!(s
+            .set_alert_status(
+                "198.51.100.7",
+                Some(23),
+                "default_credential",
+                "fixed",
+                "gone"
+            )
+            .unwrap());
+        let by_port: Vec<(Option<u16>, String)> = s
+            .alerts_for_ip("198.51.100.7")
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.problem == "default_credential")
+            .map(|a| (a.port, a.status))
+            .collect();
+        assert_eq!(
+            by_port,
+            [(Some(23), "fixed".into()), (Some(80), "notified".into())]
+        );
+        assert!(!s
+            .set_alert_status(
+                "198.51.100.7",
+                Some(2323),
+                "default_credential",
+                "fixed",
+                "x"
+            )
+            .unwrap());
+    }
 
     fn obs(ts: &str, status: &str) -> ServiceObservation {
         ServiceObservation {

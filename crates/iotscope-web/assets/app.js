@@ -396,7 +396,7 @@ async function openDevice(ip) {
 
 async function setStatus(a, status) {
   try {
-    await api('/api/alerts/status', { method: 'POST', body: { ip: a.ip, problem: a.problem, status, note: '' } });
+    await api('/api/alerts/status', { method: 'POST', body: { ip: a.ip, problem: a.problem, port: a.port, status, note: '' } });
     await loadAlerts();
   } catch (e) {
     showError(e.message);
@@ -417,8 +417,8 @@ async function loadAlerts() {
     if (state.me && state.me.role === 'operator' && a.status !== 'fixed') {
       actions.append(el('button', { class: 'fix', onclick: () => setStatus(a, 'fixed'), text: 'Mark fixed' }));
     }
-    rows.push(el('tr', { class: 'alert', 'data-ip': a.ip, 'data-problem': a.problem, 'data-status': a.status },
-      el('td', { text: a.ip }), el('td', { text: a.problem }), el('td', { text: a.severity }), el('td', { text: a.isp || '' }),
+    rows.push(el('tr', { class: 'alert', 'data-ip': a.ip, 'data-port': String(a.port ?? ''), 'data-problem': a.problem, 'data-status': a.status },
+      el('td', { text: a.port ? `${a.ip}:${a.port}` : a.ip }), el('td', { text: a.problem }), el('td', { text: a.severity }), el('td', { text: a.isp || '' }),
       el('td', { class: 'status', text: a.status }), el('td', { text: a.last_seen }), actions));
     rows.push(el('tr', { class: 'history' }, el('td', { colspan: 7 },
       el('details', {}, el('summary', { text: `History (${a.history.length})` }),

@@ -556,14 +556,14 @@ pub(crate) async fn alerts(
     });
     let total = visible.len();
     let page: Vec<_> = visible.into_iter().skip(offset).take(limit).collect();
-    let keys: Vec<(String, String)> = page
+    let keys: Vec<(String, Option<u16>, String)> = page
         .iter()
-        .map(|a| (a.ip.clone(), a.problem.clone()))
+        .map(|a| (a.ip.clone(), a.port, a.problem.clone()))
         .collect();
     let histories = app
         .store(move |st| {
             keys.iter()
-                .map(|(ip, p)| st.alert_history(ip, p))
+                .map(|(ip, port, p)| st.alert_history(ip, *port, p))
                 .collect::<Result<Vec<_>, _>>()
         })
         .await?;
@@ -595,12 +595,16 @@ pub(crate) async fn alerts(
 pub(crate) struct StatusChange {
     ip: String,
     problem: String,
+    /// The alert's port (each service has its own alert); may be left out
+    /// when the address has that problem on one port only.
+    #[serde(default)]
+    port: Option<u16>,
     status: String,
     #[serde(default)]
     note: String,
 }
 
-/// `POST /api/alerts/status {"ip","problem","status","note"}`: an ISP
+/// `POST /api/alerts/status {"ip","problem","port","status","note"}`: an ISP
 /// account may mark its own alerts acknowledged; an operator may also mark
 /// them notified or fixed. CSRF-checked for cookie sessions.
 pub(crate) async fn set_alert_status(
@@ -649,18 +653,42 @@ pub(crate) async fn set_alert_status(
         if c.note.is_empty() { "" } else { ": " },
         c.note
     );
-    let (ip, problem, status) = (c.ip.clone(), c.problem.clone(), c.status.clone());
+    let (ip, problem, status, port) = (c.ip.clone(), c.problem.clone(), c.status.clone(), c.port);
+    // Which alert: the port named, or the only port with that problem.
     let found = app
-        .store(move |st| st.set_alert_status(&ip, &problem, &status, &note))
+        .store(move |st| {
+            let ports: Vec<Option<u16>> = st
+                .alerts_for_ip(&ip)?
+                .into_iter()
+                .filter(|a| a.problem == problem && (port.is_none() || a.port == port))
+                .map(|a| a.port)
+                .collect();
+            match ports.as_slice() {
+                [one] => st
+                    .set_alert_status(&ip, *one, &problem, &status, &note)
+                    .map(|_| Ok(*one)),
+                [] => Ok(Err(0)),
+                many => Ok(Err(many.len())),
+            }
+        })
         .await?;
-    if !found {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no alert {} for {}", c.problem, c.ip),
-        ));
-    }
+    let port = match found {
+        Ok(port) => port,
+        Err(0) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no alert {} for {}", c.problem, c.ip),
+            ))
+        }
+        Err(_) => {
+            return Err(ApiError::bad_request(format!(
+                "{} has {} on several ports: give \"port\"",
+                c.ip, c.problem
+            )))
+        }
+    };
     Ok(Json(
-        json!({"ip": c.ip, "problem": c.problem, "status": c.status}),
+        json!({"ip": c.ip, "problem": c.problem, "port": port, "status": c.status}),
     ))
 }
 

@@ -62,6 +62,19 @@ pub struct Config {
     /// `[scope]`.
     #[serde(default)]
     pub scope: ScopeConfig,
+    /// `[alerts]`.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// `[alerts.corroboration]`: when darknet evidence of an infected host
+    /// counts as corroborated (`min_buckets`, `min_packets`).
+    #[serde(default)]
+    pub corroboration: iotscope_alerts::CorroborationRule,
 }
 
 /// `[web]`.

@@ -131,16 +131,22 @@ fn every_isp_report_holds_exactly_its_own_addresses_and_rebuilds_merge() {
         assert_eq!(a["history"].as_array().unwrap().len(), 1, "{a}");
         assert!(!a["evidence"].to_string().contains("password"), "{a}");
     }
-    let keys: BTreeSet<(String, String)> = alerts
+    // One alert per service (issue 13): (address, port, problem).
+    let keys: BTreeSet<(String, Option<u64>, String)> = alerts
         .iter()
         .map(|a| {
             (
                 a["ip"].as_str().unwrap().to_string(),
+                a["port"].as_u64(),
                 a["problem"].as_str().unwrap().to_string(),
             )
         })
         .collect();
-    assert_eq!(keys.len(), alerts.len(), "one alert per (address, problem)");
+    assert_eq!(
+        keys.len(),
+        alerts.len(),
+        "one alert per (address, port, problem)"
+    );
 
     let out = dir.join("reports");
     ok(&mut alerts_cmd(&["export", "--out", out.to_str().unwrap()]));
@@ -158,11 +164,12 @@ fn every_isp_report_holds_exactly_its_own_addresses_and_rebuilds_merge() {
         let header: Vec<&str> = lines.next().unwrap().split(',').collect();
         let ip_col = header.iter().position(|h| *h == "ip").unwrap();
         let tag_col = header.iter().position(|h| *h == "tag").unwrap();
+        let port_col = header.iter().position(|h| *h == "port").unwrap();
         for line in lines {
             let f: Vec<&str> = line.split(',').collect();
             let ip = f[ip_col];
             assert_eq!(owner(ip), file, "{ip} in {file}.csv");
-            let key = format!("{ip} {}", f[tag_col]);
+            let key = format!("{ip}:{} {}", f[port_col], f[tag_col]);
             assert!(
                 seen.insert(key.clone(), file.into()).is_none(),
                 "{key} in two reports"

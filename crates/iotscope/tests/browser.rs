@@ -93,7 +93,16 @@ fn a_person_can_use_every_page() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["ip"] == acked["ip"] && a["problem"] == acked["problem"])
+        .find(|a| {
+            // One alert per service: the acknowledged one is that port's.
+            let port = a["port"]
+                .as_u64()
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            a["ip"] == acked["ip"]
+                && a["problem"] == acked["problem"]
+                && acked["port"] == port.as_str()
+        })
         .unwrap_or_else(|| panic!("{acked} not acknowledged: {list}"));
     let last = a["history"].as_array().unwrap().last().unwrap();
     assert!(

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::files::write_atomically;
-use iotscope_alerts::{csv_row, from_finding, from_infected, slug, Alert, IspTable, CSV_COLUMNS};
+use iotscope_alerts::{
+    csv_row, from_finding, from_infected, slug, Alert, EvidenceLevel, IspTable, CSV_COLUMNS,
+};
 use iotscope_store::{AlertRecord, ReportQuery, SqliteStore, Store};
 
 #[derive(clap::Subcommand, Debug)]
@@ -50,12 +52,20 @@ pub enum AlertsCommand {
     /// Mail each ISP of the table (its `abuse` address) a report of its
     /// `new` and `persisting` alerts through the configured relay; the
     /// alerts become `notified` only when the relay accepted the message.
+    ///
+    /// Only alerts whose evidence is `confirmed` (a survey check) or
+    /// `corroborated` are mailed: a host seen only in darknet packets is
+    /// `observed`, and darknet packets can be forged from any address.
     Send {
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
         /// Print what would be sent, send nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Also mail alerts whose evidence is only `observed` (darknet
+        /// packets below the corroboration rule, which anyone can forge).
+        #[arg(long)]
+        include_observed: bool,
     },
     /// Move an alert along its life by hand (notified, acknowledged, fixed).
     Status {
@@ -63,6 +73,10 @@ pub enum AlertsCommand {
         ip: String,
         /// Problem (default_credential, infected_mirai, ...).
         problem: String,
+        /// The alert's port (each service has its own alert); may be left
+        /// out when the address has that problem on one port only.
+        #[arg(long)]
+        port: Option<u16>,
         #[arg(long, value_parser = ["new", "notified", "acknowledged", "fixed", "persisting"])]
         set: String,
         /// Why (kept in the history).
@@ -168,12 +182,36 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                 }
                 a
             };
+            // The telescope's infected hosts first (a store without
+            // telescope runs has none), so that the survey findings paged
+            // below can corroborate them.
+            let infected: Vec<serde_json::Value> = match store.report(&ReportQuery {
+                top: 1,
+                ..Default::default()
+            }) {
+                Ok(summary) => serde_json::to_value(summary)?["infected"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+            let mut survey_seen: std::collections::HashMap<String, Vec<String>> = infected
+                .iter()
+                .filter_map(|h| Some((h["ip"].as_str()?.to_string(), Vec::new())))
+                .collect();
             let (mut created, mut updated) = (0, 0);
             let mut after: Option<(String, u16, String)> = None;
             loop {
                 let page = store.findings_page(after.as_ref(), PAGE)?;
                 let Some(last) = page.last() else { break };
                 after = Some((last.ip.clone(), last.port, last.kind.clone()));
+                for f in &page {
+                    if let Some(seen) = survey_seen.get_mut(&f.ip) {
+                        if iotscope_alerts::CORROBORATING_KINDS.contains(&f.kind.as_str()) {
+                            seen.push(format!("{} on {}/tcp at {}", f.kind, f.port, f.ts));
+                        }
+                    }
+                }
                 let records: Vec<AlertRecord> = page
                     .iter()
                     .filter_map(|f| {
@@ -201,17 +239,28 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                 created += c;
                 updated += u;
             }
-            // The telescope's infected hosts (a store without telescope runs has none).
-            if let Ok(summary) = store.report(&ReportQuery {
-                top: 1,
-                ..Default::default()
-            }) {
-                let v = serde_json::to_value(summary)?;
-                let records: Vec<AlertRecord> = v["infected"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(from_infected)
+            if !infected.is_empty() {
+                let persistence: std::collections::HashMap<String, iotscope_alerts::Persistence> =
+                    store
+                        .fingerprint_persistence()?
+                        .into_iter()
+                        .map(|(ip, buckets, packets)| {
+                            (ip, iotscope_alerts::Persistence { buckets, packets })
+                        })
+                        .collect();
+                let rule = cfg.alerts.corroboration;
+                let records: Vec<AlertRecord> = infected
+                    .iter()
+                    .filter_map(|h| {
+                        let ip = h["ip"].as_str()?;
+                        let seen = survey_seen.get(ip).map(Vec::as_slice).unwrap_or_default();
+                        from_infected(
+                            h,
+                            persistence.get(ip).copied().unwrap_or_default(),
+                            seen,
+                            &rule,
+                        )
+                    })
                     .map(|a| to_record(&with_as(a)))
                     .collect();
                 let (c, u) = store.merge_alerts(&records)?;
@@ -220,7 +269,11 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
             }
             eprintln!("iotscope alerts: {created} new, {updated} updated");
         }
-        AlertsCommand::Send { db, dry_run } => {
+        AlertsCommand::Send {
+            db,
+            dry_run,
+            include_observed,
+        } => {
             let mut store = open(db, cfg)?;
             let relay = cfg.smtp.relay()?;
             let from = cfg
@@ -232,10 +285,19 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
             let mut failures = Vec::new();
             // Each open alert's ISP, looked up once.
             let mut by_isp: std::collections::HashMap<&str, Vec<&AlertRecord>> = Default::default();
+            let mut held_back = 0usize;
             for r in rows
                 .iter()
                 .filter(|r| r.status == "new" || r.status == "persisting")
             {
+                let evidence: serde_json::Value =
+                    serde_json::from_str(&r.evidence).unwrap_or_default();
+                if !include_observed
+                    && EvidenceLevel::of_evidence(&evidence) < EvidenceLevel::Corroborated
+                {
+                    held_back += 1;
+                    continue;
+                }
                 if let Some(isp) = owner_of(&r.ip).0 {
                     by_isp.entry(isp.name.as_str()).or_default().push(r);
                 }
@@ -285,6 +347,7 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                         for r in &mine {
                             store.set_alert_status(
                                 &r.ip,
+                                r.port,
                                 &r.problem,
                                 "notified",
                                 &format!(
@@ -306,6 +369,12 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                     }
                 }
             }
+            if held_back > 0 {
+                eprintln!(
+                    "iotscope alerts: {held_back} open alerts not sent: their evidence is only observed \
+                     (darknet packets, which can be forged; --include-observed sends them too)"
+                );
+            }
             anyhow::ensure!(
                 failures.is_empty(),
                 "reports not accepted for: {}",
@@ -315,15 +384,33 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
         AlertsCommand::Status {
             ip,
             problem,
+            port,
             set,
             note,
             db,
         } => {
             let mut store = open(db, cfg)?;
-            anyhow::ensure!(
-                store.set_alert_status(&ip, &problem, &set, &note)?,
-                "no alert for {ip} {problem}"
-            );
+            let ports: Vec<Option<u16>> = store
+                .alerts_for_ip(&ip)?
+                .into_iter()
+                .filter(|a| a.problem == problem && (port.is_none() || a.port == port))
+                .map(|a| a.port)
+                .collect();
+            let port = match ports.as_slice() {
+                [] => anyhow::bail!(
+                    "no alert for {ip} {problem}{}",
+                    port.map(|p| format!(" on port {p}")).unwrap_or_default()
+                ),
+                [one] => *one,
+                many => anyhow::bail!(
+                    "{ip} has {problem} on ports {}: give --port",
+                    many.iter()
+                        .map(|p| p.unwrap_or(0).to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            store.set_alert_status(&ip, port, &problem, &set, &note)?;
         }
         AlertsCommand::Recheck {
             db,
@@ -467,7 +554,7 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                     persisting += 1;
                 }
                 if status != a.status {
-                    store.set_alert_status(&a.ip, &a.problem, status, &note)?;
+                    store.set_alert_status(&a.ip, a.port, &a.problem, status, &note)?;
                 }
             }
             eprintln!(
@@ -488,7 +575,7 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                         a["status"] = r.status.clone().into();
                         a["isp"] = r.isp.clone().into();
                         a["history"] = store
-                            .alert_history(&r.ip, &r.problem)
+                            .alert_history(&r.ip, r.port, &r.problem)
                             .unwrap_or_default()
                             .into_iter()
                             .map(|(ts, status, note)| serde_json::json!({"ts": ts, "status": status, "note": note}))

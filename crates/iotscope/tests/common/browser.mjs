@@ -114,9 +114,9 @@ try {
   await ready(page);
   check(await page.locator('tr.alert').count() === Math.min(100, E.alerts), 'alert rows');
   const row = page.locator('tr.alert', { has: page.locator('button.ack') }).first();
-  const acked = { ip: await row.getAttribute('data-ip'), problem: await row.getAttribute('data-problem') };
+  const acked = { ip: await row.getAttribute('data-ip'), port: await row.getAttribute('data-port'), problem: await row.getAttribute('data-problem') };
   await row.locator('button.ack').click();
-  await page.waitForSelector(`tr.alert[data-ip="${acked.ip}"][data-problem="${acked.problem}"][data-status="acknowledged"]`);
+  await page.waitForSelector(`tr.alert[data-ip="${acked.ip}"][data-port="${acked.port}"][data-problem="${acked.problem}"][data-status="acknowledged"]`);
   result.acked = acked;
   const severities = await page.$$eval('tr.alert td:nth-child(3)', (ts) => ts.map((t) => t.textContent));
   const rank = (x) => ['critical', 'high', 'medium', 'low', 'info'].indexOf(x);
