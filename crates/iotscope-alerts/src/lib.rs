@@ -15,7 +15,13 @@ use serde_json::Value;
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Isp {
-    /// Name.
+    /// Stable identifier: file names, grouping, mail attachments and the
+    /// web API use it. Lower-case letters, digits and `-`, 1-63 bytes; when
+    /// not given it is derived from the name ([`slug`]), and a name without
+    /// ASCII letters or digits must give one.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Name (display).
     pub name: String,
     /// Its AS numbers (used once enrichment maps addresses to ASes).
     #[serde(default)]
@@ -28,14 +34,82 @@ pub struct Isp {
     pub abuse: String,
 }
 
-/// A prefix that does not parse.
+/// An ISP table that cannot be used as it is.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("ISP {isp:?}: prefix {prefix:?} is not a CIDR (198.51.100.0/24, 2001:db8::/32)")]
-pub struct IspError {
-    /// The ISP.
-    pub isp: String,
-    /// The prefix.
-    pub prefix: String,
+#[non_exhaustive]
+pub enum IspError {
+    /// A prefix that does not parse.
+    #[error("ISP {isp:?}: prefix {prefix:?} is not a CIDR (198.51.100.0/24, 2001:db8::/32)")]
+    Prefix {
+        /// The ISP.
+        isp: String,
+        /// The prefix.
+        prefix: String,
+    },
+    /// An id that is not lower-case letters, digits and `-`, or none can
+    /// be derived from the name.
+    #[error("ISP {isp:?}: id {id:?} {why}")]
+    Id {
+        /// The ISP.
+        isp: String,
+        /// The id given or derived.
+        id: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// Two entries with one id or one name: their reports would merge.
+    #[error("ISPs {first:?} and {second:?} share the {what} {value:?}: give each its own (set `id` to tell them apart)")]
+    Duplicate {
+        /// The earlier entry's name.
+        first: String,
+        /// The later entry's name.
+        second: String,
+        /// "id" or "name".
+        what: &'static str,
+        /// The shared value.
+        value: String,
+    },
+    /// An abuse address that is not an RFC 5321 mailbox.
+    #[error("ISP {isp:?}: abuse address {abuse:?} {why}")]
+    Abuse {
+        /// The ISP.
+        isp: String,
+        /// The address.
+        abuse: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+}
+
+/// Why `id` cannot be an ISP id, if it cannot: ids name files and groups
+/// beside the reserved `unassigned` and `as<N>`.
+fn id_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() || id.len() > 63 {
+        return Some("must be 1-63 bytes");
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        || id.starts_with('-')
+    {
+        return Some("must be lower-case letters, digits and '-' (not first)");
+    }
+    let as_number = id
+        .strip_prefix("as")
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+    if id == "unassigned" || as_number {
+        return Some(
+            "is reserved (unassigned and as<N> name the reports of addresses no ISP holds)",
+        );
+    }
+    None
+}
+
+impl Isp {
+    /// The id ([`IspTable::new`] fills it in when it was not given).
+    pub fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or("")
+    }
 }
 
 /// IPv4 as IPv4-mapped IPv6, so one table holds both families.
@@ -76,12 +150,68 @@ pub struct IspTable {
 }
 
 impl IspTable {
-    /// Builds the table; a bad prefix names its ISP.
-    pub fn new(isps: Vec<Isp>) -> Result<IspTable, IspError> {
+    /// Builds the table: every ISP gets its id (given, or derived from the
+    /// name), and ids and names must be unique, so that one ISP's report
+    /// can never hold another's addresses.
+    ///
+    /// # Errors
+    /// [`IspError`] naming the entry (and the other one of a duplicate).
+    pub fn new(mut isps: Vec<Isp>) -> Result<IspTable, IspError> {
+        let mut ids: std::collections::HashMap<String, String> = Default::default();
+        let mut names: std::collections::HashMap<String, String> = Default::default();
+        for isp in &mut isps {
+            let id = match &isp.id {
+                Some(id) => id.clone(),
+                None => {
+                    let derived = slug(&isp.name);
+                    if !isp.name.chars().any(|c| c.is_ascii_alphanumeric()) {
+                        return Err(IspError::Id {
+                            isp: isp.name.clone(),
+                            id: derived,
+                            why: "cannot be derived from a name without ASCII letters or digits: set `id`",
+                        });
+                    }
+                    derived
+                }
+            };
+            if let Some(why) = id_problem(&id) {
+                return Err(IspError::Id {
+                    isp: isp.name.clone(),
+                    id,
+                    why,
+                });
+            }
+            if let Some(first) = ids.insert(id.clone(), isp.name.clone()) {
+                return Err(IspError::Duplicate {
+                    first,
+                    second: isp.name.clone(),
+                    what: "id",
+                    value: id,
+                });
+            }
+            if let Some(first) = names.insert(isp.name.clone(), isp.name.clone()) {
+                return Err(IspError::Duplicate {
+                    first,
+                    second: isp.name.clone(),
+                    what: "name",
+                    value: isp.name.clone(),
+                });
+            }
+            if !isp.abuse.is_empty() {
+                if let Some(why) = smtp::mailbox_problem(&isp.abuse) {
+                    return Err(IspError::Abuse {
+                        isp: isp.name.clone(),
+                        abuse: isp.abuse.clone(),
+                        why,
+                    });
+                }
+            }
+            isp.id = Some(id);
+        }
         let mut prefixes = Vec::new();
         for (i, isp) in isps.iter().enumerate() {
             for p in &isp.prefixes {
-                let (net, len) = parse_prefix(p).ok_or_else(|| IspError {
+                let (net, len) = parse_prefix(p).ok_or_else(|| IspError::Prefix {
                     isp: isp.name.clone(),
                     prefix: p.clone(),
                 })?;
@@ -95,6 +225,15 @@ impl IspTable {
     /// The ISPs, in table order.
     pub fn isps(&self) -> &[Isp] {
         &self.isps
+    }
+
+    /// The ISP whose id, or else whose name, is `key` (accounts made before
+    /// ids existed hold the name; names are unique too).
+    pub fn by_key(&self, key: &str) -> Option<&Isp> {
+        self.isps
+            .iter()
+            .find(|i| i.id() == key)
+            .or_else(|| self.isps.iter().find(|i| i.name == key))
     }
 
     /// The ISP whose AS numbers include `asn` (the fallback when no prefix
@@ -441,14 +580,6 @@ pub const CSV_COLUMNS: &[&str] = &[
     "advice",
 ];
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 /// One CSV row of a report.
 pub fn csv_row(a: &Alert, status: &str) -> String {
     let d = a.device.clone().unwrap_or(Value::Null);
@@ -480,11 +611,8 @@ pub fn csv_row(a: &Alert, status: &str) -> String {
         a.evidence.to_string(),
         a.advice.clone(),
     ];
-    fields
-        .iter()
-        .map(|f| csv_field(f))
-        .collect::<Vec<_>>()
-        .join(",")
+    // Realms and titles from devices reach these cells: spreadsheet-safe.
+    iotscope_export::csv_line(fields.iter().map(String::as_str))
 }
 
 #[cfg(test)]
@@ -493,6 +621,7 @@ mod tests {
 
     fn isp(name: &str, prefixes: &[&str]) -> Isp {
         Isp {
+            id: None,
             name: name.into(),
             asn: vec![],
             prefixes: prefixes.iter().map(|s| s.to_string()).collect(),
@@ -521,6 +650,51 @@ mod tests {
         assert!(e.to_string().contains("\"Bad\""));
         assert_eq!(slug("Example ISP A"), "example-isp-a");
         assert_eq!(slug("NTT (東日本)"), "ntt");
+    }
+
+    /// Issue 14: "NTT (東日本)" and "NTT (西日本)" both became ntt.csv, which
+    /// held both ISPs' addresses.
+    #[test]
+    fn isps_that_would_share_a_report_are_refused() {
+        let with_id = |name: &str, id: &str| Isp {
+            id: Some(id.into()),
+            ..isp(name, &["198.51.100.0/24"])
+        };
+        let e =
+            IspTable::new(vec![isp("NTT (東日本)", &[]), isp("NTT (西日本)", &[])]).unwrap_err();
+        assert!(matches!(e, IspError::Duplicate { what: "id", .. }), "{e}");
+        assert!(
+            e.to_string().contains("東日本") && e.to_string().contains("西日本"),
+            "{e}"
+        );
+        let t = IspTable::new(vec![
+            with_id("NTT (東日本)", "ntt-east"),
+            with_id("NTT (西日本)", "ntt-west"),
+        ])
+        .unwrap();
+        assert_eq!(t.isps()[1].id(), "ntt-west");
+        assert_eq!(t.by_key("ntt-east").unwrap().name, "NTT (東日本)");
+        assert_eq!(t.by_key("NTT (西日本)").unwrap().id(), "ntt-west");
+        // All-Japanese names need an id; reserved and malformed ids are refused.
+        assert!(matches!(
+            IspTable::new(vec![isp("東日本電信電話", &[])]),
+            Err(IspError::Id { .. })
+        ));
+        for bad in ["unassigned", "as64500", "Upper", "a/b", "../x", ""] {
+            assert!(IspTable::new(vec![with_id("X", bad)]).is_err(), "{bad:?}");
+        }
+        assert!(IspTable::new(vec![isp("Unassigned", &[])]).is_err());
+        assert!(IspTable::new(vec![isp("AS64500", &[])]).is_err());
+        assert!(IspTable::new(vec![isp("ISP A", &[]), isp("ISP-A", &[])]).is_err());
+        assert!(IspTable::new(vec![with_id("Same", "a"), with_id("Same", "b")]).is_err());
+        let bad_abuse = Isp {
+            abuse: "abuse@isp.example>\r\nRCPT TO:<attacker@evil.example".into(),
+            ..isp("Test ISP", &[])
+        };
+        assert!(matches!(
+            IspTable::new(vec![bad_abuse]),
+            Err(IspError::Abuse { .. })
+        ));
     }
 
     #[test]

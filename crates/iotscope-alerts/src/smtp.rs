@@ -32,6 +32,18 @@ pub enum SmtpError {
         /// Its reply.
         reply: String,
     },
+    /// A header value or address that would inject SMTP commands or mail
+    /// headers (a line break, a control character, not an RFC 5321
+    /// mailbox): nothing was sent.
+    #[error("SMTP: {field} {value:?} is not allowed: {why}")]
+    Invalid {
+        /// Which field (from, to, subject, attachment name).
+        field: &'static str,
+        /// The value.
+        value: String,
+        /// What is wrong.
+        why: &'static str,
+    },
     /// TLS could not be set up (no STARTTLS when required, a bad CA file,
     /// a certificate that does not verify).
     #[error("SMTP {server}: TLS: {what}")]
@@ -133,6 +145,87 @@ fn tls_config(relay: &Relay) -> Result<Arc<rustls::ClientConfig>, String> {
     Ok(Arc::new(config))
 }
 
+/// Why `addr` is not an RFC 5321 mailbox (`local@domain`, dot-atom local
+/// part of at most 64 bytes, a domain of LDH labels or an address literal,
+/// at most 254 bytes in all, no space, control character, `<` or `>`), if
+/// it is not. Quoted local parts are refused: no abuse desk needs one.
+pub fn mailbox_problem(addr: &str) -> Option<&'static str> {
+    if addr.len() > 254 {
+        return Some("longer than 254 bytes");
+    }
+    if addr.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Some("holds a line break, space or control character");
+    }
+    let Some((local, domain)) = addr.rsplit_once('@') else {
+        return Some("no @");
+    };
+    const ATEXT: &str = "!#$%&'*+-/=?^_`{|}~";
+    let atom_ok = |a: &str| {
+        !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ATEXT.contains(c))
+    };
+    if local.is_empty() || local.len() > 64 || !local.split('.').all(atom_ok) {
+        return Some("the part before @ is not a dot-atom of at most 64 bytes");
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let literal = domain
+        .strip_prefix('[')
+        .and_then(|d| d.strip_suffix(']'))
+        .is_some_and(|d| {
+            d.parse::<std::net::Ipv4Addr>().is_ok()
+                || d.strip_prefix("IPv6:")
+                    .is_some_and(|v| v.parse::<std::net::Ipv6Addr>().is_ok())
+        });
+    if !literal && !domain.split('.').all(label_ok) {
+        return Some("the domain is not a host name or address literal");
+    }
+    None
+}
+
+/// Checks every configured value that goes into the envelope or headers.
+///
+/// # Errors
+/// [`SmtpError::Invalid`] naming the field.
+pub fn validate_message(m: &Message) -> Result<(), SmtpError> {
+    let invalid = |field, value: &str, why| SmtpError::Invalid {
+        field,
+        value: value.to_string(),
+        why,
+    };
+    for (field, value) in [("from", &m.from), ("to", &m.to)] {
+        if let Some(why) = mailbox_problem(value) {
+            return Err(invalid(field, value, why));
+        }
+    }
+    for (field, value) in [
+        ("subject", &m.subject),
+        ("attachment name", &m.attachment_name),
+    ] {
+        if value.chars().any(char::is_control) {
+            return Err(invalid(
+                field,
+                value,
+                "holds a line break or control character",
+            ));
+        }
+    }
+    if m.attachment_name.contains(['"', '\\', '/']) {
+        return Err(invalid(
+            "attachment name",
+            &m.attachment_name,
+            "holds a quote, backslash or slash",
+        ));
+    }
+    Ok(())
+}
+
 /// A message to send.
 #[derive(Clone, Debug)]
 pub struct Message {
@@ -203,6 +296,9 @@ pub fn render(m: &Message, date: &str, boundary: &str) -> String {
 /// accepted the message (250 after DATA), and how it travelled ("STARTTLS
 /// TLSv1_3" or "in clear"), so the caller can record both.
 pub fn send(relay: &Relay, m: &Message, date: &str) -> Result<(String, String), SmtpError> {
+    // The last gate before any byte goes out: the envelope and the headers
+    // carry configured text, which must not add commands or headers.
+    validate_message(m)?;
     let server = relay.server;
     let io = |source| SmtpError::Io { server, source };
     let tls_err = |what: String| SmtpError::Tls { server, what };
@@ -323,6 +419,66 @@ pub fn send(relay: &Relay, m: &Message, date: &str) -> Result<(String, String), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configured_addresses_cannot_add_commands_or_headers() {
+        for bad in [
+            "abuse@isp.example>\r\nRCPT TO:<attacker@evil.example",
+            "abuse@isp.example\nBcc: x@evil.example",
+            "abuse @isp.example",
+            "abuse@isp..example",
+            "<abuse@isp.example>",
+            "abuse",
+            "\"a b\"@isp.example",
+            "abuse@-isp.example",
+        ] {
+            assert!(mailbox_problem(bad).is_some(), "{bad:?}");
+        }
+        for good in [
+            "abuse@isp.example",
+            "noc+iot@isp-a.example.jp",
+            "cert@[192.0.2.1]",
+        ] {
+            assert_eq!(mailbox_problem(good), None, "{good:?}");
+        }
+        let m = Message {
+            from: "cert@example.net".into(),
+            to: "abuse@isp.example>\r\nRCPT TO:<attacker@evil.example".into(),
+            subject: "report".into(),
+            body: String::new(),
+            attachment_name: "isp.csv".into(),
+            attachment: vec![],
+        };
+        assert!(matches!(
+            validate_message(&m),
+            Err(SmtpError::Invalid { field: "to", .. })
+        ));
+        // Refused before connecting: the relay address is never dialled.
+        let relay = Relay {
+            server: "127.0.0.1:9".parse().unwrap(),
+            tls_name: "x".into(),
+            tls: TlsMode::Required,
+            ca_file: None,
+            helo: "x".into(),
+            timeout: Duration::from_millis(100),
+        };
+        assert!(matches!(
+            send(&relay, &m, "d"),
+            Err(SmtpError::Invalid { .. })
+        ));
+        let m = Message {
+            to: "abuse@isp.example".into(),
+            subject: "x\r\nBcc: e@evil.example".into(),
+            ..m
+        };
+        assert!(matches!(
+            validate_message(&m),
+            Err(SmtpError::Invalid {
+                field: "subject",
+                ..
+            })
+        ));
+    }
 
     #[test]
     fn messages_are_mime_with_a_base64_attachment_and_dot_stuffed() {

@@ -437,7 +437,9 @@ pub(crate) async fn findings(
         })
         .filter(|f| caller.may_see(&app, &f.ip))
         .filter(|f| {
-            !q.contains_key("isp") || want("isp", app.isp_of(&f.ip).map(|i| i.name.as_str()))
+            !q.contains_key("isp")
+                || want("isp", app.isp_of(&f.ip).map(|i| i.id()))
+                || want("isp", app.isp_of(&f.ip).map(|i| i.name.as_str()))
         })
         .filter(|f| {
             if !needs_device {
@@ -536,8 +538,10 @@ pub(crate) async fn alerts(
         .filter(|a| q.get("status").is_none_or(|s| &a.status == s))
         .filter(|a| q.get("problem").is_none_or(|p| &a.problem == p))
         .filter(|a| {
-            q.get("isp")
-                .is_none_or(|i| app.isp_of(&a.ip).is_some_and(|o| &o.name == i))
+            q.get("isp").is_none_or(|i| {
+                app.isp_of(&a.ip)
+                    .is_some_and(|o| o.id() == i || &o.name == i)
+            })
         })
         .collect();
     // Worst first, open before closed.

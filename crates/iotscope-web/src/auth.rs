@@ -86,7 +86,9 @@ impl Caller {
         match self.user.role.as_str() {
             "operator" => true,
             "isp" => match (&self.user.isp, app.isp_of(ip)) {
-                (Some(mine), Some(owner)) => &owner.name == mine,
+                // The account holds the ISP's id (or, made before ids, its
+                // name; both are unique in the table).
+                (Some(mine), Some(owner)) => owner.id() == mine || &owner.name == mine,
                 _ => false,
             },
             _ => false,

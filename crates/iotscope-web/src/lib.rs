@@ -250,7 +250,7 @@ pub fn router(settings: Settings) -> Result<Router, WebError> {
     let store = SqliteStore::open(&settings.db)?;
     for u in iotscope_store::Store::users(&store)? {
         if let Some(isp) = &u.isp {
-            if !isps.isps().iter().any(|i| &i.name == isp) {
+            if isps.by_key(isp).is_none() {
                 return Err(WebError::UnknownIsp {
                     user: u.name,
                     isp: isp.clone(),

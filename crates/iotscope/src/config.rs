@@ -101,7 +101,8 @@ pub struct SmtpConfig {
     pub from: Option<String>,
     /// Name given in EHLO.
     pub helo: Option<String>,
-    /// STARTTLS: "starttls" (whenever offered; the default), "require" or "none".
+    /// STARTTLS: "require" (the default for a relay off this host),
+    /// "starttls" (whenever offered; the default on loopback) or "none".
     pub tls: Option<String>,
     /// PEM bundle of CAs the relay's certificate must chain to (default:
     /// /etc/ssl/certs/ca-certificates.crt).
@@ -132,7 +133,16 @@ impl SmtpConfig {
             .unwrap_or(text)
             .trim_start_matches('[')
             .trim_end_matches(']');
-        let tls = match self.tls.as_deref().unwrap_or("starttls") {
+        // A report holds subscribers' addresses and their weaknesses: off
+        // this host it goes encrypted or not at all, unless the operator
+        // says otherwise (a relay that stops offering STARTTLS is then a
+        // refusal, not a message in clear).
+        let default_tls = if server.ip().is_loopback() {
+            "starttls"
+        } else {
+            "require"
+        };
+        let tls = match self.tls.as_deref().unwrap_or(default_tls) {
             "starttls" => iotscope_alerts::smtp::TlsMode::WhenOffered,
             "require" => iotscope_alerts::smtp::TlsMode::Required,
             "none" => iotscope_alerts::smtp::TlsMode::Never,
@@ -280,5 +290,29 @@ impl Config {
         flag.map(Path::to_path_buf)
             .or_else(|| self.store.db.clone())
             .unwrap_or_else(|| PathBuf::from("iotscope.db"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iotscope_alerts::smtp::TlsMode;
+
+    /// Issue 14: a report goes to a relay off this host encrypted or not at
+    /// all unless the operator says otherwise (no address is dialled here).
+    #[test]
+    fn tls_is_required_off_loopback_by_default() {
+        let smtp = |server: &str, tls: Option<&str>| SmtpConfig {
+            server: Some(server.into()),
+            tls: tls.map(String::from),
+            ..Default::default()
+        };
+        assert_eq!(smtp("198.18.0.1:25", None).relay().unwrap().tls, TlsMode::Required);
+        assert_eq!(smtp("[2001:db8::1]:25", None).relay().unwrap().tls, TlsMode::Required);
+        assert_eq!(smtp("127.0.0.1:25", None).relay().unwrap().tls, TlsMode::WhenOffered);
+        assert_eq!(
+            smtp("198.18.0.1:25", Some("starttls")).relay().unwrap().tls,
+            TlsMode::WhenOffered
+        );
     }
 }

@@ -1,23 +1,19 @@
-//! Writing output files so that a reader never sees half of one.
+//! Writing output files so that a reader never sees half of one, a planted
+//! file cannot redirect one, and each gets the mode its content calls for
+//! (through `iotscope_export::write_file`).
 
 use std::path::Path;
 
-use anyhow::Context;
+use iotscope_export::{write_file, Audience};
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and
-/// a rename (atomic on one file system): an interrupted export leaves the
-/// previous file, never a truncated one.
+/// Writes a file that holds findings, alerts or subscribers' addresses
+/// (mode 0600) atomically: an interrupted export leaves the previous file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))?;
-    Ok(())
+    Ok(write_file(path, bytes, Audience::Private)?)
+}
+
+/// Writes a file meant to be published (advisories, blocklists, anonymised
+/// shares; mode 0644) atomically.
+pub fn write_public(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    Ok(write_file(path, bytes, Audience::Public)?)
 }

@@ -80,7 +80,14 @@ fn csv(s: &Summary, out: &mut impl Write) -> std::io::Result<()> {
         writeln!(out, "as,AS{},,,,{},{}", r.asn, r.packets, r.sources)?;
     }
     for r in &s.by_country {
-        writeln!(out, "country,{},,,,{},{}", r.country, r.packets, r.sources)?;
+        // Country codes come from a database file: one safe cell.
+        writeln!(
+            out,
+            "country,{},,,,{},{}",
+            iotscope_export::csv_cell(&r.country),
+            r.packets,
+            r.sources
+        )?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::files::write_atomically;
+use crate::files::write_public;
 use iotscope_advisories::{advisories, Observed, Publisher};
 use iotscope_store::{SqliteStore, Store};
 
@@ -73,7 +73,7 @@ pub fn run(c: AdvisoriesCommand) -> anyhow::Result<ExitCode> {
             })
             .collect();
         let path = out.join(format!("{}.json", name.trim_matches('-')));
-        write_atomically(&path, serde_json::to_string_pretty(doc)?.as_bytes())?;
+        write_public(&path, serde_json::to_string_pretty(doc)?.as_bytes())?;
         eprintln!("iotscope advisories: {vendor} -> {}", path.display());
     }
     eprintln!("iotscope advisories: {} advisories", docs.len());

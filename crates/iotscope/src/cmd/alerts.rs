@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use crate::files::write_atomically;
 use iotscope_alerts::{
-    csv_row, from_finding, from_infected, slug, Alert, EvidenceLevel, IspTable, CSV_COLUMNS,
+    csv_row, from_finding, from_infected, Alert, EvidenceLevel, IspTable, CSV_COLUMNS,
 };
 use iotscope_store::{AlertRecord, ReportQuery, SqliteStore, Store};
 
@@ -85,7 +85,7 @@ pub enum AlertsCommand {
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
     },
-    /// Write one report per ISP of the config's table (`DIR/<isp-slug>.csv`),
+    /// Write one report per ISP of the config's table (`DIR/<isp-id>.csv`),
     /// each with only that ISP's addresses (longest prefix, else the ISP of
     /// the address's AS when enrichment is configured); other addresses go
     /// to `DIR/as<N>.csv` by AS, or `DIR/unassigned.csv`.
@@ -299,11 +299,11 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                     continue;
                 }
                 if let Some(isp) = owner_of(&r.ip).0 {
-                    by_isp.entry(isp.name.as_str()).or_default().push(r);
+                    by_isp.entry(isp.id()).or_default().push(r);
                 }
             }
             for isp in table.isps().iter().filter(|i| !i.abuse.is_empty()) {
-                let mine = by_isp.remove(isp.name.as_str()).unwrap_or_default();
+                let mine = by_isp.remove(isp.id()).unwrap_or_default();
                 if mine.is_empty() {
                     continue;
                 }
@@ -328,7 +328,7 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                         isp.name,
                         mine.len()
                     ),
-                    attachment_name: format!("{}.csv", slug(&isp.name)),
+                    attachment_name: format!("{}.csv", isp.id()),
                     attachment: csv.into_bytes(),
                 };
                 if dry_run {
@@ -620,14 +620,14 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
             let mut groups: std::collections::BTreeMap<String, Vec<&AlertRecord>> =
                 Default::default();
             for isp in table.isps() {
-                groups.entry(slug(&isp.name)).or_default();
+                groups.entry(isp.id().to_string()).or_default();
             }
             for r in &rows {
                 // The ISP of the longest prefix, else of the AS; else grouped
                 // by AS; else unassigned.
                 let (isp, asn_here) = owner_of(&r.ip);
                 let key = isp
-                    .map(|i| slug(&i.name))
+                    .map(|i| i.id().to_string())
                     .or_else(|| asn_here.map(|n| format!("as{n}")))
                     .unwrap_or_else(|| "unassigned".to_string());
                 groups.entry(key).or_default().push(r);

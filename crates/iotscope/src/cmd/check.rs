@@ -13,6 +13,7 @@ use anyhow::Context;
 use iotscope_checks::findings::{explain, mask, Kind, Lang, Severity};
 use iotscope_checks::rules::Seen;
 use iotscope_checks::run::{check_host, HostReport};
+use iotscope_export::terminal as term;
 use iotscope_survey::{probe, ProbeSettings, Status};
 
 /// The ports a home or office IoT device usually exposes.
@@ -217,9 +218,11 @@ fn text(
             } else {
                 "Probably:"
             },
-            d.vendor,
-            d.model.as_deref().unwrap_or(""),
-            d.device_type,
+            // Device text (model from a realm or title) is hostile until
+            // escaped: no control character reaches the terminal.
+            term(&d.vendor),
+            term(d.model.as_deref().unwrap_or("")),
+            term(&d.device_type),
             serde_json::to_value(d.criticality)
                 .ok()
                 .and_then(|v| v.as_str().map(String::from))
@@ -270,7 +273,13 @@ fn text(
                     .to_string(),
                 _ => String::new(),
             };
-            writeln!(out, "  {:>5}/tcp  {:<7} {detail}", s.port, s.service)?;
+            writeln!(
+                out,
+                "  {:>5}/tcp  {:<7} {}",
+                s.port,
+                s.service,
+                term(&detail)
+            )?;
         }
     }
     if r.findings.is_empty() {
@@ -308,6 +317,7 @@ fn text(
         )?;
         writeln!(out, "   {what}")?;
         if let Some(u) = &f.evidence.user {
+            let u = term(u);
             let pw = f.evidence.password.as_deref().map(mask);
             match (pw, ja) {
                 (Some(p), false) => writeln!(

@@ -1,6 +1,8 @@
 //! `iotscope findings`: what the survey checks found, from the store.
 
 use std::io::Write;
+
+use iotscope_export::terminal as term;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -85,11 +87,8 @@ pub fn run(a: FindingsArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
                             v.to_string()
                         }
                     });
-                    if s.contains([',', '"', '\n']) {
-                        format!("\"{}\"", s.replace('"', "\"\""))
-                    } else {
-                        s
-                    }
+                    // One spreadsheet-safe cell (device text can hold formulas).
+                    iotscope_export::csv_cell(&s).into_owned()
                 };
                 let d = &o["device"];
                 let e = &o["evidence"];
@@ -132,15 +131,12 @@ pub fn run(a: FindingsArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
                 };
                 let e = &o["evidence"];
                 let login = match (e["user"].as_str(), e["password"].as_str()) {
-                    (Some(u), Some(p)) => format!("{u}:{p} "),
-                    (Some(u), None) => format!("{u} (no password) "),
+                    (Some(u), Some(p)) => format!("{}:{} ", term(u), term(p)),
+                    (Some(u), None) => format!("{} (no password) ", term(u)),
                     _ => String::new(),
                 };
-                let matched: String = e["matched"]
-                    .as_str()
-                    .unwrap_or("")
+                let matched: String = term(e["matched"].as_str().unwrap_or(""))
                     .chars()
-                    .filter(|c| !c.is_control())
                     .take(60)
                     .collect();
                 writeln!(
@@ -150,7 +146,9 @@ pub fn run(a: FindingsArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
                     format!("{}:{}", o["ip"].as_str().unwrap_or(""), o["port"]),
                     o["service"].as_str().unwrap_or(""),
                     o["kind"].as_str().unwrap_or(""),
-                    device.chars().take(34).collect::<String>(),
+                    // Device text (a model from a realm or title) is escaped:
+                    // no control character reaches the terminal.
+                    term(&device).chars().take(34).collect::<String>(),
                 )?;
             }
             writeln!(out, "{} findings", objects.len())?;

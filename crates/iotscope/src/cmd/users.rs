@@ -68,22 +68,32 @@ pub fn add_user(
         !name.is_empty() && name.len() <= 64 && !name.contains(char::is_whitespace),
         "account name {name:?}: 1 to 64 characters, no spaces"
     );
-    match (role, &isp) {
+    // The account keeps the ISP's id (given as the id or the name).
+    let table = iotscope_alerts::IspTable::new(cfg.isp.clone())?;
+    let isp = match (role, &isp) {
         ("isp", None) => {
-            anyhow::bail!("--role isp needs --isp NAME (an ISP of the config's [[isp]] table)")
+            anyhow::bail!("--role isp needs --isp ID (an ISP of the config's [[isp]] table)")
         }
-        ("isp", Some(i)) => anyhow::ensure!(
-            cfg.isp.iter().any(|x| &x.name == i),
-            "ISP {i:?} is not in the config's [[isp]] table (give --config FILE; names: {})",
-            cfg.isp
-                .iter()
-                .map(|x| x.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+        ("isp", Some(i)) => Some(
+            table
+                .by_key(i)
+                .with_context(|| {
+                    format!(
+                        "ISP {i:?} is not in the config's [[isp]] table (give --config FILE; ids: {})",
+                        table
+                            .isps()
+                            .iter()
+                            .map(|x| x.id())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?
+                .id()
+                .to_string(),
         ),
         ("operator", Some(_)) => anyhow::bail!("an operator sees every ISP: drop --isp"),
-        _ => {}
-    }
+        _ => None,
+    };
     let made = password.is_none();
     let password = password.unwrap_or_else(|| iotscope_web::new_token()[..20].to_string());
     anyhow::ensure!(
