@@ -438,12 +438,19 @@ impl EvidenceLevel {
     }
 }
 
-/// When darknet evidence alone counts as corroborated: the source kept the
-/// fingerprint over several buckets (a forger has to keep sending for
-/// hours, from that one address) and over many packets. Mirai picks each
-/// destination at random over the whole IPv4 space (Antonakakis et al.,
-/// USENIX Security 2017), so its fingerprinted SYNs into a darknet reach
-/// about as many distinct darknet addresses as there are SYNs.
+/// When evidence of an infection counts as corroborated.
+///
+/// Darknet evidence alone: the source kept the fingerprint over several
+/// buckets spread over hours and over many packets. This raises a forger's
+/// cost from three packets to sustained traffic from that one address; it
+/// is not proof, and the README says so. Mirai picks each destination at
+/// random over the whole IPv4 space (Antonakakis et al., USENIX Security
+/// 2017), so a real bot's fingerprinted SYNs keep arriving for days.
+///
+/// Or a survey of the address found the way in that Mirai uses (a default
+/// or no password) within `max_gap_days` of the darknet activity: an open
+/// port alone proves nothing, and a finding from another season says little
+/// about these packets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CorroborationRule {
@@ -451,16 +458,22 @@ pub struct CorroborationRule {
     pub min_buckets: u64,
     /// Fingerprinted SYNs from the source, at least.
     pub min_packets: u64,
+    /// Hours between the first and the last such bucket, at least.
+    pub min_span_hours: u64,
+    /// Days a survey finding may lie before or after the darknet activity.
+    pub max_gap_days: u64,
 }
 
 impl Default for CorroborationRule {
-    /// 3 buckets (three hours with the default bucket) and 20 SYNs: a real
-    /// Mirai bot scanning ~100 SYN/s lands ~5 SYNs an hour in a /16 and
-    /// hundreds in a /8, and keeps it up for days.
+    /// 4 buckets over at least 6 hours and 30 SYNs: a Mirai bot scanning
+    /// ~100 SYN/s lands ~5 SYNs an hour in a /16 and hundreds in a /8, and
+    /// keeps it up for days; a survey finding within 30 days.
     fn default() -> CorroborationRule {
         CorroborationRule {
-            min_buckets: 3,
-            min_packets: 20,
+            min_buckets: 4,
+            min_packets: 30,
+            min_span_hours: 6,
+            max_gap_days: 30,
         }
     }
 }
@@ -469,10 +482,10 @@ impl CorroborationRule {
     /// The rule in words, as alerts and reports carry it.
     pub fn describe(&self) -> String {
         format!(
-            "corroborated when the source sent fingerprinted SYNs in at least {} buckets and at least {} of them, \
-             or a survey of the address found an exposed or weak login; darknet packets alone can be forged \
-             from any address, so fewer is only observed and is not mailed",
-            self.min_buckets, self.min_packets
+            "corroborated when the source sent fingerprinted SYNs in at least {} buckets spanning at least {} hours \
+             and at least {} of them, or a survey of the address found a default or no password within {} days; \
+             darknet packets alone can be forged from any address, so less is only observed and is not mailed",
+            self.min_buckets, self.min_span_hours, self.min_packets, self.max_gap_days
         )
     }
 }
@@ -484,24 +497,68 @@ pub struct Persistence {
     pub buckets: u64,
     /// Fingerprinted SYNs.
     pub packets: u64,
+    /// Seconds from the start of the first such bucket to the start of
+    /// the last.
+    pub span_secs: u64,
 }
 
-/// The evidence level of an infected host, with the reasons that give it.
-/// `survey` lists what a survey found on the same address ("exposed_telnet
-/// on 23/tcp", ...).
+/// A survey finding on the address of an infected host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SurveyEvidence {
+    /// Finding kind.
+    pub kind: String,
+    /// Port.
+    pub port: u16,
+    /// When it was last seen (RFC 3339).
+    pub ts: String,
+}
+
+/// Survey finding kinds that corroborate an infection report: the device
+/// at that address lets anyone in the way Mirai gets in.
+pub const CORROBORATING_KINDS: &[&str] = &["default_credential", "no_authentication"];
+
+fn epoch_secs(ts: &str) -> Option<u64> {
+    humantime::parse_rfc3339_weak(ts.trim_end_matches('Z'))
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+/// The evidence level of an infected host seen from `first_ts` to
+/// `last_ts` (RFC 3339), with the reasons that give it.
 pub fn infected_level(
     persistence: Persistence,
-    survey: &[String],
+    survey: &[SurveyEvidence],
+    window: (&str, &str),
     rule: &CorroborationRule,
 ) -> (EvidenceLevel, Vec<String>) {
     let mut why = Vec::new();
-    if persistence.buckets >= rule.min_buckets && persistence.packets >= rule.min_packets {
+    if persistence.buckets >= rule.min_buckets
+        && persistence.packets >= rule.min_packets
+        && persistence.span_secs >= rule.min_span_hours * 3600
+    {
         why.push(format!(
-            "darknet: fingerprinted SYNs in {} buckets, {} SYNs (rule: {} buckets, {} SYNs)",
-            persistence.buckets, persistence.packets, rule.min_buckets, rule.min_packets
+            "darknet: fingerprinted SYNs in {} buckets over {} hours, {} SYNs (rule: {} buckets, {} hours, {} SYNs)",
+            persistence.buckets,
+            persistence.span_secs / 3600,
+            persistence.packets,
+            rule.min_buckets,
+            rule.min_span_hours,
+            rule.min_packets
         ));
     }
-    why.extend(survey.iter().map(|s| format!("survey: {s}")));
+    let (from, to) = (epoch_secs(window.0), epoch_secs(window.1));
+    let gap = rule.max_gap_days * 86_400;
+    for f in survey {
+        let near = match (epoch_secs(&f.ts), from, to) {
+            (Some(t), Some(a), Some(b)) => t + gap >= a && t <= b + gap,
+            _ => false,
+        };
+        if CORROBORATING_KINDS.contains(&f.kind.as_str()) && near {
+            why.push(format!("survey: {} on {}/tcp at {}", f.kind, f.port, f.ts));
+        }
+    }
     let level = if why.is_empty() {
         EvidenceLevel::Observed
     } else {
@@ -510,27 +567,22 @@ pub fn infected_level(
     (level, why)
 }
 
-/// Survey finding kinds that corroborate an infection report: the device
-/// at that address really exposes a login a bot spreads through.
-pub const CORROBORATING_KINDS: &[&str] = &[
-    "default_credential",
-    "no_authentication",
-    "exposed_telnet",
-    "accepts_any_credentials",
-];
-
 /// An alert from one of the telescope's infected hosts (its JSON), with the
 /// evidence level [`infected_level`] gives it.
 pub fn from_infected(
     host: &Value,
     persistence: Persistence,
-    survey: &[String],
+    survey: &[SurveyEvidence],
     rule: &CorroborationRule,
 ) -> Option<Alert> {
     let ip = host["ip"].as_str()?;
     let fp = host["fingerprint"].as_str()?;
     let problem = format!("infected_{fp}");
-    let (level, why) = infected_level(persistence, survey, rule);
+    let window = (
+        host["first_ts"].as_str().unwrap_or(""),
+        host["last_ts"].as_str().unwrap_or(""),
+    );
+    let (level, why) = infected_level(persistence, survey, window, rule);
     Some(Alert {
         ip: ip.to_string(),
         advice: advice(&problem).to_string(),
@@ -550,6 +602,7 @@ pub fn from_infected(
             "corroboration": why,
             "fingerprint_buckets": persistence.buckets,
             "fingerprint_packets": persistence.packets,
+            "fingerprint_span_hours": persistence.span_secs / 3600,
             "rule": rule.describe(),
         }),
         first_seen: host["first_ts"].as_str().unwrap_or("").to_string(),
@@ -702,17 +755,13 @@ mod tests {
         let rule = CorroborationRule::default();
         let host = serde_json::json!({"ip": "198.51.100.7", "fingerprint": "mirai", "packets": 3,
             "ports": [23], "first_ts": "2026-01-01T00:00:00Z", "last_ts": "2026-01-01T00:00:01Z"});
+        let p = |buckets, packets, hours: u64| Persistence {
+            buckets,
+            packets,
+            span_secs: hours * 3600,
+        };
         // Three forged SYNs in one bucket: observed, whatever the address.
-        let a = from_infected(
-            &host,
-            Persistence {
-                buckets: 1,
-                packets: 3,
-            },
-            &[],
-            &rule,
-        )
-        .unwrap();
+        let a = from_infected(&host, p(1, 3, 0), &[], &rule).unwrap();
         assert_eq!(
             EvidenceLevel::of_evidence(&a.evidence),
             EvidenceLevel::Observed
@@ -720,42 +769,31 @@ mod tests {
         assert!(a.evidence["rule"]
             .as_str()
             .unwrap()
-            .contains("at least 3 buckets"));
-        // Many SYNs in one bucket, or few over many: still observed.
-        for p in [
-            Persistence {
-                buckets: 1,
-                packets: 500,
-            },
-            Persistence {
-                buckets: 30,
-                packets: 19,
-            },
-        ] {
+            .contains("at least 4 buckets spanning at least 6 hours"));
+        let w = ("2026-01-01T00:00:00Z", "2026-01-01T09:00:00Z");
+        // Many SYNs in one bucket, few over many, or many buckets within an
+        // hour (the clock's edges): still observed.
+        for q in [p(1, 500, 0), p(30, 29, 30), p(4, 100, 1)] {
             assert_eq!(
-                infected_level(p, &[], &rule).0,
+                infected_level(q, &[], w, &rule).0,
                 EvidenceLevel::Observed,
-                "{p:?}"
+                "{q:?}"
             );
         }
-        let (l, why) = infected_level(
-            Persistence {
-                buckets: 3,
-                packets: 20,
-            },
-            &[],
-            &rule,
-        );
+        let (l, why) = infected_level(p(4, 30, 6), &[], w, &rule);
         assert_eq!(l, EvidenceLevel::Corroborated);
-        assert!(why[0].contains("3 buckets"), "{why:?}");
-        // A survey finding on the address corroborates at once.
+        assert!(why[0].contains("4 buckets over 6 hours"), "{why:?}");
+        // A survey that found the way in, near the time: corroborated. An
+        // open telnet port, or a finding from another season: not.
+        let f = |kind: &str, ts: &str| SurveyEvidence {
+            kind: kind.into(),
+            port: 23,
+            ts: ts.into(),
+        };
         let a = from_infected(
             &host,
-            Persistence {
-                buckets: 1,
-                packets: 3,
-            },
-            &["exposed_telnet on 23/tcp".to_string()],
+            p(1, 3, 0),
+            &[f("default_credential", "2026-01-05T00:00:00Z")],
             &rule,
         )
         .unwrap();
@@ -763,10 +801,21 @@ mod tests {
             EvidenceLevel::of_evidence(&a.evidence),
             EvidenceLevel::Corroborated
         );
-        assert_eq!(
-            a.evidence["corroboration"][0],
-            "survey: exposed_telnet on 23/tcp"
-        );
+        assert!(a.evidence["corroboration"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("survey: default_credential on 23/tcp"));
+        for weak in [
+            f("exposed_telnet", "2026-01-01T00:00:00Z"),
+            f("default_credential", "2026-11-01T00:00:00Z"),
+        ] {
+            let a = from_infected(&host, p(1, 3, 0), &[weak.clone()], &rule).unwrap();
+            assert_eq!(
+                EvidenceLevel::of_evidence(&a.evidence),
+                EvidenceLevel::Observed,
+                "{weak:?}"
+            );
+        }
         // Stored before levels: by source.
         assert_eq!(
             EvidenceLevel::of_evidence(&serde_json::json!({"source": "survey"})),

@@ -103,6 +103,21 @@ pub struct ServiceObservation {
     pub banner: Option<String>,
 }
 
+/// How long and how much one source kept the Mirai fingerprint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FingerprintPersistence {
+    /// Source address.
+    pub ip: String,
+    /// Buckets with Mirai-fingerprinted SYNs from it.
+    pub buckets: u64,
+    /// Those SYNs.
+    pub packets: u64,
+    /// Start of the first such bucket, ns since the epoch.
+    pub first_bucket_ns: i64,
+    /// Start of the last such bucket, ns since the epoch.
+    pub last_bucket_ns: i64,
+}
+
 /// One finding of the survey checks, as stored (the checks crate owns the
 /// typed form; the store keeps its JSON).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -272,11 +287,10 @@ pub trait Store {
     /// The end of the newest telescope bucket (ns), if any.
     fn newest_bucket_end(&self) -> Result<Option<i64>, StoreError>;
 
-    /// How long and how much each source kept the Mirai fingerprint:
-    /// (address, buckets with Mirai-fingerprinted SYNs, those SYNs), for
+    /// How long and how much each source kept the Mirai fingerprint, for
     /// the evidence level of infected-host alerts. One pass over the
     /// per-bucket source rows.
-    fn fingerprint_persistence(&self) -> Result<Vec<(String, u64, u64)>, StoreError>;
+    fn fingerprint_persistence(&self) -> Result<Vec<FingerprintPersistence>, StoreError>;
 
     /// Changes whenever telescope data is added (a capture ingested), so
     /// answers computed from it can be cached until then.

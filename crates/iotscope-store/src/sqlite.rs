@@ -14,8 +14,8 @@ use crate::report::{
     build_report, BucketRow, PortBucketRow, ReportQuery, SourceBucketRow, StoredRows,
 };
 use crate::{
-    AlertRecord, BlocklistRecord, FindingRecord, IngestedFile, MapQuery, MapSource, PortSeries,
-    ServiceObservation, SessionRecord, Store, StoreError, UserRecord,
+    AlertRecord, BlocklistRecord, FindingRecord, FingerprintPersistence, IngestedFile, MapQuery,
+    MapSource, PortSeries, ServiceObservation, SessionRecord, Store, StoreError, UserRecord,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
@@ -972,21 +972,24 @@ impl Store for SqliteStore {
         Ok(PortSeries { starts, lines })
     }
 
-    fn fingerprint_persistence(&self) -> Result<Vec<(String, u64, u64)>, StoreError> {
+    fn fingerprint_persistence(&self) -> Result<Vec<FingerprintPersistence>, StoreError> {
         let db = |e| self.err(e);
         let mut st = self
             .conn
             .prepare(
-                "SELECT ip, count(*), sum(mirai) FROM bucket_sources WHERE mirai > 0 GROUP BY ip ORDER BY ip",
+                "SELECT ip, count(*), sum(mirai), min(start_ns), max(start_ns) FROM bucket_sources
+                 WHERE mirai > 0 GROUP BY ip ORDER BY ip",
             )
             .map_err(db)?;
         let rows = st
             .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)? as u64,
-                    r.get::<_, i64>(2)? as u64,
-                ))
+                Ok(FingerprintPersistence {
+                    ip: r.get(0)?,
+                    buckets: r.get::<_, i64>(1)? as u64,
+                    packets: r.get::<_, i64>(2)? as u64,
+                    first_bucket_ns: r.get(3)?,
+                    last_bucket_ns: r.get(4)?,
+                })
             })
             .map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)

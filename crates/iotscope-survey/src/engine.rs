@@ -304,6 +304,13 @@ pub async fn run(
             p = slots.clone().acquire_owned() => p.expect("semaphore open"),
             _ = stop.wait_for(|s| *s) => break,
         };
+        // Decided again at the moment of sending: the rate wait and the
+        // slot wait can be long, and an opt-out reloaded meanwhile holds.
+        if !cfg.live_exclusions.verdict(ip).allowed() {
+            planned += 1;
+            stats.excluded.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         stats.sent.fetch_add(1, Ordering::Relaxed);
         planned += 1;
         paced += 1;

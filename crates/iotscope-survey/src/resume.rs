@@ -137,6 +137,15 @@ impl ResumeState {
                 path: path.to_string(),
             });
         }
+        if v.get("version").and_then(|n| n.as_u64()) != Some(u64::from(STATE_VERSION)) {
+            return Err(ResumeError::Unreadable {
+                path: path.to_string(),
+                why: format!(
+                    "layout version {} (this iotscope writes {STATE_VERSION})",
+                    v["version"]
+                ),
+            });
+        }
         serde_json::from_value(v).map_err(unreadable)
     }
 
@@ -167,6 +176,20 @@ impl ResumeState {
                     now,
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Checks that `done` fits the shard's `pairs`.
+    ///
+    /// # Errors
+    /// [`ResumeError::Damaged`].
+    pub fn check_done(&self, pairs: u64, path: &str) -> Result<(), ResumeError> {
+        if self.done > pairs {
+            return Err(ResumeError::Damaged {
+                path: path.to_string(),
+                why: format!("{} probes done of a shard of {pairs} pairs", self.done),
+            });
         }
         Ok(())
     }
@@ -298,6 +321,11 @@ mod tests {
             ResumeState::parse(old, "st.json"),
             Err(ResumeError::OldVersion { .. })
         ));
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["version"] = 999.into();
+        assert!(ResumeState::parse(&v.to_string(), "st.json").is_err());
+        assert!(s.check_done(17, "st.json").is_ok());
+        assert!(s.check_done(16, "st.json").is_err());
     }
 
     #[test]

@@ -43,10 +43,29 @@ pub fn embedded_spelling(a: Ipv6Addr) -> Option<Ipv4Addr> {
 /// The NAT64 well-known prefix `64:ff9b::/96` (RFC 6052 §2.1).
 const NAT64_WKP: u128 = 0x0064_ff9b_u128 << 96;
 
-/// The IPv4 host a NAT64 address of the well-known prefix reaches.
+/// IPv4-translated addresses `::ffff:0:0:0/96` (SIIT, RFC 6145 / RFC 2765).
+const TRANSLATED: u128 = 0xffff_0000_u128 << 32;
+
+/// The local-use NAT64 prefix `64:ff9b:1::/48` (RFC 8215).
+const NAT64_LOCAL: u128 = 0x0064_ff9b_0001_u128 << 80;
+
+/// The IPv4 host a translated IPv6 address reaches through a translator:
+/// the NAT64 well-known prefix (`64:ff9b::/96`, RFC 6052 §2.1), the
+/// local-use prefix (`64:ff9b:1::/48` in RFC 6052's /48 layout, RFC 8215)
+/// and SIIT's IPv4-translated form (`::ffff:0:a.b.c.d`, RFC 6145).
 pub fn nat64_target(a: Ipv6Addr) -> Option<Ipv4Addr> {
     let x = u128::from(a);
-    (x >> 32 == NAT64_WKP >> 32).then(|| Ipv4Addr::from(x as u32))
+    if x >> 32 == NAT64_WKP >> 32 || x >> 32 == TRANSLATED >> 32 {
+        return Some(Ipv4Addr::from(x as u32));
+    }
+    if x >> 80 == NAT64_LOCAL >> 80 {
+        // RFC 6052 §2.2, /48: octets 1-2 in bits 48-63, bits 64-71 (u)
+        // zero, octets 3-4 in bits 72-87.
+        let hi = (x >> 64) as u32 & 0xffff;
+        let lo = (x >> 40) as u32 & 0xffff;
+        return Some(Ipv4Addr::from(hi << 16 | lo));
+    }
+    None
 }
 
 /// The one form of an address that every scope decision sees: IPv4-mapped
@@ -162,6 +181,8 @@ impl Exclusions {
     /// [`TargetError::Syntax`] naming the line and `source`.
     pub fn parse(text: &str, source: &str) -> Result<Exclusions, TargetError> {
         let mut out = Exclusions::default();
+        // A byte-order mark some editors write is not part of the first line.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (n, line) in text.lines().enumerate() {
             let body = line.split('#').next().unwrap_or("").trim();
             if body.is_empty() {
@@ -194,7 +215,7 @@ impl Exclusions {
     fn add_v6(&mut self, r: Range6) {
         // The IPv4 spellings inside the IPv6 line (mapped, compatible and
         // NAT64 forms) exclude those IPv4 addresses too.
-        for block in [0xffffu128 << 32, 0, NAT64_WKP] {
+        for block in [0xffffu128 << 32, 0, NAT64_WKP, TRANSLATED] {
             if let Some(v4) = fold(r, block) {
                 self.v4.push(v4);
             }
@@ -357,8 +378,9 @@ pub fn verdict(ip: IpAddr, exclusions: &Exclusions) -> Verdict {
 /// Exclusions that may grow during a run: an operator who honours opt-out
 /// requests reloads the exclusion files (on SIGHUP) without restarting a
 /// long sweep. The probe order is fixed by the [`crate::TargetSet`] the run
-/// began with; every probe and every login is checked against the latest
-/// set, through [`verdict`], before it is sent.
+/// began with; every probe is checked against the latest set, through
+/// [`verdict`], at the moment it is sent, and the checks of a host stop
+/// when it becomes excluded.
 #[derive(Clone, Debug, Default)]
 pub struct LiveExclusions(Arc<RwLock<Arc<Exclusions>>>);
 
@@ -452,11 +474,15 @@ mod tests {
                 "::127.92.0.7",
                 "64:ff9b::127.92.0.7",
                 "::ffff:7f5c:7",
+                "::ffff:0:127.92.0.7",
+                "64:ff9b:1:7f5c:0:700::",
             ] {
                 assert_eq!(verdict(ip(s), ex), Verdict::Excluded, "{s} {ex:?}");
             }
             assert_eq!(verdict(ip("127.93.0.7"), ex), Verdict::Allowed);
         }
+        let bom = Exclusions::parse("\u{feff}127.92.0.0/16\r\n", "bom.conf").unwrap();
+        assert_eq!(bom, v4);
         let e = Exclusions::parse("10.0.0.0/8\nbogus\n", "ex.conf").unwrap_err();
         assert!(e.to_string().contains("line 2 of ex.conf"), "{e}");
     }

@@ -307,9 +307,18 @@ mod tests {
             tls: tls.map(String::from),
             ..Default::default()
         };
-        assert_eq!(smtp("198.18.0.1:25", None).relay().unwrap().tls, TlsMode::Required);
-        assert_eq!(smtp("[2001:db8::1]:25", None).relay().unwrap().tls, TlsMode::Required);
-        assert_eq!(smtp("127.0.0.1:25", None).relay().unwrap().tls, TlsMode::WhenOffered);
+        assert_eq!(
+            smtp("198.18.0.1:25", None).relay().unwrap().tls,
+            TlsMode::Required
+        );
+        assert_eq!(
+            smtp("[2001:db8::1]:25", None).relay().unwrap().tls,
+            TlsMode::Required
+        );
+        assert_eq!(
+            smtp("127.0.0.1:25", None).relay().unwrap().tls,
+            TlsMode::WhenOffered
+        );
         assert_eq!(
             smtp("198.18.0.1:25", Some("starttls")).relay().unwrap().tls,
             TlsMode::WhenOffered

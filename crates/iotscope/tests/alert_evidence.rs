@@ -187,22 +187,20 @@ fn every_vulnerable_service_has_its_own_alert_and_recheck() {
 }
 
 /// A pcap (raw IPv4, link type 101) of TCP SYNs with Mirai's fingerprint
-/// (sequence number = destination address): (seconds, source, destination).
-fn mirai_pcap(path: &Path, syns: &[(u32, Ipv4Addr, Ipv4Addr)]) {
+/// (sequence number = destination address): (seconds after `base`,
+/// source, destination).
+fn mirai_pcap(path: &Path, base: u32, syns: &[(u32, Ipv4Addr, Ipv4Addr)]) {
     // Global header: magic, version 2.4, zone 0, sigfigs 0, snaplen, link type.
-    let mut header = Vec::new();
-    header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    header.extend_from_slice(&2u16.to_le_bytes());
-    header.extend_from_slice(&4u16.to_le_bytes());
-    header.extend_from_slice(&0i32.to_le_bytes());
-    header.extend_from_slice(&0u32.to_le_bytes());
-    header.extend_from_slice(&65535u32.to_le_bytes());
-    header.extend_from_slice(&101u32.to_le_bytes());
-    let mut out = header;
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&101u32.to_le_bytes());
     for &(t, src, dst) in syns {
-        let mut p = vec![
-            0x45, 0, 0, 40, 0x12, 0x34, 0, 0, 64, 6, 0, 0, //
-        ];
+        let mut p = vec![0x45, 0, 0, 40, 0x12, 0x34, 0, 0, 64, 6, 0, 0];
         p.extend_from_slice(&src.octets());
         p.extend_from_slice(&dst.octets());
         let mut tcp = vec![0u8; 20];
@@ -213,7 +211,7 @@ fn mirai_pcap(path: &Path, syns: &[(u32, Ipv4Addr, Ipv4Addr)]) {
         tcp[13] = 0x02; // SYN
         tcp[14..16].copy_from_slice(&14600u16.to_be_bytes());
         p.extend_from_slice(&tcp);
-        for v in [1_800_000_000 + t, 0, p.len() as u32, p.len() as u32] {
+        for v in [base + t, 0, p.len() as u32, p.len() as u32] {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out.extend_from_slice(&p);
@@ -223,47 +221,68 @@ fn mirai_pcap(path: &Path, syns: &[(u32, Ipv4Addr, Ipv4Addr)]) {
 
 /// The spoofing fault of issue 13: three forged SYNs with the Mirai
 /// fingerprint, from any address, made an alert that was mailed to that
-/// address's ISP. Now: observed, listed with the rule, not mailed by
-/// default; a source that kept the fingerprint for hours, or whose device
-/// a survey found with an exposed login, is corroborated and mailed.
+/// address's ISP. Now such sources are `observed`, listed with the rule and
+/// not mailed by default, and so are the cheap ways around a first rule
+/// (SYNs packed around bucket edges; an open telnet port as "proof").
+/// Corroborated: a source that kept the fingerprint for hours, or whose
+/// device a survey found taking a default password near that time.
 #[test]
 fn darknet_evidence_alone_is_observed_and_not_mailed() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let db = d.join("t.db");
     let forged = Ipv4Addr::new(127, 78, 46, 5);
+    let edges = Ipv4Addr::new(127, 78, 46, 6);
     let persistent = Ipv4Addr::new(127, 78, 46, 9);
-    let surveyed = Ipv4Addr::new(127, 78, 46, 3);
-    // A device with an exposed telnet login at `surveyed`, found by a survey.
-    let device = telnet_accepting_anything("127.78.46.3", 20);
-    ok(bin()
-        .args([
-            "survey",
-            "--targets",
-            "127.78.46.3",
-            "--ports",
-            "23",
-            "--rate",
-            "0",
-        ])
-        .args(["--checks", "panels", "--output", "/dev/null", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap());
-    drop(device);
+    let weak_device = Ipv4Addr::new(127, 78, 46, 3);
+    let open_port_only = Ipv4Addr::new(127, 78, 46, 4);
+    // A device taking any password (a default credential) and one whose
+    // telnet is only seen open (panels only: no login tried).
+    for (ip, checks) in [(weak_device, "credentials"), (open_port_only, "panels")] {
+        let device = telnet_accepting_anything(&ip.to_string(), 30);
+        ok(bin()
+            .args([
+                "survey",
+                "--targets",
+                &ip.to_string(),
+                "--ports",
+                "23",
+                "--rate",
+                "0",
+            ])
+            .args(["--checks", checks, "--output", "/dev/null", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap());
+        drop(device);
+    }
     let dark = |i: u32| Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + i * 7 + 1);
     let mut syns = vec![];
     for i in 0..3 {
-        syns.push((i, forged, dark(i)));
-        syns.push((i, surveyed, dark(100 + i)));
+        syns.push((3600 + i, forged, dark(i)));
+        syns.push((3600 + i, weak_device, dark(100 + i)));
+        syns.push((3600 + i, open_port_only, dark(150 + i)));
     }
-    // 30 SYNs over five hours.
-    for i in 0..30 {
+    // 40 SYNs over six and a half hours.
+    for i in 0..40 {
         syns.push((i * 600, persistent, dark(200 + i)));
     }
+    // 30 SYNs packed around bucket edges: 4 buckets within 3 hours.
+    syns.push((3599, edges, dark(300)));
+    for i in 0..27 {
+        syns.push((3600 + i, edges, dark(301 + i)));
+    }
+    syns.push((7200, edges, dark(400)));
+    syns.push((10800, edges, dark(401)));
     syns.sort();
+    // The captures are of yesterday, so the survey of today is near them.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    let base = (now - 86_400) / 3600 * 3600;
     let pcap = d.join("dark.pcap");
-    mirai_pcap(&pcap, &syns);
+    mirai_pcap(&pcap, base, &syns);
     ok(bin()
         .args([
             "telescope",
@@ -291,19 +310,21 @@ fn darknet_evidence_alone_is_observed_and_not_mailed() {
             .unwrap_or_else(|| panic!("no infected alert for {ip}: {listed:?}"))["evidence"]
             .clone()
     };
-    let e = level(forged);
-    assert_eq!(e["evidence_level"], "observed", "{e}");
-    assert!(e["rule"].as_str().unwrap().contains("can be forged"), "{e}");
+    for ip in [forged, edges, open_port_only] {
+        let e = level(ip);
+        assert_eq!(e["evidence_level"], "observed", "{ip}: {e}");
+        assert!(e["rule"].as_str().unwrap().contains("can be forged"), "{e}");
+    }
     let e = level(persistent);
     assert_eq!(e["evidence_level"], "corroborated", "{e}");
-    assert_eq!(e["fingerprint_buckets"], 5, "{e}");
-    let e = level(surveyed);
+    assert_eq!(e["fingerprint_buckets"], 7, "{e}");
+    let e = level(weak_device);
     assert_eq!(e["evidence_level"], "corroborated", "{e}");
     assert!(
         e["corroboration"][0]
             .as_str()
             .unwrap()
-            .starts_with("survey: exposed_telnet on 23/tcp"),
+            .starts_with("survey: default_credential on 23/tcp"),
         "{e}"
     );
     // The report carries the level and the rule.
@@ -340,14 +361,12 @@ fn darknet_evidence_alone_is_observed_and_not_mailed() {
         let err = ok(o.clone());
         (String::from_utf8_lossy(&o.stdout).into_owned(), err)
     };
-    let (said, err) = send(&[]);
     let survey_alerts = listed
         .iter()
-        .filter(|a| {
-            a["ip"].as_str().unwrap().starts_with("127.78.46.")
-                && !a["problem"].as_str().unwrap().starts_with("infected_")
-        })
+        .filter(|a| !a["problem"].as_str().unwrap().starts_with("infected_"))
         .count();
+    assert!(survey_alerts > 0);
+    let (said, err) = send(&[]);
     assert!(
         said.contains(&format!(
             "would send {} alerts to Loop ISP",
@@ -355,12 +374,12 @@ fn darknet_evidence_alone_is_observed_and_not_mailed() {
         )),
         "{said}"
     );
-    assert!(err.contains("1 open alerts not sent"), "{err}");
+    assert!(err.contains("3 open alerts not sent"), "{err}");
     let (said, _) = send(&["--include-observed"]);
     assert!(
         said.contains(&format!(
             "would send {} alerts to Loop ISP",
-            3 + survey_alerts
+            5 + survey_alerts
         )),
         "{said}"
     );

@@ -442,3 +442,149 @@ fn an_opt_out_between_stop_and_resume_is_applied_exactly() {
         stderr(&o)
     );
 }
+
+/// A telnet device on `ip:23` that fails every login slowly (a prompt
+/// every 300 ms), counting the passwords it is sent, for 60 s at most.
+fn slow_failing_telnet(ip: &str) -> Arc<AtomicUsize> {
+    let l = TcpListener::bind((ip, 23)).unwrap();
+    l.set_nonblocking(true).unwrap();
+    let tries = Arc::new(AtomicUsize::new(0));
+    let t = tries.clone();
+    std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < end {
+            let Ok((c, _)) = l.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            let t = t.clone();
+            std::thread::spawn(move || {
+                use std::io::{BufRead, BufReader, Write};
+                let _ = c.set_nonblocking(false);
+                let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut w = c.try_clone().unwrap();
+                let mut r = BufReader::new(c);
+                for _ in 0..3 {
+                    let mut line = String::new();
+                    std::thread::sleep(Duration::from_millis(300));
+                    if w.write_all(b"\r\nlogin: ").is_err() || r.read_line(&mut line).is_err() {
+                        return;
+                    }
+                    let _ = w.write_all(b"Password: ");
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    t.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(300));
+                    let _ = w.write_all(b"\r\nLogin incorrect\r\n");
+                }
+            });
+        }
+    });
+    tries
+}
+
+/// Review of issue 13: an opt-out reloaded (SIGHUP) while a host's
+/// credentials are being tried stops those logins at once, not when the
+/// dictionary runs out.
+#[test]
+fn an_opt_out_during_the_checks_stops_the_logins() {
+    let tries = slow_failing_telnet("127.78.49.9");
+    let dir = tempfile::tempdir().unwrap();
+    let opt = dir.path().join("opt.conf");
+    std::fs::write(&opt, "# nothing yet\n").unwrap();
+    let mut child = bin()
+        .args([
+            "survey",
+            "--targets",
+            "127.78.49.9",
+            "--ports",
+            "23",
+            "--rate",
+            "0",
+        ])
+        .args([
+            "--checks",
+            "credentials",
+            "--timeout",
+            "3s",
+            "--output",
+            "/dev/null",
+            "--exclude",
+        ])
+        .arg(&opt)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while tries.load(Ordering::Relaxed) < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no login tried"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(&opt, "::ffff:127.78.49.0/120 # opted out now\n").unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    // A login already answered when the signal came may still count.
+    std::thread::sleep(Duration::from_millis(1000));
+    let at_reload = tries.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        tries.load(Ordering::Relaxed),
+        at_reload,
+        "logins went on after the opt-out"
+    );
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "{err}");
+    assert!(err.contains("1 hosts not checked: excluded now"), "{err}");
+}
+
+/// Review of issue 13: at a low rate a probe waits for its time slot; an
+/// opt-out reloaded during that wait holds for it.
+#[test]
+fn an_opt_out_during_the_rate_wait_holds() {
+    let listeners: Vec<Counter> = (0..5).map(|_| Counter::on("127.78.49.20")).collect();
+    let ports: Vec<String> = listeners.iter().map(|c| c.port.to_string()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let opt = dir.path().join("opt.conf");
+    std::fs::write(&opt, "# nothing yet\n").unwrap();
+    // One probe every 2 s: at 0 s and 2 s, then the opt-out at 3 s.
+    let mut child = bin()
+        .args([
+            "survey",
+            "--targets",
+            "127.78.49.20",
+            "--ports",
+            &ports.join(","),
+        ])
+        .args([
+            "--rate",
+            "0.5",
+            "--no-grab",
+            "--output",
+            "/dev/null",
+            "--exclude",
+        ])
+        .arg(&opt)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(3000));
+    std::fs::write(&opt, "127.78.49.20\n").unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    let hits: usize = listeners.iter().map(Counter::hits).sum();
+    assert_eq!(hits, 2, "probes after the opt-out");
+}

@@ -119,6 +119,11 @@ pub fn template(link: &LinkAddrs) -> [u8; FRAME_LEN] {
     f
 }
 
+/// The destination address [`fill`] wrote into `frame`.
+pub fn destination(frame: &[u8; FRAME_LEN]) -> Ipv4Addr {
+    Ipv4Addr::new(frame[30], frame[31], frame[32], frame[33])
+}
+
 /// Fills `frame` (a copy of [`template`]) for the probe to `ip:port`.
 #[inline]
 pub fn fill(frame: &mut [u8; FRAME_LEN], cookie: &Cookie, ip: Ipv4Addr, port: u16) {

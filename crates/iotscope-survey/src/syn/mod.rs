@@ -240,6 +240,23 @@ pub fn run(
                         continue;
                     }
                     pacer.wait_for(frames.len() as u64, stop);
+                    // The wait may have been long (a low rate): an opt-out
+                    // reloaded meanwhile holds for this batch too.
+                    let now_excluded = cfg.live_exclusions.snapshot();
+                    if !std::sync::Arc::ptr_eq(&excluded, &now_excluded) {
+                        let before = frames.len();
+                        frames.retain(|f| {
+                            verdict(frame::destination(f).into(), &now_excluded).allowed()
+                        });
+                        if pass == 0 {
+                            stats
+                                .excluded
+                                .fetch_add((before - frames.len()) as u64, Ordering::Relaxed);
+                        }
+                        if frames.is_empty() {
+                            continue;
+                        }
+                    }
                     sender.send_all(&frames)?;
                     stats.sent.fetch_add(frames.len() as u64, Ordering::Relaxed);
                 }

@@ -195,7 +195,10 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                     .unwrap_or_default(),
                 Err(_) => Vec::new(),
             };
-            let mut survey_seen: std::collections::HashMap<String, Vec<String>> = infected
+            let mut survey_seen: std::collections::HashMap<
+                String,
+                Vec<iotscope_alerts::SurveyEvidence>,
+            > = infected
                 .iter()
                 .filter_map(|h| Some((h["ip"].as_str()?.to_string(), Vec::new())))
                 .collect();
@@ -208,7 +211,11 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                 for f in &page {
                     if let Some(seen) = survey_seen.get_mut(&f.ip) {
                         if iotscope_alerts::CORROBORATING_KINDS.contains(&f.kind.as_str()) {
-                            seen.push(format!("{} on {}/tcp at {}", f.kind, f.port, f.ts));
+                            seen.push(iotscope_alerts::SurveyEvidence {
+                                kind: f.kind.clone(),
+                                port: f.port,
+                                ts: f.ts.clone(),
+                            });
                         }
                     }
                 }
@@ -244,8 +251,15 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                     store
                         .fingerprint_persistence()?
                         .into_iter()
-                        .map(|(ip, buckets, packets)| {
-                            (ip, iotscope_alerts::Persistence { buckets, packets })
+                        .map(|p| {
+                            let span_secs = (p.last_bucket_ns - p.first_bucket_ns).max(0) as u64
+                                / 1_000_000_000;
+                            let persistence = iotscope_alerts::Persistence {
+                                buckets: p.buckets,
+                                packets: p.packets,
+                                span_secs,
+                            };
+                            (p.ip, persistence)
                         })
                         .collect();
                 let rule = cfg.alerts.corroboration;
@@ -558,7 +572,7 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                 }
             }
             eprintln!(
-                "iotscope alerts: rechecked {} open alerts: {fixed} fixed, {persisting} persisting, {skipped} skipped (excluded)",
+                "iotscope alerts: {} open alerts: {fixed} fixed, {persisting} persisting, {skipped} skipped (excluded)",
                 open_alerts.len()
             );
         }

@@ -62,6 +62,7 @@ fn is_own_network(ip: IpAddr) -> bool {
 }
 
 fn resolve(host: &str) -> anyhow::Result<IpAddr> {
+    let host = host.trim();
     if let Ok(ip) = host.parse() {
         return Ok(ip);
     }

@@ -108,8 +108,8 @@ pub struct Checked {
 
 /// Checks every host, `at_once` at a time, until done or `stop` turns
 /// true. Each host passes the scope gate (the exclusions in force when its
-/// turn comes, so an opt-out reloaded during the run holds) before any
-/// login.
+/// turn comes) before any login, and is watched while it is checked: an
+/// opt-out reloaded during its check stops it.
 pub async fn check_hosts(
     hosts: BTreeMap<IpAddr, Vec<Seen>>,
     rules: Rules,
@@ -137,7 +137,24 @@ pub async fn check_hosts(
                 excluded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return (ip, None);
             }
-            (ip, Some(check_host(ip, &seen, &rules, &opts).await))
+            // An opt-out reloaded while this host is being checked stops
+            // its logins within a tenth of a second: the check is dropped
+            // with its connections, and its partial findings with it.
+            let opted_out = async {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    if !gate.verdict(ip).allowed() {
+                        break;
+                    }
+                }
+            };
+            tokio::select! {
+                report = check_host(ip, &seen, &rules, &opts) => (ip, Some(report)),
+                _ = opted_out => {
+                    excluded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    (ip, None)
+                }
+            }
         });
     }
     let mut reports = Vec::new();

@@ -141,6 +141,7 @@ pub fn run(a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<Exit
     if let Some(f) = &a.targets_file {
         let text =
             std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         targets.extend(
             text.lines()
                 .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
@@ -197,6 +198,16 @@ pub fn run(a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<Exit
         );
     }
     let set = TargetSet::new(&targets, &plan)?;
+    // Services carried in a state are checked only if they belong to this
+    // survey's targets (a state is a file anyone with access can edit).
+    let carried = hosts.len();
+    hosts.retain(|ip, _| set.contains(*ip));
+    if hosts.len() < carried {
+        eprintln!(
+            "iotscope survey: {} hosts of the resume state are not among the targets: not checked",
+            carried - hosts.len()
+        );
+    }
     let live_exclusions = iotscope_survey::LiveExclusions::new(current);
     let cfg = ScanConfig {
         targets: set.clone(),
@@ -238,6 +249,9 @@ pub fn run(a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<Exit
     let in_shard = total
         .saturating_sub(shard.0 as u64)
         .div_ceil(shard.1 as u64);
+    if let Some(path) = a.resume.as_ref().filter(|_| resuming) {
+        state.check_done(in_shard, &path.display().to_string())?;
+    }
     eprintln!(
         "iotscope survey: {} addresses x {} ports = {total} pairs (shard {}/{}: {in_shard}), rate {}/s, {} mode{}",
         set.len(),
@@ -514,7 +528,10 @@ async fn syn_driver(
                 Answer::Open => Status::Open,
                 Answer::Refused => Status::Refused,
             };
-            if status == Status::Open && cfg.grab {
+            // The SYN/ACK says the port is open; the banner grab is a new
+            // connection, so it passes the scope gate of this moment.
+            let grab = cfg.grab && cfg.live_exclusions.verdict(addr.ip()).allowed();
+            if status == Status::Open && grab {
                 let permit = slots.clone().acquire_owned().await?;
                 let (rows, settings) = (rows.clone(), settings.clone());
                 tokio::spawn(async move {
