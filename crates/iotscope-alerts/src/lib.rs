@@ -809,7 +809,7 @@ mod tests {
             f("exposed_telnet", "2026-01-01T00:00:00Z"),
             f("default_credential", "2026-11-01T00:00:00Z"),
         ] {
-            let a = from_infected(&host, p(1, 3, 0), &[weak.clone()], &rule).unwrap();
+            let a = from_infected(&host, p(1, 3, 0), std::slice::from_ref(&weak), &rule).unwrap();
             assert_eq!(
                 EvidenceLevel::of_evidence(&a.evidence),
                 EvidenceLevel::Observed,

@@ -2,8 +2,13 @@
 //! addresses replaced by their Crypto-PAn images (prefix-preserving), by a
 //! prefix (truncation), or by a keyed hash, in single addresses, in CIDR
 //! strings and anywhere inside an exported JSON document.
+//!
+//! Addresses inside text are found by [`find_addresses`], which needs no
+//! separator around an address (`IP:203.0.113.7`, `abc203.0.113.10`,
+//! `http://[2001:db8::1]:8080/`); other exports use it as a last gate.
 
 pub mod cryptopan;
+pub mod scan;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -11,6 +16,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub use cryptopan::CryptoPan;
+pub use scan::{find_addresses, Addresses};
 
 /// A key file that is not a key.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -127,66 +133,51 @@ impl Anonymizer {
         let (net, len) = s.split_once('/')?;
         let ip: IpAddr = net.parse().ok()?;
         let len: u8 = len.parse().ok()?;
-        let image = self.ip(ip);
-        let masked: IpAddr = match image {
-            IpAddr::V4(a) if len <= 32 => {
-                let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-                Ipv4Addr::from(u32::from(a) & mask).into()
-            }
-            IpAddr::V6(a) if len <= 128 => {
-                let mask = if len == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - len)
-                };
-                Ipv6Addr::from(u128::from(a) & mask).into()
-            }
+        self.network(ip, len)
+    }
+
+    /// `image/len`: the image of `ip` masked to `len` bits; `None` when
+    /// `len` is past the family's width.
+    fn network(&self, ip: IpAddr, len: u8) -> Option<String> {
+        let masked: IpAddr = match self.ip(ip) {
+            IpAddr::V4(a) if len <= 32 => Ipv4Addr::from(u32::from(a) & mask_v4(len)).into(),
+            IpAddr::V6(a) if len <= 128 => Ipv6Addr::from(u128::from(a) & mask_v6(len)).into(),
             _ => return None,
         };
         Some(format!("{masked}/{len}"))
     }
 
-    /// Replaces addresses written inside free text (a URL, a banner): every
-    /// run of address characters that parses as an address. Returns the new
-    /// text and how many were replaced.
+    /// Replaces every address inside free text (a URL, a banner, a title):
+    /// each match of [`find_addresses`], wherever it stands, becomes its
+    /// image. An address followed by `/len` where the address is the
+    /// network of that length (`198.18.0.0/16`) and the length is followed
+    /// by no address character is a CIDR and becomes the masked image with
+    /// the same length, as [`Anonymizer::text`] does. Zones (`%eth0`) and
+    /// ports are kept. Returns the new text and how many were replaced.
+    ///
+    /// No address survives whole: every substring that is an address
+    /// overlaps a replaced match (see [`find_addresses`]).
     pub fn scrub(&self, s: &str) -> (String, usize) {
-        let is_addr_char = |c: char| c.is_ascii_hexdigit() || c == '.' || c == ':';
-        let mut out = String::with_capacity(s.len());
+        let mut out = String::with_capacity(s.len() + 16);
         let mut n = 0;
-        let mut rest = s;
-        while let Some(start) = rest.find(is_addr_char) {
-            out.push_str(&rest[..start]);
-            let run = &rest[start..];
-            let end = run.find(|c: char| !is_addr_char(c)).unwrap_or(run.len());
-            let token = &run[..end];
-            // A trailing dot or colon (end of a sentence, "host:port") is not part of it.
-            let trimmed = token.trim_end_matches(['.', ':']);
-            match trimmed.parse::<IpAddr>() {
-                Ok(ip)
-                    if trimmed.contains('.')
-                        || trimmed.contains("::")
-                        || trimmed.matches(':').count() >= 2 =>
-                {
-                    out.push_str(&self.ip(ip).to_string());
-                    out.push_str(&token[trimmed.len()..]);
-                    n += 1;
+        let mut last = 0;
+        for (r, ip) in find_addresses(s) {
+            debug_assert!(r.start >= last, "a match inside a CIDR's length");
+            out.push_str(&s[last..r.start]);
+            match cidr_len(s, r.end, ip).and_then(|(len, end)| Some((self.network(ip, len)?, end)))
+            {
+                Some((image, end)) => {
+                    out.push_str(&image);
+                    last = end;
                 }
-                _ => {
-                    // "192.0.2.1:8080": an IPv4 address with a port.
-                    let head = trimmed.split(':').next().unwrap_or("");
-                    match head.parse::<Ipv4Addr>() {
-                        Ok(v4) if head.len() < trimmed.len() => {
-                            out.push_str(&self.ip(v4.into()).to_string());
-                            out.push_str(&token[head.len()..]);
-                            n += 1;
-                        }
-                        _ => out.push_str(token),
-                    }
+                None => {
+                    out.push_str(&self.ip(ip).to_string());
+                    last = r.end;
                 }
             }
-            rest = &run[end..];
+            n += 1;
         }
-        out.push_str(rest);
+        out.push_str(&s[last..]);
         (out, n)
     }
 
@@ -212,12 +203,17 @@ impl Anonymizer {
                 for k in keys {
                     let mut val = o.remove(&k).expect("key present");
                     n += self.json(&mut val);
+                    // Keys are text too ("IP:203.0.113.7" as a key).
                     let k2 = match self.text(&k) {
                         Some(t) => {
                             n += 1;
                             t
                         }
-                        None => k,
+                        None => {
+                            let (t, m) = self.scrub(&k);
+                            n += m;
+                            t
+                        }
                     };
                     o.insert(k2, val);
                 }
@@ -226,6 +222,54 @@ impl Anonymizer {
             _ => 0,
         }
     }
+}
+
+fn mask_v4(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len.min(32)))
+    }
+}
+
+fn mask_v6(len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(len.min(128)))
+    }
+}
+
+/// The `/len` after an address that ends at `end`, when it makes the
+/// address a network: one to three digits, a length within the family,
+/// no host bits set, and no address character after it (so no other
+/// address can begin inside the length). Returns the length and where it
+/// ends.
+fn cidr_len(s: &str, end: usize, ip: IpAddr) -> Option<(u8, usize)> {
+    let b = s.as_bytes();
+    if b.get(end) != Some(&b'/') {
+        return None;
+    }
+    let digits = b[end + 1..]
+        .iter()
+        .take(4)
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    if digits == 0 || digits > 3 {
+        return None;
+    }
+    let stop = end + 1 + digits;
+    if b.get(stop)
+        .is_some_and(|&c| c.is_ascii_hexdigit() || c == b'.' || c == b':')
+    {
+        return None;
+    }
+    let len: u8 = s[end + 1..stop].parse().ok()?;
+    let network = match ip {
+        IpAddr::V4(a) => len <= 32 && u32::from(a) & !mask_v4(len) == 0,
+        IpAddr::V6(a) => len <= 128 && u128::from(a) & !mask_v6(len) == 0,
+    };
+    network.then_some((len, stop))
 }
 
 #[cfg(test)]
@@ -281,5 +325,25 @@ mod tests {
         let h = Anonymizer::Hash(key);
         assert_ne!(h.text("192.0.2.77").unwrap(), "192.0.2.77");
         assert_eq!(h.text("192.0.2.77"), h.text("192.0.2.77"));
+    }
+
+    #[test]
+    fn keys_and_cidrs_in_text_lose_their_addresses() {
+        let a = Anonymizer::Truncate { v4: 8, v6: 16 };
+        let mut doc = serde_json::json!({"IP:203.0.113.7": {"note": "gw fe:203.0.113.9"}});
+        assert_eq!(a.json(&mut doc), 2);
+        assert_eq!(
+            doc,
+            serde_json::json!({"IP:203.0.0.0": {"note": "gw fe:203.0.0.0"}})
+        );
+        // A CIDR keeps its length; a length glued to more address text is
+        // not one, and the address after it is replaced too.
+        let (t, n) =
+            a.scrub("net 198.18.0.0/16, 2001:db8::/32; odd 10.0.0.0/8.1.2.3 and 192.0.2.1/24");
+        assert_eq!(n, 5, "{t}");
+        assert_eq!(
+            t,
+            "net 198.0.0.0/16, 2001::/32; odd 10.0.0.0/8.0.0.0 and 192.0.0.0/24"
+        );
     }
 }

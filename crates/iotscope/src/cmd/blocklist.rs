@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::files::write_atomically;
-use iotscope_blocklist::{Entry, EntryKind, Feed};
+use crate::files::write_public;
+use iotscope_blocklist::{Entry, EntryKind, Feed, Format};
 use iotscope_store::{BlocklistRecord, SqliteStore, Store};
 
 #[derive(clap::Subcommand, Debug)]
@@ -50,9 +50,13 @@ pub fn run(c: BlocklistCommand) -> anyhow::Result<ExitCode> {
             };
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            // The whole file parses before anything is stored.
-            let entries = iotscope_blocklist::parse(feed, &text, &file.display().to_string())?;
-            let records: Vec<BlocklistRecord> = iotscope_blocklist::dedup(&entries)
+            // The whole file parses before anything is stored; values the
+            // policy refuses are reported with their line and left out.
+            let parsed = iotscope_blocklist::parse(feed, &text, &file.display().to_string())?;
+            for r in &parsed.refused {
+                eprintln!("iotscope blocklist: {r}");
+            }
+            let records: Vec<BlocklistRecord> = iotscope_blocklist::dedup(&parsed.entries)
                 .into_iter()
                 .map(|e| BlocklistRecord {
                     kind: match e.kind {
@@ -69,10 +73,11 @@ pub fn run(c: BlocklistCommand) -> anyhow::Result<ExitCode> {
             let mut store = SqliteStore::open(&db)?;
             let added = store.save_blocklist(&records)?;
             eprintln!(
-                "iotscope blocklist: {} entries in {}, {} new; {} in the store",
+                "iotscope blocklist: {} entries in {}, {} new, {} refused; {} in the store",
                 records.len(),
                 file.display(),
                 added,
+                parsed.refused.len(),
                 store.blocklist()?.len()
             );
         }
@@ -100,34 +105,47 @@ pub fn run(c: BlocklistCommand) -> anyhow::Result<ExitCode> {
                     first_seen: r.first_seen,
                 })
                 .collect();
-            let text = match format.as_str() {
-                "plain" => iotscope_blocklist::to_plain(&entries),
-                "nft" => {
-                    anyhow::ensure!(
-                        !table.is_empty()
-                            && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-                        "--table {table:?}: letters, digits and _ only"
-                    );
-                    iotscope_blocklist::to_nft(&entries, &table)
-                }
-                "stix" => {
+            let fmt = match format.as_str() {
+                "plain" => Format::Plain,
+                "nft" => Format::Nft,
+                "stix" => Format::Stix,
+                _ => Format::Rpz,
+            };
+            anyhow::ensure!(
+                fmt != Format::Nft
+                    || !table.is_empty()
+                        && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "--table {table:?}: letters, digits and _ only"
+            );
+            // Every entry is checked again (the store may hold values
+            // imported before the rules); what fails is left out and said.
+            let vetted = iotscope_blocklist::vet(&entries, fmt);
+            for x in &vetted.excluded {
+                eprintln!("iotscope blocklist: {x}");
+            }
+            let text = match fmt {
+                Format::Plain => iotscope_blocklist::to_plain(&entries)?,
+                Format::Nft => iotscope_blocklist::to_nft(&entries, &table)?,
+                Format::Stix => {
                     let now =
                         humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-                    iotscope_blocklist::to_stix(&entries, &now)
+                    iotscope_blocklist::to_stix(&entries, &now)?
                 }
-                _ => {
+                Format::Rpz => {
                     let serial = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map(|d| d.as_secs() as u32)
                         .unwrap_or(1);
-                    iotscope_blocklist::to_rpz(&entries, "rpz", serial)
+                    iotscope_blocklist::to_rpz(&entries, "rpz", serial)?
                 }
             };
-            write_atomically(&out, text.as_bytes())?;
+            // A blocklist is meant to be handed out (mode 0644).
+            write_public(&out, text.as_bytes())?;
             eprintln!(
-                "iotscope blocklist: {} entries written to {} ({format})",
-                entries.len(),
-                out.display()
+                "iotscope blocklist: {} entries written to {} ({format}), {} refused",
+                vetted.accepted.len(),
+                out.display(),
+                vetted.excluded.len()
             );
         }
     }

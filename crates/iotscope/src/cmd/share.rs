@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::files::write_atomically;
+use crate::files::write_public;
 use iotscope_share::{parse_key, Anonymizer, CryptoPan};
 use iotscope_store::{ReportQuery, SqliteStore, Store};
 
@@ -185,8 +185,11 @@ pub fn run(c: ShareCommand) -> anyhow::Result<ExitCode> {
                 "services": services,
                 "findings": findings,
             });
+            // Every address in values, keys and text inside them (banners,
+            // titles, URLs) is replaced: iotscope_share::find_addresses.
             let replaced = a.json(&mut doc);
-            write_atomically(&out, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+            // Meant to be handed to partners (mode 0644).
+            write_public(&out, serde_json::to_string_pretty(&doc)?.as_bytes())?;
             eprintln!(
                 "iotscope share: {} addresses replaced ({}); wrote {}",
                 replaced,
