@@ -8,6 +8,59 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+/// Longest vendor or model name an advisory carries.
+pub const MAX_NAME: usize = 64;
+
+/// A vendor or model name fit for an advisory, from identification text
+/// that may have come from a device (a `<title>` or realm): whitespace
+/// collapsed; only letters, digits, spaces and `- _ . / + ( ) #`; at most
+/// [`MAX_NAME`] characters; and no address anywhere in it (a title such as
+/// `203.0.113.77 (customer: ...)` names a subscriber, not a product). None
+/// when nothing fit remains.
+pub fn product_name(text: &str) -> Option<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let name = words.join(" ");
+    let fit = |c: char| c.is_alphanumeric() || " -_./+()#".contains(c);
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME
+        || !name.chars().all(fit)
+        || iotscope_share::find_addresses(&name).next().is_some()
+    {
+        return None;
+    }
+    Some(name)
+}
+
+/// An advisory that must not leave.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AdvisoryError {
+    /// The finished document holds an address: nothing is written.
+    #[error("the advisory for {vendor:?} would carry the address {address}: nothing written")]
+    Address {
+        /// The vendor of the document.
+        vendor: String,
+        /// The address found.
+        address: String,
+    },
+}
+
+/// The last gate before an advisory leaves: the whole document, as it will
+/// be written, holds no IPv4 or IPv6 address in any spelling the scanner
+/// knows ([`iotscope_share::find_addresses`]).
+///
+/// # Errors
+/// [`AdvisoryError::Address`] naming the first address found.
+pub fn check_no_address(vendor: &str, text: &str) -> Result<(), AdvisoryError> {
+    match iotscope_share::find_addresses(text).next() {
+        None => Ok(()),
+        Some((_, ip)) => Err(AdvisoryError::Address {
+            vendor: vendor.to_string(),
+            address: ip.to_string(),
+        }),
+    }
+}
+
 /// A finding as the advisories read it.
 #[derive(Clone, Debug)]
 pub struct Observed {
@@ -120,10 +173,23 @@ pub fn advisories(
     publisher: &Publisher,
     now: &str,
 ) -> BTreeMap<String, Value> {
+    // Names pass the normaliser: a model that is not a fit product name
+    // (free text, an address) becomes "unidentified model".
+    let clean: Vec<Observed> = observed
+        .iter()
+        .filter_map(|o| {
+            Some(Observed {
+                vendor: product_name(&o.vendor)?,
+                model: product_name(&o.model).unwrap_or_default(),
+                kind: o.kind.clone(),
+                last_seen: o.last_seen.clone(),
+            })
+        })
+        .collect();
     let mut by_vendor: BTreeMap<&str, Vec<&Observed>> = BTreeMap::new();
     // A device only recognised generically ("unknown (BusyBox telnet)") has
     // no manufacturer to tell.
-    for o in observed.iter().filter(|o| {
+    for o in clean.iter().filter(|o| {
         weakness(&o.kind).is_some() && !o.vendor.is_empty() && !o.vendor.starts_with("unknown")
     }) {
         by_vendor.entry(o.vendor.as_str()).or_default().push(o);
@@ -258,5 +324,54 @@ mod tests {
         );
         assert_eq!(d["vulnerabilities"][0]["cwe"]["id"], "CWE-1392");
         assert!(!d.to_string().contains("127."), "no addresses");
+    }
+
+    /// Issue 14: a device title such as `203.0.113.77 (customer: ...)`
+    /// became the product name in a manufacturer's advisory.
+    #[test]
+    fn device_text_never_names_a_product_with_an_address_or_free_text() {
+        for bad in [
+            "203.0.113.77 (customer: Tanaka)",
+            "cam-2001:db8::7",
+            "NPort\x1b]0;x\x07",
+            "=HYPERLINK(\"http://evil\")",
+            "<script>alert(1)</script>",
+            &"A".repeat(65),
+            "   ",
+        ] {
+            assert_eq!(product_name(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            product_name("  DS-2CD2032-I  "),
+            Some("DS-2CD2032-I".into())
+        );
+        assert_eq!(
+            product_name("NPort 5110 (rev. 2)"),
+            Some("NPort 5110 (rev. 2)".into())
+        );
+        assert_eq!(product_name("ルーター X1"), Some("ルーター X1".into()));
+        let docs = advisories(
+            &[Observed {
+                vendor: "Moxa".into(),
+                model: "203.0.113.77 (customer: Tanaka)".into(),
+                kind: "default_credential".into(),
+                last_seen: "2026-11-26T00:00:00Z".into(),
+            }],
+            &Publisher {
+                name: "Example CERT".into(),
+                namespace: "https://cert.example".into(),
+            },
+            "2026-11-26T00:00:00Z",
+        );
+        let text = docs["Moxa"].to_string();
+        assert!(
+            text.contains("unidentified model") && !text.contains("203.0.113"),
+            "{text}"
+        );
+        assert_eq!(check_no_address("Moxa", &text), Ok(()));
+        assert!(matches!(
+            check_no_address("Moxa", "{\"x\": \"seen at 198.51.100.2\"}"),
+            Err(AdvisoryError::Address { .. })
+        ));
     }
 }

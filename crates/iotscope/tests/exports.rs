@@ -287,3 +287,54 @@ fn a_line_break_in_an_abuse_address_is_a_configuration_error() {
     std::thread::sleep(Duration::from_millis(100));
     assert!(relay.accept().is_err(), "the relay was contacted");
 }
+
+/// Issue 14: a device title such as `203.0.113.77 (customer: ...)` became
+/// the product name in a manufacturer's CSAF advisory.
+#[test]
+fn advisories_carry_no_address_from_device_text() {
+    let dir = tempfile::tempdir().unwrap();
+    web_device("127.78.50.5", "NPort 203.0.113.77 (customer: Tanaka)", 60);
+    let db = dir.path().join("s.db");
+    ok(&bin()
+        .args([
+            "survey",
+            "--targets",
+            "127.78.50.5",
+            "--ports",
+            "80",
+            "--rate",
+            "0",
+        ])
+        .args(["--checks", "panels", "--output", "/dev/null", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap());
+    let o = bin()
+        .args(["findings", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("203.0.113.77"),
+        "the model came from the title"
+    );
+    let out = dir.path().join("adv");
+    ok(&bin()
+        .args(["advisories", "export", "--db"])
+        .arg(&db)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap());
+    let mut n = 0;
+    for f in std::fs::read_dir(&out).unwrap() {
+        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        assert!(
+            !text.contains("203.0.113") && !text.contains("Tanaka"),
+            "{text}"
+        );
+        assert!(text.contains("unidentified model"), "{text}");
+        n += 1;
+    }
+    assert_eq!(n, 1, "the Moxa advisory");
+}

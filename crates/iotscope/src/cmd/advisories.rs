@@ -60,8 +60,13 @@ pub fn run(c: AdvisoriesCommand) -> anyhow::Result<ExitCode> {
         },
         &now,
     );
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    // The last gate, for every document before any is written: an advisory
+    // that would carry an address, or two vendors whose names simplify to
+    // one file, fail the run closed.
+    let mut files: std::collections::BTreeMap<String, (&String, String)> = Default::default();
     for (vendor, doc) in &docs {
+        let text = serde_json::to_string_pretty(doc)?;
+        iotscope_advisories::check_no_address(vendor, &text)?;
         let name: String = vendor
             .chars()
             .map(|c| {
@@ -72,8 +77,21 @@ pub fn run(c: AdvisoriesCommand) -> anyhow::Result<ExitCode> {
                 }
             })
             .collect();
-        let path = out.join(format!("{}.json", name.trim_matches('-')));
-        write_public(&path, serde_json::to_string_pretty(doc)?.as_bytes())?;
+        let name = name.trim_matches('-').to_string();
+        let name = if name.is_empty() {
+            "vendor".to_string()
+        } else {
+            name
+        };
+        if let Some((other, _)) = files.get(&name) {
+            anyhow::bail!("vendors {other:?} and {vendor:?} would share {name}.json");
+        }
+        files.insert(name, (vendor, text));
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    for (name, (vendor, text)) in files {
+        let path = out.join(format!("{name}.json"));
+        write_public(&path, text.as_bytes())?;
         eprintln!("iotscope advisories: {vendor} -> {}", path.display());
     }
     eprintln!("iotscope advisories: {} advisories", docs.len());
