@@ -265,16 +265,19 @@ pub fn run(a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<Exit
             .map(|e| format!(" on {} from {}", e.interface, e.link.src_ip))
             .unwrap_or_default()
     );
+    // Rows and findings name hosts and their weaknesses: a new file is
+    // made readable by its owner only (0600).
     let append = |p: &std::path::Path| {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create(true).mode(0o600);
         if resuming {
-            std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(p)
+            o.append(true);
         } else {
-            std::fs::File::create(p)
+            o.truncate(true);
         }
-        .with_context(|| format!("cannot write {}", p.display()))
+        o.open(p)
+            .with_context(|| format!("cannot write {}", p.display()))
     };
     let mut out: Box<dyn Write + Send> = match &a.output {
         Some(p) => Box::new(BufWriter::new(append(p)?)),
