@@ -32,6 +32,10 @@ pub enum Kind {
     SelfSignedCertificate,
     /// A TLS certificate past its validity.
     ExpiredCertificate,
+    /// A login service takes an ID and password no device ships (a random
+    /// control pair): anyone gets in, or it is a honeypot. Reported instead
+    /// of `default_credential`, after one login.
+    AcceptsAnyCredentials,
 }
 
 impl Kind {
@@ -49,6 +53,7 @@ impl Kind {
             Kind::LoginLockout => "login_lockout",
             Kind::SelfSignedCertificate => "self_signed_certificate",
             Kind::ExpiredCertificate => "expired_certificate",
+            Kind::AcceptsAnyCredentials => "accepts_any_credentials",
         }
     }
 }
@@ -73,7 +78,10 @@ pub enum Severity {
 /// on a water-plant logger is worse than on a camera.
 pub fn severity(kind: Kind, criticality: Criticality) -> Severity {
     let base = match kind {
-        Kind::DefaultCredential | Kind::NoAuthentication | Kind::OpenControlPanel => Severity::High,
+        Kind::DefaultCredential
+        | Kind::NoAuthentication
+        | Kind::OpenControlPanel
+        | Kind::AcceptsAnyCredentials => Severity::High,
         Kind::AnonymousMqtt | Kind::ExposedModbus => Severity::High,
         Kind::ExposedTelnet | Kind::CleartextAdmin => Severity::Medium,
         Kind::LockoutAbsent | Kind::ExpiredCertificate => Severity::Low,
@@ -198,6 +206,14 @@ pub fn explain(kind: Kind, lang: Lang) -> (&'static str, &'static [&'static str]
         (ExpiredCertificate, Lang::Ja) => (
             "HTTPS の証明書の有効期限が切れています。保守されていない機器の兆候です。",
             &["証明書を更新してください。", "ファームウェアを更新するか、サポートの終わった機器は買い替えてください。", "機器をインターネットに公開しないでください。"],
+        ),
+        (AcceptsAnyCredentials, Lang::En) => (
+            "The login accepts an ID and password that no device ships (a random pair): anyone who reaches it is in, whatever they type.",
+            &["Check the device's login settings and set a password; a login that takes anything is broken or a decoy.", "Update the firmware.", "Do not expose the login to the Internet."],
+        ),
+        (AcceptsAnyCredentials, Lang::Ja) => (
+            "どの機器にも存在しない ID・パスワード（ランダムな組み合わせ）でログインできました。誰が何を入力しても入れる状態です。",
+            &["機器のログイン設定を確認し、パスワードを設定してください。何でも受け付けるログインは故障かおとりです。", "ファームウェアを更新してください。", "ログイン画面をインターネットに公開しないでください。"],
         ),
     }
 }

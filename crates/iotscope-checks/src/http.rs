@@ -273,36 +273,160 @@ pub struct Panel {
     pub controls: Vec<String>,
 }
 
-/// Looks at a page served without a login: forms that POST to an action,
-/// with buttons or fields named like controls, make an open panel.
+/// The attributes of one tag (`<input type=password name='pwd'>`), names
+/// lower-cased, values as written: double-quoted, single-quoted or bare,
+/// the three ways firmware writes HTML (HTML Living Standard, 13.1.2.3).
+fn attributes(tag: &str) -> Vec<(String, String)> {
+    let b = tag.as_bytes();
+    let mut out = Vec::new();
+    // Skip "<name".
+    let mut i = 1;
+    while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'>' {
+        i += 1;
+    }
+    loop {
+        while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'/') {
+            i += 1;
+        }
+        if i >= b.len() || b[i] == b'>' {
+            return out;
+        }
+        let start = i;
+        while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'=' | b'>') {
+            i += 1;
+        }
+        let name = tag[start..i].to_ascii_lowercase();
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let mut value = String::new();
+        if i < b.len() && b[i] == b'=' {
+            i += 1;
+            while i < b.len() && b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
+                let q = b[i];
+                let v = i + 1;
+                i = v;
+                while i < b.len() && b[i] != q {
+                    i += 1;
+                }
+                value = tag[v..i.min(b.len())].to_string();
+                i += 1;
+            } else {
+                let v = i;
+                while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'>' {
+                    i += 1;
+                }
+                value = tag[v..i].to_string();
+            }
+        }
+        if name.is_empty() {
+            i += 1;
+            continue;
+        }
+        out.push((name, value));
+    }
+}
+
+/// The tags named `name` in `html` (lower-case), each as its text from
+/// `<` to `>` and the index just past it.
+fn tags<'a>(html: &'a str, name: &'a str) -> impl Iterator<Item = (&'a str, usize)> + 'a {
+    let open = format!("<{name}");
+    let mut from = 0;
+    std::iter::from_fn(move || loop {
+        let at = from + html.get(from..)?.find(&open)?;
+        let after = html.as_bytes().get(at + open.len()).copied();
+        from = at + open.len();
+        // "<input" but not "<inputs": the name ends at a space, '/' or '>'.
+        if !after.is_some_and(|c| c.is_ascii_whitespace() || c == b'>' || c == b'/') {
+            continue;
+        }
+        let end = html[at..].find('>').map_or(html.len(), |e| at + e + 1);
+        from = end;
+        return Some((&html[at..end], end));
+    })
+}
+
+fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// True if `word` occurs in `text` as a whole word ("run" in "run mode"
+/// and "pump" in "pump1", not "run" in "running").
+fn has_word(text: &str, word: &str) -> bool {
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(char::is_alphabetic) && !after.is_some_and(char::is_alphabetic)
+    })
+}
+
+/// Looks at a page served without a login: a form that POSTs, asks for no
+/// password, and whose *controls* (buttons, submit and other inputs,
+/// selects; their names, values and texts) are named like controls that
+/// change the equipment's state makes an open panel. A login form (any
+/// password field, however its attributes are quoted) never does, and a
+/// form's own Reset button (`type=reset`, which only clears the form in the
+/// browser) is not a control of the device. Words in the page's free text
+/// do not count.
 pub fn panel_of(body: &str) -> Option<Panel> {
     let lower = body.to_ascii_lowercase();
     let mut controls = Vec::new();
-    let mut from = 0;
-    while let Some(i) = lower[from..].find("<form") {
-        let start = from + i;
-        let end = lower[start..]
-            .find("</form>")
-            .map_or(lower.len(), |e| start + e);
-        let form = &lower[start..end];
-        // A login form is not a control panel.
-        let is_login = form.contains("type=\"password\"") || form.contains("name=\"password\"");
-        if !is_login && form.contains("post") {
-            let action = challenge_param(&form.replace('\'', "\""), "action").unwrap_or_default();
-            let words: Vec<&str> = CONTROL_WORDS
-                .iter()
-                .copied()
-                .filter(|w| form.contains(w))
-                .collect();
-            if !words.is_empty() {
-                controls.push(format!(
-                    "{} ({})",
-                    if action.is_empty() { "?" } else { &action },
-                    words.join(", ")
-                ));
-            }
+    for (form_tag, body_start) in tags(&lower, "form") {
+        let form_end = lower[body_start..]
+            .find("</form")
+            .map_or(lower.len(), |e| body_start + e);
+        let form = &lower[body_start..form_end];
+        let fattrs = attributes(form_tag);
+        if attr(&fattrs, "method") != Some("post") {
+            continue;
         }
-        from = end.max(start + 5);
+        let inputs: Vec<Vec<(String, String)>> =
+            tags(form, "input").map(|(t, _)| attributes(t)).collect();
+        // A login form is not a control panel.
+        if inputs.iter().any(|a| attr(a, "type") == Some("password")) {
+            continue;
+        }
+        let mut texts: Vec<String> = Vec::new();
+        for a in &inputs {
+            let kind = attr(a, "type").unwrap_or("text");
+            if matches!(kind, "reset" | "file") {
+                continue;
+            }
+            texts.extend(attr(a, "name").map(String::from));
+            texts.extend(attr(a, "value").map(String::from));
+        }
+        for (t, end) in tags(form, "button") {
+            let a = attributes(t);
+            if attr(&a, "type") == Some("reset") {
+                continue;
+            }
+            texts.extend(attr(&a, "name").map(String::from));
+            texts.extend(attr(&a, "value").map(String::from));
+            let label_end = form[end..].find("</button").map_or(form.len(), |e| end + e);
+            texts.push(form[end..label_end].to_string());
+        }
+        for (t, _) in tags(form, "select") {
+            texts.extend(attr(&attributes(t), "name").map(String::from));
+        }
+        let words: Vec<&str> = CONTROL_WORDS
+            .iter()
+            .copied()
+            .filter(|w| texts.iter().any(|t| has_word(t, w)))
+            .collect();
+        if !words.is_empty() {
+            let action = attr(&fattrs, "action").unwrap_or("");
+            controls.push(format!(
+                "{} ({})",
+                if action.is_empty() { "?" } else { action },
+                words.join(", ")
+            ));
+        }
     }
     if controls.is_empty() {
         return None;
@@ -370,5 +494,57 @@ mod tests {
         let login = "<form method=\"POST\" action=\"/login\">User name <input name=\"username\"> <input type=\"password\" name=\"password\"><button>Login</button></form>";
         assert_eq!(panel_of(login), None);
         assert_eq!(panel_of("<html>hello</html>"), None);
+    }
+
+    /// Issue 12: a DVR's login page (unquoted attributes, a Reset button)
+    /// was reported as a critical open control panel.
+    #[test]
+    fn login_forms_in_any_quoting_and_reset_buttons_are_not_panels() {
+        for q in ["", "'", "\""] {
+            let page = format!(
+                "<title>NETSurveillance WEB</title><form name=frmLogin method=post action=/Login.htm>\
+                 User Name <input type={q}text{q} name={q}username{q}><br>\
+                 Password <input type={q}password{q} name={q}pwd{q} size=16>\
+                 <input type=submit value=Login> <input type=reset value=Reset></form>"
+            );
+            assert_eq!(panel_of(&page), None, "quote {q:?}");
+        }
+        // A settings form whose only "control word" is its own Reset button.
+        let settings = "<form method=post action=/save><input name=hostname value=cam1>\
+                        <input type=submit value=Save><input type=reset value=Reset></form>";
+        assert_eq!(panel_of(settings), None);
+        let button_reset = "<form method=post action=/save><input name=ntp>\
+                            <button type=reset>Reset</button><button>Apply</button></form>";
+        assert_eq!(panel_of(button_reset), None);
+        // Words in free text, or inside other words, are not controls.
+        let prose =
+            "<form method=post action=/search><p>Pump station status: running, return valve</p>\
+                     <input name=q><input type=submit value=Search></form>";
+        assert_eq!(panel_of(prose), None);
+        // Real controls in firmware HTML, unquoted: still a panel.
+        let plant = "<form method=post action=/ctl><select name=pump1><option>on</option></select>\
+                     <input type=submit name=cmd value=STOP></form>";
+        let p = panel_of(plant).unwrap();
+        assert!(
+            p.controls[0].starts_with("/ctl (stop, pump"),
+            "{:?}",
+            p.controls
+        );
+        // A hidden command posted by a submit button counts; GET search forms do not.
+        let reboot = "<form method='post' action='/sys'><input type='hidden' name='do' value='reboot'><input type='submit' value='Go'></form>";
+        assert!(panel_of(reboot).is_some());
+        assert_eq!(
+            panel_of("<form method=get action=/x><button>Stop</button></form>"),
+            None
+        );
+        // Hostile markup never panics.
+        for junk in [
+            "<form method=post",
+            "<form method=post><input type=",
+            "<form method=post><button>",
+            "<form\u{1}method=post><input name='unterminated></form>",
+        ] {
+            let _ = panel_of(junk);
+        }
     }
 }

@@ -106,6 +106,15 @@ pub enum LoginResult {
         /// Attempts made.
         attempts: usize,
     },
+    /// The control pair, which no device ships, logged in: the service
+    /// takes any ID and password (a honeypot or a broken device). No
+    /// dictionary pair was tried.
+    AcceptsAny {
+        /// The control pair.
+        pair: Pair,
+        /// What the device showed.
+        evidence: String,
+    },
 }
 
 /// Unjudged attempts in a row (no connection, a hang-up before the
@@ -260,12 +269,74 @@ pub async fn check_logins(
     pairs: Vec<Pair>,
     s: &CheckSettings,
 ) -> LoginResult {
-    let queue = PairQueue::new(pairs, s.max_attempts);
+    // The control attempt, alone and first: a pair that cannot be right.
+    // A service that takes it takes anything, so a dictionary success would
+    // prove nothing (and with parallel workers each would log in): report
+    // that once, with no further login. It costs one failed attempt of the
+    // lockout budget.
+    let control = PairQueue::new(vec![control_pair()], 1);
+    let alone = CheckSettings {
+        per_host: 1,
+        ..s.clone()
+    };
+    worker.run(addr, &control, &alone).await;
+    match control.finish() {
+        LoginResult::Exhausted { .. } => {}
+        LoginResult::Success {
+            pair,
+            no_password: false,
+            evidence,
+            ..
+        } => return LoginResult::AcceptsAny { pair, evidence },
+        // No password asked at all, a lockout or silence: that is the answer.
+        other => return other,
+    }
+    let queue = PairQueue::new(pairs, s.max_attempts.saturating_sub(1));
     let workers: Vec<WorkerFuture<'_>> = (0..s.per_host.max(1))
         .map(|_| worker.run(addr, &queue, s))
         .collect();
     futures_join_all(workers).await;
-    queue.finish()
+    // The control attempt counts among the service's attempts.
+    match queue.finish() {
+        LoginResult::Success {
+            pair,
+            no_password,
+            evidence,
+            attempts,
+        } => LoginResult::Success {
+            pair,
+            no_password,
+            evidence,
+            attempts: attempts + 1,
+        },
+        LoginResult::Locked { attempts, evidence } => LoginResult::Locked {
+            attempts: attempts + 1,
+            evidence,
+        },
+        LoginResult::Exhausted { attempts } => LoginResult::Exhausted {
+            attempts: attempts + 1,
+        },
+        LoginResult::Unreachable { attempts } => LoginResult::Unreachable {
+            attempts: attempts + 1,
+        },
+        other => other,
+    }
+}
+
+/// A pair no device ships: a user and a password of 16 random hex digits
+/// each (random per call; [`std::collections::hash_map::RandomState`] is
+/// seeded from the system's randomness).
+pub fn control_pair() -> Pair {
+    use std::hash::{BuildHasher, Hasher};
+    let word = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(salt);
+        format!("{:016x}", h.finish())
+    };
+    Pair {
+        user: format!("iotscope-{}", word(1)),
+        password: word(2),
+    }
 }
 
 /// A boxed future of any output.
@@ -364,5 +435,92 @@ mod tests {
         assert!(!q.report(&b, Attempt::Failed));
         assert_eq!(q.next(), None, "capped at 2");
         assert_eq!(q.finish(), LoginResult::Exhausted { attempts: 2 });
+    }
+
+    /// A device that judges pairs by `accepts`, counting logins.
+    struct Fake {
+        accepts: fn(&Pair) -> bool,
+        logins: std::sync::atomic::AtomicUsize,
+        tries: std::sync::atomic::AtomicUsize,
+    }
+
+    impl LoginWorker for Fake {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        fn run<'a>(
+            &'a self,
+            _: SocketAddr,
+            q: &'a PairQueue,
+            _: &'a CheckSettings,
+        ) -> WorkerFuture<'a> {
+            Box::pin(async move {
+                while let Some(pair) = q.next() {
+                    self.tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let outcome = if (self.accepts)(&pair) {
+                        self.logins
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        Attempt::Success {
+                            no_password: false,
+                            evidence: "# ".into(),
+                        }
+                    } else {
+                        Attempt::Failed
+                    };
+                    // Let the other workers run, as real I/O would.
+                    tokio::task::yield_now().await;
+                    if q.report(&pair, outcome) {
+                        break;
+                    }
+                }
+            })
+        }
+    }
+
+    /// Issue 12: a device that accepts any password was reported as having
+    /// a default credential (a different pair each run), and parallel
+    /// workers each logged in.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_service_that_takes_anything_is_found_with_one_login() {
+        let pairs = vec![p("root", "xc3511"), p("admin", "admin"), p("root", "vizxv")];
+        let s = CheckSettings {
+            per_host: 3,
+            ..Default::default()
+        };
+        let addr: SocketAddr = "127.0.0.1:23".parse().unwrap();
+        let any = Fake {
+            accepts: |_| true,
+            logins: 0.into(),
+            tries: 0.into(),
+        };
+        match check_logins(&any, addr, pairs.clone(), &s).await {
+            LoginResult::AcceptsAny { pair, .. } => assert!(pair.user.starts_with("iotscope-")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            any.logins.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one login"
+        );
+        // A device with one default pair: found, with the control counted.
+        let one = Fake {
+            accepts: |p| p.user == "root" && p.password == "vizxv",
+            logins: 0.into(),
+            tries: 0.into(),
+        };
+        match check_logins(&one, addr, pairs.clone(), &s).await {
+            LoginResult::Success { pair, .. } => assert_eq!(pair, p("root", "vizxv")),
+            other => panic!("{other:?}"),
+        }
+        let none = Fake {
+            accepts: |_| false,
+            logins: 0.into(),
+            tries: 0.into(),
+        };
+        assert_eq!(
+            check_logins(&none, addr, pairs, &s).await,
+            LoginResult::Exhausted { attempts: 4 }
+        );
+        assert_ne!(control_pair(), control_pair(), "random per call");
     }
 }

@@ -356,6 +356,15 @@ fn login_findings(c: &mut Collector<'_>, port: u16, service: &str, r: LoginResul
             }
         }
         LoginResult::Unreachable { .. } => {}
+        LoginResult::AcceptsAny { pair, evidence } => {
+            let mut e = ev(
+                service,
+                format!("a random pair no device ships logged in: {evidence}"),
+            );
+            e.user = Some(pair.user);
+            e.attempts = Some(1);
+            c.add(port, service, Kind::AcceptsAnyCredentials, e);
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `iotscope` binary: parses the command line and wires the library
 //! crates together. Logic worth testing on its own lives in the libraries.
 
+mod args;
 mod cmd;
 mod config;
 mod files;

@@ -37,10 +37,10 @@ pub enum AlertsCommand {
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
         /// Connect and read timeout.
-        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "3s", value_parser = crate::args::timeout)]
         timeout: std::time::Duration,
         /// Infected hosts unseen this long are fixed.
-        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "7d", value_parser = crate::args::span)]
         infected_ttl: std::time::Duration,
         /// Exclusion (opt-out) file(s), ZMap's blocklist format, on top of
         /// the config's `[scope] exclude`: alerts on excluded addresses are

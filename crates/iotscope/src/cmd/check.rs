@@ -44,7 +44,7 @@ pub struct CheckArgs {
     #[arg(long, default_value = DEFAULT_PORTS)]
     ports: String,
     /// Connect and read timeout.
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = crate::args::timeout)]
     timeout: Duration,
     #[command(flatten)]
     flags: super::checks::CheckFlags,

@@ -50,7 +50,7 @@ pub struct RunArgs {
     #[arg(long)]
     allow_non_loopback: bool,
     /// Stop by itself after this long (default: run until SIGINT or SIGTERM).
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = crate::args::run_time, value_name = "DURATION")]
     duration: Option<std::time::Duration>,
 }
 
@@ -69,7 +69,7 @@ pub struct DarknetArgs {
     #[arg(long, value_enum, default_value_t = Fmt::Pcap)]
     format: Fmt,
     /// Capture length.
-    #[arg(long, default_value = "6h", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "6h", value_parser = crate::args::span)]
     duration: std::time::Duration,
     /// Capture start, RFC 3339.
     #[arg(long, default_value = "2016-10-01T00:00:00Z")]

@@ -59,7 +59,7 @@ pub struct SurveyArgs {
     seed: u64,
     /// Connect timeout and module reads; in SYN mode also how long to
     /// listen for answers after the last probe.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = crate::args::timeout)]
     timeout: Duration,
     /// Most connections at once.
     #[arg(long, default_value_t = 500)]
