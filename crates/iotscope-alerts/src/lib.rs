@@ -483,7 +483,7 @@ impl CorroborationRule {
     pub fn describe(&self) -> String {
         format!(
             "corroborated when the source sent fingerprinted SYNs in at least {} buckets spanning at least {} hours \
-             and at least {} of them, or a survey of the address found a default or no password within {} days; \
+             and at least {} of them, or a survey of the address found it taking a factory-default or empty credential within {} days; \
              darknet packets alone can be forged from any address, so less is only observed and is not mailed",
             self.min_buckets, self.min_span_hours, self.min_packets, self.max_gap_days
         )

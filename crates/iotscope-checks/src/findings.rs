@@ -36,6 +36,10 @@ pub enum Kind {
     /// control pair): anyone gets in, or it is a honeypot. Reported instead
     /// of `default_credential`, after one login.
     AcceptsAnyCredentials,
+    /// A login service was found but its check reached no verdict (no
+    /// prompt recognised, a handshake or scheme not supported, every attempt
+    /// timed out): not "nothing found", but "could not check".
+    CheckIncomplete,
 }
 
 impl Kind {
@@ -54,6 +58,7 @@ impl Kind {
             Kind::SelfSignedCertificate => "self_signed_certificate",
             Kind::ExpiredCertificate => "expired_certificate",
             Kind::AcceptsAnyCredentials => "accepts_any_credentials",
+            Kind::CheckIncomplete => "check_incomplete",
         }
     }
 }
@@ -84,7 +89,9 @@ pub fn severity(kind: Kind, criticality: Criticality) -> Severity {
         | Kind::AcceptsAnyCredentials => Severity::High,
         Kind::AnonymousMqtt | Kind::ExposedModbus => Severity::High,
         Kind::ExposedTelnet | Kind::CleartextAdmin => Severity::Medium,
-        Kind::LockoutAbsent | Kind::ExpiredCertificate => Severity::Low,
+        // Low, not Info: an owner told "nothing found" must not have an
+        // unchecked door (`check` exits 1 with it).
+        Kind::LockoutAbsent | Kind::ExpiredCertificate | Kind::CheckIncomplete => Severity::Low,
         Kind::LoginLockout | Kind::SelfSignedCertificate => Severity::Info,
     };
     let on_critical = criticality == Criticality::Critical && base >= Severity::High;
@@ -210,6 +217,14 @@ pub fn explain(kind: Kind, lang: Lang) -> (&'static str, &'static [&'static str]
         (AcceptsAnyCredentials, Lang::En) => (
             "The login accepts an ID and password that no device ships (a random pair): anyone who reaches it is in, whatever they type.",
             &["Check the device's login settings and set a password; a login that takes anything is broken or a decoy.", "Update the firmware.", "Do not expose the login to the Internet."],
+        ),
+        (CheckIncomplete, Lang::En) => (
+            "A login service answered, but the check could not tell whether a default password opens it (see the evidence for why).",
+            &["Log in yourself and make sure the password is your own, long and unique.", "Update the firmware.", "Turn the service off or keep it off the Internet if you do not use it."],
+        ),
+        (CheckIncomplete, Lang::Ja) => (
+            "ログイン機能は応答しましたが、初期パスワードで入れるかどうかを判定できませんでした（理由は根拠を参照）。",
+            &["ご自身でログインし、パスワードが推測されにくい長い独自のものか確認してください。", "ファームウェアを更新してください。", "使っていない機能は無効にするか、インターネットに公開しないでください。"],
         ),
         (AcceptsAnyCredentials, Lang::Ja) => (
             "どの機器にも存在しない ID・パスワード（ランダムな組み合わせ）でログインできました。誰が何を入力しても入れる状態です。",

@@ -366,6 +366,12 @@ fn has_word(text: &str, word: &str) -> bool {
     })
 }
 
+/// True if the page (lower-cased) holds a password field, however its
+/// attributes are quoted: a login form.
+pub fn has_password_field(lower: &str) -> bool {
+    tags(lower, "input").any(|(t, _)| attr(&attributes(t), "type") == Some("password"))
+}
+
 /// Looks at a page served without a login: a form that POSTs, asks for no
 /// password, and whose *controls* (buttons, submit and other inputs,
 /// selects; their names, values and texts) are named like controls that

@@ -213,6 +213,21 @@ pub async fn check_host(
                     if let Some(r) = login {
                         login_findings(&mut c, s.port, "http", r, &opts.pairs);
                     }
+                } else if opts.credentials && (b["status_code"] == 401 || !scheme.is_empty()) {
+                    // A login we have no worker for (Negotiate, NTLM,
+                    // Bearer, ...): not "nothing found".
+                    c.add(
+                        s.port,
+                        "http",
+                        Kind::CheckIncomplete,
+                        ev(
+                            "http",
+                            format!(
+                                "HTTP authentication scheme {:?} is not checked",
+                                auth["scheme"].as_str().unwrap_or("?")
+                            ),
+                        ),
+                    );
                 } else if opts.panels || opts.credentials {
                     // One read-only look at the front page: a control panel,
                     // or a login form (which is never submitted).
@@ -244,9 +259,7 @@ pub async fn check_host(
                                 Kind::CleartextAdmin,
                                 ev("http", "an administration page over cleartext HTTP"),
                             );
-                        } else if lower.contains("type=\"password\"")
-                            || lower.contains("name=\"password\"")
-                        {
+                        } else if crate::http::has_password_field(&lower) {
                             c.add(
                                 s.port,
                                 "http",
@@ -355,7 +368,14 @@ fn login_findings(c: &mut Collector<'_>, port: u16, service: &str, r: LoginResul
                 c.add(port, service, Kind::LockoutAbsent, e);
             }
         }
-        LoginResult::Unreachable { .. } => {}
+        LoginResult::Unreachable { attempts } => {
+            let mut e = ev(
+                service,
+                format!("no verdict: the service stopped answering or showed no login prompt we recognise ({attempts} attempts judged)"),
+            );
+            e.attempts = Some(attempts);
+            c.add(port, service, Kind::CheckIncomplete, e);
+        }
         LoginResult::AcceptsAny { pair, evidence } => {
             let mut e = ev(
                 service,

@@ -54,6 +54,16 @@ pub enum Kind {
     SshDevice,
     /// Nothing useful: closed, accept-and-close, garbage or a tarpit.
     Noise,
+    /// A telnet login that takes any user and password (a honeypot, or a
+    /// device whose authentication is broken), after hydra's and Cowrie's
+    /// reports. A correct check reports `accepts_any_credentials` after one
+    /// login, never a default credential. Only in a `--spec` lab.
+    AnyLogin,
+    /// A DVR whose web front page is a login form written the way old
+    /// firmware writes HTML (unquoted attributes, a Reset button), after
+    /// nuclei-templates' false positives. A correct check reports a login
+    /// over cleartext HTTP, never an open control panel. Only in a `--spec` lab.
+    LegacyLoginPage,
 }
 
 /// Protocol a listener speaks.
@@ -140,6 +150,9 @@ pub struct TelnetBehaviour {
     pub attempts_per_connection: u32,
     /// True when the user name alone opens a shell.
     pub no_password: bool,
+    /// True when any user and any password open a shell.
+    #[serde(default)]
+    pub accept_any: bool,
 }
 
 /// Behaviour knobs of a device's web server.
@@ -153,6 +166,10 @@ pub struct WebBehaviour {
     pub realm: String,
     /// How it authenticates.
     pub auth: WebAuth,
+    /// The login form written as old firmware writes it: unquoted
+    /// attributes and a Reset button.
+    #[serde(default)]
+    pub legacy_html: bool,
 }
 
 /// One emulated device: the manifest entry.
@@ -471,6 +488,7 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
                 lockout_secs: 300,
                 attempts_per_connection: 3,
                 no_password,
+                accept_any: false,
             });
             for &port in &telnet_ports {
                 d.services.push(svc(port, Service::Telnet));
@@ -525,6 +543,7 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
                 title: p.title.into(),
                 realm: p.model.into(),
                 auth,
+                legacy_html: false,
             });
             d.weaknesses.push("cleartext_admin".into());
             if web_password == "admin" && !d.weaknesses.iter().any(|w| w == "default_credential") {
@@ -541,6 +560,7 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
                 title: "WL-200 Water Equipment Data Logger".into(),
                 realm: String::new(),
                 auth: WebAuth::None,
+                legacy_html: false,
             });
             d.weaknesses.extend(
                 ["no_authentication", "open_control_panel", "cleartext_admin"].map(String::from),
@@ -556,6 +576,7 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
                 title: "PM-5000 Power Monitoring System".into(),
                 realm: String::new(),
                 auth: WebAuth::None,
+                legacy_html: false,
             });
             d.weaknesses.extend(
                 ["no_authentication", "open_control_panel", "cleartext_admin"].map(String::from),
@@ -613,6 +634,53 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
                     d.hardened_logins.push(login);
                 }
             }
+        }
+        Kind::AnyLogin => {
+            d.vendor = "-".into();
+            d.model = "-".into();
+            d.firmware = "-".into();
+            d.services.push(svc(23, Service::Telnet));
+            d.telnet = Some(TelnetBehaviour {
+                banner: String::new(),
+                login_prompt: "login: ".into(),
+                password_prompt: "Password: ".into(),
+                shell_prompt: "# ".into(),
+                fail_delay_ms: 0,
+                greeting_delay_ms: 0,
+                lockout_after: 0,
+                lockout_secs: 0,
+                attempts_per_connection: 3,
+                no_password: false,
+                accept_any: true,
+            });
+            d.weaknesses.extend(
+                [
+                    "exposed_telnet",
+                    "cleartext_admin",
+                    "accepts_any_credentials",
+                ]
+                .map(String::from),
+            );
+        }
+        Kind::LegacyLoginPage => {
+            d.vendor = "Xiongmai".into();
+            d.model = "NBD80X16S-KL".into();
+            d.firmware = "V4.02.R11".into();
+            d.services.push(svc(80, Service::Http));
+            d.web = Some(WebBehaviour {
+                server: "uc-httpd 1.0.0".into(),
+                title: "NETSurveillance WEB".into(),
+                realm: String::new(),
+                auth: WebAuth::Form,
+                legacy_html: true,
+            });
+            d.hardened_logins.push(Credential {
+                port: 80,
+                service: Service::Http,
+                user: "admin".into(),
+                password: strong_password(rng),
+            });
+            d.weaknesses.push("cleartext_admin".into());
         }
         Kind::Noise => {
             d.vendor = "-".into();

@@ -392,12 +392,14 @@ pub(super) async fn serve(mut stream: TcpStream, peer: SocketAddr, served: &Serv
                                 Event::LoginFailed,
                                 &format!("{u}:{p}"),
                             );
-                            ok(login_page(&web.title, true))
+                            ok(login_page(&web.title, true, web.legacy_html))
                         }
                     }
                     (_, "/main.html") if has_session => admin_page(d, &web.title),
                     (_, "/main.html") => redirect("/", None),
-                    (_, "/" | "/index.html" | "/login.htm") => ok(login_page(&web.title, false)),
+                    (_, "/" | "/index.html" | "/login.htm") => {
+                        ok(login_page(&web.title, false, web.legacy_html))
+                    }
                     _ => not_found(),
                 }
             }
@@ -451,12 +453,24 @@ fn digest_response(header: &str, method: &str, password: &str) -> Option<String>
     })
 }
 
-fn login_page(title: &str, failed: bool) -> String {
+fn login_page(title: &str, failed: bool, legacy: bool) -> String {
     let msg = if failed {
         "<p class=\"error\">Login failed: user name or password is wrong.</p>"
     } else {
         ""
     };
+    if legacy {
+        // As old DVR firmware writes it: no quotes, a Reset button.
+        return page(
+            title,
+            &format!(
+                "{msg}<form name=frmLogin method=post action=/login>\n\
+                 User Name <input type=text name=username size=16><br>\n\
+                 Password <input type=password name=password size=16><br>\n\
+                 <input type=submit value=Login> <input type=reset value=Reset>\n</form>"
+            ),
+        );
+    }
     page(
         title,
         &format!(

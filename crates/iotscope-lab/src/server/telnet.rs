@@ -167,9 +167,10 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, served: &Served, 
             Some(p)
         };
         let ok = !locked
-            && login.as_ref().is_some_and(|l| {
-                l.user == user && password.as_deref().is_none_or(|p| p == l.password)
-            });
+            && (t.accept_any
+                || login.as_ref().is_some_and(|l| {
+                    l.user == user && password.as_deref().is_none_or(|p| p == l.password)
+                }));
         if ok {
             audit.record(d, "telnet", port, peer, Event::Login, &user);
             shell(&mut r, peer, served, port, audit, &t.shell_prompt).await;

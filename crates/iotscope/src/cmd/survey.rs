@@ -459,7 +459,7 @@ pub fn run(a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<Exit
         stats.refused.load(Ordering::Relaxed),
         stats.timeouts.load(Ordering::Relaxed),
         if skipped > 0 {
-            format!(", {skipped} pairs skipped by exclusions in force now")
+            format!(", {skipped} skipped by exclusions in force now")
         } else {
             String::new()
         },

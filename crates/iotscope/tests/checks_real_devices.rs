@@ -1,0 +1,184 @@
+//! Issue 12 regressions: checks judge what real devices show. A login that
+//! takes anything is `accepts_any_credentials` after one login (never a
+//! default credential); a login page in old firmware HTML is not an open
+//! control panel; a login we cannot judge is `check_incomplete`, and the
+//! owner's check then exits 1. The lab's own kinds (`--spec`), loopback only.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_iotscope"))
+}
+
+#[test]
+fn accept_anything_and_legacy_login_pages_are_judged_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("spec.toml"),
+        "[kinds]\nany_login = 2\nlegacy_login_page = 2\n",
+    )
+    .unwrap();
+    let (manifest, audit) = (d.join("m.json"), d.join("audit.jsonl"));
+    let mut lab = bin()
+        .args([
+            "lab",
+            "--subnet",
+            "127.78.51.0/24",
+            "--duration",
+            "120s",
+            "--spec",
+        ])
+        .arg(d.join("spec.toml"))
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--audit")
+        .arg(&audit)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !manifest.exists() {
+        assert!(started.elapsed() < Duration::from_secs(20), "no manifest");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let db = d.join("s.db");
+    let o = bin()
+        .args([
+            "survey",
+            "--targets",
+            "127.78.51.0/28",
+            "--ports",
+            "23,80",
+            "--rate",
+            "0",
+        ])
+        .args(["--checks", "all", "--output", "/dev/null", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = bin()
+        .args(["findings", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let findings: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let got: BTreeSet<(String, String)> = findings
+        .iter()
+        .map(|f| {
+            (
+                f["ip"].as_str().unwrap().to_string(),
+                f["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let events: Vec<Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for dev in m["devices"].as_array().unwrap() {
+        let ip = dev["ip"].as_str().unwrap().to_string();
+        let has = |k: &str| got.contains(&(ip.clone(), k.to_string()));
+        match dev["kind"].as_str().unwrap() {
+            "any_login" => {
+                assert!(has("accepts_any_credentials"), "{ip}: {got:?}");
+                assert!(
+                    !has("default_credential") && !has("no_authentication"),
+                    "{ip}: {got:?}"
+                );
+                let logins = events
+                    .iter()
+                    .filter(|e| e["device"] == ip.as_str() && e["event"] == "login")
+                    .count();
+                assert_eq!(logins, 1, "{ip}: one login, the control");
+            }
+            "legacy_login_page" => {
+                assert!(has("cleartext_admin"), "{ip}: {got:?}");
+                assert!(
+                    !has("open_control_panel") && !has("no_authentication"),
+                    "{ip}: {got:?}"
+                );
+            }
+            other => panic!("{other}"),
+        }
+    }
+    // Nothing typed after any login, nothing changed, no form submitted.
+    for e in &events {
+        assert!(
+            e["event"] != "command" && e["event"] != "state_change",
+            "{e}"
+        );
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &lab.id().to_string()])
+        .status();
+    let _ = lab.wait();
+}
+
+/// An HTTP login we have no worker for (Negotiate only) is not "nothing
+/// found": `check_incomplete`, and `iotscope check` exits 1.
+#[test]
+fn a_login_we_cannot_judge_is_check_incomplete() {
+    // The module is chosen by port: 8080 is HTTP.
+    let l = TcpListener::bind("127.78.51.40:8080").unwrap();
+    let port = l.local_addr().unwrap().port();
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(40);
+        while Instant::now() < end {
+            let Ok((mut c, _)) = l.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            let _ = c.set_nonblocking(false);
+            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 2048];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nServer: Microsoft-IIS/10.0\r\nWWW-Authenticate: Negotiate\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let o = bin()
+        .args([
+            "check",
+            "127.78.51.40",
+            "--lang",
+            "en",
+            "--format",
+            "json",
+            "--ports",
+        ])
+        .arg(port.to_string())
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{doc} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "check_incomplete"
+                && f["evidence"]["matched"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Negotiate")),
+        "{doc}"
+    );
+}
