@@ -9,21 +9,44 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 /// Longest vendor or model name an advisory carries.
-pub const MAX_NAME: usize = 64;
+pub const MAX_NAME: usize = 40;
+
+/// Most words in a vendor or model name.
+pub const MAX_WORDS: usize = 4;
 
 /// A vendor or model name fit for an advisory, from identification text
-/// that may have come from a device (a `<title>` or realm): whitespace
-/// collapsed; only letters, digits, spaces and `- _ . / + ( ) #`; at most
-/// [`MAX_NAME`] characters; and no address anywhere in it (a title such as
-/// `203.0.113.77 (customer: ...)` names a subscriber, not a product). None
-/// when nothing fit remains.
+/// that may have come from a device (a `<title>` or realm). Product names
+/// are short codes ("DS-2CD2032-I", "NPort 5110"), so anything that reads
+/// like free text is refused rather than cleaned: whitespace collapsed;
+/// only letters, digits, spaces and `- _ . / + ( ) #`; at most
+/// [`MAX_NAME`] characters and [`MAX_WORDS`] words; no address anywhere in
+/// it (a title such as `203.0.113.77 (customer: ...)` names a subscriber);
+/// and nothing shaped like one or like a phone number or a URL: at most two
+/// all-digit tokens, none longer than six digits, no run of eight or more
+/// hex digits, no `//`. None when nothing fit remains.
 pub fn product_name(text: &str) -> Option<String> {
     let words: Vec<&str> = text.split_whitespace().collect();
     let name = words.join(" ");
     let fit = |c: char| c.is_alphanumeric() || " -_./+()#".contains(c);
+    let tokens: Vec<&str> = name
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let digit_tokens: Vec<&&str> = tokens
+        .iter()
+        .filter(|t| t.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    let shaped_like_data = digit_tokens.len() > 2
+        || digit_tokens.iter().any(|t| t.len() > 6)
+        || tokens
+            .iter()
+            .any(|t| t.len() >= 8 && t.chars().all(|c| c.is_ascii_hexdigit()))
+        || name.contains("//");
     if name.is_empty()
         || name.chars().count() > MAX_NAME
+        || words.len() > MAX_WORDS
         || !name.chars().all(fit)
+        || shaped_like_data
         || iotscope_share::find_addresses(&name).next().is_some()
     {
         return None;
@@ -336,8 +359,15 @@ mod tests {
             "NPort\x1b]0;x\x07",
             "=HYPERLINK(\"http://evil\")",
             "<script>alert(1)</script>",
-            &"A".repeat(65),
+            &"A".repeat(41),
             "   ",
+            // Free text that passes a character filter (issue 14 review).
+            "NPort Yamada Taro 090 1234 5678 Setagaya 1-2-3",
+            "NPort 203-0-113-79",
+            "NPort 203 0 113 81",
+            "NPort 3405803855",
+            "NPort c0a80101",
+            "NPort https//evil.example/x",
         ] {
             assert_eq!(product_name(bad), None, "{bad:?}");
         }
@@ -350,6 +380,14 @@ mod tests {
             Some("NPort 5110 (rev. 2)".into())
         );
         assert_eq!(product_name("ルーター X1"), Some("ルーター X1".into()));
+        assert_eq!(
+            product_name("NBD80X16S-KL V4.02.R11"),
+            Some("NBD80X16S-KL V4.02.R11".into())
+        );
+        assert_eq!(
+            product_name("WL-200 Data Logger"),
+            Some("WL-200 Data Logger".into())
+        );
         let docs = advisories(
             &[Observed {
                 vendor: "Moxa".into(),

@@ -6,6 +6,18 @@
 
 pub mod smtp;
 
+/// 128 random bits as hex ([`std::collections::hash_map::RandomState`] is
+/// seeded from the system's randomness): MIME boundaries and message ids.
+pub(crate) fn random_hex() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(salt);
+        h.finish()
+    };
+    format!("{:016x}{:016x}", half(1), half(2))
+}
+
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -68,6 +80,13 @@ pub enum IspError {
         what: &'static str,
         /// The shared value.
         value: String,
+    },
+    /// A name that is empty or holds a line break or control character (it
+    /// goes into mail and onto terminals).
+    #[error("ISP name {name:?} must be non-empty text without line breaks or control characters")]
+    Name {
+        /// The name.
+        name: String,
     },
     /// An abuse address that is not an RFC 5321 mailbox.
     #[error("ISP {isp:?}: abuse address {abuse:?} {why}")]
@@ -197,6 +216,11 @@ impl IspTable {
                     value: isp.name.clone(),
                 });
             }
+            if isp.name.trim().is_empty() || isp.name.chars().any(char::is_control) {
+                return Err(IspError::Name {
+                    name: isp.name.clone(),
+                });
+            }
             if !isp.abuse.is_empty() {
                 if let Some(why) = smtp::mailbox_problem(&isp.abuse) {
                     return Err(IspError::Abuse {
@@ -208,6 +232,22 @@ impl IspTable {
             }
             isp.id = Some(id);
         }
+        // Ids and names share one namespace: accounts and the web API's
+        // filter name an ISP by either, so one ISP's name must never be
+        // another's id.
+        for a in &isps {
+            if let Some(b) = isps.iter().find(|b| b.name != a.name && b.name == a.id()) {
+                return Err(IspError::Duplicate {
+                    first: a.name.clone(),
+                    second: b.name.clone(),
+                    what: "id and name",
+                    value: b.name.clone(),
+                });
+            }
+        }
+        // One prefix in two entries would hand one ISP's addresses to
+        // whichever comes first. (An AS may be shared: resellers and nested
+        // ISPs often have none of their own; see `isp_for_asn`.)
         let mut prefixes = Vec::new();
         for (i, isp) in isps.iter().enumerate() {
             for p in &isp.prefixes {
@@ -217,6 +257,25 @@ impl IspTable {
                 })?;
                 prefixes.push((net, len, i));
             }
+        }
+        let mut seen: std::collections::HashMap<(u128, u32), usize> = Default::default();
+        for &(net, len, i) in &prefixes {
+            if let Some(&j) = seen.get(&(net, len)) {
+                if j != i {
+                    return Err(IspError::Duplicate {
+                        first: isps[j].name.clone(),
+                        second: isps[i].name.clone(),
+                        what: "prefix",
+                        value: isps[i]
+                            .prefixes
+                            .iter()
+                            .find(|p| parse_prefix(p) == Some((net, len)))
+                            .cloned()
+                            .unwrap_or_default(),
+                    });
+                }
+            }
+            seen.insert((net, len), i);
         }
         prefixes.sort_by_key(|p| std::cmp::Reverse(p.1));
         Ok(IspTable { isps, prefixes })
@@ -237,9 +296,13 @@ impl IspTable {
     }
 
     /// The ISP whose AS numbers include `asn` (the fallback when no prefix
-    /// of the table holds an address).
+    /// of the table holds an address); None when several entries list it:
+    /// the AS alone cannot tell them apart, and a guess would hand one
+    /// ISP's subscribers to another (such addresses go to the AS's report).
     pub fn isp_for_asn(&self, asn: u32) -> Option<&Isp> {
-        self.isps.iter().find(|i| i.asn.contains(&asn))
+        let mut holders = self.isps.iter().filter(|i| i.asn.contains(&asn));
+        let first = holders.next()?;
+        holders.next().is_none().then_some(first)
     }
 
     /// The ISP of `ip`: the longest matching prefix, else the ISP of its AS.
@@ -705,13 +768,20 @@ mod tests {
         assert_eq!(slug("NTT (東日本)"), "ntt");
     }
 
+    impl Isp {
+        fn with_prefix(mut self, p: &str) -> Isp {
+            self.prefixes = vec![p.into()];
+            self
+        }
+    }
+
     /// Issue 14: "NTT (東日本)" and "NTT (西日本)" both became ntt.csv, which
     /// held both ISPs' addresses.
     #[test]
     fn isps_that_would_share_a_report_are_refused() {
         let with_id = |name: &str, id: &str| Isp {
             id: Some(id.into()),
-            ..isp(name, &["198.51.100.0/24"])
+            ..isp(name, &[])
         };
         let e =
             IspTable::new(vec![isp("NTT (東日本)", &[]), isp("NTT (西日本)", &[])]).unwrap_err();
@@ -740,6 +810,48 @@ mod tests {
         assert!(IspTable::new(vec![isp("AS64500", &[])]).is_err());
         assert!(IspTable::new(vec![isp("ISP A", &[]), isp("ISP-A", &[])]).is_err());
         assert!(IspTable::new(vec![with_id("Same", "a"), with_id("Same", "b")]).is_err());
+        // One ISP's name may not be another's id (accounts name either).
+        let e =
+            IspTable::new(vec![with_id("NTT East", "west"), with_id("west", "east")]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                IspError::Duplicate {
+                    what: "id and name",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // The same prefix or AS in two entries, a name with a line break.
+        assert!(
+            IspTable::new(vec![
+                with_id("A", "a").with_prefix("198.51.100.0/24"),
+                with_id("B", "b").with_prefix("198.51.100.0/24")
+            ])
+            .is_err(),
+            "same prefix"
+        );
+        let asn = |name: &str, id: &str, prefix: &str| {
+            Isp {
+                asn: vec![4713],
+                ..with_id(name, id)
+            }
+            .with_prefix(prefix)
+        };
+        // A shared AS is allowed, but never decides between its holders.
+        let t = IspTable::new(vec![
+            asn("A", "a", "198.51.100.0/25"),
+            asn("B", "b", "198.51.100.128/25"),
+        ])
+        .unwrap();
+        assert!(t.isp_for_asn(4713).is_none());
+        let b = t.isp_of("198.51.100.200".parse().unwrap(), Some(4713));
+        assert_eq!(b.unwrap().id(), "b");
+        assert!(matches!(
+            IspTable::new(vec![isp("ISP\r\nBcc: attacker@evil.example", &[])]),
+            Err(IspError::Name { .. })
+        ));
         let bad_abuse = Isp {
             abuse: "abuse@isp.example>\r\nRCPT TO:<attacker@evil.example".into(),
             ..isp("Test ISP", &[])

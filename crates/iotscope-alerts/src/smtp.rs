@@ -263,11 +263,42 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
+/// `t` as an RFC 5322 §3.3 date ("Mon, 30 Nov 2026 17:05:47 +0000").
+pub fn rfc5322_date(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {d:02} {} {y} {:02}:{:02}:{:02} +0000",
+        DAYS[(days % 7) as usize],
+        MONTHS[(m - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// The message as RFC 5322 + MIME text, dot-stuffed, CRLF line ends.
 pub fn render(m: &Message, date: &str, boundary: &str) -> String {
     let body = m.body.replace("\r\n", "\n").replace('\n', "\r\n");
     let text = format!(
-        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {date}\r\nMIME-Version: 1.0\r\n\
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {date}\r\nMessage-ID: <{boundary}@iotscope.invalid>\r\nMIME-Version: 1.0\r\n\
          Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n\
          --{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n\
          --{boundary}\r\nContent-Type: text/csv; charset=utf-8; name=\"{name}\"\r\n\
@@ -406,7 +437,8 @@ pub fn send(relay: &Relay, m: &Message, date: &str) -> Result<(String, String), 
     )?;
     step(&mut conn, Some(format!("RCPT TO:<{}>", m.to)), "RCPT", 250)?;
     step(&mut conn, Some("DATA".into()), "DATA", 354)?;
-    let boundary = format!("iotscope-{}", date.replace([' ', ':', ','], ""));
+    // A boundary no attachment or name can guess and close early.
+    let boundary = format!("iotscope-{}", crate::random_hex());
     conn.get_mut()
         .write_all(render(m, date, &boundary).as_bytes())
         .map_err(io)?;
@@ -419,6 +451,16 @@ pub fn send(relay: &Relay, m: &Message, date: &str) -> Result<(String, String), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_rfc_5322() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_058_347);
+        assert_eq!(rfc5322_date(t), "Mon, 30 Nov 2026 17:05:47 +0000");
+        assert_eq!(
+            rfc5322_date(std::time::UNIX_EPOCH),
+            "Thu, 01 Jan 1970 00:00:00 +0000"
+        );
+    }
 
     #[test]
     fn configured_addresses_cannot_add_commands_or_headers() {

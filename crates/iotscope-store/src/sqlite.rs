@@ -109,6 +109,29 @@ impl SqliteStore {
             path: p.clone(),
             source,
         };
+        // The store holds working device passwords, accounts and sessions:
+        // a new one is readable by its owner only (SQLite gives its -wal and
+        // -shm files the same mode).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
+            if let Err(e) = created {
+                if e.kind() != std::io::ErrorKind::AlreadyExists {
+                    return Err(StoreError::Database {
+                        path: p.clone(),
+                        source: rusqlite::Error::SqliteFailure(
+                            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                            Some(format!("cannot create the store: {e}")),
+                        ),
+                    });
+                }
+            }
+        }
         let mut conn = Connection::open(path).map_err(db)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
         wal_mode(&conn).map_err(db)?;
@@ -1150,6 +1173,20 @@ mod tests {
             last_seen: "2026-01-01T00:00:00Z".into(),
             status: String::new(),
         }
+    }
+
+    /// Issue 14: the store holds working passwords; a new one is 0600.
+    #[cfg(unix)]
+    #[test]
+    fn a_new_store_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     /// Issue 13: alerts are keyed by (address, port, problem); a store

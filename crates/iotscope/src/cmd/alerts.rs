@@ -354,8 +354,7 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                     );
                     continue;
                 }
-                let date =
-                    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+                let date = iotscope_alerts::smtp::rfc5322_date(std::time::SystemTime::now());
                 match iotscope_alerts::smtp::send(&relay, &message, &date) {
                     Ok((reply, travelled)) => {
                         for r in &mine {

@@ -1,6 +1,5 @@
 //! `iotscope lab ...`: test material.
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -240,8 +239,7 @@ fn run_command(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 Fmt::Pcap => CaptureFormat::Pcap,
                 Fmt::Pcapng => CaptureFormat::Pcapng,
             };
-            let file = File::create(&a.out)
-                .with_context(|| format!("cannot create {}", a.out.display()))?;
+            let file = crate::files::create_output(&a.out, 0o644, false)?;
             let truth = generate(&spec, format, file)
                 .with_context(|| format!("writing {}", a.out.display()))?;
             let truth_path = a.truth.unwrap_or_else(|| {
@@ -249,8 +247,7 @@ fn run_command(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 p.push(".truth.json");
                 p.into()
             });
-            let f = File::create(&truth_path)
-                .with_context(|| format!("cannot create {}", truth_path.display()))?;
+            let f = crate::files::create_output(&truth_path, 0o644, false)?;
             serde_json::to_writer_pretty(std::io::BufWriter::new(f), &truth)?;
             eprintln!(
                 "wrote {} ({} frames, {} sources, {} infected) and {}",

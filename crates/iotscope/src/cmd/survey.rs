@@ -266,19 +266,9 @@ pub fn run(a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<Exit
             .unwrap_or_default()
     );
     // Rows and findings name hosts and their weaknesses: a new file is
-    // made readable by its owner only (0600).
-    let append = |p: &std::path::Path| {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create(true).mode(0o600);
-        if resuming {
-            o.append(true);
-        } else {
-            o.truncate(true);
-        }
-        o.open(p)
-            .with_context(|| format!("cannot write {}", p.display()))
-    };
+    // made readable by its owner only (0600), and a link at the name is
+    // refused, not followed.
+    let append = |p: &std::path::Path| crate::files::create_output(p, 0o600, resuming);
     let mut out: Box<dyn Write + Send> = match &a.output {
         Some(p) => Box::new(BufWriter::new(append(p)?)),
         None => Box::new(BufWriter::new(std::io::stdout())),
