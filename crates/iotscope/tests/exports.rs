@@ -338,3 +338,63 @@ fn advisories_carry_no_address_from_device_text() {
     }
     assert_eq!(n, 1, "the Moxa advisory");
 }
+
+/// Review of issue 14: streamed outputs wrote through a link planted at
+/// their name; the store was world-readable with working passwords in it.
+#[test]
+fn outputs_refuse_planted_links_and_the_store_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let victim = d.join("victim");
+    std::fs::write(&victim, "keep").unwrap();
+    std::os::unix::fs::symlink(&victim, d.join("rows.jsonl")).unwrap();
+    let o = bin()
+        .args([
+            "survey",
+            "--targets",
+            "127.78.52.1",
+            "--ports",
+            "9",
+            "--rate",
+            "0",
+        ])
+        .arg("--output")
+        .arg(d.join("rows.jsonl"))
+        .arg("--db")
+        .arg(d.join("s.db"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("symbolic link"));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    let o = bin()
+        .args([
+            "survey",
+            "--targets",
+            "127.78.52.1",
+            "--ports",
+            "9",
+            "--rate",
+            "0",
+        ])
+        .arg("--output")
+        .arg(d.join("rows2.jsonl"))
+        .arg("--db")
+        .arg(d.join("s.db"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["s.db", "rows2.jsonl"] {
+        let mode = std::fs::metadata(d.join(f)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    std::os::unix::fs::symlink(&victim, d.join("cap.pcap")).unwrap();
+    let o = bin()
+        .args(["lab", "darknet", "--packets", "10", "--out"])
+        .arg(d.join("cap.pcap"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+}
