@@ -11,7 +11,8 @@
 //! line and not stored, and at export, where a refused value (from a store
 //! filled before these rules) is left out and reported. An export therefore
 //! holds only host names that block themselves and their subdomains, and
-//! addresses and narrow prefixes of hosts on the internet.
+//! single addresses of hosts on the internet (feeds name hosts: a prefix is
+//! never an entry).
 
 pub mod policy;
 
@@ -21,8 +22,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 pub use policy::{
-    check_address, check_domain, check_network, is_public_suffix, parse_network, Network, Refusal,
-    MAX_ENTRIES, MAX_RPZ_NAME, MIN_PREFIX_V4, MIN_PREFIX_V6,
+    check_address, check_domain, is_public_suffix, parse_address, url_host, Refusal, MAX_ENTRIES,
+    MAX_RPZ_NAME,
 };
 
 /// What an entry names.
@@ -72,32 +73,23 @@ fn csv_fields(line: &str) -> Vec<String> {
         .collect()
 }
 
-/// The host of a URL: "http://192.0.2.4:8080/bin.sh" -> ("192.0.2.4", Some(8080)).
-fn url_host(url: &str) -> Option<(String, Option<u16>)> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit('@').next()?;
-    if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
-        return Some((host.to_string(), port));
-    }
-    match authority.rsplit_once(':') {
-        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() => {
-            Some((h.to_string(), p.parse().ok()))
-        }
-        _ => Some((authority.to_string(), None)),
-    }
-}
-
-/// How a feed value is stored: an address or prefix (canonical text) or a
-/// host name (normalised), each checked by [`policy`].
+/// How a feed value is stored: an address (canonical text) or a host name
+/// (normalised), each checked by [`policy`]; a prefix is refused.
 fn classify(value: &str) -> Result<(String, EntryKind), Refusal> {
     let v = value.trim();
-    if let Some(net) = parse_network(v) {
-        return Ok((net?.to_string(), EntryKind::Ip));
+    if let Some(ip) = parse_address(v) {
+        return Ok((ip?.to_string(), EntryKind::Ip));
     }
     check_domain(v).map(|d| (d, EntryKind::Domain))
+}
+
+/// How a value that must be an address (Feodo `dst_ip`, ThreatFox
+/// `ip:port`) is stored: a prefix or a name is refused.
+fn address(value: &str) -> Result<(String, EntryKind), Refusal> {
+    match parse_address(value.trim()) {
+        Some(ip) => Ok((ip?.to_string(), EntryKind::Ip)),
+        None => Err(Refusal::NotAnAddress),
+    }
 }
 
 /// A value for a message: quoted with escapes (no control character
@@ -149,13 +141,14 @@ pub enum Feed {
 /// Parses a feed export; `#` lines and the header are skipped.
 ///
 /// # Errors
-/// A line that does not have the feed's shape (too few columns, a URL with
-/// no host, a Feodo `dst_ip` or ThreatFox `ip:port` that is not an address
-/// and port) stops the parse with a [`FeedError`] naming the file and line:
-/// the file is damaged or not that feed. A line that has the shape but
-/// names a value [`policy`] refuses (an RPZ trigger label, a public suffix,
-/// a malformed host name, a private address, ...) is not an error: it is
-/// listed in [`Parsed::refused`] with its file and line.
+/// A line that does not have the feed's shape (too few columns, a Feodo
+/// `dst_ip` that is not an address, a ThreatFox `ip:port` with no `:`)
+/// stops the parse with a [`FeedError`] naming the file and line: the file
+/// is damaged or not that feed. A line that has the shape but names a
+/// value [`policy`] refuses (a URL whose host is not certain, an RPZ
+/// trigger label, a public suffix, a malformed host name, a prefix, a
+/// private address, ...) is not an error: it is listed in
+/// [`Parsed::refused`] with its file and line.
 pub fn parse(feed: Feed, text: &str, file: &str) -> Result<Parsed, FeedError> {
     let mut out = Parsed::default();
     for (i, raw) in text.lines().enumerate() {
@@ -169,22 +162,31 @@ pub fn parse(feed: Feed, text: &str, file: &str) -> Result<Parsed, FeedError> {
             line: i + 1,
             what: what.to_string(),
         };
+        let refused = |value: &str, why: Refusal| Refused {
+            file: file.to_string(),
+            line: i + 1,
+            value: value.to_string(),
+            why,
+        };
         // A header line (Feodo's is not commented).
         if f.first()
             .is_some_and(|x| x == "first_seen_utc" || x == "id")
         {
             continue;
         }
-        let (value, port, malware, source, first_seen) = match feed {
+        // The value as the feed wrote it, the value checked, the port,
+        // the family, the feed and when it was first seen.
+        let (raw_value, checked, port, malware, source, first_seen) = match feed {
             Feed::Feodo => {
                 if f.len() < 6 {
                     return Err(err("expected 6 columns: first_seen_utc,dst_ip,dst_port,c2_status,last_online,malware"));
                 }
-                if f[1].parse::<IpAddr>().is_err() {
+                if parse_address(&f[1]).is_none() {
                     return Err(err(&format!("dst_ip {} is not an address", shown(&f[1]))));
                 }
                 (
                     f[1].clone(),
+                    address(&f[1]),
                     f[2].parse().ok(),
                     f[5].clone(),
                     "feodo",
@@ -195,32 +197,55 @@ pub fn parse(feed: Feed, text: &str, file: &str) -> Result<Parsed, FeedError> {
                 if f.len() < 6 {
                     return Err(err("expected 9 columns: id,dateadded,url,url_status,last_online,threat,tags,urlhaus_link,reporter"));
                 }
-                let (host, port) = url_host(&f[2])
-                    .ok_or_else(|| err(&format!("url {} has no host", shown(&f[2]))))?;
+                let (host, port) = match url_host(&f[2]) {
+                    Ok(hp) => hp,
+                    Err(why) => {
+                        out.refused.push(refused(&f[2], why));
+                        continue;
+                    }
+                };
                 let family = f
                     .get(6)
                     .map(|t| t.split(',').next_back().unwrap_or("").to_string())
                     .unwrap_or_default();
-                (host, port, family, "urlhaus", &f[1])
+                (
+                    host.clone(),
+                    classify(&host),
+                    port,
+                    family,
+                    "urlhaus",
+                    &f[1],
+                )
             }
             Feed::Threatfox => {
                 if f.len() < 8 {
                     return Err(err("expected ThreatFox's columns: first_seen_utc,ioc_id,ioc_value,ioc_type,threat_type,fk_malware,malware_alias,malware_printable,..."));
                 }
-                let (value, port) = match f[3].as_str() {
+                let (value, checked, port) = match f[3].as_str() {
+                    // An address, never a prefix: `11.0.0.0/8:443`,
+                    // `[2001:4860::/32]:443` and `64:ff9b::/96:80` are
+                    // refused.
                     "ip:port" => match f[2].rsplit_once(':') {
-                        Some((ip, p)) => (ip.trim_matches(['[', ']']).to_string(), p.parse().ok()),
+                        Some((ip, p)) => {
+                            let ip = ip.trim_matches(['[', ']']);
+                            (ip.to_string(), address(ip), p.parse().ok())
+                        }
                         None => return Err(err(&format!("ioc {} is not ip:port", shown(&f[2])))),
                     },
-                    "domain" => (f[2].clone(), None),
-                    "url" => url_host(&f[2])
-                        .ok_or_else(|| err(&format!("url {} has no host", shown(&f[2]))))?,
+                    "domain" => (f[2].clone(), classify(&f[2]), None),
+                    "url" => match url_host(&f[2]) {
+                        Ok((host, port)) => (host.clone(), classify(&host), port),
+                        Err(why) => {
+                            out.refused.push(refused(&f[2], why));
+                            continue;
+                        }
+                    },
                     _ => continue, // hashes and the like name no host
                 };
-                (value, port, f[7].clone(), "threatfox", &f[0])
+                (value, checked, port, f[7].clone(), "threatfox", &f[0])
             }
         };
-        match classify(&value) {
+        match checked {
             Ok((value, kind)) => out.entries.push(Entry {
                 value,
                 kind,
@@ -229,12 +254,7 @@ pub fn parse(feed: Feed, text: &str, file: &str) -> Result<Parsed, FeedError> {
                 source: source.to_string(),
                 first_seen: first_seen.clone(),
             }),
-            Err(why) => out.refused.push(Refused {
-                file: file.to_string(),
-                line: i + 1,
-                value,
-                why,
-            }),
+            Err(why) => out.refused.push(refused(&raw_value, why)),
         }
     }
     Ok(out)
@@ -253,7 +273,7 @@ pub fn dedup(entries: &[Entry]) -> Vec<Entry> {
 /// The export formats (what [`vet`] keeps depends on it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
-    /// One address or prefix a line ([`to_plain`]).
+    /// One address a line ([`to_plain`]).
     Plain,
     /// An nftables table ([`to_nft`]).
     Nft,
@@ -297,8 +317,8 @@ pub enum ExportError {
 }
 
 /// The entries `format` may carry, each checked again by [`policy`] (a
-/// store may hold values imported before these rules): addresses and
-/// prefixes through [`check_network`], host names through [`check_domain`]
+/// store may hold values imported before these rules): addresses through
+/// [`parse_address`] (a prefix is refused), host names through [`check_domain`]
 /// (and, for an RPZ, at most [`MAX_RPZ_NAME`] characters). The plain list
 /// and the nftables sets carry addresses only: host names are not theirs
 /// and are neither kept nor reported.
@@ -306,9 +326,9 @@ pub fn vet(entries: &[Entry], format: Format) -> Vetted {
     let mut out = Vetted::default();
     for e in dedup(entries) {
         let checked = match e.kind {
-            EntryKind::Ip => match parse_network(&e.value) {
-                Some(r) => r.map(|n| n.to_string()),
-                None => Err(Refusal::NotANetwork(shown(&e.value))),
+            EntryKind::Ip => match parse_address(&e.value) {
+                Some(r) => r.map(|ip| ip.to_string()),
+                None => Err(Refusal::NotAnAddress),
             },
             EntryKind::Domain if matches!(format, Format::Plain | Format::Nft) => continue,
             EntryKind::Domain => check_domain(&e.value).and_then(|d| {
@@ -340,21 +360,22 @@ fn vetted(entries: &[Entry], format: Format, max: usize) -> Result<Vec<Entry>, E
     Ok(v.accepted)
 }
 
-fn networks(entries: &[Entry]) -> impl Iterator<Item = Network> + '_ {
+fn addresses(entries: &[Entry]) -> impl Iterator<Item = IpAddr> + '_ {
     entries
         .iter()
-        .filter_map(|e| parse_network(&e.value).and_then(Result::ok))
+        .filter(|e| e.kind == EntryKind::Ip)
+        .filter_map(|e| parse_address(&e.value).and_then(Result::ok))
 }
 
-/// A plain list: one address or prefix a line, only what [`vet`] accepts
-/// (host names are not addresses and are left out).
+/// A plain list: one address a line, only what [`vet`] accepts (host names
+/// are not addresses and are left out).
 ///
 /// # Errors
 /// [`ExportError::TooMany`] past [`MAX_ENTRIES`].
 pub fn to_plain(entries: &[Entry]) -> Result<String, ExportError> {
     let mut s = String::from("# iotscope C&C blocklist: one address a line\n");
-    for n in networks(&vetted(entries, Format::Plain, MAX_ENTRIES)?) {
-        s.push_str(&n.to_string());
+    for ip in addresses(&vetted(entries, Format::Plain, MAX_ENTRIES)?) {
+        s.push_str(&ip.to_string());
         s.push('\n');
     }
     Ok(s)
@@ -362,25 +383,22 @@ pub fn to_plain(entries: &[Entry]) -> Result<String, ExportError> {
 
 /// An nftables file: a table with one set per family and a forward chain
 /// that drops traffic to them (load with `nft -f`). Only what [`vet`]
-/// accepts; the sets take intervals (auto-merged) when a prefix is listed.
+/// accepts: single addresses.
 ///
 /// # Errors
 /// [`ExportError::TooMany`] past [`MAX_ENTRIES`].
 pub fn to_nft(entries: &[Entry], table: &str) -> Result<String, ExportError> {
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
-    for n in networks(&vetted(entries, Format::Nft, MAX_ENTRIES)?) {
-        match n.addr {
-            IpAddr::V4(_) => v4.push(n),
-            IpAddr::V6(_) => v6.push(n),
+    for ip in addresses(&vetted(entries, Format::Nft, MAX_ENTRIES)?) {
+        match ip {
+            IpAddr::V4(_) => v4.push(ip),
+            IpAddr::V6(_) => v6.push(ip),
         }
     }
-    let set = |name: &str, ty: &str, items: &[Network]| {
+    let set = |name: &str, ty: &str, items: &[IpAddr]| {
         let mut s = format!("  set {name} {{\n    type {ty}\n");
-        if items.iter().any(|n| !n.is_host()) {
-            s.push_str("    flags interval\n    auto-merge\n");
-        }
         if !items.is_empty() {
-            let items: Vec<String> = items.iter().map(Network::to_string).collect();
+            let items: Vec<String> = items.iter().map(IpAddr::to_string).collect();
             s.push_str(&format!("    elements = {{ {} }}\n", items.join(", ")));
         }
         s.push_str("  }\n");
@@ -395,23 +413,14 @@ pub fn to_nft(entries: &[Entry], table: &str) -> Result<String, ExportError> {
     ))
 }
 
-/// The RPZ owner name of an address: IPv4 `32.d.c.b.a.rpz-ip`, IPv6
-/// `128.<groups reversed, the longest zero run as zz>.rpz-ip`.
+/// The RPZ `rpz-ip` owner name of an address: IPv4 `32.d.c.b.a.rpz-ip`,
+/// IPv6 `128.<groups reversed, the longest run of two or more zero groups
+/// as zz>.rpz-ip`.
 pub fn rpz_ip(ip: IpAddr) -> String {
-    rpz_net(Network {
-        addr: ip,
-        len: if ip.is_ipv4() { 32 } else { 128 },
-    })
-}
-
-/// The RPZ `rpz-ip` owner name of an address or prefix: the prefix length,
-/// then the address's octets (IPv4) or groups (IPv6, the longest run of two
-/// or more zero groups as `zz`) in reverse order.
-pub fn rpz_net(net: Network) -> String {
-    match net.addr {
+    match ip {
         IpAddr::V4(a) => {
             let o = a.octets();
-            format!("{}.{}.{}.{}.{}.rpz-ip", net.len, o[3], o[2], o[1], o[0])
+            format!("32.{}.{}.{}.{}.rpz-ip", o[3], o[2], o[1], o[0])
         }
         IpAddr::V6(a) => {
             let g = a.segments();
@@ -442,15 +451,15 @@ pub fn rpz_net(net: Network) -> String {
                 }
             }
             parts.reverse();
-            format!("{}.{}.rpz-ip", net.len, parts.join("."))
+            format!("128.{}.rpz-ip", parts.join("."))
         }
     }
 }
 
 /// A DNS response-policy zone (RPZ as BIND serves it,
 /// draft-vixie-dnsop-dns-rpz): every host name and its subdomains answer
-/// NXDOMAIN (`name CNAME .` and `*.name CNAME .`), every address or prefix
-/// is dropped from answers (`rpz-ip`). Only what [`vet`] accepts, so the
+/// NXDOMAIN (`name CNAME .` and `*.name CNAME .`), every address is
+/// dropped from answers (`rpz-ip`). Only what [`vet`] accepts, so the
 /// owner names are exactly the listed names, their `*.` wildcards and the
 /// `rpz-ip` names of the listed addresses: no other trigger, no public
 /// suffix, no name that fails to load.
@@ -468,8 +477,8 @@ pub fn to_rpz(entries: &[Entry], zone: &str, serial: u32) -> Result<String, Expo
                 s.push_str(&format!("{} CNAME .\n*.{} CNAME .\n", e.value, e.value));
             }
             EntryKind::Ip => {
-                if let Some(Ok(net)) = parse_network(&e.value) {
-                    s.push_str(&format!("{} CNAME .\n", rpz_net(net)));
+                if let Some(Ok(ip)) = parse_address(&e.value) {
+                    s.push_str(&format!("{} CNAME .\n", rpz_ip(ip)));
                 }
             }
         }
@@ -506,11 +515,9 @@ pub fn to_stix(entries: &[Entry], now: &str) -> Result<String, ExportError> {
     let objects: Vec<serde_json::Value> = vetted(entries, Format::Stix, MAX_ENTRIES)?
         .iter()
         .filter_map(|e| {
-            let pattern = match (e.kind, parse_network(&e.value)) {
-                (EntryKind::Ip, Some(Ok(n))) if n.addr.is_ipv4() => {
-                    format!("[ipv4-addr:value = '{n}']")
-                }
-                (EntryKind::Ip, Some(Ok(n))) => format!("[ipv6-addr:value = '{n}']"),
+            let pattern = match (e.kind, parse_address(&e.value)) {
+                (EntryKind::Ip, Some(Ok(IpAddr::V4(a)))) => format!("[ipv4-addr:value = '{a}']"),
+                (EntryKind::Ip, Some(Ok(IpAddr::V6(a)))) => format!("[ipv6-addr:value = '{a}']"),
                 (EntryKind::Domain, _) => format!("[domain-name:value = '{}']", e.value),
                 _ => return None,
             };
@@ -549,28 +556,28 @@ mod tests {
 
     #[test]
     fn feeds_parse_and_errors_name_the_line() {
-        let feodo = "# Feodo Tracker\n\"first_seen_utc\",\"dst_ip\",\"dst_port\",\"c2_status\",\"last_online\",\"malware\"\n\"2021-01-17 07:44:46\",\"198.51.100.206\",\"443\",\"online\",\"2023-05-01\",\"Dridex\"\n";
+        let feodo = "# Feodo Tracker\n\"first_seen_utc\",\"dst_ip\",\"dst_port\",\"c2_status\",\"last_online\",\"malware\"\n\"2021-01-17 07:44:46\",\"11.0.2.206\",\"443\",\"online\",\"2023-05-01\",\"Dridex\"\n";
         let e = parse(Feed::Feodo, feodo, "f.csv").unwrap().entries;
         assert_eq!(
             (e[0].value.as_str(), e[0].port, e[0].malware.as_str()),
-            ("198.51.100.206", Some(443), "Dridex")
+            ("11.0.2.206", Some(443), "Dridex")
         );
-        let urlhaus = "# id,dateadded,url,url_status,last_online,threat,tags,urlhaus_link,reporter\n\"3033520\",\"2024-06-23 09:01:04\",\"http://203.0.113.142:53402/bin.sh\",\"online\",\"2024-06-23 09:01:04\",\"malware_download\",\"32-bit,elf,mips,Mozi\",\"https://urlhaus.abuse.ch/url/3033520/\",\"geenensp\"\n\"3033521\",\"2024-06-23 09:02:00\",\"http://bad.example.com/x.arm7\",\"online\",\"\",\"malware_download\",\"elf,mirai\",\"https://urlhaus.abuse.ch/url/3033521/\",\"r\"\n";
+        let urlhaus = "# id,dateadded,url,url_status,last_online,threat,tags,urlhaus_link,reporter\n\"3033520\",\"2024-06-23 09:01:04\",\"http://11.0.3.142:53402/bin.sh\",\"online\",\"2024-06-23 09:01:04\",\"malware_download\",\"32-bit,elf,mips,Mozi\",\"https://urlhaus.abuse.ch/url/3033520/\",\"geenensp\"\n\"3033521\",\"2024-06-23 09:02:00\",\"http://bad.example.com/x.arm7\",\"online\",\"\",\"malware_download\",\"elf,mirai\",\"https://urlhaus.abuse.ch/url/3033521/\",\"r\"\n";
         let e = parse(Feed::Urlhaus, urlhaus, "u.csv").unwrap().entries;
         assert_eq!(
             (e[0].value.as_str(), e[0].port, e[0].malware.as_str()),
-            ("203.0.113.142", Some(53402), "Mozi")
+            ("11.0.3.142", Some(53402), "Mozi")
         );
         assert_eq!(
             (e[1].kind, e[1].value.as_str()),
             (EntryKind::Domain, "bad.example.com")
         );
-        let tf = "# \"first_seen_utc\",\"ioc_id\",\"ioc_value\",\"ioc_type\",\"threat_type\",\"fk_malware\",\"malware_alias\",\"malware_printable\",\"last_seen_utc\",\"confidence_level\",\"reference\",\"tags\",\"anonymous\",\"reporter\"\n\"2024-06-23 10:11:12\", \"1289871\", \"192.0.2.236:443\", \"ip:port\", \"botnet_cc\", \"elf.mirai\", \"None\", \"Mirai\", \"\", \"100\", \"None\", \"Mirai\", \"0\", \"r\"\n\"2024-06-23 10:11:13\", \"1289872\", \"d41d8cd98f00b204e9800998ecf8427e\", \"md5_hash\", \"payload\", \"elf.mirai\", \"None\", \"Mirai\", \"\", \"100\", \"None\", \"Mirai\", \"0\", \"r\"\n";
+        let tf = "# \"first_seen_utc\",\"ioc_id\",\"ioc_value\",\"ioc_type\",\"threat_type\",\"fk_malware\",\"malware_alias\",\"malware_printable\",\"last_seen_utc\",\"confidence_level\",\"reference\",\"tags\",\"anonymous\",\"reporter\"\n\"2024-06-23 10:11:12\", \"1289871\", \"11.0.1.236:443\", \"ip:port\", \"botnet_cc\", \"elf.mirai\", \"None\", \"Mirai\", \"\", \"100\", \"None\", \"Mirai\", \"0\", \"r\"\n\"2024-06-23 10:11:13\", \"1289872\", \"d41d8cd98f00b204e9800998ecf8427e\", \"md5_hash\", \"payload\", \"elf.mirai\", \"None\", \"Mirai\", \"\", \"100\", \"None\", \"Mirai\", \"0\", \"r\"\n";
         let e = parse(Feed::Threatfox, tf, "t.csv").unwrap().entries;
         assert_eq!(e.len(), 1);
         assert_eq!(
             (e[0].value.as_str(), e[0].port, e[0].malware.as_str()),
-            ("192.0.2.236", Some(443), "Mirai")
+            ("11.0.1.236", Some(443), "Mirai")
         );
         let bad = parse(
             Feed::Feodo,
@@ -595,14 +602,18 @@ mod tests {
 
     #[test]
     fn rpz_names_follow_the_rpz_ip_encoding() {
-        assert_eq!(rpz_ip("192.0.2.1".parse().unwrap()), "32.1.2.0.192.rpz-ip");
+        assert_eq!(rpz_ip("11.0.2.1".parse().unwrap()), "32.1.2.0.11.rpz-ip");
         assert_eq!(
-            rpz_ip("2001:db8::1".parse().unwrap()),
-            "128.1.zz.db8.2001.rpz-ip"
+            rpz_ip("2a00:11::1".parse().unwrap()),
+            "128.1.zz.11.2a00.rpz-ip"
         );
         assert_eq!(
-            rpz_ip("2001:db8:0:1:0:0:0:5".parse().unwrap()),
-            "128.5.zz.1.0.db8.2001.rpz-ip"
+            rpz_ip("2a00:11:0:1:0:0:0:5".parse().unwrap()),
+            "128.5.zz.1.0.11.2a00.rpz-ip"
+        );
+        assert_eq!(
+            rpz_ip("2a00:11:1:1:1:1:0:5".parse().unwrap()),
+            "128.5.0.1.1.1.1.11.2a00.rpz-ip"
         );
     }
 
@@ -672,7 +683,8 @@ mod tests {
     }
 
     /// A store filled before the rules existed: the exports leave the
-    /// hostile values out and say why.
+    /// hostile values out and say why. Prefixes (which older versions took
+    /// from feeds) and documentation addresses are among them.
     #[test]
     fn exports_write_only_what_passes_the_policy() {
         use EntryKind::{Domain, Ip};
@@ -689,12 +701,19 @@ mod tests {
             entry("0.0.0.0/0", Ip),
             entry("::/0", Ip),
             entry("10.0.0.0/8", Ip),
+            entry("11.0.0.0/8", Ip),
+            entry("9.0.0.0/8", Ip),
+            entry("2001:4860::/32", Ip),
+            entry("64:ff9b::/96", Ip),
+            entry("11.0.2.0/24", Ip),
             entry("127.0.0.1", Ip),
+            entry("198.51.100.10", Ip),
+            entry("2001:db8::c2", Ip),
+            entry("64:ff9b::b00:20a", Ip),
             entry("not-an-address", Ip),
             entry("bad.example.com", Domain),
-            entry("198.51.100.10", Ip),
-            entry("203.0.113.0/24", Ip),
-            entry("2001:db8::c2", Ip),
+            entry("11.0.2.10", Ip),
+            entry("2a00:11::c2", Ip),
         ];
         let rpz = to_rpz(&entries, "rpz", 1).unwrap();
         let owners: Vec<&str> = rpz
@@ -705,49 +724,227 @@ mod tests {
         assert_eq!(
             owners,
             [
-                "32.10.100.51.198.rpz-ip",
-                "128.c2.zz.db8.2001.rpz-ip",
-                "24.0.113.0.203.rpz-ip",
+                "32.10.2.0.11.rpz-ip",
+                "128.c2.zz.11.2a00.rpz-ip",
                 "bad.example.com",
                 "*.bad.example.com",
             ],
             "{rpz}"
         );
         let v = vet(&entries, Format::Rpz);
-        assert_eq!(v.accepted.len(), 4);
-        assert_eq!(v.excluded.len(), entries.len() - 4);
+        assert_eq!(v.accepted.len(), 3);
+        assert_eq!(v.excluded.len(), entries.len() - 3);
         assert!(v.excluded.iter().any(|x| x.why == Refusal::TooLongForRpz));
+        for prefix in [
+            "0.0.0.0/0",
+            "::/0",
+            "10.0.0.0/8",
+            "11.0.0.0/8",
+            "9.0.0.0/8",
+            "2001:4860::/32",
+            "64:ff9b::/96",
+            "11.0.2.0/24",
+        ] {
+            let x = v.excluded.iter().find(|x| x.entry.value == prefix).unwrap();
+            assert_eq!(x.why, Refusal::Prefix, "{prefix}");
+            assert!(x.to_string().contains(prefix), "{x}");
+        }
+        for special in ["198.51.100.10", "2001:db8::c2", "64:ff9b::b00:20a"] {
+            let x = v
+                .excluded
+                .iter()
+                .find(|x| x.entry.value == special)
+                .unwrap();
+            assert!(matches!(x.why, Refusal::SpecialAddress { .. }), "{special}");
+        }
         // STIX carries the long name (it is a valid DNS name), not the rest.
-        assert_eq!(vet(&entries, Format::Stix).accepted.len(), 5);
+        assert_eq!(vet(&entries, Format::Stix).accepted.len(), 4);
         let plain = to_plain(&entries).unwrap();
         assert_eq!(
             plain.lines().skip(1).collect::<Vec<_>>(),
-            ["198.51.100.10", "2001:db8::c2", "203.0.113.0/24"]
+            ["11.0.2.10", "2a00:11::c2"]
         );
         let nft = to_nft(&entries, "t").unwrap();
+        assert!(nft.contains("elements = { 11.0.2.10 }"), "{nft}");
+        assert!(nft.contains("elements = { 2a00:11::c2 }"), "{nft}");
+        assert!(!nft.contains("interval"), "{nft}");
         assert!(
-            nft.contains("elements = { 198.51.100.10, 203.0.113.0/24 }"),
+            nft.lines()
+                .filter(|l| l.contains("elements"))
+                .all(|l| !l.contains('/')),
             "{nft}"
         );
-        assert!(nft.contains("flags interval"), "{nft}");
-        assert!(!nft.contains("0.0.0.0") && !nft.contains("::/0") && !nft.contains("127.0.0.1"));
+        assert!(!nft.contains("0.0.0.0") && !nft.contains("127.0.0.1"));
         // Host names are not the plain list's or nft's to report.
         assert!(vet(&entries, Format::Plain)
             .excluded
             .iter()
             .all(|x| x.entry.kind == Ip));
         let stix = to_stix(&entries, "2026-11-26T19:00:00.000Z").unwrap();
-        assert!(
-            stix.contains("[ipv4-addr:value = '203.0.113.0/24']"),
-            "{stix}"
-        );
+        assert!(stix.contains("[ipv4-addr:value = '11.0.2.10']"), "{stix}");
+        assert!(stix.contains("[ipv6-addr:value = '2a00:11::c2']"), "{stix}");
         assert!(!stix.contains("rpz-") && !stix.contains("co.jp"), "{stix}");
+        assert!(!stix.contains("/8") && !stix.contains("/32"), "{stix}");
+    }
+
+    fn threatfox_line(value: &str, kind: &str) -> String {
+        format!("\"2024-06-23 10:11:12\", \"1\", \"{value}\", \"{kind}\", \"botnet_cc\", \"elf.mirai\", \"None\", \"Mirai\", \"\", \"100\", \"None\", \"Mirai\", \"0\", \"r\"\n")
+    }
+
+    /// The hostile review's prefixes: ThreatFox `ip:port` and `domain`
+    /// values with `/len` are refused with their line, as is a Feodo
+    /// `dst_ip` prefix and an `ip:port` that holds no address; none reaches
+    /// the plain list, nft or the RPZ.
+    #[test]
+    fn feed_prefixes_are_refused_with_the_line() {
+        let lines = [
+            ("11.0.0.0/8:443", "ip:port"),
+            ("[2001:4860::/32]:443", "ip:port"),
+            ("64:ff9b::/96:80", "ip:port"),
+            ("0.0.0.0/0:80", "ip:port"),
+            ("9.0.0.0/8", "domain"),
+            ("2001:4860::/32", "domain"),
+            ("evil.example:443", "ip:port"),
+            ("[64:ff9b::b00:20a]:80", "ip:port"),
+            ("[2002:b00:20a::1]:80", "ip:port"),
+            ("[2001:0:4136:e378:8000:63bf:3fff:fdd2]:80", "ip:port"),
+            ("192.0.0.9:80", "ip:port"),
+            ("198.18.0.1:80", "ip:port"),
+            ("192.88.99.1:80", "ip:port"),
+            ("203.0.113.5:80", "ip:port"),
+            // Kept.
+            ("11.0.1.236:443", "ip:port"),
+            ("[2a00:11::c2]:443", "ip:port"),
+            ("mirai.bad.example", "domain"),
+            ("11.0.1.237", "domain"),
+        ];
+        let mut feed = String::from("# ThreatFox\n");
+        for (v, k) in lines {
+            feed.push_str(&threatfox_line(v, k));
+        }
+        let p = parse(Feed::Threatfox, &feed, "t.csv").unwrap();
+        let refused: Vec<(usize, &Refusal)> = p.refused.iter().map(|r| (r.line, &r.why)).collect();
+        assert_eq!(refused.len(), 14, "{:#?}", p.refused);
+        for (i, (line, why)) in refused.iter().enumerate() {
+            assert_eq!(*line, i + 2);
+            let want_prefix = i < 6;
+            assert_eq!(**why == Refusal::Prefix, want_prefix, "{:?}", p.refused[i]);
+        }
+        assert_eq!(*refused[6].1, Refusal::NotAnAddress);
+        assert!(refused[7..]
+            .iter()
+            .all(|(_, w)| matches!(w, Refusal::SpecialAddress { .. })));
+        assert!(
+            p.refused[0]
+                .to_string()
+                .starts_with("t.csv, line 2: \"11.0.0.0/8\" refused: a prefix"),
+            "{}",
+            p.refused[0]
+        );
+        let kept: Vec<&str> = p.entries.iter().map(|e| e.value.as_str()).collect();
+        assert_eq!(
+            kept,
+            [
+                "11.0.1.236",
+                "2a00:11::c2",
+                "mirai.bad.example",
+                "11.0.1.237"
+            ]
+        );
+        // Feodo: a prefix in dst_ip is refused with its line, the rest kept.
+        let feodo = "\"first_seen_utc\",\"dst_ip\",\"dst_port\",\"c2_status\",\"last_online\",\"malware\"\n\"2021\",\"11.0.0.0/8\",\"443\",\"online\",\"x\",\"Dridex\"\n\"2021\",\"11.0.2.206\",\"443\",\"online\",\"x\",\"Dridex\"\n";
+        let f = parse(Feed::Feodo, feodo, "f.csv").unwrap();
+        assert_eq!(f.refused.len(), 1);
+        assert_eq!(
+            (f.refused[0].line, &f.refused[0].why),
+            (2, &Refusal::Prefix)
+        );
+        assert_eq!(f.entries.len(), 1);
+
+        let all: Vec<Entry> = p.entries.into_iter().chain(f.entries).collect();
+        let plain = to_plain(&all).unwrap();
+        let nft = to_nft(&all, "t").unwrap();
+        let rpz = to_rpz(&all, "rpz", 1).unwrap();
+        for text in [&plain, &nft, &rpz] {
+            assert!(
+                !text.contains("11.0.0.0") && !text.contains("9.0.0.0"),
+                "{text}"
+            );
+            assert!(!text.contains("4860") && !text.contains("ff9b"), "{text}");
+        }
+        assert!(!plain.contains('/'), "{plain}");
+        assert!(
+            nft.lines()
+                .filter(|l| l.contains("elements"))
+                .all(|l| !l.contains('/')),
+            "{nft}"
+        );
+        assert!(
+            rpz.lines()
+                .filter(|l| l.contains(".rpz-ip"))
+                .all(|l| l.starts_with("32.") || l.starts_with("128.")),
+            "{rpz}"
+        );
+    }
+
+    /// URLs whose host a parser could be fooled about: the innocent host
+    /// (google.com) is never listed; where browsers and other clients agree
+    /// the host is evil.example, it is.
+    #[test]
+    fn url_confusers_never_list_the_innocent_host() {
+        let urls = [
+            ("http://evil.example\\@google.com/x", false),
+            ("https://evil.example\\@drive.google.com/file", false),
+            ("http://evil.example%2f@google.com/", false),
+            ("http://evil.example%40google.com/", false),
+            ("http://x@evil.example@google.com/", false),
+            ("http://google.com\t@evil.example/", false),
+            ("http://evil.example\t\\@google.com/", false),
+            ("http://google.com\r@evil.example/", false),
+            ("http:\\\\google.com\\x", false),
+            ("http://google.com@evil.example/", true),
+            ("http://evil.example#@google.com/", true),
+            ("http://evil.example?@google.com/", true),
+            ("http://evil.example/@google.com", true),
+        ];
+        let mut feed = String::from("# id,dateadded,url,...\n");
+        let mut tf = String::from("# ThreatFox\n");
+        for (i, (url, _)) in urls.iter().enumerate() {
+            feed.push_str(&urlhaus_line(i + 1, url));
+            tf.push_str(&threatfox_line(url, "url"));
+        }
+        for (p, file) in [
+            (parse(Feed::Urlhaus, &feed, "u.csv").unwrap(), "u.csv"),
+            (parse(Feed::Threatfox, &tf, "t.csv").unwrap(), "t.csv"),
+        ] {
+            let refused: Vec<usize> = p.refused.iter().map(|r| r.line).collect();
+            let want: Vec<usize> = (0..urls.len())
+                .filter(|&i| !urls[i].1)
+                .map(|i| i + 2)
+                .collect();
+            assert_eq!(refused, want, "{:#?}", p.refused);
+            for r in &p.refused {
+                assert!(matches!(r.why, Refusal::Url(_)), "{r}");
+                // The line and the URL as the feed wrote it.
+                assert!(
+                    r.to_string()
+                        .starts_with(&format!("{file}, line {}: \"", r.line)),
+                    "{r}"
+                );
+                assert_eq!(r.value, urls[r.line - 2].0);
+            }
+            assert!(p.entries.iter().all(|e| e.value == "evil.example"));
+            assert_eq!(p.entries.len(), 4);
+            let rpz = to_rpz(&p.entries, "rpz", 1).unwrap();
+            assert!(!rpz.contains("google"), "{rpz}");
+            assert!(rpz.contains("\nevil.example CNAME .\n"), "{rpz}");
+        }
     }
 
     #[test]
     fn exports_are_bounded_in_size() {
         let entries: Vec<Entry> = (1..=3)
-            .map(|i| entry(&format!("198.51.100.{i}"), EntryKind::Ip))
+            .map(|i| entry(&format!("11.0.2.{i}"), EntryKind::Ip))
             .collect();
         assert_eq!(vetted(&entries, Format::Plain, 3).unwrap().len(), 3);
         assert_eq!(

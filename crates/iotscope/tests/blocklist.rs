@@ -12,9 +12,9 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_iotscope"))
 }
 
-const FEODO: &str = "# Feodo Tracker: Botnet C2 IP Blocklist (CSV)\n\"first_seen_utc\",\"dst_ip\",\"dst_port\",\"c2_status\",\"last_online\",\"malware\"\n\"2021-01-17 07:44:46\",\"198.51.100.10\",\"443\",\"online\",\"2023-05-01\",\"Dridex\"\n\"2021-01-18 07:44:46\",\"2001:db8::c2\",\"8080\",\"online\",\"2023-05-01\",\"QakBot\"\n";
-const URLHAUS: &str = "# id,dateadded,url,url_status,last_online,threat,tags,urlhaus_link,reporter\n\"3033520\",\"2024-06-23 09:01:04\",\"http://203.0.113.77:53402/bin.sh\",\"online\",\"2024-06-23 09:01:04\",\"malware_download\",\"32-bit,elf,mips,Mozi\",\"https://urlhaus.abuse.ch/url/3033520/\",\"r\"\n\"3033521\",\"2024-06-23 09:02:00\",\"http://cnc.bad.example/x.arm7\",\"online\",\"\",\"malware_download\",\"elf,mirai\",\"https://urlhaus.abuse.ch/url/3033521/\",\"r\"\n";
-const THREATFOX: &str = "# \"first_seen_utc\",\"ioc_id\",\"ioc_value\",\"ioc_type\",\"threat_type\",\"fk_malware\",\"malware_alias\",\"malware_printable\",\"last_seen_utc\",\"confidence_level\",\"reference\",\"tags\",\"anonymous\",\"reporter\"\n\"2024-06-23 10:11:12\", \"1289871\", \"192.0.2.45:23\", \"ip:port\", \"botnet_cc\", \"elf.mirai\", \"None\", \"Mirai\", \"\", \"100\", \"None\", \"Mirai\", \"0\", \"r\"\n\"2024-06-23 10:11:14\", \"1289873\", \"mirai.bad.example\", \"domain\", \"botnet_cc\", \"elf.mirai\", \"None\", \"Mirai\", \"\", \"100\", \"None\", \"Mirai\", \"0\", \"r\"\n";
+const FEODO: &str = "# Feodo Tracker: Botnet C2 IP Blocklist (CSV)\n\"first_seen_utc\",\"dst_ip\",\"dst_port\",\"c2_status\",\"last_online\",\"malware\"\n\"2021-01-17 07:44:46\",\"11.0.2.10\",\"443\",\"online\",\"2023-05-01\",\"Dridex\"\n\"2021-01-18 07:44:46\",\"2a00:11::c2\",\"8080\",\"online\",\"2023-05-01\",\"QakBot\"\n";
+const URLHAUS: &str = "# id,dateadded,url,url_status,last_online,threat,tags,urlhaus_link,reporter\n\"3033520\",\"2024-06-23 09:01:04\",\"http://11.0.3.77:53402/bin.sh\",\"online\",\"2024-06-23 09:01:04\",\"malware_download\",\"32-bit,elf,mips,Mozi\",\"https://urlhaus.abuse.ch/url/3033520/\",\"r\"\n\"3033521\",\"2024-06-23 09:02:00\",\"http://cnc.bad.example/x.arm7\",\"online\",\"\",\"malware_download\",\"elf,mirai\",\"https://urlhaus.abuse.ch/url/3033521/\",\"r\"\n";
+const THREATFOX: &str = "# \"first_seen_utc\",\"ioc_id\",\"ioc_value\",\"ioc_type\",\"threat_type\",\"fk_malware\",\"malware_alias\",\"malware_printable\",\"last_seen_utc\",\"confidence_level\",\"reference\",\"tags\",\"anonymous\",\"reporter\"\n\"2024-06-23 10:11:12\", \"1289871\", \"11.0.1.45:23\", \"ip:port\", \"botnet_cc\", \"elf.mirai\", \"None\", \"Mirai\", \"\", \"100\", \"None\", \"Mirai\", \"0\", \"r\"\n\"2024-06-23 10:11:14\", \"1289873\", \"mirai.bad.example\", \"domain\", \"botnet_cc\", \"elf.mirai\", \"None\", \"Mirai\", \"\", \"100\", \"None\", \"Mirai\", \"0\", \"r\"\n";
 
 #[test]
 fn feeds_in_plain_nft_and_rpz_out_each_accepted_by_its_tool() {
@@ -38,7 +38,7 @@ fn feeds_in_plain_nft_and_rpz_out_each_accepted_by_its_tool() {
     }
     // A damaged feed: refused with file and line, nothing stored from it.
     let bad = dir.path().join("bad.csv");
-    std::fs::write(&bad, format!("{FEODO}\"2021-01-19\",\"999.1.1.1\",\"443\",\"online\",\"x\",\"Dridex\"\n\"2021\",\"198.51.100.99\",\"1\",\"online\",\"x\",\"X\"\n")).unwrap();
+    std::fs::write(&bad, format!("{FEODO}\"2021-01-19\",\"999.1.1.1\",\"443\",\"online\",\"x\",\"Dridex\"\n\"2021\",\"11.0.2.99\",\"1\",\"online\",\"x\",\"X\"\n")).unwrap();
     let out = bin()
         .args(["blocklist", "import", "--format", "feodo"])
         .arg(&bad)
@@ -69,24 +69,16 @@ fn feeds_in_plain_nft_and_rpz_out_each_accepted_by_its_tool() {
     };
     let (_, plain) = export("plain");
     let ips: Vec<&str> = plain.lines().filter(|l| !l.starts_with('#')).collect();
-    assert_eq!(
-        ips,
-        [
-            "192.0.2.45",
-            "198.51.100.10",
-            "2001:db8::c2",
-            "203.0.113.77"
-        ]
-    );
+    assert_eq!(ips, ["11.0.1.45", "11.0.2.10", "11.0.3.77", "2a00:11::c2"]);
     assert!(
-        !plain.contains("198.51.100.99"),
+        !plain.contains("11.0.2.99"),
         "nothing from the refused feed"
     );
 
     let (rpz_file, rpz) = export("rpz");
     for name in [
-        "32.10.100.51.198.rpz-ip",
-        "128.c2.zz.db8.2001.rpz-ip",
+        "32.10.2.0.11.rpz-ip",
+        "128.c2.zz.11.2a00.rpz-ip",
         "cnc.bad.example CNAME .",
         "*.mirai.bad.example CNAME .",
     ] {
@@ -102,11 +94,11 @@ fn feeds_in_plain_nft_and_rpz_out_each_accepted_by_its_tool() {
         .map(|o| o["pattern"].as_str().unwrap())
         .collect();
     assert!(
-        patterns.contains(&"[ipv4-addr:value = '198.51.100.10']"),
+        patterns.contains(&"[ipv4-addr:value = '11.0.2.10']"),
         "{patterns:?}"
     );
     assert!(
-        patterns.contains(&"[ipv6-addr:value = '2001:db8::c2']"),
+        patterns.contains(&"[ipv6-addr:value = '2a00:11::c2']"),
         "{patterns:?}"
     );
     assert!(
@@ -114,7 +106,7 @@ fn feeds_in_plain_nft_and_rpz_out_each_accepted_by_its_tool() {
         "{patterns:?}"
     );
     let (nft_file, nft) = export("nft");
-    assert!(nft.contains("198.51.100.10") && nft.contains("2001:db8::c2"));
+    assert!(nft.contains("11.0.2.10") && nft.contains("2a00:11::c2"));
 
     // STIX 2.1: the OASIS validator (stix2-validator from PyPI, in a venv).
     if !have("python3") {
