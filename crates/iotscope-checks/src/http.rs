@@ -1,15 +1,13 @@
-//! HTTP: Basic and Digest (RFC 7617, RFC 7616 with MD5) login workers, and
+//! HTTP: the Basic and Digest login worker (the rules in [`crate::auth`]), and
 //! the read-only look at a web interface that finds open control panels.
 //! Requests are GET and HEAD only: a login form is never submitted, a
 //! control is never pressed.
 
 use std::net::SocketAddr;
 
-use md5::{Digest, Md5};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::dict::Pair;
 use crate::{Attempt, CheckSettings, LoginWorker, PairQueue, WorkerFuture};
 
 /// Most bytes read from a response.
@@ -27,6 +25,14 @@ pub struct Response {
 }
 
 impl Response {
+    /// Every value of a header, in order.
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -98,7 +104,8 @@ pub async fn request(
     })
 }
 
-fn base64(input: &[u8]) -> String {
+/// Base64 (RFC 4648) of `input`, for Basic credentials.
+pub fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in input.chunks(3) {
@@ -113,69 +120,6 @@ fn base64(input: &[u8]) -> String {
         }
     }
     out
-}
-
-fn md5_hex(text: &str) -> String {
-    Md5::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A parameter of a WWW-Authenticate challenge, quotes removed.
-pub fn challenge_param(header: &str, name: &str) -> Option<String> {
-    let lower = header.to_ascii_lowercase();
-    let key = format!("{name}=");
-    let mut from = 0;
-    while let Some(i) = lower[from..].find(&key) {
-        let at = from + i;
-        // A whole parameter name, not the tail of another ("cnonce").
-        let before = lower[..at].chars().last();
-        if before.is_none_or(|c| c == ' ' || c == ',') {
-            let v = &header[at + key.len()..];
-            return Some(match v.strip_prefix('"') {
-                Some(q) => q.split('"').next().unwrap_or("").to_string(),
-                None => v.split(',').next().unwrap_or("").trim().to_string(),
-            });
-        }
-        from = at + key.len();
-    }
-    None
-}
-
-/// The Authorization header for a Digest challenge (RFC 7616, MD5, qop=auth).
-pub fn digest_authorization(
-    challenge: &str,
-    pair: &Pair,
-    method: &str,
-    uri: &str,
-    nc: u32,
-) -> String {
-    let realm = challenge_param(challenge, "realm").unwrap_or_default();
-    let nonce = challenge_param(challenge, "nonce").unwrap_or_default();
-    let opaque = challenge_param(challenge, "opaque");
-    let qop = challenge_param(challenge, "qop")
-        .filter(|q| q.split(',').any(|x| x.trim() == "auth"))
-        .map(|_| "auth");
-    let ha1 = md5_hex(&format!("{}:{realm}:{}", pair.user, pair.password));
-    let ha2 = md5_hex(&format!("{method}:{uri}"));
-    let cnonce = format!("{:016x}", (nc as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let nc = format!("{nc:08x}");
-    let response = match qop {
-        Some(q) => md5_hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:{q}:{ha2}")),
-        None => md5_hex(&format!("{ha1}:{nonce}:{ha2}")),
-    };
-    let mut h = format!(
-        "Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5",
-        pair.user
-    );
-    if let Some(q) = qop {
-        h.push_str(&format!(", qop={q}, nc={nc}, cnonce=\"{cnonce}\""));
-    }
-    if let Some(o) = opaque {
-        h.push_str(&format!(", opaque=\"{o}\""));
-    }
-    h
 }
 
 /// HTTP Basic or Digest logins on a path that answered 401.
@@ -197,37 +141,67 @@ impl LoginWorker for HttpLogin {
     ) -> WorkerFuture<'a> {
         Box::pin(async move {
             let mut nc = 0u32;
-            let mut challenge: Option<String> = None;
+            // Every challenge of the 401 (RFC 7235 §4.1), refreshed when a
+            // refusal brings a new nonce.
+            let mut challenges: Option<Vec<crate::auth::Challenge>> = None;
             while let Some(pair) = queue.next() {
-                if challenge.is_none() {
-                    challenge = request(addr, "GET", &self.path, None, s)
+                if challenges.is_none() {
+                    challenges = request(addr, "GET", &self.path, None, s)
                         .await
                         .filter(|r| r.code == 401)
-                        .and_then(|r| r.header("www-authenticate").map(String::from));
+                        .map(|r| {
+                            crate::auth::parse_challenges(r.headers_named("www-authenticate"))
+                        });
                 }
-                let Some(ch) = challenge.clone() else {
+                let Some(offered) = challenges.clone() else {
                     if queue.report(&pair, Attempt::Unreachable) {
                         break;
                     }
                     continue;
                 };
-                let auth = if ch.to_ascii_lowercase().starts_with("digest") {
-                    nc += 1;
-                    digest_authorization(&ch, &pair, "GET", &self.path, nc)
-                } else {
-                    format!(
-                        "Basic {}",
-                        base64(format!("{}:{}", pair.user, pair.password).as_bytes())
-                    )
+                let Some(ch) = crate::auth::choose(&offered) else {
+                    let schemes: Vec<&str> = offered.iter().map(|c| c.scheme.as_str()).collect();
+                    queue.report(
+                        &pair,
+                        Attempt::Unsupported(format!(
+                            "HTTP authentication {:?} offered: no Basic or Digest form we can answer",
+                            schemes
+                        )),
+                    );
+                    break;
+                };
+                nc += 1;
+                // A client nonce no one can predict (RFC 7616 §3.4).
+                let cnonce = crate::control_pair().password;
+                let Some(auth) =
+                    crate::auth::authorization(ch, &pair, "GET", &self.path, nc, &cnonce, b"")
+                else {
+                    break;
                 };
                 let outcome = match request(addr, "GET", &self.path, Some(&auth), s).await {
-                    Some(r) if (200..400).contains(&r.code) => Attempt::Success {
-                        no_password: false,
-                        evidence: format!("HTTP {} to {} with the pair", r.code, self.path),
-                    },
+                    Some(r)
+                        if crate::auth::login_worked(
+                            r.code,
+                            r.header("www-authenticate").is_some(),
+                            r.header("location"),
+                            &r.body,
+                        ) =>
+                    {
+                        Attempt::Success {
+                            no_password: false,
+                            evidence: format!(
+                                "HTTP {} to {} with the pair ({})",
+                                r.code, self.path, ch.scheme
+                            ),
+                        }
+                    }
                     Some(r) if r.code == 401 => {
                         // A fresh challenge (a stale nonce) for the next pair.
-                        challenge = r.header("www-authenticate").map(String::from).or(challenge);
+                        let fresh =
+                            crate::auth::parse_challenges(r.headers_named("www-authenticate"));
+                        if !fresh.is_empty() {
+                            challenges = Some(fresh);
+                        }
                         Attempt::Failed
                     }
                     Some(r) if r.code == 429 || r.code == 423 => {
@@ -459,32 +433,6 @@ mod tests {
         ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
-    }
-
-    #[test]
-    fn digest_matches_rfc_2617_example() {
-        // RFC 2617 3.5: Mufasa / "Circle Of Life".
-        let ch = "Digest realm=\"testrealm@host.com\", qop=\"auth,auth-int\", nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"";
-        let pair = Pair {
-            user: "Mufasa".into(),
-            password: "Circle Of Life".into(),
-        };
-        let ha1 = md5_hex("Mufasa:testrealm@host.com:Circle Of Life");
-        let ha2 = md5_hex("GET:/dir/index.html");
-        let h = digest_authorization(ch, &pair, "GET", "/dir/index.html", 1);
-        let cnonce = challenge_param(&h, "cnonce").unwrap();
-        let want = md5_hex(&format!(
-            "{ha1}:dcd98b7102dd2f0e8b11d0f600bfb0c093:00000001:{cnonce}:auth:{ha2}"
-        ));
-        assert_eq!(challenge_param(&h, "response").unwrap(), want);
-        assert_eq!(
-            challenge_param(&h, "nonce").unwrap(),
-            "dcd98b7102dd2f0e8b11d0f600bfb0c093"
-        );
-        assert_eq!(
-            challenge_param(&h, "opaque").unwrap(),
-            "5ccc069c403ebaf9f0171e9517f40e41"
-        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! workers behind [`LoginWorker`], [`rules`] identification, [`findings`]
 //! the finding kinds and their advice, [`run`] puts them together per host.
 
+pub mod auth;
 pub mod dict;
 pub mod findings;
 pub mod http;
@@ -73,6 +74,9 @@ pub enum Attempt {
     Retry,
     /// No connection or no prompt.
     Unreachable,
+    /// The service asks for a login we cannot answer (why): the check ends
+    /// without a verdict.
+    Unsupported(String),
 }
 
 /// The result of a credential check of one service.
@@ -105,6 +109,13 @@ pub enum LoginResult {
     Unreachable {
         /// Attempts made.
         attempts: usize,
+    },
+    /// The service asks for a login we cannot answer: no verdict.
+    Incomplete {
+        /// Attempts made.
+        attempts: usize,
+        /// Why.
+        reason: String,
     },
     /// The control pair, which no device ships, logged in: the service
     /// takes any ID and password (a honeypot or a broken device). No
@@ -191,6 +202,15 @@ impl PairQueue {
             Attempt::Locked(evidence) => {
                 if st.result.is_none() {
                     st.result = Some(LoginResult::Locked { attempts, evidence });
+                }
+                true
+            }
+            Attempt::Unsupported(reason) => {
+                if st.result.is_none() {
+                    st.result = Some(LoginResult::Incomplete {
+                        attempts: attempts.saturating_sub(1),
+                        reason,
+                    });
                 }
                 true
             }

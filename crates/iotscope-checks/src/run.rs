@@ -111,6 +111,30 @@ fn ev(protocol: &str, matched: impl Into<String>) -> Evidence {
     }
 }
 
+/// Every authentication scheme the survey saw offered (lower-cased): the
+/// banner's `schemes` (every challenge of every header), else its first
+/// `scheme`.
+fn offered_schemes(banner: &serde_json::Value) -> Vec<String> {
+    let auth = &banner["www_authenticate"];
+    match auth["schemes"].as_array() {
+        Some(list) if !list.is_empty() => list
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_ascii_lowercase))
+            .collect(),
+        _ => auth["scheme"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(|s| vec![s.to_ascii_lowercase()])
+            .unwrap_or_default(),
+    }
+}
+
+/// True when the front page asked for HTTP authentication (a 401, or a
+/// challenge in any header).
+fn http_challenged(banner: &serde_json::Value) -> bool {
+    banner["status_code"] == 401 || !offered_schemes(banner).is_empty()
+}
+
 /// Runs the checks of one host.
 pub async fn check_host(
     ip: IpAddr,
@@ -134,16 +158,10 @@ pub async fn check_host(
         Vec<(usize, &dyn crate::LoginWorker, SocketAddr)>,
     > = Default::default();
     for (i, s) in seen.iter().enumerate() {
-        let scheme = s.banner["www_authenticate"]["scheme"]
-            .as_str()
-            .unwrap_or("")
-            .to_ascii_lowercase();
         let worker: Option<&dyn crate::LoginWorker> = match s.service.as_str() {
             "telnet" if opts.credentials => Some(&TelnetLogin),
             "ssh" if opts.credentials => Some(&crate::ssh::SshLogin),
-            "http" if opts.credentials && (scheme == "basic" || scheme == "digest") => {
-                Some(&http_login)
-            }
+            "http" if opts.credentials && http_challenged(&s.banner) => Some(&http_login),
             _ => None,
         };
         if let Some(w) = worker {
@@ -195,39 +213,21 @@ pub async fn check_host(
                 }
             }
             "http" => {
-                let auth = &b["www_authenticate"];
-                let scheme = auth["scheme"].as_str().unwrap_or("").to_ascii_lowercase();
-                if scheme == "basic" || scheme == "digest" {
-                    c.add(
-                        s.port,
-                        "http",
-                        Kind::CleartextAdmin,
-                        ev(
+                let offered = offered_schemes(b);
+                if http_challenged(b) {
+                    if let Some(plain) = offered.iter().find(|s| *s == "basic" || *s == "digest") {
+                        c.add(
+                            s.port,
                             "http",
-                            format!(
-                                "HTTP {} login over cleartext HTTP",
-                                auth["scheme"].as_str().unwrap_or("")
-                            ),
-                        ),
-                    );
+                            Kind::CleartextAdmin,
+                            ev("http", format!("HTTP {plain} login over cleartext HTTP")),
+                        );
+                    }
+                    // The worker read every challenge: a login, a refusal,
+                    // or "could not check" (Negotiate, NTLM, Bearer only).
                     if let Some(r) = login {
                         login_findings(&mut c, s.port, "http", r, &opts.pairs);
                     }
-                } else if opts.credentials && (b["status_code"] == 401 || !scheme.is_empty()) {
-                    // A login we have no worker for (Negotiate, NTLM,
-                    // Bearer, ...): not "nothing found".
-                    c.add(
-                        s.port,
-                        "http",
-                        Kind::CheckIncomplete,
-                        ev(
-                            "http",
-                            format!(
-                                "HTTP authentication scheme {:?} is not checked",
-                                auth["scheme"].as_str().unwrap_or("?")
-                            ),
-                        ),
-                    );
                 } else if opts.panels || opts.credentials {
                     // One read-only look at the front page: a control panel,
                     // or a login form (which is never submitted).
@@ -375,6 +375,9 @@ fn login_findings(c: &mut Collector<'_>, port: u16, service: &str, r: LoginResul
             );
             e.attempts = Some(attempts);
             c.add(port, service, Kind::CheckIncomplete, e);
+        }
+        LoginResult::Incomplete { reason, .. } => {
+            c.add(port, service, Kind::CheckIncomplete, ev(service, reason));
         }
         LoginResult::AcceptsAny { pair, evidence } => {
             let mut e = ev(

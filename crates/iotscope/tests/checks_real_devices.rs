@@ -178,7 +178,102 @@ fn a_login_we_cannot_judge_is_check_incomplete() {
                 && f["evidence"]["matched"]
                     .as_str()
                     .unwrap()
-                    .contains("Negotiate")),
+                    .to_ascii_lowercase()
+                    .contains("negotiate")),
         "{doc}"
     );
+}
+
+/// A small web device on `ip:8080`: `answer(request head)` is the whole
+/// response. Stops by itself after 40 s.
+fn web(ip: &str, answer: fn(&str) -> String) {
+    let l = TcpListener::bind((ip, 8080)).unwrap();
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(40);
+        while Instant::now() < end {
+            let Ok((mut c, _)) = l.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            let _ = c.set_nonblocking(false);
+            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 4096];
+            let n = c.read(&mut buf).unwrap_or(0);
+            let _ = c.write_all(answer(&String::from_utf8_lossy(&buf[..n])).as_bytes());
+        }
+    });
+}
+
+fn kinds_found(ip: &str) -> BTreeSet<String> {
+    let o = bin()
+        .args([
+            "check", ip, "--lang", "en", "--format", "json", "--ports", "8080",
+        ])
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    doc["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| f["kind"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Issue 12, HTTP authentication as RFC 7235 defines it: Basic offered
+/// after Negotiate (two headers, or one) is found and checked; a wrong
+/// password answered with "302 to /login?error=1" or a 200 "Login failed"
+/// page is not a login.
+#[test]
+fn every_challenge_is_read_and_only_real_logins_count() {
+    // admin:admin in Base64.
+    const OK: &str = "Authorization: Basic YWRtaW46YWRtaW4=";
+    web("127.78.51.50", |req| {
+        if req.contains(OK) {
+            "HTTP/1.0 200 OK\r\n\r\n<title>Camera Live</title>".into()
+        } else {
+            "HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Negotiate\r\nWWW-Authenticate: Basic realm=\"Camera\"\r\n\r\n".into()
+        }
+    });
+    web("127.78.51.51", |req| {
+        if req.contains(OK) {
+            "HTTP/1.0 200 OK\r\n\r\n<title>Camera Live</title>".into()
+        } else {
+            "HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Negotiate, Basic realm=\"Camera, front\"\r\n\r\n".into()
+        }
+    });
+    // Takes no password: a 302 to the login page with an error, or a 200
+    // page that says so.
+    web("127.78.51.52", |req| {
+        if req.contains("Authorization:") {
+            "HTTP/1.0 302 Found\r\nLocation: /login?error=1\r\n\r\n".into()
+        } else {
+            "HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"R\"\r\n\r\n".into()
+        }
+    });
+    web("127.78.51.53", |req| {
+        if req.contains("Authorization:") {
+            "HTTP/1.0 200 OK\r\n\r\n<p>Login failed: wrong password</p>".into()
+        } else {
+            "HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"R\"\r\n\r\n".into()
+        }
+    });
+    for ip in ["127.78.51.50", "127.78.51.51"] {
+        let k = kinds_found(ip);
+        assert!(
+            k.contains("default_credential") && k.contains("cleartext_admin"),
+            "{ip}: {k:?}"
+        );
+    }
+    for ip in ["127.78.51.52", "127.78.51.53"] {
+        let k = kinds_found(ip);
+        assert!(
+            !k.contains("default_credential") && !k.contains("accepts_any_credentials"),
+            "{ip}: {k:?}"
+        );
+        assert!(k.contains("cleartext_admin"), "{ip}: {k:?}");
+    }
 }

@@ -248,6 +248,22 @@ impl ProbeModule for Http {
                     .find(|h| h.name.eq_ignore_ascii_case(name))
                     .map(|h| String::from_utf8_lossy(h.value).into_owned())
             };
+            // Every scheme of every WWW-Authenticate header (RFC 7235 §4.1:
+            // Negotiate may come first, Basic second), for the checks.
+            let schemes: Vec<String> = resp
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("www-authenticate"))
+                .flat_map(|h| {
+                    String::from_utf8_lossy(h.value)
+                        .split(',')
+                        .filter_map(|item| {
+                            let first = item.split_whitespace().next()?;
+                            (!first.contains(['=', '"'])).then(|| first.to_ascii_lowercase())
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect();
             let auth = header("www-authenticate").map(|v| {
                 let scheme = v.split_whitespace().next().unwrap_or("").to_string();
                 let realm = v
@@ -255,7 +271,7 @@ impl ProbeModule for Http {
                     .nth(1)
                     .and_then(|r| r.split('"').next())
                     .map(String::from);
-                json!({"scheme": scheme, "realm": realm})
+                json!({"scheme": scheme, "realm": realm, "schemes": schemes})
             });
             let body = String::from_utf8_lossy(&buf[body_at..]);
             Ok(json!({
