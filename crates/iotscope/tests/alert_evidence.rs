@@ -35,9 +35,10 @@ fn alerts(db: &Path) -> Vec<Value> {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
-/// A telnet "device" that takes any login (a shell prompt after the
-/// password), on `ip:23`, for `secs` seconds at most.
-fn telnet_accepting_anything(ip: &str, secs: u64) -> std::thread::JoinHandle<()> {
+/// A telnet "device" with the factory login root/xc3511 (the first pair
+/// of Mirai's list): a shell prompt after it, "Login incorrect" after
+/// anything else, three tries a connection; on `ip:23` for `secs` at most.
+fn telnet_with_default_login(ip: &str, secs: u64) -> std::thread::JoinHandle<()> {
     let l = TcpListener::bind((ip, 23)).unwrap();
     l.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
@@ -52,13 +53,23 @@ fn telnet_accepting_anything(ip: &str, secs: u64) -> std::thread::JoinHandle<()>
                 let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
                 let mut w = c.try_clone().unwrap();
                 let mut r = BufReader::new(c);
-                let mut line = String::new();
-                let _ = w.write_all(b"\r\nBusyBox on cam login: ");
-                let _ = r.read_line(&mut line);
-                let _ = w.write_all(b"Password: ");
-                let _ = r.read_line(&mut line);
-                let _ = w.write_all(b"\r\n\r\nBusyBox v1.19.4 built-in shell (ash)\r\n# ");
-                let _ = r.read_line(&mut line);
+                for _ in 0..3 {
+                    let (mut user, mut password) = (String::new(), String::new());
+                    let _ = w.write_all(b"\r\nBusyBox on cam login: ");
+                    if r.read_line(&mut user).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let _ = w.write_all(b"Password: ");
+                    if r.read_line(&mut password).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if user.trim() == "root" && password.trim() == "xc3511" {
+                        let _ = w.write_all(b"\r\n\r\nBusyBox v1.19.4 built-in shell (ash)\r\n# ");
+                        let _ = r.read_line(&mut user);
+                        return;
+                    }
+                    let _ = w.write_all(b"\r\nLogin incorrect\r\n");
+                }
             });
         }
     })
@@ -137,7 +148,7 @@ fn every_vulnerable_service_has_its_own_alert_and_recheck() {
     // The owner fixes the web login; telnet still takes the password.
     drop(lab);
     std::thread::sleep(Duration::from_millis(300));
-    let device = telnet_accepting_anything(both, 40);
+    let device = telnet_with_default_login(both, 40);
     let said = ok(bin()
         .args(["alerts", "recheck", "--timeout", "2s", "--db"])
         .arg(&db)
@@ -236,10 +247,10 @@ fn darknet_evidence_alone_is_observed_and_not_mailed() {
     let persistent = Ipv4Addr::new(127, 78, 46, 9);
     let weak_device = Ipv4Addr::new(127, 78, 46, 3);
     let open_port_only = Ipv4Addr::new(127, 78, 46, 4);
-    // A device taking any password (a default credential) and one whose
+    // A device with a factory login (a default credential) and one whose
     // telnet is only seen open (panels only: no login tried).
     for (ip, checks) in [(weak_device, "credentials"), (open_port_only, "panels")] {
-        let device = telnet_accepting_anything(&ip.to_string(), 30);
+        let device = telnet_with_default_login(&ip.to_string(), 30);
         ok(bin()
             .args([
                 "survey",
