@@ -103,6 +103,18 @@ impl Session {
 
     /// Reads until the screen is conclusive; `None` on close or timeout.
     async fn until_screen(&mut self) -> Option<Screen> {
+        self.screen(false).await
+    }
+
+    /// The first screen of a connection: a device that shows nothing until
+    /// someone presses Enter (serial console servers, some DVRs) gets one
+    /// CR LF after a quiet read timeout, as people and nmap's telnet-brute
+    /// send.
+    async fn first_screen(&mut self) -> Option<Screen> {
+        self.screen(true).await
+    }
+
+    async fn screen(&mut self, mut poke: bool) -> Option<Screen> {
         let mut buf = [0u8; 1024];
         loop {
             if let Some(s) = classify(&self.text) {
@@ -111,10 +123,16 @@ impl Session {
             if self.text.len() > 16 * 1024 {
                 return None;
             }
-            let n = tokio::time::timeout(self.read_timeout, self.stream.read(&mut buf))
-                .await
-                .ok()?
-                .ok()?;
+            let n = match tokio::time::timeout(self.read_timeout, self.stream.read(&mut buf)).await
+            {
+                Ok(read) => read.ok()?,
+                Err(_) if poke && self.text.trim().is_empty() => {
+                    poke = false;
+                    self.stream.write_all(b"\r\n").await.ok()?;
+                    continue;
+                }
+                Err(_) => return None,
+            };
             if n == 0 {
                 return None;
             }
@@ -165,7 +183,7 @@ async fn try_pair(
         let Ok(mut fresh) = Session::open(addr, s).await else {
             return Attempt::Unreachable;
         };
-        match fresh.until_screen().await {
+        match fresh.first_screen().await {
             Some(Screen::LoginPrompt) => {}
             Some(Screen::Shell) => {
                 return Attempt::Success {

@@ -229,8 +229,23 @@ async fn finish(
         user_agent: settings.user_agent.clone(),
         host: addr.ip().to_string(),
     };
-    let grabbed =
+    let mut grabbed =
         tokio::time::timeout(settings.read_timeout * 4, module.grab(&mut stream, &ctx)).await;
+    if !matches!(grabbed, Ok(Ok(_))) && module.asks_again() {
+        // No valid answer to our exact probe: ask once more, the plainer
+        // way the module knows, on a fresh connection (the first may have
+        // been closed on us). Bounded like the first.
+        drop(stream);
+        let fresh = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await;
+        if let Ok(Ok(mut again_stream)) = fresh {
+            if let Some(again) = module.again(&mut again_stream, &ctx) {
+                let second = tokio::time::timeout(settings.read_timeout * 4, again).await;
+                if matches!(second, Ok(Ok(_))) {
+                    grabbed = second;
+                }
+            }
+        }
+    }
     let (status, banner, error) = match grabbed {
         Ok(Ok(b)) => (Status::Open, Some(b), None),
         Ok(Err(e)) => (Status::ProtocolError, None, Some(e.to_string())),

@@ -277,3 +277,143 @@ fn every_challenge_is_read_and_only_real_logins_count() {
         assert!(k.contains("cleartext_admin"), "{ip}: {k:?}");
     }
 }
+
+/// Runs `serve(connection)` for each connection to `ip:port`, for 40 s.
+fn device(ip: &str, port: u16, serve: fn(std::net::TcpStream)) {
+    let l = TcpListener::bind((ip, port)).unwrap();
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(40);
+        while Instant::now() < end {
+            match l.accept() {
+                Ok((c, _)) => {
+                    let _ = c.set_nonblocking(false);
+                    let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+                    std::thread::spawn(move || serve(c));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+}
+
+/// A Modbus/TCP stack without function 43: `close` hangs up on it, else
+/// it stays silent; function 3 reads answer.
+fn modbus(mut c: std::net::TcpStream, close: bool) {
+    let mut buf = [0u8; 260];
+    while let Ok(n) = c.read(&mut buf) {
+        if n < 8 {
+            return;
+        }
+        match buf[7] {
+            3 => {
+                let mut r = buf[..7].to_vec();
+                r[5] = 5; // length: unit, function, count, two bytes
+                r.extend_from_slice(&[3, 2, 0, 42]);
+                let _ = c.write_all(&r);
+            }
+            43 if close => return,
+            _ => {}
+        }
+    }
+}
+
+/// Issue 12, item 7: real stacks that do not answer our exact probe are
+/// still their service (Modbus without function 43, silent or closing; an
+/// RTSP camera that drops `OPTIONS *`), and a telnet console silent until
+/// Enter is checked like any other.
+#[test]
+fn services_that_ignore_our_first_probe_are_still_found() {
+    device("127.78.51.60", 502, |c| modbus(c, false));
+    device("127.78.51.61", 502, |c| modbus(c, true));
+    device("127.78.51.62", 554, |mut c| {
+        let mut buf = [0u8; 1024];
+        let n = c.read(&mut buf).unwrap_or(0);
+        let req = String::from_utf8_lossy(&buf[..n]);
+        if req.starts_with("OPTIONS rtsp://") {
+            let _ = c.write_all(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nServer: Foscam IPCam RTSP\r\nPublic: OPTIONS, DESCRIBE\r\n\r\n");
+        }
+        // OPTIONS *: closed without a byte.
+    });
+    device("127.78.51.63", 23, |c| {
+        use std::io::{BufRead, BufReader};
+        let mut w = c.try_clone().unwrap();
+        let mut r = BufReader::new(c);
+        let mut line = String::new();
+        // Nothing until Enter.
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        for _ in 0..3 {
+            let (mut user, mut pass) = (String::new(), String::new());
+            let _ = w.write_all(b"\r\nDVR login: ");
+            if r.read_line(&mut user).unwrap_or(0) == 0 {
+                return;
+            }
+            let _ = w.write_all(b"Password: ");
+            if r.read_line(&mut pass).unwrap_or(0) == 0 {
+                return;
+            }
+            if user.trim() == "root" && pass.trim() == "xc3511" {
+                let _ = w.write_all(b"\r\n~ # ");
+                return;
+            }
+            let _ = w.write_all(b"\r\nLogin incorrect\r\n");
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rows.jsonl");
+    let o = bin()
+        .args([
+            "survey",
+            "--targets",
+            "127.78.51.60-127.78.51.63",
+            "--ports",
+            "23,502,554",
+        ])
+        .args([
+            "--rate",
+            "0",
+            "--timeout",
+            "1s",
+            "--checks",
+            "all",
+            "--output",
+        ])
+        .arg(&out)
+        .arg("--db")
+        .arg(dir.path().join("s.db"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let service = |ip: &str, port: u64| {
+        rows.iter()
+            .find(|r| r["ip"] == ip && r["port"] == port && r["status"] == "open")
+            .map(|r| (r["service"].clone(), r["banner"].clone()))
+            .unwrap_or_else(|| panic!("{ip}:{port} not open in {rows:?}"))
+    };
+    for ip in ["127.78.51.60", "127.78.51.61"] {
+        assert_eq!(service(ip, 502).0, "modbus");
+    }
+    let (s, b) = service("127.78.51.62", 554);
+    assert_eq!(
+        (s.as_str(), b["server"].as_str()),
+        (Some("rtsp"), Some("Foscam IPCam RTSP"))
+    );
+    let (_, b) = service("127.78.51.63", 23);
+    assert_eq!(b["enter_first"], true, "{b}");
+    let f = bin()
+        .args(["findings", "--format", "json", "--db"])
+        .arg(dir.path().join("s.db"))
+        .output()
+        .unwrap();
+    let findings: Vec<Value> = serde_json::from_slice(&f.stdout).unwrap();
+    let has = |ip: &str, kind: &str| findings.iter().any(|f| f["ip"] == ip && f["kind"] == kind);
+    assert!(has("127.78.51.60", "exposed_modbus") && has("127.78.51.61", "exposed_modbus"));
+    assert!(has("127.78.51.63", "default_credential"), "{findings:?}");
+}

@@ -54,6 +54,20 @@ pub trait ProbeModule: Send + Sync {
     fn name(&self) -> &'static str;
     /// Talks to an open connection and describes what answered.
     fn grab<'a>(&'a self, stream: &'a mut TcpStream, ctx: &'a ProbeCtx) -> Grab<'a>;
+    /// A second, plainer way to ask, on a fresh connection, when [`grab`]
+    /// got no valid answer: a real stack that does not implement our exact
+    /// probe (no Modbus function 43, no `OPTIONS *`) is still that service.
+    /// None (the default): the first answer stands.
+    ///
+    /// [`grab`]: ProbeModule::grab
+    fn again<'a>(&'a self, _stream: &'a mut TcpStream, _ctx: &'a ProbeCtx) -> Option<Grab<'a>> {
+        None
+    }
+    /// True when [`ProbeModule::again`] has a second way (so a fresh
+    /// connection is worth opening).
+    fn asks_again(&self) -> bool {
+        false
+    }
 }
 
 /// The module for a port: the well-known IoT services, else a raw banner.
@@ -102,10 +116,19 @@ impl ProbeModule for Telnet {
             let mut text = Vec::new();
             let mut options = Vec::new();
             let mut i = 0;
+            let mut poked = false;
             loop {
                 match read_some(stream, &mut raw, ctx).await {
                     Ok(0) => break,
                     Ok(_) => {}
+                    // Silent (or only negotiating) until someone presses
+                    // Enter, as serial console servers and some DVRs are:
+                    // one CR LF, as people and nmap's telnet-brute send.
+                    Err(GrabError::Timeout) if text.is_empty() && !poked => {
+                        poked = true;
+                        stream.write_all(b"\r\n").await?;
+                        continue;
+                    }
                     Err(GrabError::Timeout) if !text.is_empty() || !options.is_empty() => break,
                     Err(e) => return Err(e),
                 }
@@ -166,7 +189,9 @@ impl ProbeModule for Telnet {
                 .unwrap_or("")
                 .trim()
                 .to_string();
-            Ok(json!({"banner": shown, "prompt": prompt, "options": options}))
+            Ok(
+                json!({"banner": shown, "prompt": prompt, "options": options, "enter_first": poked && !shown.trim().is_empty()}),
+            )
         })
     }
 }
@@ -388,6 +413,40 @@ impl ProbeModule for Modbus {
             }
             Ok(json!({"device_identification": objects}))
         })
+    }
+
+    fn again<'a>(&'a self, stream: &'a mut TcpStream, ctx: &'a ProbeCtx) -> Option<Grab<'a>> {
+        Some(Box::pin(Modbus::read_one(stream, ctx)))
+    }
+
+    fn asks_again(&self) -> bool {
+        true
+    }
+}
+
+impl Modbus {
+    /// Function 3, Read Holding Registers, address 0, one register: a read
+    /// every Modbus/TCP stack implements (Modbus Application Protocol
+    /// v1.1b3 §6.3); any well-formed answer, an exception included, proves
+    /// the service.
+    async fn read_one(stream: &mut TcpStream, ctx: &ProbeCtx) -> Result<Value, GrabError> {
+        stream
+            .write_all(&[0x49, 0x54, 0, 0, 0, 6, 1, 3, 0, 0, 0, 1])
+            .await?;
+        let mut buf = Vec::new();
+        while buf.len() < 9 {
+            if read_some(stream, &mut buf, ctx).await? == 0 {
+                break;
+            }
+        }
+        if buf.len() < 9 || buf[0..2] != [0x49, 0x54] || buf[2..4] != [0, 0] {
+            return Err(GrabError::Protocol("Modbus/TCP"));
+        }
+        Ok(json!({
+            "device_identification": null,
+            "function_43": "no answer",
+            "read_holding_registers": if buf[7] & 0x80 != 0 { "exception" } else { "answered" },
+        }))
     }
 }
 

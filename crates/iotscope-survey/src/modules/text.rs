@@ -102,9 +102,37 @@ impl ProbeModule for Rtsp {
     }
 
     fn grab<'a>(&'a self, stream: &'a mut TcpStream, ctx: &'a ProbeCtx) -> Grab<'a> {
-        Box::pin(async move {
+        Box::pin(rtsp_options(stream, ctx, "*"))
+    }
+
+    /// Cameras that drop `OPTIONS *` answer it with a URL, as ffmpeg and
+    /// VLC send it (ZoneMinder PR #608).
+    fn again<'a>(&'a self, stream: &'a mut TcpStream, ctx: &'a ProbeCtx) -> Option<Grab<'a>> {
+        Some(Box::pin(async move {
+            let url = if ctx.host.contains(':') {
+                format!("rtsp://[{}]/", ctx.host)
+            } else {
+                format!("rtsp://{}/", ctx.host)
+            };
+            rtsp_options(stream, ctx, &url).await
+        }))
+    }
+
+    fn asks_again(&self) -> bool {
+        true
+    }
+}
+
+/// One `OPTIONS <target> RTSP/1.0` and its answer.
+async fn rtsp_options(
+    stream: &mut TcpStream,
+    ctx: &ProbeCtx,
+    target: &str,
+) -> Result<serde_json::Value, GrabError> {
+    {
+        {
             let req = format!(
-                "OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: {}\r\n\r\n",
+                "OPTIONS {target} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: {}\r\n\r\n",
                 ctx.user_agent
             );
             stream.write_all(req.as_bytes()).await?;
@@ -123,7 +151,7 @@ impl ProbeModule for Rtsp {
                 }
             }
             rtsp_response(&String::from_utf8_lossy(&buf)).ok_or(GrabError::Protocol("RTSP"))
-        })
+        }
     }
 }
 
