@@ -128,6 +128,9 @@ pub enum LoginResult {
     },
 }
 
+/// A service's whole credential check ends after this many read timeouts.
+pub const SERVICE_DEADLINE_READS: u32 = 30;
+
 /// Unjudged attempts in a row (no connection, a hang-up before the
 /// answer) after which a service's check ends as unreachable. Generous:
 /// a busy device or a loaded scanner is slow to accept, not gone.
@@ -254,6 +257,11 @@ impl PairQueue {
         Duration::from_millis(250 * st.unreachable as u64)
     }
 
+    /// Attempts judged so far (for a check cut short).
+    pub fn finish_attempts(&self) -> usize {
+        self.state.lock().expect("queue").attempts
+    }
+
     /// The check's result once every worker is done.
     pub fn finish(self) -> LoginResult {
         let st = self.state.into_inner().expect("queue");
@@ -315,7 +323,25 @@ pub async fn check_logins(
     let workers: Vec<WorkerFuture<'_>> = (0..s.per_host.max(1))
         .map(|_| worker.run(addr, &queue, s))
         .collect();
-    futures_join_all(workers).await;
+    // An absolute deadline for the service's whole check: per-read timeouts
+    // only fire after silence, and a device that trickles bytes, or hangs
+    // up after every prompt, must not hold the run (ZGrab2 issue #163:
+    // "a timeout for the entire session"). Thirty read timeouts cover the
+    // whole dictionary on the slowest honest device.
+    let deadline = SERVICE_DEADLINE_READS * s.read_timeout;
+    if tokio::time::timeout(deadline, futures_join_all(workers))
+        .await
+        .is_err()
+    {
+        let attempts = queue.finish_attempts();
+        return LoginResult::Incomplete {
+            attempts: attempts + 1,
+            reason: format!(
+                "no verdict within the service's deadline of {} s ({attempts} attempts judged)",
+                deadline.as_secs()
+            ),
+        };
+    }
     // The control attempt counts among the service's attempts.
     match queue.finish() {
         LoginResult::Success {
@@ -542,5 +568,50 @@ mod tests {
             LoginResult::Exhausted { attempts: 4 }
         );
         assert_ne!(control_pair(), control_pair(), "random per call");
+    }
+
+    /// A worker that never reaches a verdict (a device trickling bytes).
+    struct Stuck;
+
+    impl LoginWorker for Stuck {
+        fn name(&self) -> &'static str {
+            "stuck"
+        }
+        fn run<'a>(
+            &'a self,
+            _: SocketAddr,
+            q: &'a PairQueue,
+            _: &'a CheckSettings,
+        ) -> WorkerFuture<'a> {
+            Box::pin(async move {
+                while let Some(pair) = q.next() {
+                    // The control attempt fails; every later one hangs.
+                    if pair.user.starts_with("iotscope-") {
+                        q.report(&pair, Attempt::Failed);
+                    } else {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                }
+            })
+        }
+    }
+
+    /// Issue 12, item 5: a service's check has an absolute deadline.
+    #[tokio::test]
+    async fn a_service_that_never_answers_ends_at_its_deadline() {
+        let s = CheckSettings {
+            read_timeout: Duration::from_millis(10),
+            ..Default::default()
+        };
+        let started = std::time::Instant::now();
+        let r = check_logins(
+            &Stuck,
+            "127.0.0.1:23".parse().unwrap(),
+            vec![p("root", "x")],
+            &s,
+        )
+        .await;
+        assert!(matches!(r, LoginResult::Incomplete { .. }), "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

@@ -116,6 +116,11 @@ impl Session {
 
     async fn screen(&mut self, mut poke: bool) -> Option<Screen> {
         let mut buf = [0u8; 1024];
+        // An absolute deadline per screen: the read timeout only fires
+        // after silence, and a device that trickles a byte a second (a
+        // tarpit, a console streaming logs) would reset it for ever
+        // (ZGrab2 issue #163). Three read timeouts, the poke included.
+        let deadline = tokio::time::Instant::now() + self.read_timeout * 3;
         loop {
             if let Some(s) = classify(&self.text) {
                 return Some(s);
@@ -123,16 +128,22 @@ impl Session {
             if self.text.len() > 16 * 1024 {
                 return None;
             }
-            let n = match tokio::time::timeout(self.read_timeout, self.stream.read(&mut buf)).await
-            {
-                Ok(read) => read.ok()?,
-                Err(_) if poke && self.text.trim().is_empty() => {
-                    poke = false;
-                    self.stream.write_all(b"\r\n").await.ok()?;
-                    continue;
-                }
-                Err(_) => return None,
-            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let n =
+                match tokio::time::timeout(self.read_timeout.min(left), self.stream.read(&mut buf))
+                    .await
+                {
+                    Ok(read) => read.ok()?,
+                    Err(_) if poke && self.text.trim().is_empty() => {
+                        poke = false;
+                        self.stream.write_all(b"\r\n").await.ok()?;
+                        continue;
+                    }
+                    Err(_) => return None,
+                };
             if n == 0 {
                 return None;
             }
