@@ -130,25 +130,10 @@ fn accept_anything_and_legacy_login_pages_are_judged_right() {
 #[test]
 fn a_login_we_cannot_judge_is_check_incomplete() {
     // The module is chosen by port: 8080 is HTTP.
-    let l = TcpListener::bind("127.78.51.40:8080").unwrap();
-    let port = l.local_addr().unwrap().port();
-    l.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let end = Instant::now() + Duration::from_secs(40);
-        while Instant::now() < end {
-            let Ok((mut c, _)) = l.accept() else {
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            };
-            let _ = c.set_nonblocking(false);
-            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut buf = [0u8; 2048];
-            let _ = c.read(&mut buf);
-            let _ = c.write_all(
-                b"HTTP/1.1 401 Unauthorized\r\nServer: Microsoft-IIS/10.0\r\nWWW-Authenticate: Negotiate\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-        }
+    web("127.78.51.40", |_| {
+        "HTTP/1.1 401 Unauthorized\r\nServer: Microsoft-IIS/10.0\r\nWWW-Authenticate: Negotiate\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
     });
+    let port = 8080;
     let o = bin()
         .args([
             "check",
@@ -187,21 +172,10 @@ fn a_login_we_cannot_judge_is_check_incomplete() {
 /// A small web device on `ip:8080`: `answer(request head)` is the whole
 /// response. Stops by itself after 40 s.
 fn web(ip: &str, answer: fn(&str) -> String) {
-    let l = TcpListener::bind((ip, 8080)).unwrap();
-    l.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let end = Instant::now() + Duration::from_secs(40);
-        while Instant::now() < end {
-            let Ok((mut c, _)) = l.accept() else {
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            };
-            let _ = c.set_nonblocking(false);
-            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut buf = [0u8; 4096];
-            let n = c.read(&mut buf).unwrap_or(0);
-            let _ = c.write_all(answer(&String::from_utf8_lossy(&buf[..n])).as_bytes());
-        }
+    device(ip, 8080, move |mut c| {
+        let mut buf = [0u8; 4096];
+        let n = c.read(&mut buf).unwrap_or(0);
+        let _ = c.write_all(answer(&String::from_utf8_lossy(&buf[..n])).as_bytes());
     });
 }
 
@@ -279,9 +253,10 @@ fn every_challenge_is_read_and_only_real_logins_count() {
 }
 
 /// Runs `serve(connection)` for each connection to `ip:port`, for 40 s.
-fn device(ip: &str, port: u16, serve: fn(std::net::TcpStream)) {
+fn device(ip: &str, port: u16, serve: impl Fn(std::net::TcpStream) + Send + Sync + 'static) {
     let l = TcpListener::bind((ip, port)).unwrap();
     l.set_nonblocking(true).unwrap();
+    let serve = std::sync::Arc::new(serve);
     std::thread::spawn(move || {
         let end = Instant::now() + Duration::from_secs(40);
         while Instant::now() < end {
@@ -289,6 +264,7 @@ fn device(ip: &str, port: u16, serve: fn(std::net::TcpStream)) {
                 Ok((c, _)) => {
                     let _ = c.set_nonblocking(false);
                     let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+                    let serve = serve.clone();
                     std::thread::spawn(move || serve(c));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
