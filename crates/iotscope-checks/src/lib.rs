@@ -77,6 +77,9 @@ pub enum Attempt {
     /// The service asks for a login we cannot answer (why): the check ends
     /// without a verdict.
     Unsupported(String),
+    /// Not tried: the pair's password was already tried on this
+    /// password-only service (its user name is never sent).
+    Skipped,
 }
 
 /// The result of a credential check of one service.
@@ -150,6 +153,7 @@ struct QueueState {
     result: Option<LoginResult>,
     unreachable: usize,
     hangups: usize,
+    passwords: std::collections::HashSet<String>,
 }
 
 impl PairQueue {
@@ -164,6 +168,7 @@ impl PairQueue {
                 result: None,
                 unreachable: 0,
                 hangups: 0,
+                passwords: Default::default(),
             }),
         }
     }
@@ -178,12 +183,23 @@ impl PairQueue {
         Some(st.pairs[st.next - 1].clone())
     }
 
+    /// True the first time a password is asked for by any worker of this
+    /// service: a password-only device is tried once per password however
+    /// many dictionary pairs share it.
+    pub fn first_try_of_password(&self, password: &str) -> bool {
+        let mut st = self.state.lock().expect("queue");
+        st.passwords.insert(password.to_string())
+    }
+
     /// Records an attempt; true when the worker should stop. After an
     /// unjudged attempt the worker should wait a little before the next
     /// connection ([`PairQueue::backoff`]).
     pub fn report(&self, pair: &Pair, outcome: Attempt) -> bool {
         let mut st = self.state.lock().expect("queue");
-        if !matches!(outcome, Attempt::Unreachable | Attempt::Retry) {
+        if !matches!(
+            outcome,
+            Attempt::Unreachable | Attempt::Retry | Attempt::Skipped
+        ) {
             st.attempts += 1;
         }
         let attempts = st.attempts;
@@ -221,6 +237,7 @@ impl PairQueue {
                 st.unreachable = 0;
                 false
             }
+            Attempt::Skipped => false,
             Attempt::Retry | Attempt::Unreachable => {
                 // The pair was not judged: give it back. A hang-up after some
                 // tries is normal (servers cap tries per connection), so only

@@ -55,6 +55,10 @@ pub struct Rule {
     pub http_realm: Option<String>,
     /// Telnet banner or prompt.
     pub telnet: Option<String>,
+    /// Telnet banner bytes, in hex, for firmware in legacy encodings
+    /// (GBK `c3dcc2eb` is 密码): matched against the raw bytes the survey
+    /// kept (`banner_hex`), or the banner's UTF-8 bytes.
+    pub telnet_bytes: Option<String>,
     /// SSH identification line.
     pub ssh_version: Option<String>,
     /// TLS certificate subject or issuer.
@@ -138,6 +142,15 @@ fn field(s: &Seen, name: &str) -> Option<String> {
             b["banner"].as_str().unwrap_or(""),
             b["prompt"].as_str().unwrap_or("")
         )),
+        ("telnet", "telnet_bytes") => Some(match b["banner_hex"].as_str() {
+            Some(hex) => hex.to_string(),
+            None => b["banner"]
+                .as_str()
+                .unwrap_or("")
+                .bytes()
+                .map(|x| format!("{x:02x}"))
+                .collect(),
+        }),
         ("ssh", "ssh_version") => text(&b["version"]),
         ("tls", "tls_name") => Some(format!(
             "{}\n{}",
@@ -164,6 +177,7 @@ impl Rule {
             ("http_title", &self.http_title),
             ("http_realm", &self.http_realm),
             ("telnet", &self.telnet),
+            ("telnet_bytes", &self.telnet_bytes),
             ("ssh_version", &self.ssh_version),
             ("tls_name", &self.tls_name),
             ("modbus_vendor", &self.modbus_vendor),
@@ -293,5 +307,26 @@ mod tests {
         let e = Rules::parse("[[rule]]\nname = 3\n", "bad.toml").unwrap_err();
         assert!(e.to_string().starts_with("bad.toml: "), "{e}");
         assert!(e.to_string().contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn legacy_encoded_banners_match_by_their_bytes() {
+        let r = Rules::parse(
+            "[[rule]]\nname = \"gbk dvr\"\ntelnet_bytes = \"C3DCC2EB\"\nvendor = \"Xiongmai\"\ndevice_type = \"dvr\"\ncriticality = \"consumer\"\n",
+            "mine.toml",
+        )
+        .unwrap();
+        let seen = |banner: serde_json::Value| Seen {
+            port: 23,
+            service: "telnet".into(),
+            banner,
+        };
+        // 密码： in GBK: the lossy text has lost it, the bytes have not.
+        let gbk = seen(
+            serde_json::json!({"banner": "\u{fffd}\u{fffd}", "prompt": "", "banner_hex": "c3dcc2eba3ba"}),
+        );
+        assert_eq!(r.identify(&[gbk]).unwrap().vendor, "Xiongmai");
+        let other = seen(serde_json::json!({"banner": "login: ", "prompt": "login:"}));
+        assert!(r.identify(&[other]).is_none());
     }
 }

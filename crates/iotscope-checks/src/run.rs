@@ -347,8 +347,13 @@ fn login_findings(c: &mut Collector<'_>, port: u16, service: &str, r: LoginResul
                 Kind::DefaultCredential
             };
             let mut e = ev(service, evidence);
-            e.entry = pairs.iter().position(|p| *p == pair).map(|i| i + 1);
-            e.user = Some(pair.user);
+            // A password-only login has no user: its entry is the first
+            // pair with that password.
+            e.entry = pairs
+                .iter()
+                .position(|p| *p == pair || pair.user.is_empty() && p.password == pair.password)
+                .map(|i| i + 1);
+            e.user = (!pair.user.is_empty()).then_some(pair.user);
             e.password = (!no_password).then_some(pair.password);
             e.attempts = Some(attempts);
             c.add(port, service, kind, e);

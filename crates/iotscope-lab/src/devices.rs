@@ -64,6 +64,22 @@ pub enum Kind {
     /// nuclei-templates' false positives. A correct check reports a login
     /// over cleartext HTTP, never an open control panel. Only in a `--spec` lab.
     LegacyLoginPage,
+    /// A router console that asks for a password only, behind a banner of
+    /// `#` lines ("User Access Verification", Cisco `line vty`), and asks
+    /// again after a wrong one, after thc-hydra PRs #1053 and #675. A
+    /// correct check sends no user name and reports `default_credential`.
+    /// Only in a `--spec` lab.
+    ConsoleRouter,
+    /// A camera whose legal banner says "access is denied; failed logins
+    /// are recorded" and whose post-login MOTD says "There were 3 failed
+    /// login attempts", with the shell prompt two seconds after it, after
+    /// thc-hydra PR #1078. A correct check reports `default_credential`.
+    /// Only in a `--spec` lab.
+    MotdCamera,
+    /// A DVR of old Chinese firmware: silent until it receives a line,
+    /// then prompts and messages in GBK (`用户名：`, `密码：`, `密码错误`).
+    /// A correct check reports `default_credential`. Only in a `--spec` lab.
+    LegacyConsoleDvr,
 }
 
 /// Protocol a listener speaks.
@@ -153,6 +169,58 @@ pub struct TelnetBehaviour {
     /// True when any user and any password open a shell.
     #[serde(default)]
     pub accept_any: bool,
+    /// True when the console asks for a password only (Cisco `line vty`):
+    /// the first prompt is the password prompt and the user is "".
+    #[serde(default)]
+    pub password_only: bool,
+    /// Text after a login, before the shell banner (a lastlog MOTD).
+    #[serde(default)]
+    pub motd: String,
+    /// Milliseconds between the MOTD and the shell prompt (slow devices).
+    #[serde(default)]
+    pub shell_delay_ms: u64,
+    /// True when the console shows nothing until it receives a line.
+    #[serde(default)]
+    pub enter_first: bool,
+    /// What a refused login prints ("" for a bare re-prompt).
+    #[serde(default = "login_incorrect")]
+    pub failure_message: String,
+    /// How the prompts and messages are encoded on the wire: "utf-8"
+    /// (default) or "gbk" (old Chinese firmware).
+    #[serde(default = "utf8")]
+    pub encoding: String,
+}
+
+fn login_incorrect() -> String {
+    "Login incorrect".into()
+}
+
+fn utf8() -> String {
+    "utf-8".into()
+}
+
+impl Default for TelnetBehaviour {
+    fn default() -> Self {
+        TelnetBehaviour {
+            banner: String::new(),
+            login_prompt: "login: ".into(),
+            password_prompt: "Password: ".into(),
+            shell_prompt: "# ".into(),
+            fail_delay_ms: 0,
+            greeting_delay_ms: 0,
+            lockout_after: 0,
+            lockout_secs: 0,
+            attempts_per_connection: 3,
+            no_password: false,
+            accept_any: false,
+            password_only: false,
+            motd: String::new(),
+            shell_delay_ms: 0,
+            enter_first: false,
+            failure_message: login_incorrect(),
+            encoding: utf8(),
+        }
+    }
 }
 
 /// Behaviour knobs of a device's web server.
@@ -488,7 +556,7 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
                 lockout_secs: 300,
                 attempts_per_connection: 3,
                 no_password,
-                accept_any: false,
+                ..TelnetBehaviour::default()
             });
             for &port in &telnet_ports {
                 d.services.push(svc(port, Service::Telnet));
@@ -641,17 +709,8 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
             d.firmware = "-".into();
             d.services.push(svc(23, Service::Telnet));
             d.telnet = Some(TelnetBehaviour {
-                banner: String::new(),
-                login_prompt: "login: ".into(),
-                password_prompt: "Password: ".into(),
-                shell_prompt: "# ".into(),
-                fail_delay_ms: 0,
-                greeting_delay_ms: 0,
-                lockout_after: 0,
-                lockout_secs: 0,
-                attempts_per_connection: 3,
-                no_password: false,
                 accept_any: true,
+                ..TelnetBehaviour::default()
             });
             d.weaknesses.extend(
                 [
@@ -660,6 +719,71 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
                     "accepts_any_credentials",
                 ]
                 .map(String::from),
+            );
+        }
+        Kind::ConsoleRouter | Kind::MotdCamera | Kind::LegacyConsoleDvr => {
+            let (_, password) = pairs
+                .iter()
+                .filter(|(_, p)| !p.is_empty())
+                .nth(rng.below(20) as usize)
+                .cloned()
+                .unwrap_or_default();
+            let (user, password) = match kind {
+                Kind::ConsoleRouter => (String::new(), password),
+                _ => pairs[rng.below(pairs.len() as u64) as usize].clone(),
+            };
+            let t = match kind {
+                Kind::ConsoleRouter => {
+                    d.vendor = "Cisco".into();
+                    d.model = "C881".into();
+                    d.firmware = "IOS 15.1(4)M".into();
+                    TelnetBehaviour {
+                        banner: "\r\n##############################\r\n# Authorized access only #\r\n##############################\r\n\r\nUser Access Verification\r\n\r\n".into(),
+                        password_prompt: "Password: ".into(),
+                        shell_prompt: "Router>".into(),
+                        password_only: true,
+                        failure_message: String::new(),
+                        ..TelnetBehaviour::default()
+                    }
+                }
+                Kind::MotdCamera => {
+                    d.vendor = "Hikvision".into();
+                    d.model = "DS-2CD2032-I".into();
+                    d.firmware = "V5.3.0".into();
+                    TelnetBehaviour {
+                        banner: "\r\nWARNING: unauthorized access is denied; failed logins are recorded.\r\n".into(),
+                        login_prompt: "ipcam login: ".into(),
+                        motd: "Last failed login: Mon Nov 30 09:12:44 UTC 2026 from 10.0.0.9 on pts/0\r\nThere were 3 failed login attempts since the last successful login.\r\n".into(),
+                        shell_delay_ms: 2000,
+                        fail_delay_ms: 200,
+                        ..TelnetBehaviour::default()
+                    }
+                }
+                _ => {
+                    d.vendor = "Xiongmai".into();
+                    d.model = "AHB7008T".into();
+                    d.firmware = "V4.02.R11.34500140".into();
+                    TelnetBehaviour {
+                        banner: "\r\n".into(),
+                        login_prompt: "用户名：".into(),
+                        password_prompt: "密码：".into(),
+                        failure_message: "密码错误".into(),
+                        encoding: "gbk".into(),
+                        enter_first: true,
+                        ..TelnetBehaviour::default()
+                    }
+                }
+            };
+            d.telnet = Some(t);
+            d.services.push(svc(23, Service::Telnet));
+            d.credentials.push(Credential {
+                port: 23,
+                service: Service::Telnet,
+                user,
+                password,
+            });
+            d.weaknesses.extend(
+                ["exposed_telnet", "cleartext_admin", "default_credential"].map(String::from),
             );
         }
         Kind::LegacyLoginPage => {

@@ -121,20 +121,31 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, served: &Served, 
         read_total: 0,
         in_subnegotiation: false,
     };
+    if t.enter_first && r.line().await.is_none() {
+        return;
+    }
     if t.greeting_delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(t.greeting_delay_ms)).await;
     }
     let mut hello = NEGOTIATION.to_vec();
-    hello.extend_from_slice(t.banner.as_bytes());
+    hello.extend_from_slice(&encode(&t.banner, &t.encoding));
     if r.stream.write_all(&hello).await.is_err() {
         return;
     }
     for _ in 0..t.attempts_per_connection {
-        if r.stream.write_all(t.login_prompt.as_bytes()).await.is_err() {
-            return;
-        }
-        let Some(user) = r.line().await else { return };
-        let user = user.trim().to_string();
+        let user = if t.password_only {
+            String::new()
+        } else {
+            if r.stream
+                .write_all(&encode(&t.login_prompt, &t.encoding))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let Some(user) = r.line().await else { return };
+            user.trim().to_string()
+        };
         // The server echoes what the user types (it said WILL ECHO).
         if r.stream
             .write_all(format!("{user}\r\n").as_bytes())
@@ -143,7 +154,7 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, served: &Served, 
         {
             return;
         }
-        if user.is_empty() {
+        if user.is_empty() && !t.password_only {
             continue;
         }
         let locked = {
@@ -156,7 +167,7 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, served: &Served, 
             None
         } else {
             if r.stream
-                .write_all(t.password_prompt.as_bytes())
+                .write_all(&encode(&t.password_prompt, &t.encoding))
                 .await
                 .is_err()
             {
@@ -173,7 +184,7 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, served: &Served, 
                 }));
         if ok {
             audit.record(d, "telnet", port, peer, Event::Login, &user);
-            shell(&mut r, peer, served, port, audit, &t.shell_prompt).await;
+            shell(&mut r, peer, served, port, audit, &t).await;
             return;
         }
         let detail = format!(
@@ -192,15 +203,53 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, served: &Served, 
             }
         }
         tokio::time::sleep(Duration::from_millis(t.fail_delay_ms)).await;
-        let msg: &[u8] = if locked {
-            b"Login incorrect (account locked)\r\n"
-        } else {
-            b"Login incorrect\r\n"
+        let msg = match (locked, t.failure_message.is_empty()) {
+            (true, _) => format!("{} (account locked)\r\n", t.failure_message),
+            (false, false) => format!("{}\r\n", t.failure_message),
+            (false, true) => String::new(),
         };
-        if r.stream.write_all(msg).await.is_err() {
+        if r.stream
+            .write_all(&encode(&msg, &t.encoding))
+            .await
+            .is_err()
+        {
             return;
         }
     }
+    if t.password_only {
+        // Cisco's last word before it hangs up.
+        let _ = r.stream.write_all(b"% Bad passwords\r\n").await;
+    }
+}
+
+/// The text as the device's firmware puts it on the wire: UTF-8, or GBK
+/// for the few characters the lab's legacy consoles print (others become
+/// `?`, as a GBK terminal would show them).
+fn encode(text: &str, encoding: &str) -> Vec<u8> {
+    if encoding != "gbk" {
+        return text.as_bytes().to_vec();
+    }
+    const GBK: &[(char, [u8; 2])] = &[
+        ('用', [0xd3, 0xc3]),
+        ('户', [0xbb, 0xa7]),
+        ('名', [0xc3, 0xfb]),
+        ('密', [0xc3, 0xdc]),
+        ('码', [0xc2, 0xeb]),
+        ('错', [0xb4, 0xed]),
+        ('误', [0xce, 0xf3]),
+        ('：', [0xa3, 0xba]),
+    ];
+    let mut out = Vec::new();
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c as u8);
+        } else if let Some((_, b)) = GBK.iter().find(|(k, _)| *k == c) {
+            out.extend_from_slice(b);
+        } else {
+            out.push(b'?');
+        }
+    }
+    out
 }
 
 async fn shell(
@@ -209,9 +258,23 @@ async fn shell(
     served: &Served,
     port: u16,
     audit: &Audit,
-    prompt: &str,
+    t: &crate::devices::TelnetBehaviour,
 ) {
-    let hello = format!("\r\n\r\nBusyBox v1.19.3 (2016-05-12 14:50:22 CST) built-in shell (ash)\r\nEnter 'help' for a list of built-in commands.\r\n\r\n{prompt}");
+    let prompt = t.shell_prompt.as_str();
+    if !t.motd.is_empty() {
+        let motd = format!("\r\n{}", t.motd);
+        if r.stream.write_all(motd.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+    if t.shell_delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(t.shell_delay_ms)).await;
+    }
+    let hello = if t.password_only {
+        format!("\r\n{prompt}")
+    } else {
+        format!("\r\n\r\nBusyBox v1.19.3 (2016-05-12 14:50:22 CST) built-in shell (ash)\r\nEnter 'help' for a list of built-in commands.\r\n\r\n{prompt}")
+    };
     if r.stream.write_all(hello.as_bytes()).await.is_err() {
         return;
     }

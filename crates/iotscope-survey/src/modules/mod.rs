@@ -189,9 +189,17 @@ impl ProbeModule for Telnet {
                 .unwrap_or("")
                 .trim()
                 .to_string();
-            Ok(
-                json!({"banner": shown, "prompt": prompt, "options": options, "enter_first": poked && !shown.trim().is_empty()}),
-            )
+            let mut banner = json!({"banner": shown, "prompt": prompt, "options": options, "enter_first": poked && !shown.trim().is_empty()});
+            // Firmware that predates UTF-8 (GBK, Big5, Shift_JIS, CP1251)
+            // loses its words in the lossy text: keep the bytes as well.
+            if std::str::from_utf8(&text).is_err() {
+                banner["banner_hex"] = text
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+                    .into();
+            }
+            Ok(banner)
         })
     }
 }
