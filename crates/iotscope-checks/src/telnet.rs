@@ -328,6 +328,18 @@ fn has_word(bytes: &[u8], words: &[&str], legacy: &[&[u8]]) -> bool {
             .any(|w| bytes.windows(w.len()).any(|x| x == *w))
 }
 
+/// True when `text` (any encoding) names a password: "Password",
+/// "Kennwort", "密码"... (for prompts of other protocols, such as SSH
+/// keyboard-interactive).
+pub fn names_password(text: &[u8]) -> bool {
+    has_word(text, PASSWORD_WORDS, PASSWORD_BYTES)
+}
+
+/// True when `text` names a user or login.
+pub fn names_user(text: &[u8]) -> bool {
+    has_word(text, LOGIN_WORDS, LOGIN_BYTES)
+}
+
 /// The last line with something on it, trailing blanks removed.
 fn last_line(bytes: &[u8]) -> &[u8] {
     let line = bytes

@@ -80,6 +80,16 @@ pub enum Kind {
     /// then prompts and messages in GBK (`用户名：`, `密码：`, `密码错误`).
     /// A correct check reports `default_credential`. Only in a `--spec` lab.
     LegacyConsoleDvr,
+    /// A Dropbear radio with an RSA host key only (Ubiquiti airOS, AREDN
+    /// issue #312) and a password login ubnt:ubnt. A correct check reports
+    /// `default_credential`. Only in a `--spec` lab built with SSH.
+    RsaRadio,
+    /// An sshd that offers keyboard-interactive and publickey, not
+    /// password (FreeBSD's default, PAM-based embedded servers; nmap issue
+    /// #1091), with a default login. A correct check answers the
+    /// `Password:` prompt and reports `default_credential`. Only in a
+    /// `--spec` lab built with SSH.
+    KbdintSshd,
 }
 
 /// Protocol a listener speaks.
@@ -223,6 +233,17 @@ impl Default for TelnetBehaviour {
     }
 }
 
+/// Behaviour knobs of a device's SSH server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshBehaviour {
+    /// Host key type: "ed25519" or "rsa" (2048 bits, offered as
+    /// rsa-sha2-512, rsa-sha2-256 and ssh-rsa).
+    pub host_key: String,
+    /// Login method offered: "password", or "keyboard-interactive" (one
+    /// echo-off `Password: ` prompt) beside "publickey".
+    pub auth: String,
+}
+
 /// Behaviour knobs of a device's web server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebBehaviour {
@@ -273,6 +294,10 @@ pub struct Device {
     /// SSH version line, when it runs SSH.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssh_banner: Option<String>,
+    /// SSH behaviour beyond the banner (host key type, login method), when
+    /// it differs from the default (Ed25519, password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshBehaviour>,
 }
 
 /// The manifest file.
@@ -513,6 +538,7 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
         telnet: None,
         web: None,
         ssh_banner: None,
+        ssh: None,
     };
     let svc = |port: u16, service: Service| ServiceEntry {
         port,
@@ -785,6 +811,44 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
             d.weaknesses.extend(
                 ["exposed_telnet", "cleartext_admin", "default_credential"].map(String::from),
             );
+        }
+        Kind::RsaRadio | Kind::KbdintSshd => {
+            let rsa = kind == Kind::RsaRadio;
+            d.vendor = if rsa { "Ubiquiti" } else { "Supermicro" }.into();
+            d.model = if rsa { "NanoStation M5" } else { "X11 BMC" }.into();
+            d.firmware = if rsa { "XW.v6.3.6" } else { "1.73.06" }.into();
+            d.services.push(svc(22, Service::Ssh));
+            d.ssh_banner = Some(
+                if rsa {
+                    "SSH-2.0-dropbear_2019.78"
+                } else {
+                    "SSH-2.0-OpenSSH_8.8 FreeBSD-20211221"
+                }
+                .into(),
+            );
+            d.ssh = Some(SshBehaviour {
+                host_key: if rsa { "rsa" } else { "ed25519" }.into(),
+                auth: if rsa {
+                    "password"
+                } else {
+                    "keyboard-interactive"
+                }
+                .into(),
+            });
+            if cfg!(feature = "ssh-login") {
+                let (user, password) = if rsa {
+                    ("ubnt".to_string(), "ubnt".to_string())
+                } else {
+                    pairs[rng.below(pairs.len() as u64) as usize].clone()
+                };
+                d.credentials.push(Credential {
+                    port: 22,
+                    service: Service::Ssh,
+                    user,
+                    password,
+                });
+                d.weaknesses.push("default_credential".into());
+            }
         }
         Kind::LegacyLoginPage => {
             d.vendor = "Xiongmai".into();

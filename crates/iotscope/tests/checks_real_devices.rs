@@ -149,20 +149,11 @@ fn accept_anything_and_legacy_login_pages_are_judged_right() {
     run.assert_nothing_after_logins();
 }
 
-/// Telnet consoles judged by their screens (issue 12 item 1): a
-/// password-only router behind a banner of `#` lines, a camera with
-/// failure words in its legal banner and its MOTD and a shell prompt two
-/// seconds late, a DVR silent until Enter with GBK prompts. Each reports
-/// exactly the manifest's weaknesses, with one login and nothing typed.
-#[test]
-fn telnet_consoles_are_judged_by_their_screens() {
-    let run = lab_survey(
-        "[kinds]\nconsole_router = 1\nmotd_camera = 1\nlegacy_console_dvr = 1\n",
-        "127.78.52.0/24",
-        "23",
-    );
+/// Exactly the manifest's weaknesses on every device, one login each,
+/// nothing typed.
+fn assert_exactly_the_manifest(run: &LabRun, count: usize) {
     let devices = run.manifest["devices"].as_array().unwrap();
-    assert_eq!(devices.len(), 3);
+    assert_eq!(devices.len(), count);
     for dev in devices {
         let ip = dev["ip"].as_str().unwrap();
         let want: BTreeSet<String> = dev["weaknesses"]
@@ -181,6 +172,34 @@ fn telnet_consoles_are_judged_by_their_screens() {
         assert_eq!(run.logins(ip), 1, "{ip}: one login");
     }
     run.assert_nothing_after_logins();
+}
+
+/// SSH servers of real devices (issue 12 item 6): a Dropbear radio with an
+/// RSA host key only, an sshd that offers keyboard-interactive and not
+/// password. Both default logins are found, once each.
+#[test]
+fn ssh_with_rsa_host_keys_and_keyboard_interactive_is_checked() {
+    let run = lab_survey(
+        "[kinds]\nrsa_radio = 1\nkbdint_sshd = 1\n",
+        "127.78.54.0/24",
+        "22",
+    );
+    assert_exactly_the_manifest(&run, 2);
+}
+
+/// Telnet consoles judged by their screens (issue 12 item 1): a
+/// password-only router behind a banner of `#` lines, a camera with
+/// failure words in its legal banner and its MOTD and a shell prompt two
+/// seconds late, a DVR silent until Enter with GBK prompts. Each reports
+/// exactly the manifest's weaknesses, with one login and nothing typed.
+#[test]
+fn telnet_consoles_are_judged_by_their_screens() {
+    let run = lab_survey(
+        "[kinds]\nconsole_router = 1\nmotd_camera = 1\nlegacy_console_dvr = 1\n",
+        "127.78.52.0/24",
+        "23",
+    );
+    assert_exactly_the_manifest(&run, 3);
 }
 /// An HTTP login we have no worker for (Negotiate only) is not "nothing
 /// found": `check_incomplete`, and `iotscope check` exits 1.

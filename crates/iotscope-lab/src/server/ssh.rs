@@ -43,6 +43,24 @@ impl DeviceSsh {
     fn prompt(&self) -> &'static str {
         "# "
     }
+
+    fn keyboard_interactive(&self) -> bool {
+        self.served
+            .device
+            .ssh
+            .as_ref()
+            .is_some_and(|s| s.auth == "keyboard-interactive")
+    }
+
+    /// The methods on offer: password, or keyboard-interactive and
+    /// publickey (never accepted).
+    fn methods(&self) -> MethodSet {
+        if self.keyboard_interactive() {
+            MethodSet::from(&[MethodKind::PublicKey, MethodKind::KeyboardInteractive][..])
+        } else {
+            password_only()
+        }
+    }
 }
 
 impl server::Handler for DeviceSsh {
@@ -63,10 +81,37 @@ impl server::Handler for DeviceSsh {
             self.record(Event::LoginFailed, &format!("{user}:{password}"));
             // Like dropbear: a wrong password leaves password auth on offer.
             Ok(Auth::Reject {
-                proceed_with_methods: Some(password_only()),
+                proceed_with_methods: Some(self.methods()),
                 partial_success: false,
             })
         }
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        if !self.keyboard_interactive() {
+            return Ok(Auth::Reject {
+                proceed_with_methods: Some(self.methods()),
+                partial_success: false,
+            });
+        }
+        let Some(mut answers) = response else {
+            // PAM's one prompt, echo off.
+            return Ok(Auth::Partial {
+                name: Cow::Borrowed(""),
+                instructions: Cow::Borrowed(""),
+                prompts: Cow::Owned(vec![(Cow::Borrowed("Password: "), false)]),
+            });
+        };
+        let password = answers
+            .next()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        self.auth_password(user, &password).await
     }
 
     async fn channel_open_session(
@@ -166,10 +211,30 @@ fn password_only() -> MethodSet {
     MethodSet::from(&[MethodKind::Password][..])
 }
 
-/// The host key of every emulated SSH device: fixed, so a client's
-/// known-hosts entry stays valid across lab runs.
-fn host_key() -> PrivateKey {
+/// The host key of the emulated SSH devices: fixed, so a client's
+/// known-hosts entry stays valid across lab runs. Ed25519, or for devices
+/// that have only RSA a 2048-bit key generated once for the lab (it
+/// protects nothing: the lab listens on loopback only).
+fn host_key(kind: &str) -> PrivateKey {
+    const LAB_RSA: &str = include_str!("../../data/lab_rsa_host_key");
+    if kind == "rsa" {
+        // A constant of this crate, checked by its test.
+        return PrivateKey::from_openssh(LAB_RSA).expect("the lab's RSA host key parses");
+    }
     PrivateKey::from(Ed25519Keypair::from_seed(&[0x6c; 32]))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_rsa_host_key_is_rsa() {
+        let k = super::host_key("rsa");
+        assert_eq!(k.algorithm().as_str(), "ssh-rsa");
+        assert_eq!(
+            super::host_key("ed25519").algorithm().as_str(),
+            "ssh-ed25519"
+        );
+    }
 }
 
 pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, served: Arc<Served>, audit: &Audit) {
@@ -179,14 +244,29 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, served: Arc<Serve
         .ssh_banner
         .clone()
         .unwrap_or_else(|| "SSH-2.0-dropbear".into());
+    let key_kind = served
+        .device
+        .ssh
+        .as_ref()
+        .map_or("ed25519", |s| s.host_key.as_str())
+        .to_string();
+    let keyboard_interactive = served
+        .device
+        .ssh
+        .as_ref()
+        .is_some_and(|s| s.auth == "keyboard-interactive");
     let config = Arc::new(server::Config {
         server_id: SshId::Standard(Cow::Owned(banner)),
-        keys: vec![host_key()],
+        keys: vec![host_key(&key_kind)],
         auth_rejection_time: Duration::from_millis(300),
         auth_rejection_time_initial: Some(Duration::from_millis(0)),
         inactivity_timeout: Some(Duration::from_secs(60)),
         max_auth_attempts: 6,
-        methods: password_only(),
+        methods: if keyboard_interactive {
+            MethodSet::from(&[MethodKind::PublicKey, MethodKind::KeyboardInteractive][..])
+        } else {
+            password_only()
+        },
         ..Default::default()
     });
     let handler = DeviceSsh {
