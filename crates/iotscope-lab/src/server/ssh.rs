@@ -224,19 +224,6 @@ fn host_key(kind: &str) -> PrivateKey {
     PrivateKey::from(Ed25519Keypair::from_seed(&[0x6c; 32]))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_rsa_host_key_is_rsa() {
-        let k = super::host_key("rsa");
-        assert_eq!(k.algorithm().as_str(), "ssh-rsa");
-        assert_eq!(
-            super::host_key("ed25519").algorithm().as_str(),
-            "ssh-ed25519"
-        );
-    }
-}
-
 pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, served: Arc<Served>, audit: &Audit) {
     let port = stream.local_addr().map(|a| a.port()).unwrap_or(22);
     let banner = served
@@ -279,5 +266,18 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, served: Arc<Serve
     };
     if let Ok(session) = server::run_stream(config, stream, handler).await {
         let _ = session.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_rsa_host_key_is_rsa() {
+        let k = super::host_key("rsa");
+        assert_eq!(k.algorithm().as_str(), "ssh-rsa");
+        assert_eq!(
+            super::host_key("ed25519").algorithm().as_str(),
+            "ssh-ed25519"
+        );
     }
 }
