@@ -3,6 +3,7 @@
 //! credential and panel checks that were asked for.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 
 use crate::dict::Pair;
 use crate::findings::{severity, Evidence, Finding, Kind};
@@ -135,6 +136,11 @@ fn http_challenged(banner: &serde_json::Value) -> bool {
     banner["status_code"] == 401 || !offered_schemes(banner).is_empty()
 }
 
+/// A host's checks end after this many read timeouts (two services'
+/// deadlines, [`crate::SERVICE_DEADLINE_READS`]): a device with many
+/// telnet ports, each slow, cannot hold a run.
+pub const HOST_DEADLINE_READS: u32 = 2 * crate::SERVICE_DEADLINE_READS;
+
 /// Runs the checks of one host.
 pub async fn check_host(
     ip: IpAddr,
@@ -142,6 +148,46 @@ pub async fn check_host(
     rules: &Rules,
     opts: &CheckOptions,
 ) -> HostReport {
+    check_host_until(ip, seen, rules, opts, std::future::pending::<()>()).await
+}
+
+/// Aborts a spawned task when dropped, so a check dropped by its caller
+/// (a signal, a deadline, an opt-out) leaves no login running.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn panic_text(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(p) => p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Runs the checks of one host until they end, the host's deadline
+/// ([`HOST_DEADLINE_READS`] read timeouts) passes, or `stop` resolves (a
+/// signal). What was found is kept either way: every service whose check
+/// did not reach a verdict is `check_incomplete` with the reason, and a
+/// check that failed inside iotscope (a panic on bytes nobody foresaw)
+/// costs that service's verdict, not the host.
+pub async fn check_host_until<F>(
+    ip: IpAddr,
+    seen: &[Seen],
+    rules: &Rules,
+    opts: &CheckOptions,
+    stop: F,
+) -> HostReport
+where
+    F: std::future::Future<Output = ()> + Send,
+{
     let device = rules.identify(seen);
     let mut c = Collector {
         ip,
@@ -152,43 +198,78 @@ pub async fn check_host(
     // another: devices count failed logins per device and protocol (a
     // BusyBox lockout covers telnet on 23 and 2323 alike), so checking two
     // telnet ports in parallel would lock a device out of both faster.
-    let http_login = HttpLogin { path: "/".into() };
-    let mut groups: std::collections::BTreeMap<
-        &str,
-        Vec<(usize, &dyn crate::LoginWorker, SocketAddr)>,
-    > = Default::default();
+    type Job = (usize, Arc<dyn crate::LoginWorker>, SocketAddr);
+    let mut groups: std::collections::BTreeMap<&str, Vec<Job>> = Default::default();
+    let mut checked = vec![false; seen.len()];
     for (i, s) in seen.iter().enumerate() {
-        let worker: Option<&dyn crate::LoginWorker> = match s.service.as_str() {
-            "telnet" if opts.credentials => Some(&TelnetLogin),
-            "ssh" if opts.credentials => Some(&crate::ssh::SshLogin),
-            "http" if opts.credentials && http_challenged(&s.banner) => Some(&http_login),
+        let worker: Option<Arc<dyn crate::LoginWorker>> = match s.service.as_str() {
+            "telnet" if opts.credentials => Some(Arc::new(TelnetLogin)),
+            "ssh" if opts.credentials => Some(Arc::new(crate::ssh::SshLogin)),
+            "http" if opts.credentials && http_challenged(&s.banner) => {
+                Some(Arc::new(HttpLogin { path: "/".into() }))
+            }
             _ => None,
         };
         if let Some(w) = worker {
+            checked[i] = true;
             groups
                 .entry(w.name())
                 .or_default()
                 .push((i, w, SocketAddr::new(ip, s.port)));
         }
     }
-    let jobs: Vec<crate::BoxFuture<'_, Vec<(usize, LoginResult)>>> = groups
-        .into_values()
-        .map(|group| -> crate::BoxFuture<'_, Vec<(usize, LoginResult)>> {
-            Box::pin(async move {
-                let mut out = Vec::new();
-                for (i, w, addr) in group {
-                    out.push((
-                        i,
-                        check_logins(w, addr, opts.pairs.clone(), &opts.settings).await,
-                    ));
-                }
-                out
-            })
-        })
-        .collect();
-    let mut logins: Vec<Option<LoginResult>> = vec![None; seen.len()];
-    for (i, r) in crate::join_all(jobs).await.into_iter().flatten() {
-        logins[i] = Some(r);
+    let results: Arc<Mutex<Vec<Option<LoginResult>>>> =
+        Arc::new(Mutex::new(vec![None; seen.len()]));
+    let mut set = tokio::task::JoinSet::new();
+    for group in groups.into_values() {
+        let (results, pairs, settings) =
+            (results.clone(), opts.pairs.clone(), opts.settings.clone());
+        set.spawn(async move {
+            for (i, w, addr) in group {
+                let name = w.name();
+                let (pairs, settings) = (pairs.clone(), settings.clone());
+                let mut task = AbortOnDrop(tokio::spawn(async move {
+                    check_logins(&*w, addr, pairs, &settings).await
+                }));
+                let r = match (&mut task.0).await {
+                    Ok(r) => r,
+                    Err(e) => LoginResult::Incomplete {
+                        attempts: 0,
+                        reason: format!(
+                            "the {name} check failed inside iotscope ({}); please report it",
+                            panic_text(e)
+                        ),
+                    },
+                };
+                results.lock().expect("results")[i] = Some(r);
+            }
+        });
+    }
+    let deadline = opts.settings.read_timeout * HOST_DEADLINE_READS;
+    let stopped: Option<String> = {
+        let all = async { while set.join_next().await.is_some() {} };
+        tokio::select! {
+            _ = all => None,
+            _ = stop => Some("stopped by a signal before a verdict".to_string()),
+            _ = tokio::time::sleep(deadline) => Some(format!(
+                "no verdict within the host's deadline of {} s",
+                deadline.as_secs()
+            )),
+        }
+    };
+    // Dropping the set aborts the logins still running, and with them
+    // their connections.
+    drop(set);
+    let mut logins = std::mem::take(&mut *results.lock().expect("results"));
+    if let Some(why) = &stopped {
+        for (i, slot) in logins.iter_mut().enumerate() {
+            if checked[i] && slot.is_none() {
+                *slot = Some(LoginResult::Incomplete {
+                    attempts: 0,
+                    reason: why.clone(),
+                });
+            }
+        }
     }
     for (i, s) in seen.iter().enumerate() {
         let addr = SocketAddr::new(ip, s.port);
@@ -228,6 +309,13 @@ pub async fn check_host(
                     if let Some(r) = login {
                         login_findings(&mut c, s.port, "http", r, &opts.pairs);
                     }
+                } else if let (Some(why), true) = (&stopped, opts.panels) {
+                    c.add(
+                        s.port,
+                        "http",
+                        Kind::CheckIncomplete,
+                        ev("http", format!("the panel check did not run: {why}")),
+                    );
                 } else if opts.panels || opts.credentials {
                     // One read-only look at the front page: a control panel,
                     // or a login form (which is never submitted).
@@ -398,6 +486,124 @@ fn login_findings(c: &mut Collector<'_>, port: u16, service: &str, r: LoginResul
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A telnet service that shows a login prompt, then trickles a byte
+    /// every `every` for ever (a console streaming logs).
+    async fn trickler(every: Duration) -> u16 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let _ = c.write_all(b"\r\nlogin: ").await;
+                    for _ in 0..10_000 {
+                        tokio::time::sleep(every).await;
+                        if c.write_all(b".").await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    fn opts(read_timeout: Duration) -> CheckOptions {
+        CheckOptions {
+            credentials: true,
+            panels: false,
+            pairs: crate::dict::builtin(),
+            settings: CheckSettings {
+                connect_timeout: Duration::from_secs(1),
+                read_timeout,
+                max_attempts: 100,
+                per_host: 1,
+                user_agent: "test".into(),
+            },
+        }
+    }
+
+    fn telnet(port: u16) -> Seen {
+        Seen {
+            port,
+            service: "telnet".into(),
+            banner: serde_json::json!({"banner": "login: ", "prompt": "login:"}),
+        }
+    }
+
+    fn incomplete(r: &HostReport) -> Vec<(u16, String)> {
+        r.findings
+            .iter()
+            .filter(|f| f.kind == Kind::CheckIncomplete)
+            .map(|f| (f.port, f.evidence.matched.clone()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_host_ends_at_its_deadline_with_what_was_found() {
+        // Three trickling telnet ports are checked one after another, each
+        // up to its service deadline (30 reads of 40 ms = 1.2 s); the host's
+        // deadline (60 reads = 2.4 s) ends the third.
+        let read = Duration::from_millis(40);
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(telnet(trickler(Duration::from_millis(10)).await));
+        }
+        let started = Instant::now();
+        let r = check_host(
+            "127.0.0.1".parse().unwrap(),
+            &seen,
+            &Rules::shipped(),
+            &opts(read),
+        )
+        .await;
+        let took = started.elapsed();
+        assert!(
+            took < read * HOST_DEADLINE_READS + Duration::from_secs(1),
+            "{took:?}"
+        );
+        let inc = incomplete(&r);
+        assert_eq!(inc.len(), 3, "{inc:?}");
+        assert!(
+            inc.iter().any(|(_, why)| why.contains("host's deadline")),
+            "{inc:?}"
+        );
+        // The banner findings stay.
+        assert_eq!(
+            r.findings
+                .iter()
+                .filter(|f| f.kind == Kind::ExposedTelnet)
+                .count(),
+            3
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_the_checks_at_once_keeping_what_was_found() {
+        let port = trickler(Duration::from_millis(10)).await;
+        let started = Instant::now();
+        let r = check_host_until(
+            "127.0.0.1".parse().unwrap(),
+            &[telnet(port)],
+            &Rules::shipped(),
+            &opts(Duration::from_secs(5)),
+            tokio::time::sleep(Duration::from_millis(300)),
+        )
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        let inc = incomplete(&r);
+        assert_eq!(inc.len(), 1, "{inc:?}");
+        assert!(inc[0].1.contains("signal"), "{inc:?}");
+        assert!(r.findings.iter().any(|f| f.kind == Kind::ExposedTelnet));
+    }
+
     #[test]
     fn civil_dates() {
         assert_eq!(super::civil_from_days(0), (1970, 1, 1));

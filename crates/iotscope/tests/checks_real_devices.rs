@@ -469,3 +469,55 @@ fn services_that_ignore_our_first_probe_are_still_found() {
     assert!(has("127.78.51.60", "exposed_modbus") && has("127.78.51.61", "exposed_modbus"));
     assert!(has("127.78.51.63", "default_credential"), "{findings:?}");
 }
+
+/// `iotscope check` stops on SIGTERM in the middle of a login check
+/// (issue 12 item 5): promptly, with what it found, the unfinished
+/// service `check_incomplete`, `"interrupted": true` and exit 1 (never 0
+/// with "nothing found").
+#[test]
+fn a_signal_stops_the_owners_check_and_keeps_what_was_found() {
+    // A console that shows a prompt, then streams a byte every 100 ms.
+    device("127.78.51.42", 23, |mut c| {
+        let _ = c.write_all(b"\r\nlogin: ");
+        for _ in 0..400 {
+            std::thread::sleep(Duration::from_millis(100));
+            if c.write_all(b".").is_err() {
+                return;
+            }
+        }
+    });
+    let child = bin()
+        .args(["check", "127.78.51.42", "--ports", "23", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let signalled = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        signalled.elapsed() < Duration::from_secs(3),
+        "stopped {:?} after the signal",
+        signalled.elapsed()
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["interrupted"], true, "{doc}");
+    let kinds: BTreeSet<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains("exposed_telnet"), "{kinds:?}");
+    assert!(kinds.contains("check_incomplete"), "{kinds:?}");
+    assert!(!kinds.contains("default_credential"), "{kinds:?}");
+}

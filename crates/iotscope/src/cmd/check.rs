@@ -2,7 +2,9 @@
 //! services it exposes, what it probably is, each finding in plain words
 //! with what to do, in English or Japanese; `--baseline` adds a pass/fail
 //! table for what a network check can verify of ETSI EN 303 645 and
-//! JC-STAR ★1. Exit 0 when nothing is found, 1 with findings, 2 on error.
+//! JC-STAR ★1. Exit 0 when nothing is found, 1 with findings or when a
+//! signal (SIGINT, SIGTERM) stopped the check (`"interrupted": true`;
+//! what was found is still reported), 2 on error.
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -12,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use iotscope_checks::findings::{explain, mask, Kind, Lang, Severity};
 use iotscope_checks::rules::Seen;
-use iotscope_checks::run::{check_host, HostReport};
+use iotscope_checks::run::{check_host_until, HostReport};
 use iotscope_export::terminal as term;
 use iotscope_survey::{probe, ProbeSettings, Status};
 
@@ -114,14 +116,41 @@ pub fn run(a: CheckArgs, config: &crate::config::Config) -> anyhow::Result<ExitC
         user_agent: opts.settings.user_agent.clone(),
         grab: true,
     };
-    let (seen, report) = runtime.block_on(async {
+    let (seen, report, interrupted) = runtime.block_on(async {
+        // SIGINT or SIGTERM ends the check in any phase: probes and logins
+        // in flight are dropped with their connections, and the report
+        // says what was found and what was not checked.
+        let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
+        let signals = {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = signal(SignalKind::terminate())?;
+            let mut interrupt = signal(SignalKind::interrupt())?;
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+                let _ = stop_tx.send(true);
+            })
+        };
         let mut tasks = tokio::task::JoinSet::new();
         for port in ports {
             let s = settings.clone();
             tasks.spawn(async move { probe(SocketAddr::new(ip, port), &s).await });
         }
         let mut seen = Vec::new();
-        while let Some(Ok(row)) = tasks.join_next().await {
+        loop {
+            let row = tokio::select! {
+                r = tasks.join_next() => match r {
+                    Some(Ok(row)) => row,
+                    Some(Err(_)) => continue,
+                    None => break,
+                },
+                _ = stop.wait_for(|s| *s) => {
+                    tasks.abort_all();
+                    break;
+                }
+            };
             if let (Status::Open, Some(service), Some(banner)) =
                 (row.status, row.service, row.banner)
             {
@@ -133,9 +162,15 @@ pub fn run(a: CheckArgs, config: &crate::config::Config) -> anyhow::Result<ExitC
             }
         }
         seen.sort_by_key(|s| s.port);
-        let report = check_host(ip, &seen, &rules, &opts).await;
-        (seen, report)
-    });
+        let mut stop_checks = stop.clone();
+        let report = check_host_until(ip, &seen, &rules, &opts, async move {
+            let _ = stop_checks.wait_for(|s| *s).await;
+        })
+        .await;
+        signals.abort();
+        let interrupted = *stop.borrow();
+        anyhow::Ok((seen, report, interrupted))
+    })?;
     let baseline = a.baseline.then(|| baseline(&report, &seen));
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -156,6 +191,7 @@ pub fn run(a: CheckArgs, config: &crate::config::Config) -> anyhow::Result<ExitC
             "device": report.device,
             "services": seen.iter().map(|s| serde_json::json!({"port": s.port, "service": s.service, "banner": s.banner})).collect::<Vec<_>>(),
             "findings": findings,
+            "interrupted": interrupted,
             "baseline": baseline.as_ref().map(|b| b.iter().map(|r| serde_json::json!({
                 "standard": r.standard, "id": r.id, "requirement": r.requirement(lang), "result": r.result.as_str(), "why": r.why
             })).collect::<Vec<_>>()),
@@ -167,10 +203,21 @@ pub fn run(a: CheckArgs, config: &crate::config::Config) -> anyhow::Result<ExitC
         if let Some(b) = &baseline {
             baseline_text(&mut out, b, lang)?;
         }
+        if interrupted {
+            writeln!(
+                out,
+                "{}",
+                if lang == Lang::Ja {
+                    "中断されました: 点検は完了していません。上の結果は途中までのものです。"
+                } else {
+                    "Interrupted: the check did not finish; the results above are incomplete."
+                }
+            )?;
+        }
     }
     out.flush()?;
     Ok(
-        if report.findings.iter().any(|f| f.severity > Severity::Info) {
+        if interrupted || report.findings.iter().any(|f| f.severity > Severity::Info) {
             ExitCode::from(1)
         } else {
             ExitCode::SUCCESS
