@@ -68,25 +68,46 @@ pub async fn request(
     }
     req.push_str("\r\n");
     stream.write_all(req.as_bytes()).await.ok()?;
+    let head_only = method == "HEAD";
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
+    // The response ends where its framing says (a server that ignores
+    // `Connection: close` keeps the connection open, and waiting for the
+    // close would cost a read timeout per request), at the close, or at an
+    // absolute deadline against a server that trickles.
+    let deadline = tokio::time::Instant::now() + s.read_timeout * 3;
     loop {
-        match tokio::time::timeout(s.read_timeout, stream.read(&mut chunk)).await {
-            Ok(Ok(0)) | Err(_) => break,
-            Ok(Ok(n)) => {
-                buf.extend_from_slice(&chunk[..n]);
-                if buf.len() >= MAX_RESPONSE {
-                    break;
-                }
-            }
-            Ok(Err(_)) => break,
+        if response_end(&buf, head_only).is_some() || buf.len() >= MAX_RESPONSE {
+            break;
         }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match tokio::time::timeout(s.read_timeout.min(left), stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    if let Some(end) = response_end(&buf, head_only) {
+        buf.truncate(end);
     }
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut headers);
     let at = match resp.parse(&buf) {
         Ok(httparse::Status::Complete(n)) => n,
         _ => return None,
+    };
+    let chunked = resp.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("transfer-encoding")
+            && String::from_utf8_lossy(h.value)
+                .to_ascii_lowercase()
+                .contains("chunked")
+    });
+    let body = if chunked {
+        walk_chunks(&buf[at..]).map_or_else(|| buf[at..].to_vec(), |(_, data)| data)
+    } else {
+        buf[at..].to_vec()
     };
     Some(Response {
         code: resp.code.unwrap_or(0),
@@ -100,8 +121,79 @@ pub async fn request(
                 )
             })
             .collect(),
-        body: String::from_utf8_lossy(&buf[at..]).into_owned(),
+        body: String::from_utf8_lossy(&body).into_owned(),
     })
+}
+
+/// Where the HTTP/1.1 response at the start of `buf` ends, once it is
+/// all there (RFC 9112 section 6.3): after the head for a HEAD request
+/// and for 1xx, 204 and 304; after the last chunk and trailers for
+/// `Transfer-Encoding: chunked`; after `Content-Length` bytes. `None`
+/// while incomplete, and for a response framed by the close of the
+/// connection (no length).
+pub fn response_end(buf: &[u8], head_request: bool) -> Option<usize> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let at = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return None,
+    };
+    let code = resp.code.unwrap_or(0);
+    if head_request || (100..200).contains(&code) || code == 204 || code == 304 {
+        return Some(at);
+    }
+    let value = |name: &str| {
+        resp.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
+    };
+    if let Some(te) = value("transfer-encoding") {
+        return if te.ends_with("chunked") {
+            walk_chunks(&buf[at..]).map(|(end, _)| at + end)
+        } else {
+            None
+        };
+    }
+    let length: usize = value("content-length")?.parse().ok()?;
+    (buf.len() >= at.checked_add(length)?).then_some(at + length)
+}
+
+/// Walks a chunked body (RFC 9112 section 7.1): where it ends (after the
+/// last chunk and its trailers) and its data; `None` while incomplete or
+/// malformed.
+fn walk_chunks(body: &[u8]) -> Option<(usize, Vec<u8>)> {
+    let line_end = |from: usize| -> Option<usize> {
+        body.get(from..)?
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map(|i| from + i)
+    };
+    let mut at = 0;
+    let mut data = Vec::new();
+    loop {
+        let eol = line_end(at)?;
+        let line = std::str::from_utf8(&body[at..eol]).ok()?;
+        let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
+        at = eol + 2;
+        if size == 0 {
+            // Trailer fields, then an empty line.
+            loop {
+                let eol = line_end(at)?;
+                let empty = eol == at;
+                at = eol + 2;
+                if empty {
+                    return Some((at, data));
+                }
+            }
+        }
+        let end = at.checked_add(size)?;
+        data.extend_from_slice(body.get(at..end)?);
+        if body.get(end..end + 2)? != b"\r\n" {
+            return None;
+        }
+        at = end + 2;
+    }
 }
 
 /// Base64 (RFC 4648) of `input`, for Basic credentials.
@@ -420,6 +512,72 @@ pub fn panel_of(body: &str) -> Option<Panel> {
 
 #[cfg(test)]
 mod tests {
+    use super::response_end;
+
+    #[test]
+    fn a_response_ends_where_its_framing_says() {
+        let cl = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        assert_eq!(response_end(cl, false), Some(cl.len()));
+        assert_eq!(response_end(&cl[..cl.len() - 1], false), None);
+        // Bytes after the response (a second response, garbage) are not it.
+        let more = [&cl[..], b"HTTP/1.1 200"].concat();
+        assert_eq!(response_end(&more, false), Some(cl.len()));
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n";
+        assert_eq!(response_end(head, true), Some(head.len()));
+        assert_eq!(response_end(head, false), None);
+        let no_content = b"HTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(response_end(no_content, false), Some(no_content.len()));
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n";
+        assert_eq!(response_end(chunked, false), Some(chunked.len()));
+        assert_eq!(response_end(&chunked[..chunked.len() - 2], false), None);
+        let body_at = chunked.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let (_, data) = super::walk_chunks(&chunked[body_at..]).unwrap();
+        assert_eq!(data, b"hello world");
+        // No length: the close ends it.
+        assert_eq!(response_end(b"HTTP/1.0 200 OK\r\n\r\nabc", false), None);
+        // Hostile lengths neither panic nor overflow.
+        assert_eq!(
+            response_end(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n",
+                false
+            ),
+            None
+        );
+        assert_eq!(
+            response_end(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab",
+                false
+            ),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_keeps_the_connection_open_costs_no_read_timeout() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut c, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf).await;
+            let _ = c
+                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n<h1>\r\n2\r\nhi\r\n0\r\n\r\n")
+                .await;
+            // Keep-alive regardless of `Connection: close`.
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        });
+        let s = crate::CheckSettings {
+            read_timeout: std::time::Duration::from_secs(20),
+            ..Default::default()
+        };
+        let started = std::time::Instant::now();
+        let r = super::request(addr, "GET", "/", None, &s).await.unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(r.code, 200);
+        assert_eq!(r.body, "<h1>hi");
+    }
+
     use super::*;
 
     #[test]
