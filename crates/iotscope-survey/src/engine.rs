@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::modules::{module_for, ProbeCtx};
+use crate::modules::{module_for, Grab, GrabError, ProbeCtx};
 use crate::permute::{shard_positions, Permutation};
 use crate::scope::LiveExclusions;
 use crate::targets::TargetSet;
@@ -187,6 +187,29 @@ pub async fn probe(addr: SocketAddr, settings: &ProbeSettings) -> Row {
     }
 }
 
+/// Runs a module's grab, turning a panic inside it (a bug meeting bytes
+/// nobody foresaw) into a grab error: the open port and its host stay in
+/// the results, with the error, instead of vanishing with the task.
+async fn caught(module: &'static str, grab: Grab<'_>) -> Result<serde_json::Value, GrabError> {
+    let mut grab = grab;
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| grab.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                std::task::Poll::Ready(Err(GrabError::Internal(format!(
+                    "the {module} module failed inside iotscope ({what}); please report it"
+                ))))
+            }
+        }
+    })
+    .await
+}
+
 /// The rest of a probe once the connect has started: wait for it if
 /// `pending`, then grab.
 async fn finish(
@@ -229,8 +252,11 @@ async fn finish(
         user_agent: settings.user_agent.clone(),
         host: addr.ip().to_string(),
     };
-    let mut grabbed =
-        tokio::time::timeout(settings.read_timeout * 4, module.grab(&mut stream, &ctx)).await;
+    let mut grabbed = tokio::time::timeout(
+        settings.read_timeout * 4,
+        caught(module.name(), module.grab(&mut stream, &ctx)),
+    )
+    .await;
     if !matches!(grabbed, Ok(Ok(_))) && module.asks_again() {
         // No valid answer to our exact probe: ask once more, the plainer
         // way the module knows, on a fresh connection (the first may have
@@ -239,7 +265,9 @@ async fn finish(
         let fresh = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await;
         if let Ok(Ok(mut again_stream)) = fresh {
             if let Some(again) = module.again(&mut again_stream, &ctx) {
-                let second = tokio::time::timeout(settings.read_timeout * 4, again).await;
+                let second =
+                    tokio::time::timeout(settings.read_timeout * 4, caught(module.name(), again))
+                        .await;
                 if matches!(second, Ok(Ok(_))) {
                     grabbed = second;
                 }
@@ -372,4 +400,33 @@ pub async fn run(
     // Wait for the probes in flight.
     let _ = slots.acquire_many(cfg.concurrency.max(1) as u32).await;
     planned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_module_is_a_grab_error_not_a_lost_host() {
+        let r = caught(
+            "telnet",
+            Box::pin(async {
+                let text = "caf\u{e9}";
+                // A slice through the middle of a character: the kind of
+                // bug hostile bytes find.
+                let cut = text.len() - 1;
+                Ok(serde_json::json!({ "banner": &text[..cut] }))
+            }),
+        )
+        .await;
+        match r {
+            Err(GrabError::Internal(why)) => {
+                assert!(why.contains("telnet module"), "{why}");
+                assert!(why.contains("char boundary"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let fine = caught("http", Box::pin(async { Ok(serde_json::json!({})) })).await;
+        assert!(fine.is_ok());
+    }
 }

@@ -43,6 +43,9 @@ pub enum GrabError {
     /// An answer that is not the protocol.
     #[error("not {0}")]
     Protocol(&'static str),
+    /// The module itself failed (a panic caught by the engine).
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// The boxed future a module returns.
