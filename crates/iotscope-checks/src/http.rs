@@ -4,8 +4,9 @@
 //! control is never pressed.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::{Attempt, CheckSettings, LoginWorker, PairQueue, WorkerFuture};
@@ -42,9 +43,122 @@ impl Response {
     }
 }
 
-/// Sends one GET or HEAD (never anything else) and reads the response.
+/// A web interface: its address, and whether HTTP goes inside TLS (a
+/// device that serves HTTPS on a port we expected plain HTTP on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Web {
+    /// Address and port.
+    pub addr: SocketAddr,
+    /// HTTP inside TLS.
+    pub tls: bool,
+}
+
+/// Accepts any certificate: the check records what answered (the survey
+/// kept the certificate) and trusts nothing; signatures are still checked
+/// by rustls's provider so the handshake is a real one.
+#[derive(Debug)]
+struct RecordDontTrust(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for RecordDontTrust {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_connector() -> tokio_rustls::TlsConnector {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("TLS 1.2 and 1.3")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(RecordDontTrust(provider)))
+            .with_no_client_auth();
+        Arc::new(config)
+    });
+    tokio_rustls::TlsConnector::from(config.clone())
+}
+
+/// A connection to a web interface, plain or inside TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Connects to `web`; inside TLS when asked (TLS 1.2 or 1.3: devices
+/// that speak only older versions fail the handshake, and the caller says
+/// it could not check).
+async fn connect(web: Web, s: &CheckSettings) -> Option<Box<dyn Io>> {
+    let tcp = tokio::time::timeout(s.connect_timeout, TcpStream::connect(web.addr))
+        .await
+        .ok()?
+        .ok()?;
+    if !web.tls {
+        return Some(Box::new(tcp));
+    }
+    let name = rustls::pki_types::ServerName::IpAddress(web.addr.ip().into());
+    let tls = tokio::time::timeout(s.read_timeout, tls_connector().connect(name, tcp))
+        .await
+        .ok()?
+        .ok()?;
+    Some(Box::new(tls))
+}
+
+/// Sends one GET or HEAD (never anything else) over plain HTTP and reads
+/// the response.
 pub async fn request(
     addr: SocketAddr,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    s: &CheckSettings,
+) -> Option<Response> {
+    request_to(Web { addr, tls: false }, method, path, authorization, s).await
+}
+
+/// Sends one GET or HEAD (never anything else) to `web` and reads the
+/// response; `None` when there is no connection (or no TLS handshake) or
+/// no HTTP answer.
+pub async fn request_to(
+    web: Web,
     method: &str,
     path: &str,
     authorization: Option<&str>,
@@ -54,10 +168,8 @@ pub async fn request(
         method == "GET" || method == "HEAD",
         "read-only requests only"
     );
-    let mut stream = tokio::time::timeout(s.connect_timeout, TcpStream::connect(addr))
-        .await
-        .ok()?
-        .ok()?;
+    let addr = web.addr;
+    let mut stream = connect(web, s).await?;
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nAccept: */*\r\nConnection: close\r\n",
         addr.ip(),
@@ -218,6 +330,8 @@ pub fn base64(input: &[u8]) -> String {
 pub struct HttpLogin {
     /// The path that asked for a login.
     pub path: String,
+    /// HTTP inside TLS.
+    pub tls: bool,
 }
 
 impl LoginWorker for HttpLogin {
@@ -231,6 +345,10 @@ impl LoginWorker for HttpLogin {
         queue: &'a PairQueue,
         s: &'a CheckSettings,
     ) -> WorkerFuture<'a> {
+        let web = Web {
+            addr,
+            tls: self.tls,
+        };
         Box::pin(async move {
             let mut nc = 0u32;
             // Every challenge of the 401 (RFC 7235 §4.1), refreshed when a
@@ -238,7 +356,7 @@ impl LoginWorker for HttpLogin {
             let mut challenges: Option<Vec<crate::auth::Challenge>> = None;
             while let Some(pair) = queue.next() {
                 if challenges.is_none() {
-                    challenges = request(addr, "GET", &self.path, None, s)
+                    challenges = request_to(web, "GET", &self.path, None, s)
                         .await
                         .filter(|r| r.code == 401)
                         .map(|r| {
@@ -270,7 +388,7 @@ impl LoginWorker for HttpLogin {
                 else {
                     break;
                 };
-                let outcome = match request(addr, "GET", &self.path, Some(&auth), s).await {
+                let outcome = match request_to(web, "GET", &self.path, Some(&auth), s).await {
                     Some(r)
                         if crate::auth::login_worked(
                             r.code,

@@ -154,6 +154,29 @@ struct QueueState {
     unreachable: usize,
     hangups: usize,
     passwords: std::collections::HashSet<String>,
+    users: std::collections::HashMap<String, UserProbe>,
+}
+
+/// What is known of a user name on a service, for [`PairQueue::user_turn`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UserProbe {
+    /// A worker has sent it and awaits the reply.
+    Probing,
+    /// It was answered with a password prompt: no login without one.
+    AsksPassword,
+}
+
+/// A worker's turn to send a user name ([`PairQueue::user_turn`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserTurn {
+    /// Send it; `first`: this worker sends it first and must say what the
+    /// reply was ([`PairQueue::user_settled`]).
+    Go {
+        /// The first sending of this user name.
+        first: bool,
+    },
+    /// The check has ended meanwhile: send nothing.
+    Stop,
 }
 
 impl PairQueue {
@@ -169,6 +192,7 @@ impl PairQueue {
                 unreachable: 0,
                 hangups: 0,
                 passwords: Default::default(),
+                users: Default::default(),
             }),
         }
     }
@@ -189,6 +213,43 @@ impl PairQueue {
     pub fn first_try_of_password(&self, password: &str) -> bool {
         let mut st = self.state.lock().expect("queue");
         st.passwords.insert(password.to_string())
+    }
+
+    /// Waits for this worker's turn to send `user`. The first sending of a
+    /// user name goes alone: a device on which the name alone opens a
+    /// shell (no password) would otherwise be logged into by every
+    /// parallel worker at once. Once the name is known to ask for a
+    /// password, every worker may send it. `Stop` when the check ended
+    /// while waiting.
+    pub async fn user_turn(&self, user: &str) -> UserTurn {
+        loop {
+            {
+                let mut st = self.state.lock().expect("queue");
+                if st.result.is_some() {
+                    return UserTurn::Stop;
+                }
+                match st.users.get(user) {
+                    None => {
+                        st.users.insert(user.to_string(), UserProbe::Probing);
+                        return UserTurn::Go { first: true };
+                    }
+                    Some(UserProbe::AsksPassword) => return UserTurn::Go { first: false },
+                    Some(UserProbe::Probing) => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// What the first sending of `user` showed: `asks_password` when a
+    /// password prompt followed. Otherwise the next worker may probe it.
+    pub fn user_settled(&self, user: &str, asks_password: bool) {
+        let mut st = self.state.lock().expect("queue");
+        if asks_password {
+            st.users.insert(user.to_string(), UserProbe::AsksPassword);
+        } else {
+            st.users.remove(user);
+        }
     }
 
     /// Records an attempt; true when the worker should stop. After an
@@ -463,6 +524,34 @@ mod tests {
             user: u.into(),
             password: pw.into(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_user_name_is_first_sent_by_one_worker_alone() {
+        let q = std::sync::Arc::new(PairQueue::new(vec![p("root", "1"), p("root", "2")], 10));
+        assert_eq!(q.user_turn("root").await, UserTurn::Go { first: true });
+        // A second worker waits while the first awaits the reply...
+        let q2 = q.clone();
+        let waiting = tokio::spawn(async move { q2.user_turn("root").await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        // ...and goes once the name is known to ask for a password.
+        q.user_settled("root", true);
+        assert_eq!(waiting.await.unwrap(), UserTurn::Go { first: false });
+        // A name that opened a shell ends the check: a waiting worker sends
+        // nothing.
+        assert_eq!(q.user_turn("admin").await, UserTurn::Go { first: true });
+        let q3 = q.clone();
+        let waiting = tokio::spawn(async move { q3.user_turn("admin").await });
+        let pair = q.next().unwrap();
+        q.report(
+            &pair,
+            Attempt::Success {
+                no_password: true,
+                evidence: String::new(),
+            },
+        );
+        assert_eq!(waiting.await.unwrap(), UserTurn::Stop);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::dict::Pair;
 use crate::findings::{severity, Evidence, Finding, Kind};
-use crate::http::{panel_of, request, HttpLogin};
+use crate::http::{panel_of, request_to, HttpLogin, Web};
 use crate::rules::{Criticality, Identity, Rules, Seen};
 use crate::telnet::TelnetLogin;
 use crate::{check_logins, CheckSettings, LoginResult};
@@ -198,6 +198,29 @@ where
     // another: devices count failed logins per device and protocol (a
     // BusyBox lockout covers telnet on 23 and 2323 alike), so checking two
     // telnet ports in parallel would lock a device out of both faster.
+    // A web interface the survey found inside TLS (`"tls": true`: HTTPS on
+    // a port we expected plain HTTP on) has its front page fetched over
+    // TLS here; its answer stands in for the plain HTTP banner.
+    let mut fronts: Vec<Option<crate::http::Response>> = vec![None; seen.len()];
+    let mut banners: Vec<serde_json::Value> = seen.iter().map(|s| s.banner.clone()).collect();
+    for (i, s) in seen.iter().enumerate() {
+        if s.service == "http" && s.banner["tls"] == true && (opts.credentials || opts.panels) {
+            let web = Web {
+                addr: SocketAddr::new(ip, s.port),
+                tls: true,
+            };
+            if let Some(r) = request_to(web, "GET", "/", None, &opts.settings).await {
+                let schemes: Vec<String> =
+                    crate::auth::parse_challenges(r.headers_named("www-authenticate"))
+                        .into_iter()
+                        .map(|c| c.scheme.to_ascii_lowercase())
+                        .collect();
+                banners[i]["status_code"] = r.code.into();
+                banners[i]["www_authenticate"] = serde_json::json!({ "schemes": schemes });
+                fronts[i] = Some(r);
+            }
+        }
+    }
     type Job = (usize, Arc<dyn crate::LoginWorker>, SocketAddr);
     let mut groups: std::collections::BTreeMap<&str, Vec<Job>> = Default::default();
     let mut checked = vec![false; seen.len()];
@@ -205,8 +228,11 @@ where
         let worker: Option<Arc<dyn crate::LoginWorker>> = match s.service.as_str() {
             "telnet" if opts.credentials => Some(Arc::new(TelnetLogin)),
             "ssh" if opts.credentials => Some(Arc::new(crate::ssh::SshLogin)),
-            "http" if opts.credentials && http_challenged(&s.banner) => {
-                Some(Arc::new(HttpLogin { path: "/".into() }))
+            "http" if opts.credentials && http_challenged(&banners[i]) => {
+                Some(Arc::new(HttpLogin {
+                    path: "/".into(),
+                    tls: s.banner["tls"] == true,
+                }))
             }
             _ => None,
         };
@@ -294,9 +320,31 @@ where
                 }
             }
             "http" => {
+                let tls = b["tls"] == true;
+                if tls {
+                    certificate_findings(&mut c, s.port, "http", &b["certificate"]);
+                    if fronts[i].is_none() && (opts.credentials || opts.panels) {
+                        c.add(
+                            s.port,
+                            "http",
+                            Kind::CheckIncomplete,
+                            ev(
+                                "http",
+                                "HTTPS on a port we expected plain HTTP on: no TLS 1.2 or 1.3 \
+                                 handshake, or no HTTP answer inside it",
+                            ),
+                        );
+                        continue;
+                    }
+                }
+                let b = &banners[i];
+                let web = Web { addr, tls };
                 let offered = offered_schemes(b);
                 if http_challenged(b) {
-                    if let Some(plain) = offered.iter().find(|s| *s == "basic" || *s == "digest") {
+                    if let Some(plain) = offered
+                        .iter()
+                        .find(|s| !tls && (*s == "basic" || *s == "digest"))
+                    {
                         c.add(
                             s.port,
                             "http",
@@ -319,7 +367,11 @@ where
                 } else if opts.panels || opts.credentials {
                     // One read-only look at the front page: a control panel,
                     // or a login form (which is never submitted).
-                    if let Some(page) = request(addr, "GET", "/", None, &opts.settings).await {
+                    let page = match fronts[i].take() {
+                        Some(front) => Some(front),
+                        None => request_to(web, "GET", "/", None, &opts.settings).await,
+                    };
+                    if let Some(page) = page {
                         let lower = page.body.to_ascii_lowercase();
                         if let Some(panel) = panel_of(&page.body).filter(|_| page.code == 200) {
                             if opts.panels {
@@ -341,13 +393,15 @@ where
                                     ev("http", format!("the panel needs no login: {what}")),
                                 );
                             }
-                            c.add(
-                                s.port,
-                                "http",
-                                Kind::CleartextAdmin,
-                                ev("http", "an administration page over cleartext HTTP"),
-                            );
-                        } else if crate::http::has_password_field(&lower) {
+                            if !tls {
+                                c.add(
+                                    s.port,
+                                    "http",
+                                    Kind::CleartextAdmin,
+                                    ev("http", "an administration page over cleartext HTTP"),
+                                );
+                            }
+                        } else if !tls && crate::http::has_password_field(&lower) {
                             c.add(
                                 s.port,
                                 "http",
@@ -388,27 +442,7 @@ where
                     ev("modbus", "Modbus/TCP has no authentication"),
                 );
             }
-            "tls" => {
-                let cert = &b["certificate"];
-                if cert["self_signed"] == true {
-                    c.add(
-                        s.port,
-                        "tls",
-                        Kind::SelfSignedCertificate,
-                        ev("tls", cert["subject"].as_str().unwrap_or("")),
-                    );
-                }
-                if let Some(after) = cert["not_after"].as_str() {
-                    if after < now().as_str() {
-                        c.add(
-                            s.port,
-                            "tls",
-                            Kind::ExpiredCertificate,
-                            ev("tls", format!("not after {after}")),
-                        );
-                    }
-                }
-            }
+            "tls" => certificate_findings(&mut c, s.port, "tls", &b["certificate"]),
             _ => {}
         }
     }
@@ -418,6 +452,28 @@ where
         ip,
         device,
         findings,
+    }
+}
+
+/// What a certificate the survey recorded proves: self-signed, expired.
+fn certificate_findings(c: &mut Collector<'_>, port: u16, service: &str, cert: &serde_json::Value) {
+    if cert["self_signed"] == true {
+        c.add(
+            port,
+            service,
+            Kind::SelfSignedCertificate,
+            ev("tls", cert["subject"].as_str().unwrap_or("")),
+        );
+    }
+    if let Some(after) = cert["not_after"].as_str() {
+        if after < now().as_str() {
+            c.add(
+                port,
+                service,
+                Kind::ExpiredCertificate,
+                ev("tls", format!("not after {after}")),
+            );
+        }
     }
 }
 

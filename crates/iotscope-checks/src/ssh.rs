@@ -110,7 +110,12 @@ fn methods_text(m: &MethodSet) -> String {
 /// Opens a connection and learns the methods on offer with a `none`
 /// request for `user`. `Err` is the attempt's outcome when there is no
 /// connection to try a pair on.
-async fn open(addr: SocketAddr, user: &str, s: &CheckSettings) -> Result<Conn, Attempt> {
+async fn open(
+    addr: SocketAddr,
+    user: &str,
+    queue: &PairQueue,
+    s: &CheckSettings,
+) -> Result<Conn, Attempt> {
     let config = Arc::new(client::Config {
         inactivity_timeout: Some(s.read_timeout),
         preferred: preferred(),
@@ -127,7 +132,18 @@ async fn open(addr: SocketAddr, user: &str, s: &CheckSettings) -> Result<Conn, A
             }
             _ => return Err(Attempt::Unreachable),
         };
-    let offered = match tokio::time::timeout(s.read_timeout, handle.authenticate_none(user)).await {
+    // The first `none` request for a user name goes alone: a server that
+    // lets that user in without a password must see one login, not one per
+    // worker.
+    let first = match queue.user_turn(user).await {
+        crate::UserTurn::Go { first } => first,
+        crate::UserTurn::Stop => return Err(Attempt::Skipped),
+    };
+    let none = tokio::time::timeout(s.read_timeout, handle.authenticate_none(user)).await;
+    if first {
+        queue.user_settled(user, matches!(none, Ok(Ok(AuthResult::Failure { .. }))));
+    }
+    let offered = match none {
         Ok(Ok(AuthResult::Success)) => {
             let _ = handle
                 .disconnect(russh::Disconnect::ByApplication, "", "en")
@@ -175,7 +191,7 @@ impl LoginWorker for SshLogin {
         Box::pin(async move {
             let mut conn: Option<Conn> = None;
             while let Some(pair) = queue.next() {
-                let outcome = attempt(addr, &mut conn, &pair, s).await;
+                let outcome = attempt(addr, &mut conn, &pair, queue, s).await;
                 if queue.report(&pair, outcome) {
                     break;
                 }
@@ -254,10 +270,11 @@ async fn attempt(
     addr: SocketAddr,
     conn: &mut Option<Conn>,
     pair: &Pair,
+    queue: &PairQueue,
     s: &CheckSettings,
 ) -> Attempt {
     if conn.is_none() {
-        match open(addr, &pair.user, s).await {
+        match open(addr, &pair.user, queue, s).await {
             Ok(c) => *conn = Some(c),
             Err(outcome) => return outcome,
         }

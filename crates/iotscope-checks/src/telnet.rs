@@ -621,12 +621,23 @@ async fn try_pair(
         return Attempt::Skipped;
     }
     if sess.at == Screen::LoginPrompt {
+        let first = match queue.user_turn(&pair.user).await {
+            crate::UserTurn::Go { first } => first,
+            crate::UserTurn::Stop => return Attempt::Skipped,
+        };
         if sess.send_line(&pair.user).await.is_none() {
+            if first {
+                queue.user_settled(&pair.user, false);
+            }
             *session = None;
             return Attempt::Retry;
         }
         sess.user = Some(pair.user.clone());
-        match sess.read_screen(Stage::AfterUser, false).await {
+        let reply = sess.read_screen(Stage::AfterUser, false).await;
+        if first {
+            queue.user_settled(&pair.user, reply == Some(Screen::PasswordPrompt));
+        }
+        match reply {
             Some(Screen::PasswordPrompt) => {}
             Some(Screen::Shell) => {
                 let evidence = format!("a shell after the user name alone: {}", sess.tail());

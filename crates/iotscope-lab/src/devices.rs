@@ -90,6 +90,12 @@ pub enum Kind {
     /// `Password:` prompt and reports `default_credential`. Only in a
     /// `--spec` lab built with SSH.
     KbdintSshd,
+    /// An IP camera that serves its web interface over TLS on port 8080,
+    /// where clients expect plain HTTP, with a self-signed certificate and
+    /// a Basic login with a default pair. A correct check retries with
+    /// TLS, records the certificate and reports `default_credential`,
+    /// `self_signed_certificate`. Only in a `--spec` lab.
+    HttpsCamera,
 }
 
 /// Protocol a listener speaks.
@@ -112,6 +118,9 @@ pub enum Service {
     Garbage,
     /// Accepts and never answers.
     Tarpit,
+    /// HTTP inside TLS (a self-signed certificate), on whatever port the
+    /// device chose, often one clients expect plain HTTP on.
+    Https,
 }
 
 /// How a device's web server asks for credentials.
@@ -849,6 +858,33 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
                 });
                 d.weaknesses.push("default_credential".into());
             }
+        }
+        Kind::HttpsCamera => {
+            d.vendor = "Dahua".into();
+            d.model = "IPC-HFW1230S".into();
+            d.firmware = "V2.800.0000000.25.R".into();
+            d.services.push(svc(8080, Service::Https));
+            d.web = Some(WebBehaviour {
+                server: "Webs".into(),
+                title: "WEB SERVICE".into(),
+                realm: "Login to IPC-HFW1230S".into(),
+                auth: WebAuth::Basic,
+                legacy_html: false,
+            });
+            let (user, password) = pairs
+                .iter()
+                .filter(|(u, p)| u == "admin" && !p.is_empty())
+                .nth(rng.below(4) as usize)
+                .cloned()
+                .unwrap_or_else(|| ("admin".into(), "admin".into()));
+            d.credentials.push(Credential {
+                port: 8080,
+                service: Service::Https,
+                user,
+                password,
+            });
+            d.weaknesses
+                .extend(["default_credential", "self_signed_certificate"].map(String::from));
         }
         Kind::LegacyLoginPage => {
             d.vendor = "Xiongmai".into();

@@ -240,6 +240,19 @@ fn checks_report_every_weak_device_as_the_manifest_says_and_change_nothing() {
             "{e}"
         );
     }
+    // One login per service at most, however many workers check it (a
+    // user name that alone opens a shell is sent first by one worker).
+    let mut logins: std::collections::BTreeMap<(String, u64), usize> = Default::default();
+    for e in events.iter().filter(|e| e["event"] == "login") {
+        *logins
+            .entry((
+                e["device"].as_str().unwrap().to_string(),
+                e["port"].as_u64().unwrap(),
+            ))
+            .or_default() += 1;
+    }
+    let twice: Vec<_> = logins.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "logged in more than once: {twice:?}");
 }
 
 /// The owner's self-check: a clear report in both languages, exit 1 with

@@ -187,6 +187,15 @@ fn ssh_with_rsa_host_keys_and_keyboard_interactive_is_checked() {
     assert_exactly_the_manifest(&run, 2);
 }
 
+/// HTTPS on a port we expected plain HTTP on (issue 12 item 7): the
+/// survey asks again with TLS and keeps the certificate, the checks speak
+/// HTTP inside TLS, find the default login, and call nothing cleartext.
+#[test]
+fn https_on_an_http_port_is_checked_over_tls() {
+    let run = lab_survey("[kinds]\nhttps_camera = 1\n", "127.78.55.0/24", "8080");
+    assert_exactly_the_manifest(&run, 1);
+}
+
 /// Telnet consoles judged by their screens (issue 12 item 1): a
 /// password-only router behind a banner of `#` lines, a camera with
 /// failure words in its legal banner and its MOTD and a shell prompt two

@@ -9,8 +9,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::Served;
 use crate::audit::{Audit, Event};
@@ -83,7 +82,7 @@ fn plausible_start(buf: &[u8]) -> bool {
 
 /// Reads one request; `Err(())` when the bytes are not HTTP at all, which a
 /// real embedded server answers with 400 at once.
-async fn read_request(stream: &mut TcpStream) -> Result<Option<Request>, ()> {
+async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Option<Request>, ()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let head_end = loop {
@@ -189,7 +188,15 @@ fn not_found() -> Response {
     }
 }
 
-pub(super) async fn serve(mut stream: TcpStream, peer: SocketAddr, served: &Served, audit: &Audit) {
+/// Serves one request on `stream` (plain TCP or TLS), which arrived on
+/// the device's `port`.
+pub(super) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    port: u16,
+    peer: SocketAddr,
+    served: &Served,
+    audit: &Audit,
+) {
     let d = &served.device;
     let Some(web) = d.web.clone() else { return };
     let req = match read_request(&mut stream).await {
@@ -206,12 +213,11 @@ pub(super) async fn serve(mut stream: TcpStream, peer: SocketAddr, served: &Serv
             return;
         }
     };
-    let port = stream.local_addr().map(|a| a.port()).unwrap_or(80);
     let login = d
         .credentials
         .iter()
         .chain(&d.hardened_logins)
-        .find(|c| c.service == Service::Http)
+        .find(|c| matches!(c.service, Service::Http | Service::Https))
         .cloned();
     let change = |what: &str| audit.record(d, "http", port, peer, Event::StateChange, what);
     let is_post = req.method == "POST";

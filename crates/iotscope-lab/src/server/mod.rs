@@ -196,7 +196,23 @@ async fn session(
     let _ = stream.set_nodelay(true);
     match service {
         Service::Telnet => telnet::serve(stream, peer, &served, audit).await,
-        Service::Http => http::serve(stream, peer, &served, audit).await,
+        Service::Http => {
+            let port = stream.local_addr().map(|a| a.port()).unwrap_or(80);
+            http::serve(stream, port, peer, &served, audit).await
+        }
+        Service::Https => {
+            let port = stream.local_addr().map(|a| a.port()).unwrap_or(443);
+            // A client that does not speak TLS (a plain HTTP request) fails
+            // the handshake and gets nothing, as on a real device.
+            let accepted = tokio::time::timeout(
+                Duration::from_secs(10),
+                tokio_rustls::TlsAcceptor::from(tls_config()).accept(stream),
+            )
+            .await;
+            if let Ok(Ok(tls)) = accepted {
+                http::serve(tls, port, peer, &served, audit).await;
+            }
+        }
         Service::Mqtt => mqtt::serve(stream, peer, &served, audit).await,
         Service::Modbus => modbus::serve(stream, peer, &served, audit).await,
         #[cfg(feature = "ssh-login")]
@@ -238,5 +254,43 @@ async fn session(
                 }
             }
         }
+    }
+}
+
+/// The TLS server configuration of the lab's HTTPS devices: a self-signed
+/// P-256 certificate generated once for the lab (subject
+/// `CN=IPC-HFW1230S`), TLS 1.2 and 1.3, ring provider. The key protects
+/// nothing: the lab listens on loopback only.
+fn tls_config() -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ServerConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            // Constants of this crate, checked by its test.
+            let cert =
+                CertificateDer::from_pem_slice(include_bytes!("../../data/lab_tls_cert.pem"))
+                    .expect("the lab certificate parses");
+            let key = PrivateKeyDer::from_pem_slice(include_bytes!("../../data/lab_tls_key.pem"))
+                .expect("the lab key parses");
+            let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("TLS 1.2 and 1.3")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .expect("the lab certificate matches its key");
+            Arc::new(config)
+        })
+        .clone()
+}
+
+#[cfg(test)]
+mod tls_tests {
+    #[test]
+    fn the_lab_tls_config_builds() {
+        let c = super::tls_config();
+        assert!(!c.alpn_protocols.iter().any(|p| p == b"h2"));
     }
 }

@@ -310,6 +310,16 @@ impl ProbeModule for Http {
                 json!({"scheme": scheme, "realm": realm, "schemes": schemes})
             });
             let body = String::from_utf8_lossy(&buf[body_at..]);
+            // nginx and Apache answer a plain request on a TLS port with a
+            // 400 that says so: the port speaks HTTPS (asked again).
+            if resp.code == Some(400) {
+                let lower = body.to_ascii_lowercase();
+                if lower.contains("plain http request was sent to https port")
+                    || lower.contains("speaking plain http to an ssl-enabled server")
+                {
+                    return Err(GrabError::Protocol("plain HTTP: the port speaks HTTPS"));
+                }
+            }
             Ok(json!({
                 "status_code": resp.code,
                 "status_line": format!("{} {}", resp.code.unwrap_or(0), resp.reason.unwrap_or("")),
@@ -320,6 +330,23 @@ impl ProbeModule for Http {
                 "body_bytes": buf.len() - body_at,
             }))
         })
+    }
+
+    /// A port that did not answer plain HTTP may speak TLS (cameras and
+    /// routers that moved their interface to HTTPS on 8080 or 8000): the
+    /// TLS module's first flight on a fresh connection, the certificate
+    /// recorded and never trusted, and `"tls": true` so the checks speak
+    /// HTTP inside TLS there.
+    fn again<'a>(&'a self, stream: &'a mut TcpStream, ctx: &'a ProbeCtx) -> Option<Grab<'a>> {
+        Some(Box::pin(async move {
+            let mut banner = Tls.grab(stream, ctx).await?;
+            banner["tls"] = true.into();
+            Ok(banner)
+        }))
+    }
+
+    fn asks_again(&self) -> bool {
+        true
     }
 }
 
