@@ -96,6 +96,20 @@ pub enum Kind {
     /// TLS, records the certificate and reports `default_credential`,
     /// `self_signed_certificate`. Only in a `--spec` lab.
     HttpsCamera,
+    /// An NVR whose 401 offers Negotiate first and Digest SHA-256 second
+    /// (RFC 7616), with a default login. A correct check answers the
+    /// Digest challenge and reports `default_credential` and
+    /// `cleartext_admin`. Only in a `--spec` lab.
+    EnterpriseNvr,
+    /// A router with a strong Basic password whose refusals are a 302 to
+    /// `/login?error=1` (after hydra's and medusa's false positives). A
+    /// correct check reports `cleartext_admin` only. Only in a `--spec` lab.
+    RedirectingRouter,
+    /// A Modbus/TCP controller without Read Device Identification (function
+    /// 43): it hangs up on it, as many older PLC stacks do, and answers
+    /// register reads. A correct check still reports `exposed_modbus` and
+    /// `no_authentication`. Only in a `--spec` lab.
+    LegacyPlc,
 }
 
 /// Protocol a listener speaks.
@@ -268,6 +282,33 @@ pub struct WebBehaviour {
     /// attributes and a Reset button.
     #[serde(default)]
     pub legacy_html: bool,
+    /// Digest algorithm: "MD5" (default) or "SHA-256" (RFC 7616).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest_algorithm: Option<String>,
+    /// A `WWW-Authenticate: Negotiate` header before the Basic or Digest
+    /// one (Windows-integrated NVRs, RFC 7235 section 4.1).
+    #[serde(default)]
+    pub negotiate_first: bool,
+    /// How a refused Basic or Digest login is answered: "401" (default),
+    /// "redirect" (302 to /login?error=1) or "200" (a page saying the
+    /// login failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+}
+
+impl Default for WebBehaviour {
+    fn default() -> Self {
+        WebBehaviour {
+            server: String::new(),
+            title: String::new(),
+            realm: String::new(),
+            auth: WebAuth::Basic,
+            legacy_html: false,
+            digest_algorithm: None,
+            negotiate_first: false,
+            refusal: None,
+        }
+    }
 }
 
 /// One emulated device: the manifest entry.
@@ -647,6 +688,7 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
                 realm: p.model.into(),
                 auth,
                 legacy_html: false,
+                ..WebBehaviour::default()
             });
             d.weaknesses.push("cleartext_admin".into());
             if web_password == "admin" && !d.weaknesses.iter().any(|w| w == "default_credential") {
@@ -664,6 +706,7 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
                 realm: String::new(),
                 auth: WebAuth::None,
                 legacy_html: false,
+                ..WebBehaviour::default()
             });
             d.weaknesses.extend(
                 ["no_authentication", "open_control_panel", "cleartext_admin"].map(String::from),
@@ -680,15 +723,19 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
                 realm: String::new(),
                 auth: WebAuth::None,
                 legacy_html: false,
+                ..WebBehaviour::default()
             });
             d.weaknesses.extend(
                 ["no_authentication", "open_control_panel", "cleartext_admin"].map(String::from),
             );
         }
-        Kind::Plc => {
-            d.vendor = "Schneider Electric".into();
-            d.model = "BMX P34 2020".into();
-            d.firmware = "v2.70".into();
+        Kind::Plc | Kind::LegacyPlc => {
+            let (vendor, model, firmware) = if kind == Kind::Plc {
+                ("Schneider Electric", "BMX P34 2020", "v2.70")
+            } else {
+                ("Unitronics", "V130-33-T38", "3.9.12")
+            };
+            (d.vendor, d.model, d.firmware) = (vendor.into(), model.into(), firmware.into());
             d.services.push(svc(502, Service::Modbus));
             d.weaknesses
                 .extend(["exposed_modbus", "no_authentication"].map(String::from));
@@ -870,6 +917,7 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
                 realm: "Login to IPC-HFW1230S".into(),
                 auth: WebAuth::Basic,
                 legacy_html: false,
+                ..WebBehaviour::default()
             });
             let (user, password) = pairs
                 .iter()
@@ -886,6 +934,57 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
             d.weaknesses
                 .extend(["default_credential", "self_signed_certificate"].map(String::from));
         }
+        Kind::EnterpriseNvr | Kind::RedirectingRouter => {
+            let nvr = kind == Kind::EnterpriseNvr;
+            d.vendor = if nvr { "Milesight" } else { "Zyxel" }.into();
+            d.model = if nvr { "MS-N5008-UPT" } else { "VMG3625-T20A" }.into();
+            d.firmware = if nvr { "71.8.0.5" } else { "V5.50(ABPM.6)C0" }.into();
+            d.services.push(svc(80, Service::Http));
+            d.web = Some(WebBehaviour {
+                server: if nvr {
+                    "Microsoft-HTTPAPI/2.0"
+                } else {
+                    "RomPager/4.07"
+                }
+                .into(),
+                title: if nvr { "NVR" } else { "Router" }.into(),
+                realm: if nvr { "NVR" } else { "Router admin" }.into(),
+                auth: if nvr { WebAuth::Digest } else { WebAuth::Basic },
+                digest_algorithm: nvr.then(|| "SHA-256".to_string()),
+                negotiate_first: nvr,
+                refusal: (!nvr).then(|| "redirect".to_string()),
+                ..WebBehaviour::default()
+            });
+            let login = if nvr {
+                let (user, password) = pairs
+                    .iter()
+                    .filter(|(u, p)| u == "admin" && !p.is_empty())
+                    .nth(rng.below(4) as usize)
+                    .cloned()
+                    .unwrap_or_else(|| ("admin".into(), "admin".into()));
+                Credential {
+                    port: 80,
+                    service: Service::Http,
+                    user,
+                    password,
+                }
+            } else {
+                Credential {
+                    port: 80,
+                    service: Service::Http,
+                    user: "admin".into(),
+                    password: strong_password(rng),
+                }
+            };
+            if nvr {
+                d.credentials.push(login);
+                d.weaknesses
+                    .extend(["default_credential", "cleartext_admin"].map(String::from));
+            } else {
+                d.hardened_logins.push(login);
+                d.weaknesses.push("cleartext_admin".into());
+            }
+        }
         Kind::LegacyLoginPage => {
             d.vendor = "Xiongmai".into();
             d.model = "NBD80X16S-KL".into();
@@ -897,6 +996,7 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
                 realm: String::new(),
                 auth: WebAuth::Form,
                 legacy_html: true,
+                ..WebBehaviour::default()
             });
             d.hardened_logins.push(Credential {
                 port: 80,

@@ -169,7 +169,12 @@ fn assert_exactly_the_manifest(run: &LabRun, count: usize) {
             .map(|(_, k)| k.clone())
             .collect();
         assert_eq!(got, want, "{ip} ({})", dev["kind"]);
-        assert_eq!(run.logins(ip), 1, "{ip}: one login");
+        let weak = !dev["credentials"].as_array().unwrap().is_empty();
+        assert_eq!(
+            run.logins(ip),
+            usize::from(weak),
+            "{ip}: one login, or none"
+        );
     }
     run.assert_nothing_after_logins();
 }
@@ -193,6 +198,29 @@ fn ssh_with_rsa_host_keys_and_keyboard_interactive_is_checked() {
 #[test]
 fn https_on_an_http_port_is_checked_over_tls() {
     let run = lab_survey("[kinds]\nhttps_camera = 1\n", "127.78.55.0/24", "8080");
+    assert_exactly_the_manifest(&run, 1);
+}
+
+/// HTTP logins judged as RFC 7235/7616 define them (issue 12 item 3): an
+/// NVR that offers Negotiate first and Digest SHA-256 second is logged
+/// into once with its default pair; a router whose refusals are a 3xx to
+/// `/login?error=1` is never reported as logged into.
+#[test]
+fn http_logins_are_judged_by_what_the_device_answered() {
+    let run = lab_survey(
+        "[kinds]\nenterprise_nvr = 1\nredirecting_router = 1\n",
+        "127.78.56.0/24",
+        "80",
+    );
+    assert_exactly_the_manifest(&run, 2);
+}
+
+/// A Modbus/TCP stack without function 43 that hangs up on it is still an
+/// exposed controller (issue 12 item 7): a plainer read on a fresh
+/// connection proves the service.
+#[test]
+fn a_plc_without_device_identification_is_still_found() {
+    let run = lab_survey("[kinds]\nlegacy_plc = 1\n", "127.78.57.0/24", "502");
     assert_exactly_the_manifest(&run, 1);
 }
 

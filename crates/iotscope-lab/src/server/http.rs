@@ -313,20 +313,11 @@ pub(super) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                         admin_page(d, &web.title)
                     }
                     (tried, _) => {
+                        let refused = tried.is_some();
                         if let Some(t) = tried {
                             audit.record(d, "http", port, peer, Event::LoginFailed, &t);
                         }
-                        Response {
-                            status: "401 Unauthorized",
-                            headers: vec![
-                                (
-                                    "WWW-Authenticate".into(),
-                                    format!("Basic realm=\"{}\"", web.realm),
-                                ),
-                                ("Content-Type".into(), "text/html".into()),
-                            ],
-                            body: page("401 Unauthorized", "<h1>401 Unauthorized</h1>"),
-                        }
+                        refusal(&web, refused, format!("Basic realm=\"{}\"", web.realm))
                     }
                 }
             }
@@ -342,7 +333,7 @@ pub(super) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                     let user = digest_param(h, "username").unwrap_or_default();
                     let good = login.as_ref().is_some_and(|l| {
                         l.user == user
-                            && digest_response(h, &req.method, &l.password)
+                            && digest_response(h, &req.method, &l.password, digest_algorithm(&web))
                                 == digest_param(h, "response")
                             && digest_param(h, "nonce").as_deref() == Some(nonce.as_str())
                     });
@@ -354,20 +345,19 @@ pub(super) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                         admin_page(d, &web.title)
                     }
                     other => {
+                        let refused = other.is_some();
                         if let Some((user, false)) = other {
                             audit.record(d, "http", port, peer, Event::LoginFailed, &user);
                         }
-                        Response {
-                            status: "401 Unauthorized",
-                            headers: vec![
-                                (
-                                    "WWW-Authenticate".into(),
-                                    format!("Digest realm=\"{}\", qop=\"auth\", nonce=\"{nonce}\", opaque=\"{nonce}\", algorithm=MD5", web.realm),
-                                ),
-                                ("Content-Type".into(), "text/html".into()),
-                            ],
-                            body: page("401 Unauthorized", "<h1>401 Unauthorized</h1>"),
-                        }
+                        refusal(
+                            &web,
+                            refused,
+                            format!(
+                                "Digest realm=\"{}\", qop=\"auth\", nonce=\"{nonce}\", opaque=\"{nonce}\", algorithm={}",
+                                web.realm,
+                                digest_algorithm(&web)
+                            ),
+                        )
                     }
                 }
             }
@@ -435,27 +425,68 @@ fn digest_param(header: &str, name: &str) -> Option<String> {
     })
 }
 
-fn md5_hex(text: &str) -> String {
-    use md5::{Digest, Md5};
-    Md5::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// The answer to a request without a (good) login: the challenge(s) with
+/// a 401, or, for a refused login on a device that answers refusals its
+/// own way, a 302 to an error page or a 200 page that says so.
+fn refusal(web: &crate::devices::WebBehaviour, refused: bool, challenge: String) -> Response {
+    match web.refusal.as_deref() {
+        Some("redirect") if refused => return redirect("/login?error=1", None),
+        Some("200") if refused => {
+            return ok(page(
+                &web.title,
+                "<p class=\"error\">Login failed: wrong user name or password.</p>",
+            ))
+        }
+        _ => {}
+    }
+    let mut headers = Vec::new();
+    if web.negotiate_first {
+        headers.push(("WWW-Authenticate".into(), "Negotiate".into()));
+    }
+    headers.push(("WWW-Authenticate".into(), challenge));
+    headers.push(("Content-Type".into(), "text/html".into()));
+    Response {
+        status: "401 Unauthorized",
+        headers,
+        body: page("401 Unauthorized", "<h1>401 Unauthorized</h1>"),
+    }
 }
 
-/// The response a client knowing `password` sends (RFC 7616 3.4.1, MD5).
-fn digest_response(header: &str, method: &str, password: &str) -> Option<String> {
+/// The device's Digest algorithm: "MD5" unless it says "SHA-256".
+fn digest_algorithm(web: &crate::devices::WebBehaviour) -> &'static str {
+    match web.digest_algorithm.as_deref() {
+        Some(a) if a.eq_ignore_ascii_case("SHA-256") => "SHA-256",
+        _ => "MD5",
+    }
+}
+
+/// `algorithm`'s hash of `text`, in lower-case hex (RFC 7616 3.4.2).
+fn hash_hex(algorithm: &str, text: &str) -> String {
+    let bytes: Vec<u8> = if algorithm == "SHA-256" {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(text.as_bytes()).to_vec()
+    } else {
+        use md5::{Digest, Md5};
+        Md5::digest(text.as_bytes()).to_vec()
+    };
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The response a client knowing `password` sends (RFC 7616 3.4.1, MD5
+/// or SHA-256, qop auth or none).
+fn digest_response(header: &str, method: &str, password: &str, algorithm: &str) -> Option<String> {
     let p = |n| digest_param(header, n);
-    let ha1 = md5_hex(&format!("{}:{}:{password}", p("username")?, p("realm")?));
-    let ha2 = md5_hex(&format!("{method}:{}", p("uri")?));
+    let h = |t: String| hash_hex(algorithm, &t);
+    let ha1 = h(format!("{}:{}:{password}", p("username")?, p("realm")?));
+    let ha2 = h(format!("{method}:{}", p("uri")?));
     Some(match p("qop") {
-        Some(qop) => md5_hex(&format!(
+        Some(qop) => h(format!(
             "{ha1}:{}:{}:{}:{qop}:{ha2}",
             p("nonce")?,
             p("nc")?,
             p("cnonce")?
         )),
-        None => md5_hex(&format!("{ha1}:{}:{ha2}", p("nonce")?)),
+        None => h(format!("{ha1}:{}:{ha2}", p("nonce")?)),
     })
 }
 

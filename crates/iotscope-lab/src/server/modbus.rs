@@ -66,6 +66,8 @@ pub(super) async fn serve(mut stream: TcpStream, peer: SocketAddr, served: &Serv
                 );
                 pdu[..5.min(pdu.len())].to_vec()
             }
+            // Older stacks without function 43 hang up on it.
+            43 if d.kind == crate::devices::Kind::LegacyPlc => return,
             43 if pdu.get(1) == Some(&14) => {
                 let objects: [&str; 3] = [&d.vendor, &d.model, &d.firmware];
                 let mut r = vec![
