@@ -227,9 +227,38 @@ pub fn authorization(
         None => h(alg, &format!("{ha1}:{nonce}:{ha2}")),
     };
     let algorithm = ch.param("algorithm").unwrap_or("MD5");
+    // RFC 7616 section 3.4.4: a server that asks `userhash=true` gets
+    // H(user:realm); a user name that is not ASCII goes as `username*`
+    // (RFC 8187 UTF-8 percent-encoding); others as a quoted string.
+    let userhash = ch
+        .param("userhash")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let username = if userhash {
+        format!(
+            "username=\"{}\", userhash=true",
+            h(alg, &format!("{}:{realm}", pair.user))
+        )
+    } else if pair.user.is_ascii() && !pair.user.bytes().any(|b| b.is_ascii_control()) {
+        format!(
+            "username=\"{}\"",
+            pair.user.replace('\\', "\\\\").replace('"', "\\\"")
+        )
+    } else {
+        let encoded: String = pair
+            .user
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        format!("username*=UTF-8''{encoded}")
+    };
     let mut v = format!(
-        "Digest username=\"{}\", realm=\"{realm}\", uri=\"{uri}\", algorithm={algorithm}, nonce=\"{nonce}\", response=\"{response}\"",
-        pair.user.replace(['\\', '"'], "")
+        "Digest {username}, realm=\"{realm}\", uri=\"{uri}\", algorithm={algorithm}, nonce=\"{nonce}\", response=\"{response}\""
     );
     if let Some(q) = qop {
         v.push_str(&format!(", qop={q}, nc={nc}, cnonce=\"{cnonce}\""));
@@ -357,6 +386,46 @@ mod tests {
             assert!(a.contains(&format!("response=\"{want}\"")), "{alg}: {a}");
             assert!(a.contains("qop=auth, nc=00000001"), "{a}");
         }
+    }
+
+    /// RFC 7616 section 3.4.4: `userhash=true` sends H(user:realm); a
+    /// user name beyond ASCII goes as `username*` (RFC 8187); quotes and
+    /// backslashes are escaped, not dropped.
+    #[test]
+    fn digest_user_names_as_rfc_7616_sends_them() {
+        let ch = |extra: &str| {
+            parse_challenges([format!(
+                "Digest realm=\"http-auth@example.org\", qop=\"auth\", algorithm=SHA-256, nonce=\"n\"{extra}"
+            )
+            .as_str()])
+        };
+        let a = authorization(
+            &ch(", userhash=true")[0],
+            &pair("Mufasa", "x"),
+            "GET",
+            "/",
+            1,
+            "c",
+            b"",
+        )
+        .unwrap();
+        assert!(
+            a.contains("username=\"a947aad205e80e429958a387394944c6b496301e79f89d35a4cc23b6ee12b5b6\", userhash=true"),
+            "{a}"
+        );
+        let a = authorization(
+            &ch("")[0],
+            &pair("J\u{e4}s\u{f8}n Doe", "x"),
+            "GET",
+            "/",
+            1,
+            "c",
+            b"",
+        )
+        .unwrap();
+        assert!(a.contains("username*=UTF-8''J%C3%A4s%C3%B8n%20Doe"), "{a}");
+        let a = authorization(&ch("")[0], &pair("a\"b\\c", "x"), "GET", "/", 1, "c", b"").unwrap();
+        assert!(a.contains(r#"username="a\"b\\c""#), "{a}");
     }
 
     /// RFC 2617 §3.5 (MD5, qop=auth), and the -sess and auth-int forms
