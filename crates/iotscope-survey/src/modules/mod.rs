@@ -217,25 +217,48 @@ impl ProbeModule for Ssh {
 
     fn grab<'a>(&'a self, stream: &'a mut TcpStream, ctx: &'a ProbeCtx) -> Grab<'a> {
         Box::pin(async move {
+            // RFC 4253 section 4.2: a server may send other lines before
+            // its version line (banners, "please wait"); each at most 255
+            // bytes. Read until a line that starts with "SSH-", keeping the
+            // others, within the banner budget.
             let mut buf = Vec::new();
-            while !buf.contains(&b'\n') && buf.len() < 255 {
+            loop {
+                if let Some(found) = ssh_version_line(&buf) {
+                    let (pre, line) = found;
+                    let software = line.splitn(3, '-').nth(2).unwrap_or("").to_string();
+                    let mut banner = json!({"version": line, "software": software});
+                    if !pre.is_empty() {
+                        banner["pre_version_lines"] = pre.into();
+                    }
+                    return Ok(banner);
+                }
+                let longest = buf.split(|&b| b == b'\n').last().map_or(0, <[u8]>::len);
+                if buf.len() >= MAX_BANNER || longest > 255 {
+                    return Err(GrabError::Protocol("SSH"));
+                }
                 if read_some(stream, &mut buf, ctx).await? == 0 {
-                    break;
+                    return Err(GrabError::Protocol("SSH"));
                 }
             }
-            let line = String::from_utf8_lossy(&buf)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_end()
-                .to_string();
-            if !line.starts_with("SSH-") {
-                return Err(GrabError::Protocol("SSH"));
-            }
-            let software = line.splitn(3, '-').nth(2).unwrap_or("").to_string();
-            Ok(json!({"version": line, "software": software}))
         })
     }
+}
+
+/// The SSH version line among the complete lines of `buf`, with the lines
+/// before it (RFC 4253 section 4.2); `None` until one has arrived.
+fn ssh_version_line(buf: &[u8]) -> Option<(Vec<String>, String)> {
+    let complete = &buf[..buf.iter().rposition(|&b| b == b'\n')? + 1];
+    let mut pre = Vec::new();
+    for line in complete.split(|&b| b == b'\n') {
+        let text = String::from_utf8_lossy(line).trim_end().to_string();
+        if text.starts_with("SSH-") {
+            return Some((pre, text));
+        }
+        if pre.len() < 16 && !text.is_empty() {
+            pre.push(text);
+        }
+    }
+    None
 }
 
 /// HTTP: `GET /` with our User-Agent; status, Server, title,
@@ -523,5 +546,20 @@ mod tests {
         );
         assert_eq!(html_title("<title lang=x>a</title>").as_deref(), Some("a"));
         assert_eq!(html_title("no title"), None);
+    }
+
+    #[test]
+    fn ssh_version_lines_may_follow_other_lines() {
+        let (pre, line) =
+            ssh_version_line(b"Welcome to the AP\r\nplease wait\r\nSSH-2.0-dropbear_2019.78\r\n")
+                .unwrap();
+        assert_eq!(line, "SSH-2.0-dropbear_2019.78");
+        assert_eq!(pre, ["Welcome to the AP", "please wait"]);
+        assert!(ssh_version_line(b"Welcome\r\nSSH-2.0-dro").is_none());
+        assert!(ssh_version_line(b"").is_none());
+        assert_eq!(
+            ssh_version_line(b"SSH-1.99-OpenSSH_3.9p1\n").unwrap().1,
+            "SSH-1.99-OpenSSH_3.9p1"
+        );
     }
 }
