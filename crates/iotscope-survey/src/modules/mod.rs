@@ -232,7 +232,7 @@ impl ProbeModule for Ssh {
                     }
                     return Ok(banner);
                 }
-                let longest = buf.split(|&b| b == b'\n').last().map_or(0, <[u8]>::len);
+                let longest = buf.rsplit(|&b| b == b'\n').next().map_or(0, <[u8]>::len);
                 if buf.len() >= MAX_BANNER || longest > 255 {
                     return Err(GrabError::Protocol("SSH"));
                 }
