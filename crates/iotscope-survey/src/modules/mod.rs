@@ -548,6 +548,74 @@ mod tests {
         assert_eq!(html_title("no title"), None);
     }
 
+    /// Every module takes any bytes a device sends without panicking
+    /// (issue 12 item 7): random bytes, and pieces each parser looks for
+    /// with multi-byte characters cut at every offset.
+    #[test]
+    fn every_module_takes_any_bytes() {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            any::<u8>().prop_map(|b| vec![b]),
+            Just("22\u{e9} x\r\n".as_bytes().to_vec()),
+            Just("\u{e9}".as_bytes()[..1].to_vec()),
+            Just(b"HTTP/1.1 200 OK\r\n".to_vec()),
+            Just(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n".to_vec()),
+            Just(b"<title>".to_vec()),
+            Just(b"SSH-2.0-".to_vec()),
+            Just(b"\r\n\r\n".to_vec()),
+            Just(vec![255, 253, 1]),
+            Just(vec![22, 3, 1, 0, 5]),
+            Just(vec![0, 1, 0, 0, 0, 5, 1, 43]),
+            Just(vec![0x20, 2, 0, 0]),
+        ];
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+            cases: 48,
+            ..Default::default()
+        });
+        runner
+            .run(&prop::collection::vec(piece, 0..24), |pieces| {
+                let bytes = pieces.concat();
+                runtime.block_on(async {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    let addr = listener.local_addr().unwrap();
+                    let served = bytes.clone();
+                    tokio::spawn(async move {
+                        while let Ok((mut c, _)) = listener.accept().await {
+                            let _ = c.write_all(&served).await;
+                        }
+                    });
+                    let ctx = ProbeCtx {
+                        read_timeout: Duration::from_millis(100),
+                        user_agent: "test".into(),
+                        host: "127.0.0.1".into(),
+                    };
+                    for port in [21, 22, 23, 80, 443, 502, 554, 1883, 9999] {
+                        let module = module_for(port);
+                        let mut stream = TcpStream::connect(addr).await.unwrap();
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(2),
+                            module.grab(&mut stream, &ctx),
+                        )
+                        .await;
+                        drop(stream);
+                        let mut second = TcpStream::connect(addr).await.unwrap();
+                        {
+                            let again = module.again(&mut second, &ctx);
+                            if let Some(again) = again {
+                                let _ = tokio::time::timeout(Duration::from_secs(2), again).await;
+                            }
+                        }
+                    }
+                });
+                Ok(())
+            })
+            .unwrap();
+    }
+
     #[test]
     fn ssh_version_lines_may_follow_other_lines() {
         let (pre, line) =

@@ -17,12 +17,15 @@ fn ftp_reply_complete(text: &str) -> bool {
     if !text.ends_with('\n') {
         lines.pop(); // the last line is not finished
     }
-    let Some(code) = lines.first().and_then(|l| l.get(..3)) else {
+    // Bytes, not characters: a device's text may put a multi-byte
+    // character anywhere, and slicing a str there panics.
+    let Some(code) = lines.first().and_then(|l| l.as_bytes().get(..3)) else {
         return false;
     };
-    lines
-        .iter()
-        .any(|l| l.len() >= 3 && &l[..3] == code && (l.len() == 3 || l.as_bytes()[3] == b' '))
+    lines.iter().any(|l| {
+        let l = l.as_bytes();
+        l.get(..3) == Some(code) && matches!(l.get(3), None | Some(b' '))
+    })
 }
 
 impl ProbeModule for Ftp {
@@ -158,6 +161,20 @@ async fn rtsp_options(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ftp_replies_with_multi_byte_characters_anywhere_are_read() {
+        for text in [
+            "22\u{e9} x\r\n",
+            "2\u{e9}0 x\r\n",
+            "220-\u{e9}\r\n22\u{e9}\r\n",
+            "\u{e9}\r\n",
+        ] {
+            let _ = ftp_reply_complete(text);
+        }
+        assert!(ftp_reply_complete("220-caf\u{e9}\r\n220 ok\r\n"));
+        assert!(!ftp_reply_complete("22\u{e9} x\r\n220-x\r\n"));
+    }
 
     #[test]
     fn ftp_replies_end_at_the_line_with_the_code_and_a_space() {
