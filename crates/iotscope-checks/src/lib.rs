@@ -340,6 +340,14 @@ impl PairQueue {
         self.state.lock().expect("queue").attempts
     }
 
+    /// The result so far (every worker done: the check's result).
+    pub fn outcome(&self) -> LoginResult {
+        let st = self.state.lock().expect("queue");
+        st.result.clone().unwrap_or(LoginResult::Exhausted {
+            attempts: st.attempts,
+        })
+    }
+
     /// The check's result once every worker is done.
     pub fn finish(self) -> LoginResult {
         let st = self.state.into_inner().expect("queue");
@@ -381,44 +389,51 @@ pub async fn check_logins(
     // that once, with no further login. It costs one failed attempt of the
     // lockout budget.
     let control = PairQueue::new(vec![control_pair()], 1);
+    let queue = PairQueue::new(pairs, s.max_attempts.saturating_sub(1));
     let alone = CheckSettings {
         per_host: 1,
         ..s.clone()
     };
-    worker.run(addr, &control, &alone).await;
-    match control.finish() {
-        LoginResult::Exhausted { .. } => {}
-        LoginResult::Success {
-            pair,
-            no_password: false,
-            evidence,
-            ..
-        } => return LoginResult::AcceptsAny { pair, evidence },
-        // No password asked at all, a lockout or silence: that is the answer.
-        other => return other,
-    }
-    let queue = PairQueue::new(pairs, s.max_attempts.saturating_sub(1));
-    let workers: Vec<WorkerFuture<'_>> = (0..s.per_host.max(1))
-        .map(|_| worker.run(addr, &queue, s))
-        .collect();
-    // An absolute deadline for the service's whole check: per-read timeouts
-    // only fire after silence, and a device that trickles bytes, or hangs
-    // up after every prompt, must not hold the run (ZGrab2 issue #163:
-    // "a timeout for the entire session"). Thirty read timeouts cover the
-    // whole dictionary on the slowest honest device.
+    let check = async {
+        worker.run(addr, &control, &alone).await;
+        match control.outcome() {
+            LoginResult::Exhausted { .. } => {}
+            LoginResult::Success {
+                pair,
+                no_password: false,
+                evidence,
+                ..
+            } => return Some(LoginResult::AcceptsAny { pair, evidence }),
+            // No password asked at all, a lockout or silence: that is the
+            // answer.
+            other => return Some(other),
+        }
+        let workers: Vec<WorkerFuture<'_>> = (0..s.per_host.max(1))
+            .map(|_| worker.run(addr, &queue, s))
+            .collect();
+        futures_join_all(workers).await;
+        None
+    };
+    // An absolute deadline for the service's whole check, the control
+    // attempt included: per-read timeouts only fire after silence, and a
+    // device that trickles bytes, or hangs up after every prompt, must not
+    // hold the run (ZGrab2 issue #163: "a timeout for the entire
+    // session"). Thirty read timeouts cover the whole dictionary on the
+    // slowest honest device.
     let deadline = SERVICE_DEADLINE_READS * s.read_timeout;
-    if tokio::time::timeout(deadline, futures_join_all(workers))
-        .await
-        .is_err()
-    {
-        let attempts = queue.finish_attempts();
-        return LoginResult::Incomplete {
-            attempts: attempts + 1,
-            reason: format!(
-                "no verdict within the service's deadline of {} s ({attempts} attempts judged)",
-                deadline.as_secs()
-            ),
-        };
+    match tokio::time::timeout(deadline, check).await {
+        Err(_) => {
+            let attempts = control.finish_attempts() + queue.finish_attempts();
+            return LoginResult::Incomplete {
+                attempts,
+                reason: format!(
+                    "no verdict within the service's deadline of {} s ({attempts} attempts judged)",
+                    deadline.as_secs()
+                ),
+            };
+        }
+        Ok(Some(early)) => return early,
+        Ok(None) => {}
     }
     // The control attempt counts among the service's attempts.
     match queue.finish() {
@@ -677,7 +692,11 @@ mod tests {
     }
 
     /// A worker that never reaches a verdict (a device trickling bytes).
-    struct Stuck;
+    /// A worker whose attempts hang; `control_too`: the control attempt
+    /// as well (a device that trickles bytes from its first screen).
+    struct Stuck {
+        control_too: bool,
+    }
 
     impl LoginWorker for Stuck {
         fn name(&self) -> &'static str {
@@ -692,7 +711,7 @@ mod tests {
             Box::pin(async move {
                 while let Some(pair) = q.next() {
                     // The control attempt fails; every later one hangs.
-                    if pair.user.starts_with("iotscope-") {
+                    if pair.user.starts_with("iotscope-") && !self.control_too {
                         q.report(&pair, Attempt::Failed);
                     } else {
                         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -709,15 +728,17 @@ mod tests {
             read_timeout: Duration::from_millis(10),
             ..Default::default()
         };
-        let started = std::time::Instant::now();
-        let r = check_logins(
-            &Stuck,
-            "127.0.0.1:23".parse().unwrap(),
-            vec![p("root", "x")],
-            &s,
-        )
-        .await;
-        assert!(matches!(r, LoginResult::Incomplete { .. }), "{r:?}");
-        assert!(started.elapsed() < Duration::from_secs(5));
+        for control_too in [false, true] {
+            let started = std::time::Instant::now();
+            let r = check_logins(
+                &Stuck { control_too },
+                "127.0.0.1:23".parse().unwrap(),
+                vec![p("root", "x")],
+                &s,
+            )
+            .await;
+            assert!(matches!(r, LoginResult::Incomplete { .. }), "{r:?}");
+            assert!(started.elapsed() < Duration::from_secs(5));
+        }
     }
 }

@@ -428,7 +428,12 @@ where
             "modbus"
                 if b.get("device_identification").is_some() || b.get("exception").is_some() =>
             {
-                let what = b["device_identification"].to_string();
+                // What proved it: the identification, else the plainer
+                // answer (an exception, a register read).
+                let what = match &b["device_identification"] {
+                    serde_json::Value::Null => b.to_string(),
+                    id => id.to_string(),
+                };
                 c.add(
                     s.port,
                     "modbus",

@@ -323,13 +323,25 @@ impl ProbeModule for Http {
                         .collect::<Vec<_>>()
                 })
                 .collect();
+            // `scheme`: the first scheme offered; `realm`: the first realm
+            // of any challenge (Negotiate, often first, has none).
             let auth = header("www-authenticate").map(|v| {
-                let scheme = v.split_whitespace().next().unwrap_or("").to_string();
-                let realm = v
-                    .split("realm=\"")
-                    .nth(1)
-                    .and_then(|r| r.split('"').next())
-                    .map(String::from);
+                let scheme = v
+                    .split(|c: char| c.is_whitespace() || c == ',')
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                let realm = resp
+                    .headers
+                    .iter()
+                    .filter(|h| h.name.eq_ignore_ascii_case("www-authenticate"))
+                    .find_map(|h| {
+                        String::from_utf8_lossy(h.value)
+                            .split("realm=\"")
+                            .nth(1)
+                            .and_then(|r| r.split('"').next())
+                            .map(String::from)
+                    });
                 json!({"scheme": scheme, "realm": realm, "schemes": schemes})
             });
             let body = String::from_utf8_lossy(&buf[body_at..]);
