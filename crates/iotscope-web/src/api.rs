@@ -41,10 +41,17 @@ fn time(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError
             "{name}={text:?}: expected an RFC 3339 time such as 2016-10-01T00:00:00Z ({e})"
         ))
     })?;
+    // Nanoseconds since 1970 in an i64 reach 2262: a later time would wrap
+    // around to a negative one and select everything.
     let ns = t
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .map_err(|_| ApiError::bad_request(format!("{name}={text:?}: before 1970")))?;
+        .ok()
+        .and_then(|d| i64::try_from(d.as_nanos()).ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{name}={text:?}: expected a time from 1970-01-01 to 2262-04-11"
+            ))
+        })?;
     Ok(Some(ns))
 }
 
@@ -232,8 +239,12 @@ pub(crate) fn surges(values: &[u64]) -> Vec<usize> {
     out
 }
 
+/// Most points per line `/api/series` returns.
+pub(crate) const MAX_SERIES_POINTS: usize = 10_000;
+
 /// `GET /api/series?ports=23,2323`: packets and unique sources per port per
-/// bucket, with surges marked.
+/// bucket, with surges marked; at most [`MAX_SERIES_POINTS`] buckets per
+/// port (longer ranges merge store buckets).
 pub(crate) async fn series(
     State(app): State<Arc<App>>,
     Query(q): Params,
@@ -265,10 +276,21 @@ pub(crate) async fn series(
         .await?;
     // Dense arrays from the first to the last bucket with data (a bucket
     // with nothing is 0): the client places bucket i at first + i * step.
-    let step = bucket_ns.unwrap_or(3_600_000_000_000).max(1);
-    let (first, count) = match (s.starts.first(), s.starts.last()) {
-        (Some(&a), Some(&b)) => (Some(a), ((b - a) / step + 1) as usize),
-        _ => (None, 0),
+    // At most MAX_SERIES_POINTS points: a longer range is drawn with
+    // coarser buckets (a whole number of store buckets each, as Grafana's
+    // and NICTERWEB's graphs do), packets summed and unique sources the
+    // largest of the merged buckets (a lower bound: sources of different
+    // buckets may differ).
+    let store_step = bucket_ns.unwrap_or(3_600_000_000_000).max(1);
+    let span = match (s.starts.first(), s.starts.last()) {
+        (Some(&a), Some(&b)) => Some((a, ((b - a) / store_step) as u64 + 1)),
+        _ => None,
+    };
+    let merge = span.map_or(1, |(_, n)| n.div_ceil(MAX_SERIES_POINTS as u64).max(1));
+    let step = store_step.saturating_mul(merge as i64);
+    let (first, count) = match span {
+        Some((a, n)) => (Some(a), n.div_ceil(merge) as usize),
+        None => (None, 0),
     };
     let lines: Vec<Value> = ports
         .iter()
@@ -277,8 +299,8 @@ pub(crate) async fn series(
             let mut dense = (vec![0u64; count], vec![0u64; count]);
             for (k, &start) in s.starts.iter().enumerate() {
                 let i = ((start - first.unwrap_or(0)) / step) as usize;
-                dense.0[i] = packets[k];
-                dense.1[i] = sources[k];
+                dense.0[i] += packets[k];
+                dense.1[i] = dense.1[i].max(sources[k]);
             }
             json!({
                 "port": port_name(p),
@@ -290,6 +312,8 @@ pub(crate) async fn series(
         .collect();
     Ok(Json(json!({
         "bucket_seconds": step as f64 / 1e9,
+        "store_bucket_seconds": store_step as f64 / 1e9,
+        "sources_merged_by": if merge > 1 { "max" } else { "none" },
         "first": first.map(iotscope_telescope::time::rfc3339),
         "buckets": count,
         "series": lines,

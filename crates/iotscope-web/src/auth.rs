@@ -184,18 +184,21 @@ fn me_json(user: &UserRecord, csrf: &str) -> serde_json::Value {
 pub(crate) async fn login(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let client = app.client(peer.ip(), &headers);
     let Json(login) = body.map_err(|e| {
         ApiError::bad_request(format!(
             "expected a JSON body {{\"name\": ..., \"password\": ...}}: {e}"
         ))
     })?;
-    if let Err(wait) = app.login_limit.admit(peer.ip()) {
+    if let Err(wait) = app.login_limit.admit(crate::client::limit_key(client.ip)) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!("too many login attempts from your address: wait {wait} s"),
-        ));
+        )
+        .retry_after(wait));
     }
     let name = login.name.clone();
     let users = app.store(|s| s.users()).await?;
@@ -207,9 +210,7 @@ pub(crate) async fn login(
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| DUMMY_HASH.to_string());
     let password = login.password;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-        .await
-        .unwrap_or(false);
+    let ok = app.verify(password, phc).await?;
     let Some(user) = user.filter(|_| ok) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -231,7 +232,11 @@ pub(crate) async fn login(
     let cookie = format!(
         "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         app.session_ttl.as_secs(),
-        if app.secure_cookies { "; Secure" } else { "" }
+        if app.secure_cookies || client.https {
+            "; Secure"
+        } else {
+            ""
+        }
     );
     Ok(([(header::SET_COOKIE, cookie)], Json(me_json(&user, &csrf))).into_response())
 }

@@ -99,8 +99,10 @@ async fn answer(
         )
         .into_response());
     }
-    let ip = peer.ip().to_canonical().to_string();
-    if let Err(wait) = app.check_limit.admit(peer.ip().to_canonical()) {
+    // The client's own address: the peer, or what a trusted proxy says.
+    let client = app.client(peer.ip(), headers).ip;
+    let ip = client.to_string();
+    if let Err(wait) = app.check_limit.admit(crate::client::limit_key(client)) {
         let mut r = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!("too many checks from your address: try again in {wait} s"),

@@ -15,10 +15,11 @@ mod api;
 mod assets;
 mod auth;
 mod check;
+pub mod client;
 mod limit;
 mod metrics;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,6 +53,9 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// How long a login lasts.
     pub session_ttl: Duration,
+    /// Reverse proxies (CIDRs) whose `Forwarded` / `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` name the client ([`client::Proxies`]).
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Why the server could not start.
@@ -64,6 +68,9 @@ pub enum WebError {
     /// The ISP table.
     #[error(transparent)]
     Isp(#[from] iotscope_alerts::IspError),
+    /// A `trusted_proxies` entry that is not an address or CIDR.
+    #[error("[web] {0}")]
+    TrustedProxies(String),
     /// An account names an ISP the table does not have.
     #[error("account {user:?} speaks for ISP {isp:?}, which is not in the [[isp]] table")]
     UnknownIsp {
@@ -74,10 +81,23 @@ pub enum WebError {
     },
 }
 
-/// Connections to the store, reused across requests.
+/// Store connections open at most: requests beyond wait for one.
+pub const POOL_SIZE: usize = 16;
+/// How long a request waits for a store connection before a 503.
+pub const POOL_WAIT: Duration = Duration::from_secs(5);
+/// Password verifications (argon2id, 19 MiB each) running at once.
+pub const ARGON2_AT_ONCE: usize = 4;
+/// Logins waiting for a verification slot before further ones get a 429.
+pub const ARGON2_QUEUE: usize = 32;
+/// Bytes of cached answers kept at most.
+pub const CACHED_BYTES: usize = 64 << 20;
+
+/// Connections to the store, reused across requests; at most
+/// [`POOL_SIZE`] exist (`slots`).
 struct Pool {
     path: PathBuf,
     idle: Mutex<Vec<SqliteStore>>,
+    slots: tokio::sync::Semaphore,
 }
 
 impl Pool {
@@ -115,6 +135,11 @@ pub(crate) struct App {
     answers: Mutex<std::collections::HashMap<String, (String, axum::body::Bytes)>>,
     /// A gate per key being computed.
     computing: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Proxies trusted to name the client.
+    proxies: client::Proxies,
+    /// Password verifications at once, and logins waiting for one.
+    argon2: tokio::sync::Semaphore,
+    argon2_waiting: std::sync::atomic::AtomicUsize,
 }
 
 fn json_response(body: axum::body::Bytes) -> Response {
@@ -174,7 +199,11 @@ impl App {
 
     fn remember(&self, key: String, version: String, answer: axum::body::Bytes) {
         let mut m = self.answers.lock().unwrap_or_else(|e| e.into_inner());
-        if m.len() >= CACHED_ANSWERS {
+        let held: usize = m.values().map(|(_, a)| a.len()).sum();
+        if answer.len() > CACHED_BYTES / 4 {
+            return; // too big to keep: computed again when asked again
+        }
+        if m.len() >= CACHED_ANSWERS || held + answer.len() > CACHED_BYTES {
             m.clear();
             // Gates in use are held by their waiters; the map can go.
             self.computing
@@ -185,15 +214,49 @@ impl App {
         m.insert(key, (version, answer));
     }
 
-    /// Runs a store call on a blocking thread.
+    /// Runs a store call on a blocking thread, with one of the pool's
+    /// [`POOL_SIZE`] connections; after [`POOL_WAIT`] without one, a 503
+    /// with `Retry-After` (never a 500, never another connection).
     async fn store<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&mut SqliteStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let app = self.clone();
-        tokio::task::spawn_blocking(move || app.pool.with(f))
+        let permit = tokio::time::timeout(POOL_WAIT, self.pool.slots.acquire())
             .await
-            .map_err(|e| ApiError::internal(format!("store task: {e}")))?
+            .map_err(|_| ApiError::busy("the store is busy", 5))?
+            .map_err(|_| ApiError::internal("the store pool is closed"))?;
+        let app = self.clone();
+        let out = tokio::task::spawn_blocking(move || app.pool.with(f))
+            .await
+            .map_err(|e| ApiError::internal(format!("store task: {e}")))?;
+        drop(permit);
+        out
+    }
+
+    /// The client of a request ([`client::Proxies::client`]).
+    pub(crate) fn client(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> client::Client {
+        self.proxies.client(peer, headers)
+    }
+
+    /// Verifies a password on the bounded argon2 pool: at most
+    /// [`ARGON2_AT_ONCE`] at once and [`ARGON2_QUEUE`] waiting; beyond
+    /// that a 429 (each verification costs 19 MiB and tens of ms).
+    async fn verify(self: &Arc<Self>, password: String, phc: String) -> Result<bool, ApiError> {
+        use std::sync::atomic::Ordering;
+        if self.argon2_waiting.fetch_add(1, Ordering::SeqCst) >= ARGON2_QUEUE {
+            self.argon2_waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many logins at once: try again in a few seconds",
+            )
+            .retry_after(2));
+        }
+        let permit = self.argon2.acquire().await;
+        self.argon2_waiting.fetch_sub(1, Ordering::SeqCst);
+        let _permit = permit.map_err(|_| ApiError::internal("the password pool is closed"))?;
+        tokio::task::spawn_blocking(move || verify_password(&password, &phc))
+            .await
+            .map_err(|e| ApiError::internal(format!("password task: {e}")))
     }
 
     /// The ISP an address belongs to: the longest prefix, else its AS's ISP.
@@ -213,6 +276,7 @@ impl App {
 pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -220,7 +284,17 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after: None,
         }
+    }
+    /// Adds `Retry-After: seconds`.
+    fn retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
+    }
+    /// 503 with `Retry-After`: a resource is saturated, not broken.
+    fn busy(message: impl Into<String>, seconds: u64) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).retry_after(seconds)
     }
     fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
@@ -235,18 +309,46 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut r = (
             self.status,
             axum::Json(serde_json::json!({ "error": self.message })),
         )
-            .into_response()
+            .into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        r
     }
+}
+
+/// Headers on every answer: no MIME sniffing anywhere, and no caching of
+/// API answers (some hold private data; a shared cache must not keep
+/// them).
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::header;
+    let api = req.uri().path().starts_with("/api/") || req.uri().path() == "/metrics";
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    if api {
+        h.insert(
+            header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+    }
+    r
 }
 
 /// Builds the application. Checks that every ISP account names an ISP of
 /// the table, so no account silently sees nothing (or everything).
 pub fn router(settings: Settings) -> Result<Router, WebError> {
     let isps = IspTable::new(settings.isps)?;
+    let proxies =
+        client::Proxies::parse(&settings.trusted_proxies).map_err(WebError::TrustedProxies)?;
     let store = SqliteStore::open(&settings.db)?;
     for u in iotscope_store::Store::users(&store)? {
         if let Some(isp) = &u.isp {
@@ -262,6 +364,7 @@ pub fn router(settings: Settings) -> Result<Router, WebError> {
         pool: Pool {
             path: settings.db,
             idle: Mutex::new(vec![store]),
+            slots: tokio::sync::Semaphore::new(POOL_SIZE),
         },
         isps,
         asn: settings.asn,
@@ -273,6 +376,9 @@ pub fn router(settings: Settings) -> Result<Router, WebError> {
         metrics: metrics::Metrics::default(),
         answers: Mutex::new(Default::default()),
         computing: Mutex::new(Default::default()),
+        proxies,
+        argon2: tokio::sync::Semaphore::new(ARGON2_AT_ONCE),
+        argon2_waiting: Default::default(),
     });
     Ok(Router::new()
         .route("/", get(assets::index))
@@ -298,6 +404,9 @@ pub fn router(settings: Settings) -> Result<Router, WebError> {
             app.clone(),
             metrics::count,
         ))
+        .layer(axum::middleware::from_fn(security_headers))
+        // Request bodies are small JSON (a login, an alert status).
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
         .with_state(app))
 }
 
@@ -308,12 +417,36 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     )
 }
 
-/// Serves until `shutdown` resolves. The client's address (for `/check` and
-/// the rate limits) is the connection's peer address: a proxy in front
-/// would make every visitor look the same, so none is trusted.
+/// Connections served at once in all.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections served at once from one client address (IPv6: one /64); a
+/// trusted proxy is not limited (it carries everyone).
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 32;
+/// A request's head must arrive within this (slowloris); it also ends a
+/// keep-alive connection that sends no next request.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request is answered within this, its body read included, or gets a
+/// 503 with `Retry-After`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection is closed (gracefully) after this long however busy.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
+/// Bytes of a request head and buffered body at most.
+const MAX_BUFFER: usize = 64 * 1024;
+
+/// Serves until `shutdown` resolves. The client's address (for `/check`,
+/// the rate limits and the connection limits) is the connection's peer,
+/// or, from a peer in `trusted_proxies`, the right-most untrusted hop of
+/// `Forwarded` / `X-Forwarded-For` ([`client::Proxies`]).
+///
+/// HTTP/1.1 (hyper) with the limits above: at most [`MAX_CONNECTIONS`]
+/// connections and [`MAX_CONNECTIONS_PER_CLIENT`] per client address
+/// (further ones are closed at once), the head within [`HEADER_TIMEOUT`],
+/// the answer within [`REQUEST_TIMEOUT`], a connection at most
+/// [`CONNECTION_LIFETIME`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    proxies: client::Proxies,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // The overview and map of each preset period take a while to compute
@@ -321,7 +454,7 @@ pub async fn serve(
     // added (the cache notices the new store version), so visitors choosing
     // a preset never wait.
     let warm = router.clone();
-    tokio::spawn(async move {
+    let warming = tokio::spawn(async move {
         let started = std::time::Instant::now();
         let mut first = true;
         loop {
@@ -343,10 +476,105 @@ pub async fn serve(
             tokio::time::sleep(Duration::from_secs(30)).await;
         }
     });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let per_client: Arc<Mutex<std::collections::HashMap<IpAddr, usize>>> = Default::default();
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                // Out of descriptors or similar: back off rather than spin.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            continue; // full: closed at once
+        };
+        let client_slot = if proxies.trusts(peer.ip()) {
+            None
+        } else {
+            let key = client::limit_key(peer.ip());
+            let mut m = per_client.lock().unwrap_or_else(|e| e.into_inner());
+            let n = m.entry(key).or_insert(0);
+            if *n >= MAX_CONNECTIONS_PER_CLIENT {
+                continue;
+            }
+            *n += 1;
+            Some(ClientSlot {
+                key,
+                map: per_client.clone(),
+            })
+        };
+        let router = router.clone();
+        let mut closing = closing.clone();
+        tokio::spawn(async move {
+            let _held = (permit, client_slot);
+            let _ = stream.set_nodelay(true);
+            let service = hyper::service::service_fn(
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    let router = router.clone();
+                    async move {
+                        let answer = tokio::time::timeout(
+                            REQUEST_TIMEOUT,
+                            tower::ServiceExt::oneshot(router, req.map(axum::body::Body::new)),
+                        )
+                        .await;
+                        Ok::<_, std::convert::Infallible>(match answer {
+                            Ok(Ok(r)) => r,
+                            Ok(Err(never)) => match never {},
+                            Err(_) => ApiError::busy("the request took too long to answer", 5)
+                                .into_response(),
+                        })
+                    }
+                },
+            );
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_BUFFER);
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = tokio::time::sleep(CONNECTION_LIFETIME) => {}
+                _ = closing.wait_for(|c| *c) => {}
+            }
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+        });
+    }
+    warming.abort();
+    // Let answers in flight finish (bounded), as a graceful shutdown does.
+    let _ = closing_tx.send(true);
+    let _ = tokio::time::timeout(
+        Duration::from_secs(6),
+        slots.acquire_many(MAX_CONNECTIONS as u32),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    Ok(())
+}
+
+/// A connection counted against its client's limit until dropped.
+struct ClientSlot {
+    key: IpAddr,
+    map: Arc<Mutex<std::collections::HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
 }

@@ -23,7 +23,8 @@
 //!
 //! [web]
 //! listen = "127.0.0.1:8080"   # iotscope serve
-//! check_per_minute = 60       # /check requests per client address
+//! check_per_minute = 60       # /check requests per client address (IPv6: per /64)
+//! trusted_proxies = ["127.0.0.1/32"]  # only these may name the client (X-Forwarded-For)
 //!
 //! [[isp]]
 //! name = "Example ISP A"
@@ -89,6 +90,11 @@ pub struct WebConfig {
     pub secure_cookies: Option<bool>,
     /// How long a login lasts, in hours (default 12).
     pub session_hours: Option<u64>,
+    /// Reverse proxies (addresses or CIDRs) trusted to name the client in
+    /// `Forwarded` / `X-Forwarded-For` and the scheme in
+    /// `X-Forwarded-Proto`; empty (default): the peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[smtp]`.

@@ -141,7 +141,7 @@ fn serve_dashboard(
         cfg_path.display(),
         db.display()
     );
-    super::serve::run_server(listen, router)
+    super::serve::run_server(listen, router, &cfg.web.trusted_proxies)
 }
 
 /// Starts 30 emulated devices on 127.79.0.0/24, surveys them and prints

@@ -38,11 +38,18 @@ pub fn settings(
         // Secure cookies need TLS; on loopback a browser may speak plain HTTP.
         secure_cookies: cfg.web.secure_cookies.unwrap_or(!listen.ip().is_loopback()),
         session_ttl: Duration::from_secs(3600 * cfg.web.session_hours.unwrap_or(12)),
+        trusted_proxies: cfg.web.trusted_proxies.clone(),
     })
 }
 
 /// Serves `router` on `listen` until Ctrl-C or SIGTERM.
-pub fn run_server(listen: SocketAddr, router: iotscope_web::Router) -> anyhow::Result<()> {
+pub fn run_server(
+    listen: SocketAddr,
+    router: iotscope_web::Router,
+    trusted_proxies: &[String],
+) -> anyhow::Result<()> {
+    let proxies = iotscope_web::client::Proxies::parse(trusted_proxies)
+        .map_err(|e| anyhow::anyhow!("[web] {e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -64,7 +71,7 @@ pub fn run_server(listen: SocketAddr, router: iotscope_web::Router) -> anyhow::R
                 _ = term.recv() => {}
             }
         };
-        iotscope_web::serve(listener, router, shutdown).await?;
+        iotscope_web::serve(listener, router, proxies, shutdown).await?;
         anyhow::Ok(())
     })
 }
@@ -85,6 +92,6 @@ pub fn run(a: ServeArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitCode
     let settings = settings(db.clone(), listen, a.check_per_minute, cfg)?;
     let router = iotscope_web::router(settings)?;
     eprintln!("iotscope serve: store {}; Ctrl-C stops", db.display());
-    run_server(listen, router)?;
+    run_server(listen, router, &cfg.web.trusted_proxies)?;
     Ok(ExitCode::SUCCESS)
 }
