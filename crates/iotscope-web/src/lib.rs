@@ -433,6 +433,16 @@ pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 /// Bytes of a request head and buffered body at most.
 const MAX_BUFFER: usize = 64 * 1024;
 
+/// How [`serve`] treats connections.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Proxies trusted to name the client.
+    pub proxies: client::Proxies,
+    /// Connections at once in all (at most [`MAX_CONNECTIONS`]; lower it
+    /// to stay under the open-file limit).
+    pub max_connections: usize,
+}
+
 /// Serves until `shutdown` resolves. The client's address (for `/check`,
 /// the rate limits and the connection limits) is the connection's peer,
 /// or, from a peer in `trusted_proxies`, the right-most untrusted hop of
@@ -446,9 +456,14 @@ const MAX_BUFFER: usize = 64 * 1024;
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
-    proxies: client::Proxies,
+    options: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let ServeOptions {
+        proxies,
+        max_connections,
+    } = options;
+    let max_connections = max_connections.clamp(1, MAX_CONNECTIONS);
     // The overview and map of each preset period take a while to compute
     // over a large store: compute them now, and again whenever a capture is
     // added (the cache notices the new store version), so visitors choosing
@@ -476,7 +491,14 @@ pub async fn serve(
             tokio::time::sleep(Duration::from_secs(30)).await;
         }
     });
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    // Connections that have not sent a whole request head yet, oldest
+    // first: when every slot is taken, the oldest of them is closed to make
+    // room (half-sent requests from many addresses must not lock visitors
+    // out until their header timeout).
+    let waiting: Arc<Mutex<std::collections::BTreeMap<u64, tokio::sync::oneshot::Sender<()>>>> =
+        Default::default();
+    let mut next_id = 0u64;
     let per_client: Arc<Mutex<std::collections::HashMap<IpAddr, usize>>> = Default::default();
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -492,8 +514,29 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            continue; // full: closed at once
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let oldest = waiting
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pop_first();
+                match oldest {
+                    Some((_, kill)) => {
+                        let _ = kill.send(());
+                        match tokio::time::timeout(
+                            Duration::from_secs(1),
+                            slots.clone().acquire_owned(),
+                        )
+                        .await
+                        {
+                            Ok(Ok(p)) => p,
+                            _ => continue,
+                        }
+                    }
+                    None => continue, // every connection is busy: closed at once
+                }
+            }
         };
         let client_slot = if proxies.trusts(peer.ip()) {
             None
@@ -510,13 +553,26 @@ pub async fn serve(
                 map: per_client.clone(),
             })
         };
+        next_id += 1;
+        let id = next_id;
+        let (kill_tx, mut kill) = tokio::sync::oneshot::channel::<()>();
+        waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, kill_tx);
         let router = router.clone();
         let mut closing = closing.clone();
+        let waiting = waiting.clone();
         tokio::spawn(async move {
-            let _held = (permit, client_slot);
+            let _held = (permit, client_slot, Waiting(id, waiting.clone()));
             let _ = stream.set_nodelay(true);
             let service = hyper::service::service_fn(
                 move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    // A whole head arrived: no longer the first to close.
+                    waiting
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&id);
                     req.extensions_mut()
                         .insert(axum::extract::ConnectInfo(peer));
                     let router = router.clone();
@@ -543,6 +599,8 @@ pub async fn serve(
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => return,
+                // Only a sent kill: a dropped sender means a head arrived.
+                Ok(()) = &mut kill => return, // made room for a newer connection
                 _ = tokio::time::sleep(CONNECTION_LIFETIME) => {}
                 _ = closing.wait_for(|c| *c) => {}
             }
@@ -555,10 +613,26 @@ pub async fn serve(
     let _ = closing_tx.send(true);
     let _ = tokio::time::timeout(
         Duration::from_secs(6),
-        slots.acquire_many(MAX_CONNECTIONS as u32),
+        slots.acquire_many(max_connections as u32),
     )
     .await;
     Ok(())
+}
+
+/// A connection's entry among those waiting for a whole head, removed
+/// when the connection ends.
+struct Waiting(
+    u64,
+    Arc<Mutex<std::collections::BTreeMap<u64, tokio::sync::oneshot::Sender<()>>>>,
+);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+    }
 }
 
 /// A connection counted against its client's limit until dropped.

@@ -6,6 +6,7 @@ mod cmd;
 mod config;
 mod files;
 mod output;
+mod sys;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -273,6 +273,32 @@ fn half_sent_requests_do_not_hold_the_server() {
     let (cfg, db) = store(dir.path(), &[1_700_000_000], &[]);
     let server = Server::start(&cfg, &db, &[]);
     let port = server.port;
+    // A keep-alive connection that asks nothing more is closed by the
+    // header timeout as well.
+    let mut idle = socket_from([127, 0, 0, 8], port);
+    idle.write_all(b"GET /api/check HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(25)))
+        .unwrap();
+    let opened = Instant::now();
+    let mut answer = Vec::new();
+    let mut b = [0u8; 4096];
+    while let Ok(n) = idle.read(&mut b) {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&b[..n]);
+    }
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(
+        opened.elapsed() < Duration::from_secs(20),
+        "idle for {:?}",
+        opened.elapsed()
+    );
     // 60 connections from one address, each sending half a request head.
     let mut held = Vec::new();
     for _ in 0..60 {
@@ -324,6 +350,36 @@ fn half_sent_requests_do_not_hold_the_server() {
             "a half-sent request held past its timeout"
         );
     }
+}
+
+/// Half-sent requests from more addresses than the server has descriptors
+/// for: the oldest of them are closed to make room, and a visitor is
+/// served while the attack goes on.
+#[test]
+fn half_sent_requests_from_many_addresses_do_not_lock_visitors_out() {
+    if !common::have("prlimit") {
+        return common::skip("prlimit (util-linux) is not installed");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, db) = store(dir.path(), &[1_700_000_000], &[]);
+    let server = Server::start_under(&["prlimit", "--nofile=128"], &cfg, &db, &[]);
+    let port = server.port;
+    let mut held = Vec::new();
+    for i in 0..150u32 {
+        let mut s = socket_from([127, 66, (i / 250) as u8, (i % 250 + 1) as u8], port);
+        let _ = s.write_all(b"GET / HTTP/1.1\r\n");
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let r = get_from([127, 0, 0, 10], port, "/api/check", &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(held);
 }
 
 fn socket_from(from: [u8; 4], port: u16) -> TcpStream {

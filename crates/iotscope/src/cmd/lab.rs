@@ -133,7 +133,12 @@ fn run_devices(a: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let wanted: usize = devices.iter().map(|d| d.services.len()).sum::<usize>() + 64;
-    raise_open_file_limit(wanted as u64);
+    let got = crate::sys::raise_open_file_limit(wanted as u64);
+    if got < wanted as u64 {
+        eprintln!(
+            "iotscope lab: needs {wanted} open files but the limit is {got}; raise it (ulimit -n) or run fewer devices"
+        );
+    }
     let started = std::time::Instant::now();
     let lab = iotscope_lab::server::Lab::bind(&devices, a.allow_non_loopback)?;
     let audit = match &a.audit {
@@ -190,35 +195,6 @@ fn run_devices(a: RunArgs) -> anyhow::Result<ExitCode> {
     });
     eprintln!("iotscope lab: stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Raises the soft open-file limit towards `wanted` (up to the hard limit),
-/// and says so when that is not enough.
-fn raise_open_file_limit(wanted: u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return;
-        }
-        if lim.rlim_cur >= wanted {
-            return;
-        }
-        let target = wanted.min(lim.rlim_max);
-        let new = libc::rlimit {
-            rlim_cur: target,
-            rlim_max: lim.rlim_max,
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &new) != 0 || target < wanted {
-            eprintln!(
-                "iotscope lab: needs {wanted} open files but the limit is {}; raise it (ulimit -n) or run fewer devices",
-                target.max(lim.rlim_cur)
-            );
-        }
-    }
 }
 
 fn run_command(cmd: LabCommand) -> anyhow::Result<ExitCode> {

@@ -50,6 +50,13 @@ pub fn run_server(
 ) -> anyhow::Result<()> {
     let proxies = iotscope_web::client::Proxies::parse(trusted_proxies)
         .map_err(|e| anyhow::anyhow!("[web] {e}"))?;
+    // Every connection holds a descriptor: raise the soft limit, and keep
+    // the connection cap under it with room for the store and the logs.
+    let files = crate::sys::raise_open_file_limit(iotscope_web::MAX_CONNECTIONS as u64 + 256);
+    let options = iotscope_web::ServeOptions {
+        proxies,
+        max_connections: (files.saturating_sub(64) as usize).min(iotscope_web::MAX_CONNECTIONS),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -71,7 +78,7 @@ pub fn run_server(
                 _ = term.recv() => {}
             }
         };
-        iotscope_web::serve(listener, router, proxies, shutdown).await?;
+        iotscope_web::serve(listener, router, options, shutdown).await?;
         anyhow::Ok(())
     })
 }

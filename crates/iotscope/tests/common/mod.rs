@@ -427,8 +427,21 @@ pub struct Server {
 
 impl Server {
     pub fn start(config: &Path, db: &Path, extra: &[&str]) -> Server {
+        Server::start_under(&[], config, db, extra)
+    }
+
+    /// As [`Server::start`], run under `wrapper` (e.g. `prlimit --nofile=128`).
+    pub fn start_under(wrapper: &[&str], config: &Path, db: &Path, extra: &[&str]) -> Server {
         use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(env!("CARGO_BIN_EXE_iotscope"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_iotscope")),
+        };
+        let mut child = cmd
             .arg("--config")
             .arg(config)
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
