@@ -138,8 +138,50 @@ pub(crate) struct App {
     /// Proxies trusted to name the client.
     proxies: client::Proxies,
     /// Password verifications at once, and logins waiting for one.
-    argon2: tokio::sync::Semaphore,
-    argon2_waiting: std::sync::atomic::AtomicUsize,
+    verifiers: Verifiers,
+}
+
+/// A password to check, and where the answer goes.
+type VerifyJob = (String, String, tokio::sync::oneshot::Sender<bool>);
+
+/// [`ARGON2_AT_ONCE`] threads of their own that verify passwords, fed by a
+/// queue of [`ARGON2_QUEUE`]. Threads of their own, not the blocking pool:
+/// the allocator keeps the 19 MiB a verification used in its thread's
+/// arena, so the number of threads that ever verified, not the number of
+/// logins at once, bounds the memory (tokio's blocking pool grows to
+/// hundreds of threads: 400 logins at once reached 832 MB).
+struct Verifiers {
+    jobs: Mutex<std::sync::mpsc::SyncSender<VerifyJob>>,
+}
+
+impl Verifiers {
+    fn start() -> Verifiers {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<VerifyJob>(ARGON2_QUEUE);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..ARGON2_AT_ONCE {
+            let rx = rx.clone();
+            let _ = std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || loop {
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((password, phc, answer)) = job else {
+                        return; // the server is gone
+                    };
+                    let _ = answer.send(verify_password(&password, &phc));
+                    // glibc keeps the freed 19 MiB in this thread's arena
+                    // (the block is 64-byte aligned, so not a plain mmap):
+                    // give it back, or each thread holds ~100 MB for good.
+                    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+                    // SAFETY: malloc_trim only returns free heap memory.
+                    unsafe {
+                        libc::malloc_trim(0);
+                    }
+                });
+        }
+        Verifiers {
+            jobs: Mutex::new(tx),
+        }
+    }
 }
 
 fn json_response(body: axum::body::Bytes) -> Response {
@@ -238,25 +280,30 @@ impl App {
         self.proxies.client(peer, headers)
     }
 
-    /// Verifies a password on the bounded argon2 pool: at most
+    /// Verifies a password on the bounded argon2 pool ([`Verifiers`]):
     /// [`ARGON2_AT_ONCE`] at once and [`ARGON2_QUEUE`] waiting; beyond
     /// that a 429 (each verification costs 19 MiB and tens of ms).
     async fn verify(self: &Arc<Self>, password: String, phc: String) -> Result<bool, ApiError> {
-        use std::sync::atomic::Ordering;
-        if self.argon2_waiting.fetch_add(1, Ordering::SeqCst) >= ARGON2_QUEUE {
-            self.argon2_waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(ApiError::new(
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let queued = self
+            .verifiers
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .try_send((password, phc, tx));
+        match queued {
+            Ok(()) => rx
+                .await
+                .map_err(|_| ApiError::internal("the password check stopped")),
+            Err(std::sync::mpsc::TrySendError::Full(_)) => Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many logins at once: try again in a few seconds",
             )
-            .retry_after(2));
+            .retry_after(2)),
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                Err(ApiError::internal("the password pool is closed"))
+            }
         }
-        let permit = self.argon2.acquire().await;
-        self.argon2_waiting.fetch_sub(1, Ordering::SeqCst);
-        let _permit = permit.map_err(|_| ApiError::internal("the password pool is closed"))?;
-        tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-            .await
-            .map_err(|e| ApiError::internal(format!("password task: {e}")))
     }
 
     /// The ISP an address belongs to: the longest prefix, else its AS's ISP.
@@ -377,8 +424,7 @@ pub fn router(settings: Settings) -> Result<Router, WebError> {
         answers: Mutex::new(Default::default()),
         computing: Mutex::new(Default::default()),
         proxies,
-        argon2: tokio::sync::Semaphore::new(ARGON2_AT_ONCE),
-        argon2_waiting: Default::default(),
+        verifiers: Verifiers::start(),
     });
     Ok(Router::new()
         .route("/", get(assets::index))
