@@ -89,6 +89,10 @@ pub const POOL_WAIT: Duration = Duration::from_secs(5);
 pub const ARGON2_AT_ONCE: usize = 4;
 /// Logins waiting for a verification slot before further ones get a 429.
 pub const ARGON2_QUEUE: usize = 32;
+/// Answers computed at once (overview and map of an uncached period).
+pub const COMPUTE_AT_ONCE: usize = 2;
+/// How long a request waits for its turn to compute before a 503.
+pub const COMPUTE_WAIT: Duration = Duration::from_secs(10);
 /// Bytes of cached answers kept at most.
 pub const CACHED_BYTES: usize = 64 << 20;
 
@@ -139,6 +143,8 @@ pub(crate) struct App {
     proxies: client::Proxies,
     /// Password verifications at once, and logins waiting for one.
     verifiers: Verifiers,
+    /// Turns to compute an uncached answer ([`COMPUTE_AT_ONCE`]).
+    computations: tokio::sync::Semaphore,
 }
 
 /// A password to check, and where the answer goes.
@@ -222,6 +228,17 @@ impl App {
         if let Some(a) = self.recall(&key, &version) {
             return Ok(json_response(a));
         }
+        // Answers not cached yet cost seconds over a large store: a sweep
+        // of distinct parameter values must not run them all at once.
+        let _slot = tokio::time::timeout(COMPUTE_WAIT, self.computations.acquire())
+            .await
+            .map_err(|_| {
+                ApiError::busy(
+                    "the server is computing other answers: try again shortly",
+                    5,
+                )
+            })?
+            .map_err(|_| ApiError::internal("the computation pool is closed"))?;
         let value = compute.await?;
         let bytes = axum::body::Bytes::from(
             serde_json::to_vec(&value)
@@ -425,6 +442,7 @@ pub fn router(settings: Settings) -> Result<Router, WebError> {
         computing: Mutex::new(Default::default()),
         proxies,
         verifiers: Verifiers::start(),
+        computations: tokio::sync::Semaphore::new(COMPUTE_AT_ONCE),
     });
     Ok(Router::new()
         .route("/", get(assets::index))
