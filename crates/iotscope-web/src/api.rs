@@ -136,7 +136,30 @@ async fn period(
             return Err(ApiError::bad_request("since must be before until"));
         }
     }
-    Ok((since, until))
+    if since.is_none() && until.is_none() {
+        return Ok((None, None));
+    }
+    // The store selects buckets that start in [since, until): moving both
+    // up to the next bucket start selects exactly the same buckets, and
+    // makes every time inside one bucket the same cache key (a sweep of
+    // distinct seconds is one answer, not thousands).
+    let bucket = app.store(|s| s.bucket_ns()).await?;
+    Ok(match bucket {
+        Some(b) if b > 0 => (
+            since.map(|t| bucket_ceil(t, b)),
+            until.map(|t| bucket_ceil(t, b)),
+        ),
+        _ => (since, until),
+    })
+}
+
+/// `t` moved up to the next multiple of `bucket` (itself when it is one);
+/// `t` when that would pass `i64::MAX`.
+fn bucket_ceil(t: i64, bucket: i64) -> i64 {
+    match t.rem_euclid(bucket) {
+        0 => t,
+        r => t.checked_add(bucket - r).unwrap_or(t),
+    }
 }
 
 /// `GET /api/overview`: totals, classes, top ports, countries and AS.
@@ -722,6 +745,17 @@ pub(crate) async fn set_alert_status(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn times_move_up_to_bucket_starts() {
+        let h = 3_600_000_000_000i64;
+        assert_eq!(super::bucket_ceil(0, h), 0);
+        assert_eq!(super::bucket_ceil(1, h), h);
+        assert_eq!(super::bucket_ceil(h, h), h);
+        assert_eq!(super::bucket_ceil(-1, h), 0);
+        assert_eq!(super::bucket_ceil(i64::MAX - 5, h), i64::MAX - 5);
+    }
+
     use super::*;
 
     #[test]

@@ -85,8 +85,17 @@ pub enum WebError {
 pub const POOL_SIZE: usize = 16;
 /// How long a request waits for a store connection before a 503.
 pub const POOL_WAIT: Duration = Duration::from_secs(5);
-/// Password verifications (argon2id, 19 MiB each) running at once.
+/// Password verifications (argon2id, 19 MiB and tens of ms of a core
+/// each) running at once, at most: half the cores are theirs at most, so
+/// a login storm leaves the rest to `/check` and the dashboard.
 pub const ARGON2_AT_ONCE: usize = 4;
+
+/// Verification threads on this machine: half its cores, 1 to
+/// [`ARGON2_AT_ONCE`].
+fn argon2_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores / 2).clamp(1, ARGON2_AT_ONCE)
+}
 /// Logins waiting for a verification slot before further ones get a 429.
 pub const ARGON2_QUEUE: usize = 32;
 /// Answers computed at once (overview and map of an uncached period).
@@ -150,8 +159,8 @@ pub(crate) struct App {
 /// A password to check, and where the answer goes.
 type VerifyJob = (String, String, tokio::sync::oneshot::Sender<bool>);
 
-/// [`ARGON2_AT_ONCE`] threads of their own that verify passwords, fed by a
-/// queue of [`ARGON2_QUEUE`]. Threads of their own, not the blocking pool:
+/// Threads of their own that verify passwords (half the cores, at most
+/// [`ARGON2_AT_ONCE`]), fed by a queue of [`ARGON2_QUEUE`]. Threads of their own, not the blocking pool:
 /// the allocator keeps the 19 MiB a verification used in its thread's
 /// arena, so the number of threads that ever verified, not the number of
 /// logins at once, bounds the memory (tokio's blocking pool grows to
@@ -164,7 +173,7 @@ impl Verifiers {
     fn start() -> Verifiers {
         let (tx, rx) = std::sync::mpsc::sync_channel::<VerifyJob>(ARGON2_QUEUE);
         let rx = Arc::new(Mutex::new(rx));
-        for i in 0..ARGON2_AT_ONCE {
+        for i in 0..argon2_threads() {
             let rx = rx.clone();
             let _ = std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
