@@ -567,6 +567,17 @@ fn build(kinds: &[Kind], rng: &mut Rng, first_ip: Ipv4Addr) -> Vec<Device> {
     devices
 }
 
+/// One of the first four Mirai-list pairs for "admin" with a password (a
+/// web admin's factory login).
+fn admin_pair(pairs: &[(String, String)], rng: &mut Rng) -> (String, String) {
+    pairs
+        .iter()
+        .filter(|(u, p)| u == "admin" && !p.is_empty())
+        .nth(rng.below(4) as usize)
+        .cloned()
+        .unwrap_or_else(|| ("admin".into(), "admin".into()))
+}
+
 fn strong_password(rng: &mut Rng) -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     (0..14)
@@ -916,15 +927,9 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
                 title: "WEB SERVICE".into(),
                 realm: "Login to IPC-HFW1230S".into(),
                 auth: WebAuth::Basic,
-                legacy_html: false,
                 ..WebBehaviour::default()
             });
-            let (user, password) = pairs
-                .iter()
-                .filter(|(u, p)| u == "admin" && !p.is_empty())
-                .nth(rng.below(4) as usize)
-                .cloned()
-                .unwrap_or_else(|| ("admin".into(), "admin".into()));
+            let (user, password) = admin_pair(pairs, rng);
             d.credentials.push(Credential {
                 port: 8080,
                 service: Service::Https,
@@ -956,12 +961,7 @@ fn device(kind: Kind, ip: Ipv4Addr, rng: &mut Rng, pairs: &[(String, String)]) -
                 ..WebBehaviour::default()
             });
             let login = if nvr {
-                let (user, password) = pairs
-                    .iter()
-                    .filter(|(u, p)| u == "admin" && !p.is_empty())
-                    .nth(rng.below(4) as usize)
-                    .cloned()
-                    .unwrap_or_else(|| ("admin".into(), "admin".into()));
+                let (user, password) = admin_pair(pairs, rng);
                 Credential {
                     port: 80,
                     service: Service::Http,

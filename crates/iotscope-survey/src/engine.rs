@@ -257,7 +257,8 @@ async fn finish(
         caught(module.name(), module.grab(&mut stream, &ctx)),
     )
     .await;
-    if !matches!(grabbed, Ok(Ok(_))) && module.asks_again() {
+    let silent = matches!(grabbed, Err(_) | Ok(Err(GrabError::Timeout)));
+    if !matches!(grabbed, Ok(Ok(_))) && module.asks_again(silent) {
         // No valid answer to our exact probe: ask once more, the plainer
         // way the module knows, on a fresh connection (the first may have
         // been closed on us). Bounded like the first.

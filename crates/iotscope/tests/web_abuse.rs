@@ -8,7 +8,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{http, HttpReply, Server};
@@ -85,30 +85,7 @@ fn store(dir: &Path, times: &[u32], proxies: &[&str]) -> (PathBuf, PathBuf) {
         format!("[web]\ntrusted_proxies = [{}]\n", list.join(", ")),
     )
     .unwrap();
-    let mut child = bin()
-        .arg("--config")
-        .arg(&cfg)
-        .args([
-            "users",
-            "add",
-            "op",
-            "--role",
-            "operator",
-            "--password-stdin",
-            "--db",
-        ])
-        .arg(&db)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"password-op\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    common::add_user(&cfg, &db, "op", "operator", None);
     (cfg, db)
 }
 

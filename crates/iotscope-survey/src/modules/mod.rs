@@ -66,9 +66,10 @@ pub trait ProbeModule: Send + Sync {
     fn again<'a>(&'a self, _stream: &'a mut TcpStream, _ctx: &'a ProbeCtx) -> Option<Grab<'a>> {
         None
     }
-    /// True when [`ProbeModule::again`] has a second way (so a fresh
-    /// connection is worth opening).
-    fn asks_again(&self) -> bool {
+    /// True when [`ProbeModule::again`] has a second way worth a fresh
+    /// connection, given how the first ask failed (`silent`: no answer
+    /// within the read timeouts).
+    fn asks_again(&self, _silent: bool) -> bool {
         false
     }
 }
@@ -380,8 +381,11 @@ impl ProbeModule for Http {
         }))
     }
 
-    fn asks_again(&self) -> bool {
-        true
+    /// Only after an answer that was not HTTP (a TLS stack answers a plain
+    /// request with an alert or a close at once): a silent port (a tarpit)
+    /// would hold a second connection for nothing.
+    fn asks_again(&self, silent: bool) -> bool {
+        !silent
     }
 }
 
@@ -492,7 +496,8 @@ impl ProbeModule for Modbus {
         Some(Box::pin(Modbus::read_one(stream, ctx)))
     }
 
-    fn asks_again(&self) -> bool {
+    /// Also after silence: stacks without function 43 often say nothing.
+    fn asks_again(&self, _silent: bool) -> bool {
         true
     }
 }

@@ -121,7 +121,7 @@ impl ProbeModule for Rtsp {
         }))
     }
 
-    fn asks_again(&self) -> bool {
+    fn asks_again(&self, _silent: bool) -> bool {
         true
     }
 }

@@ -558,42 +558,48 @@ pub fn dashboard_store(lab: &RunningLab, subnet: &str) -> (std::path::PathBuf, s
         ("ispa", "isp", Some("ISP A")),
         ("ispb", "isp", Some("ISP B")),
     ] {
-        let mut c = Command::new(bin);
-        c.arg("--config")
-            .arg(&cfg)
-            .args([
-                "users",
-                "add",
-                name,
-                "--role",
-                role,
-                "--password-stdin",
-                "--db",
-            ])
-            .arg(&db);
-        if let Some(i) = isp {
-            c.args(["--isp", i]);
-        }
-        let mut child = c
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("password-{name}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        add_user(&cfg, &db, name, role, isp);
     }
     (cfg, db)
+}
+
+/// Adds an account `name` with password `password-<name>` through
+/// `iotscope users add --password-stdin`.
+pub fn add_user(cfg: &Path, db: &Path, name: &str, role: &str, isp: Option<&str>) {
+    use std::io::Write;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_iotscope"));
+    c.arg("--config")
+        .arg(cfg)
+        .args([
+            "users",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "--db",
+        ])
+        .arg(db);
+    if let Some(i) = isp {
+        c.args(["--isp", i]);
+    }
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("password-{name}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Which of the test's ISPs owns a lab address (the same rule as the product:
