@@ -215,6 +215,12 @@ impl PairQueue {
         st.passwords.insert(password.to_string())
     }
 
+    /// Gives back a password claimed with
+    /// [`PairQueue::first_try_of_password`] that could not be sent.
+    pub fn forget_password(&self, password: &str) {
+        self.state.lock().expect("queue").passwords.remove(password);
+    }
+
     /// Waits for this worker's turn to send `user`. The first sending of a
     /// user name goes alone: a device on which the name alone opens a
     /// shell (no password) would otherwise be logged into by every

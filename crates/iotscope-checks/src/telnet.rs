@@ -424,6 +424,16 @@ pub fn classify(bytes: &[u8], stage: Stage, quiet: Quiet) -> Option<Screen> {
         if stage == Stage::AfterPassword && has_word(bytes, LOCKOUT_WORDS, &[]) {
             return Some(Screen::Locked);
         }
+        // A password asked again may be followed at once by a goodbye
+        // (Cisco: "Password:" then "% Bad passwords" and a hang-up): it
+        // counts once the screen has settled, or the next password would
+        // go into a closing connection and be lost unjudged.
+        if stage == Stage::AfterPassword
+            && prompt == Screen::PasswordPrompt
+            && quiet < Quiet::Settled
+        {
+            return None;
+        }
         return Some(prompt);
     }
     if quiet >= Quiet::Settled && is_shell_prompt(last) {
@@ -560,6 +570,31 @@ impl Session {
         }
     }
 
+    /// True when a kept connection still waits at its prompt: whatever the
+    /// device sent after the prompt is read first, without waiting. A
+    /// console that re-prompts and then hangs up ("Password: " then "%
+    /// Bad passwords", Cisco) would otherwise get our next pair into a
+    /// closed connection and its goodbye read as the answer: a pair lost
+    /// unjudged.
+    async fn still_waiting(&mut self) -> bool {
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::time::timeout(Duration::ZERO, self.stream.read(&mut buf)).await {
+                Err(_) => break, // nothing more: still waiting
+                Ok(Ok(0)) | Ok(Err(_)) => return false,
+                Ok(Ok(n)) => {
+                    let (mut data, mut reply) = (Vec::new(), Vec::new());
+                    self.nvt.feed(&buf[..n], &mut data, &mut reply);
+                    self.screen.extend_from_slice(&data);
+                    if self.screen.len() > MAX_SCREEN {
+                        return false;
+                    }
+                }
+            }
+        }
+        prompt_of(last_line(&self.screen)) == Some(self.at)
+    }
+
     async fn send_line(&mut self, line: &str) -> Option<()> {
         self.screen.clear();
         self.stream
@@ -590,6 +625,7 @@ async fn try_pair(
         if sess.mode == Mode::UserAndPassword
             && sess.at == Screen::PasswordPrompt
             && sess.user.as_deref() != Some(pair.user.as_str())
+            || !sess.still_waiting().await
         {
             *session = None;
         }
@@ -665,6 +701,9 @@ async fn try_pair(
         }
     }
     if sess.send_line(&pair.password).await.is_none() {
+        if sess.mode == Mode::PasswordOnly {
+            queue.forget_password(&pair.password); // not tried: try it again
+        }
         *session = None;
         return Attempt::Retry;
     }
@@ -810,6 +849,21 @@ mod tests {
             Some(Screen::PasswordPrompt)
         );
         assert_eq!(c(b"\r\n", Greeting, Final), None);
+        // A password asked again after a wrong one waits for the screen to
+        // settle: a goodbye may follow it.
+        assert_eq!(c(b"\r\nPassword: ", AfterPassword, Arriving), None);
+        assert_eq!(
+            c(b"\r\nPassword: ", AfterPassword, Settled),
+            Some(Screen::PasswordPrompt)
+        );
+        assert_eq!(
+            c(
+                b"\r\nPassword: \r\n% Bad passwords\r\n",
+                AfterPassword,
+                Final
+            ),
+            Some(Screen::Incorrect)
+        );
     }
 
     #[test]

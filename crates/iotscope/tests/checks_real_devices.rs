@@ -227,16 +227,18 @@ fn a_plc_without_device_identification_is_still_found() {
 /// Telnet consoles judged by their screens (issue 12 item 1): a
 /// password-only router behind a banner of `#` lines, a camera with
 /// failure words in its legal banner and its MOTD and a shell prompt two
-/// seconds late, a DVR silent until Enter with GBK prompts. Each reports
+/// seconds late, a DVR silent until Enter with GBK prompts; the consoles
+/// re-prompt once more before they hang up after three wrong passwords,
+/// and no pair may be lost into that closing connection. Each reports
 /// exactly the manifest's weaknesses, with one login and nothing typed.
 #[test]
 fn telnet_consoles_are_judged_by_their_screens() {
     let run = lab_survey(
-        "[kinds]\nconsole_router = 1\nmotd_camera = 1\nlegacy_console_dvr = 1\n",
+        "[kinds]\nconsole_router = 3\nmotd_camera = 1\nlegacy_console_dvr = 1\n",
         "127.78.52.0/24",
         "23",
     );
-    assert_exactly_the_manifest(&run, 3);
+    assert_exactly_the_manifest(&run, 5);
 }
 /// An HTTP login we have no worker for (Negotiate only) is not "nothing
 /// found": `check_incomplete`, and `iotscope check` exits 1.

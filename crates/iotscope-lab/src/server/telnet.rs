@@ -217,8 +217,17 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, served: &Served, 
         }
     }
     if t.password_only {
-        // Cisco's last word before it hangs up.
-        let _ = r.stream.write_all(b"% Bad passwords\r\n").await;
+        // A last prompt it will never read, then the goodbye: a client that
+        // answers that prompt sends into a closing connection.
+        if r.stream
+            .write_all(&encode(&t.password_prompt, &t.encoding))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = r.stream.write_all(b"\r\n% Bad passwords\r\n").await;
     }
 }
 
