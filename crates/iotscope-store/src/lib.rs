@@ -82,6 +82,9 @@ pub struct IngestedFile {
     pub status: String,
     /// When it was ingested, RFC 3339.
     pub ingested_at: String,
+    /// Frames stamped outside the telescope's plausible window
+    /// ([`iotscope_telescope::aggregate::PlausibleTime`]): counted, in no bucket.
+    pub implausible_time: u64,
 }
 
 /// One (address, port) as a survey saw it.

@@ -68,6 +68,8 @@ pub(crate) struct StoredRows {
     pub ports: Vec<PortBucketRow>,
     pub sources: Vec<SourceBucketRow>,
     pub infected_ports: HashMap<String, Vec<u16>>,
+    /// Frames of every stored file stamped outside the plausible window.
+    pub implausible_time: u64,
 }
 
 fn port_index(proto: &str, port: u16) -> PortIndex {
@@ -81,6 +83,7 @@ fn port_index(proto: &str, port: u16) -> PortIndex {
 pub(crate) fn build_report(rows: StoredRows, q: &ReportQuery) -> Summary {
     let mut s = Summary {
         bucket_seconds: rows.bucket_ns as f64 / 1e9,
+        implausible_time: rows.implausible_time,
         ..Default::default()
     };
     let keep_port = |i: PortIndex| q.ports.is_empty() || q.ports.contains(&i);

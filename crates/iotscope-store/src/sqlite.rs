@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/005_alerts.sql"),
     include_str!("../sql/006_web.sql"),
     include_str!("../sql/007_alerts_per_service.sql"),
+    include_str!("../sql/008_implausible_time.sql"),
 ];
 
 /// How long a connection waits for another process's write lock (a
@@ -194,7 +195,7 @@ impl Store for SqliteStore {
     fn find_file(&self, content_hash: &str) -> Result<Option<IngestedFile>, StoreError> {
         self.conn
             .query_row(
-                "SELECT content_hash, path, frames, status, ingested_at FROM files WHERE content_hash = ?1",
+                "SELECT content_hash, path, frames, status, ingested_at, implausible_time FROM files WHERE content_hash = ?1",
                 [content_hash],
                 |r| {
                     Ok(IngestedFile {
@@ -203,6 +204,7 @@ impl Store for SqliteStore {
                         frames: r.get::<_, i64>(2)? as u64,
                         status: r.get(3)?,
                         ingested_at: r.get(4)?,
+                        implausible_time: r.get::<_, i64>(5)? as u64,
                     })
                 },
             )
@@ -255,8 +257,8 @@ impl Store for SqliteStore {
         for f in files {
             // No ON CONFLICT: the unique content hash is the last guard.
             tx.execute(
-                "INSERT INTO files (content_hash, path, frames, status, ingested_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![f.content_hash, f.path, f.frames as i64, f.status, f.ingested_at],
+                "INSERT INTO files (content_hash, path, frames, status, ingested_at, implausible_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![f.content_hash, f.path, f.frames as i64, f.status, f.ingested_at, f.implausible_time as i64],
             )
             .map_err(db)?;
         }
@@ -1044,8 +1046,19 @@ impl Store for SqliteStore {
             q.since_ns.unwrap_or(i64::MIN),
             q.until_ns.unwrap_or(i64::MAX),
         );
+        // Frames with an implausible time are in no bucket, so no period
+        // holds them: the figure is the whole store's.
+        let implausible_time: i64 = self
+            .conn
+            .query_row(
+                "SELECT COALESCE(SUM(implausible_time), 0) FROM files",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
         let mut rows = StoredRows {
             bucket_ns,
+            implausible_time: implausible_time as u64,
             ..Default::default()
         };
         let mut st = self
@@ -1398,7 +1411,7 @@ mod concurrency {
             darknets: Vec::new(),
             bucket_ns: 3_600_000_000_000,
             detail: true,
-            shard: (0, 1),
+            ..Default::default()
         });
         for i in 0..packets {
             let ts = 1_475_280_000_000_000_000 + i as i64 * 1_000_000_000;
@@ -1420,6 +1433,7 @@ mod concurrency {
             frames: 1,
             status: "complete".into(),
             ingested_at: now_rfc3339(),
+            implausible_time: 0,
         }
     }
 

@@ -63,7 +63,70 @@ pub struct TelescopeConfig {
     /// without a source, and those outside the darknet, go to shard 0), so
     /// shards never overlap and [`Telescope::merge`] adds them exactly.
     pub shard: (u32, u32),
+    /// Frames stamped outside this window are counted everywhere but in
+    /// time buckets, and reported as `implausible_time`.
+    pub plausible: PlausibleTime,
 }
+
+/// The capture times a bucket may hold: `[from_ns, until_ns)`, nanoseconds
+/// since 1970-01-01 UTC.
+///
+/// A sensor without a clock stamps 1970, a wrapped 32-bit clock 2106; one
+/// such frame beside real traffic would stretch the series over a century
+/// (71 million one-minute buckets). Such frames are still counted in the
+/// totals, classes, ports and sources (they are real packets); only their
+/// time is not believed. [`PlausibleTime::ANY`] believes every stamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlausibleTime {
+    /// First plausible time, ns.
+    pub from_ns: i64,
+    /// First implausible time after the window, ns.
+    pub until_ns: i64,
+}
+
+impl PlausibleTime {
+    /// Every stamp is plausible (the library's default).
+    pub const ANY: PlausibleTime = PlausibleTime {
+        from_ns: i64::MIN,
+        until_ns: i64::MAX,
+    };
+
+    /// Start of the command line's default window: 1990-01-01T00:00:00Z,
+    /// before any network telescope or capture format in use.
+    pub const DEFAULT_FROM_NS: i64 = 631_152_000_000_000_000;
+
+    /// How far past the reading machine's clock a stamp stays plausible:
+    /// one day, for sensors whose clocks run ahead.
+    pub const FUTURE_SLACK_NS: i64 = 86_400_000_000_000;
+
+    /// The command line's default window given the time now: from
+    /// [`Self::DEFAULT_FROM_NS`] to one day after `now_ns`.
+    pub fn until_tomorrow(now_ns: i64) -> PlausibleTime {
+        PlausibleTime {
+            from_ns: Self::DEFAULT_FROM_NS,
+            until_ns: now_ns.saturating_add(Self::FUTURE_SLACK_NS),
+        }
+    }
+
+    /// True if a frame stamped `ts_ns` may be put in a time bucket.
+    #[inline(always)]
+    pub fn contains(&self, ts_ns: i64) -> bool {
+        ts_ns >= self.from_ns && ts_ns < self.until_ns
+    }
+}
+
+impl Default for PlausibleTime {
+    fn default() -> Self {
+        PlausibleTime::ANY
+    }
+}
+
+/// [`BucketStats::number`] of the bucket that holds frames stamped outside
+/// [`TelescopeConfig::plausible`]; [`Telescope::buckets`] leaves it out.
+pub const IMPLAUSIBLE_BUCKET: i64 = i64::MIN;
+/// Relative bucket number of [`IMPLAUSIBLE_BUCKET`] in presence state; real
+/// buckets stay below it.
+const IMPLAUSIBLE_REL: u32 = u32::MAX;
 
 impl TelescopeConfig {
     /// The shard that accounts a frame: the one its source hashes to, or
@@ -88,6 +151,7 @@ impl Default for TelescopeConfig {
             bucket_ns: 3_600_000_000_000,
             detail: false,
             shard: (0, 1),
+            plausible: PlausibleTime::ANY,
         }
     }
 }
@@ -307,6 +371,9 @@ pub struct Totals {
     pub first_ts: Option<i64>,
     /// Latest capture time.
     pub last_ts: Option<i64>,
+    /// Frames of any kind (analysed, malformed, outside the darknet) stamped
+    /// outside [`TelescopeConfig::plausible`]: counted, but in no bucket.
+    pub implausible_time: u64,
 }
 
 impl Telescope {
@@ -357,10 +424,20 @@ impl Telescope {
         &self.totals
     }
 
-    /// Time buckets so far, in order of first appearance.
-    pub fn buckets(&self) -> &[BucketStats] {
+    /// Time buckets so far, in order of first appearance, without the
+    /// frames stamped outside the plausible window (see [`Self::implausible`]).
+    pub fn buckets(&self) -> impl Iterator<Item = &BucketStats> {
         self.assert_flushed();
-        &self.buckets
+        self.buckets
+            .iter()
+            .filter(|b| b.number != IMPLAUSIBLE_BUCKET)
+    }
+
+    /// What the frames stamped outside [`TelescopeConfig::plausible`] add
+    /// up to, as a bucket numbered [`IMPLAUSIBLE_BUCKET`], if there were any.
+    pub fn implausible(&self) -> Option<&BucketStats> {
+        self.assert_flushed();
+        self.buckets.iter().find(|b| b.number == IMPLAUSIBLE_BUCKET)
     }
 
     /// Source addresses by id, parallel to [`Telescope::source_stats`].
@@ -398,11 +475,17 @@ impl Telescope {
 
     #[inline]
     fn bucket_for(&mut self, ts_ns: i64) -> (usize, u32) {
-        let number = ts_ns.div_euclid(self.cfg.bucket_ns);
-        let origin = *self.origin.get_or_insert(number - (1 << 31));
-        // Relative numbers keep presence state in 32 bits; a run spanning
-        // more than 2^31 buckets either side of its first packet is clamped.
-        let rel = (number - origin).clamp(0, u32::MAX as i64) as u32;
+        let (number, rel) = if self.cfg.plausible.contains(ts_ns) {
+            let number = ts_ns.div_euclid(self.cfg.bucket_ns);
+            let origin = *self.origin.get_or_insert(number - (1 << 31));
+            // Relative numbers keep presence state in 32 bits; a run spanning
+            // more than 2^31 buckets either side of its first packet is clamped.
+            let rel = (number - origin).clamp(0, IMPLAUSIBLE_REL as i64 - 1) as u32;
+            (number, rel)
+        } else {
+            self.totals.implausible_time += 1;
+            (IMPLAUSIBLE_BUCKET, IMPLAUSIBLE_REL)
+        };
         if let Some((n, idx)) = self.current {
             if n == number {
                 return (idx, rel);
@@ -775,6 +858,7 @@ impl Telescope {
         t.bytes += o.bytes;
         t.outside += o.outside;
         t.malformed += o.malformed;
+        t.implausible_time += o.implausible_time;
         for (k, v) in o.malformed_reasons {
             *t.malformed_reasons.entry(k).or_default() += v;
         }
@@ -870,6 +954,92 @@ mod tests {
         p.extend_from_slice(&dport.to_be_bytes());
         p.extend_from_slice(&[0, 0, 0, 9, 0, 0, 0, 0, 0x50, 0x02, 4, 0, 0, 0, 0, 0]);
         p
+    }
+
+    #[test]
+    fn implausible_times_are_counted_in_no_bucket() {
+        let min = 60_000_000_000i64;
+        let real = 1_700_000_000 * 1_000_000_000i64;
+        let cfg = TelescopeConfig {
+            bucket_ns: min,
+            plausible: PlausibleTime::until_tomorrow(real),
+            ..Default::default()
+        };
+        // Source 1 in 1970, 2023 and 2106; source 2 only in 2106; source 3
+        // only in 2023. Ports: 23 for all, and source 1 many more (the tail).
+        let frames: Vec<(i64, u32, u16)> = vec![
+            (1_000_000_000, 1, 23),
+            (real, 1, 23),
+            (real + 1, 3, 23),
+            (0xFFFF_FFFF * 1_000_000_000, 2, 23),
+            (0xFFFF_FFFF * 1_000_000_000, 1, 23),
+        ]
+        .into_iter()
+        .chain((0..10).map(|p| (5_000_000_000, 1, 1000 + p)))
+        .collect();
+        let mut whole = Telescope::new(cfg.clone());
+        let mut shards: Vec<Telescope> = (0..2)
+            .map(|i| {
+                Telescope::new(TelescopeConfig {
+                    shard: (i, 2),
+                    ..cfg.clone()
+                })
+            })
+            .collect();
+        for &(ts, src, port) in &frames {
+            whole.ingest(ts, LinkType::RawIp, &syn(0x0a00_0000 | src, port));
+            for s in &mut shards {
+                s.ingest(ts, LinkType::RawIp, &syn(0x0a00_0000 | src, port));
+            }
+        }
+        let mut merged = shards.remove(0);
+        merged.merge(shards.remove(0));
+        for t in [&mut whole, &mut merged] {
+            t.finish();
+            assert_eq!(t.totals().packets, 15);
+            assert_eq!(t.totals().implausible_time, 13);
+            assert_eq!(
+                t.ports()[23],
+                Count {
+                    packets: 5,
+                    sources: 3
+                }
+            );
+            assert_eq!(
+                t.ports()[1005],
+                Count {
+                    packets: 1,
+                    sources: 1
+                }
+            );
+            let buckets: Vec<_> = t.buckets().collect();
+            assert_eq!(buckets.len(), 1);
+            assert_eq!(buckets[0].number, real / min);
+            assert_eq!(
+                buckets[0].total,
+                Count {
+                    packets: 2,
+                    sources: 2
+                }
+            );
+            assert_eq!(
+                buckets[0].port_totals[&23],
+                Count {
+                    packets: 2,
+                    sources: 2
+                }
+            );
+            let off = t.implausible().unwrap();
+            assert_eq!(
+                off.total,
+                Count {
+                    packets: 13,
+                    sources: 2
+                }
+            );
+        }
+        assert_eq!(whole.summary(10), merged.summary(10));
+        assert_eq!(whole.summary(10).series.len(), 1);
     }
 
     #[test]

@@ -13,7 +13,9 @@ pub mod sketch;
 pub mod summary;
 pub mod time;
 
-pub use aggregate::{flagged, parse_port, port_of, Count, PortIndex, Telescope, TelescopeConfig};
+pub use aggregate::{
+    flagged, parse_port, port_of, Count, PlausibleTime, PortIndex, Telescope, TelescopeConfig,
+};
 pub use prefix::Prefix;
 pub use sketch::SourceSketch;
 pub use summary::{AsRow, CountryRow, FileInfo, Summary};

@@ -175,6 +175,11 @@ pub struct Summary {
     pub malformed: u64,
     /// Malformed frames by reason.
     pub malformed_reasons: BTreeMap<String, u64>,
+    /// Frames of any kind stamped outside the plausible window (a clock at
+    /// 1970, a wrapped one at 2106): counted in the totals, classes, ports
+    /// and sources, but in no bucket of `series`. From a store, the figure
+    /// of every stored file, whatever the period asked.
+    pub implausible_time: u64,
     /// Per-class packets and unique sources.
     pub classes: Classes,
     /// Every destination port seen, busiest first.
@@ -249,6 +254,8 @@ pub struct FileInfo {
     /// The error, when status is "error".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Frames stamped outside the plausible window.
+    pub implausible_time: u64,
 }
 
 /// Sorts port rows busiest first, then by protocol and port.
@@ -421,11 +428,7 @@ impl Telescope {
             .collect();
 
         let bucket_ns = self.config().bucket_ns;
-        let mut buckets: Vec<_> = self
-            .buckets()
-            .iter()
-            .filter(|b| b.total.packets > 0)
-            .collect();
+        let mut buckets: Vec<_> = self.buckets().filter(|b| b.total.packets > 0).collect();
         buckets.sort_by_key(|b| b.number);
         let series = buckets
             .into_iter()
@@ -455,6 +458,7 @@ impl Telescope {
             last_ts: t.last_ts.map(rfc3339),
             outside: t.outside,
             malformed: t.malformed,
+            implausible_time: t.implausible_time,
             malformed_reasons: t
                 .malformed_reasons
                 .iter()

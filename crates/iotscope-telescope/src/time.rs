@@ -44,7 +44,8 @@ pub fn rfc3339(ts_ns: i64) -> String {
 }
 
 /// Parses RFC 3339 (`2016-10-01T00:00:00Z`, or a date `2016-10-01`) into
-/// nanoseconds since the epoch.
+/// nanoseconds since the epoch; `None` for text that is not such a time, or
+/// a time before 1970 or after 2262-04-11 (past an i64 of nanoseconds).
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let full = if text.len() == 10 {
         format!("{text}T00:00:00Z")
@@ -52,7 +53,8 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
         text.to_string()
     };
     let t = humantime::parse_rfc3339_weak(&full).ok()?;
-    Some(t.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_nanos() as i64)
+    // Past 2262-04-11 nanoseconds overflow an i64: refused, not wrapped.
+    i64::try_from(t.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_nanos()).ok()
 }
 
 #[cfg(test)]

@@ -278,6 +278,12 @@ pub struct TelescopeDefaults {
     pub bucket: Option<String>,
     /// Rows in tables and per bucket.
     pub top: Option<usize>,
+    /// Frames stamped before this time (RFC 3339 or YYYY-MM-DD) go in no
+    /// bucket and count as `implausible_time` (default 1990-01-01).
+    pub plausible_from: Option<String>,
+    /// Frames stamped at or after this time go in no bucket (default: one
+    /// day after the clock of the machine that reads them).
+    pub plausible_until: Option<String>,
 }
 
 impl Config {

@@ -115,6 +115,13 @@ fn table(s: &Summary, out: &mut impl Write, top: usize) -> std::io::Result<()> {
         "  outside the darknet: {}   malformed: {}",
         s.outside, s.malformed
     )?;
+    if s.implausible_time > 0 {
+        writeln!(
+            out,
+            "  implausible time: {} frames (counted, in no bucket of the series)",
+            s.implausible_time
+        )?;
+    }
     for f in &s.files {
         writeln!(
             out,

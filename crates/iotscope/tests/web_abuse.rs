@@ -69,6 +69,11 @@ fn pcap(path: &Path, times: &[u32]) {
 /// A store from `times` with one operator account `op` / `password-op`,
 /// and a config trusting `proxies`. Returns (config, db).
 fn store(dir: &Path, times: &[u32], proxies: &[&str]) -> (PathBuf, PathBuf) {
+    store_with(dir, times, proxies, &[])
+}
+
+/// [`store`] with more `telescope analyze` flags.
+fn store_with(dir: &Path, times: &[u32], proxies: &[&str], flags: &[&str]) -> (PathBuf, PathBuf) {
     let (cap, db, cfg) = (dir.join("c.pcap"), dir.join("w.db"), dir.join("c.toml"));
     pcap(&cap, times);
     let o = bin()
@@ -76,6 +81,7 @@ fn store(dir: &Path, times: &[u32], proxies: &[&str]) -> (PathBuf, PathBuf) {
         .arg(&cap)
         .args(["--darknet", "198.18.0.0/16", "--bucket", "1m", "--db"])
         .arg(&db)
+        .args(flags)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -101,8 +107,19 @@ fn get_from(from: [u8; 4], port: u16, path: &str, headers: &[(&str, &str)]) -> H
 fn series_are_bounded_and_times_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     // A sensor without a clock (1970) and a wrapped one (2106): 71 million
-    // one-minute buckets between them.
-    let (cfg, db) = store(dir.path(), &[1, 0xFFFF_FFFF, 1_700_000_000], &[]);
+    // one-minute buckets between them, in a store whose operator believed
+    // every stamp (the telescope's own guard is tested below).
+    let (cfg, db) = store_with(
+        dir.path(),
+        &[1, 0xFFFF_FFFF, 1_700_000_000],
+        &[],
+        &[
+            "--plausible-from",
+            "1970-01-01",
+            "--plausible-until",
+            "2200-01-01",
+        ],
+    );
     let server = Server::start(&cfg, &db, &[]);
     let started = Instant::now();
     let r = get(server.port, "/api/series?ports=23,24,25,26", &[]);
@@ -366,4 +383,83 @@ fn socket_from(from: [u8; 4], port: u16) -> TcpStream {
     s.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
         .unwrap();
     s.into()
+}
+
+#[test]
+fn implausible_frame_times_are_counted_in_no_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cap, db) = (dir.path().join("c.pcap"), dir.path().join("t.db"));
+    // 1970 (no clock), 2106 (a wrapped 32-bit clock) and 2023.
+    pcap(&cap, &[1, 0xFFFF_FFFF, 1_700_000_000]);
+    let o = bin()
+        .args(["telescope", "analyze"])
+        .arg(&cap)
+        .args([
+            "--darknet",
+            "198.18.0.0/16",
+            "--bucket",
+            "1m",
+            "--format",
+            "json",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("2 of 3 frames"), "{stderr}");
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // Every frame is counted; only the plausible one is in the series.
+    assert_eq!(s["packets"], 3, "{s}");
+    assert_eq!(s["implausible_time"], 2, "{s}");
+    assert_eq!(s["files"][0]["implausible_time"], 2, "{s}");
+    assert_eq!(s["ports"][0]["packets"], 3, "{s}");
+    let series = s["series"].as_array().unwrap();
+    assert_eq!(series.len(), 1, "{s}");
+    assert_eq!(series[0]["packets"], 1);
+    assert_eq!(series[0]["start"], "2023-11-14T22:13:00Z");
+
+    // The store keeps the count (its buckets hold only the plausible frame).
+    let o = bin()
+        .args(["telescope", "report", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["implausible_time"], 2, "{r}");
+    assert_eq!(r["series"].as_array().unwrap().len(), 1, "{r}");
+
+    // The window is the operator's to widen, and checked.
+    let o = bin()
+        .args(["telescope", "analyze", "--format", "json"])
+        .arg(&cap)
+        .args([
+            "--plausible-from",
+            "1970-01-01",
+            "--plausible-until",
+            "2200-01-01",
+        ])
+        .output()
+        .unwrap();
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["implausible_time"], 0, "{s}");
+    for bad in [
+        ["--plausible-from", "yesterday"],
+        ["--plausible-until", "9999-01-01"],
+    ] {
+        let o = bin()
+            .args(["telescope", "analyze"])
+            .arg(&cap)
+            .args(bad)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(bad[0]),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
 }

@@ -10,8 +10,10 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use iotscope_capture::{open, CaptureError};
 use iotscope_store::{now_rfc3339, IngestedFile, ReportQuery, SqliteStore, Store, StoreError};
-use iotscope_telescope::time::parse_rfc3339;
-use iotscope_telescope::{parse_port, FileInfo, Prefix, Summary, Telescope, TelescopeConfig};
+use iotscope_telescope::time::{parse_rfc3339, rfc3339};
+use iotscope_telescope::{
+    parse_port, FileInfo, PlausibleTime, Prefix, Summary, Telescope, TelescopeConfig,
+};
 
 use crate::config::Config;
 use crate::output::{print_summary, OutputFormat};
@@ -48,6 +50,14 @@ pub struct AnalyzeArgs {
     /// each for its share of the sources; with 1, one thread does both.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Frames stamped before this time (RFC 3339 or YYYY-MM-DD) are counted
+    /// but put in no time bucket (`implausible_time`); default 1990-01-01.
+    #[arg(long, value_name = "T")]
+    plausible_from: Option<String>,
+    /// Frames stamped at or after this time are counted but put in no time
+    /// bucket; default one day after this machine's clock.
+    #[arg(long, value_name = "T")]
+    plausible_until: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -77,6 +87,37 @@ pub fn run(cmd: TelescopeCommand, cfg: &Config) -> anyhow::Result<ExitCode> {
         TelescopeCommand::Analyze(a) => analyze(a, cfg),
         TelescopeCommand::Report(r) => report(r, cfg),
     }
+}
+
+/// The plausible window from the flags, else the config, else 1990-01-01
+/// to one day after now.
+fn plausible(a: &AnalyzeArgs, cfg: &Config) -> anyhow::Result<PlausibleTime> {
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos().min(i64::MAX as u128) as i64);
+    let mut window = PlausibleTime::until_tomorrow(now_ns);
+    let from = a
+        .plausible_from
+        .as_deref()
+        .or(cfg.telescope.plausible_from.as_deref());
+    let until = a
+        .plausible_until
+        .as_deref()
+        .or(cfg.telescope.plausible_until.as_deref());
+    for (name, text, slot) in [
+        ("--plausible-from", from, &mut window.from_ns),
+        ("--plausible-until", until, &mut window.until_ns),
+    ] {
+        if let Some(text) = text {
+            *slot = parse_rfc3339(text).with_context(|| {
+                format!("{name} {text:?} is not a time such as 2016-10-01 or 2016-10-01T00:00:00Z (1970 to 2262)")
+            })?;
+        }
+    }
+    if window.from_ns >= window.until_ns {
+        bail!("--plausible-from must be before --plausible-until");
+    }
+    Ok(window)
 }
 
 fn bucket_ns(flag: Option<&str>, cfg: &Config) -> anyhow::Result<i64> {
@@ -148,6 +189,8 @@ pub fn analyze_for_demo(
             format: OutputFormat::Table,
             db: Some(db),
             threads: None,
+            plausible_from: None,
+            plausible_until: None,
         },
         cfg,
     )
@@ -177,6 +220,7 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         .map(|t| t.parse::<Prefix>().map_err(anyhow::Error::from))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let bucket_ns = bucket_ns(a.bucket.as_deref(), cfg)?;
+    let plausible = plausible(&a, cfg)?;
     let top = a.top.or(cfg.telescope.top).unwrap_or(10);
     let mut store = match &a.db {
         Some(p) => {
@@ -229,6 +273,7 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         bucket_ns,
         detail: store.is_some(),
         shard: (0, 1),
+        plausible,
     };
     let hash_stdin = store.is_some();
 
@@ -268,6 +313,7 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
                         frames: 0,
                         content_hash: Some(hash.clone()),
                         error: None,
+                        implausible_time: 0,
                     });
                 }
                 None => {
@@ -320,6 +366,7 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
                 frames,
                 content_hash: hash.clone(),
                 error: outcome.error.as_ref().map(|e| e.to_string()),
+                implausible_time: outcome.implausible_time,
             });
             if outcome.opened {
                 if let (Some(s), Some(h), true) = (&store, &hash, is_stdin) {
@@ -337,6 +384,7 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
                         "complete".into()
                     },
                     ingested_at: now_rfc3339(),
+                    implausible_time: outcome.implausible_time,
                 });
             }
             if let Some(e) = outcome.error {
@@ -443,6 +491,8 @@ struct Input {
 struct FileOutcome {
     opened: bool,
     frames: u64,
+    /// Frames stamped outside the plausible window.
+    implausible_time: u64,
     error: Option<CaptureError>,
     raw_hash: Option<String>,
 }
@@ -451,6 +501,7 @@ struct FileOutcome {
 /// the first damaged input.
 fn read_frames(
     plan: &[(PathBuf, Option<String>)],
+    plausible: PlausibleTime,
     hash_stdin: bool,
     mut sink: impl FnMut(i64, iotscope_wire::LinkType, &[u8]),
 ) -> Vec<FileOutcome> {
@@ -464,16 +515,18 @@ fn read_frames(
                 outcomes.push(FileOutcome {
                     opened: false,
                     frames: 0,
+                    implausible_time: 0,
                     error: Some(e),
                     raw_hash: None,
                 });
                 break;
             }
         };
-        let mut frames = 0u64;
+        let (mut frames, mut implausible_time) = (0u64, 0u64);
         let error = loop {
             match capture.next_frame() {
                 Ok(Some(f)) => {
+                    implausible_time += !plausible.contains(f.ts_ns) as u64;
                     sink(f.ts_ns, f.link, f.data);
                     frames += 1;
                     if frames % (1 << 20) == 0 {
@@ -485,9 +538,20 @@ fn read_frames(
             }
         };
         let stop = error.is_some();
+        if implausible_time > 0 {
+            eprintln!(
+                "iotscope: {}: {implausible_time} of {frames} frames are stamped outside {}..{}; \
+                 they are counted but put in no time bucket (implausible_time; \
+                 see --plausible-from/--plausible-until)",
+                path.display(),
+                rfc3339(plausible.from_ns),
+                rfc3339(plausible.until_ns)
+            );
+        }
         outcomes.push(FileOutcome {
             opened: true,
             frames,
+            implausible_time,
             error,
             raw_hash: raw.content_hash(),
         });
@@ -505,8 +569,9 @@ fn read_inputs(
     cfg: TelescopeConfig,
     hash_stdin: bool,
 ) -> (Vec<Telescope>, Vec<FileOutcome>) {
+    let plausible = cfg.plausible;
     let mut telescope = Telescope::new(cfg);
-    let outcomes = read_frames(plan, hash_stdin, |ts, link, data| {
+    let outcomes = read_frames(plan, plausible, hash_stdin, |ts, link, data| {
         telescope.ingest(ts, link, data)
     });
     telescope.flush();
@@ -559,7 +624,7 @@ fn read_inputs_pipelined(
         let mut batches: Vec<Batch> = (0..shards)
             .map(|_| Vec::with_capacity(BATCH_FRAMES))
             .collect();
-        let outcomes = read_frames(plan, hash_stdin, |ts, link, data| {
+        let outcomes = read_frames(plan, base.plausible, hash_stdin, |ts, link, data| {
             let decoded = iotscope_wire::decode(link, data);
             let shard = if shards == 1 {
                 0
