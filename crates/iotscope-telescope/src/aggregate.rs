@@ -124,9 +124,6 @@ impl Default for PlausibleTime {
 /// [`BucketStats::number`] of the bucket that holds frames stamped outside
 /// [`TelescopeConfig::plausible`]; [`Telescope::buckets`] leaves it out.
 pub const IMPLAUSIBLE_BUCKET: i64 = i64::MIN;
-/// Relative bucket number of [`IMPLAUSIBLE_BUCKET`] in presence state; real
-/// buckets stay below it.
-const IMPLAUSIBLE_REL: u32 = u32::MAX;
 
 impl TelescopeConfig {
     /// The shard that accounts a frame: the one its source hashes to, or
@@ -345,8 +342,6 @@ pub struct Telescope {
     bucket_index: HashMap<i64, usize, RandomState>,
     /// Bucket number and index of the bucket the last packet fell in.
     current: Option<(i64, usize)>,
-    /// Origin of the relative bucket numbers used by presence windows.
-    origin: Option<i64>,
     pub(crate) totals: Totals,
 }
 
@@ -367,13 +362,25 @@ pub struct Totals {
     pub classes: [u64; CLASS_COUNT],
     /// Packets matching each per-packet fingerprint: mirai, zmap, masscan, backscatter.
     pub fingerprint_packets: [u64; 4],
-    /// Earliest and latest capture time of analysed frames, ns.
+    /// Earliest and latest plausible capture time of analysed frames, ns
+    /// (frames stamped outside [`TelescopeConfig::plausible`] are left out).
     pub first_ts: Option<i64>,
     /// Latest capture time.
     pub last_ts: Option<i64>,
     /// Frames of any kind (analysed, malformed, outside the darknet) stamped
     /// outside [`TelescopeConfig::plausible`]: counted, but in no bucket.
     pub implausible_time: u64,
+}
+
+impl Totals {
+    /// Widens `first_ts`..`last_ts` to a frame stamped `ts_ns`, if plausible.
+    #[inline(always)]
+    fn saw_time(&mut self, ts_ns: i64, plausible: &PlausibleTime) {
+        if plausible.contains(ts_ns) {
+            self.first_ts = Some(self.first_ts.map_or(ts_ns, |f| f.min(ts_ns)));
+            self.last_ts = Some(self.last_ts.map_or(ts_ns, |l| l.max(ts_ns)));
+        }
+    }
 }
 
 impl Telescope {
@@ -402,7 +409,6 @@ impl Telescope {
             buckets: Vec::new(),
             bucket_index: HashMap::default(),
             current: None,
-            origin: None,
             totals: Totals::default(),
         }
     }
@@ -474,21 +480,25 @@ impl Telescope {
     }
 
     #[inline]
+    /// The bucket of a frame: its index in `buckets`, and the same index
+    /// as the 32-bit number presence state keys on.
+    ///
+    /// Presence keys on the index (order of first appearance), not on the
+    /// bucket number: it only needs one distinct number per bucket, and a
+    /// number relative to the first bucket overflowed 32 bits (two frames
+    /// 30 days apart with 1 ms buckets were taken for one bucket, losing a
+    /// source). Captures run in time order, so indices grow with time and
+    /// presence answers from its window as before.
     fn bucket_for(&mut self, ts_ns: i64) -> (usize, u32) {
-        let (number, rel) = if self.cfg.plausible.contains(ts_ns) {
-            let number = ts_ns.div_euclid(self.cfg.bucket_ns);
-            let origin = *self.origin.get_or_insert(number - (1 << 31));
-            // Relative numbers keep presence state in 32 bits; a run spanning
-            // more than 2^31 buckets either side of its first packet is clamped.
-            let rel = (number - origin).clamp(0, IMPLAUSIBLE_REL as i64 - 1) as u32;
-            (number, rel)
+        let number = if self.cfg.plausible.contains(ts_ns) {
+            ts_ns.div_euclid(self.cfg.bucket_ns)
         } else {
             self.totals.implausible_time += 1;
-            (IMPLAUSIBLE_BUCKET, IMPLAUSIBLE_REL)
+            IMPLAUSIBLE_BUCKET
         };
         if let Some((n, idx)) = self.current {
             if n == number {
-                return (idx, rel);
+                return (idx, idx as u32);
             }
         }
         let idx = match self.bucket_index.get(&number) {
@@ -503,7 +513,7 @@ impl Telescope {
             }
         };
         self.current = Some((number, idx));
-        (idx, rel)
+        (idx, idx as u32)
     }
 
     #[inline]
@@ -634,8 +644,7 @@ impl Telescope {
         let t = &mut self.totals;
         t.packets += 1;
         t.bytes += bytes;
-        t.first_ts = Some(t.first_ts.map_or(ts_ns, |f| f.min(ts_ns)));
-        t.last_ts = Some(t.last_ts.map_or(ts_ns, |l| l.max(ts_ns)));
+        t.saw_time(ts_ns, &self.cfg.plausible);
         let class = packet.map_or(Class::NonIp, |p| p.class);
         t.classes[class.index()] += 1;
         let bucket = &mut self.buckets[b];
@@ -763,8 +772,7 @@ impl Telescope {
         t.bytes += len as u64;
         t.malformed += 1;
         *t.malformed_reasons.entry(why.reason()).or_default() += 1;
-        t.first_ts = Some(t.first_ts.map_or(ts_ns, |f| f.min(ts_ns)));
-        t.last_ts = Some(t.last_ts.map_or(ts_ns, |l| l.max(ts_ns)));
+        t.saw_time(ts_ns, &self.cfg.plausible);
         let bucket = &mut self.buckets[b];
         bucket.total.packets += 1;
         bucket.bytes += len as u64;
@@ -954,6 +962,40 @@ mod tests {
         p.extend_from_slice(&dport.to_be_bytes());
         p.extend_from_slice(&[0, 0, 0, 9, 0, 0, 0, 0, 0x50, 0x02, 4, 0, 0, 0, 0, 0]);
         p
+    }
+
+    #[test]
+    fn bucket_sources_are_exact_over_more_buckets_than_32_bits_hold() {
+        // 1 ms buckets, 30 days apart: 2.6e9 buckets between the first
+        // frame and the others, past any 32-bit bucket number.
+        let t0 = 1_700_000_000 * 1_000_000_000i64;
+        let later = t0 + 30 * 86_400 * 1_000_000_000;
+        let mut t = Telescope::new(TelescopeConfig {
+            bucket_ns: 1_000_000,
+            ..Default::default()
+        });
+        for (ts, src, port) in [
+            (t0, 7, 23),
+            (later, 9, 23),
+            (later + 1_000_000_000, 9, 2323),
+            (i64::MAX - 5, 9, 23),
+            (-5_000_000_000, 9, 23),
+        ] {
+            t.ingest(ts, LinkType::RawIp, &syn(0x0a00_0000 | src, port));
+        }
+        t.finish();
+        let mut got: Vec<(i64, Count)> = t.buckets().map(|b| (b.number, b.total)).collect();
+        got.sort_by_key(|g| g.0);
+        assert_eq!(got.len(), 5);
+        for (_, c) in got {
+            assert_eq!(
+                c,
+                Count {
+                    packets: 1,
+                    sources: 1
+                }
+            );
+        }
     }
 
     #[test]
