@@ -24,6 +24,10 @@ pub struct ReportQuery {
     pub ports: Vec<PortIndex>,
     /// Rows of `top_sources` and per-bucket ports.
     pub top: usize,
+    /// Rows of each bucket's ports when not `top` (0: none; a caller
+    /// wanting every source but no series asks `top: usize::MAX,
+    /// series_top: Some(0)` and holds no per-bucket rows).
+    pub series_top: Option<usize>,
 }
 
 #[derive(Default)]
@@ -61,17 +65,6 @@ pub(crate) struct SourceBucketRow {
     pub backscatter: u64,
 }
 
-#[derive(Default)]
-pub(crate) struct StoredRows {
-    pub bucket_ns: i64,
-    pub buckets: Vec<BucketRow>,
-    pub ports: Vec<PortBucketRow>,
-    pub sources: Vec<SourceBucketRow>,
-    pub infected_ports: HashMap<String, Vec<u16>>,
-    /// Frames of every stored file stamped outside the plausible window.
-    pub implausible_time: u64,
-}
-
 fn port_index(proto: &str, port: u16) -> PortIndex {
     if proto == "udp" {
         (1 << 16) | port as u32
@@ -80,49 +73,150 @@ fn port_index(proto: &str, port: u16) -> PortIndex {
     }
 }
 
-pub(crate) fn build_report(rows: StoredRows, q: &ReportQuery) -> Summary {
-    let mut s = Summary {
-        bucket_seconds: rows.bucket_ns as f64 / 1e9,
-        implausible_time: rows.implausible_time,
-        ..Default::default()
-    };
-    let keep_port = |i: PortIndex| q.ports.is_empty() || q.ports.contains(&i);
-    let mut class_packets = [0u64; CLASS_COUNT];
-    for b in &rows.buckets {
+/// Per-source sums over the buckets read.
+#[derive(Default)]
+struct Agg {
+    packets: u64,
+    bytes: u64,
+    first: i64,
+    last: i64,
+    mask: u16,
+    syn: u64,
+    mirai: u64,
+    zmap: u64,
+    masscan: u64,
+    backscatter: u64,
+}
+
+/// One port over the range: packets, stored rows, the last row's exact
+/// sources, whether any row was an estimate, and the union of sketches.
+struct PortAgg {
+    packets: u64,
+    rows: u32,
+    single_sources: u64,
+    estimated: bool,
+    sketch: SourceSketch,
+}
+
+/// Builds the report from stored rows as a backend reads them, so memory
+/// grows with distinct sources and ports, not with stored rows: a year of
+/// hourly buckets is millions of (bucket, source) rows and tens of
+/// thousands of sketches, and holding them all before adding up took the
+/// dashboard past 390 MB.
+///
+/// Order of calls: every [`Self::bucket`] first (the series and the
+/// classes key on them), then classes, ports and sources in any order,
+/// then [`Self::infected_port`] (it keeps ports only of sources already
+/// flagged), then [`Self::finish`].
+pub(crate) struct ReportBuilder<'q> {
+    q: &'q ReportQuery,
+    summary: Summary,
+    buckets: Vec<BucketRow>,
+    index: HashMap<i64, usize>,
+    per_ip: HashMap<String, Agg>,
+    bucket_sources: HashMap<i64, u64>,
+    fps: Fingerprints,
+    first: i64,
+    last: i64,
+    merged: BTreeMap<PortIndex, PortAgg>,
+    per_bucket: HashMap<i64, Vec<PortRow>>,
+    any_estimated: bool,
+    infected_ports: HashMap<String, Vec<u16>>,
+}
+
+impl<'q> ReportBuilder<'q> {
+    /// A report of buckets `bucket_ns` long; `implausible_time` is the
+    /// store's count of frames in no bucket.
+    pub(crate) fn new(q: &'q ReportQuery, bucket_ns: i64, implausible_time: u64) -> Self {
+        ReportBuilder {
+            q,
+            summary: Summary {
+                bucket_seconds: bucket_ns as f64 / 1e9,
+                implausible_time,
+                ..Default::default()
+            },
+            buckets: Vec::new(),
+            index: HashMap::new(),
+            per_ip: HashMap::new(),
+            bucket_sources: HashMap::new(),
+            fps: Fingerprints::default(),
+            first: i64::MAX,
+            last: i64::MIN,
+            merged: BTreeMap::new(),
+            per_bucket: HashMap::new(),
+            any_estimated: false,
+            infected_ports: HashMap::new(),
+        }
+    }
+
+    /// One stored bucket, oldest first.
+    pub(crate) fn bucket(&mut self, b: BucketRow) {
+        let s = &mut self.summary;
         s.packets += b.packets;
         s.bytes += b.bytes;
         s.outside += b.outside;
         s.malformed += b.malformed;
-        for (acc, v) in class_packets.iter_mut().zip(b.classes) {
-            *acc += v;
+        self.index.insert(b.start_ns, self.buckets.len());
+        self.buckets.push(b);
+    }
+
+    /// Packets of one class in the bucket starting at `start_ns`.
+    pub(crate) fn class(&mut self, start_ns: i64, class: iotscope_wire::Class, packets: u64) {
+        if let Some(&i) = self.index.get(&start_ns) {
+            self.buckets[i].classes[class.index()] = packets;
         }
     }
 
-    // Sources: aggregate bucket rows per address (exact distinct counts).
-    #[derive(Default)]
-    struct Agg {
-        packets: u64,
-        bytes: u64,
-        first: i64,
-        last: i64,
-        mask: u16,
-        syn: u64,
-        mirai: u64,
-        zmap: u64,
-        masscan: u64,
-        backscatter: u64,
-    }
-    let mut per_ip: HashMap<&str, Agg> = HashMap::new();
-    let mut bucket_sources: HashMap<i64, u64> = HashMap::new();
-    let mut fps = Fingerprints::default();
-    let (mut first, mut last) = (i64::MAX, i64::MIN);
-    for r in &rows.sources {
-        *bucket_sources.entry(r.start_ns).or_default() += 1;
-        let a = per_ip.entry(&r.ip).or_insert(Agg {
-            first: i64::MAX,
-            last: i64::MIN,
-            ..Default::default()
+    /// One (bucket, port) row.
+    pub(crate) fn port(&mut self, r: PortBucketRow) {
+        let idx = port_index(&r.proto, r.port);
+        if !(self.q.ports.is_empty() || self.q.ports.contains(&idx)) {
+            return;
+        }
+        let e = self.merged.entry(idx).or_insert_with(|| PortAgg {
+            packets: 0,
+            rows: 0,
+            single_sources: 0,
+            estimated: false,
+            sketch: SourceSketch::default(),
         });
+        e.packets += r.packets;
+        e.rows += 1;
+        e.single_sources = r.sources;
+        e.estimated |= r.estimated;
+        e.sketch.merge(&r.sketch);
+        self.any_estimated |= r.estimated;
+        let keep = self.series_top();
+        if keep == 0 {
+            return;
+        }
+        let mut row = PortRow::new(idx, r.packets, r.sources);
+        row.sources_estimated = r.estimated;
+        let rows = self.per_bucket.entry(r.start_ns).or_default();
+        rows.push(row);
+        // Only the busiest `keep` of a bucket are shown: hold at most twice
+        // that, trimming as rows come (the same total order, so the same rows).
+        if rows.len() >= keep.saturating_mul(2).max(32) {
+            sort_ports(rows);
+            rows.truncate(keep);
+        }
+    }
+
+    fn series_top(&self) -> usize {
+        self.q.series_top.unwrap_or(self.q.top)
+    }
+
+    /// One (bucket, source) row.
+    pub(crate) fn source(&mut self, r: &SourceBucketRow) {
+        *self.bucket_sources.entry(r.start_ns).or_default() += 1;
+        let a = match self.per_ip.get_mut(r.ip.as_str()) {
+            Some(a) => a,
+            None => self.per_ip.entry(r.ip.clone()).or_insert(Agg {
+                first: i64::MAX,
+                last: i64::MIN,
+                ..Default::default()
+            }),
+        };
         a.packets += r.packets;
         a.bytes += r.bytes;
         a.first = a.first.min(r.first_ns);
@@ -133,133 +227,170 @@ pub(crate) fn build_report(rows: StoredRows, q: &ReportQuery) -> Summary {
         a.zmap += r.zmap;
         a.masscan += r.masscan;
         a.backscatter += r.backscatter;
+        let fps = &mut self.fps;
         fps.mirai.packets += r.mirai;
         fps.zmap.packets += r.zmap;
         fps.masscan.packets += r.masscan;
         fps.backscatter.packets += r.backscatter;
-        first = first.min(r.first_ns);
-        last = last.max(r.last_ns);
+        self.first = self.first.min(r.first_ns);
+        self.last = self.last.max(r.last_ns);
     }
-    s.sources = per_ip.len() as u64;
-    if first <= last {
-        s.first_ts = Some(rfc3339(first));
-        s.last_ts = Some(rfc3339(last));
+
+    /// A TCP port a source sent to (any time); kept only for sources the
+    /// rows read so far flag `mirai`.
+    pub(crate) fn infected_port(&mut self, ip: &str, port: u16) {
+        if let Some(a) = self.per_ip.get(ip) {
+            if flagged(a.syn, a.mirai) {
+                match self.infected_ports.get_mut(ip) {
+                    Some(ports) => ports.push(port),
+                    None => {
+                        self.infected_ports.insert(ip.to_string(), vec![port]);
+                    }
+                }
+            }
+        }
     }
-    let mut classes = Classes::default();
-    for c in ALL_CLASSES {
-        classes.0[c.index()] = CountOut {
-            packets: class_packets[c.index()],
-            sources: per_ip
-                .values()
-                .filter(|a| a.mask >> c.index() & 1 == 1)
-                .count() as u64,
-        };
-    }
-    s.classes = classes;
-    for a in per_ip.values() {
-        fps.mirai.sources += flagged(a.syn, a.mirai) as u64;
-        fps.zmap.sources += flagged(a.syn, a.zmap) as u64;
-        fps.masscan.sources += flagged(a.syn, a.masscan) as u64;
-        fps.backscatter.sources += (a.backscatter > 0) as u64;
-    }
-    s.fingerprints = fps;
-    s.infected = per_ip
-        .iter()
-        .filter(|(_, a)| flagged(a.syn, a.mirai))
-        .map(|(ip, a)| {
-            let mut ports = rows.infected_ports.get(*ip).cloned().unwrap_or_default();
-            ports.sort_unstable();
-            Infected {
+
+    /// The report.
+    pub(crate) fn finish(self) -> Summary {
+        let ReportBuilder {
+            q,
+            mut summary,
+            buckets,
+            per_ip,
+            bucket_sources,
+            mut fps,
+            first,
+            last,
+            merged,
+            mut per_bucket,
+            mut any_estimated,
+            mut infected_ports,
+            ..
+        } = self;
+        let s = &mut summary;
+        let mut class_packets = [0u64; CLASS_COUNT];
+        for b in &buckets {
+            for (acc, v) in class_packets.iter_mut().zip(b.classes) {
+                *acc += v;
+            }
+        }
+        s.sources = per_ip.len() as u64;
+        if first <= last {
+            s.first_ts = Some(rfc3339(first));
+            s.last_ts = Some(rfc3339(last));
+        }
+        let mut classes = Classes::default();
+        for c in ALL_CLASSES {
+            classes.0[c.index()] = CountOut {
+                packets: class_packets[c.index()],
+                sources: per_ip
+                    .values()
+                    .filter(|a| a.mask >> c.index() & 1 == 1)
+                    .count() as u64,
+            };
+        }
+        s.classes = classes;
+        for a in per_ip.values() {
+            fps.mirai.sources += flagged(a.syn, a.mirai) as u64;
+            fps.zmap.sources += flagged(a.syn, a.zmap) as u64;
+            fps.masscan.sources += flagged(a.syn, a.masscan) as u64;
+            fps.backscatter.sources += (a.backscatter > 0) as u64;
+        }
+        s.fingerprints = fps;
+        s.infected = per_ip
+            .iter()
+            .filter(|(_, a)| flagged(a.syn, a.mirai))
+            .map(|(ip, a)| {
+                let mut ports = infected_ports.remove(ip.as_str()).unwrap_or_default();
+                ports.sort_unstable();
+                Infected {
+                    ip: ip.to_string(),
+                    fingerprint: "mirai",
+                    packets: a.packets,
+                    first_ts: rfc3339(a.first),
+                    last_ts: rfc3339(a.last),
+                    ports,
+                }
+            })
+            .collect();
+        sort_infected(&mut s.infected);
+        // Busiest first, ties by address (numerically, IPv4 before IPv6),
+        // as the telescope orders them.
+        let mut by_packets: Vec<(Option<std::net::IpAddr>, &String, &Agg)> = per_ip
+            .iter()
+            .map(|(ip, a)| (ip.parse().ok(), ip, a))
+            .collect();
+        let busiest_first =
+            |a: &(Option<std::net::IpAddr>, &String, &Agg),
+             b: &(Option<std::net::IpAddr>, &String, &Agg)| {
+                b.2.packets
+                    .cmp(&a.2.packets)
+                    .then(a.0.cmp(&b.0))
+                    .then(a.1.cmp(b.1))
+            };
+        let top = q.top.min(by_packets.len());
+        if top > 0 && top < by_packets.len() {
+            by_packets.select_nth_unstable_by(top - 1, busiest_first);
+        }
+        by_packets.truncate(top);
+        by_packets.sort_by(busiest_first);
+        s.top_sources = by_packets
+            .into_iter()
+            .map(|(_, ip, a)| TopSource {
                 ip: ip.to_string(),
-                fingerprint: "mirai",
                 packets: a.packets,
+                bytes: a.bytes,
                 first_ts: rfc3339(a.first),
                 last_ts: rfc3339(a.last),
-                ports,
-            }
-        })
-        .collect();
-    sort_infected(&mut s.infected);
-    let mut by_packets: Vec<(&&str, &Agg)> = per_ip.iter().collect();
-    by_packets.sort_by(|a, b| b.1.packets.cmp(&a.1.packets).then(a.0.cmp(b.0)));
-    s.top_sources = by_packets
-        .into_iter()
-        .take(q.top)
-        .map(|(ip, a)| TopSource {
-            ip: ip.to_string(),
-            packets: a.packets,
-            bytes: a.bytes,
-            first_ts: rfc3339(a.first),
-            last_ts: rfc3339(a.last),
-            classes: class_names(a.mask),
-            fingerprints: source_flags(a.syn, a.mirai, a.zmap, a.masscan, a.backscatter),
-        })
-        .collect();
+                classes: class_names(a.mask),
+                fingerprints: source_flags(a.syn, a.mirai, a.zmap, a.masscan, a.backscatter),
+            })
+            .collect();
 
-    // Ports over the range: exact when one stored row, else the sketch union.
-    let mut merged: BTreeMap<PortIndex, (u64, u32, u64, bool, SourceSketch)> = BTreeMap::new();
-    let mut per_bucket: HashMap<i64, Vec<PortRow>> = HashMap::new();
-    let mut any_estimated = false;
-    for r in &rows.ports {
-        let idx = port_index(&r.proto, r.port);
-        if !keep_port(idx) {
-            continue;
+        // Ports over the range: exact when one stored row, else the sketch union.
+        s.ports = merged
+            .into_iter()
+            .map(|(idx, p)| {
+                let (sources, estimated) = if p.rows == 1 {
+                    (p.single_sources, p.estimated)
+                } else {
+                    (p.sketch.count(), !p.sketch.is_exact())
+                };
+                any_estimated |= estimated;
+                let (proto, port) = port_of(idx);
+                PortRow {
+                    proto,
+                    port,
+                    packets: p.packets,
+                    sources,
+                    sources_estimated: estimated,
+                }
+            })
+            .collect();
+        sort_ports(&mut s.ports);
+        s.series = buckets
+            .iter()
+            .map(|b| {
+                let mut ports = per_bucket.remove(&b.start_ns).unwrap_or_default();
+                sort_ports(&mut ports);
+                ports.truncate(q.series_top.unwrap_or(q.top));
+                SeriesBucket {
+                    start: rfc3339(b.start_ns),
+                    packets: b.packets,
+                    sources: bucket_sources.get(&b.start_ns).copied().unwrap_or(0),
+                    bytes: b.bytes,
+                    classes: ClassPackets(b.classes),
+                    ports,
+                }
+            })
+            .collect();
+        if any_estimated {
+            s.estimated.push(
+                "ports[].sources where sources_estimated is true (HyperLogLog, standard error 0.41%)"
+                    .into(),
+            );
         }
-        let e = merged
-            .entry(idx)
-            .or_insert_with(|| (0, 0, 0, false, SourceSketch::default()));
-        e.0 += r.packets;
-        e.1 += 1;
-        e.2 = r.sources;
-        e.3 |= r.estimated;
-        e.4.merge(&r.sketch);
-        let mut row = PortRow::new(idx, r.packets, r.sources);
-        row.sources_estimated = r.estimated;
-        any_estimated |= r.estimated;
-        per_bucket.entry(r.start_ns).or_default().push(row);
+        summary
     }
-    s.ports = merged
-        .into_iter()
-        .map(|(idx, (packets, rows_n, single_sources, est, sketch))| {
-            let (sources, estimated) = if rows_n == 1 {
-                (single_sources, est)
-            } else {
-                (sketch.count(), !sketch.is_exact())
-            };
-            any_estimated |= estimated;
-            let (proto, port) = port_of(idx);
-            PortRow {
-                proto,
-                port,
-                packets,
-                sources,
-                sources_estimated: estimated,
-            }
-        })
-        .collect();
-    sort_ports(&mut s.ports);
-    s.series = rows
-        .buckets
-        .iter()
-        .map(|b| {
-            let mut ports = per_bucket.remove(&b.start_ns).unwrap_or_default();
-            sort_ports(&mut ports);
-            ports.truncate(q.top);
-            SeriesBucket {
-                start: rfc3339(b.start_ns),
-                packets: b.packets,
-                sources: bucket_sources.get(&b.start_ns).copied().unwrap_or(0),
-                bytes: b.bytes,
-                classes: ClassPackets(b.classes),
-                ports,
-            }
-        })
-        .collect();
-    if any_estimated {
-        s.estimated.push(
-            "ports[].sources where sources_estimated is true (HyperLogLog, standard error 0.41%)"
-                .into(),
-        );
-    }
-    s
 }

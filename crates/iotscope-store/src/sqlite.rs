@@ -10,9 +10,7 @@ use iotscope_telescope::{port_of, Telescope};
 use iotscope_wire::ALL_CLASSES;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::report::{
-    build_report, BucketRow, PortBucketRow, ReportQuery, SourceBucketRow, StoredRows,
-};
+use crate::report::{BucketRow, PortBucketRow, ReportBuilder, ReportQuery, SourceBucketRow};
 use crate::{
     AlertRecord, BlocklistRecord, FindingRecord, FingerprintPersistence, IngestedFile, MapQuery,
     MapSource, PortSeries, ServiceObservation, SessionRecord, Store, StoreError, UserRecord,
@@ -1056,18 +1054,14 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )
             .map_err(db)?;
-        let mut rows = StoredRows {
-            bucket_ns,
-            implausible_time: implausible_time as u64,
-            ..Default::default()
-        };
+        let mut report = ReportBuilder::new(q, bucket_ns, implausible_time as u64);
         let mut st = self
             .conn
             .prepare("SELECT start_ns, packets, bytes, outside, malformed FROM buckets WHERE start_ns >= ?1 AND start_ns < ?2 ORDER BY start_ns")
             .map_err(db)?;
         let mut it = st.query(params![lo, hi]).map_err(db)?;
         while let Some(r) = it.next().map_err(db)? {
-            rows.buckets.push(BucketRow {
+            report.bucket(BucketRow {
                 start_ns: r.get(0).map_err(db)?,
                 packets: r.get::<_, i64>(1).map_err(db)? as u64,
                 bytes: r.get::<_, i64>(2).map_err(db)? as u64,
@@ -1076,12 +1070,6 @@ impl Store for SqliteStore {
                 classes: Default::default(),
             });
         }
-        let index: HashMap<i64, usize> = rows
-            .buckets
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (b.start_ns, i))
-            .collect();
         let mut st = self
             .conn
             .prepare("SELECT start_ns, class, packets FROM bucket_classes WHERE start_ns >= ?1 AND start_ns < ?2")
@@ -1089,11 +1077,9 @@ impl Store for SqliteStore {
         let mut it = st.query(params![lo, hi]).map_err(db)?;
         while let Some(r) = it.next().map_err(db)? {
             let start: i64 = r.get(0).map_err(db)?;
-            let class: String = r.get(1).map_err(db)?;
-            if let (Some(&i), Some(c)) =
-                (index.get(&start), iotscope_wire::Class::from_name(&class))
-            {
-                rows.buckets[i].classes[c.index()] = r.get::<_, i64>(2).map_err(db)? as u64;
+            let class = r.get_ref(1).map_err(db)?.as_str().unwrap_or("");
+            if let Some(c) = iotscope_wire::Class::from_name(class) {
+                report.class(start, c, r.get::<_, i64>(2).map_err(db)? as u64);
             }
         }
         let mut st = self
@@ -1103,15 +1089,15 @@ impl Store for SqliteStore {
         let mut it = st.query(params![lo, hi]).map_err(db)?;
         while let Some(r) = it.next().map_err(db)? {
             let start: i64 = r.get(0).map_err(db)?;
-            let bytes: Vec<u8> = r.get(6).map_err(db)?;
-            rows.ports.push(PortBucketRow {
+            let bytes = r.get_ref(6).map_err(db)?.as_blob().unwrap_or(&[]);
+            report.port(PortBucketRow {
                 start_ns: start,
                 proto: r.get(1).map_err(db)?,
                 port: r.get::<_, i64>(2).map_err(db)? as u16,
                 packets: r.get::<_, i64>(3).map_err(db)? as u64,
                 sources: r.get::<_, i64>(4).map_err(db)? as u64,
                 estimated: r.get(5).map_err(db)?,
-                sketch: SourceSketch::from_bytes(&bytes).map_err(|source| StoreError::Sketch {
+                sketch: SourceSketch::from_bytes(bytes).map_err(|source| StoreError::Sketch {
                     path: self.path.clone(),
                     bucket: start,
                     source,
@@ -1128,7 +1114,7 @@ impl Store for SqliteStore {
         let mut it = st.query(params![lo, hi]).map_err(db)?;
         while let Some(r) = it.next().map_err(db)? {
             let g = |i| r.get::<_, i64>(i).map(|v| v as u64);
-            rows.sources.push(SourceBucketRow {
+            report.source(&SourceBucketRow {
                 start_ns: r.get(0).map_err(db)?,
                 ip: r.get(1).map_err(db)?,
                 packets: g(2).map_err(db)?,
@@ -1149,13 +1135,10 @@ impl Store for SqliteStore {
             .map_err(db)?;
         let mut it = st.query([]).map_err(db)?;
         while let Some(r) = it.next().map_err(db)? {
-            let ip: String = r.get(0).map_err(db)?;
-            rows.infected_ports
-                .entry(ip)
-                .or_default()
-                .push(r.get::<_, i64>(1).map_err(db)? as u16);
+            let ip = r.get_ref(0).map_err(db)?.as_str().unwrap_or("");
+            report.infected_port(ip, r.get::<_, i64>(1).map_err(db)? as u16);
         }
-        Ok(build_report(rows, q))
+        Ok(report.finish())
     }
 }
 
@@ -1445,6 +1428,49 @@ mod concurrency {
         s.conn
             .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
             .unwrap()
+    }
+
+    #[test]
+    fn the_report_streams_rows_and_gives_what_the_run_gave() {
+        // Many ports per bucket (past the per-bucket trimming) and sources
+        // over several buckets: the stored report is the run's report.
+        let mut t = Telescope::new(TelescopeConfig {
+            bucket_ns: 3_600_000_000_000,
+            detail: true,
+            ..Default::default()
+        });
+        for i in 0..6000u32 {
+            let ts = 1_475_280_000_000_000_000 + i as i64 * 3_000_000_000;
+            let port = (i * 7919 % 211) as u16 + (i % 5) as u16;
+            t.ingest(ts, LinkType::RawIp, &syn((i % 97) as u8, port));
+        }
+        t.finish();
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        s.save_run(&t, &[file("h", "a.pcap")]).unwrap();
+        for top in [1, 3, 10, 500] {
+            let stored = s
+                .report(&ReportQuery {
+                    top,
+                    ..Default::default()
+                })
+                .unwrap();
+            let mut ran = t.summary(top);
+            ran.implausible_time = stored.implausible_time;
+            assert_eq!(stored.series, ran.series, "top {top}");
+            assert_eq!(stored.top_sources, ran.top_sources, "top {top}");
+            assert_eq!(stored.ports.len(), ran.ports.len());
+            assert_eq!(stored.sources, ran.sources);
+        }
+        let none = s
+            .report(&ReportQuery {
+                top: usize::MAX,
+                series_top: Some(0),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(none.series.iter().all(|b| b.ports.is_empty()));
+        assert_eq!(none.top_sources.len() as u64, none.sources);
     }
 
     #[test]

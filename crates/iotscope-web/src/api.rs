@@ -188,6 +188,8 @@ async fn compute_overview(
         ports: Vec::new(),
         // The country and AS rows need every source.
         top: if enrich { usize::MAX } else { 1 },
+        // The overview shows no series: hold no per-bucket port rows.
+        series_top: Some(0),
     };
     let s: Summary = app.store(move |st| st.report(&query)).await?;
     let classes: Vec<Value> = ALL_CLASSES

@@ -177,25 +177,45 @@ impl Verifiers {
             let rx = rx.clone();
             let _ = std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || loop {
-                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok((password, phc, answer)) = job else {
-                        return; // the server is gone
-                    };
-                    let _ = answer.send(verify_password(&password, &phc));
-                    // glibc keeps the freed 19 MiB in this thread's arena
-                    // (the block is 64-byte aligned, so not a plain mmap):
-                    // give it back, or each thread holds ~100 MB for good.
-                    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-                    // SAFETY: malloc_trim only returns free heap memory.
-                    unsafe {
-                        libc::malloc_trim(0);
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok((password, phc, answer)) = job else {
+                            return; // the server is gone
+                        };
+                        let _ = answer.send(verify_password(&password, &phc));
+                        // glibc keeps the freed 19 MiB in this thread's arena
+                        // (the block is 64-byte aligned, so not a plain mmap):
+                        // give it back, or each thread holds ~100 MB for good.
+                        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+                        // SAFETY: malloc_trim only returns free heap memory.
+                        unsafe {
+                            libc::malloc_trim(0);
+                        }
                     }
                 });
         }
         Verifiers {
             jobs: Mutex::new(tx),
         }
+    }
+}
+
+/// Runs the calling thread at the lowest CPU priority (nice 19), so that a
+/// storm of logins, each a deliberately costly argon2 hash, takes only the
+/// CPU that `/check` and the dashboard leave: on two cores, 21 hashes a
+/// second at normal priority took a quarter of `/check`'s throughput.
+/// Logins still advance (an idle core runs them at full speed); their queue
+/// is bounded ([`ARGON2_QUEUE`], then 429).
+fn lower_priority() {
+    // On Linux a thread's nice value is its own: PRIO_PROCESS with the
+    // thread id sets this thread only (setpriority(2), NOTES).
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority take and return plain integers.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
     }
 }
 

@@ -702,6 +702,7 @@ fn report(r: ReportArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         until_ns: time("until", &r.until)?,
         ports,
         top,
+        series_top: None,
     };
     let mut summary = store.report(&query)?;
     add_breakdowns(
@@ -709,6 +710,8 @@ fn report(r: ReportArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         || {
             store.report(&ReportQuery {
                 top: usize::MAX,
+                // The breakdowns need every source, not the series.
+                series_top: Some(0),
                 ..query
             })
         },
