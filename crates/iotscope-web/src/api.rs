@@ -667,11 +667,8 @@ pub(crate) async fn set_alert_status(
     body: Result<Json<StatusChange>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     caller.check_csrf(&headers)?;
-    let Json(c) = body.map_err(|e| {
-        ApiError::bad_request(format!(
-            "expected a JSON body {{\"ip\", \"problem\", \"status\", \"note\"}}: {e}"
-        ))
-    })?;
+    let Json(c) =
+        body.map_err(|e| ApiError::json_body(e, r#"{"ip", "problem", "status", "note"}"#))?;
     let allowed: &[&str] = if caller.user.role == "operator" {
         &["notified", "acknowledged", "fixed"]
     } else {

@@ -188,11 +188,8 @@ pub(crate) async fn login(
     body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let client = app.client(peer.ip(), &headers);
-    let Json(login) = body.map_err(|e| {
-        ApiError::bad_request(format!(
-            "expected a JSON body {{\"name\": ..., \"password\": ...}}: {e}"
-        ))
-    })?;
+    let Json(login) =
+        body.map_err(|e| ApiError::json_body(e, r#"{"name": ..., "password": ...}"#))?;
     if let Err(wait) = app.login_limit.admit(crate::client::limit_key(client.ip)) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -392,6 +393,15 @@ impl ApiError {
     fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
+    /// A body that is not the JSON `expected`: 413 when it passed the
+    /// route's size limit, else 400.
+    fn json_body(e: axum::extract::rejection::JsonRejection, expected: &str) -> ApiError {
+        let status = match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, format!("expected a JSON body {expected}: {e}"))
+    }
     fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
@@ -486,9 +496,18 @@ pub fn router(settings: Settings) -> Result<Router, WebError> {
         .route("/api/findings", get(api::findings))
         .route("/api/devices/{ip}", get(api::device))
         .route("/api/alerts", get(api::alerts))
-        .route("/api/alerts/status", post(api::set_alert_status))
-        .route("/api/login", post(auth::login))
-        .route("/api/logout", post(auth::logout))
+        .route(
+            "/api/alerts/status",
+            post(api::set_alert_status).layer(DefaultBodyLimit::max(ALERT_STATUS_BODY)),
+        )
+        .route(
+            "/api/login",
+            post(auth::login).layer(DefaultBodyLimit::max(LOGIN_BODY)),
+        )
+        .route(
+            "/api/logout",
+            post(auth::logout).layer(DefaultBodyLimit::max(LOGOUT_BODY)),
+        )
         .route("/api/me", get(auth::me))
         .route("/api/openapi.json", get(assets::openapi))
         .route("/metrics", get(metrics::render))
@@ -498,8 +517,8 @@ pub fn router(settings: Settings) -> Result<Router, WebError> {
             metrics::count,
         ))
         .layer(axum::middleware::from_fn(security_headers))
-        // Request bodies are small JSON (a login, an alert status).
-        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+        // Only the routes above read a body; any other is never read.
+        .layer(DefaultBodyLimit::max(LOGOUT_BODY))
         .with_state(app))
 }
 
@@ -509,6 +528,15 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
         format!("no such page: {}", uri.path()),
     )
 }
+
+/// Bytes of a login body at most (a name and a password in JSON); more
+/// gets 413 before any password is hashed.
+pub const LOGIN_BODY: usize = 4 * 1024;
+/// Bytes of an alert status change at most (an address, a port, a problem,
+/// a status and a note).
+pub const ALERT_STATUS_BODY: usize = 16 * 1024;
+/// Bytes of any other body at most (a logout carries none).
+pub const LOGOUT_BODY: usize = 1024;
 
 /// Connections served at once in all.
 pub const MAX_CONNECTIONS: usize = 1024;

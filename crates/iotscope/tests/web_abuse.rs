@@ -218,6 +218,59 @@ fn the_client_is_named_only_by_a_trusted_proxy_and_limited_per_network() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.header("set-cookie").unwrap().contains("Secure"));
     assert_eq!(r.header("cache-control"), Some("no-store"));
+    let cookie = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = r.json()["csrf"].as_str().unwrap().to_string();
+    let session = [
+        ("Content-Type", "application/json"),
+        ("Cookie", cookie.as_str()),
+        ("X-CSRF-Token", csrf.as_str()),
+    ];
+
+    // Bodies are limited per route: a login is a few hundred bytes, an
+    // alert status may carry a note.
+    let big = "x".repeat(6 * 1024);
+    let login = json!({"name": "op", "password": big}).to_string();
+    let r = http(
+        Some([127, 0, 0, 2].into()),
+        port,
+        "POST",
+        "/api/login",
+        &[("Content-Type", "application/json")],
+        Some(&login),
+    );
+    assert_eq!(r.status, 413, "{}", r.body);
+    let status = json!({"ip": "192.0.2.1", "port": 23, "problem": "default_credentials",
+        "status": "acknowledged", "note": big})
+    .to_string();
+    let r = http(
+        Some([127, 0, 0, 2].into()),
+        port,
+        "POST",
+        "/api/alerts/status",
+        &session,
+        Some(&status),
+    );
+    assert!(
+        r.status != 413 && r.status != 403,
+        "{} {}",
+        r.status,
+        r.body
+    );
+    let r = http(
+        Some([127, 0, 0, 2].into()),
+        port,
+        "POST",
+        "/api/alerts/status",
+        &session,
+        Some(&"y".repeat(20 * 1024)),
+    );
+    assert_eq!(r.status, 413, "{}", r.body);
 }
 
 #[test]
