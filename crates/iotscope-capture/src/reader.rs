@@ -223,8 +223,11 @@ impl<R: Read> CaptureReader<R> {
             }
         };
         let snaplen = rd(16);
-        // The upper 4 bits hold FCS information (pcap spec, LinkType field).
-        let link = LinkType::from_linktype(rd(20) & 0x0fff_ffff);
+        // LT_LINKTYPE(x) = x & 0x03FFFFFF (libpcap; draft-ietf-opsawg-pcap
+        // 4): bit 26 says an FCS follows each frame and bits 28-31 its length.
+        // The FCS stays in the frame, as tshark's cap_len counts it; IP ends
+        // where its own length says, so the trailer is never read as data.
+        let link = LinkType::from_linktype(rd(20) & 0x03ff_ffff);
         self.state = State::Pcap {
             swapped,
             nanos,

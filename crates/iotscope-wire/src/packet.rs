@@ -1,8 +1,9 @@
 //! Decoding one captured frame down to the fields the telescope needs.
 //!
-//! Owns: link layers (Ethernet with 802.1Q/802.1ad tags and PPPoE, raw IP,
-//! Linux SLL/SLL2, BSD NULL/LOOP), IPv4 (fragments), IPv6 (extension headers,
-//! fragments), and the first bytes of TCP, UDP and ICMP.
+//! Owns: link layers (Ethernet with 802.1Q/802.1ad tags, PPPoE and MPLS,
+//! raw IP, Linux SLL/SLL2, BSD NULL/LOOP, PPP, Cisco HDLC, Linux NFLOG), IPv4
+//! (fragments), IPv6 (extension headers, fragments), and the first bytes of
+//! TCP, UDP and ICMP.
 //!
 //! Invariants: [`decode`] never panics and never allocates, whatever the
 //! bytes; every read is bounds-checked against the captured length. Frames cut
@@ -103,6 +104,9 @@ pub enum Malformed {
     BadIpv6Extension,
     /// The transport header is cut before the fields we classify on.
     TruncatedTransport,
+    /// TCP data offset below 5 words (20 bytes): an impossible header, as
+    /// tshark ("Bogus TCP header length") and tcpdump ("bad hdr length") say.
+    BadTcpHeaderLength,
 }
 
 impl Malformed {
@@ -115,6 +119,7 @@ impl Malformed {
             Malformed::BadIpHeaderLength => "bad_ip_header_length",
             Malformed::BadIpv6Extension => "bad_ipv6_extension",
             Malformed::TruncatedTransport => "truncated_transport",
+            Malformed::BadTcpHeaderLength => "bad_tcp_header_length",
         }
     }
 }
@@ -136,10 +141,24 @@ const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88a8;
 const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+const ETHERTYPE_MPLS: u16 = 0x8847;
+const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
 
-/// At most this many VLAN tags or IPv6 extension headers are followed; more
-/// is treated as malformed rather than looped over (attacker-controlled input).
-const MAX_CHAIN: usize = 8;
+/// At most this many MPLS labels are followed (real stacks carry two to
+/// four); a deeper stack is `truncated_link`.
+pub const MAX_MPLS_LABELS: usize = 16;
+
+/// At most this many VLAN tags (802.1Q, 802.1ad, the old 0x9100) are
+/// followed; a ninth is `truncated_link` rather than looped over
+/// (attacker-controlled input; real stacks carry one or two).
+pub const MAX_VLAN_TAGS: usize = 8;
+
+/// At most this many IPv6 extension headers are followed; more is
+/// `bad_ipv6_extension`. RFC 8200 allows each header once (destination
+/// options twice), but real traffic nests more: IDS-evasion probes chain
+/// atomic fragment headers, and libpcap's own test capture has about 130.
+/// Each header is at least 8 bytes, so the walk is bounded by the frame.
+pub const MAX_IPV6_EXTENSIONS: usize = 256;
 
 #[inline(always)]
 fn be16(b: &[u8], at: usize) -> Option<u16> {
@@ -219,13 +238,146 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Decoded {
                 _ => return Decoded::NonIp,
             }
         }
+        LinkType::Ppp => {
+            // RFC 1662 framing: address 0xff and control 0x03 unless
+            // compressed away (ACFC); then the PPP protocol.
+            let at = if frame.starts_with(&[0xff, 0x03]) {
+                2
+            } else {
+                0
+            };
+            match ppp_protocol(frame, at) {
+                Ok(v) => v,
+                Err(d) => return d,
+            }
+        }
+        LinkType::CiscoHdlc => match be16(frame, 2) {
+            Some(t) => (t, 4),
+            None => return Decoded::Malformed(Malformed::TruncatedLink),
+        },
+        LinkType::Nflog => return nflog(frame),
         LinkType::Unknown(_) => return Decoded::NonIp,
     };
+    network(frame, ethertype, offset)
+}
+
+/// The network layer named by an Ethernet type at `offset`.
+#[inline(always)]
+fn network(frame: &[u8], ethertype: u16, offset: usize) -> Decoded {
     match ethertype {
         ETHERTYPE_IPV4 => ipv4(frame, offset),
         ETHERTYPE_IPV6 => ipv6(frame, offset),
+        ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => mpls(frame, offset),
         _ => Decoded::NonIp,
     }
+}
+
+/// An MPLS label stack (RFC 3032): 4-byte entries up to the one with the
+/// bottom-of-stack bit. The payload's type is not in the stack; as
+/// tshark and tcpdump do, an IP version nibble of 4 or 6 right after it is
+/// taken as IP, anything else (a pseudowire control word, Ethernet) is
+/// `non_ip`.
+#[cold]
+fn mpls(frame: &[u8], mut offset: usize) -> Decoded {
+    for _ in 0..MAX_MPLS_LABELS {
+        let Some(entry) = frame.get(offset..offset + 4) else {
+            return Decoded::Malformed(Malformed::TruncatedLink);
+        };
+        offset += 4;
+        if entry[2] & 1 == 1 {
+            return match frame.get(offset).map(|b| b >> 4) {
+                Some(4) => ipv4(frame, offset),
+                Some(6) => ipv6(frame, offset),
+                Some(_) => Decoded::NonIp,
+                None => Decoded::Malformed(Malformed::TruncatedIp),
+            };
+        }
+    }
+    Decoded::Malformed(Malformed::TruncatedLink)
+}
+
+/// The PPP protocol at `at` (two bytes, or one when its first byte is odd,
+/// RFC 1661 6.5) as an Ethernet type and the payload offset; protocols
+/// other than IPv4 (0x21) and IPv6 (0x57) are `non_ip`.
+#[inline(always)]
+fn ppp_protocol(frame: &[u8], at: usize) -> Result<(u16, usize), Decoded> {
+    let first = *frame
+        .get(at)
+        .ok_or(Decoded::Malformed(Malformed::TruncatedLink))?;
+    let (protocol, offset) = if first & 1 == 1 {
+        (first as u16, at + 1)
+    } else {
+        (
+            be16(frame, at).ok_or(Decoded::Malformed(Malformed::TruncatedLink))?,
+            at + 2,
+        )
+    };
+    match protocol {
+        0x0021 => Ok((ETHERTYPE_IPV4, offset)),
+        0x0057 => Ok((ETHERTYPE_IPV6, offset)),
+        _ => Err(Decoded::NonIp),
+    }
+}
+
+/// NFLOG TLV type of the packet payload (NFULA_PAYLOAD).
+const NFULA_PAYLOAD: u16 = 9;
+
+/// A Linux NFLOG record (tcpdump's `nflog` link type, libpcap
+/// pcap-linktype(7)): family (1 byte: AF_INET 2, AF_INET6 10), version,
+/// resource id (2), then TLVs of (length, type) in the capturing host's
+/// byte order, each padded to 4 bytes, the length counting the 4-byte
+/// header. The IP packet is the NFULA_PAYLOAD TLV. Byte order: the one in
+/// which the first TLV's length fits the frame (as Wireshark guesses).
+#[cold]
+fn nflog(frame: &[u8]) -> Decoded {
+    let Some(&family) = frame.first() else {
+        return Decoded::Malformed(Malformed::TruncatedLink);
+    };
+    if frame.len() < 4 {
+        return Decoded::Malformed(Malformed::TruncatedLink);
+    }
+    let fits = |le: bool| -> bool {
+        let Some(b) = frame.get(4..6) else {
+            return false;
+        };
+        let len = if le {
+            u16::from_le_bytes([b[0], b[1]])
+        } else {
+            u16::from_be_bytes([b[0], b[1]])
+        } as usize;
+        len >= 4 && 4 + len <= frame.len()
+    };
+    let le = fits(true) || !fits(false);
+    let read16 = |at: usize| -> Option<u16> {
+        let b = frame.get(at..at + 2)?;
+        Some(if le {
+            u16::from_le_bytes([b[0], b[1]])
+        } else {
+            u16::from_be_bytes([b[0], b[1]])
+        })
+    };
+    let mut at = 4;
+    // Each TLV is at least 4 bytes, so the walk ends with the frame.
+    while at + 4 <= frame.len() {
+        let (Some(len), Some(kind)) = (read16(at), read16(at + 2)) else {
+            break;
+        };
+        let len = len as usize;
+        if len < 4 || at + len > frame.len() {
+            return Decoded::Malformed(Malformed::TruncatedLink);
+        }
+        // The type's top bit is NLA_F_NESTED; the low 15 bits name it.
+        if kind & 0x7fff == NFULA_PAYLOAD {
+            let payload = &frame[at + 4..at + len];
+            return match family {
+                2 => ipv4(payload, 0),
+                10 => ipv6(payload, 0),
+                _ => Decoded::NonIp,
+            };
+        }
+        at += (len + 3) & !3;
+    }
+    Decoded::NonIp
 }
 
 /// Walks the Ethernet header and its tags; returns (ethertype, payload offset).
@@ -233,7 +385,8 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Decoded {
 fn ethernet(frame: &[u8]) -> Result<(u16, usize), Decoded> {
     let mut ethertype = be16(frame, 12).ok_or(Decoded::Malformed(Malformed::TruncatedLink))?;
     let mut offset = 14;
-    for _ in 0..MAX_CHAIN {
+    // One turn per tag, and one more to read what follows the last.
+    for _ in 0..=MAX_VLAN_TAGS {
         match ethertype {
             ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
                 ethertype =
@@ -241,16 +394,10 @@ fn ethernet(frame: &[u8]) -> Result<(u16, usize), Decoded> {
                 offset += 4;
             }
             ETHERTYPE_PPPOE_SESSION => {
-                // 6-byte PPPoE header, then the 2-byte PPP protocol.
-                let ppp =
-                    be16(frame, offset + 6).ok_or(Decoded::Malformed(Malformed::TruncatedLink))?;
-                offset += 8;
-                ethertype = match ppp {
-                    0x0021 => ETHERTYPE_IPV4,
-                    0x0057 => ETHERTYPE_IPV6,
-                    _ => return Err(Decoded::NonIp),
-                };
-                return Ok((ethertype, offset));
+                // 6-byte PPPoE header, then the PPP protocol: two bytes, or
+                // one when compressed (RFC 1661 6.5: an odd first byte is a
+                // whole protocol number; access concentrators negotiate it).
+                return ppp_protocol(frame, offset + 6);
             }
             _ => return Ok((ethertype, offset)),
         }
@@ -311,7 +458,8 @@ fn ipv6(frame: &[u8], at: usize) -> Decoded {
     let mut next = h[6];
     let mut offset = at + 40;
     let mut later_fragment = false;
-    for _ in 0..MAX_CHAIN {
+    // One turn per extension header, and one more for the transport.
+    for _ in 0..=MAX_IPV6_EXTENSIONS {
         match next {
             // Hop-by-hop, routing, destination options, mobility, HIP, shim6.
             0 | 43 | 60 | 135 | 139 | 140 => {
@@ -394,6 +542,9 @@ fn transport(
             p.src_port = u16::from_be_bytes([l4[0], l4[1]]);
             p.dst_port = u16::from_be_bytes([l4[2], l4[3]]);
             p.has_ports = true;
+            if l4[12] >> 4 < 5 {
+                return Decoded::Malformed(Malformed::BadTcpHeaderLength);
+            }
             p.tcp_seq = be32(l4, 4).unwrap_or(0);
             p.tcp_flags = l4[13];
             p.class = Class::from_tcp_flags(p.tcp_flags);
@@ -432,6 +583,134 @@ mod tests {
 
     const SRC: [u8; 4] = [203, 0, 113, 7];
     const DST: [u8; 4] = [198, 18, 3, 4];
+
+    /// The raw IPv4 SYN inside [`eth_syn`].
+    fn ip_syn() -> Vec<u8> {
+        eth_syn(1, 2, 23)[14..].to_vec()
+    }
+
+    fn class_of(d: Decoded) -> Result<Class, &'static str> {
+        match d {
+            Decoded::Ip(p) => Ok(p.class),
+            Decoded::NonIp => Err("non_ip"),
+            Decoded::Malformed(m) => Err(m.reason()),
+        }
+    }
+
+    #[test]
+    fn chains_are_followed_to_their_documented_limits_and_no_further() {
+        let tagged = |tags: usize| {
+            let mut f = vec![0u8; 12];
+            for _ in 0..tags {
+                f.extend_from_slice(&[0x81, 0, 0, 7]);
+            }
+            f.extend_from_slice(&[0x08, 0x00]);
+            f.extend_from_slice(&ip_syn());
+            f
+        };
+        assert_eq!(
+            class_of(decode(LinkType::Ethernet, &tagged(MAX_VLAN_TAGS))),
+            Ok(Class::TcpSyn)
+        );
+        assert_eq!(
+            class_of(decode(LinkType::Ethernet, &tagged(MAX_VLAN_TAGS + 1))),
+            Err("truncated_link")
+        );
+        let ext = |n: usize| {
+            let mut p = vec![0x60, 0, 0, 0, 0, 0, if n == 0 { 17 } else { 60 }, 64];
+            p.extend_from_slice(&[0; 32]);
+            for i in 0..n {
+                p.extend_from_slice(&[if i + 1 == n { 17 } else { 60 }, 0, 1, 4, 0, 0, 0, 0]);
+            }
+            p.extend_from_slice(&[0, 1, 0, 53, 0, 8, 0, 0]);
+            p
+        };
+        assert_eq!(
+            class_of(decode(LinkType::RawIp, &ext(MAX_IPV6_EXTENSIONS))),
+            Ok(Class::Udp)
+        );
+        assert_eq!(
+            class_of(decode(LinkType::RawIp, &ext(MAX_IPV6_EXTENSIONS + 1))),
+            Err("bad_ipv6_extension")
+        );
+        let labels = |n: usize| {
+            let mut f = vec![0u8; 12];
+            f.extend_from_slice(&[0x88, 0x47]);
+            for i in 0..n {
+                f.extend_from_slice(&[0, 0x10, (i + 1 == n) as u8, 64]);
+            }
+            f.extend_from_slice(&ip_syn());
+            f
+        };
+        assert_eq!(
+            class_of(decode(LinkType::Ethernet, &labels(MAX_MPLS_LABELS))),
+            Ok(Class::TcpSyn)
+        );
+        assert_eq!(
+            class_of(decode(LinkType::Ethernet, &labels(MAX_MPLS_LABELS + 1))),
+            Err("truncated_link")
+        );
+        // A pseudowire (control word 0) after the stack is not IP.
+        let mut pw = labels(1)[..18].to_vec();
+        pw.extend_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(class_of(decode(LinkType::Ethernet, &pw)), Err("non_ip"));
+    }
+
+    #[test]
+    fn tcp_header_length_below_twenty_bytes_is_malformed() {
+        let mut p = ip_syn();
+        p[32] = 0x20; // data offset 2 words
+        assert_eq!(
+            class_of(decode(LinkType::RawIp, &p)),
+            Err("bad_tcp_header_length")
+        );
+        p[32] = 0x50;
+        assert_eq!(class_of(decode(LinkType::RawIp, &p)), Ok(Class::TcpSyn));
+    }
+
+    #[test]
+    fn nflog_in_either_byte_order_and_ppp_in_every_framing() {
+        let ip = ip_syn();
+        for le in [true, false] {
+            let put = |v: u16| if le { v.to_le_bytes() } else { v.to_be_bytes() };
+            let mut f = vec![2, 0, 0, 1];
+            f.extend_from_slice(&put(8));
+            f.extend_from_slice(&put(1));
+            f.extend_from_slice(&[8, 0, 3, 0]);
+            f.extend_from_slice(&put(ip.len() as u16 + 4));
+            f.extend_from_slice(&put(9));
+            f.extend_from_slice(&ip);
+            assert_eq!(
+                class_of(decode(LinkType::Nflog, &f)),
+                Ok(Class::TcpSyn),
+                "le {le}"
+            );
+            // A TLV longer than the frame is cut, not read past.
+            let cut = &f[..f.len() - 1];
+            assert_eq!(
+                class_of(decode(LinkType::Nflog, cut)),
+                Err("truncated_link")
+            );
+        }
+        for head in [
+            &[0xff, 0x03, 0x00, 0x21][..],
+            &[0xff, 0x03, 0x21],
+            &[0x00, 0x21],
+            &[0x21],
+        ] {
+            let f = [head, &ip].concat();
+            assert_eq!(
+                class_of(decode(LinkType::Ppp, &f)),
+                Ok(Class::TcpSyn),
+                "{head:?}"
+            );
+        }
+        // LCP is not IP.
+        assert_eq!(
+            class_of(decode(LinkType::Ppp, &[0xff, 0x03, 0xc0, 0x21, 1])),
+            Err("non_ip")
+        );
+    }
 
     fn eth_syn(seq: u32, ip_id: u16, dport: u16) -> Vec<u8> {
         let mut b = PacketBuilder::ethernet2([1; 6], [2; 6])

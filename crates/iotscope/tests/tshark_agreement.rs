@@ -424,3 +424,183 @@ fn real_zmap_masscan_and_nmap_are_fingerprinted_and_tshark_agrees() {
         assert_eq!(n["fingerprints"][fp]["sources"], 0, "nmap flagged {fp}");
     }
 }
+
+/// A classic pcap (microseconds, little-endian) whose header's link-type
+/// field is `link` (flags included), holding `frames`.
+fn pcap_of(path: &Path, link: u32, frames: &[Vec<u8>]) {
+    let mut out = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, link] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for (i, f) in frames.iter().enumerate() {
+        for v in [1_700_000_000 + i as u32, 0, f.len() as u32, f.len() as u32] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(f);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// IPv4 TCP from 203.0.113.`src` to port `dport` with `flags` and a data
+/// offset of `doff` words.
+fn v4_tcp(src: u8, dport: u16, flags: u8, doff: u8) -> Vec<u8> {
+    let mut p = vec![0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 203, 0, 113, src];
+    p.extend_from_slice(&[198, 18, 0, 5, 0x9c, 0x40]);
+    p.extend_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, doff << 4, flags, 4, 0, 0, 0, 0, 0]);
+    p
+}
+
+/// IPv6 UDP from 2001:db8::`src` to port `dport`, behind `ext` extension
+/// headers (hop-by-hop first, then destination options), each 8 bytes.
+fn v6_udp(src: u8, dport: u16, ext: usize) -> Vec<u8> {
+    let first = if ext == 0 { 17 } else { 0 };
+    let mut p = vec![0x60, 0, 0, 0, 0, (ext * 8 + 18) as u8, first, 64];
+    p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, src]);
+    p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    for i in 0..ext {
+        let next = if i + 1 == ext { 17 } else { 60 };
+        p.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+    }
+    p.extend_from_slice(&[0x30, 0x39]);
+    p.extend_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(&[0, 18, 0, 0]);
+    p.extend_from_slice(&[0; 10]);
+    p
+}
+
+fn ether(ethertype: u16, tags: usize, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+    for _ in 0..tags {
+        f.extend_from_slice(&[0x81, 0x00, 0x00, 0x07]);
+    }
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Issue 16: the link layers of real sensors (PPPoE with a compressed
+/// protocol, MPLS, PPP, Cisco HDLC, NFLOG, a pcap header with the FCS
+/// flag), the header chains at their documented limits, and an impossible
+/// TCP header length, each against tshark's reading of the same file.
+#[test]
+fn tshark_agrees_on_the_link_layers_of_real_feeds() {
+    if !have("tshark") {
+        return skip("tshark is not installed (apt-get install tshark)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let syn = |src| v4_tcp(src, 23, 0x02, 5);
+    let pppoe = |ppp: &[u8], ip: &[u8]| {
+        let mut p = vec![0x11, 0, 0, 0x2d];
+        p.extend_from_slice(&((ip.len() + ppp.len()) as u16).to_be_bytes());
+        p.extend_from_slice(ppp);
+        p.extend_from_slice(ip);
+        ether(0x8864, 0, &p)
+    };
+    let mpls = |labels: usize, ip: &[u8]| {
+        let mut p = Vec::new();
+        for i in 0..labels {
+            let bos = (i + 1 == labels) as u8;
+            p.extend_from_slice(&[0, 0x10 + i as u8, bos, 64]);
+        }
+        p.extend_from_slice(ip);
+        ether(0x8847, 0, &p)
+    };
+    let nflog = |family: u8, ip: &[u8]| {
+        let mut p = vec![family, 0, 0, 5];
+        // NFULA_PACKET_HDR (type 1), then NFULA_PAYLOAD (type 9), little-endian.
+        p.extend_from_slice(&[8, 0, 1, 0, 0x08, 0x00, 3, 0]);
+        p.extend_from_slice(&((ip.len() + 4) as u16).to_le_bytes());
+        p.extend_from_slice(&9u16.to_le_bytes());
+        p.extend_from_slice(ip);
+        while p.len() % 4 != 0 {
+            p.push(0);
+        }
+        p
+    };
+    let mut fcs = ether(0x0800, 0, &syn(9));
+    fcs.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    let cases: Vec<(&str, u32, Vec<Vec<u8>>, &str)> = vec![
+        (
+            "pppoe",
+            1,
+            vec![
+                pppoe(&[0x21], &syn(1)),
+                pppoe(&[0, 0x21], &syn(2)),
+                pppoe(&[0x57], &v6_udp(3, 53, 0)),
+            ],
+            "tcp_syn",
+        ),
+        (
+            "mpls",
+            1,
+            vec![
+                mpls(1, &syn(4)),
+                mpls(3, &syn(5)),
+                mpls(2, &v6_udp(6, 123, 0)),
+            ],
+            "tcp_syn",
+        ),
+        ("fcs-flag", 0x2400_0001, vec![fcs], "tcp_syn"),
+        (
+            "chains",
+            1,
+            vec![
+                ether(0x0800, 8, &syn(10)),
+                ether(0x86dd, 0, &v6_udp(11, 54321, 8)),
+                ether(0x86dd, 0, &v6_udp(12, 54322, 20)),
+            ],
+            "udp",
+        ),
+        (
+            "tcp-doff",
+            1,
+            vec![
+                ether(0x0800, 0, &v4_tcp(13, 80, 0x02, 2)),
+                ether(0x0800, 0, &syn(14)),
+            ],
+            "tcp_syn",
+        ),
+        (
+            "ppp",
+            9,
+            vec![
+                [&[0xff, 0x03, 0x00, 0x21][..], &syn(15)].concat(),
+                [&[0x00, 0x57][..], &v6_udp(16, 161, 0)].concat(),
+            ],
+            "tcp_syn",
+        ),
+        (
+            "ppp-hdlc",
+            50,
+            vec![[&[0xff, 0x03, 0x00, 0x21][..], &syn(17)].concat()],
+            "tcp_syn",
+        ),
+        (
+            "cisco-hdlc",
+            104,
+            vec![
+                [&[0x0f, 0x00, 0x08, 0x00][..], &syn(18)].concat(),
+                [&[0x0f, 0x00, 0x86, 0xdd][..], &v6_udp(19, 5060, 0)].concat(),
+            ],
+            "tcp_syn",
+        ),
+        (
+            "nflog",
+            239,
+            vec![nflog(2, &syn(20)), nflog(10, &v6_udp(21, 1900, 0))],
+            "tcp_syn",
+        ),
+    ];
+    for (name, link, frames, class) in cases {
+        let cap = dir.path().join(format!("{name}.pcap"));
+        pcap_of(&cap, link, &frames);
+        let o = assert_agree(&cap);
+        assert!(
+            o["classes"][class]["packets"].as_u64().unwrap() > 0,
+            "{name}: {}",
+            o["classes"]
+        );
+        assert_eq!(o["classes"]["non_ip"]["packets"], 0, "{name}");
+    }
+}
