@@ -8,8 +8,9 @@ pub enum CaptureError {
     /// The input has no bytes at all.
     #[error("empty input: no capture header")]
     Empty,
-    /// The first bytes are not a pcap, pcapng or gzip magic number.
-    #[error("not a pcap, pcapng or gzip file (magic bytes {magic:02x?} at offset 0)")]
+    /// The first bytes are not a pcap or pcapng magic number (after any
+    /// gzip, bzip2, xz or zstd around it).
+    #[error("not a pcap or pcapng file, nor one compressed with gzip, bzip2, xz or zstd (magic bytes {magic:02x?} at offset 0)")]
     UnknownFormat {
         /// The first four bytes.
         magic: [u8; 4],

@@ -1,5 +1,7 @@
 //! Opening a capture source: a file path or `-` for standard input, with
-//! transparent gzip, and a content hash of the raw bytes for de-duplication.
+//! transparent decompression (gzip, bzip2, xz, zstd, each found by its magic
+//! bytes, concatenated streams included), and a content hash of the raw
+//! bytes for de-duplication.
 
 use std::cell::Cell;
 use std::fs::File;
@@ -57,12 +59,16 @@ impl<R: Read> Read for Tap<R> {
     }
 }
 
-/// Peeks the first bytes so gzip can be detected without seeking (stdin).
+/// Bytes [`sniff`] peeks: the longest magic number (xz's six).
+const SNIFF: usize = 6;
+
+/// Peeks the first bytes so a compression can be detected without seeking
+/// (stdin).
 fn sniff<R: Read>(mut r: R) -> Result<(Vec<u8>, R), CaptureError> {
-    let mut head = Vec::with_capacity(4);
-    let mut tmp = [0u8; 4];
-    while head.len() < 2 {
-        match r.read(&mut tmp[..4 - head.len()]) {
+    let mut head = Vec::with_capacity(SNIFF);
+    let mut tmp = [0u8; SNIFF];
+    while head.len() < SNIFF {
+        match r.read(&mut tmp[..SNIFF - head.len()]) {
             Ok(0) => break,
             Ok(n) => head.extend_from_slice(&tmp[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -108,12 +114,107 @@ pub fn from_reader(
         progress: progress.clone(),
     };
     let (head, rest) = sniff(tapped)?;
-    let is_gzip = head.starts_with(&[0x1f, 0x8b]);
+    let compression = Compression::of(&head);
     let stream = io::Cursor::new(head).chain(rest);
-    let decoded: Box<dyn Read> = if is_gzip {
-        Box::new(MultiGzDecoder::new(stream))
-    } else {
-        Box::new(stream)
+    let decoded: Box<dyn Read> = match compression {
+        None => Box::new(stream),
+        Some(Compression::Gzip) => Box::new(MultiGzDecoder::new(stream)),
+        Some(Compression::Bzip2) => Box::new(bzip2::read::MultiBzDecoder::new(stream)),
+        Some(Compression::Xz) => Box::new(liblzma::read::XzDecoder::new_multi_decoder(stream)),
+        Some(Compression::Zstd) => Box::new(ZstdFrames::new(stream)),
     };
     Ok((CaptureReader::new(decoded)?, progress))
+}
+
+/// A compression around a capture, found by its magic bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// gzip (RFC 1952), magic `1f 8b`.
+    Gzip,
+    /// bzip2 (NICT's darknet archives are daily bzip2 files), magic `BZh`
+    /// and a block size digit.
+    Bzip2,
+    /// xz, magic `fd 37 7a 58 5a 00`.
+    Xz,
+    /// Zstandard (RFC 8878), frame magic `28 b5 2f fd`.
+    Zstd,
+}
+
+impl Compression {
+    /// The compression whose magic number `head` starts with, if any.
+    pub fn of(head: &[u8]) -> Option<Compression> {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Some(Compression::Gzip)
+        } else if head.len() >= 4 && head.starts_with(b"BZh") && (b'1'..=b'9').contains(&head[3]) {
+            Some(Compression::Bzip2)
+        } else if head.starts_with(&[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) {
+            Some(Compression::Xz)
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Some(Compression::Zstd)
+        } else {
+            None
+        }
+    }
+}
+
+/// Most memory a zstd frame may ask for its window: 128 MiB, what `zstd`
+/// itself decodes without `--long` (a hostile header cannot ask for more).
+const ZSTD_MAX_WINDOW: u64 = 128 << 20;
+
+/// Every zstd frame of a stream in turn (`zstd` writes one; `pzstd` and
+/// `cat a.zst b.zst` many), decoded by ruzstd.
+struct ZstdFrames<R: Read> {
+    state: ZstdState<R>,
+}
+
+enum ZstdState<R: Read> {
+    /// Before the first frame.
+    Start(io::BufReader<R>),
+    /// Inside a frame.
+    Frame(
+        Box<ruzstd::decoding::StreamingDecoder<io::BufReader<R>, ruzstd::decoding::FrameDecoder>>,
+    ),
+    /// The input ended after a whole frame.
+    Done,
+}
+
+impl<R: Read> ZstdFrames<R> {
+    fn new(r: R) -> Self {
+        ZstdFrames {
+            state: ZstdState::Start(io::BufReader::new(r)),
+        }
+    }
+}
+
+impl<R: Read> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use io::BufRead;
+        loop {
+            match std::mem::replace(&mut self.state, ZstdState::Done) {
+                ZstdState::Done => return Ok(0),
+                ZstdState::Start(mut source) => {
+                    if source.fill_buf()?.is_empty() {
+                        return Ok(0);
+                    }
+                    let frame = ruzstd::decoding::StreamingDecoder::new_with_max_window_size(
+                        source,
+                        ZSTD_MAX_WINDOW,
+                    )
+                    .map_err(|e| {
+                        io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}"))
+                    })?;
+                    self.state = ZstdState::Frame(Box::new(frame));
+                }
+                ZstdState::Frame(mut frame) => {
+                    let n = frame.read(buf)?;
+                    if n > 0 || buf.is_empty() {
+                        self.state = ZstdState::Frame(frame);
+                        return Ok(n);
+                    }
+                    // This frame is done; another may follow.
+                    self.state = ZstdState::Start(frame.into_inner());
+                }
+            }
+        }
+    }
 }

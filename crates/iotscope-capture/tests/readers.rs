@@ -89,6 +89,44 @@ fn gzip_is_transparent() {
     assert_eq!(progress.content_hash().map(|h| h.len()), Some(32));
 }
 
+/// Issue 16: real archives are bzip2 (NICT's daily files), xz or zstd,
+/// sometimes several streams end to end (pbzip2, pzstd, `cat`); each is
+/// found by its magic bytes and read through, and damage is an error, not a
+/// short file.
+#[test]
+fn bzip2_xz_and_zstd_are_transparent_with_concatenated_streams() {
+    let raw = pcap_bytes(Endianness::Little, TsResolution::MicroSecond);
+    let want = read_all(raw.clone()).unwrap();
+    // Two streams of the same compression: the capture cut at a record
+    // boundary in the middle (24-byte header, then records).
+    let (a, b) = raw.split_at(24 + 3 * (16 + want[0].2.len()));
+    let bz = |part: &[u8]| {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        e.write_all(part).unwrap();
+        e.finish().unwrap()
+    };
+    let xz = |part: &[u8]| {
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        e.write_all(part).unwrap();
+        e.finish().unwrap()
+    };
+    let zst = |part: &[u8]| {
+        ruzstd::encoding::compress_to_vec(part, ruzstd::encoding::CompressionLevel::Fastest)
+    };
+    type Compress<'a> = &'a dyn Fn(&[u8]) -> Vec<u8>;
+    let compressors: [(&str, Compress); 3] = [("bzip2", &bz), ("xz", &xz), ("zstd", &zst)];
+    for (name, c) in compressors {
+        assert_eq!(read_all(c(&raw)).unwrap(), want, "{name}");
+        let two = [c(a), c(b)].concat();
+        assert_eq!(read_all(two).unwrap(), want, "{name}, two streams");
+        // Cut inside the compressed data: an error after the frames before it.
+        let whole = c(&raw);
+        let cut = whole[..whole.len() * 2 / 3].to_vec();
+        let (err, kept) = read_all(cut).unwrap_err();
+        assert!(kept < want.len(), "{name}: {err}");
+    }
+}
+
 fn pcapng_bytes(endianness: Endianness) -> Vec<u8> {
     let mut w = PcapNgWriter::with_endianness(Vec::new(), endianness).unwrap();
     // pcap-file 2.0 always writes EPB stamps in nanoseconds, so the
