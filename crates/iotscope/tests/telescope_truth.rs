@@ -242,7 +242,7 @@ fn truncated_file_reports_offset_keeps_what_was_read_and_exits_2() {
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
     let read = got["files"][0]["frames"].as_u64().unwrap();
     assert_eq!(read, 1_999);
-    assert_eq!(got["files"][0]["status"], "error");
+    assert_eq!(got["files"][0]["status"], "partial");
     // The store kept what was read.
     let rep = run_ok(
         bin()
@@ -251,6 +251,58 @@ fn truncated_file_reports_offset_keeps_what_was_read_and_exits_2() {
     );
     let rep: Value = serde_json::from_slice(&rep.stdout).unwrap();
     assert_eq!(rep["packets"], got["packets"]);
+}
+
+/// Issue 16: every input is listed with what happened to it, after a
+/// damaged one (the run stops there) and when one cannot be opened (the run
+/// does not start).
+#[test]
+fn every_input_is_listed_with_its_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, _) = generate(dir.path(), "good.pcap", 100, 3, "pcap");
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 7]).unwrap();
+    let later = dir.path().join("later.pcap");
+    std::fs::copy(&good, &later).unwrap();
+    let out = bin()
+        .args(["telescope", "analyze", "--format", "json"])
+        .args([&good, &cut, &later])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let statuses: Vec<&str> = got["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["complete", "partial", "skipped"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 later input was not read") && stderr.contains("later.pcap"),
+        "{stderr}"
+    );
+
+    // A path that cannot be opened: nothing is read, every input listed.
+    let missing = dir.path().join("missing.pcap");
+    let out = bin()
+        .args(["telescope", "analyze", "--format", "json"])
+        .args([&good, &missing, dir.path()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["packets"], 0);
+    let files = got["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3);
+    assert_eq!(files[0]["status"], "skipped");
+    assert_eq!(files[1]["status"], "unreadable");
+    assert_eq!(files[2]["status"], "unreadable");
+    assert!(files[2]["error"].as_str().unwrap().contains("directory"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("missing.pcap"), "{stderr}");
 }
 
 #[test]

@@ -245,6 +245,59 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     // content the store holds, or an earlier file of this run has, is
     // skipped and listed as `duplicate`. Standard input can only be hashed
     // while it is read.
+    // Every input is opened before any is read: a path that cannot be
+    // opened refuses the run at once, with every input listed, rather than
+    // after hours of reading the ones before it.
+    let unreadable: Vec<(usize, String)> = a
+        .files
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.as_path() != Path::new("-"))
+        .filter_map(
+            |(i, p)| match std::fs::File::open(p).and_then(|f| f.metadata()) {
+                Ok(m) if m.is_dir() => Some((i, "cannot open: is a directory".to_string())),
+                Ok(_) => None,
+                Err(e) => Some((i, format!("cannot open: {e}"))),
+            },
+        )
+        .collect();
+    if !unreadable.is_empty() {
+        let mut empty = Telescope::new(TelescopeConfig {
+            bucket_ns,
+            ..Default::default()
+        });
+        empty.finish();
+        let mut summary = empty.summary(top);
+        summary.files = a
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let error = unreadable
+                    .iter()
+                    .find(|(j, _)| *j == i)
+                    .map(|(_, e)| e.clone());
+                FileInfo {
+                    path: p.display().to_string(),
+                    status: if error.is_some() {
+                        "unreadable"
+                    } else {
+                        "skipped"
+                    },
+                    frames: 0,
+                    content_hash: None,
+                    error,
+                    implausible_time: 0,
+                }
+            })
+            .collect();
+        print_summary(&summary, a.format, top)?;
+        for (i, e) in &unreadable {
+            eprintln!("iotscope: error: {}: {e}", a.files[*i].display());
+        }
+        eprintln!("iotscope: nothing was read: every input must open before the run starts");
+        return Ok(ExitCode::from(2));
+    }
     let mut inputs = Vec::with_capacity(a.files.len());
     for path in &a.files {
         let shown = path.display().to_string();
@@ -344,12 +397,23 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         let mut to_store: Vec<IngestedFile> = Vec::new();
         let mut failure: Option<anyhow::Error> = None;
         let mut outcomes = outcomes.into_iter();
+        let mut not_read: Vec<&str> = Vec::new();
         for input in &inputs {
             if let Some(d) = &input.duplicate {
                 files.push(d.clone());
                 continue;
             }
             let Some(outcome) = outcomes.next() else {
+                // After a damaged input the run stops: the rest are listed.
+                not_read.push(&input.shown);
+                files.push(FileInfo {
+                    path: input.shown.clone(),
+                    status: "skipped",
+                    frames: 0,
+                    content_hash: input.hash.clone(),
+                    error: None,
+                    implausible_time: 0,
+                });
                 continue;
             };
             let shown = &input.shown;
@@ -358,10 +422,10 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
             let frames = outcome.frames;
             files.push(FileInfo {
                 path: shown.clone(),
-                status: if outcome.error.is_some() {
-                    "error"
-                } else {
-                    "complete"
+                status: match (&outcome.error, outcome.opened) {
+                    (None, _) => "complete",
+                    (Some(_), true) => "partial",
+                    (Some(_), false) => "unreadable",
                 },
                 frames,
                 content_hash: hash.clone(),
@@ -396,6 +460,18 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
                     anyhow::anyhow!("{shown}: {e}")
                 });
             }
+        }
+        if !not_read.is_empty() {
+            eprintln!(
+                "iotscope: {} later input{} not read: {}",
+                not_read.len(),
+                if not_read.len() == 1 {
+                    " was"
+                } else {
+                    "s were"
+                },
+                not_read.join(", ")
+            );
         }
         if store.is_some() {
             // Files were de-duplicated before reading; standard input only
