@@ -29,7 +29,36 @@ const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 /// and imports), a quote or a line break, so no part of it becomes a cell
 /// of its own. Consumers that need the exact value drop the first `'` from
 /// a field that begins with `'`.
+///
+/// Control characters other than tab, CR and LF (ESC, BEL, DEL, C1 such as
+/// the one-character CSI U+009B) are written as `\xNN` / `\u{NN}`, as
+/// [`terminal`] shows them: a banner's `ESC ] 0 ;` would otherwise retitle or
+/// clear the terminal of whoever runs `cat` on the file, and they mean
+/// nothing in a cell. Only such a cell does not read back byte for byte.
 pub fn csv_cell(value: &str) -> Cow<'_, str> {
+    if !value.chars().any(is_csv_control) {
+        return csv_quote(value);
+    }
+    let mut shown = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        if !is_csv_control(c) {
+            shown.push(c);
+        } else if (c as u32) < 0x80 {
+            shown.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            shown.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    Cow::Owned(csv_quote(&shown).into_owned())
+}
+
+/// A control character a CSV cell does not carry raw (see [`csv_cell`]).
+fn is_csv_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
+/// [`csv_cell`] for a value without such control characters.
+fn csv_quote(value: &str) -> Cow<'_, str> {
     let risky = value
         .trim_start_matches([' ', '\u{a0}'])
         .starts_with(FORMULA_START)
@@ -235,7 +264,11 @@ mod tests {
             prop_assert!(!body.trim_start_matches([' ', '\u{a0}']).starts_with(FORMULA_START), "{:?}", c);
             // No separator of any locale outside quotes.
             prop_assert!(c.starts_with('"') || !c.contains([',', ';', '\t']), "{:?}", c);
-            prop_assert_eq!(unquote(&c), v);
+            // Nothing a terminal would obey.
+            prop_assert!(!c.chars().any(is_csv_control), "{:?}", c);
+            if !v.chars().any(is_csv_control) {
+                prop_assert_eq!(unquote(&c), v);
+            }
         }
 
         #[test]
@@ -248,6 +281,17 @@ mod tests {
             let t = terminal(&v);
             prop_assert!(!t.chars().any(|c| c.is_control() || is_invisible_format(c)), "{:?}", t);
         }
+    }
+
+    #[test]
+    fn csv_cells_show_control_characters() {
+        // Quoted for the ';', the escapes shown as text.
+        assert_eq!(
+            csv_cell("cam\x1b]0;owned\x07\x1b[2J"),
+            "\"cam\\x1b]0;owned\\x07\\x1b[2J\""
+        );
+        assert_eq!(csv_cell("=\u{9b}31m"), "'=\\u{9b}31m");
+        assert_eq!(csv_cell("a\tb"), "\"a\tb\"");
     }
 
     #[test]
