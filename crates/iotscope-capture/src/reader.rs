@@ -447,7 +447,7 @@ impl<R: Read> CaptureReader<R> {
                             value: cap as u64,
                         });
                     }
-                    let ts_ns = to_nanos(ts, iface.resolution) + iface.offset_s * 1_000_000_000;
+                    let ts_ns = with_offset(to_nanos(ts, iface.resolution), iface.offset_s);
                     *last_ts = ts_ns;
                     let data = &self.buf[s + 28..s + 28 + cap];
                     return Ok(Some(Frame {
@@ -529,11 +529,23 @@ fn parse_idb_options(mut opts: &[u8], big_endian: bool, iface: &mut Interface) {
     }
 }
 
-/// Converts a pcapng timestamp in interface units to nanoseconds.
+/// A time in nanoseconds moved by an interface's if_tsoffset (seconds, may
+/// be negative), saturating at the ends of an i64 rather than wrapping: a
+/// hostile offset gives a time far outside any plausible window (counted,
+/// in no bucket), never one that wrapped into the present.
+fn with_offset(ts_ns: i64, offset_s: i64) -> i64 {
+    (ts_ns as i128 + offset_s as i128 * 1_000_000_000).clamp(i64::MIN as i128, i64::MAX as i128)
+        as i64
+}
+
+/// Converts a pcapng timestamp in interface units to nanoseconds,
+/// saturating at `i64::MAX` (a 64-bit count of picoseconds or of 2^-k
+/// seconds can exceed it).
 fn to_nanos(ts: u64, (binary, exp): (bool, u8)) -> i64 {
     if binary {
         let exp = exp.min(127) as u32;
-        ((ts as u128 * 1_000_000_000) >> exp) as i64
+        // ts * 10^9 fits in a u128 (2^64 * 2^30); the shift brings it back.
+        ((ts as u128 * 1_000_000_000) >> exp).min(i64::MAX as u128) as i64
     } else if exp <= 9 {
         (ts as i128 * 10i128.pow(9 - exp as u32)).min(i64::MAX as i128) as i64
     } else {
@@ -553,5 +565,11 @@ mod tests {
         assert_eq!(to_nanos(3_000, (false, 12)), 3);
         assert_eq!(to_nanos(1 << 20, (true, 20)), 1_000_000_000);
         assert_eq!(to_nanos(5, (false, 0)), 5_000_000_000);
+        // Huge counts saturate instead of wrapping negative.
+        assert_eq!(to_nanos(u64::MAX, (true, 0)), i64::MAX);
+        assert_eq!(to_nanos(u64::MAX, (false, 0)), i64::MAX);
+        assert_eq!(with_offset(i64::MAX - 5, 10), i64::MAX);
+        assert_eq!(with_offset(0, i64::MIN), i64::MIN);
+        assert_eq!(with_offset(1_000_000_000, -1), 0);
     }
 }

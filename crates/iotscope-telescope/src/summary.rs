@@ -200,6 +200,10 @@ pub struct Summary {
     /// Input files of this run and what happened to each (analyze only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileInfo>,
+    /// Frames per link type (LINKTYPE_ number as text) the decoder does not
+    /// know, counted as `non_ip` (analyze only; absent when none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub unknown_link_types: BTreeMap<String, u64>,
     /// Sources and packets per AS, busiest first (at most `--top`); only
     /// when an AS table is configured (the telescope itself knows no ASes).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -475,6 +479,7 @@ impl Telescope {
             files: Vec::new(),
             by_as: Vec::new(),
             by_country: Vec::new(),
+            unknown_link_types: BTreeMap::new(),
         }
     }
 }

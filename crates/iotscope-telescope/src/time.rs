@@ -4,20 +4,20 @@ use std::time::SystemTime;
 
 /// Formats nanoseconds since the epoch as RFC 3339 UTC, with as many
 /// fractional digits as the value needs (none, 6 or 9). Times before the
-/// epoch are shown as the epoch.
+/// epoch are real times too (a pcapng interface offset can put a frame
+/// there): each keeps its own date, so distinct buckets never show one start.
 ///
 /// Hand-written (days-to-civil, Howard Hinnant's algorithm) because reports
 /// format tens of thousands of stamps and a general formatter was a tenth of
 /// the telescope's run time.
 pub fn rfc3339(ts_ns: i64) -> String {
     use std::fmt::Write;
-    let ts_ns = ts_ns.max(0);
-    let secs = ts_ns / 1_000_000_000;
-    let frac = ts_ns % 1_000_000_000;
-    let days = secs / 86_400;
-    let sod = secs % 86_400;
+    let secs = ts_ns.div_euclid(1_000_000_000);
+    let frac = ts_ns.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
     let z = days + 719_468;
-    let era = z / 146_097;
+    let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
@@ -80,7 +80,9 @@ mod tests {
             "2016-10-01T00:00:00.000000007Z"
         );
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(-5), "1969-12-31T23:59:59.999999995Z");
+        assert_eq!(rfc3339(-86_400_000_000_000), "1969-12-31T00:00:00Z");
+        assert_eq!(rfc3339(-2_208_988_800_000_000_000), "1900-01-01T00:00:00Z");
     }
 
     #[test]

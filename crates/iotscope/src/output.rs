@@ -115,6 +115,18 @@ fn table(s: &Summary, out: &mut impl Write, top: usize) -> std::io::Result<()> {
         "  outside the darknet: {}   malformed: {}",
         s.outside, s.malformed
     )?;
+    if !s.unknown_link_types.is_empty() {
+        let list: Vec<String> = s
+            .unknown_link_types
+            .iter()
+            .map(|(t, n)| format!("{t} ({n} frames)"))
+            .collect();
+        writeln!(
+            out,
+            "  link types not decoded (counted non_ip): {}",
+            list.join(", ")
+        )?;
+    }
     if s.implausible_time > 0 {
         writeln!(
             out,

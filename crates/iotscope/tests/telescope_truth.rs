@@ -467,3 +467,32 @@ fn an_outbreak_capture_rises_and_matches_its_truth() {
     let last: u64 = series[series.len() - 24..].iter().map(on23).sum();
     assert!(last > 2 * first, "first day {first}, last day {last}");
 }
+
+/// Issue 16: frames of a link type the decoder does not know are counted
+/// as `non_ip` and the report names the type.
+#[test]
+fn unknown_link_types_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("user0.pcap");
+    let mut out = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 147] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for i in 0..3u32 {
+        for v in [1_700_000_000 + i, 0, 4, 4] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&[1, 2, 3, 4]);
+    }
+    std::fs::write(&cap, out).unwrap();
+    let o = run_ok(
+        bin()
+            .args(["telescope", "analyze", "--format", "json"])
+            .arg(&cap),
+    );
+    let got: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(got["unknown_link_types"]["147"], 3, "{got}");
+    assert_eq!(got["classes"]["non_ip"]["packets"], 3);
+    let o = run_ok(bin().args(["telescope", "analyze"]).arg(&cap));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("147 (3 frames)"));
+}

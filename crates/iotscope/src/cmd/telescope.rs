@@ -339,7 +339,7 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     // again: such a run fails with nothing stored. Every retry drops at
     // least one file, so the loop ends.
     let mut attempts = 0;
-    let (telescope, files, failure) = loop {
+    let (telescope, files, failure, unknown_links) = loop {
         attempts += 1;
         let mut plan: Vec<(PathBuf, Option<String>)> = Vec::new();
         let mut planned: HashMap<String, String> = HashMap::new();
@@ -396,6 +396,12 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         let mut files: Vec<FileInfo> = Vec::new();
         let mut to_store: Vec<IngestedFile> = Vec::new();
         let mut failure: Option<anyhow::Error> = None;
+        let mut unknown_links: std::collections::BTreeMap<String, u64> = Default::default();
+        for o in &outcomes {
+            for (&n, &c) in &o.unknown_links {
+                *unknown_links.entry(n.to_string()).or_default() += c;
+            }
+        }
         let mut outcomes = outcomes.into_iter();
         let mut not_read: Vec<&str> = Vec::new();
         for input in &inputs {
@@ -505,7 +511,7 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
             }
         }
         timings.mark("store");
-        break (telescope, files, failure);
+        break (telescope, files, failure, unknown_links);
     };
     let mut summary: Summary = telescope.summary(top);
     add_breakdowns(
@@ -516,6 +522,7 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     )?;
     timings.mark("summary");
     summary.files = files;
+    summary.unknown_link_types = unknown_links;
     print_summary(&summary, a.format, top)?;
     timings.mark("print");
     match failure {
@@ -569,6 +576,8 @@ struct FileOutcome {
     frames: u64,
     /// Frames stamped outside the plausible window.
     implausible_time: u64,
+    /// Frames per link type the decoder does not know (counted `non_ip`).
+    unknown_links: HashMap<u32, u64>,
     error: Option<CaptureError>,
     raw_hash: Option<String>,
 }
@@ -592,6 +601,7 @@ fn read_frames(
                     opened: false,
                     frames: 0,
                     implausible_time: 0,
+                    unknown_links: HashMap::new(),
                     error: Some(e),
                     raw_hash: None,
                 });
@@ -599,10 +609,14 @@ fn read_frames(
             }
         };
         let (mut frames, mut implausible_time) = (0u64, 0u64);
+        let mut unknown_links: HashMap<u32, u64> = HashMap::new();
         let error = loop {
             match capture.next_frame() {
                 Ok(Some(f)) => {
                     implausible_time += !plausible.contains(f.ts_ns) as u64;
+                    if let iotscope_wire::LinkType::Unknown(n) = f.link {
+                        *unknown_links.entry(n).or_default() += 1;
+                    }
                     sink(f.ts_ns, f.link, f.data);
                     frames += 1;
                     if frames % (1 << 20) == 0 {
@@ -628,6 +642,7 @@ fn read_frames(
             opened: true,
             frames,
             implausible_time,
+            unknown_links,
             error,
             raw_hash: raw.content_hash(),
         });
