@@ -28,7 +28,11 @@ async function newPage() {
   page.setDefaultTimeout(20000);
   return page;
 }
-const ready = (page) => page.waitForSelector('body[data-ready="true"]');
+// Ready on the page named, when given: a goto that only changes the hash
+// fires the app's router later, so the previous page's ready flag must not
+// count (the ISP's alerts were once read before they loaded).
+const ready = (page, name) => page.waitForSelector(
+  name ? `body[data-page="${name}"][data-ready="true"]` : 'body[data-ready="true"]');
 async function submit(page, form) {
   await page.evaluate(() => { document.body.dataset.ready = 'false'; });
   await page.click(`${form} button:not([type="button"])`);
@@ -41,7 +45,7 @@ try {
 
   // Overview.
   await page.goto(`${base}/#overview`);
-  await ready(page);
+  await ready(page, 'overview');
   check(await page.textContent('#ov-packets') === E.packets_text, `packets ${await page.textContent('#ov-packets')} != ${E.packets_text}`);
   check(await page.locator('#ov-classes tr.class-row').count() === 11, 'eleven class rows');
   check(await page.locator('#ov-class-bar rect.class-seg').count() === E.nonzero_classes, 'one bar segment per class seen');
@@ -50,7 +54,7 @@ try {
 
   // Map: points as the API gives them, then a port filter, then the replay.
   await page.goto(`${base}/#map`);
-  await ready(page);
+  await ready(page, 'map');
   check(await page.locator('#map-land path.land').count() > 170, 'country shapes drawn');
   const all = await page.locator('#map-points circle.pt').count();
   check(all === E.map_points, `map points ${all} != ${E.map_points}`);
@@ -69,7 +73,7 @@ try {
 
   // Time series: one line per port, zoom by dragging.
   await page.goto(`${base}/#series`);
-  await ready(page);
+  await ready(page, 'series');
   const ports = await page.$$eval('#chart polyline.series-line', (ls) => ls.map((l) => l.dataset.port));
   check(JSON.stringify(ports) === JSON.stringify(['tcp/23', 'tcp/2323']), `series ${ports}`);
   const points = async () => (await page.getAttribute('#chart polyline.series-line', 'points')).trim().split(' ').length;
@@ -96,7 +100,7 @@ try {
   await page.fill('#login-password', 'password-op');
   await page.click('#login-submit');
   await page.waitForFunction(() => location.hash === '#survey');
-  await ready(page);
+  await ready(page, 'survey');
   await page.waitForSelector('tr.finding');
   check(await page.locator('tr.finding').count() === Math.min(100, E.findings), 'finding rows');
   await page.selectOption('#survey-form select[name="severity"]', 'critical');
@@ -111,7 +115,7 @@ try {
 
   // Alerts: acknowledge one.
   await page.goto(`${base}/#alerts`);
-  await ready(page);
+  await ready(page, 'alerts');
   check(await page.locator('tr.alert').count() === Math.min(100, E.alerts), 'alert rows');
   const row = page.locator('tr.alert', { has: page.locator('button.ack') }).first();
   const acked = { ip: await row.getAttribute('data-ip'), port: await row.getAttribute('data-port'), problem: await row.getAttribute('data-problem') };
@@ -139,7 +143,7 @@ try {
   await isp.click('#login-submit');
   await isp.waitForFunction(() => location.hash === '#survey');
   await isp.goto(`${base}/#alerts`);
-  await ready(isp);
+  await ready(isp, 'alerts');
   const ispIps = await isp.$$eval('tr.alert', (rs) => rs.map((r) => r.dataset.ip));
   check(ispIps.length === E.isp_a_alerts, `ISP A rows ${ispIps.length} != ${E.isp_a_alerts}`);
   check(ispIps.every((x) => E.isp_a_ips.includes(x)), `ISP A sees only its addresses: ${ispIps}`);
