@@ -6,7 +6,7 @@ use std::path::Path;
 use iotscope_telescope::sketch::SourceSketch;
 use iotscope_telescope::summary::Summary;
 use iotscope_telescope::time::rfc3339;
-use iotscope_telescope::{port_of, Telescope};
+use iotscope_telescope::{port_of, PortIndex, Telescope};
 use iotscope_wire::ALL_CLASSES;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -15,6 +15,62 @@ use crate::{
     AlertRecord, BlocklistRecord, FindingRecord, FingerprintPersistence, IngestedFile, MapQuery,
     MapSource, PortSeries, ServiceObservation, SessionRecord, Store, StoreError, UserRecord,
 };
+
+/// What a second run adds to a (bucket, source) row already stored.
+const SOURCE_UPSERT: &str = "ON CONFLICT (start_ns, ip) DO UPDATE SET packets = bucket_sources.packets + excluded.packets,
+   bytes = bucket_sources.bytes + excluded.bytes,
+   first_ns = CASE WHEN excluded.first_ns < bucket_sources.first_ns THEN excluded.first_ns ELSE bucket_sources.first_ns END,
+   last_ns = CASE WHEN excluded.last_ns > bucket_sources.last_ns THEN excluded.last_ns ELSE bucket_sources.last_ns END,
+   class_mask = bucket_sources.class_mask | excluded.class_mask,
+   syn = bucket_sources.syn + excluded.syn, mirai = bucket_sources.mirai + excluded.mirai,
+   zmap = bucket_sources.zmap + excluded.zmap, masscan = bucket_sources.masscan + excluded.masscan,
+   backscatter = bucket_sources.backscatter + excluded.backscatter";
+
+/// Rows of one multi-row INSERT of small rows.
+const ROWS_PER_INSERT: usize = 256;
+
+/// Inserts `rows` through `INSERT INTO {into} VALUES (?, ...), ... {tail}`,
+/// [`ROWS_PER_INSERT`] rows per statement: a statement's setup and teardown
+/// cost as much as one short row's insert. `bind(stmt, first, row)` binds
+/// one row's `cols` values from parameter index `first` (1-based).
+fn insert_rows<R>(
+    tx: &rusqlite::Transaction<'_>,
+    into: &str,
+    tail: &str,
+    cols: usize,
+    rows: &[R],
+    bind: impl Fn(&mut rusqlite::Statement<'_>, usize, &R) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    let group = format!("({})", vec!["?"; cols].join(", "));
+    let sql = |n: usize| {
+        format!(
+            "INSERT INTO {into} VALUES {} {tail}",
+            vec![group.as_str(); n].join(", ")
+        )
+    };
+    let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
+    if chunks.len() > 0 {
+        let mut many = tx.prepare_cached(&sql(ROWS_PER_INSERT))?;
+        for chunk in &mut chunks {
+            for (k, row) in chunk.iter().enumerate() {
+                bind(&mut many, cols * k + 1, row)?;
+            }
+            many.raw_execute()?;
+        }
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut last = tx.prepare(&sql(rest.len()))?;
+        for (k, row) in rest.iter().enumerate() {
+            bind(&mut last, cols * k + 1, row)?;
+        }
+        last.raw_execute()?;
+    }
+    Ok(())
+}
+
+/// Page cache of a connection while it writes a run, KiB.
+const WRITE_CACHE_KIB: u32 = 128 * 1024;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
 /// many have run. Portable SQL: the same text serves PostgreSQL.
@@ -27,6 +83,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/006_web.sql"),
     include_str!("../sql/007_alerts_per_service.sql"),
     include_str!("../sql/008_implausible_time.sql"),
+    include_str!("../sql/009_without_rowid.sql"),
 ];
 
 /// How long a connection waits for another process's write lock (a
@@ -217,6 +274,13 @@ impl Store for SqliteStore {
             source,
         };
         let bucket_ns = t.config().bucket_ns;
+        // A run writes hundreds of thousands of rows into several B-trees;
+        // with SQLite's default 2 MB page cache each insert re-read pages
+        // from the OS. A larger cache for the write only (readers, such as
+        // the server's pool, keep the default; it is set back after).
+        self.conn
+            .execute_batch(&format!("PRAGMA cache_size = -{WRITE_CACHE_KIB}"))
+            .map_err(db)?;
         // The write lock first, then the duplicate check, then the inserts:
         // a concurrent run of the same content waits here and then finds it.
         let tx = self
@@ -278,32 +342,18 @@ impl Store for SqliteStore {
             let mut port_get = tx
                 .prepare("SELECT packets, sketch FROM bucket_ports WHERE start_ns = ?1 AND proto = ?2 AND port = ?3")
                 .map_err(db)?;
-            let mut port_put = tx
-                .prepare(
-                    "INSERT INTO bucket_ports (start_ns, proto, port, packets, sources, estimated, sketch)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     ON CONFLICT (start_ns, proto, port) DO UPDATE SET packets = excluded.packets,
-                       sources = excluded.sources, estimated = excluded.estimated, sketch = excluded.sketch",
-                )
-                .map_err(db)?;
-            let mut source_stmt = tx
-                .prepare(
-                    "INSERT INTO bucket_sources (start_ns, ip, packets, bytes, first_ns, last_ns, class_mask,
-                       syn, mirai, zmap, masscan, backscatter)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                     ON CONFLICT (start_ns, ip) DO UPDATE SET packets = bucket_sources.packets + excluded.packets,
-                       bytes = bucket_sources.bytes + excluded.bytes,
-                       first_ns = CASE WHEN excluded.first_ns < bucket_sources.first_ns THEN excluded.first_ns ELSE bucket_sources.first_ns END,
-                       last_ns = CASE WHEN excluded.last_ns > bucket_sources.last_ns THEN excluded.last_ns ELSE bucket_sources.last_ns END,
-                       class_mask = bucket_sources.class_mask | excluded.class_mask,
-                       syn = bucket_sources.syn + excluded.syn, mirai = bucket_sources.mirai + excluded.mirai,
-                       zmap = bucket_sources.zmap + excluded.zmap, masscan = bucket_sources.masscan + excluded.masscan,
-                       backscatter = bucket_sources.backscatter + excluded.backscatter",
-                )
+            let mut bucket_known = tx
+                .prepare("SELECT 1 FROM buckets WHERE start_ns = ?1")
                 .map_err(db)?;
             let addrs = t.source_addrs();
-            for b in t.buckets() {
+            let mut buckets: Vec<_> = t.buckets().collect();
+            // Rows in key order append to the end of each B-tree.
+            buckets.sort_unstable_by_key(|b| b.number);
+            for b in buckets {
                 let start = b.number.saturating_mul(bucket_ns);
+                // A bucket new to the store has no port rows to merge with:
+                // no lookup per port (a run has a hundred thousand of them).
+                let known = bucket_known.exists([start]).map_err(db)?;
                 bucket_stmt
                     .execute(params![
                         start,
@@ -321,15 +371,24 @@ impl Store for SqliteStore {
                             .map_err(db)?;
                     }
                 }
-                for (&port, count) in &b.port_totals {
+                let mut ports: Vec<_> = b.port_totals.iter().collect();
+                // (proto, port) order: "tcp" < "udp", as the port index.
+                ports.sort_unstable_by_key(|(&port, _)| port);
+                let mut port_rows: Vec<(PortIndex, u64, u64, bool, Vec<u8>)> =
+                    Vec::with_capacity(ports.len());
+                for (&port, count) in ports {
                     let (proto, number) = port_of(port);
                     let mut sketch = b.port_sketches.get(&port).cloned().unwrap_or_default();
-                    let previous: Option<(i64, Vec<u8>)> = port_get
-                        .query_row(params![start, proto, number], |r| {
-                            Ok((r.get(0)?, r.get(1)?))
-                        })
-                        .optional()
-                        .map_err(db)?;
+                    let previous: Option<(i64, Vec<u8>)> = if known {
+                        port_get
+                            .query_row(params![start, proto, number], |r| {
+                                Ok((r.get(0)?, r.get(1)?))
+                            })
+                            .optional()
+                            .map_err(db)?
+                    } else {
+                        None
+                    };
                     let (packets, sources, estimated) = match previous {
                         None => (count.packets, count.sources, false),
                         Some((old_packets, bytes)) => {
@@ -348,23 +407,45 @@ impl Store for SqliteStore {
                             )
                         }
                     };
-                    port_put
-                        .execute(params![
-                            start,
-                            proto,
-                            number,
-                            packets as i64,
-                            sources as i64,
-                            estimated,
-                            sketch.to_bytes()
-                        ])
-                        .map_err(db)?;
+                    port_rows.push((port, packets, sources, estimated, sketch.to_bytes()));
                 }
-                for (&id, s) in &b.sources {
-                    source_stmt
-                        .execute(params![
-                            start,
-                            addrs[id as usize].to_string(),
+                insert_rows(
+                    &tx,
+                    "bucket_ports (start_ns, proto, port, packets, sources, estimated, sketch)",
+                    "ON CONFLICT (start_ns, proto, port) DO UPDATE SET packets = excluded.packets, \
+                     sources = excluded.sources, estimated = excluded.estimated, sketch = excluded.sketch",
+                    7,
+                    &port_rows,
+                    |st, at, (port, packets, sources, estimated, sketch)| {
+                        let (proto, number) = port_of(*port);
+                        st.raw_bind_parameter(at, start)?;
+                        st.raw_bind_parameter(at + 1, proto)?;
+                        st.raw_bind_parameter(at + 2, number)?;
+                        st.raw_bind_parameter(at + 3, *packets as i64)?;
+                        st.raw_bind_parameter(at + 4, *sources as i64)?;
+                        st.raw_bind_parameter(at + 5, *estimated)?;
+                        st.raw_bind_parameter(at + 6, sketch.as_slice())
+                    },
+                )
+                .map_err(db)?;
+                // In key order (start, ip text): appends to the B-tree.
+                let mut rows: Vec<(String, &iotscope_telescope::aggregate::SourceStats)> = b
+                    .sources
+                    .iter()
+                    .map(|(&id, s)| (addrs[id as usize].to_string(), s))
+                    .collect();
+                rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                insert_rows(
+                    &tx,
+                    "bucket_sources (start_ns, ip, packets, bytes, first_ns, last_ns, class_mask, \
+                     syn, mirai, zmap, masscan, backscatter)",
+                    SOURCE_UPSERT,
+                    12,
+                    &rows,
+                    |st, at, (ip, s)| {
+                        st.raw_bind_parameter(at, start)?;
+                        st.raw_bind_parameter(at + 1, ip.as_str())?;
+                        let values = [
                             s.packets as i64,
                             s.bytes as i64,
                             s.first_ts,
@@ -374,35 +455,68 @@ impl Store for SqliteStore {
                             s.mirai as i64,
                             s.zmap as i64,
                             s.masscan as i64,
-                            s.backscatter as i64
-                        ])
-                        .map_err(db)?;
-                }
+                            s.backscatter as i64,
+                        ];
+                        for (k, v) in values.into_iter().enumerate() {
+                            st.raw_bind_parameter(at + 2 + k, v)?;
+                        }
+                        Ok(())
+                    },
+                )
+                .map_err(db)?;
             }
-            // Ports of sources with Mirai SYNs, for the infected list.
-            let mut port_stmt = tx
-                .prepare("INSERT INTO source_ports (ip, proto, port) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
-                .map_err(db)?;
-            // Every (port, source) pair, for the dashboard map's port filter.
-            let mut pair_stmt = tx
-                .prepare("INSERT INTO port_sources (proto, port, ip) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
-                .map_err(db)?;
+            // Every (port, source) pair, for the dashboard map's port
+            // filter, and the ports of sources with Mirai SYNs, for the
+            // infected list.
             let stats = t.source_stats();
-            let mut result = Ok(());
+            // Each table's rows in its key order: appends, not random
+            // inserts, into the B-trees. A port index orders as
+            // (proto, port) does: "tcp" < "udp".
+            let mut pairs: Vec<(PortIndex, String, bool)> = Vec::new();
             t.for_each_port_source(|port, id| {
-                if result.is_err() {
-                    return;
-                }
-                let (proto, number) = port_of(port);
-                let ip = addrs[id as usize].to_string();
-                result = pair_stmt.execute(params![proto, number, ip]).map(|_| ());
-                if result.is_ok() && stats[id as usize].mirai > 0 {
-                    result = port_stmt.execute(params![ip, proto, number]).map(|_| ());
-                }
+                let mirai = stats[id as usize].mirai > 0;
+                pairs.push((port, addrs[id as usize].to_string(), mirai));
             });
-            result.map_err(db)?;
+            pairs.sort_unstable();
+            insert_rows(
+                &tx,
+                "port_sources (proto, port, ip)",
+                "ON CONFLICT DO NOTHING",
+                3,
+                &pairs,
+                |st, at, (port, ip, _)| {
+                    let (proto, number) = port_of(*port);
+                    st.raw_bind_parameter(at, proto)?;
+                    st.raw_bind_parameter(at + 1, number)?;
+                    st.raw_bind_parameter(at + 2, ip.as_str())
+                },
+            )
+            .map_err(db)?;
+            let mut infected: Vec<(&str, PortIndex)> = pairs
+                .iter()
+                .filter(|p| p.2)
+                .map(|(port, ip, _)| (ip.as_str(), *port))
+                .collect();
+            infected.sort_unstable();
+            insert_rows(
+                &tx,
+                "source_ports (ip, proto, port)",
+                "ON CONFLICT DO NOTHING",
+                3,
+                &infected,
+                |st, at, (ip, port)| {
+                    let (proto, number) = port_of(*port);
+                    st.raw_bind_parameter(at, *ip)?;
+                    st.raw_bind_parameter(at + 1, proto)?;
+                    st.raw_bind_parameter(at + 2, number)
+                },
+            )
+            .map_err(db)?;
         }
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        self.conn
+            .execute_batch("PRAGMA cache_size = -2000")
+            .map_err(db)
     }
 
     fn save_services(&mut self, rows: &[ServiceObservation]) -> Result<(), StoreError> {
