@@ -45,6 +45,19 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
     /// Length of the frame on the wire.
     pub orig_len: u32,
+    /// Bytes at the end of `data` that are the link's frame check sequence
+    /// (pcap header FCS flag, pcapng `if_fcslen`), not frame content: a
+    /// decoder must not read them as data (its last byte would otherwise
+    /// make a cut TCP header look like a SYN). 0 when the capture says none,
+    /// or when the snap length cut it off.
+    pub fcs_len: u32,
+}
+
+/// How many of the FCS's `fcs` bytes are in a frame captured as `incl` of
+/// its `orig` bytes: the FCS ends the frame, so the snap length cuts it
+/// first.
+fn fcs_captured(incl: u32, orig: u32, fcs: u32) -> u32 {
+    fcs.saturating_sub(orig.saturating_sub(incl)).min(incl)
 }
 
 /// The container format detected from the first bytes.
@@ -63,6 +76,8 @@ struct Interface {
     /// Units per second of the timestamps: (true, v) = 2^v, (false, v) = 10^v.
     resolution: (bool, u8),
     offset_s: i64,
+    /// FCS bytes at the end of every frame (if_fcslen).
+    fcs: u32,
 }
 
 enum State {
@@ -71,6 +86,8 @@ enum State {
         nanos: bool,
         link: LinkType,
         snaplen: u32,
+        /// FCS bytes at the end of every frame (header FCS flag).
+        fcs: u32,
     },
     Pcapng {
         big_endian: bool,
@@ -110,6 +127,7 @@ impl<R: Read> CaptureReader<R> {
                 nanos: false,
                 link: LinkType::Ethernet,
                 snaplen: 0,
+                fcs: 0,
             },
             format: Format::Pcap,
             untimed: 0,
@@ -227,12 +245,20 @@ impl<R: Read> CaptureReader<R> {
         // 4): bit 26 says an FCS follows each frame and bits 28-31 its length.
         // The FCS stays in the frame, as tshark's cap_len counts it; IP ends
         // where its own length says, so the trailer is never read as data.
-        let link = LinkType::from_linktype(rd(20) & 0x03ff_ffff);
+        let field = rd(20);
+        let link = LinkType::from_linktype(field & 0x03ff_ffff);
+        // Bits 28-31: the FCS length in 16-bit words, when bit 26 is set.
+        let fcs = if field & 0x0400_0000 != 0 {
+            (field >> 28) * 2
+        } else {
+            0
+        };
         self.state = State::Pcap {
             swapped,
             nanos,
             link,
             snaplen,
+            fcs,
         };
         self.start = 24;
         Ok(())
@@ -247,7 +273,8 @@ impl<R: Read> CaptureReader<R> {
                 nanos,
                 link,
                 snaplen,
-            } => self.next_pcap(swapped, nanos, link, snaplen),
+                fcs,
+            } => self.next_pcap(swapped, nanos, link, snaplen, fcs),
             State::Pcapng { .. } => self.next_pcapng(),
         }
     }
@@ -259,6 +286,7 @@ impl<R: Read> CaptureReader<R> {
         nanos: bool,
         link: LinkType,
         snaplen: u32,
+        fcs: u32,
     ) -> Result<Option<Frame<'_>>, CaptureError> {
         if !self.fill(16)? {
             return Ok(None);
@@ -305,6 +333,7 @@ impl<R: Read> CaptureReader<R> {
             link,
             data: &self.buf[at + 16..at + total],
             orig_len: orig,
+            fcs_len: fcs_captured(incl, orig, fcs),
         }))
     }
 
@@ -410,6 +439,7 @@ impl<R: Read> CaptureReader<R> {
                         snaplen: rd(body, 4),
                         resolution: (false, 6),
                         offset_s: 0,
+                        fcs: 0,
                     };
                     parse_idb_options(&body[8..], big_endian, &mut iface);
                     interfaces.push(iface);
@@ -455,6 +485,7 @@ impl<R: Read> CaptureReader<R> {
                         link: iface.link,
                         data,
                         orig_len: orig,
+                        fcs_len: fcs_captured(cap as u32, orig, iface.fcs),
                     }));
                 }
                 // Simple packet: interface 0, no timestamp.
@@ -486,6 +517,7 @@ impl<R: Read> CaptureReader<R> {
                         link: iface.link,
                         data,
                         orig_len: orig,
+                        fcs_len: fcs_captured(cap as u32, orig, iface.fcs),
                     }));
                 }
                 // Section header was handled above; name resolution,
@@ -496,7 +528,8 @@ impl<R: Read> CaptureReader<R> {
     }
 }
 
-/// Reads if_tsresol (9) and if_tsoffset (14) from an interface block's options.
+/// Reads if_tsresol (9), if_fcslen (13) and if_tsoffset (14) from an
+/// interface block's options.
 fn parse_idb_options(mut opts: &[u8], big_endian: bool, iface: &mut Interface) {
     let rd16 = |b: &[u8]| {
         if big_endian {
@@ -515,6 +548,7 @@ fn parse_idb_options(mut opts: &[u8], big_endian: bool, iface: &mut Interface) {
         match (code, len) {
             (0, _) => return,
             (9, 1) => iface.resolution = (value[0] & 0x80 != 0, value[0] & 0x7f),
+            (13, 1) => iface.fcs = value[0] as u32,
             (14, 8) => {
                 let v: [u8; 8] = value.try_into().expect("8 bytes");
                 iface.offset_s = if big_endian {

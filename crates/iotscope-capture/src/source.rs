@@ -121,7 +121,17 @@ pub fn from_reader(
         Some(Compression::Gzip) => Box::new(MultiGzDecoder::new(stream)),
         Some(Compression::Bzip2) => Box::new(bzip2::read::MultiBzDecoder::new(stream)),
         Some(Compression::Xz) => Box::new(liblzma::read::XzDecoder::new_multi_decoder(stream)),
-        Some(Compression::Zstd) => Box::new(ZstdFrames::new(stream)),
+        Some(Compression::Zstd) => {
+            // The reference decoder (libzstd): it reads every frame of a
+            // stream in turn and hands out what it decoded as it goes, so a
+            // cut file keeps everything before the cut (ruzstd held back a
+            // whole window, and lost up to 128 MiB of frames before it).
+            let mut d = zstd::stream::read::Decoder::new(stream)
+                .map_err(|source| CaptureError::Io { offset: 0, source })?;
+            d.window_log_max(ZSTD_MAX_WINDOW_LOG)
+                .map_err(|source| CaptureError::Io { offset: 0, source })?;
+            Box::new(d)
+        }
     };
     Ok((CaptureReader::new(decoded)?, progress))
 }
@@ -157,64 +167,6 @@ impl Compression {
     }
 }
 
-/// Most memory a zstd frame may ask for its window: 128 MiB, what `zstd`
+/// Largest zstd window accepted, as a power of two: 128 MiB, what `zstd`
 /// itself decodes without `--long` (a hostile header cannot ask for more).
-const ZSTD_MAX_WINDOW: u64 = 128 << 20;
-
-/// Every zstd frame of a stream in turn (`zstd` writes one; `pzstd` and
-/// `cat a.zst b.zst` many), decoded by ruzstd.
-struct ZstdFrames<R: Read> {
-    state: ZstdState<R>,
-}
-
-enum ZstdState<R: Read> {
-    /// Before the first frame.
-    Start(io::BufReader<R>),
-    /// Inside a frame.
-    Frame(
-        Box<ruzstd::decoding::StreamingDecoder<io::BufReader<R>, ruzstd::decoding::FrameDecoder>>,
-    ),
-    /// The input ended after a whole frame.
-    Done,
-}
-
-impl<R: Read> ZstdFrames<R> {
-    fn new(r: R) -> Self {
-        ZstdFrames {
-            state: ZstdState::Start(io::BufReader::new(r)),
-        }
-    }
-}
-
-impl<R: Read> Read for ZstdFrames<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use io::BufRead;
-        loop {
-            match std::mem::replace(&mut self.state, ZstdState::Done) {
-                ZstdState::Done => return Ok(0),
-                ZstdState::Start(mut source) => {
-                    if source.fill_buf()?.is_empty() {
-                        return Ok(0);
-                    }
-                    let frame = ruzstd::decoding::StreamingDecoder::new_with_max_window_size(
-                        source,
-                        ZSTD_MAX_WINDOW,
-                    )
-                    .map_err(|e| {
-                        io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}"))
-                    })?;
-                    self.state = ZstdState::Frame(Box::new(frame));
-                }
-                ZstdState::Frame(mut frame) => {
-                    let n = frame.read(buf)?;
-                    if n > 0 || buf.is_empty() {
-                        self.state = ZstdState::Frame(frame);
-                        return Ok(n);
-                    }
-                    // This frame is done; another may follow.
-                    self.state = ZstdState::Start(frame.into_inner());
-                }
-            }
-        }
-    }
-}
+const ZSTD_MAX_WINDOW_LOG: u32 = 27;

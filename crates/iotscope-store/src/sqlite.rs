@@ -429,7 +429,7 @@ impl Store for SqliteStore {
                 )
                 .map_err(db)?;
                 // In key order (start, ip text): appends to the B-tree.
-                let mut rows: Vec<(String, &iotscope_telescope::aggregate::SourceStats)> = b
+                let mut rows: Vec<(String, &iotscope_telescope::aggregate::BucketSource)> = b
                     .sources
                     .iter()
                     .map(|(&id, s)| (addrs[id as usize].to_string(), s))

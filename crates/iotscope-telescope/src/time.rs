@@ -43,16 +43,35 @@ pub fn rfc3339(ts_ns: i64) -> String {
     out
 }
 
-/// Parses RFC 3339 (`2016-10-01T00:00:00Z`, or a date `2016-10-01`) into
-/// nanoseconds since the epoch; `None` for text that is not such a time, or
-/// a time before 1970 or after 2262-04-11 (past an i64 of nanoseconds).
+/// Parses RFC 3339 (`2016-10-01T00:00:00Z`, `2016-10-01T09:00:00+09:00`,
+/// lower-case `t`/`z` too, or a date `2016-10-01`) into nanoseconds since
+/// the epoch; `None` for text that is not such a time, or a time before
+/// 1970 or after 2262-04-11 (past an i64 of nanoseconds).
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    let full = if text.len() == 10 {
-        format!("{text}T00:00:00Z")
-    } else {
-        text.to_string()
-    };
-    let t = humantime::parse_rfc3339_weak(&full).ok()?;
+    let text = text.trim().to_ascii_uppercase();
+    if text.len() == 10 {
+        return utc(&format!("{text}T00:00:00Z"));
+    }
+    // A numeric offset (RFC 3339 5.6): the local time minus the offset.
+    let b = text.as_bytes();
+    if text.len() > 6 && matches!(b[text.len() - 6], b'+' | b'-') && b[text.len() - 3] == b':' {
+        let (local, offset) = text.split_at(text.len() - 6);
+        let hours: i64 = offset[1..3].parse().ok()?;
+        let minutes: i64 = offset[4..6].parse().ok()?;
+        if hours > 23 || minutes > 59 || !offset[1..3].bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let sign = if offset.starts_with('-') { -1 } else { 1 };
+        let shift = sign * (hours * 3600 + minutes * 60) * 1_000_000_000;
+        let ns = utc(&format!("{local}Z"))?.checked_sub(shift)?;
+        return (ns >= 0).then_some(ns);
+    }
+    utc(&text)
+}
+
+/// RFC 3339 in UTC (`...Z`) to nanoseconds, through humantime.
+fn utc(text: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(text).ok()?;
     // Past 2262-04-11 nanoseconds overflow an i64: refused, not wrapped.
     i64::try_from(t.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_nanos()).ok()
 }
@@ -75,6 +94,21 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("2016-10-01"), Some(1_475_280_000_000_000_000));
         assert_eq!(parse_rfc3339("yesterday"), None);
+        // Offsets and lower case, as RFC 3339 allows.
+        assert_eq!(
+            parse_rfc3339("2016-10-01T09:00:00+09:00"),
+            Some(1_475_280_000_000_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2016-09-30t20:30:00-03:30"),
+            Some(1_475_280_000_000_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2016-10-01t00:00:00z"),
+            Some(1_475_280_000_000_000_000)
+        );
+        assert_eq!(parse_rfc3339("2016-10-01T00:00:00+24:00"), None);
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00+01:00"), None);
         assert_eq!(
             rfc3339(1_475_280_000_000_000_007),
             "2016-10-01T00:00:00.000000007Z"

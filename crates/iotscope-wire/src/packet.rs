@@ -274,9 +274,10 @@ fn network(frame: &[u8], ethertype: u16, offset: usize) -> Decoded {
 
 /// An MPLS label stack (RFC 3032): 4-byte entries up to the one with the
 /// bottom-of-stack bit. The payload's type is not in the stack; as
-/// tshark and tcpdump do, an IP version nibble of 4 or 6 right after it is
-/// taken as IP, anything else (a pseudowire control word, Ethernet) is
-/// `non_ip`.
+/// tshark does, a first nibble of 4 or 6 is IP, and 0 is a pseudowire
+/// control word (RFC 4385) followed by an Ethernet frame (RFC 4448), whose
+/// IPv4 or IPv6 is decoded (one level: MPLS inside it is `non_ip`);
+/// anything else is `non_ip`.
 #[cold]
 fn mpls(frame: &[u8], mut offset: usize) -> Decoded {
     for _ in 0..MAX_MPLS_LABELS {
@@ -288,6 +289,15 @@ fn mpls(frame: &[u8], mut offset: usize) -> Decoded {
             return match frame.get(offset).map(|b| b >> 4) {
                 Some(4) => ipv4(frame, offset),
                 Some(6) => ipv6(frame, offset),
+                Some(0) => {
+                    let inner = frame.get(offset + 4..).unwrap_or(&[]);
+                    match ethernet(inner) {
+                        Ok((ETHERTYPE_IPV4, at)) => ipv4(inner, at),
+                        Ok((ETHERTYPE_IPV6, at)) => ipv6(inner, at),
+                        Ok(_) => Decoded::NonIp,
+                        Err(d) => d,
+                    }
+                }
                 Some(_) => Decoded::NonIp,
                 None => Decoded::Malformed(Malformed::TruncatedIp),
             };
@@ -650,10 +660,16 @@ mod tests {
             class_of(decode(LinkType::Ethernet, &labels(MAX_MPLS_LABELS + 1))),
             Err("truncated_link")
         );
-        // A pseudowire (control word 0) after the stack is not IP.
+        // An Ethernet pseudowire (control word 0) carrying IP is decoded;
+        // one carrying something else is not IP.
         let mut pw = labels(1)[..18].to_vec();
         pw.extend_from_slice(&[0, 0, 0, 0]);
-        assert_eq!(class_of(decode(LinkType::Ethernet, &pw)), Err("non_ip"));
+        let mut arp = pw.clone();
+        pw.extend_from_slice(&eth_syn(1, 2, 23));
+        assert_eq!(class_of(decode(LinkType::Ethernet, &pw)), Ok(Class::TcpSyn));
+        arp.extend_from_slice(&[0u8; 12]);
+        arp.extend_from_slice(&[0x08, 0x06, 0, 1]);
+        assert_eq!(class_of(decode(LinkType::Ethernet, &arp)), Err("non_ip"));
     }
 
     #[test]

@@ -285,6 +285,25 @@ fn every_input_is_listed_with_its_outcome() {
         "{stderr}"
     );
 
+    // A file that opens but is damaged from its first byte was read (to
+    // nothing): partial, not unreadable.
+    let junk = dir.path().join("junk.pcap");
+    std::fs::write(&junk, b"not a capture at all").unwrap();
+    let out = bin()
+        .args(["telescope", "analyze", "--format", "json"])
+        .args([&good, &junk, &later])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let statuses: Vec<&str> = got["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["complete", "partial", "skipped"]);
+
     // A path that cannot be opened: nothing is read, every input listed.
     let missing = dir.path().join("missing.pcap");
     let out = bin()

@@ -520,6 +520,10 @@ fn tshark_agrees_on_the_link_layers_of_real_feeds() {
     };
     let mut fcs = ether(0x0800, 0, &syn(9));
     fcs.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    // A TCP header cut to 10 bytes, then the FCS: its last byte (0x02) must
+    // not be read as the flags of a SYN.
+    let mut cut = ether(0x0800, 0, &syn(8)[..30]);
+    cut.extend_from_slice(&[0xde, 0xad, 0xbe, 0x02]);
     let cases: Vec<(&str, u32, Vec<Vec<u8>>, &str)> = vec![
         (
             "pppoe",
@@ -538,10 +542,22 @@ fn tshark_agrees_on_the_link_layers_of_real_feeds() {
                 mpls(1, &syn(4)),
                 mpls(3, &syn(5)),
                 mpls(2, &v6_udp(6, 123, 0)),
+                // An Ethernet pseudowire with a control word (tshark guesses
+                // the control word from the inner MACs' vendor: Intel's here).
+                mpls(
+                    1,
+                    &[
+                        &[
+                            0, 0, 0, 0, 0, 0x1b, 0x21, 1, 2, 3, 0, 0x1b, 0x21, 4, 5, 6, 8, 0,
+                        ][..],
+                        &syn(7),
+                    ]
+                    .concat(),
+                ),
             ],
             "tcp_syn",
         ),
-        ("fcs-flag", 0x2400_0001, vec![fcs], "tcp_syn"),
+        ("fcs-flag", 0x2400_0001, vec![fcs, cut], "tcp_syn"),
         (
             "chains",
             1,

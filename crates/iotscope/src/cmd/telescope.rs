@@ -428,10 +428,12 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
             let frames = outcome.frames;
             files.push(FileInfo {
                 path: shown.clone(),
-                status: match (&outcome.error, outcome.opened) {
-                    (None, _) => "complete",
-                    (Some(_), true) => "partial",
-                    (Some(_), false) => "unreadable",
+                // A file that opened but whose header (or compression) is
+                // damaged was read, up to that damage: partial, 0 frames.
+                status: match &outcome.error {
+                    None => "complete",
+                    Some(CaptureError::Open(_)) => "unreadable",
+                    Some(_) => "partial",
                 },
                 frames,
                 content_hash: hash.clone(),
@@ -588,7 +590,7 @@ fn read_frames(
     plan: &[(PathBuf, Option<String>)],
     plausible: PlausibleTime,
     hash_stdin: bool,
-    mut sink: impl FnMut(i64, iotscope_wire::LinkType, &[u8]),
+    mut sink: impl FnMut(i64, iotscope_wire::LinkType, &[u8], u32),
 ) -> Vec<FileOutcome> {
     let mut outcomes = Vec::new();
     let mut progress = Progress::new(true);
@@ -617,7 +619,10 @@ fn read_frames(
                     if let iotscope_wire::LinkType::Unknown(n) = f.link {
                         *unknown_links.entry(n).or_default() += 1;
                     }
-                    sink(f.ts_ns, f.link, f.data);
+                    // The frame without its FCS is decoded; the captured
+                    // length with it is counted (as tshark's cap_len).
+                    let content = &f.data[..f.data.len() - f.fcs_len as usize];
+                    sink(f.ts_ns, f.link, content, f.data.len() as u32);
                     frames += 1;
                     if frames % (1 << 20) == 0 {
                         progress.tick(path, raw.bytes(), size, frames);
@@ -662,8 +667,8 @@ fn read_inputs(
 ) -> (Vec<Telescope>, Vec<FileOutcome>) {
     let plausible = cfg.plausible;
     let mut telescope = Telescope::new(cfg);
-    let outcomes = read_frames(plan, plausible, hash_stdin, |ts, link, data| {
-        telescope.ingest(ts, link, data)
+    let outcomes = read_frames(plan, plausible, hash_stdin, |ts, link, data, len| {
+        telescope.ingest_decoded(ts, len, iotscope_wire::decode(link, data))
     });
     telescope.flush();
     (vec![telescope], outcomes)
@@ -715,7 +720,7 @@ fn read_inputs_pipelined(
         let mut batches: Vec<Batch> = (0..shards)
             .map(|_| Vec::with_capacity(BATCH_FRAMES))
             .collect();
-        let outcomes = read_frames(plan, base.plausible, hash_stdin, |ts, link, data| {
+        let outcomes = read_frames(plan, base.plausible, hash_stdin, |ts, link, data, len| {
             let decoded = iotscope_wire::decode(link, data);
             let shard = if shards == 1 {
                 0
@@ -723,7 +728,7 @@ fn read_inputs_pipelined(
                 route.shard_for(&decoded) as usize
             };
             let batch = &mut batches[shard];
-            batch.push((ts, data.len() as u32, decoded));
+            batch.push((ts, len, decoded));
             if batch.len() == BATCH_FRAMES {
                 let next = recyclers[shard]
                     .try_recv()
@@ -787,10 +792,16 @@ fn report(r: ReportArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let top = r.top.or(cfg.telescope.top).unwrap_or(10);
+    let (since_ns, until_ns) = (time("since", &r.since)?, time("until", &r.until)?);
+    if let (Some(a), Some(b)) = (since_ns, until_ns) {
+        if a >= b {
+            bail!("--since must be before --until (an empty period reports nothing)");
+        }
+    }
     let store = SqliteStore::open(&db)?;
     let query = ReportQuery {
-        since_ns: time("since", &r.since)?,
-        until_ns: time("until", &r.until)?,
+        since_ns,
+        until_ns,
         ports,
         top,
         series_top: None,
