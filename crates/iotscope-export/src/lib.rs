@@ -41,15 +41,23 @@ pub fn csv_cell(value: &str) -> Cow<'_, str> {
     }
     let mut shown = String::with_capacity(value.len() + 8);
     for c in value.chars() {
-        if !is_csv_control(c) {
-            shown.push(c);
-        } else if (c as u32) < 0x80 {
-            shown.push_str(&format!("\\x{:02x}", c as u32));
+        if is_csv_control(c) {
+            push_escape(&mut shown, c);
         } else {
-            shown.push_str(&format!("\\u{{{:x}}}", c as u32));
+            shown.push(c);
         }
     }
     Cow::Owned(csv_quote(&shown).into_owned())
+}
+
+/// Writes `c` as text: `\xNN` below U+0080, `\u{N}` above.
+fn push_escape(out: &mut String, c: char) {
+    use std::fmt::Write;
+    let _ = if (c as u32) < 0x80 {
+        write!(out, "\\x{:02x}", c as u32)
+    } else {
+        write!(out, "\\u{{{:x}}}", c as u32)
+    };
 }
 
 /// A control character a CSV cell does not carry raw (see [`csv_cell`]).
@@ -121,10 +129,7 @@ pub fn terminal(text: &str) -> Cow<'_, str> {
     for c in text.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x80 && c.is_control() => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if escaped(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c if escaped(c) => push_escape(&mut out, c),
             c => out.push(c),
         }
     }

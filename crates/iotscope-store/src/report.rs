@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use iotscope_telescope::aggregate::SourceCounters;
 use iotscope_telescope::sketch::SourceSketch;
 use iotscope_telescope::summary::{
     class_names, sort_infected, sort_ports, source_flags, ClassPackets, Classes, CountOut,
@@ -53,16 +54,7 @@ pub(crate) struct PortBucketRow {
 pub(crate) struct SourceBucketRow {
     pub start_ns: i64,
     pub ip: String,
-    pub packets: u64,
-    pub bytes: u64,
-    pub first_ns: i64,
-    pub last_ns: i64,
-    pub class_mask: u16,
-    pub syn: u64,
-    pub mirai: u64,
-    pub zmap: u64,
-    pub masscan: u64,
-    pub backscatter: u64,
+    pub counters: SourceCounters,
 }
 
 fn port_index(proto: &str, port: u16) -> PortIndex {
@@ -71,21 +63,6 @@ fn port_index(proto: &str, port: u16) -> PortIndex {
     } else {
         port as u32
     }
-}
-
-/// Per-source sums over the buckets read.
-#[derive(Default)]
-struct Agg {
-    packets: u64,
-    bytes: u64,
-    first: i64,
-    last: i64,
-    mask: u16,
-    syn: u64,
-    mirai: u64,
-    zmap: u64,
-    masscan: u64,
-    backscatter: u64,
 }
 
 /// One port over the range: packets, stored rows, the last row's exact
@@ -113,7 +90,8 @@ pub(crate) struct ReportBuilder<'q> {
     summary: Summary,
     buckets: Vec<BucketRow>,
     index: HashMap<i64, usize>,
-    per_ip: HashMap<String, Agg>,
+    /// Per-source sums over the buckets read.
+    per_ip: HashMap<String, SourceCounters>,
     bucket_sources: HashMap<i64, u64>,
     fps: Fingerprints,
     first: i64,
@@ -209,31 +187,20 @@ impl<'q> ReportBuilder<'q> {
     /// One (bucket, source) row.
     pub(crate) fn source(&mut self, r: &SourceBucketRow) {
         *self.bucket_sources.entry(r.start_ns).or_default() += 1;
-        let a = match self.per_ip.get_mut(r.ip.as_str()) {
-            Some(a) => a,
-            None => self.per_ip.entry(r.ip.clone()).or_insert(Agg {
-                first: i64::MAX,
-                last: i64::MIN,
-                ..Default::default()
-            }),
-        };
-        a.packets += r.packets;
-        a.bytes += r.bytes;
-        a.first = a.first.min(r.first_ns);
-        a.last = a.last.max(r.last_ns);
-        a.mask |= r.class_mask;
-        a.syn += r.syn;
-        a.mirai += r.mirai;
-        a.zmap += r.zmap;
-        a.masscan += r.masscan;
-        a.backscatter += r.backscatter;
+        let c = &r.counters;
+        match self.per_ip.get_mut(r.ip.as_str()) {
+            Some(a) => a.add(c),
+            None => {
+                self.per_ip.insert(r.ip.clone(), c.clone());
+            }
+        }
         let fps = &mut self.fps;
-        fps.mirai.packets += r.mirai;
-        fps.zmap.packets += r.zmap;
-        fps.masscan.packets += r.masscan;
-        fps.backscatter.packets += r.backscatter;
-        self.first = self.first.min(r.first_ns);
-        self.last = self.last.max(r.last_ns);
+        fps.mirai.packets += c.mirai;
+        fps.zmap.packets += c.zmap;
+        fps.masscan.packets += c.masscan;
+        fps.backscatter.packets += c.backscatter;
+        self.first = self.first.min(c.first_ts);
+        self.last = self.last.max(c.last_ts);
     }
 
     /// A TCP port a source sent to (any time); kept only for sources the
@@ -286,7 +253,7 @@ impl<'q> ReportBuilder<'q> {
                 packets: class_packets[c.index()],
                 sources: per_ip
                     .values()
-                    .filter(|a| a.mask >> c.index() & 1 == 1)
+                    .filter(|a| a.class_mask >> c.index() & 1 == 1)
                     .count() as u64,
             };
         }
@@ -308,8 +275,8 @@ impl<'q> ReportBuilder<'q> {
                     ip: ip.to_string(),
                     fingerprint: "mirai",
                     packets: a.packets,
-                    first_ts: rfc3339(a.first),
-                    last_ts: rfc3339(a.last),
+                    first_ts: rfc3339(a.first_ts),
+                    last_ts: rfc3339(a.last_ts),
                     ports,
                 }
             })
@@ -317,13 +284,13 @@ impl<'q> ReportBuilder<'q> {
         sort_infected(&mut s.infected);
         // Busiest first, ties by address (numerically, IPv4 before IPv6),
         // as the telescope orders them.
-        let mut by_packets: Vec<(Option<std::net::IpAddr>, &String, &Agg)> = per_ip
+        let mut by_packets: Vec<(Option<std::net::IpAddr>, &String, &SourceCounters)> = per_ip
             .iter()
             .map(|(ip, a)| (ip.parse().ok(), ip, a))
             .collect();
         let busiest_first =
-            |a: &(Option<std::net::IpAddr>, &String, &Agg),
-             b: &(Option<std::net::IpAddr>, &String, &Agg)| {
+            |a: &(Option<std::net::IpAddr>, &String, &SourceCounters),
+             b: &(Option<std::net::IpAddr>, &String, &SourceCounters)| {
                 b.2.packets
                     .cmp(&a.2.packets)
                     .then(a.0.cmp(&b.0))
@@ -341,9 +308,9 @@ impl<'q> ReportBuilder<'q> {
                 ip: ip.to_string(),
                 packets: a.packets,
                 bytes: a.bytes,
-                first_ts: rfc3339(a.first),
-                last_ts: rfc3339(a.last),
-                classes: class_names(a.mask),
+                first_ts: rfc3339(a.first_ts),
+                last_ts: rfc3339(a.last_ts),
+                classes: class_names(a.class_mask),
                 fingerprints: source_flags(a.syn, a.mirai, a.zmap, a.masscan, a.backscatter),
             })
             .collect();

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use iotscope_telescope::aggregate::SourceCounters;
 use iotscope_telescope::sketch::SourceSketch;
 use iotscope_telescope::summary::Summary;
 use iotscope_telescope::time::rfc3339;
@@ -429,7 +430,7 @@ impl Store for SqliteStore {
                 )
                 .map_err(db)?;
                 // In key order (start, ip text): appends to the B-tree.
-                let mut rows: Vec<(String, &iotscope_telescope::aggregate::BucketSource)> = b
+                let mut rows: Vec<(String, &SourceCounters)> = b
                     .sources
                     .iter()
                     .map(|(&id, s)| (addrs[id as usize].to_string(), s))
@@ -1231,16 +1232,18 @@ impl Store for SqliteStore {
             report.source(&SourceBucketRow {
                 start_ns: r.get(0).map_err(db)?,
                 ip: r.get(1).map_err(db)?,
-                packets: g(2).map_err(db)?,
-                bytes: g(3).map_err(db)?,
-                first_ns: r.get(4).map_err(db)?,
-                last_ns: r.get(5).map_err(db)?,
-                class_mask: g(6).map_err(db)? as u16,
-                syn: g(7).map_err(db)?,
-                mirai: g(8).map_err(db)?,
-                zmap: g(9).map_err(db)?,
-                masscan: g(10).map_err(db)?,
-                backscatter: g(11).map_err(db)?,
+                counters: SourceCounters {
+                    packets: g(2).map_err(db)?,
+                    bytes: g(3).map_err(db)?,
+                    first_ts: r.get(4).map_err(db)?,
+                    last_ts: r.get(5).map_err(db)?,
+                    class_mask: g(6).map_err(db)? as u16,
+                    syn: g(7).map_err(db)?,
+                    mirai: g(8).map_err(db)?,
+                    zmap: g(9).map_err(db)?,
+                    masscan: g(10).map_err(db)?,
+                    backscatter: g(11).map_err(db)?,
+                },
             });
         }
         let mut st = self

@@ -153,14 +153,16 @@ impl Default for TelescopeConfig {
     }
 }
 
-/// Per-source state.
-#[derive(Clone, Debug, Default)]
-pub struct SourceStats {
+/// One source's counters: over a run ([`SourceStats`]) or within one
+/// bucket ([`BucketStats::sources`], for the store, which adds them up
+/// again over any period with [`SourceCounters::add`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceCounters {
     /// Packets from this source.
     pub packets: u64,
     /// Captured bytes from this source.
     pub bytes: u64,
-    /// First and last capture time, ns.
+    /// First capture time, ns.
     pub first_ts: i64,
     /// Last capture time, ns.
     pub last_ts: i64,
@@ -176,63 +178,9 @@ pub struct SourceStats {
     pub masscan: u64,
     /// Backscatter packets.
     pub backscatter: u64,
-    presence: Presence,
-    /// The first destination ports of this source (port index + 1; 0 is
-    /// free) with their bucket presence. Two cover Mirai's 23 and 2323.
-    port_slots: [(u32, Presence); PORT_SLOTS_PER_SOURCE],
 }
 
-const PORT_SLOTS_PER_SOURCE: usize = 2;
-
-/// One source's counters within one bucket (detail mode, for the store):
-/// [`SourceStats`] without its run-wide presence and port state, 80 bytes
-/// instead of 112, since a many-source flood holds tens of millions.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BucketSource {
-    /// Packets in the bucket.
-    pub packets: u64,
-    /// Captured bytes.
-    pub bytes: u64,
-    /// First capture time in the bucket, ns.
-    pub first_ts: i64,
-    /// Last capture time in the bucket, ns.
-    pub last_ts: i64,
-    /// Bit per [`Class`] seen.
-    pub class_mask: u16,
-    /// TCP SYNs.
-    pub syn: u64,
-    /// SYNs matching the Mirai rule.
-    pub mirai: u64,
-    /// SYNs matching the ZMap rule.
-    pub zmap: u64,
-    /// SYNs matching the masscan rule.
-    pub masscan: u64,
-    /// Backscatter packets.
-    pub backscatter: u64,
-}
-
-impl BucketSource {
-    /// Counts one packet, as [`SourceStats`] does.
-    #[inline(always)]
-    fn record(&mut self, ts_ns: i64, bytes: u64, class: Class, fp: u8) {
-        if self.packets == 0 {
-            self.first_ts = ts_ns;
-            self.last_ts = ts_ns;
-        }
-        self.packets += 1;
-        self.bytes += bytes;
-        self.first_ts = self.first_ts.min(ts_ns);
-        self.last_ts = self.last_ts.max(ts_ns);
-        self.class_mask |= 1 << class.index();
-        self.syn += (class == Class::TcpSyn) as u64;
-        self.mirai += (fp & fingerprint::MIRAI != 0) as u64;
-        self.zmap += (fp & fingerprint::ZMAP != 0) as u64;
-        self.masscan += (fp & fingerprint::MASSCAN != 0) as u64;
-        self.backscatter += (fp & fingerprint::BACKSCATTER != 0) as u64;
-    }
-}
-
-impl SourceStats {
+impl SourceCounters {
     /// Counts one packet of this source: its time, size, class and
     /// fingerprint bits ([`fingerprint::matches`]).
     #[inline(always)]
@@ -255,7 +203,49 @@ impl SourceStats {
             self.backscatter += (fp & fingerprint::BACKSCATTER != 0) as u64;
         }
     }
+
+    /// Adds `other`, the same source's counters over other packets: counts
+    /// summed, times widened, classes joined.
+    pub fn add(&mut self, other: &SourceCounters) {
+        if other.packets == 0 {
+            return;
+        }
+        if self.packets == 0 {
+            self.first_ts = other.first_ts;
+            self.last_ts = other.last_ts;
+        }
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.first_ts = self.first_ts.min(other.first_ts);
+        self.last_ts = self.last_ts.max(other.last_ts);
+        self.class_mask |= other.class_mask;
+        self.syn += other.syn;
+        self.mirai += other.mirai;
+        self.zmap += other.zmap;
+        self.masscan += other.masscan;
+        self.backscatter += other.backscatter;
+    }
 }
+
+/// Per-source state over a run: its counters (read through `Deref`, as
+/// `stats.packets`) and what exact distinct counting needs.
+#[derive(Clone, Debug, Default)]
+pub struct SourceStats {
+    counters: SourceCounters,
+    presence: Presence,
+    /// The first destination ports of this source (port index + 1; 0 is
+    /// free) with their bucket presence. Two cover Mirai's 23 and 2323.
+    port_slots: [(u32, Presence); PORT_SLOTS_PER_SOURCE],
+}
+
+impl std::ops::Deref for SourceStats {
+    type Target = SourceCounters;
+    fn deref(&self) -> &SourceCounters {
+        &self.counters
+    }
+}
+
+const PORT_SLOTS_PER_SOURCE: usize = 2;
 
 /// Rule for flagging a source with a SYN fingerprint: at least 3 matching
 /// SYNs and at least 90% of its SYNs matching.
@@ -286,7 +276,7 @@ pub struct BucketStats {
     /// Per-port packets and unique sources, valid after `finish`.
     pub port_totals: HashMap<PortIndex, Count, RandomState>,
     /// Detail mode: per source id, counters within this bucket.
-    pub sources: HashMap<u32, BucketSource, RandomState>,
+    pub sources: HashMap<u32, SourceCounters, RandomState>,
     /// Detail mode: sketches of sources per port.
     pub port_sketches: HashMap<PortIndex, SourceSketch, RandomState>,
     /// Malformed frames and frames outside the darknet in this bucket.
@@ -714,7 +704,7 @@ impl Telescope {
             }
         }
         let s = &mut self.sources[id as usize];
-        s.record(ts_ns, bytes, class, fp);
+        s.counters.record(ts_ns, bytes, class, fp);
         let bucket = &mut self.buckets[b];
         if s.presence.mark(rel, id as u64, &mut self.overflow_sources) {
             bucket.total.sources += 1;

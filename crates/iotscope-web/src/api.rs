@@ -36,22 +36,15 @@ fn time(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError
     let Some(text) = q.get(name).filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
-    let t = humantime::parse_rfc3339_weak(text).map_err(|e| {
+    // The telescope's parser, as the command line's: offsets and dates
+    // too, and nothing past 2262, where nanoseconds in an i64 would wrap
+    // around to a negative time and select everything.
+    let ns = iotscope_telescope::time::parse_rfc3339(text).ok_or_else(|| {
         ApiError::bad_request(format!(
-            "{name}={text:?}: expected an RFC 3339 time such as 2016-10-01T00:00:00Z ({e})"
+            "{name}={text:?}: expected an RFC 3339 time such as 2016-10-01T00:00:00Z, \
+             from 1970-01-01 to 2262-04-11"
         ))
     })?;
-    // Nanoseconds since 1970 in an i64 reach 2262: a later time would wrap
-    // around to a negative one and select everything.
-    let ns = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_nanos()).ok())
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "{name}={text:?}: expected a time from 1970-01-01 to 2262-04-11"
-            ))
-        })?;
     Ok(Some(ns))
 }
 

@@ -346,26 +346,17 @@ fn nflog(frame: &[u8]) -> Decoded {
     if frame.len() < 4 {
         return Decoded::Malformed(Malformed::TruncatedLink);
     }
-    let fits = |le: bool| -> bool {
-        let Some(b) = frame.get(4..6) else {
-            return false;
-        };
-        let len = if le {
-            u16::from_le_bytes([b[0], b[1]])
-        } else {
-            u16::from_be_bytes([b[0], b[1]])
-        } as usize;
-        len >= 4 && 4 + len <= frame.len()
-    };
-    let le = fits(true) || !fits(false);
-    let read16 = |at: usize| -> Option<u16> {
-        let b = frame.get(at..at + 2)?;
+    let rd = |at: usize, le: bool| -> Option<u16> {
+        let b = [*frame.get(at)?, *frame.get(at + 1)?];
         Some(if le {
-            u16::from_le_bytes([b[0], b[1]])
+            u16::from_le_bytes(b)
         } else {
-            u16::from_be_bytes([b[0], b[1]])
+            u16::from_be_bytes(b)
         })
     };
+    let fits = |le: bool| rd(4, le).is_some_and(|len| len >= 4 && 4 + len as usize <= frame.len());
+    let le = fits(true) || !fits(false);
+    let read16 = |at: usize| rd(at, le);
     let mut at = 4;
     // Each TLV is at least 4 bytes, so the walk ends with the frame.
     while at + 4 <= frame.len() {

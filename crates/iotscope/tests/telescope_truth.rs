@@ -253,6 +253,16 @@ fn truncated_file_reports_offset_keeps_what_was_read_and_exits_2() {
     assert_eq!(rep["packets"], got["packets"]);
 }
 
+/// The `status` of every entry of a report's `files`.
+fn statuses(report: &Value) -> Vec<&str> {
+    report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["status"].as_str().unwrap())
+        .collect()
+}
+
 /// Issue 16: every input is listed with what happened to it, after a
 /// damaged one (the run stops there) and when one cannot be opened (the run
 /// does not start).
@@ -272,13 +282,7 @@ fn every_input_is_listed_with_its_outcome() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let statuses: Vec<&str> = got["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(statuses, ["complete", "partial", "skipped"]);
+    assert_eq!(statuses(&got), ["complete", "partial", "skipped"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("1 later input was not read") && stderr.contains("later.pcap"),
@@ -296,13 +300,7 @@ fn every_input_is_listed_with_its_outcome() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let statuses: Vec<&str> = got["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(statuses, ["complete", "partial", "skipped"]);
+    assert_eq!(statuses(&got), ["complete", "partial", "skipped"]);
 
     // A path that cannot be opened: nothing is read, every input listed.
     let missing = dir.path().join("missing.pcap");
