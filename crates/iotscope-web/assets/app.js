@@ -431,7 +431,12 @@ async function loadAlerts() {
 
 const PAGES = { overview: loadOverview, map: loadMap, series: loadSeries, survey: loadSurvey, alerts: loadAlerts, login: async () => {} };
 
+// Each navigation's number: a page that is still loading when the visitor
+// moves on must not mark the next page ready (or draw over it) when it ends.
+let navigation = 0;
+
 async function route() {
+  const mine = ++navigation;
   const page = (location.hash || '#overview').slice(1);
   const name = PAGES[page] ? page : 'overview';
   for (const s of document.querySelectorAll('.page')) s.hidden = s.id !== `page-${name}`;
@@ -442,9 +447,9 @@ async function route() {
   try {
     await PAGES[name]();
   } catch (e) {
-    if (!needLogin(e)) showError(e.message);
+    if (mine === navigation && !needLogin(e)) showError(e.message);
   }
-  document.body.dataset.ready = 'true';
+  if (mine === navigation) document.body.dataset.ready = 'true';
 }
 
 function onSubmit(selector, fn) {

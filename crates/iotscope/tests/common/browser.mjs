@@ -145,7 +145,8 @@ try {
   await isp.goto(`${base}/#alerts`);
   await ready(isp, 'alerts');
   const ispIps = await isp.$$eval('tr.alert', (rs) => rs.map((r) => r.dataset.ip));
-  check(ispIps.length === E.isp_a_alerts, `ISP A rows ${ispIps.length} != ${E.isp_a_alerts}`);
+  const said = await isp.evaluate(() => `${location.hash} error=${JSON.stringify(document.querySelector('#error').textContent)}`);
+  check(ispIps.length === E.isp_a_alerts, `ISP A rows ${ispIps.length} != ${E.isp_a_alerts} (page ${said})`);
   check(ispIps.every((x) => E.isp_a_ips.includes(x)), `ISP A sees only its addresses: ${ispIps}`);
   await isp.screenshot({ path: `${shots}/isp-alerts.png`, fullPage: true });
 
