@@ -38,8 +38,8 @@ print("findings:", db.execute("SELECT count(*) FROM findings").fetchone()[0])
 PY
     "$bin" alerts build --db "$db"
 fi
-sqlite3 "$db" "SELECT 'buckets', count(*) FROM buckets; SELECT 'bucket_ports rows', count(*) FROM bucket_ports;
-  SELECT 'distinct ports', count(DISTINCT port) FROM bucket_ports; SELECT 'findings', count(*) FROM findings;
+sqlite3 "$db" "SELECT 'buckets', count(*) FROM buckets; SELECT 'bucket_port_blocks rows', count(*) FROM bucket_port_blocks;
+  SELECT 'findings', count(*) FROM findings;
   SELECT 'alerts', count(*) FROM alerts;" 2>/dev/null || true
 
 port=18099

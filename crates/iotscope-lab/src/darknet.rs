@@ -50,6 +50,11 @@ pub struct DarknetSpec {
     /// instead of at uniformly random times (the number of infected hosts
     /// grows as it did in autumn 2016, so the 23/2323 series rise).
     pub outbreak: bool,
+    /// A spoofed-source SYN flood instead of the usual mix: every frame
+    /// comes from an IPv4 source no other frame uses (`sources` is
+    /// ignored), as a flood with random spoofed sources looks from a
+    /// darknet; it is the worst case of per-source state.
+    pub flood: bool,
 }
 
 impl Default for DarknetSpec {
@@ -62,6 +67,7 @@ impl Default for DarknetSpec {
             sources: 0,
             bucket_s: 3600,
             outbreak: false,
+            flood: false,
         }
     }
 }
@@ -94,6 +100,8 @@ enum Actor {
     Arp,
     Truncated,
     Outside,
+    /// One frame of a spoofed-source flood ([`DarknetSpec::flood`]).
+    Flood,
 }
 
 /// (actor, share of packets, share of sources).
@@ -534,6 +542,9 @@ pub fn generate(
         labels: Vec::new(),
     };
     let mut tsval: HashMap<usize, u32> = HashMap::new();
+    // The flood's sources: a counter through a bijection of u32, so
+    // distinct without a set of the addresses used.
+    let mut flood_next: u32 = 0;
     while (b.index.len() as u64) < spec.packets {
         let a = pick(
             &actor_cum,
@@ -541,7 +552,30 @@ pub fn generate(
         );
         let (_, _, ids, cum) = &by_actor[a];
         let sid = ids[pick(cum, b.rng.uniform(0.0, *cum.last().expect("sources")))];
-        let s = &sources[sid];
+        let flood_source;
+        let s = if spec.flood {
+            flood_source = Source {
+                actor: Actor::Flood,
+                v4: loop {
+                    let ip = distinct_v4(flood_next, spec.seed);
+                    flood_next += 1;
+                    if !is_reserved(ip) {
+                        break ip;
+                    }
+                },
+                v6: 0,
+                t0: 0,
+                dur: dur_us.max(1),
+                ttl: b.rng.range(32, 255) as u8,
+                ports: Vec::new(),
+                sport: 0,
+                ip_id: 0,
+                windows: false,
+            };
+            &flood_source
+        } else {
+            &sources[sid]
+        };
         let ts = t0_us + s.t0 + b.rng.below(s.dur as u64) as i64;
         let dst = DN_V4 | b.rng.next_u32() & 0xffff;
         let src = s.v4;
@@ -886,6 +920,30 @@ pub fn generate(
                 b.push(ts_l, &f, orig, false, label);
                 continue;
             }
+            Actor::Flood => {
+                // A flood tool's bare SYN: random port, sequence, ID and
+                // window, no options (hping3 --flood --rand-source).
+                let dport = weighted_port(rng);
+                label.port = Some((0, dport));
+                (
+                    tcp_v4(
+                        src,
+                        dst,
+                        s.ttl,
+                        rng.next_u32() as u16,
+                        false,
+                        1024 + (rng.next_u32() % 64_512) as u16,
+                        dport,
+                        rng.next_u32(),
+                        0,
+                        0x02,
+                        rng.next_u32() as u16,
+                        &[],
+                        &[],
+                    ),
+                    false,
+                )
+            }
             Actor::Outside => {
                 label.inside = false;
                 let odst = OUTSIDE_V4 | rng.next_u32() & 0xffff;
@@ -941,6 +999,17 @@ pub fn generate(
     order.sort_by_key(|&i| b.index[i].0);
     write_capture(&b, &order, format, out)?;
     Ok(truth(&b, &order, spec))
+}
+
+/// The `n`-th address of a sequence that never repeats (over 2^32 calls):
+/// MurmurHash3's 32-bit finaliser, a bijection, of `n` mixed with the seed.
+fn distinct_v4(n: u32, seed: u64) -> u32 {
+    let mut x = n ^ (seed as u32).wrapping_mul(0x9e37_79b9);
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x85eb_ca6b);
+    x ^= x >> 13;
+    x = x.wrapping_mul(0xc2b2_ae35);
+    x ^ x >> 16
 }
 
 fn pick(cum: &[f64], x: f64) -> usize {

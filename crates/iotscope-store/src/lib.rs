@@ -10,6 +10,7 @@
 //! aggregates, so the same content is never counted twice. The SQL sticks to
 //! what SQLite and PostgreSQL share, so a PostgreSQL backend can reuse it.
 
+mod blocks;
 mod report;
 mod sqlite;
 
@@ -49,6 +50,19 @@ pub enum StoreError {
         bucket: i64,
         /// Why.
         source: iotscope_telescope::sketch::SketchError,
+    },
+    /// A stored block of telescope figures is unreadable: truncated, or
+    /// written by an incompatible version.
+    #[error("database {path}: {table} block {block} at {key}: damaged or of an unknown layout")]
+    Block {
+        /// The database path.
+        path: String,
+        /// The table.
+        table: &'static str,
+        /// The block number.
+        block: i64,
+        /// Its bucket start (ns) or run.
+        key: i64,
     },
     /// [`Store::save_run`] refused a run because one of its captures has
     /// content the store already holds (another process ingested it while

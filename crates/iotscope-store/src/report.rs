@@ -12,7 +12,7 @@ use iotscope_telescope::summary::{
 };
 use iotscope_telescope::time::rfc3339;
 use iotscope_telescope::{flagged, port_of, PortIndex};
-use iotscope_wire::{ALL_CLASSES, CLASS_COUNT};
+use iotscope_wire::{Addr, ALL_CLASSES, CLASS_COUNT};
 
 /// What `telescope report` asks for.
 #[derive(Clone, Debug, Default)]
@@ -43,8 +43,7 @@ pub(crate) struct BucketRow {
 
 pub(crate) struct PortBucketRow {
     pub start_ns: i64,
-    pub proto: String,
-    pub port: u16,
+    pub port: PortIndex,
     pub packets: u64,
     pub sources: u64,
     pub estimated: bool,
@@ -53,16 +52,8 @@ pub(crate) struct PortBucketRow {
 
 pub(crate) struct SourceBucketRow {
     pub start_ns: i64,
-    pub ip: String,
+    pub addr: Addr,
     pub counters: SourceCounters,
-}
-
-fn port_index(proto: &str, port: u16) -> PortIndex {
-    if proto == "udp" {
-        (1 << 16) | port as u32
-    } else {
-        port as u32
-    }
 }
 
 /// One port over the range: packets, stored rows, the last row's exact
@@ -75,31 +66,44 @@ struct PortAgg {
     sketch: SourceSketch,
 }
 
+/// Busiest first, ties by address (numerically, IPv4 before IPv6), as
+/// the telescope orders them.
+fn busiest_first(a: &(Addr, SourceCounters), b: &(Addr, SourceCounters)) -> std::cmp::Ordering {
+    b.1.packets.cmp(&a.1.packets).then(a.0.cmp(&b.0))
+}
+
 /// Builds the report from stored rows as a backend reads them, so memory
-/// grows with distinct sources and ports, not with stored rows: a year of
-/// hourly buckets is millions of (bucket, source) rows and tens of
-/// thousands of sketches, and holding them all before adding up took the
-/// dashboard past 390 MB.
+/// grows with the sources of one block and with ports, not with stored
+/// rows or sources: a year of hourly buckets is millions of (bucket,
+/// source) records, and a spoofed flood ten million sources.
 ///
 /// Order of calls: every [`Self::bucket`] first (the series and the
-/// classes key on them), then classes, ports and sources in any order,
-/// then [`Self::infected_port`] (it keeps ports only of sources already
-/// flagged), then [`Self::finish`].
+/// classes key on them), then classes and ports in any order; then, block
+/// of sources by block (a source is always in the same block, see
+/// [`crate::blocks::source_block`]), its [`Self::source`] rows, its
+/// [`Self::infected_port`] rows (ports are kept only of sources already
+/// flagged) and [`Self::end_block`]; then [`Self::finish`].
 pub(crate) struct ReportBuilder<'q> {
     q: &'q ReportQuery,
     summary: Summary,
     buckets: Vec<BucketRow>,
     index: HashMap<i64, usize>,
-    /// Per-source sums over the buckets read.
-    per_ip: HashMap<String, SourceCounters>,
+    /// Per-source sums over the buckets read, of the current block.
+    per_ip: HashMap<Addr, SourceCounters>,
+    infected_ports: HashMap<Addr, Vec<u16>>,
     bucket_sources: HashMap<i64, u64>,
+    /// Sources and per-class sources of the blocks ended so far.
+    sources: u64,
+    class_sources: [u64; CLASS_COUNT],
+    infected: Vec<Infected>,
+    /// Candidates for `top_sources`, trimmed to the top as blocks end.
+    top: Vec<(Addr, SourceCounters)>,
     fps: Fingerprints,
     first: i64,
     last: i64,
     merged: BTreeMap<PortIndex, PortAgg>,
     per_bucket: HashMap<i64, Vec<PortRow>>,
     any_estimated: bool,
-    infected_ports: HashMap<String, Vec<u16>>,
 }
 
 impl<'q> ReportBuilder<'q> {
@@ -116,14 +120,18 @@ impl<'q> ReportBuilder<'q> {
             buckets: Vec::new(),
             index: HashMap::new(),
             per_ip: HashMap::new(),
+            infected_ports: HashMap::new(),
             bucket_sources: HashMap::new(),
+            sources: 0,
+            class_sources: [0; CLASS_COUNT],
+            infected: Vec::new(),
+            top: Vec::new(),
             fps: Fingerprints::default(),
             first: i64::MAX,
             last: i64::MIN,
             merged: BTreeMap::new(),
             per_bucket: HashMap::new(),
             any_estimated: false,
-            infected_ports: HashMap::new(),
         }
     }
 
@@ -145,10 +153,16 @@ impl<'q> ReportBuilder<'q> {
         }
     }
 
+    /// Whether the report shows port `idx` (a caller may skip decoding
+    /// the rows of other ports).
+    pub(crate) fn wants_port(&self, idx: PortIndex) -> bool {
+        self.q.ports.is_empty() || self.q.ports.contains(&idx)
+    }
+
     /// One (bucket, port) row.
     pub(crate) fn port(&mut self, r: PortBucketRow) {
-        let idx = port_index(&r.proto, r.port);
-        if !(self.q.ports.is_empty() || self.q.ports.contains(&idx)) {
+        let idx = r.port;
+        if !self.wants_port(idx) {
             return;
         }
         let e = self.merged.entry(idx).or_insert_with(|| PortAgg {
@@ -184,16 +198,11 @@ impl<'q> ReportBuilder<'q> {
         self.q.series_top.unwrap_or(self.q.top)
     }
 
-    /// One (bucket, source) row.
+    /// One (bucket, source) row of the current block.
     pub(crate) fn source(&mut self, r: &SourceBucketRow) {
         *self.bucket_sources.entry(r.start_ns).or_default() += 1;
         let c = &r.counters;
-        match self.per_ip.get_mut(r.ip.as_str()) {
-            Some(a) => a.add(c),
-            None => {
-                self.per_ip.insert(r.ip.clone(), c.clone());
-            }
-        }
+        self.per_ip.entry(r.addr).or_default().add(c);
         let fps = &mut self.fps;
         fps.mirai.packets += c.mirai;
         fps.zmap.packets += c.zmap;
@@ -203,36 +212,73 @@ impl<'q> ReportBuilder<'q> {
         self.last = self.last.max(c.last_ts);
     }
 
-    /// A TCP port a source sent to (any time); kept only for sources the
-    /// rows read so far flag `mirai`.
-    pub(crate) fn infected_port(&mut self, ip: &str, port: u16) {
-        if let Some(a) = self.per_ip.get(ip) {
+    /// A TCP port a source of the current block sent to (any time); kept
+    /// only for sources the rows read so far flag `mirai`.
+    pub(crate) fn infected_port(&mut self, addr: Addr, port: u16) {
+        if let Some(a) = self.per_ip.get(&addr) {
             if flagged(a.syn, a.mirai) {
-                match self.infected_ports.get_mut(ip) {
-                    Some(ports) => ports.push(port),
-                    None => {
-                        self.infected_ports.insert(ip.to_string(), vec![port]);
-                    }
-                }
+                self.infected_ports.entry(addr).or_default().push(port);
             }
         }
     }
 
+    /// Ends a block of sources: adds its sources up into the report.
+    pub(crate) fn end_block(&mut self) {
+        let fps = &mut self.fps;
+        for (addr, a) in self.per_ip.drain() {
+            self.sources += 1;
+            for c in ALL_CLASSES {
+                self.class_sources[c.index()] += (a.class_mask >> c.index() & 1) as u64;
+            }
+            fps.mirai.sources += flagged(a.syn, a.mirai) as u64;
+            fps.zmap.sources += flagged(a.syn, a.zmap) as u64;
+            fps.masscan.sources += flagged(a.syn, a.masscan) as u64;
+            fps.backscatter.sources += (a.backscatter > 0) as u64;
+            if flagged(a.syn, a.mirai) {
+                let mut ports = self.infected_ports.remove(&addr).unwrap_or_default();
+                ports.sort_unstable();
+                ports.dedup();
+                self.infected.push(Infected {
+                    ip: addr.to_string(),
+                    fingerprint: "mirai",
+                    packets: a.packets,
+                    first_ts: rfc3339(a.first_ts),
+                    last_ts: rfc3339(a.last_ts),
+                    ports,
+                });
+            }
+            if self.q.top > 0 {
+                self.top.push((addr, a));
+            }
+        }
+        self.infected_ports.clear();
+        // Hold at most twice the rows shown: the same total order keeps
+        // the same rows whenever trimming happens.
+        let top = self.q.top;
+        if self.top.len() >= top.saturating_mul(2).max(1024) {
+            self.top.select_nth_unstable_by(top - 1, busiest_first);
+            self.top.truncate(top);
+        }
+    }
+
     /// The report.
-    pub(crate) fn finish(self) -> Summary {
+    pub(crate) fn finish(mut self) -> Summary {
+        self.end_block();
         let ReportBuilder {
             q,
             mut summary,
             buckets,
-            per_ip,
             bucket_sources,
-            mut fps,
+            sources,
+            class_sources,
+            mut infected,
+            mut top,
+            fps,
             first,
             last,
             merged,
             mut per_bucket,
             mut any_estimated,
-            mut infected_ports,
             ..
         } = self;
         let s = &mut summary;
@@ -242,7 +288,7 @@ impl<'q> ReportBuilder<'q> {
                 *acc += v;
             }
         }
-        s.sources = per_ip.len() as u64;
+        s.sources = sources;
         if first <= last {
             s.first_ts = Some(rfc3339(first));
             s.last_ts = Some(rfc3339(last));
@@ -251,61 +297,23 @@ impl<'q> ReportBuilder<'q> {
         for c in ALL_CLASSES {
             classes.0[c.index()] = CountOut {
                 packets: class_packets[c.index()],
-                sources: per_ip
-                    .values()
-                    .filter(|a| a.class_mask >> c.index() & 1 == 1)
-                    .count() as u64,
+                sources: class_sources[c.index()],
             };
         }
         s.classes = classes;
-        for a in per_ip.values() {
-            fps.mirai.sources += flagged(a.syn, a.mirai) as u64;
-            fps.zmap.sources += flagged(a.syn, a.zmap) as u64;
-            fps.masscan.sources += flagged(a.syn, a.masscan) as u64;
-            fps.backscatter.sources += (a.backscatter > 0) as u64;
-        }
         s.fingerprints = fps;
-        s.infected = per_ip
-            .iter()
-            .filter(|(_, a)| flagged(a.syn, a.mirai))
-            .map(|(ip, a)| {
-                let mut ports = infected_ports.remove(ip.as_str()).unwrap_or_default();
-                ports.sort_unstable();
-                Infected {
-                    ip: ip.to_string(),
-                    fingerprint: "mirai",
-                    packets: a.packets,
-                    first_ts: rfc3339(a.first_ts),
-                    last_ts: rfc3339(a.last_ts),
-                    ports,
-                }
-            })
-            .collect();
-        sort_infected(&mut s.infected);
-        // Busiest first, ties by address (numerically, IPv4 before IPv6),
-        // as the telescope orders them.
-        let mut by_packets: Vec<(Option<std::net::IpAddr>, &String, &SourceCounters)> = per_ip
-            .iter()
-            .map(|(ip, a)| (ip.parse().ok(), ip, a))
-            .collect();
-        let busiest_first =
-            |a: &(Option<std::net::IpAddr>, &String, &SourceCounters),
-             b: &(Option<std::net::IpAddr>, &String, &SourceCounters)| {
-                b.2.packets
-                    .cmp(&a.2.packets)
-                    .then(a.0.cmp(&b.0))
-                    .then(a.1.cmp(b.1))
-            };
-        let top = q.top.min(by_packets.len());
-        if top > 0 && top < by_packets.len() {
-            by_packets.select_nth_unstable_by(top - 1, busiest_first);
+        sort_infected(&mut infected);
+        s.infected = infected;
+        let n = q.top.min(top.len());
+        if n > 0 && n < top.len() {
+            top.select_nth_unstable_by(n - 1, busiest_first);
         }
-        by_packets.truncate(top);
-        by_packets.sort_by(busiest_first);
-        s.top_sources = by_packets
+        top.truncate(n);
+        top.sort_by(busiest_first);
+        s.top_sources = top
             .into_iter()
-            .map(|(_, ip, a)| TopSource {
-                ip: ip.to_string(),
+            .map(|(addr, a)| TopSource {
+                ip: addr.to_string(),
                 packets: a.packets,
                 bytes: a.bytes,
                 first_ts: rfc3339(a.first_ts),

@@ -7,67 +7,107 @@ use iotscope_telescope::aggregate::SourceCounters;
 use iotscope_telescope::sketch::SourceSketch;
 use iotscope_telescope::summary::Summary;
 use iotscope_telescope::time::rfc3339;
-use iotscope_telescope::{port_of, PortIndex, Telescope};
-use iotscope_wire::ALL_CLASSES;
+use iotscope_telescope::{PortIndex, Telescope};
+use iotscope_wire::{Addr, ALL_CLASSES};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::blocks::{self, Blocks, PORT_BLOCKS};
 use crate::report::{BucketRow, PortBucketRow, ReportBuilder, ReportQuery, SourceBucketRow};
 use crate::{
     AlertRecord, BlocklistRecord, FindingRecord, FingerprintPersistence, IngestedFile, MapQuery,
     MapSource, PortSeries, ServiceObservation, SessionRecord, Store, StoreError, UserRecord,
 };
 
-/// What a second run adds to a (bucket, source) row already stored.
-const SOURCE_UPSERT: &str = "ON CONFLICT (start_ns, ip) DO UPDATE SET packets = bucket_sources.packets + excluded.packets,
-   bytes = bucket_sources.bytes + excluded.bytes,
-   first_ns = CASE WHEN excluded.first_ns < bucket_sources.first_ns THEN excluded.first_ns ELSE bucket_sources.first_ns END,
-   last_ns = CASE WHEN excluded.last_ns > bucket_sources.last_ns THEN excluded.last_ns ELSE bucket_sources.last_ns END,
-   class_mask = bucket_sources.class_mask | excluded.class_mask,
-   syn = bucket_sources.syn + excluded.syn, mirai = bucket_sources.mirai + excluded.mirai,
-   zmap = bucket_sources.zmap + excluded.zmap, masscan = bucket_sources.masscan + excluded.masscan,
-   backscatter = bucket_sources.backscatter + excluded.backscatter";
+/// The three tables of telescope blocks (see [`crate::blocks`]).
+#[derive(Clone, Copy, Debug)]
+enum BlockTable {
+    Ports,
+    Sources,
+    SourcePorts,
+}
 
-/// Rows of one multi-row INSERT of small rows.
-const ROWS_PER_INSERT: usize = 256;
-
-/// Inserts `rows` through `INSERT INTO {into} VALUES (?, ...), ... {tail}`,
-/// [`ROWS_PER_INSERT`] rows per statement: a statement's setup and teardown
-/// cost as much as one short row's insert. `bind(stmt, first, row)` binds
-/// one row's `cols` values from parameter index `first` (1-based).
-fn insert_rows<R>(
-    tx: &rusqlite::Transaction<'_>,
-    into: &str,
-    tail: &str,
-    cols: usize,
-    rows: &[R],
-    bind: impl Fn(&mut rusqlite::Statement<'_>, usize, &R) -> rusqlite::Result<()>,
-) -> rusqlite::Result<()> {
-    let group = format!("({})", vec!["?"; cols].join(", "));
-    let sql = |n: usize| {
-        format!(
-            "INSERT INTO {into} VALUES {} {tail}",
-            vec![group.as_str(); n].join(", ")
-        )
-    };
-    let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
-    if chunks.len() > 0 {
-        let mut many = tx.prepare_cached(&sql(ROWS_PER_INSERT))?;
-        for chunk in &mut chunks {
-            for (k, row) in chunk.iter().enumerate() {
-                bind(&mut many, cols * k + 1, row)?;
-            }
-            many.raw_execute()?;
+impl BlockTable {
+    fn name(self) -> &'static str {
+        match self {
+            BlockTable::Ports => "bucket_port_blocks",
+            BlockTable::Sources => "bucket_source_blocks",
+            BlockTable::SourcePorts => "source_port_blocks",
         }
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut last = tx.prepare(&sql(rest.len()))?;
-        for (k, row) in rest.iter().enumerate() {
-            bind(&mut last, cols * k + 1, row)?;
+
+    /// The second key column: a bucket start, or a run.
+    fn key(self) -> &'static str {
+        match self {
+            BlockTable::Ports | BlockTable::Sources => "start_ns",
+            BlockTable::SourcePorts => "run",
         }
-        last.raw_execute()?;
     }
-    Ok(())
+}
+
+/// Writes blocks inside a run's transaction, merging with stored ones.
+struct BlockWriter<'t> {
+    tx: &'t rusqlite::Transaction<'t>,
+    path: &'t str,
+}
+
+impl<'t> BlockWriter<'t> {
+    fn new(tx: &'t rusqlite::Transaction<'t>, path: &'t str) -> Result<Self, StoreError> {
+        Ok(BlockWriter { tx, path })
+    }
+
+    /// Writes `out`'s blocks under `key`; with `merge`, a block already
+    /// stored under the same key is merged with the new one first.
+    fn write(
+        &mut self,
+        table: BlockTable,
+        key: i64,
+        merge: bool,
+        out: Blocks,
+    ) -> Result<(), StoreError> {
+        let db = |source| StoreError::Database {
+            path: self.path.to_string(),
+            source,
+        };
+        let (name, col) = (table.name(), table.key());
+        for (block, data) in out.into_blocks() {
+            let stored: Option<Vec<u8>> = if merge {
+                self.tx
+                    .prepare_cached(&format!(
+                        "SELECT data FROM {name} WHERE block = ?1 AND {col} = ?2"
+                    ))
+                    .map_err(db)?
+                    .query_row(params![block, key], |r| r.get(0))
+                    .optional()
+                    .map_err(db)?
+            } else {
+                None
+            };
+            let data = match stored {
+                None => data,
+                Some(old) => match table {
+                    BlockTable::Ports => blocks::merge_ports(&old, &data),
+                    BlockTable::Sources => blocks::merge_sources(key, &old, &data),
+                    // A run's blocks are written once, under a new run number.
+                    BlockTable::SourcePorts => Ok(data),
+                }
+                .map_err(|_| StoreError::Block {
+                    path: self.path.to_string(),
+                    table: name,
+                    block,
+                    key,
+                })?,
+            };
+            self.tx
+                .prepare_cached(&format!(
+                    "INSERT INTO {name} (block, {col}, data) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (block, {col}) DO UPDATE SET data = excluded.data"
+                ))
+                .map_err(db)?
+                .execute(params![block, key, data])
+                .map_err(db)?;
+        }
+        Ok(())
+    }
 }
 
 /// Page cache of a connection while it writes a run, KiB.
@@ -85,7 +125,160 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/007_alerts_per_service.sql"),
     include_str!("../sql/008_implausible_time.sql"),
     include_str!("../sql/009_without_rowid.sql"),
+    include_str!("../sql/010_blocks.sql"),
 ];
+
+/// The migration (1-based) that creates the block tables; its data step
+/// is [`move_rows_into_blocks`].
+const BLOCKS_MIGRATION: usize = 10;
+
+/// Migration 010's data step: the rows of the per-port, per-source and
+/// port-source tables of 001 moved into blocks (all their ports and sources
+/// as one run), then those tables dropped. Errors: [`StoreError::Block`]
+/// for a stored address that does not parse; nothing is changed then (the
+/// migration's transaction is rolled back).
+fn move_rows_into_blocks(tx: &rusqlite::Transaction<'_>, path: &str) -> Result<(), StoreError> {
+    let db = |source| StoreError::Database {
+        path: path.to_string(),
+        source,
+    };
+    let bad = |table: &'static str, key: i64| StoreError::Block {
+        path: path.to_string(),
+        table,
+        block: -1,
+        key,
+    };
+    let port_index = |proto: &str, port: i64| {
+        u16::try_from(port)
+            .ok()
+            .and_then(|p| iotscope_telescope::parse_port(&format!("{p}/{proto}")))
+    };
+    let mut w = BlockWriter::new(tx, path)?;
+    {
+        let mut st = tx
+            .prepare("SELECT start_ns, proto, port, packets, sources, estimated, sketch FROM bucket_ports ORDER BY start_ns")
+            .map_err(db)?;
+        let mut it = st.query([]).map_err(db)?;
+        let mut current: Option<(i64, Blocks)> = None;
+        while let Some(r) = it.next().map_err(db)? {
+            let start: i64 = r.get(0).map_err(db)?;
+            if current.as_ref().is_some_and(|c| c.0 != start) {
+                let (s, out) = current.take().expect("current bucket");
+                w.write(BlockTable::Ports, s, false, out)?;
+            }
+            let out = &mut current
+                .get_or_insert_with(|| (start, Blocks::new(PORT_BLOCKS)))
+                .1;
+            let proto: String = r.get(1).map_err(db)?;
+            let port = port_index(&proto, r.get(2).map_err(db)?)
+                .ok_or_else(|| bad("bucket_ports", start))?;
+            let sketch: Vec<u8> = r.get(6).map_err(db)?;
+            blocks::put_port(
+                out.of(blocks::port_block(port)),
+                &blocks::PortEntry {
+                    port,
+                    packets: r.get::<_, i64>(3).map_err(db)? as u64,
+                    sources: r.get::<_, i64>(4).map_err(db)? as u64,
+                    estimated: r.get(5).map_err(db)?,
+                    sketch: &sketch,
+                },
+            );
+        }
+        if let Some((s, out)) = current {
+            w.write(BlockTable::Ports, s, false, out)?;
+        }
+    }
+    {
+        let mut st = tx
+            .prepare(
+                "SELECT start_ns, ip, packets, bytes, first_ns, last_ns, class_mask, syn, mirai, zmap, masscan, backscatter
+                 FROM bucket_sources ORDER BY start_ns",
+            )
+            .map_err(db)?;
+        let mut it = st.query([]).map_err(db)?;
+        let mut current: Option<(i64, Blocks)> = None;
+        while let Some(r) = it.next().map_err(db)? {
+            let start: i64 = r.get(0).map_err(db)?;
+            if current.as_ref().is_some_and(|c| c.0 != start) {
+                let (s, out) = current.take().expect("current bucket");
+                w.write(BlockTable::Sources, s, false, out)?;
+            }
+            let out = &mut current
+                .get_or_insert_with(|| (start, Blocks::new(blocks::SOURCE_BLOCKS)))
+                .1;
+            let ip: String = r.get(1).map_err(db)?;
+            let addr: Addr = ip
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| bad("bucket_sources", start))?
+                .into();
+            let g = |i| r.get::<_, i64>(i).map(|v| v as u64);
+            let c = SourceCounters {
+                packets: g(2).map_err(db)?,
+                bytes: g(3).map_err(db)?,
+                first_ts: r.get(4).map_err(db)?,
+                last_ts: r.get(5).map_err(db)?,
+                class_mask: g(6).map_err(db)? as u16,
+                syn: g(7).map_err(db)?,
+                mirai: g(8).map_err(db)?,
+                zmap: g(9).map_err(db)?,
+                masscan: g(10).map_err(db)?,
+                backscatter: g(11).map_err(db)?,
+            };
+            blocks::put_source(out.of(blocks::source_block(addr)), start, addr, &c);
+        }
+        if let Some((s, out)) = current {
+            w.write(BlockTable::Sources, s, false, out)?;
+        }
+    }
+    {
+        let mut ports: HashMap<Addr, (bool, Vec<PortIndex>)> = HashMap::new();
+        let mut st = tx
+            .prepare("SELECT proto, port, ip FROM port_sources")
+            .map_err(db)?;
+        let mut it = st.query([]).map_err(db)?;
+        while let Some(r) = it.next().map_err(db)? {
+            let proto: String = r.get(0).map_err(db)?;
+            let port =
+                port_index(&proto, r.get(1).map_err(db)?).ok_or_else(|| bad("port_sources", 0))?;
+            let ip: String = r.get(2).map_err(db)?;
+            let addr: Addr = ip
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| bad("port_sources", 0))?
+                .into();
+            ports.entry(addr).or_default().1.push(port);
+        }
+        let mut st = tx
+            .prepare("SELECT DISTINCT ip FROM source_ports")
+            .map_err(db)?;
+        let mut it = st.query([]).map_err(db)?;
+        while let Some(r) = it.next().map_err(db)? {
+            let ip: String = r.get(0).map_err(db)?;
+            if let Ok(ip) = ip.parse::<std::net::IpAddr>() {
+                if let Some(e) = ports.get_mut(&Addr::from(ip)) {
+                    e.0 = true;
+                }
+            }
+        }
+        if !ports.is_empty() {
+            let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
+            for (addr, (mirai, mut p)) in ports {
+                p.sort_unstable();
+                p.dedup();
+                blocks::put_source_ports(out.of(blocks::source_block(addr)), addr, mirai, &p);
+            }
+            tx.execute(
+                "INSERT INTO settings (name, value) VALUES ('last_run', '1')",
+                [],
+            )
+            .map_err(db)?;
+            w.write(BlockTable::SourcePorts, 1, false, out)?;
+        }
+    }
+    tx.execute_batch(
+        "DROP TABLE bucket_ports; DROP TABLE bucket_sources; DROP TABLE port_sources; DROP TABLE source_ports;",
+    )
+    .map_err(db)
+}
 
 /// How long a connection waits for another process's write lock (a
 /// concurrent ingest or migration) before giving up with "database is locked".
@@ -218,6 +411,9 @@ impl SqliteStore {
             }
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
                 tx.execute_batch(sql).map_err(db)?;
+                if i + 1 == BLOCKS_MIGRATION {
+                    move_rows_into_blocks(&tx, &p)?;
+                }
                 tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
                     .map_err(db)?;
             }
@@ -340,20 +536,16 @@ impl Store for SqliteStore {
                      ON CONFLICT (start_ns, class) DO UPDATE SET packets = bucket_classes.packets + excluded.packets",
                 )
                 .map_err(db)?;
-            let mut port_get = tx
-                .prepare("SELECT packets, sketch FROM bucket_ports WHERE start_ns = ?1 AND proto = ?2 AND port = ?3")
-                .map_err(db)?;
             let mut bucket_known = tx
                 .prepare("SELECT 1 FROM buckets WHERE start_ns = ?1")
                 .map_err(db)?;
+            let mut blocks = BlockWriter::new(&tx, &path)?;
             let addrs = t.source_addrs();
             let mut buckets: Vec<_> = t.buckets().collect();
-            // Rows in key order append to the end of each B-tree.
             buckets.sort_unstable_by_key(|b| b.number);
             for b in buckets {
                 let start = b.number.saturating_mul(bucket_ns);
-                // A bucket new to the store has no port rows to merge with:
-                // no lookup per port (a run has a hundred thousand of them).
+                // A bucket new to the store has no blocks to merge with.
                 let known = bucket_known.exists([start]).map_err(db)?;
                 bucket_stmt
                     .execute(params![
@@ -373,146 +565,57 @@ impl Store for SqliteStore {
                     }
                 }
                 let mut ports: Vec<_> = b.port_totals.iter().collect();
-                // (proto, port) order: "tcp" < "udp", as the port index.
                 ports.sort_unstable_by_key(|(&port, _)| port);
-                let mut port_rows: Vec<(PortIndex, u64, u64, bool, Vec<u8>)> =
-                    Vec::with_capacity(ports.len());
+                let mut out = Blocks::new(PORT_BLOCKS);
                 for (&port, count) in ports {
-                    let (proto, number) = port_of(port);
-                    let mut sketch = b.port_sketches.get(&port).cloned().unwrap_or_default();
-                    let previous: Option<(i64, Vec<u8>)> = if known {
-                        port_get
-                            .query_row(params![start, proto, number], |r| {
-                                Ok((r.get(0)?, r.get(1)?))
-                            })
-                            .optional()
-                            .map_err(db)?
-                    } else {
-                        None
-                    };
-                    let (packets, sources, estimated) = match previous {
-                        None => (count.packets, count.sources, false),
-                        Some((old_packets, bytes)) => {
-                            let old = SourceSketch::from_bytes(&bytes).map_err(|source| {
-                                StoreError::Sketch {
-                                    path: path.clone(),
-                                    bucket: start,
-                                    source,
-                                }
-                            })?;
-                            sketch.merge(&old);
-                            (
-                                count.packets + old_packets as u64,
-                                sketch.count(),
-                                !sketch.is_exact(),
-                            )
-                        }
-                    };
-                    port_rows.push((port, packets, sources, estimated, sketch.to_bytes()));
+                    let sketch = b
+                        .port_sketches
+                        .get(&port)
+                        .map(SourceSketch::to_bytes)
+                        .unwrap_or_else(|| SourceSketch::default().to_bytes());
+                    blocks::put_port(
+                        out.of(blocks::port_block(port)),
+                        &blocks::PortEntry {
+                            port,
+                            packets: count.packets,
+                            sources: count.sources,
+                            estimated: false,
+                            sketch: &sketch,
+                        },
+                    );
                 }
-                insert_rows(
-                    &tx,
-                    "bucket_ports (start_ns, proto, port, packets, sources, estimated, sketch)",
-                    "ON CONFLICT (start_ns, proto, port) DO UPDATE SET packets = excluded.packets, \
-                     sources = excluded.sources, estimated = excluded.estimated, sketch = excluded.sketch",
-                    7,
-                    &port_rows,
-                    |st, at, (port, packets, sources, estimated, sketch)| {
-                        let (proto, number) = port_of(*port);
-                        st.raw_bind_parameter(at, start)?;
-                        st.raw_bind_parameter(at + 1, proto)?;
-                        st.raw_bind_parameter(at + 2, number)?;
-                        st.raw_bind_parameter(at + 3, *packets as i64)?;
-                        st.raw_bind_parameter(at + 4, *sources as i64)?;
-                        st.raw_bind_parameter(at + 5, *estimated)?;
-                        st.raw_bind_parameter(at + 6, sketch.as_slice())
-                    },
-                )
-                .map_err(db)?;
-                // In key order (start, ip text): appends to the B-tree.
-                let mut rows: Vec<(String, &SourceCounters)> = b
-                    .sources
-                    .iter()
-                    .map(|(&id, s)| (addrs[id as usize].to_string(), s))
-                    .collect();
-                rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                insert_rows(
-                    &tx,
-                    "bucket_sources (start_ns, ip, packets, bytes, first_ns, last_ns, class_mask, \
-                     syn, mirai, zmap, masscan, backscatter)",
-                    SOURCE_UPSERT,
-                    12,
-                    &rows,
-                    |st, at, (ip, s)| {
-                        st.raw_bind_parameter(at, start)?;
-                        st.raw_bind_parameter(at + 1, ip.as_str())?;
-                        let values = [
-                            s.packets as i64,
-                            s.bytes as i64,
-                            s.first_ts,
-                            s.last_ts,
-                            s.class_mask as i64,
-                            s.syn as i64,
-                            s.mirai as i64,
-                            s.zmap as i64,
-                            s.masscan as i64,
-                            s.backscatter as i64,
-                        ];
-                        for (k, v) in values.into_iter().enumerate() {
-                            st.raw_bind_parameter(at + 2 + k, v)?;
-                        }
-                        Ok(())
-                    },
-                )
-                .map_err(db)?;
+                blocks.write(BlockTable::Ports, start, known, out)?;
+                let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
+                for (&id, c) in &b.sources {
+                    let a = addrs[id as usize];
+                    blocks::put_source(out.of(blocks::source_block(a)), start, a, c);
+                }
+                blocks.write(BlockTable::Sources, start, known, out)?;
             }
-            // Every (port, source) pair, for the dashboard map's port
-            // filter, and the ports of sources with Mirai SYNs, for the
-            // infected list.
+            // Each source's ports over the run, for the dashboard map's
+            // port filter and the infected hosts' ports; Mirai marks the
+            // sources whose ports the report lists.
             let stats = t.source_stats();
-            // Each table's rows in its key order: appends, not random
-            // inserts, into the B-trees. A port index orders as
-            // (proto, port) does: "tcp" < "udp".
-            let mut pairs: Vec<(PortIndex, String, bool)> = Vec::new();
-            t.for_each_port_source(|port, id| {
+            let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
+            t.for_each_source_ports(|id, ports| {
+                let a = addrs[id as usize];
                 let mirai = stats[id as usize].mirai > 0;
-                pairs.push((port, addrs[id as usize].to_string(), mirai));
+                blocks::put_source_ports(out.of(blocks::source_block(a)), a, mirai, ports);
             });
-            pairs.sort_unstable();
-            insert_rows(
-                &tx,
-                "port_sources (proto, port, ip)",
-                "ON CONFLICT DO NOTHING",
-                3,
-                &pairs,
-                |st, at, (port, ip, _)| {
-                    let (proto, number) = port_of(*port);
-                    st.raw_bind_parameter(at, proto)?;
-                    st.raw_bind_parameter(at + 1, number)?;
-                    st.raw_bind_parameter(at + 2, ip.as_str())
-                },
+            let run: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(CAST(value AS BIGINT)), 0) + 1 FROM settings WHERE name = 'last_run'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(db)?;
+            tx.execute(
+                "INSERT INTO settings (name, value) VALUES ('last_run', ?1)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                [run.to_string()],
             )
             .map_err(db)?;
-            let mut infected: Vec<(&str, PortIndex)> = pairs
-                .iter()
-                .filter(|p| p.2)
-                .map(|(port, ip, _)| (ip.as_str(), *port))
-                .collect();
-            infected.sort_unstable();
-            insert_rows(
-                &tx,
-                "source_ports (ip, proto, port)",
-                "ON CONFLICT DO NOTHING",
-                3,
-                &infected,
-                |st, at, (ip, port)| {
-                    let (proto, number) = port_of(*port);
-                    st.raw_bind_parameter(at, *ip)?;
-                    st.raw_bind_parameter(at + 1, proto)?;
-                    st.raw_bind_parameter(at + 2, number)
-                },
-            )
-            .map_err(db)?;
+            blocks.write(BlockTable::SourcePorts, run, false, out)?;
         }
         tx.commit().map_err(db)?;
         self.conn
@@ -1023,48 +1126,55 @@ impl Store for SqliteStore {
     }
 
     fn map_sources(&self, q: &MapQuery) -> Result<Vec<MapSource>, StoreError> {
-        let db = |e| self.err(e);
         let (lo, hi) = (
             q.since_ns.unwrap_or(i64::MIN),
             q.until_ns.unwrap_or(i64::MAX),
         );
-        let mut sql = String::from(
-            "SELECT ip, packets, first_ns, last_ns, class_mask, mirai, zmap, masscan, backscatter
-             FROM bucket_sources WHERE start_ns >= ?1 AND start_ns < ?2",
-        );
-        if q.port.is_some() {
-            sql.push_str(" AND ip IN (SELECT ip FROM port_sources WHERE proto = ?3 AND port = ?4)");
+        let wanted = q
+            .port
+            .as_ref()
+            .and_then(|(proto, port)| iotscope_telescope::parse_port(&format!("{port}/{proto}")));
+        if q.port.is_some() && wanted.is_none() {
+            return Ok(Vec::new());
         }
-        let mut st = self.conn.prepare(&sql).map_err(db)?;
-        let mut it = match &q.port {
-            Some((proto, port)) => st.query(params![lo, hi, proto, port]),
-            None => st.query(params![lo, hi]),
-        }
-        .map_err(db)?;
-        let mut by_ip: std::collections::HashMap<String, MapSource> = Default::default();
-        while let Some(r) = it.next().map_err(db)? {
-            let ip: String = r.get(0).map_err(db)?;
-            let packets = r.get::<_, i64>(1).map_err(db)? as u64;
-            let first: i64 = r.get(2).map_err(db)?;
-            let last: i64 = r.get(3).map_err(db)?;
-            let mask = r.get::<_, i64>(4).map_err(db)? as u16;
-            let fp = [5, 6, 7, 8].map(|i| r.get::<_, i64>(i).unwrap_or(0) as u64);
-            let e = by_ip.entry(ip.clone()).or_insert_with(|| MapSource {
-                ip,
-                first_ns: first,
-                last_ns: last,
-                ..Default::default()
-            });
-            e.packets += packets;
-            e.first_ns = e.first_ns.min(first);
-            e.last_ns = e.last_ns.max(last);
-            e.class_mask |= mask;
-            for (k, n) in fp.iter().enumerate() {
-                e.fingerprints[k] += n;
+        let busiest =
+            |a: &MapSource, b: &MapSource| b.packets.cmp(&a.packets).then_with(|| a.ip.cmp(&b.ip));
+        let mut rows: Vec<MapSource> = Vec::new();
+        let mut by_addr: HashMap<Addr, SourceCounters> = HashMap::new();
+        let mut on_port: std::collections::HashSet<Addr> = Default::default();
+        for block in 0..blocks::SOURCE_BLOCKS {
+            by_addr.clear();
+            on_port.clear();
+            if let Some(want) = wanted {
+                self.each_source_ports(block, |a, _, ports| {
+                    if ports.binary_search(&want).is_ok() {
+                        on_port.insert(a);
+                    }
+                })?;
+                if on_port.is_empty() {
+                    continue;
+                }
+            }
+            self.each_source(block, lo, hi, |_, a, c| {
+                if wanted.is_none() || on_port.contains(&a) {
+                    by_addr.entry(a).or_default().add(&c);
+                }
+            })?;
+            rows.extend(by_addr.drain().map(|(a, c)| MapSource {
+                ip: a.to_string(),
+                packets: c.packets,
+                first_ns: c.first_ts,
+                last_ns: c.last_ts,
+                class_mask: c.class_mask,
+                fingerprints: [c.mirai, c.zmap, c.masscan, c.backscatter],
+            }));
+            // Keep at most twice the rows asked for as blocks come.
+            if q.limit > 0 && rows.len() >= q.limit.saturating_mul(2).max(1024) {
+                rows.select_nth_unstable_by(q.limit - 1, busiest);
+                rows.truncate(q.limit);
             }
         }
-        let mut rows: Vec<MapSource> = by_ip.into_values().collect();
-        rows.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.ip.cmp(&b.ip)));
+        rows.sort_by(busiest);
         rows.truncate(q.limit);
         Ok(rows)
     }
@@ -1087,23 +1197,19 @@ impl Store for SqliteStore {
             starts.push(r.get::<_, i64>(0).map_err(db)?);
         }
         let mut lines = Vec::new();
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT start_ns, packets, sources FROM bucket_ports
-                 WHERE proto = ?1 AND port = ?2 AND start_ns >= ?3 AND start_ns < ?4 ORDER BY start_ns",
-            )
-            .map_err(db)?;
         for (proto, port) in ports {
             let mut packets = vec![0u64; starts.len()];
             let mut sources = vec![0u64; starts.len()];
-            let mut it = st.query(params![proto, port, lo, hi]).map_err(db)?;
-            while let Some(r) = it.next().map_err(db)? {
-                let start: i64 = r.get(0).map_err(db)?;
-                if let Ok(i) = starts.binary_search(&start) {
-                    packets[i] = r.get::<_, i64>(1).map_err(db)? as u64;
-                    sources[i] = r.get::<_, i64>(2).map_err(db)? as u64;
-                }
+            if let Some(want) = iotscope_telescope::parse_port(&format!("{port}/{proto}")) {
+                self.each_port(Some(blocks::port_block(want)), lo, hi, |start, e| {
+                    if e.port == want {
+                        if let Ok(i) = starts.binary_search(&start) {
+                            packets[i] = e.packets;
+                            sources[i] = e.sources;
+                        }
+                    }
+                    Ok(())
+                })?;
             }
             lines.push((packets, sources));
         }
@@ -1111,26 +1217,29 @@ impl Store for SqliteStore {
     }
 
     fn fingerprint_persistence(&self) -> Result<Vec<FingerprintPersistence>, StoreError> {
-        let db = |e| self.err(e);
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT ip, count(*), sum(mirai), min(start_ns), max(start_ns) FROM bucket_sources
-                 WHERE mirai > 0 GROUP BY ip ORDER BY ip",
-            )
-            .map_err(db)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(FingerprintPersistence {
-                    ip: r.get(0)?,
-                    buckets: r.get::<_, i64>(1)? as u64,
-                    packets: r.get::<_, i64>(2)? as u64,
-                    first_bucket_ns: r.get(3)?,
-                    last_bucket_ns: r.get(4)?,
-                })
-            })
-            .map_err(db)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+        let mut rows = Vec::new();
+        let mut by_addr: HashMap<Addr, FingerprintPersistence> = HashMap::new();
+        for block in 0..blocks::SOURCE_BLOCKS {
+            self.each_source(block, i64::MIN, i64::MAX, |start, a, c| {
+                if c.mirai == 0 {
+                    return;
+                }
+                let e = by_addr.entry(a).or_insert_with(|| FingerprintPersistence {
+                    ip: a.to_string(),
+                    buckets: 0,
+                    packets: 0,
+                    first_bucket_ns: start,
+                    last_bucket_ns: start,
+                });
+                e.buckets += 1;
+                e.packets += c.mirai;
+                e.first_bucket_ns = e.first_bucket_ns.min(start);
+                e.last_bucket_ns = e.last_bucket_ns.max(start);
+            })?;
+            rows.extend(by_addr.drain().map(|(_, v)| v));
+        }
+        rows.sort_by(|a, b| a.ip.cmp(&b.ip));
+        Ok(rows)
     }
 
     fn newest_bucket_end(&self) -> Result<Option<i64>, StoreError> {
@@ -1197,65 +1306,146 @@ impl Store for SqliteStore {
                 report.class(start, c, r.get::<_, i64>(2).map_err(db)? as u64);
             }
         }
-        let mut st = self
-            .conn
-            .prepare("SELECT start_ns, proto, port, packets, sources, estimated, sketch FROM bucket_ports WHERE start_ns >= ?1 AND start_ns < ?2")
-            .map_err(db)?;
-        let mut it = st.query(params![lo, hi]).map_err(db)?;
-        while let Some(r) = it.next().map_err(db)? {
-            let start: i64 = r.get(0).map_err(db)?;
-            let bytes = r.get_ref(6).map_err(db)?.as_blob().unwrap_or(&[]);
-            report.port(PortBucketRow {
-                start_ns: start,
-                proto: r.get(1).map_err(db)?,
-                port: r.get::<_, i64>(2).map_err(db)? as u16,
-                packets: r.get::<_, i64>(3).map_err(db)? as u64,
-                sources: r.get::<_, i64>(4).map_err(db)? as u64,
-                estimated: r.get(5).map_err(db)?,
-                sketch: SourceSketch::from_bytes(bytes).map_err(|source| StoreError::Sketch {
-                    path: self.path.clone(),
-                    bucket: start,
-                    source,
-                })?,
-            });
-        }
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT start_ns, ip, packets, bytes, first_ns, last_ns, class_mask, syn, mirai, zmap, masscan, backscatter
-                 FROM bucket_sources WHERE start_ns >= ?1 AND start_ns < ?2",
-            )
-            .map_err(db)?;
-        let mut it = st.query(params![lo, hi]).map_err(db)?;
-        while let Some(r) = it.next().map_err(db)? {
-            let g = |i| r.get::<_, i64>(i).map(|v| v as u64);
-            report.source(&SourceBucketRow {
-                start_ns: r.get(0).map_err(db)?,
-                ip: r.get(1).map_err(db)?,
-                counters: SourceCounters {
-                    packets: g(2).map_err(db)?,
-                    bytes: g(3).map_err(db)?,
-                    first_ts: r.get(4).map_err(db)?,
-                    last_ts: r.get(5).map_err(db)?,
-                    class_mask: g(6).map_err(db)? as u16,
-                    syn: g(7).map_err(db)?,
-                    mirai: g(8).map_err(db)?,
-                    zmap: g(9).map_err(db)?,
-                    masscan: g(10).map_err(db)?,
-                    backscatter: g(11).map_err(db)?,
-                },
-            });
-        }
-        let mut st = self
-            .conn
-            .prepare("SELECT ip, port FROM source_ports WHERE proto = 'tcp'")
-            .map_err(db)?;
-        let mut it = st.query([]).map_err(db)?;
-        while let Some(r) = it.next().map_err(db)? {
-            let ip = r.get_ref(0).map_err(db)?.as_str().unwrap_or("");
-            report.infected_port(ip, r.get::<_, i64>(1).map_err(db)? as u16);
+        self.each_port(None, lo, hi, |start, e| {
+            if report.wants_port(e.port) {
+                report.port(PortBucketRow {
+                    start_ns: start,
+                    port: e.port,
+                    packets: e.packets,
+                    sources: e.sources,
+                    estimated: e.estimated,
+                    sketch: SourceSketch::from_bytes(e.sketch).map_err(|source| {
+                        StoreError::Sketch {
+                            path: self.path.clone(),
+                            bucket: start,
+                            source,
+                        }
+                    })?,
+                });
+            }
+            Ok(())
+        })?;
+        // Block by block: a source is always in the same block, so its
+        // sums are complete when its block ends.
+        for block in 0..blocks::SOURCE_BLOCKS {
+            self.each_source(block, lo, hi, |start, addr, counters| {
+                report.source(&SourceBucketRow {
+                    start_ns: start,
+                    addr,
+                    counters,
+                })
+            })?;
+            self.each_source_ports(block, |addr, mirai, ports| {
+                if mirai {
+                    for &p in ports.iter().take_while(|&&p| p < 1 << 16) {
+                        report.infected_port(addr, p as u16);
+                    }
+                }
+            })?;
+            report.end_block();
         }
         Ok(report.finish())
+    }
+}
+
+impl SqliteStore {
+    fn damaged(&self, table: &'static str, block: i64, key: i64) -> StoreError {
+        StoreError::Block {
+            path: self.path.clone(),
+            table,
+            block,
+            key,
+        }
+    }
+
+    /// Calls `f(bucket start, address, counters)` for every source record
+    /// of source block `block` in the buckets starting in `lo..hi`.
+    fn each_source(
+        &self,
+        block: i64,
+        lo: i64,
+        hi: i64,
+        mut f: impl FnMut(i64, Addr, SourceCounters),
+    ) -> Result<(), StoreError> {
+        let db = |e| self.err(e);
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT start_ns, data FROM bucket_source_blocks
+                 WHERE block = ?1 AND start_ns >= ?2 AND start_ns < ?3",
+            )
+            .map_err(db)?;
+        let mut it = st.query(params![block, lo, hi]).map_err(db)?;
+        while let Some(r) = it.next().map_err(db)? {
+            let start: i64 = r.get(0).map_err(db)?;
+            let bad = || self.damaged("bucket_source_blocks", block, start);
+            let data = r.get_ref(1).map_err(db)?.as_blob().map_err(|_| bad())?;
+            let mut rd = blocks::Reader::new(data).map_err(|_| bad())?;
+            while !rd.done() {
+                let (a, c) = rd.next_source(start).map_err(|_| bad())?;
+                f(start, a, c);
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f(address, sent Mirai SYNs, ports)` for every source record
+    /// of source block `block`, in every run.
+    fn each_source_ports(
+        &self,
+        block: i64,
+        mut f: impl FnMut(Addr, bool, &[PortIndex]),
+    ) -> Result<(), StoreError> {
+        let db = |e| self.err(e);
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT run, data FROM source_port_blocks WHERE block = ?1")
+            .map_err(db)?;
+        let mut it = st.query(params![block]).map_err(db)?;
+        let mut ports = Vec::new();
+        while let Some(r) = it.next().map_err(db)? {
+            let run: i64 = r.get(0).map_err(db)?;
+            let bad = || self.damaged("source_port_blocks", block, run);
+            let data = r.get_ref(1).map_err(db)?.as_blob().map_err(|_| bad())?;
+            let mut rd = blocks::Reader::new(data).map_err(|_| bad())?;
+            while !rd.done() {
+                let (a, mirai) = rd.next_source_ports(&mut ports).map_err(|_| bad())?;
+                f(a, mirai, &ports);
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f(bucket start, port)` for every port record of port block
+    /// `block` (every block when `None`) in the buckets starting in `lo..hi`.
+    fn each_port(
+        &self,
+        block: Option<i64>,
+        lo: i64,
+        hi: i64,
+        mut f: impl FnMut(i64, blocks::PortEntry<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let db = |e| self.err(e);
+        let (first, last) = block.map_or((0, blocks::PORT_BLOCKS - 1), |b| (b, b));
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT block, start_ns, data FROM bucket_port_blocks
+                 WHERE block >= ?1 AND block <= ?2 AND start_ns >= ?3 AND start_ns < ?4",
+            )
+            .map_err(db)?;
+        let mut it = st.query(params![first, last, lo, hi]).map_err(db)?;
+        while let Some(r) = it.next().map_err(db)? {
+            let block: i64 = r.get(0).map_err(db)?;
+            let start: i64 = r.get(1).map_err(db)?;
+            let bad = || self.damaged("bucket_port_blocks", block, start);
+            let data = r.get_ref(2).map_err(db)?.as_blob().map_err(|_| bad())?;
+            let mut rd = blocks::Reader::new(data).map_err(|_| bad())?;
+            while !rd.done() {
+                f(start, rd.next_port().map_err(|_| bad())?)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1545,6 +1735,268 @@ mod concurrency {
         s.conn
             .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
             .unwrap()
+    }
+
+    /// A raw IPv4 TCP SYN from `src` to 198.18.0.1:`dport` with sequence
+    /// number `seq` (198.18.0.1 itself is Mirai's fingerprint).
+    fn syn_v4(src: u32, dport: u16, seq: u32) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0];
+        p.extend_from_slice(&src.to_be_bytes());
+        p.extend_from_slice(&[198, 18, 0, 1, 0x9c, 0x40]);
+        p.extend_from_slice(&dport.to_be_bytes());
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 0, 0x50, 0x02, 4, 0, 0, 0, 0, 0]);
+        p
+    }
+
+    /// Frames from sources over the whole IPv4 space (every source block),
+    /// a third of them Mirai-like, to many ports, over five hours.
+    fn spread_events(n: u32) -> Vec<(i64, Vec<u8>)> {
+        (0..n)
+            .map(|i| {
+                let src = (i % 700).wrapping_mul(0x9e37_79b9) | 1;
+                let seq = if src % 3 == 0 { 0xc612_0001 } else { i };
+                let port = [23, 2323, 80, 8080, 5555][(i % 5) as usize] + (src % 40) as u16;
+                let ts = 1_475_280_000_000_000_000 + i as i64 * 900_000_000;
+                (ts, syn_v4(src, port, seq))
+            })
+            .collect()
+    }
+
+    fn telescope_of<'a>(events: impl Iterator<Item = &'a (i64, Vec<u8>)>) -> Telescope {
+        let mut t = Telescope::new(TelescopeConfig {
+            bucket_ns: 3_600_000_000_000,
+            detail: true,
+            ..Default::default()
+        });
+        for (ts, f) in events {
+            t.ingest(*ts, LinkType::RawIp, f);
+        }
+        t.finish();
+        t
+    }
+
+    /// What a store's report and the run's own summary must share.
+    fn assert_same_report(stored: &Summary, ran: &Summary) {
+        assert_eq!(stored.sources, ran.sources);
+        assert_eq!(stored.classes, ran.classes);
+        assert_eq!(stored.fingerprints, ran.fingerprints);
+        assert_eq!(stored.infected, ran.infected);
+        assert_eq!(stored.top_sources, ran.top_sources);
+        assert_eq!(stored.ports, ran.ports);
+        assert_eq!(stored.series, ran.series);
+        assert_eq!(
+            (&stored.first_ts, &stored.last_ts),
+            (&ran.first_ts, &ran.last_ts)
+        );
+    }
+
+    /// Two runs of interleaved frames land in the same buckets and blocks:
+    /// the store merges them into what one run over all frames gives.
+    #[test]
+    fn two_runs_into_the_same_buckets_report_as_one_run() {
+        let events = spread_events(9000);
+        let whole = telescope_of(events.iter());
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        s.save_run(
+            &telescope_of(events.iter().step_by(2)),
+            &[file("a", "a.pcap")],
+        )
+        .unwrap();
+        s.save_run(
+            &telescope_of(events.iter().skip(1).step_by(2)),
+            &[file("b", "b.pcap")],
+        )
+        .unwrap();
+        for top in [5, 100_000] {
+            let stored = s
+                .report(&ReportQuery {
+                    top,
+                    ..Default::default()
+                })
+                .unwrap();
+            assert!(!whole.summary(top).infected.is_empty());
+            assert_same_report(&stored, &whole.summary(top));
+        }
+        // The map: busiest first, and its port filter.
+        let map = s
+            .map_sources(&MapQuery {
+                limit: 3,
+                ..Default::default()
+            })
+            .unwrap();
+        let top3 = whole.summary(3).top_sources;
+        assert_eq!(
+            map.iter().map(|m| (&m.ip, m.packets)).collect::<Vec<_>>(),
+            top3.iter().map(|t| (&t.ip, t.packets)).collect::<Vec<_>>()
+        );
+        let busiest = whole.summary(0).ports[0].clone();
+        let on_port = s
+            .map_sources(&MapQuery {
+                limit: usize::MAX,
+                port: Some((busiest.proto.to_string(), busiest.port)),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(on_port.len() as u64, busiest.sources);
+        // Mirai persistence: every infected host, in address text order.
+        let persist = s.fingerprint_persistence().unwrap();
+        let mut ips: Vec<&str> = persist.iter().map(|p| p.ip.as_str()).collect();
+        assert!(ips.windows(2).all(|w| w[0] < w[1]));
+        ips.sort_unstable();
+        assert!(ips.len() >= whole.summary(0).infected.len());
+        // A series of one port across the buckets.
+        let series = s
+            .port_series(
+                None,
+                None,
+                &[
+                    (busiest.proto.to_string(), busiest.port),
+                    ("udp".into(), 53),
+                ],
+            )
+            .unwrap();
+        let ran = whole.summary(100_000);
+        for (i, b) in ran.series.iter().enumerate() {
+            let p23 = b
+                .ports
+                .iter()
+                .find(|p| p.port == busiest.port && p.proto == busiest.proto);
+            assert_eq!(series.lines[0].0[i], p23.map_or(0, |p| p.packets));
+            assert_eq!(series.lines[0].1[i], p23.map_or(0, |p| p.sources));
+            assert_eq!(series.lines[1].0[i], 0);
+        }
+    }
+
+    /// A store written before blocks (migration 009) is moved into blocks
+    /// when opened, and reports what it reported before.
+    #[test]
+    fn a_store_of_rows_migrates_into_blocks_and_reports_the_same() {
+        let events = spread_events(5000);
+        let t = telescope_of(events.iter());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // The rows the store of migration 009 wrote for this run.
+            let c = Connection::open(&path).unwrap();
+            for (i, sql) in MIGRATIONS.iter().take(9).enumerate() {
+                c.execute_batch(sql).unwrap();
+                c.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                    .unwrap();
+            }
+            c.execute(
+                "INSERT INTO settings VALUES ('bucket_ns', ?1)",
+                [t.config().bucket_ns.to_string()],
+            )
+            .unwrap();
+            let addrs = t.source_addrs();
+            for b in t.buckets() {
+                let start = b.number * t.config().bucket_ns;
+                c.execute(
+                    "INSERT INTO buckets VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![start, b.total.packets as i64, b.bytes as i64, 0, 0],
+                )
+                .unwrap();
+                for cl in ALL_CLASSES {
+                    if b.classes[cl.index()] > 0 {
+                        c.execute(
+                            "INSERT INTO bucket_classes VALUES (?1, ?2, ?3)",
+                            params![start, cl.name(), b.classes[cl.index()] as i64],
+                        )
+                        .unwrap();
+                    }
+                }
+                for (&port, n) in &b.port_totals {
+                    let (proto, number) = iotscope_telescope::port_of(port);
+                    c.execute(
+                        "INSERT INTO bucket_ports VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+                        params![
+                            start,
+                            proto,
+                            number,
+                            n.packets as i64,
+                            n.sources as i64,
+                            b.port_sketches[&port].to_bytes()
+                        ],
+                    )
+                    .unwrap();
+                }
+                for (&id, s) in &b.sources {
+                    c.execute(
+                        "INSERT INTO bucket_sources VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                        params![
+                            start,
+                            addrs[id as usize].to_string(),
+                            s.packets as i64,
+                            s.bytes as i64,
+                            s.first_ts,
+                            s.last_ts,
+                            s.class_mask as i64,
+                            s.syn as i64,
+                            s.mirai as i64,
+                            s.zmap as i64,
+                            s.masscan as i64,
+                            s.backscatter as i64
+                        ],
+                    )
+                    .unwrap();
+                }
+            }
+            let stats = t.source_stats();
+            t.for_each_port_source(|port, id| {
+                let (proto, number) = iotscope_telescope::port_of(port);
+                let ip = addrs[id as usize].to_string();
+                c.execute(
+                    "INSERT INTO port_sources VALUES (?1, ?2, ?3)",
+                    params![proto, number, ip],
+                )
+                .unwrap();
+                if stats[id as usize].mirai > 0 {
+                    c.execute(
+                        "INSERT INTO source_ports VALUES (?1, ?2, ?3)",
+                        params![ip, proto, number],
+                    )
+                    .unwrap();
+                }
+            });
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        let stored = s
+            .report(&ReportQuery {
+                top: 100_000,
+                ..Default::default()
+            })
+            .unwrap();
+        let ran = t.summary(100_000);
+        assert!(!ran.infected.is_empty());
+        assert_same_report(&stored, &ran);
+        let old_tables: i64 = s
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name IN ('bucket_ports', 'bucket_sources', 'port_sources', 'source_ports')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old_tables, 0);
+    }
+
+    /// A damaged block is a clear error naming the table, not a panic or
+    /// a wrong figure.
+    #[test]
+    fn a_damaged_block_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        s.save_run(&run(300), &[file("a", "a.pcap")]).unwrap();
+        s.conn
+            .execute(
+                "UPDATE bucket_source_blocks SET data = substr(data, 1, length(data) - 1)",
+                [],
+            )
+            .unwrap();
+        let e = s.report(&ReportQuery::default()).unwrap_err().to_string();
+        assert!(e.contains("bucket_source_blocks block 10 at "), "{e}");
     }
 
     #[test]

@@ -517,6 +517,38 @@ impl Telescope {
         }
     }
 
+    /// Calls `f(id, ports)` once per source that sent to any port, in
+    /// source-id order, with its destination ports ([`PortIndex`],
+    /// ascending, distinct): the pairs of [`Self::for_each_port_source`]
+    /// grouped by source, without collecting them first (a spoofed flood
+    /// has as many sources as packets). Call after [`Self::finish`].
+    pub fn for_each_source_ports(&self, mut f: impl FnMut(u32, &[PortIndex])) {
+        self.assert_flushed();
+        // Each tail part is sorted by (source, port): one cursor per part
+        // walks it alongside the sources.
+        let mut cursors = vec![0usize; TAIL_PARTS];
+        let mut ports: Vec<PortIndex> = Vec::new();
+        for (id, s) in self.sources.iter().enumerate() {
+            ports.clear();
+            ports.extend(s.port_slots.iter().filter(|p| p.0 != 0).map(|p| p.0 - 1));
+            let part = &self.tail[id & (TAIL_PARTS - 1)];
+            let at = &mut cursors[id & (TAIL_PARTS - 1)];
+            while let Some(&t) = part.get(*at) {
+                let key = (t >> 32) as u64;
+                if (key >> 17) as usize != id {
+                    break;
+                }
+                ports.push((key & 0x1ffff) as PortIndex);
+                *at += 1;
+            }
+            if !ports.is_empty() {
+                ports.sort_unstable();
+                ports.dedup();
+                f(id as u32, &ports);
+            }
+        }
+    }
+
     #[inline]
     /// The bucket of a frame: its index in `buckets`, and the same index
     /// as the 32-bit number presence state keys on.
@@ -1183,5 +1215,27 @@ mod tests {
             }
         }
         assert_eq!(small.summary(10), big.summary(10));
+        // Ports grouped per source, through slots and the compacted tail.
+        let mut src_ports: StdMap<u32, Vec<u32>> = StdMap::new();
+        for &(_, src, port) in &events {
+            src_ports.entry(src).or_default().push(port as u32);
+        }
+        for v in src_ports.values_mut() {
+            v.sort_unstable();
+            v.dedup();
+        }
+        for t in [&small, &big] {
+            let mut got: StdMap<u32, Vec<u32>> = StdMap::new();
+            let mut last = None;
+            t.for_each_source_ports(|id, ports| {
+                assert!(last < Some(id), "source order");
+                last = Some(id);
+                let Addr::V4(a) = t.source_addrs()[id as usize] else {
+                    panic!("v4")
+                };
+                got.insert(a, ports.to_vec());
+            });
+            assert_eq!(got, src_ports);
+        }
     }
 }

@@ -485,6 +485,44 @@ fn an_outbreak_capture_rises_and_matches_its_truth() {
     assert!(last > 2 * first, "first day {first}, last day {last}");
 }
 
+/// `lab darknet --flood`: one frame per spoofed source; the telescope, the
+/// store and the report over it all count every source once, exactly.
+#[test]
+fn a_spoofed_flood_matches_its_truth_in_memory_and_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("f.pcap");
+    run_ok(bin().args(["lab", "darknet", "--out"]).arg(&pcap).args([
+        "--packets",
+        "40000",
+        "--seed",
+        "5",
+        "--flood",
+    ]));
+    let truth: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("f.pcap.truth.json")).unwrap())
+            .unwrap();
+    assert_eq!(truth["sources"], 40_000, "one source per frame");
+    let db = dir.path().join("f.db");
+    let got = analyze(&[pcap.as_os_str(), "--db".as_ref(), db.as_os_str()]);
+    assert_matches_truth(&got, &truth);
+    let rep = run_ok(
+        bin()
+            .args([
+                "telescope",
+                "report",
+                "--format",
+                "json",
+                "--top",
+                "100000",
+                "--db",
+            ])
+            .arg(&db),
+    );
+    let rep: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    assert_matches_truth(&rep, &truth);
+    assert_eq!(rep["top_sources"].as_array().unwrap().len(), 40_000);
+}
+
 /// Issue 16: frames of a link type the decoder does not know are counted
 /// as `non_ip` and the report names the type.
 #[test]

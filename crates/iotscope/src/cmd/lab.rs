@@ -83,6 +83,11 @@ pub struct DarknetArgs {
     /// later: the 23/2323 series rise as in autumn 2016.
     #[arg(long)]
     outbreak: bool,
+    /// A spoofed-source SYN flood: every frame from a source no other
+    /// frame uses (--sources is ignored); the worst case for per-source
+    /// state, as `bench/telescope.sh` uses it.
+    #[arg(long, conflicts_with_all = ["sources", "outbreak"])]
+    flood: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -210,6 +215,7 @@ fn run_command(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 sources: a.sources,
                 bucket_s: 3600,
                 outbreak: a.outbreak,
+                flood: a.flood,
             };
             let format = match a.format {
                 Fmt::Pcap => CaptureFormat::Pcap,

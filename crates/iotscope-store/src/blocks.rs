@@ -1,0 +1,515 @@
+//! The telescope's per-bucket figures as blocks: one stored row holds many
+//! ports or many sources, encoded compactly.
+//!
+//! Why: a row per (bucket, port), per (bucket, source) and per (port,
+//! source) made `telescope analyze --db` write two million rows for a
+//! ten-million-packet capture and spend twice the analysis time doing it
+//! (issue 16). A block groups what is read together anyway: the report and
+//! the map read every source of a period, the series read one port across
+//! buckets. Rows per run fall from millions to a few thousand, and the
+//! report can add sources up block by block (one block's sources at a time
+//! in memory), because a source always falls in the same block.
+//!
+//! Layout of every block: one version byte ([`BLOCK_VERSION`]), then records
+//! back to back. Integers are unsigned LEB128 varints (as in protobuf and
+//! DWARF); signed ones are zigzag-mapped first. An address is a tag byte (4
+//! or 6) and its 4 or 16 bytes in network order.
+//!
+//! - Port block, key (bucket start, [`port_block`]): per port, its
+//!   [`PortIndex`], packets, unique sources, an "estimated" byte, and the
+//!   length and bytes of its [`SourceSketch`](iotscope_telescope::sketch::SourceSketch).
+//! - Source block, key (bucket start, [`source_block`]): per source, its
+//!   address, packets, bytes, first time (offset from the bucket start,
+//!   zigzag), last time (offset from the first), class mask, SYNs, Mirai,
+//!   ZMap and masscan SYNs, backscatter packets. One record per source.
+//! - Source-port block, key ([`source_block`], run): per source of one
+//!   run, its address, a flags byte (bit 0: the source sent Mirai SYNs in
+//!   that run), the number of ports and the port indices, ascending, each
+//!   as the difference from the previous one.
+
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+
+use iotscope_telescope::aggregate::SourceCounters;
+use iotscope_telescope::sketch::SourceSketch;
+use iotscope_telescope::PortIndex;
+use iotscope_wire::Addr;
+
+/// Bumped whenever a block layout changes.
+pub(crate) const BLOCK_VERSION: u8 = 1;
+
+/// Number of source blocks: 256 for IPv4 (by first octet), 256 for IPv6.
+pub(crate) const SOURCE_BLOCKS: i64 = 512;
+
+/// The block of a source: its first octet for IPv4 (sources spread over
+/// the address space), 256 plus the XOR of its 16 bytes for IPv6 (whose
+/// first bytes are nearly always 0x20 0x01..0x2a 0x0f).
+pub(crate) fn source_block(a: Addr) -> i64 {
+    match a {
+        Addr::V4(v) => (v >> 24) as i64,
+        Addr::V6(v) => 256 + v.to_be_bytes().iter().fold(0u8, |x, b| x ^ b) as i64,
+    }
+}
+
+/// The block of a destination port: 256 ports per block, TCP blocks
+/// 0..=255, UDP 256..=511 (the [`PortIndex`] shifted right by 8).
+pub(crate) fn port_block(p: PortIndex) -> i64 {
+    (p >> 8) as i64
+}
+
+/// A block that cannot be read: truncated, or of an unknown version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Damaged;
+
+/// A new, empty block.
+pub(crate) fn new_block() -> Vec<u8> {
+    vec![BLOCK_VERSION]
+}
+
+/// Appends `v` as an unsigned LEB128 varint.
+fn put(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    (v >> 1) as i64 ^ -((v & 1) as i64)
+}
+
+fn put_addr(out: &mut Vec<u8>, a: Addr) {
+    match a {
+        Addr::V4(v) => {
+            out.push(4);
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        Addr::V6(v) => {
+            out.push(6);
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+    }
+}
+
+/// A reader over one block's records.
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// Checks the version byte. Errors: [`Damaged`] when empty or of
+    /// another version.
+    pub(crate) fn new(buf: &'a [u8]) -> Result<Self, Damaged> {
+        match buf.first() {
+            Some(&BLOCK_VERSION) => Ok(Reader { buf, pos: 1 }),
+            _ => Err(Damaged),
+        }
+    }
+
+    /// Whether every record was read.
+    pub(crate) fn done(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn byte(&mut self) -> Result<u8, Damaged> {
+        let b = *self.buf.get(self.pos).ok_or(Damaged)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], Damaged> {
+        let end = self.pos.checked_add(n).ok_or(Damaged)?;
+        let s = self.buf.get(self.pos..end).ok_or(Damaged)?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn int(&mut self) -> Result<u64, Damaged> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= ((b & 0x7f) as u64) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(Damaged)
+    }
+
+    fn addr(&mut self) -> Result<Addr, Damaged> {
+        match self.byte()? {
+            4 => Ok(Addr::V4(u32::from_be_bytes(
+                self.bytes(4)?.try_into().map_err(|_| Damaged)?,
+            ))),
+            6 => Ok(Addr::V6(u128::from_be_bytes(
+                self.bytes(16)?.try_into().map_err(|_| Damaged)?,
+            ))),
+            _ => Err(Damaged),
+        }
+    }
+
+    fn port(&mut self) -> Result<PortIndex, Damaged> {
+        let v = self.int()?;
+        if v >= 1 << 17 {
+            return Err(Damaged);
+        }
+        Ok(v as PortIndex)
+    }
+}
+
+/// One port of a port block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PortEntry<'a> {
+    pub port: PortIndex,
+    pub packets: u64,
+    pub sources: u64,
+    pub estimated: bool,
+    /// The encoded [`SourceSketch`](iotscope_telescope::sketch::SourceSketch).
+    pub sketch: &'a [u8],
+}
+
+/// Appends one port to a port block.
+pub(crate) fn put_port(out: &mut Vec<u8>, e: &PortEntry<'_>) {
+    put(out, e.port as u64);
+    put(out, e.packets);
+    put(out, e.sources);
+    out.push(e.estimated as u8);
+    put(out, e.sketch.len() as u64);
+    out.extend_from_slice(e.sketch);
+}
+
+impl<'a> Reader<'a> {
+    /// The next port of a port block.
+    pub(crate) fn next_port(&mut self) -> Result<PortEntry<'a>, Damaged> {
+        let port = self.port()?;
+        let packets = self.int()?;
+        let sources = self.int()?;
+        let estimated = match self.byte()? {
+            0 => false,
+            1 => true,
+            _ => return Err(Damaged),
+        };
+        let n = usize::try_from(self.int()?).map_err(|_| Damaged)?;
+        let sketch = self.bytes(n)?;
+        Ok(PortEntry {
+            port,
+            packets,
+            sources,
+            estimated,
+            sketch,
+        })
+    }
+}
+
+/// Appends one source of the bucket starting at `start_ns`.
+pub(crate) fn put_source(out: &mut Vec<u8>, start_ns: i64, a: Addr, c: &SourceCounters) {
+    put_addr(out, a);
+    put(out, c.packets);
+    put(out, c.bytes);
+    put(out, zigzag(c.first_ts.wrapping_sub(start_ns)));
+    put(out, c.last_ts.wrapping_sub(c.first_ts) as u64);
+    put(out, c.class_mask as u64);
+    for v in [c.syn, c.mirai, c.zmap, c.masscan, c.backscatter] {
+        put(out, v);
+    }
+}
+
+impl Reader<'_> {
+    /// The next source of a source block of the bucket starting at `start_ns`.
+    pub(crate) fn next_source(&mut self, start_ns: i64) -> Result<(Addr, SourceCounters), Damaged> {
+        let a = self.addr()?;
+        let packets = self.int()?;
+        let bytes = self.int()?;
+        let first_ts = start_ns.wrapping_add(unzigzag(self.int()?));
+        let last_ts = first_ts.wrapping_add(self.int()? as i64);
+        let class_mask = u16::try_from(self.int()?).map_err(|_| Damaged)?;
+        let mut v = [0u64; 5];
+        for x in &mut v {
+            *x = self.int()?;
+        }
+        let [syn, mirai, zmap, masscan, backscatter] = v;
+        Ok((
+            a,
+            SourceCounters {
+                packets,
+                bytes,
+                first_ts,
+                last_ts,
+                class_mask,
+                syn,
+                mirai,
+                zmap,
+                masscan,
+                backscatter,
+            },
+        ))
+    }
+
+    /// The next source of a source-port block: its address, whether it
+    /// sent Mirai SYNs in that run, and its ports (appended to `ports`,
+    /// which is cleared first).
+    pub(crate) fn next_source_ports(
+        &mut self,
+        ports: &mut Vec<PortIndex>,
+    ) -> Result<(Addr, bool), Damaged> {
+        let a = self.addr()?;
+        let flags = self.byte()?;
+        let n = self.int()?;
+        ports.clear();
+        let mut port = 0u64;
+        for i in 0..n {
+            let d = self.int()?;
+            port = if i == 0 {
+                d
+            } else {
+                port.checked_add(d).ok_or(Damaged)?
+            };
+            if port >= 1 << 17 {
+                return Err(Damaged);
+            }
+            ports.push(port as PortIndex);
+        }
+        Ok((a, flags & 1 != 0))
+    }
+}
+
+/// Appends one source of a run with its destination ports (ascending).
+pub(crate) fn put_source_ports(out: &mut Vec<u8>, a: Addr, mirai: bool, ports: &[PortIndex]) {
+    put_addr(out, a);
+    out.push(mirai as u8);
+    put(out, ports.len() as u64);
+    let mut last = 0;
+    for (i, &p) in ports.iter().enumerate() {
+        put(out, if i == 0 { p } else { p - last } as u64);
+        last = p;
+    }
+}
+
+/// Number of port blocks: 256 for TCP, 256 for UDP.
+pub(crate) const PORT_BLOCKS: i64 = 512;
+
+/// The blocks of one bucket (or run) being written: a buffer per block,
+/// started with the version byte when first used.
+pub(crate) struct Blocks {
+    bufs: Vec<Vec<u8>>,
+}
+
+impl Blocks {
+    /// `n` empty blocks.
+    pub(crate) fn new(n: i64) -> Self {
+        Blocks {
+            bufs: vec![Vec::new(); n as usize],
+        }
+    }
+
+    /// The buffer of `block` (below `n`), to append records to.
+    pub(crate) fn of(&mut self, block: i64) -> &mut Vec<u8> {
+        let b = &mut self.bufs[block as usize];
+        if b.is_empty() {
+            b.push(BLOCK_VERSION);
+        }
+        b
+    }
+
+    /// The blocks with at least one record, with their numbers.
+    pub(crate) fn into_blocks(self) -> impl Iterator<Item = (i64, Vec<u8>)> {
+        self.bufs
+            .into_iter()
+            .enumerate()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(i, b)| (i as i64, b))
+    }
+}
+
+/// One port block from two of the same bucket and block (a stored one and
+/// a new run's): packets added, sketches merged; a port in both gets the
+/// union's count as its sources, estimated once the union is HyperLogLog.
+pub(crate) fn merge_ports(old: &[u8], new: &[u8]) -> Result<Vec<u8>, Damaged> {
+    let mut map: BTreeMap<PortIndex, (u64, u64, bool, Vec<u8>)> = BTreeMap::new();
+    for buf in [old, new] {
+        let mut r = Reader::new(buf)?;
+        while !r.done() {
+            let e = r.next_port()?;
+            match map.entry(e.port) {
+                Entry::Vacant(v) => {
+                    v.insert((e.packets, e.sources, e.estimated, e.sketch.to_vec()));
+                }
+                Entry::Occupied(mut o) => {
+                    let (packets, sources, estimated, sketch) = o.get_mut();
+                    let mut union = SourceSketch::from_bytes(sketch).map_err(|_| Damaged)?;
+                    union.merge(&SourceSketch::from_bytes(e.sketch).map_err(|_| Damaged)?);
+                    *packets += e.packets;
+                    *sources = union.count();
+                    *estimated = !union.is_exact();
+                    *sketch = union.to_bytes();
+                }
+            }
+        }
+    }
+    let mut out = new_block();
+    for (port, (packets, sources, estimated, sketch)) in map {
+        put_port(
+            &mut out,
+            &PortEntry {
+                port,
+                packets,
+                sources,
+                estimated,
+                sketch: &sketch,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// One source block from two of the bucket starting at `start_ns` (a
+/// stored one and a new run's): a source in both gets its counters added.
+pub(crate) fn merge_sources(start_ns: i64, old: &[u8], new: &[u8]) -> Result<Vec<u8>, Damaged> {
+    let mut map: HashMap<Addr, SourceCounters> = HashMap::new();
+    for buf in [old, new] {
+        let mut r = Reader::new(buf)?;
+        while !r.done() {
+            let (a, c) = r.next_source(start_ns)?;
+            map.entry(a).or_default().add(&c);
+        }
+    }
+    let mut rows: Vec<_> = map.into_iter().collect();
+    rows.sort_unstable_by_key(|r| r.0);
+    let mut out = new_block();
+    for (a, c) in rows {
+        put_source(&mut out, start_ns, a, &c);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn counters(v: [u64; 7], first: i64, span: u64) -> SourceCounters {
+        SourceCounters {
+            packets: v[0],
+            bytes: v[1],
+            first_ts: first,
+            last_ts: first.wrapping_add(span as i64),
+            class_mask: (v[2] & 0x7ff) as u16,
+            syn: v[3],
+            mirai: v[4],
+            zmap: v[5],
+            masscan: v[6],
+            backscatter: v[0] ^ v[1],
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn sources_round_trip(
+            rows in proptest::collection::vec((any::<u128>(), any::<bool>(), any::<[u64; 7]>(), any::<i64>(), any::<u64>()), 0..40),
+            start in any::<i64>(),
+        ) {
+            let mut b = new_block();
+            let mut want = Vec::new();
+            for (a, v4, v, first, span) in rows {
+                let addr = if v4 { Addr::V4(a as u32) } else { Addr::V6(a) };
+                let c = counters(v, first, span);
+                put_source(&mut b, start, addr, &c);
+                want.push((addr, c));
+            }
+            let mut r = Reader::new(&b).unwrap();
+            let mut got = Vec::new();
+            while !r.done() {
+                got.push(r.next_source(start).unwrap());
+            }
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn ports_and_source_ports_round_trip(
+            ports in proptest::collection::btree_set(0u32..(1 << 17), 0..50),
+            counts in any::<(u64, u64, bool)>(),
+            sketch in proptest::collection::vec(any::<u8>(), 0..100),
+        ) {
+            let ports: Vec<PortIndex> = ports.into_iter().collect();
+            let mut b = new_block();
+            for &p in &ports {
+                put_port(&mut b, &PortEntry { port: p, packets: counts.0, sources: counts.1, estimated: counts.2, sketch: &sketch });
+            }
+            put_source_ports(&mut b, Addr::V4(7), counts.2, &ports);
+            let mut r = Reader::new(&b).unwrap();
+            for &p in &ports {
+                let e = r.next_port().unwrap();
+                prop_assert_eq!(e, PortEntry { port: p, packets: counts.0, sources: counts.1, estimated: counts.2, sketch: &sketch });
+            }
+            let mut got = Vec::new();
+            prop_assert_eq!(r.next_source_ports(&mut got).unwrap(), (Addr::V4(7), counts.2));
+            prop_assert_eq!(got, ports);
+            prop_assert!(r.done());
+        }
+
+        /// Damaged bytes give an error, never a panic or a hang.
+        #[test]
+        fn damaged_blocks_are_errors(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok(mut r) = Reader::new(&bytes) {
+                let mut ports = Vec::new();
+                for kind in 0..3 {
+                    let mut r2 = Reader { buf: r.buf, pos: r.pos };
+                    while !r2.done() {
+                        let ok = match kind {
+                            0 => r2.next_port().is_ok(),
+                            1 => r2.next_source(0).is_ok(),
+                            _ => r2.next_source_ports(&mut ports).is_ok(),
+                        };
+                        if !ok { break; }
+                    }
+                }
+                r.pos = r.buf.len();
+                prop_assert!(r.done());
+            }
+        }
+    }
+
+    #[test]
+    fn versions_and_truncation_are_refused() {
+        assert_eq!(Reader::new(&[]).err(), Some(Damaged));
+        assert_eq!(Reader::new(&[BLOCK_VERSION + 1]).err(), Some(Damaged));
+        let mut b = new_block();
+        put_source(&mut b, 0, Addr::V6(1), &SourceCounters::default());
+        b.pop();
+        let mut r = Reader::new(&b).unwrap();
+        assert_eq!(r.next_source(0), Err(Damaged));
+        // A varint longer than 64 bits.
+        let mut r = Reader::new(&[
+            BLOCK_VERSION,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x01,
+        ])
+        .unwrap();
+        assert_eq!(r.int(), Err(Damaged));
+    }
+
+    #[test]
+    fn blocks_split_the_address_and_port_spaces() {
+        assert_eq!(source_block(Addr::V4(0xc612_0001)), 0xc6);
+        let b6 = source_block(Addr::V6(0x2001_0db8 << 96));
+        assert!((256..512).contains(&b6));
+        assert_eq!(port_block(23), 0);
+        assert_eq!(port_block((1 << 16) | 53), 256);
+        assert_eq!(port_block((1 << 16) | 65535), 511);
+    }
+}
