@@ -586,7 +586,7 @@ impl Store for SqliteStore {
                 }
                 blocks.write(BlockTable::Ports, start, known, out)?;
                 let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
-                for (&id, c) in &b.sources {
+                for (id, c) in t.bucket_sources(b) {
                     let a = addrs[id as usize];
                     blocks::put_source(out.of(blocks::source_block(a)), start, a, c);
                 }
@@ -1922,7 +1922,7 @@ mod concurrency {
                     )
                     .unwrap();
                 }
-                for (&id, s) in &b.sources {
+                for (id, s) in t.bucket_sources(b) {
                     c.execute(
                         "INSERT INTO bucket_sources VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                         params![

@@ -236,6 +236,13 @@ pub struct SourceStats {
     /// The first destination ports of this source (port index + 1; 0 is
     /// free) with their bucket presence. Two cover Mirai's 23 and 2323.
     port_slots: [(u32, Presence); PORT_SLOTS_PER_SOURCE],
+    /// Detail mode: the bucket index of the source's first packet, and
+    /// 1 + the index of its latest row in `Telescope::detail_rows`, or 0
+    /// while every packet of the source fell in that first bucket (its run
+    /// counters are then its only bucket's: no row at all, which is what
+    /// keeps a spoofed flood's per-bucket detail free).
+    home: u32,
+    detail_at: u32,
 }
 
 impl std::ops::Deref for SourceStats {
@@ -275,14 +282,47 @@ pub struct BucketStats {
     pub classes: [u64; CLASS_COUNT],
     /// Per-port packets and unique sources, valid after `finish`.
     pub port_totals: HashMap<PortIndex, Count, RandomState>,
-    /// Detail mode: per source id, counters within this bucket.
-    pub sources: HashMap<u32, SourceCounters, RandomState>,
-    /// Detail mode: sketches of sources per port.
+    /// Detail mode: sketches of sources per port, valid after `finish`.
     pub port_sketches: HashMap<PortIndex, SourceSketch, RandomState>,
+    /// Detail mode: hashes not yet in a port's sketch (see
+    /// [`BucketStats::add_port_source`]).
+    pub(crate) pending_hashes: HashMap<PortIndex, Vec<u64>, RandomState>,
     /// Malformed frames and frames outside the darknet in this bucket.
     pub malformed: u64,
     /// Frames to addresses outside the darknet.
     pub outside: u64,
+}
+
+impl BucketStats {
+    /// Adds a source (by [`source_hash`]) to a port's sketch. A large exact
+    /// sketch is a sorted vector, and inserting one by one moved half of it
+    /// each time (a flood's 8,192 sources on a port: 268 MB of copying per
+    /// bucket and port); past 256 members hashes wait in a buffer and go in
+    /// 4,096 at a time, sorted.
+    #[inline]
+    fn add_port_source(&mut self, port: PortIndex, h: u64) {
+        let sketch = self.port_sketches.entry(port).or_default();
+        match sketch {
+            SourceSketch::Exact(v) if v.len() >= 256 => {
+                let pending = self.pending_hashes.entry(port).or_default();
+                pending.push(h);
+                if pending.len() >= 4096 {
+                    sketch.insert_hashes(pending);
+                }
+            }
+            _ => sketch.insert_hash(h),
+        }
+    }
+
+    /// Moves every buffered hash into its port's sketch.
+    fn settle_port_sources(&mut self) {
+        for (port, mut pending) in self.pending_hashes.drain() {
+            self.port_sketches
+                .entry(port)
+                .or_default()
+                .insert_hashes(&mut pending);
+        }
+    }
 }
 
 /// Port index of a TCP or UDP packet's destination.
@@ -377,6 +417,17 @@ pub struct Telescope {
     overflow_sources: Overflow,
     overflow_slots: Overflow,
     pub(crate) buckets: Vec<BucketStats>,
+    /// Detail mode: (bucket index, source id, counters) of sources seen in
+    /// more than one bucket; a (bucket, source) may have several rows
+    /// until `finish` sorts and merges them.
+    detail_rows: Vec<(u32, u32, SourceCounters)>,
+    /// After `finish`, per bucket index: where its rows start in
+    /// `detail_rows` (one more entry than buckets).
+    detail_offsets: Vec<usize>,
+    /// After `finish`: ids of the sources seen in one bucket only, grouped
+    /// by that bucket, and where each bucket's start.
+    single_ids: Vec<u32>,
+    single_offsets: Vec<usize>,
     bucket_index: HashMap<i64, usize, RandomState>,
     /// Bucket number and index of the bucket the last packet fell in.
     current: Option<(i64, usize)>,
@@ -445,6 +496,10 @@ impl Telescope {
             overflow_sources: Overflow::default(),
             overflow_slots: Overflow::default(),
             buckets: Vec::new(),
+            detail_rows: Vec::new(),
+            detail_offsets: Vec::new(),
+            single_ids: Vec::new(),
+            single_offsets: Vec::new(),
             bucket_index: HashMap::default(),
             current: None,
             totals: Totals::default(),
@@ -493,6 +548,28 @@ impl Telescope {
     pub fn source_stats(&self) -> &[SourceStats] {
         self.assert_flushed();
         &self.sources
+    }
+
+    /// Detail mode: each source of bucket `b` (one of [`Self::buckets`] or
+    /// [`Self::implausible`]) with its counters within that bucket, once
+    /// per source, in no particular order. Empty without
+    /// [`TelescopeConfig::detail`].
+    pub fn bucket_sources<'a>(
+        &'a self,
+        b: &BucketStats,
+    ) -> impl Iterator<Item = (u32, &'a SourceCounters)> + 'a {
+        self.assert_flushed();
+        let (singles, rows) = match self.bucket_index.get(&b.number) {
+            Some(&i) if self.cfg.detail => (
+                &self.single_ids[self.single_offsets[i]..self.single_offsets[i + 1]],
+                &self.detail_rows[self.detail_offsets[i]..self.detail_offsets[i + 1]],
+            ),
+            _ => (&[][..], &[][..]),
+        };
+        singles
+            .iter()
+            .map(|&id| (id, &self.sources[id as usize].counters))
+            .chain(rows.iter().map(|r| (r.1, &r.2)))
     }
 
     /// Calls `f(port, source id)` for every distinct (port, source) pair.
@@ -736,18 +813,34 @@ impl Telescope {
             }
         }
         let s = &mut self.sources[id as usize];
+        if self.cfg.detail {
+            // Per-bucket counters without a lookup per packet: a source's
+            // packets nearly all fall in its latest row's bucket.
+            let rows = &mut self.detail_rows;
+            let here = b as u32;
+            if s.counters.packets == 0 {
+                s.home = here;
+            } else if s.detail_at == 0 {
+                if s.home != here {
+                    // It leaves its first bucket: all it sent so far was there.
+                    rows.push((s.home, id, s.counters.clone()));
+                    rows.push((here, id, SourceCounters::default()));
+                    s.detail_at = rows.len() as u32;
+                }
+            } else if rows[s.detail_at as usize - 1].0 != here {
+                rows.push((here, id, SourceCounters::default()));
+                s.detail_at = rows.len() as u32;
+            }
+            if s.detail_at != 0 {
+                rows[s.detail_at as usize - 1]
+                    .2
+                    .record(ts_ns, bytes, class, fp);
+            }
+        }
         s.counters.record(ts_ns, bytes, class, fp);
         let bucket = &mut self.buckets[b];
         if s.presence.mark(rel, id as u64, &mut self.overflow_sources) {
             bucket.total.sources += 1;
-        }
-
-        if self.cfg.detail {
-            bucket
-                .sources
-                .entry(id)
-                .or_default()
-                .record(ts_ns, bytes, class, fp);
         }
 
         // Only TCP and UDP first fragments carry ports.
@@ -797,12 +890,7 @@ impl Telescope {
             if fresh_in_bucket {
                 per.sources += 1;
                 if self.cfg.detail {
-                    let bucket = &mut self.buckets[b];
-                    bucket
-                        .port_sketches
-                        .entry(port)
-                        .or_default()
-                        .insert_hash(source_hash(p.src));
+                    self.buckets[b].add_port_source(port, source_hash(p.src));
                 }
             }
         }
@@ -874,6 +962,8 @@ impl Telescope {
             }
         }
         self.addrs.append(&mut other.addrs);
+        let first_new = self.sources.len();
+        let rows_offset = self.detail_rows.len() as u32;
         self.sources.append(&mut other.sources);
         self.settle_current_bucket();
         other.settle_current_bucket();
@@ -905,13 +995,28 @@ impl Telescope {
             for (a, b) in sb.classes.iter_mut().zip(ob.classes) {
                 *a += b;
             }
-            for (id, st) in ob.sources {
-                sb.sources.insert(id + id_offset, st);
-            }
             for (port, sketch) in ob.port_sketches {
                 sb.port_sketches.entry(port).or_default().merge(&sketch);
             }
+            for (port, mut pending) in ob.pending_hashes {
+                sb.port_sketches
+                    .entry(port)
+                    .or_default()
+                    .insert_hashes(&mut pending);
+            }
         }
+        for s in &mut self.sources[first_new..] {
+            s.home = bucket_map[s.home as usize] as u32;
+            if s.detail_at != 0 {
+                s.detail_at += rows_offset;
+            }
+        }
+        self.detail_rows.extend(
+            other
+                .detail_rows
+                .into_iter()
+                .map(|(b, id, c)| (bucket_map[b as usize] as u32, id + id_offset, c)),
+        );
         for (key, c) in other.bucket_ports.iter() {
             let b = bucket_map[(key >> 17) as usize];
             let (e, _) = self
@@ -1003,15 +1108,66 @@ impl Telescope {
                 }
                 if self.cfg.detail {
                     let addr = self.addrs[(key >> 17) as usize];
-                    bucket
-                        .port_sketches
-                        .entry(port)
-                        .or_default()
-                        .insert_hash(source_hash(addr));
+                    bucket.add_port_source(port, source_hash(addr));
                 }
             }
         }
+        if self.cfg.detail {
+            for bucket in &mut self.buckets {
+                bucket.settle_port_sources();
+            }
+            self.settle_detail();
+        }
         self.finished = true;
+    }
+
+    /// Detail mode: merges the rows of each (bucket, source) into one and
+    /// groups rows and single-bucket sources by bucket, for
+    /// [`Self::bucket_sources`]. Counting more frames after stays correct:
+    /// each source's `detail_at` points at one of its rows, and a frame of
+    /// another bucket starts a new row.
+    fn settle_detail(&mut self) {
+        let rows = &mut self.detail_rows;
+        rows.sort_unstable_by_key(|r| (r.0, r.1));
+        let mut kept = 0;
+        for i in 0..rows.len() {
+            if kept > 0 && (rows[kept - 1].0, rows[kept - 1].1) == (rows[i].0, rows[i].1) {
+                let c = rows[i].2.clone();
+                rows[kept - 1].2.add(&c);
+            } else {
+                rows.swap(kept, i);
+                kept += 1;
+            }
+        }
+        rows.truncate(kept);
+        let n = self.buckets.len();
+        self.detail_offsets = vec![0; n + 1];
+        for (i, r) in rows.iter().enumerate() {
+            self.detail_offsets[r.0 as usize + 1] = i + 1;
+            self.sources[r.1 as usize].detail_at = i as u32 + 1;
+        }
+        for i in 1..=n {
+            self.detail_offsets[i] = self.detail_offsets[i].max(self.detail_offsets[i - 1]);
+        }
+        // Sources of one bucket, grouped by it (a counting sort).
+        self.single_offsets = vec![0; n + 1];
+        for s in &self.sources {
+            if s.detail_at == 0 && s.counters.packets > 0 {
+                self.single_offsets[s.home as usize + 1] += 1;
+            }
+        }
+        for i in 1..=n {
+            self.single_offsets[i] += self.single_offsets[i - 1];
+        }
+        let mut at = self.single_offsets.clone();
+        self.single_ids = vec![0; self.single_offsets[n]];
+        for (id, s) in self.sources.iter().enumerate() {
+            if s.detail_at == 0 && s.counters.packets > 0 {
+                let slot = &mut at[s.home as usize];
+                self.single_ids[*slot] = id as u32;
+                *slot += 1;
+            }
+        }
     }
 }
 
@@ -1152,6 +1308,91 @@ mod tests {
         }
         assert_eq!(whole.summary(10), merged.summary(10));
         assert_eq!(whole.summary(10).series.len(), 1);
+    }
+
+    /// Detail mode: every (bucket, source)'s counters, exactly, whatever
+    /// the order of frames, with more frames after a `finish`, and over
+    /// merged shards; sources of one bucket have no row of their own.
+    #[test]
+    fn per_bucket_source_counters_are_exact_in_any_order_and_over_shards() {
+        let mut x: u64 = 777;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        // 300 sources: the first 100 in one bucket each, the rest anywhere
+        // over 12 buckets in random order.
+        let events: Vec<(i64, u32, u16)> = (0..6000)
+            .map(|i| {
+                let r = next();
+                let src = (r % 300) as u32;
+                let bucket = if src < 100 {
+                    src % 12
+                } else {
+                    (r >> 20) as u32 % 12
+                };
+                let ts = bucket as i64 * 60_000_000_000 + (r >> 40) as i64 % 60_000_000_000;
+                (ts, 0x0a00_0000 | src << 8 | i % 7, ((r >> 9) % 50) as u16)
+            })
+            .collect();
+        let mut want: StdMap<(i64, u32), (u64, i64, i64)> = StdMap::new();
+        for &(ts, src, _) in &events {
+            let e = want
+                .entry((ts / 60_000_000_000, src))
+                .or_insert((0, i64::MAX, i64::MIN));
+            e.0 += 1;
+            e.1 = e.1.min(ts);
+            e.2 = e.2.max(ts);
+        }
+        let cfg = TelescopeConfig {
+            bucket_ns: 60_000_000_000,
+            detail: true,
+            ..Default::default()
+        };
+        let got = |t: &Telescope| {
+            let mut got = StdMap::new();
+            for b in t.buckets() {
+                for (id, c) in t.bucket_sources(b) {
+                    let Addr::V4(a) = t.source_addrs()[id as usize] else {
+                        panic!("v4")
+                    };
+                    let old = got.insert((b.number, a), (c.packets, c.first_ts, c.last_ts));
+                    assert!(old.is_none(), "one row per bucket and source");
+                }
+            }
+            got
+        };
+        let mut one = Telescope::new(cfg.clone());
+        let (early, late) = events.split_at(2500);
+        for &(ts, src, port) in early {
+            one.ingest(ts, LinkType::RawIp, &syn(src, port));
+        }
+        one.finish();
+        for &(ts, src, port) in late {
+            one.ingest(ts, LinkType::RawIp, &syn(src, port));
+        }
+        one.finish();
+        assert_eq!(got(&one), want);
+        assert!(one.detail_rows.len() < want.len());
+        let mut shards: Vec<Telescope> = (0..2)
+            .map(|i| {
+                Telescope::new(TelescopeConfig {
+                    shard: (i, 2),
+                    ..cfg.clone()
+                })
+            })
+            .collect();
+        for &(ts, src, port) in &events {
+            for s in &mut shards {
+                s.ingest(ts, LinkType::RawIp, &syn(src, port));
+            }
+        }
+        let mut merged = shards.remove(0);
+        merged.merge(shards.remove(0));
+        merged.finish();
+        assert_eq!(got(&merged), want);
     }
 
     #[test]

@@ -75,6 +75,20 @@ impl SourceSketch {
         }
     }
 
+    /// Adds many members by their [`source_hash`]es at once (sorted and
+    /// de-duplicated here, in any order); leaves `hashes` empty.
+    pub fn insert_hashes(&mut self, hashes: &mut Vec<u64>) {
+        match self {
+            SourceSketch::Hll(r) => hashes.iter().for_each(|&h| hll_add(r, h)),
+            SourceSketch::Exact(_) => {
+                hashes.sort_unstable();
+                hashes.dedup();
+                self.merge(&SourceSketch::Exact(std::mem::take(hashes)));
+            }
+        }
+        hashes.clear();
+    }
+
     fn hll_from(hashes: &[u64]) -> SourceSketch {
         let mut r = Box::new([0u8; REGISTERS]);
         for &h in hashes {
@@ -264,6 +278,22 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn inserting_many_at_once_is_inserting_one_by_one(
+            first in proptest::collection::vec(0u32..20000, 0..9000),
+            rest in proptest::collection::vec(0u32..20000, 0..9000),
+        ) {
+            let hash = |x: &u32| source_hash(Addr::V4(*x));
+            let mut one = SourceSketch::default();
+            first.iter().chain(&rest).for_each(|x| one.insert_hash(hash(x)));
+            let mut many = SourceSketch::default();
+            first.iter().for_each(|x| many.insert_hash(hash(x)));
+            let mut pending: Vec<u64> = rest.iter().map(hash).collect();
+            many.insert_hashes(&mut pending);
+            prop_assert!(pending.is_empty());
+            prop_assert_eq!(one, many);
+        }
+
         #[test]
         fn merge_is_union(a in proptest::collection::vec(0u32..20000, 0..9000), b in proptest::collection::vec(0u32..20000, 0..9000)) {
             let mut sa = SourceSketch::default();

@@ -518,7 +518,25 @@ fn a_spoofed_flood_matches_its_truth_in_memory_and_in_the_store() {
             ])
             .arg(&db),
     );
-    let rep: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    let mut rep: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    // Over several buckets, a port's sources past 8192 are a HyperLogLog
+    // union (docs/telescope-json.md): within 2%, and flagged.
+    for (got, want) in rep["ports"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .zip(truth["ports"].as_array().unwrap())
+    {
+        let (g, w) = (
+            got["sources"].as_u64().unwrap(),
+            want["sources"].as_u64().unwrap(),
+        );
+        if got.get("sources_estimated") == Some(&Value::Bool(true)) {
+            assert!(w > 8192 && g.abs_diff(w) * 50 <= w, "{got} against {want}");
+            got["sources"] = want["sources"].clone();
+            got.as_object_mut().unwrap().remove("sources_estimated");
+        }
+    }
     assert_matches_truth(&rep, &truth);
     assert_eq!(rep["top_sources"].as_array().unwrap().len(), 40_000);
 }
