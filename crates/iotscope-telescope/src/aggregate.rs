@@ -1334,7 +1334,7 @@ mod tests {
                     (r >> 20) as u32 % 12
                 };
                 let ts = bucket as i64 * 60_000_000_000 + (r >> 40) as i64 % 60_000_000_000;
-                (ts, 0x0a00_0000 | src << 8 | i % 7, ((r >> 9) % 50) as u16)
+                (ts, 0x0a00_0000 | (src << 8) | (i % 7), ((r >> 9) % 50) as u16)
             })
             .collect();
         let mut want: StdMap<(i64, u32), (u64, i64, i64)> = StdMap::new();
