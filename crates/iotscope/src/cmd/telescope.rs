@@ -46,8 +46,8 @@ pub struct AnalyzeArgs {
     /// Keep per-bucket aggregates in this SQLite store.
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
-    /// Threads (default: all cores): one reads and decodes, the others count,
-    /// each for its share of the sources; with 1, one thread does both.
+    /// Threads (default: all cores): one reads, decodes and counts a share
+    /// of the sources, the others count the rest, each for its own sources.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// Frames stamped before this time (RFC 3339 or YYYY-MM-DD) are counted
@@ -315,8 +315,9 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         });
     }
 
-    // One thread reads and decodes; the others account, each for the
-    // sources that hash to it (exact to merge). One thread does both.
+    // One thread reads, decodes and counts a share of the sources; the
+    // others count the rest, each for the sources that hash to it (exact
+    // to merge).
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -678,31 +679,40 @@ fn read_inputs(
 type Batch = Vec<(i64, u32, iotscope_wire::Decoded)>;
 const BATCH_FRAMES: usize = 4096;
 
-/// This thread reads and decodes; `shards` threads account, each for the
-/// sources that hash to it. Batches travel through bounded channels and come
-/// back for reuse, so memory stays flat.
+/// Shares of the sources each helper thread accounts, against one for the
+/// reading thread: reading and decoding cost it about as much as accounting
+/// three more shares. On `bench/telescope.sh`'s capture with two threads the
+/// reading phase took 0.83-1.05 s with 4 shares, 0.86-0.90 s with 6,
+/// 0.90-1.23 s with 3 and 0.97-1.17 s with 2 (one thread: 1.10-1.30 s).
+const HELPER_SHARES: usize = 4;
+
+/// This thread reads, decodes and accounts one share of the sources;
+/// `helpers` threads account [`HELPER_SHARES`] shares each. A source's
+/// share is fixed by its address ([`TelescopeConfig::shard_for`]), so the
+/// telescopes hold disjoint sources and merge exactly. Batches travel
+/// through bounded channels and come back for reuse, so memory stays flat.
+/// Before, the reading thread only read and decoded and one helper
+/// accounted everything: the helper was the bottleneck and two threads
+/// were no faster than one.
 fn read_inputs_pipelined(
     plan: &[(PathBuf, Option<String>)],
     base: TelescopeConfig,
-    shards: usize,
+    helpers: usize,
     hash_stdin: bool,
 ) -> (Vec<Telescope>, Vec<FileOutcome>) {
     use std::sync::mpsc::{sync_channel, SyncSender};
     let route = TelescopeConfig {
-        shard: (0, shards as u32),
+        shard: (0, (1 + HELPER_SHARES * helpers) as u32),
         ..base.clone()
     };
     std::thread::scope(|scope| {
         let mut senders: Vec<SyncSender<Batch>> = Vec::new();
         let mut recyclers = Vec::new();
         let mut handles = Vec::new();
-        for i in 0..shards {
+        for _ in 0..helpers {
             let (tx, rx) = sync_channel::<Batch>(8);
             let (back_tx, back_rx) = sync_channel::<Batch>(16);
-            let cfg = TelescopeConfig {
-                shard: (i as u32, shards as u32),
-                ..base.clone()
-            };
+            let cfg = base.clone();
             handles.push(scope.spawn(move || {
                 let mut telescope = Telescope::new(cfg);
                 for mut batch in rx {
@@ -717,36 +727,41 @@ fn read_inputs_pipelined(
             senders.push(tx);
             recyclers.push(back_rx);
         }
-        let mut batches: Vec<Batch> = (0..shards)
+        let mut own = Telescope::new(base.clone());
+        let mut batches: Vec<Batch> = (0..helpers)
             .map(|_| Vec::with_capacity(BATCH_FRAMES))
             .collect();
         let outcomes = read_frames(plan, base.plausible, hash_stdin, |ts, link, data, len| {
             let decoded = iotscope_wire::decode(link, data);
-            let shard = if shards == 1 {
-                0
-            } else {
-                route.shard_for(&decoded) as usize
-            };
-            let batch = &mut batches[shard];
+            let share = route.shard_for(&decoded) as usize;
+            if share == 0 {
+                own.ingest_decoded(ts, len, decoded);
+                return;
+            }
+            let helper = (share - 1) / HELPER_SHARES;
+            let batch = &mut batches[helper];
             batch.push((ts, len, decoded));
             if batch.len() == BATCH_FRAMES {
-                let next = recyclers[shard]
+                let next = recyclers[helper]
                     .try_recv()
                     .unwrap_or_else(|_| Vec::with_capacity(BATCH_FRAMES));
                 let full = std::mem::replace(batch, next);
-                senders[shard].send(full).expect("accounting thread alive");
+                senders[helper].send(full).expect("accounting thread alive");
             }
         });
-        for (shard, batch) in batches.into_iter().enumerate() {
+        for (helper, batch) in batches.into_iter().enumerate() {
             if !batch.is_empty() {
-                senders[shard].send(batch).expect("accounting thread alive");
+                senders[helper].send(batch).expect("accounting thread alive");
             }
         }
         drop(senders);
-        let telescopes = handles
-            .into_iter()
-            .map(|h| h.join().expect("accounting thread panicked"))
-            .collect();
+        own.flush();
+        let mut telescopes = vec![own];
+        telescopes.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("accounting thread panicked")),
+        );
         (telescopes, outcomes)
     })
 }
