@@ -45,6 +45,10 @@ if [ "${SKIP_TSHARK:-0}" != 1 ]; then
     run tshark "tshark -M 100000 -q -z io,phs" tshark -M 100000 -q -z io,phs -r "$cap"
 fi
 echo
+printf 'iotscope all cores vs one thread: %6.2fx the packets per second (goal >= 1.6)\n' \
+    "$(echo "${WALL[iotscope1]} / ${WALL[iotscope]}" | bc -l)"
+printf 'iotscope one thread vs tcpdump:   %6.2fx (goal >= 1)\n' \
+    "$(echo "${WALL[tcpdump]} / ${WALL[iotscope1]}" | bc -l)"
 for peer in tcpdump tshark; do
     [ -n "${WALL[$peer]:-}" ] || continue
     printf 'iotscope vs %-8s  %6.1fx faster (wall)  %6.1fx less CPU\n' "$peer" \
@@ -52,14 +56,15 @@ for peer in tcpdump tshark; do
 done
 
 # The store beside the analysis (issue 16): the same capture with --db, then
-# `telescope report` over the store; and a spoofed-source flood (as many
-# sources as packets), which writes a row per source. SKIP_STORE=1 skips.
+# `telescope report` over the store; and a spoofed-source flood (`lab darknet
+# --flood`: every frame from its own source), the worst case for per-source
+# state. SKIP_STORE=1 skips.
 if [ "${SKIP_STORE:-0}" != 1 ]; then
     echo
     flood="$out/flood-$packets-$seed.pcap"
     if [ ! -s "$flood" ]; then
         echo "generating $flood (one source per packet) ..." >&2
-        "$bin" lab darknet --out "$flood" --packets "$packets" --sources "$packets" --seed "$seed"
+        "$bin" lab darknet --out "$flood" --packets "$packets" --flood --seed "$seed"
     fi
     cat "$flood" > /dev/null
     for kind in capture flood; do

@@ -382,6 +382,9 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         } else {
             read_inputs_pipelined(&plan, base.clone(), threads - 1, hash_stdin)
         };
+        // The largest first: merging moves the others' sources into it.
+        let mut telescopes = telescopes;
+        telescopes.sort_by_key(|t| std::cmp::Reverse(t.source_addrs().len()));
         let mut telescope = telescopes
             .into_iter()
             .reduce(|mut merged, shard| {
@@ -751,7 +754,9 @@ fn read_inputs_pipelined(
         });
         for (helper, batch) in batches.into_iter().enumerate() {
             if !batch.is_empty() {
-                senders[helper].send(batch).expect("accounting thread alive");
+                senders[helper]
+                    .send(batch)
+                    .expect("accounting thread alive");
             }
         }
         drop(senders);
