@@ -27,12 +27,13 @@ CREATE TABLE bucket_source_blocks (
     PRIMARY KEY (block, start_ns)
 );
 
--- Per block of sources and ingest run: each source's destination ports in
--- that run, and whether it sent Mirai SYNs (the dashboard map's port
--- filter, the infected hosts' ports).
+-- Per block of sources and day (UTC day number of the first frame of the
+-- runs that wrote it): each source's destination ports, and whether it sent
+-- Mirai SYNs in any of those runs (the dashboard map's port filter, the
+-- infected hosts' ports). Runs of one day merge into its row.
 CREATE TABLE source_port_blocks (
     block INTEGER NOT NULL,
-    run   BIGINT NOT NULL,
+    day   BIGINT NOT NULL,
     data  BLOB NOT NULL,
-    PRIMARY KEY (block, run)
+    PRIMARY KEY (block, day)
 );

@@ -22,10 +22,10 @@
 //!   address, packets, bytes, first time (offset from the bucket start,
 //!   zigzag), last time (offset from the first), class mask, SYNs, Mirai,
 //!   ZMap and masscan SYNs, backscatter packets. One record per source.
-//! - Source-port block, key ([`source_block`], run): per source of one
-//!   run, its address, a flags byte (bit 0: the source sent Mirai SYNs in
-//!   that run), the number of ports and the port indices, ascending, each
-//!   as the difference from the previous one.
+//! - Source-port block, key ([`source_block`], day): per source of the
+//!   runs of one day, its address, a flags byte (bit 0: the source sent
+//!   Mirai SYNs in one of them), the number of ports and the port indices,
+//!   ascending, each as the difference from the previous one.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -388,6 +388,31 @@ pub(crate) fn merge_sources(start_ns: i64, old: &[u8], new: &[u8]) -> Result<Vec
     Ok(out)
 }
 
+/// One source-port block from two of the same block and day: a source in
+/// both gets the union of its ports, and Mirai if either says so.
+pub(crate) fn merge_source_ports(old: &[u8], new: &[u8]) -> Result<Vec<u8>, Damaged> {
+    let mut map: HashMap<Addr, (bool, Vec<PortIndex>)> = HashMap::new();
+    let mut ports = Vec::new();
+    for buf in [old, new] {
+        let mut r = Reader::new(buf)?;
+        while !r.done() {
+            let (a, mirai) = r.next_source_ports(&mut ports)?;
+            let e = map.entry(a).or_default();
+            e.0 |= mirai;
+            e.1.extend_from_slice(&ports);
+        }
+    }
+    let mut rows: Vec<_> = map.into_iter().collect();
+    rows.sort_unstable_by_key(|r| r.0);
+    let mut out = new_block();
+    for (a, (mirai, mut ports)) in rows {
+        ports.sort_unstable();
+        ports.dedup();
+        put_source_ports(&mut out, a, mirai, &ports);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,6 +498,32 @@ mod tests {
                 prop_assert!(r.done());
             }
         }
+    }
+
+    #[test]
+    fn source_ports_merge_into_a_union() {
+        let mut a = new_block();
+        put_source_ports(&mut a, Addr::V4(1), false, &[23, 80]);
+        put_source_ports(&mut a, Addr::V4(2), true, &[23]);
+        let mut b = new_block();
+        put_source_ports(&mut b, Addr::V4(1), true, &[22, 80]);
+        put_source_ports(&mut b, Addr::V6(3), false, &[(1 << 16) | 53]);
+        let m = merge_source_ports(&a, &b).unwrap();
+        let mut r = Reader::new(&m).unwrap();
+        let mut ports = Vec::new();
+        let mut got = Vec::new();
+        while !r.done() {
+            let (addr, mirai) = r.next_source_ports(&mut ports).unwrap();
+            got.push((addr, mirai, ports.clone()));
+        }
+        assert_eq!(
+            got,
+            vec![
+                (Addr::V4(1), true, vec![22, 23, 80]),
+                (Addr::V4(2), true, vec![23]),
+                (Addr::V6(3), false, vec![(1 << 16) | 53]),
+            ]
+        );
     }
 
     #[test]

@@ -35,11 +35,11 @@ impl BlockTable {
         }
     }
 
-    /// The second key column: a bucket start, or a run.
+    /// The second key column: a bucket start, or a day.
     fn key(self) -> &'static str {
         match self {
             BlockTable::Ports | BlockTable::Sources => "start_ns",
-            BlockTable::SourcePorts => "run",
+            BlockTable::SourcePorts => "day",
         }
     }
 }
@@ -87,8 +87,7 @@ impl<'t> BlockWriter<'t> {
                 Some(old) => match table {
                     BlockTable::Ports => blocks::merge_ports(&old, &data),
                     BlockTable::Sources => blocks::merge_sources(key, &old, &data),
-                    // A run's blocks are written once, under a new run number.
-                    BlockTable::SourcePorts => Ok(data),
+                    BlockTable::SourcePorts => blocks::merge_source_ports(&old, &data),
                 }
                 .map_err(|_| StoreError::Block {
                     path: self.path.to_string(),
@@ -109,6 +108,9 @@ impl<'t> BlockWriter<'t> {
         Ok(())
     }
 }
+
+/// A day in ns: the key of source-port blocks.
+const DAY_NS: i64 = 86_400_000_000_000;
 
 /// Page cache of a connection while it writes a run, KiB.
 const WRITE_CACHE_KIB: u32 = 128 * 1024;
@@ -133,8 +135,8 @@ const MIGRATIONS: &[&str] = &[
 const BLOCKS_MIGRATION: usize = 10;
 
 /// Migration 010's data step: the rows of the per-port, per-source and
-/// port-source tables of 001 moved into blocks (all their ports and sources
-/// as one run), then those tables dropped. Errors: [`StoreError::Block`]
+/// port-source tables of 001 moved into blocks (their sources' ports under
+/// day 0: they kept no time), then those tables dropped. Errors: [`StoreError::Block`]
 /// for a stored address that does not parse; nothing is changed then (the
 /// migration's transaction is rolled back).
 fn move_rows_into_blocks(tx: &rusqlite::Transaction<'_>, path: &str) -> Result<(), StoreError> {
@@ -266,12 +268,8 @@ fn move_rows_into_blocks(tx: &rusqlite::Transaction<'_>, path: &str) -> Result<(
                 p.dedup();
                 blocks::put_source_ports(out.of(blocks::source_block(addr)), addr, mirai, &p);
             }
-            tx.execute(
-                "INSERT INTO settings (name, value) VALUES ('last_run', '1')",
-                [],
-            )
-            .map_err(db)?;
-            w.write(BlockTable::SourcePorts, 1, false, out)?;
+            // The old table kept no time: its ports go under day 0.
+            w.write(BlockTable::SourcePorts, 0, false, out)?;
         }
     }
     tx.execute_batch(
@@ -602,20 +600,13 @@ impl Store for SqliteStore {
                 let mirai = stats[id as usize].mirai > 0;
                 blocks::put_source_ports(out.of(blocks::source_block(a)), a, mirai, ports);
             });
-            let run: i64 = tx
-                .query_row(
-                    "SELECT COALESCE(MAX(CAST(value AS BIGINT)), 0) + 1 FROM settings WHERE name = 'last_run'",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(db)?;
-            tx.execute(
-                "INSERT INTO settings (name, value) VALUES ('last_run', ?1)
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                [run.to_string()],
-            )
-            .map_err(db)?;
-            blocks.write(BlockTable::SourcePorts, run, false, out)?;
+            // Runs of the same day (UTC, of the run's first frame) share
+            // their rows: a sensor ingesting every few minutes writes a
+            // day's sources once each, not once per run.
+            if let Some(first) = t.totals().first_ts {
+                let day = first.div_euclid(DAY_NS);
+                blocks.write(BlockTable::SourcePorts, day, true, out)?;
+            }
         }
         tx.commit().map_err(db)?;
         self.conn
@@ -1390,7 +1381,7 @@ impl SqliteStore {
     }
 
     /// Calls `f(address, sent Mirai SYNs, ports)` for every source record
-    /// of source block `block`, in every run.
+    /// of source block `block`, on every day.
     fn each_source_ports(
         &self,
         block: i64,
@@ -1399,13 +1390,13 @@ impl SqliteStore {
         let db = |e| self.err(e);
         let mut st = self
             .conn
-            .prepare_cached("SELECT run, data FROM source_port_blocks WHERE block = ?1")
+            .prepare_cached("SELECT day, data FROM source_port_blocks WHERE block = ?1")
             .map_err(db)?;
         let mut it = st.query(params![block]).map_err(db)?;
         let mut ports = Vec::new();
         while let Some(r) = it.next().map_err(db)? {
-            let run: i64 = r.get(0).map_err(db)?;
-            let bad = || self.damaged("source_port_blocks", block, run);
+            let day: i64 = r.get(0).map_err(db)?;
+            let bad = || self.damaged("source_port_blocks", block, day);
             let data = r.get_ref(1).map_err(db)?.as_blob().map_err(|_| bad())?;
             let mut rd = blocks::Reader::new(data).map_err(|_| bad())?;
             while !rd.done() {
