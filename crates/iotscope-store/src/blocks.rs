@@ -15,17 +15,23 @@
 //! DWARF); signed ones are zigzag-mapped first. An address is a tag byte (4
 //! or 6) and its 4 or 16 bytes in network order.
 //!
-//! - Port block, key (bucket start, [`port_block`]): per port, its
-//!   [`PortIndex`], packets, unique sources, an "estimated" byte, and the
-//!   length and bytes of its [`SourceSketch`](iotscope_telescope::sketch::SourceSketch).
-//! - Source block, key (bucket start, [`source_block`]): per source, its
+//! - Port block, key ([`port_block`], bucket start): per port, its
+//!   [`PortIndex`], packets, unique sources and an "estimated" byte. Small:
+//!   the dashboard's series read them.
+//! - Port-sketch block, same key: per port, its [`PortIndex`] and the
+//!   length and bytes of its [`SourceSketch`] (up to 64 KiB each), read only
+//!   by the report and by merges.
+//! - Source block, key ([`source_block`], bucket start): per source, its
 //!   address, packets, bytes, first time (offset from the bucket start,
 //!   zigzag), last time (offset from the first), class mask, SYNs, Mirai,
 //!   ZMap and masscan SYNs, backscatter packets. One record per source.
-//! - Source-port block, key ([`source_block`], day): per source of the
-//!   runs of one day, its address, a flags byte (bit 0: the source sent
-//!   Mirai SYNs in one of them), the number of ports and the port indices,
-//!   ascending, each as the difference from the previous one.
+//! - Port-source block, key ([`port_block`], day): per destination port, its
+//!   [`PortIndex`], the number of sources and their addresses (the
+//!   dashboard map's port filter).
+//! - Infected-port block, key ([`source_block`], day): per source that sent
+//!   Mirai SYNs in a run of that day, its address, the number of ports and
+//!   the port indices, ascending, each as the difference from the previous
+//!   one (the infected hosts' ports).
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -134,6 +140,10 @@ impl<'a> Reader<'a> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
+            // The tenth byte holds bit 63 only.
+            if shift == 63 && b > 1 {
+                return Err(Damaged);
+            }
             v |= ((b & 0x7f) as u64) << shift;
             if b < 0x80 {
                 return Ok(v);
@@ -164,29 +174,32 @@ impl<'a> Reader<'a> {
 }
 
 /// One port of a port block.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PortEntry<'a> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PortEntry {
     pub port: PortIndex,
     pub packets: u64,
     pub sources: u64,
     pub estimated: bool,
-    /// The encoded [`SourceSketch`](iotscope_telescope::sketch::SourceSketch).
-    pub sketch: &'a [u8],
 }
 
 /// Appends one port to a port block.
-pub(crate) fn put_port(out: &mut Vec<u8>, e: &PortEntry<'_>) {
+pub(crate) fn put_port(out: &mut Vec<u8>, e: &PortEntry) {
     put(out, e.port as u64);
     put(out, e.packets);
     put(out, e.sources);
     out.push(e.estimated as u8);
-    put(out, e.sketch.len() as u64);
-    out.extend_from_slice(e.sketch);
+}
+
+/// Appends one port's sketch to a port-sketch block.
+pub(crate) fn put_port_sketch(out: &mut Vec<u8>, port: PortIndex, sketch: &[u8]) {
+    put(out, port as u64);
+    put(out, sketch.len() as u64);
+    out.extend_from_slice(sketch);
 }
 
 impl<'a> Reader<'a> {
     /// The next port of a port block.
-    pub(crate) fn next_port(&mut self) -> Result<PortEntry<'a>, Damaged> {
+    pub(crate) fn next_port(&mut self) -> Result<PortEntry, Damaged> {
         let port = self.port()?;
         let packets = self.int()?;
         let sources = self.int()?;
@@ -195,15 +208,43 @@ impl<'a> Reader<'a> {
             1 => true,
             _ => return Err(Damaged),
         };
-        let n = usize::try_from(self.int()?).map_err(|_| Damaged)?;
-        let sketch = self.bytes(n)?;
         Ok(PortEntry {
             port,
             packets,
             sources,
             estimated,
-            sketch,
         })
+    }
+
+    /// The next port of a port-sketch block, with its encoded sketch.
+    pub(crate) fn next_port_sketch(&mut self) -> Result<(PortIndex, &'a [u8]), Damaged> {
+        let port = self.port()?;
+        let n = usize::try_from(self.int()?).map_err(|_| Damaged)?;
+        Ok((port, self.bytes(n)?))
+    }
+
+    /// The next port of a port-source block; its sources are appended to
+    /// `addrs`, which is cleared first.
+    pub(crate) fn next_port_sources(
+        &mut self,
+        addrs: &mut Vec<Addr>,
+    ) -> Result<PortIndex, Damaged> {
+        let port = self.port()?;
+        let n = self.int()?;
+        addrs.clear();
+        for _ in 0..n {
+            addrs.push(self.addr()?);
+        }
+        Ok(port)
+    }
+}
+
+/// Appends one port and its sources to a port-source block.
+pub(crate) fn put_port_sources(out: &mut Vec<u8>, port: PortIndex, addrs: &[Addr]) {
+    put(out, port as u64);
+    put(out, addrs.len() as u64);
+    for &a in addrs {
+        put_addr(out, a);
     }
 }
 
@@ -251,15 +292,13 @@ impl Reader<'_> {
         ))
     }
 
-    /// The next source of a source-port block: its address, whether it
-    /// sent Mirai SYNs in that run, and its ports (appended to `ports`,
-    /// which is cleared first).
+    /// The next source of an infected-port block: its address; its ports
+    /// are appended to `ports`, which is cleared first.
     pub(crate) fn next_source_ports(
         &mut self,
         ports: &mut Vec<PortIndex>,
-    ) -> Result<(Addr, bool), Damaged> {
+    ) -> Result<Addr, Damaged> {
         let a = self.addr()?;
-        let flags = self.byte()?;
         let n = self.int()?;
         ports.clear();
         let mut port = 0u64;
@@ -275,14 +314,14 @@ impl Reader<'_> {
             }
             ports.push(port as PortIndex);
         }
-        Ok((a, flags & 1 != 0))
+        Ok(a)
     }
 }
 
-/// Appends one source of a run with its destination ports (ascending).
-pub(crate) fn put_source_ports(out: &mut Vec<u8>, a: Addr, mirai: bool, ports: &[PortIndex]) {
+/// Appends one source with its destination ports (ascending) to an
+/// infected-port block.
+pub(crate) fn put_source_ports(out: &mut Vec<u8>, a: Addr, ports: &[PortIndex]) {
     put_addr(out, a);
-    out.push(mirai as u8);
     put(out, ports.len() as u64);
     let mut last = 0;
     for (i, &p) in ports.iter().enumerate() {
@@ -327,45 +366,54 @@ impl Blocks {
     }
 }
 
-/// One port block from two of the same bucket and block (a stored one and
-/// a new run's): packets added, sketches merged; a port in both gets the
-/// union's count as its sources, estimated once the union is HyperLogLog.
-pub(crate) fn merge_ports(old: &[u8], new: &[u8]) -> Result<Vec<u8>, Damaged> {
-    let mut map: BTreeMap<PortIndex, (u64, u64, bool, Vec<u8>)> = BTreeMap::new();
-    for buf in [old, new] {
-        let mut r = Reader::new(buf)?;
+/// A port block and its sketch block from two pairs of the same bucket
+/// and block (a stored pair and a new run's): packets added, sketches
+/// merged; a port in both gets the union's count as its sources, estimated
+/// once the union is HyperLogLog. Returns (ports, sketches).
+pub(crate) fn merge_ports(
+    (old, old_sketches): (&[u8], &[u8]),
+    (new, new_sketches): (&[u8], &[u8]),
+) -> Result<(Vec<u8>, Vec<u8>), Damaged> {
+    let mut map: BTreeMap<PortIndex, (PortEntry, SourceSketch, u8)> = BTreeMap::new();
+    for (n, (ports, sketches)) in [(old, old_sketches), (new, new_sketches)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut r = Reader::new(ports)?;
+        let mut rs = Reader::new(sketches)?;
         while !r.done() {
             let e = r.next_port()?;
+            let (port, bytes) = rs.next_port_sketch()?;
+            if port != e.port {
+                return Err(Damaged);
+            }
+            let sketch = SourceSketch::from_bytes(bytes).map_err(|_| Damaged)?;
             match map.entry(e.port) {
                 Entry::Vacant(v) => {
-                    v.insert((e.packets, e.sources, e.estimated, e.sketch.to_vec()));
+                    v.insert((e, sketch, 1 << n));
                 }
                 Entry::Occupied(mut o) => {
-                    let (packets, sources, estimated, sketch) = o.get_mut();
-                    let mut union = SourceSketch::from_bytes(sketch).map_err(|_| Damaged)?;
-                    union.merge(&SourceSketch::from_bytes(e.sketch).map_err(|_| Damaged)?);
-                    *packets += e.packets;
-                    *sources = union.count();
-                    *estimated = !union.is_exact();
-                    *sketch = union.to_bytes();
+                    let (have, union, seen) = o.get_mut();
+                    union.merge(&sketch);
+                    have.packets = have.packets.saturating_add(e.packets);
+                    *seen |= 1 << n;
                 }
             }
         }
+        if !rs.done() {
+            return Err(Damaged);
+        }
     }
-    let mut out = new_block();
-    for (port, (packets, sources, estimated, sketch)) in map {
-        put_port(
-            &mut out,
-            &PortEntry {
-                port,
-                packets,
-                sources,
-                estimated,
-                sketch: &sketch,
-            },
-        );
+    let (mut ports, mut sketches) = (new_block(), new_block());
+    for (port, (mut e, sketch, seen)) in map {
+        if seen == 3 {
+            e.sources = sketch.count();
+            e.estimated = !sketch.is_exact();
+        }
+        put_port(&mut ports, &e);
+        put_port_sketch(&mut sketches, port, &sketch.to_bytes());
     }
-    Ok(out)
+    Ok((ports, sketches))
 }
 
 /// One source block from two of the bucket starting at `start_ns` (a
@@ -388,27 +436,46 @@ pub(crate) fn merge_sources(start_ns: i64, old: &[u8], new: &[u8]) -> Result<Vec
     Ok(out)
 }
 
-/// One source-port block from two of the same block and day: a source in
-/// both gets the union of its ports, and Mirai if either says so.
+/// One infected-port block from two of the same block and day: a source
+/// in both gets the union of its ports.
 pub(crate) fn merge_source_ports(old: &[u8], new: &[u8]) -> Result<Vec<u8>, Damaged> {
-    let mut map: HashMap<Addr, (bool, Vec<PortIndex>)> = HashMap::new();
+    let mut map: HashMap<Addr, Vec<PortIndex>> = HashMap::new();
     let mut ports = Vec::new();
     for buf in [old, new] {
         let mut r = Reader::new(buf)?;
         while !r.done() {
-            let (a, mirai) = r.next_source_ports(&mut ports)?;
-            let e = map.entry(a).or_default();
-            e.0 |= mirai;
-            e.1.extend_from_slice(&ports);
+            let a = r.next_source_ports(&mut ports)?;
+            map.entry(a).or_default().extend_from_slice(&ports);
         }
     }
     let mut rows: Vec<_> = map.into_iter().collect();
     rows.sort_unstable_by_key(|r| r.0);
     let mut out = new_block();
-    for (a, (mirai, mut ports)) in rows {
+    for (a, mut ports) in rows {
         ports.sort_unstable();
         ports.dedup();
-        put_source_ports(&mut out, a, mirai, &ports);
+        put_source_ports(&mut out, a, &ports);
+    }
+    Ok(out)
+}
+
+/// One port-source block from two of the same block and day: a port in
+/// both gets the union of its sources.
+pub(crate) fn merge_port_sources(old: &[u8], new: &[u8]) -> Result<Vec<u8>, Damaged> {
+    let mut map: BTreeMap<PortIndex, Vec<Addr>> = BTreeMap::new();
+    let mut addrs = Vec::new();
+    for buf in [old, new] {
+        let mut r = Reader::new(buf)?;
+        while !r.done() {
+            let port = r.next_port_sources(&mut addrs)?;
+            map.entry(port).or_default().extend_from_slice(&addrs);
+        }
+    }
+    let mut out = new_block();
+    for (port, mut addrs) in map {
+        addrs.sort_unstable();
+        addrs.dedup();
+        put_port_sources(&mut out, port, &addrs);
     }
     Ok(out)
 }
@@ -456,24 +523,32 @@ mod tests {
         }
 
         #[test]
-        fn ports_and_source_ports_round_trip(
+        fn ports_and_their_sources_round_trip(
             ports in proptest::collection::btree_set(0u32..(1 << 17), 0..50),
             counts in any::<(u64, u64, bool)>(),
             sketch in proptest::collection::vec(any::<u8>(), 0..100),
+            addrs in proptest::collection::vec(any::<u128>(), 0..20),
         ) {
             let ports: Vec<PortIndex> = ports.into_iter().collect();
+            let addrs: Vec<Addr> = addrs.into_iter().map(|a| if a & 1 == 0 { Addr::V4(a as u32) } else { Addr::V6(a) }).collect();
+            let entry = |port| PortEntry { port, packets: counts.0, sources: counts.1, estimated: counts.2 };
             let mut b = new_block();
             for &p in &ports {
-                put_port(&mut b, &PortEntry { port: p, packets: counts.0, sources: counts.1, estimated: counts.2, sketch: &sketch });
+                put_port(&mut b, &entry(p));
+                put_port_sketch(&mut b, p, &sketch);
+                put_port_sources(&mut b, p, &addrs);
             }
-            put_source_ports(&mut b, Addr::V4(7), counts.2, &ports);
+            put_source_ports(&mut b, Addr::V4(7), &ports);
             let mut r = Reader::new(&b).unwrap();
+            let mut got_addrs = Vec::new();
             for &p in &ports {
-                let e = r.next_port().unwrap();
-                prop_assert_eq!(e, PortEntry { port: p, packets: counts.0, sources: counts.1, estimated: counts.2, sketch: &sketch });
+                prop_assert_eq!(r.next_port().unwrap(), entry(p));
+                prop_assert_eq!(r.next_port_sketch().unwrap(), (p, &sketch[..]));
+                prop_assert_eq!(r.next_port_sources(&mut got_addrs).unwrap(), p);
+                prop_assert_eq!(&got_addrs, &addrs);
             }
             let mut got = Vec::new();
-            prop_assert_eq!(r.next_source_ports(&mut got).unwrap(), (Addr::V4(7), counts.2));
+            prop_assert_eq!(r.next_source_ports(&mut got).unwrap(), Addr::V4(7));
             prop_assert_eq!(got, ports);
             prop_assert!(r.done());
         }
@@ -483,17 +558,25 @@ mod tests {
         fn damaged_blocks_are_errors(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             if let Ok(mut r) = Reader::new(&bytes) {
                 let mut ports = Vec::new();
-                for kind in 0..3 {
+                let mut addrs = Vec::new();
+                for kind in 0..5 {
                     let mut r2 = Reader { buf: r.buf, pos: r.pos };
                     while !r2.done() {
                         let ok = match kind {
                             0 => r2.next_port().is_ok(),
                             1 => r2.next_source(0).is_ok(),
+                            2 => r2.next_port_sketch().is_ok(),
+                            3 => r2.next_port_sources(&mut addrs).is_ok(),
                             _ => r2.next_source_ports(&mut ports).is_ok(),
                         };
                         if !ok { break; }
                     }
                 }
+                // Merges of damaged blocks are errors too.
+                let _ = merge_ports((&bytes, &bytes), (&bytes, &bytes));
+                let _ = merge_sources(0, &bytes, &bytes);
+                let _ = merge_source_ports(&bytes, &bytes);
+                let _ = merge_port_sources(&bytes, &bytes);
                 r.pos = r.buf.len();
                 prop_assert!(r.done());
             }
@@ -501,29 +584,77 @@ mod tests {
     }
 
     #[test]
-    fn source_ports_merge_into_a_union() {
+    fn port_lists_merge_into_unions() {
         let mut a = new_block();
-        put_source_ports(&mut a, Addr::V4(1), false, &[23, 80]);
-        put_source_ports(&mut a, Addr::V4(2), true, &[23]);
+        put_source_ports(&mut a, Addr::V4(1), &[23, 80]);
+        put_source_ports(&mut a, Addr::V4(2), &[23]);
         let mut b = new_block();
-        put_source_ports(&mut b, Addr::V4(1), true, &[22, 80]);
-        put_source_ports(&mut b, Addr::V6(3), false, &[(1 << 16) | 53]);
+        put_source_ports(&mut b, Addr::V4(1), &[22, 80]);
+        put_source_ports(&mut b, Addr::V6(3), &[(1 << 16) | 53]);
         let m = merge_source_ports(&a, &b).unwrap();
         let mut r = Reader::new(&m).unwrap();
         let mut ports = Vec::new();
         let mut got = Vec::new();
         while !r.done() {
-            let (addr, mirai) = r.next_source_ports(&mut ports).unwrap();
-            got.push((addr, mirai, ports.clone()));
+            let addr = r.next_source_ports(&mut ports).unwrap();
+            got.push((addr, ports.clone()));
         }
         assert_eq!(
             got,
             vec![
-                (Addr::V4(1), true, vec![22, 23, 80]),
-                (Addr::V4(2), true, vec![23]),
-                (Addr::V6(3), false, vec![(1 << 16) | 53]),
+                (Addr::V4(1), vec![22, 23, 80]),
+                (Addr::V4(2), vec![23]),
+                (Addr::V6(3), vec![(1 << 16) | 53]),
             ]
         );
+        let mut a = new_block();
+        put_port_sources(&mut a, 23, &[Addr::V4(2), Addr::V4(1)]);
+        let mut b = new_block();
+        put_port_sources(&mut b, 23, &[Addr::V4(1), Addr::V6(9)]);
+        put_port_sources(&mut b, 22, &[Addr::V4(5)]);
+        let m = merge_port_sources(&a, &b).unwrap();
+        let mut r = Reader::new(&m).unwrap();
+        let mut addrs = Vec::new();
+        assert_eq!(r.next_port_sources(&mut addrs).unwrap(), 22);
+        assert_eq!(addrs, vec![Addr::V4(5)]);
+        assert_eq!(r.next_port_sources(&mut addrs).unwrap(), 23);
+        assert_eq!(addrs, vec![Addr::V4(1), Addr::V4(2), Addr::V6(9)]);
+        assert!(r.done());
+    }
+
+    /// Merged ports: packets added, a port in both gets the union's
+    /// sources; a port in one keeps its own figures.
+    #[test]
+    fn ports_merge_with_their_sketches() {
+        let sk = |xs: &[u64]| {
+            let mut s = SourceSketch::default();
+            xs.iter().for_each(|&h| s.insert_hash(h));
+            s.to_bytes()
+        };
+        let e = |port, packets, sources| PortEntry {
+            port,
+            packets,
+            sources,
+            estimated: false,
+        };
+        let (mut p1, mut s1) = (new_block(), new_block());
+        put_port(&mut p1, &e(23, 10, 2));
+        put_port_sketch(&mut s1, 23, &sk(&[1, 2]));
+        let (mut p2, mut s2) = (new_block(), new_block());
+        put_port(&mut p2, &e(22, 4, 1));
+        put_port_sketch(&mut s2, 22, &sk(&[7]));
+        put_port(&mut p2, &e(23, 5, 2));
+        put_port_sketch(&mut s2, 23, &sk(&[2, 3]));
+        let (p, s) = merge_ports((&p1, &s1), (&p2, &s2)).unwrap();
+        let mut r = Reader::new(&p).unwrap();
+        assert_eq!(r.next_port().unwrap(), e(22, 4, 1));
+        assert_eq!(r.next_port().unwrap(), e(23, 15, 3));
+        assert!(r.done());
+        let mut r = Reader::new(&s).unwrap();
+        assert_eq!(r.next_port_sketch().unwrap(), (22, &sk(&[7])[..]));
+        assert_eq!(r.next_port_sketch().unwrap(), (23, &sk(&[1, 2, 3])[..]));
+        // A sketch block that does not follow its port block is damaged.
+        assert_eq!(merge_ports((&p1, &s2), (&p2, &s2)), Err(Damaged));
     }
 
     #[test]

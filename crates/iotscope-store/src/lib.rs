@@ -222,8 +222,9 @@ pub trait Store {
     /// the store or listed twice in `files`; the run is then not stored at
     /// all (its counts cannot be split per file), and the caller decides
     /// whether to analyse the other files again without it.
-    /// [`StoreError::Database`] and [`StoreError::Sketch`] when the store
-    /// cannot be read or written; nothing is stored either.
+    /// [`StoreError::Database`] when the store cannot be read or written,
+    /// [`StoreError::Block`] when a stored block it merges with is damaged;
+    /// nothing is stored either.
     fn save_run(&mut self, telescope: &Telescope, files: &[IngestedFile])
         -> Result<(), StoreError>;
 
@@ -293,7 +294,8 @@ pub trait Store {
     ) -> Result<Vec<(String, String, String)>, StoreError>;
 
     /// Packets and unique sources per bucket of each (proto, port), over a
-    /// period: one indexed read per port, for the dashboard's time series.
+    /// period: one indexed range of small port blocks per port (no
+    /// sketches), for the dashboard's time series.
     fn port_series(
         &self,
         since_ns: Option<i64>,

@@ -47,7 +47,6 @@ pub(crate) struct PortBucketRow {
     pub packets: u64,
     pub sources: u64,
     pub estimated: bool,
-    pub sketch: SourceSketch,
 }
 
 pub(crate) struct SourceBucketRow {
@@ -78,7 +77,8 @@ fn busiest_first(a: &(Addr, SourceCounters), b: &(Addr, SourceCounters)) -> std:
 /// source) records, and a spoofed flood ten million sources.
 ///
 /// Order of calls: every [`Self::bucket`] first (the series and the
-/// classes key on them), then classes and ports in any order; then, block
+/// classes key on them), then classes and ports in any order, then port
+/// sketches ([`Self::needs_sketch`] says which); then, block
 /// of sources by block (a source is always in the same block, see
 /// [`crate::blocks::source_block`]), its [`Self::source`] rows, its
 /// [`Self::infected_port`] rows (ports are kept only of sources already
@@ -176,7 +176,6 @@ impl<'q> ReportBuilder<'q> {
         e.rows += 1;
         e.single_sources = r.sources;
         e.estimated |= r.estimated;
-        e.sketch.merge(&r.sketch);
         self.any_estimated |= r.estimated;
         let keep = self.series_top();
         if keep == 0 {
@@ -191,6 +190,19 @@ impl<'q> ReportBuilder<'q> {
         if rows.len() >= keep.saturating_mul(2).max(32) {
             sort_ports(rows);
             rows.truncate(keep);
+        }
+    }
+
+    /// Whether the report needs port `idx`'s sketches: it is shown and
+    /// has more than one row to unite (call after every [`Self::port`]).
+    pub(crate) fn needs_sketch(&self, idx: PortIndex) -> bool {
+        self.merged.get(&idx).is_some_and(|p| p.rows > 1)
+    }
+
+    /// One stored sketch of port `idx`'s sources, united into its count.
+    pub(crate) fn port_sketch(&mut self, idx: PortIndex, sketch: &SourceSketch) {
+        if let Some(p) = self.merged.get_mut(&idx) {
+            p.sketch.merge(sketch);
         }
     }
 

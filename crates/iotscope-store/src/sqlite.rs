@@ -18,28 +18,32 @@ use crate::{
     MapSource, PortSeries, ServiceObservation, SessionRecord, Store, StoreError, UserRecord,
 };
 
-/// The three tables of telescope blocks (see [`crate::blocks`]).
+/// The tables of telescope blocks (see [`crate::blocks`]).
 #[derive(Clone, Copy, Debug)]
 enum BlockTable {
     Ports,
+    PortSketches,
     Sources,
-    SourcePorts,
+    PortSources,
+    InfectedPorts,
 }
 
 impl BlockTable {
     fn name(self) -> &'static str {
         match self {
             BlockTable::Ports => "bucket_port_blocks",
+            BlockTable::PortSketches => "bucket_port_sketches",
             BlockTable::Sources => "bucket_source_blocks",
-            BlockTable::SourcePorts => "source_port_blocks",
+            BlockTable::PortSources => "port_source_blocks",
+            BlockTable::InfectedPorts => "infected_port_blocks",
         }
     }
 
     /// The second key column: a bucket start, or a day.
     fn key(self) -> &'static str {
         match self {
-            BlockTable::Ports | BlockTable::Sources => "start_ns",
-            BlockTable::SourcePorts => "day",
+            BlockTable::Ports | BlockTable::PortSketches | BlockTable::Sources => "start_ns",
+            BlockTable::PortSources | BlockTable::InfectedPorts => "day",
         }
     }
 }
@@ -51,12 +55,59 @@ struct BlockWriter<'t> {
 }
 
 impl<'t> BlockWriter<'t> {
-    fn new(tx: &'t rusqlite::Transaction<'t>, path: &'t str) -> Result<Self, StoreError> {
-        Ok(BlockWriter { tx, path })
+    fn new(tx: &'t rusqlite::Transaction<'t>, path: &'t str) -> Self {
+        BlockWriter { tx, path }
     }
 
-    /// Writes `out`'s blocks under `key`; with `merge`, a block already
-    /// stored under the same key is merged with the new one first.
+    fn db(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Database {
+            path: self.path.to_string(),
+            source,
+        }
+    }
+
+    fn damaged(&self, table: BlockTable, block: i64, key: i64) -> StoreError {
+        StoreError::Block {
+            path: self.path.to_string(),
+            table: table.name(),
+            block,
+            key,
+        }
+    }
+
+    fn stored(
+        &self,
+        table: BlockTable,
+        block: i64,
+        key: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let (name, col) = (table.name(), table.key());
+        self.tx
+            .prepare_cached(&format!(
+                "SELECT data FROM {name} WHERE block = ?1 AND {col} = ?2"
+            ))
+            .map_err(|e| self.db(e))?
+            .query_row(params![block, key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.db(e))
+    }
+
+    fn put(&self, table: BlockTable, block: i64, key: i64, data: &[u8]) -> Result<(), StoreError> {
+        let (name, col) = (table.name(), table.key());
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT INTO {name} (block, {col}, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (block, {col}) DO UPDATE SET data = excluded.data"
+            ))
+            .map_err(|e| self.db(e))?
+            .execute(params![block, key, data])
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    /// Writes `out`'s blocks of `table` (not ports: see [`Self::write_ports`])
+    /// under `key`; with `merge`, a block already stored under the same key
+    /// is merged with the new one first.
     fn write(
         &mut self,
         table: BlockTable,
@@ -64,52 +115,68 @@ impl<'t> BlockWriter<'t> {
         merge: bool,
         out: Blocks,
     ) -> Result<(), StoreError> {
-        let db = |source| StoreError::Database {
-            path: self.path.to_string(),
-            source,
-        };
-        let (name, col) = (table.name(), table.key());
         for (block, data) in out.into_blocks() {
-            let stored: Option<Vec<u8>> = if merge {
-                self.tx
-                    .prepare_cached(&format!(
-                        "SELECT data FROM {name} WHERE block = ?1 AND {col} = ?2"
-                    ))
-                    .map_err(db)?
-                    .query_row(params![block, key], |r| r.get(0))
-                    .optional()
-                    .map_err(db)?
+            let old = if merge {
+                self.stored(table, block, key)?
             } else {
                 None
             };
-            let data = match stored {
+            let data = match old {
                 None => data,
                 Some(old) => match table {
-                    BlockTable::Ports => blocks::merge_ports(&old, &data),
                     BlockTable::Sources => blocks::merge_sources(key, &old, &data),
-                    BlockTable::SourcePorts => blocks::merge_source_ports(&old, &data),
+                    BlockTable::PortSources => blocks::merge_port_sources(&old, &data),
+                    BlockTable::InfectedPorts => blocks::merge_source_ports(&old, &data),
+                    BlockTable::Ports | BlockTable::PortSketches => {
+                        unreachable!("ports are written by write_ports")
+                    }
                 }
-                .map_err(|_| StoreError::Block {
-                    path: self.path.to_string(),
-                    table: name,
-                    block,
-                    key,
-                })?,
+                .map_err(|_| self.damaged(table, block, key))?,
             };
-            self.tx
-                .prepare_cached(&format!(
-                    "INSERT INTO {name} (block, {col}, data) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (block, {col}) DO UPDATE SET data = excluded.data"
-                ))
-                .map_err(db)?
-                .execute(params![block, key, data])
-                .map_err(db)?;
+            self.put(table, block, key, &data)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a bucket's port blocks and their sketch blocks (parallel:
+    /// the same blocks, the same ports in the same order), merged with the
+    /// stored pair when `merge`.
+    fn write_ports(
+        &mut self,
+        start: i64,
+        merge: bool,
+        ports: Blocks,
+        sketches: Blocks,
+    ) -> Result<(), StoreError> {
+        for ((block, p), (_, s)) in ports.into_blocks().zip(sketches.into_blocks()) {
+            let old = if merge {
+                match (
+                    self.stored(BlockTable::Ports, block, start)?,
+                    self.stored(BlockTable::PortSketches, block, start)?,
+                ) {
+                    (Some(op), Some(os)) => Some((op, os)),
+                    (None, None) => None,
+                    _ => return Err(self.damaged(BlockTable::PortSketches, block, start)),
+                }
+            } else {
+                None
+            };
+            let (p, s) = match old {
+                None => (p, s),
+                Some((op, os)) => blocks::merge_ports((&op, &os), (&p, &s))
+                    .map_err(|_| self.damaged(BlockTable::Ports, block, start))?,
+            };
+            self.put(BlockTable::Ports, block, start, &p)?;
+            self.put(BlockTable::PortSketches, block, start, &s)?;
         }
         Ok(())
     }
 }
 
-/// A day in ns: the key of source-port blocks.
+/// Every key of a block table (`hi` is excluded, and no key is `i64::MAX`).
+const ALL_KEYS: (i64, i64) = (i64::MIN, i64::MAX);
+
+/// A day in ns: the key of port-source and infected-port blocks.
 const DAY_NS: i64 = 86_400_000_000_000;
 
 /// Page cache of a connection while it writes a run, KiB.
@@ -134,11 +201,15 @@ const MIGRATIONS: &[&str] = &[
 /// is [`move_rows_into_blocks`].
 const BLOCKS_MIGRATION: usize = 10;
 
-/// Migration 010's data step: the rows of the per-port, per-source and
-/// port-source tables of 001 moved into blocks (their sources' ports under
-/// day 0: they kept no time), then those tables dropped. Errors: [`StoreError::Block`]
-/// for a stored address that does not parse; nothing is changed then (the
-/// migration's transaction is rolled back).
+/// Migration 010's data step: the rows of the per-port, per-source,
+/// port-source and infected-port tables moved into blocks (the last two
+/// under day 0: they kept no time; `source_ports` held exactly the ports of
+/// sources with Mirai SYNs, which become the infected-port blocks), then
+/// those tables dropped. Reads each table in key order and holds one
+/// bucket's, port's or source's rows at a time. Errors:
+/// [`StoreError::Block`] for a stored address or protocol that does not
+/// parse; nothing is changed then (the migration's transaction is rolled
+/// back).
 fn move_rows_into_blocks(tx: &rusqlite::Transaction<'_>, path: &str) -> Result<(), StoreError> {
     let db = |source| StoreError::Database {
         path: path.to_string(),
@@ -155,39 +226,52 @@ fn move_rows_into_blocks(tx: &rusqlite::Transaction<'_>, path: &str) -> Result<(
             .ok()
             .and_then(|p| iotscope_telescope::parse_port(&format!("{p}/{proto}")))
     };
-    let mut w = BlockWriter::new(tx, path)?;
+    let addr_of = |ip: &str, table: &'static str, key: i64| -> Result<Addr, StoreError> {
+        Ok(ip
+            .parse::<std::net::IpAddr>()
+            .map_err(|_| bad(table, key))?
+            .into())
+    };
+    let mut w = BlockWriter::new(tx, path);
     {
         let mut st = tx
-            .prepare("SELECT start_ns, proto, port, packets, sources, estimated, sketch FROM bucket_ports ORDER BY start_ns")
+            .prepare(
+                "SELECT start_ns, proto, port, packets, sources, estimated, sketch FROM bucket_ports
+                 ORDER BY start_ns, proto, port",
+            )
             .map_err(db)?;
         let mut it = st.query([]).map_err(db)?;
-        let mut current: Option<(i64, Blocks)> = None;
+        let mut current: Option<(i64, Blocks, Blocks)> = None;
         while let Some(r) = it.next().map_err(db)? {
             let start: i64 = r.get(0).map_err(db)?;
             if current.as_ref().is_some_and(|c| c.0 != start) {
-                let (s, out) = current.take().expect("current bucket");
-                w.write(BlockTable::Ports, s, false, out)?;
+                let (s, ports, sketches) = current.take().expect("current bucket");
+                w.write_ports(s, false, ports, sketches)?;
             }
-            let out = &mut current
-                .get_or_insert_with(|| (start, Blocks::new(PORT_BLOCKS)))
-                .1;
+            let (_, ports, sketches) = current
+                .get_or_insert_with(|| (start, Blocks::new(PORT_BLOCKS), Blocks::new(PORT_BLOCKS)));
             let proto: String = r.get(1).map_err(db)?;
             let port = port_index(&proto, r.get(2).map_err(db)?)
                 .ok_or_else(|| bad("bucket_ports", start))?;
-            let sketch: Vec<u8> = r.get(6).map_err(db)?;
+            let sketch = r
+                .get_ref(6)
+                .map_err(db)?
+                .as_blob()
+                .map_err(|_| bad("bucket_ports", start))?;
+            let block = blocks::port_block(port);
             blocks::put_port(
-                out.of(blocks::port_block(port)),
+                ports.of(block),
                 &blocks::PortEntry {
                     port,
                     packets: r.get::<_, i64>(3).map_err(db)? as u64,
                     sources: r.get::<_, i64>(4).map_err(db)? as u64,
                     estimated: r.get(5).map_err(db)?,
-                    sketch: &sketch,
                 },
             );
+            blocks::put_port_sketch(sketches.of(block), port, sketch);
         }
-        if let Some((s, out)) = current {
-            w.write(BlockTable::Ports, s, false, out)?;
+        if let Some((s, ports, sketches)) = current {
+            w.write_ports(s, false, ports, sketches)?;
         }
     }
     {
@@ -209,10 +293,7 @@ fn move_rows_into_blocks(tx: &rusqlite::Transaction<'_>, path: &str) -> Result<(
                 .get_or_insert_with(|| (start, Blocks::new(blocks::SOURCE_BLOCKS)))
                 .1;
             let ip: String = r.get(1).map_err(db)?;
-            let addr: Addr = ip
-                .parse::<std::net::IpAddr>()
-                .map_err(|_| bad("bucket_sources", start))?
-                .into();
+            let addr = addr_of(&ip, "bucket_sources", start)?;
             let g = |i| r.get::<_, i64>(i).map(|v| v as u64);
             let c = SourceCounters {
                 packets: g(2).map_err(db)?,
@@ -233,44 +314,63 @@ fn move_rows_into_blocks(tx: &rusqlite::Transaction<'_>, path: &str) -> Result<(
         }
     }
     {
-        let mut ports: HashMap<Addr, (bool, Vec<PortIndex>)> = HashMap::new();
+        let mut out = Blocks::new(PORT_BLOCKS);
         let mut st = tx
-            .prepare("SELECT proto, port, ip FROM port_sources")
+            .prepare("SELECT proto, port, ip FROM port_sources ORDER BY proto, port")
             .map_err(db)?;
         let mut it = st.query([]).map_err(db)?;
+        let mut current: Option<(PortIndex, Vec<Addr>)> = None;
         while let Some(r) = it.next().map_err(db)? {
             let proto: String = r.get(0).map_err(db)?;
             let port =
                 port_index(&proto, r.get(1).map_err(db)?).ok_or_else(|| bad("port_sources", 0))?;
             let ip: String = r.get(2).map_err(db)?;
-            let addr: Addr = ip
-                .parse::<std::net::IpAddr>()
-                .map_err(|_| bad("port_sources", 0))?
-                .into();
-            ports.entry(addr).or_default().1.push(port);
+            let addr = addr_of(&ip, "port_sources", 0)?;
+            if current.as_ref().is_some_and(|c| c.0 != port) {
+                let (p, mut addrs) = current.take().expect("current port");
+                addrs.sort_unstable();
+                blocks::put_port_sources(out.of(blocks::port_block(p)), p, &addrs);
+            }
+            current
+                .get_or_insert_with(|| (port, Vec::new()))
+                .1
+                .push(addr);
         }
+        if let Some((p, mut addrs)) = current {
+            addrs.sort_unstable();
+            blocks::put_port_sources(out.of(blocks::port_block(p)), p, &addrs);
+        }
+        w.write(BlockTable::PortSources, 0, false, out)?;
+    }
+    {
+        let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
         let mut st = tx
-            .prepare("SELECT DISTINCT ip FROM source_ports")
+            .prepare("SELECT ip, proto, port FROM source_ports ORDER BY ip")
             .map_err(db)?;
         let mut it = st.query([]).map_err(db)?;
+        let mut current: Option<(String, Vec<PortIndex>)> = None;
+        let flush = |ip: &str, mut ports: Vec<PortIndex>, out: &mut Blocks| {
+            let addr = addr_of(ip, "source_ports", 0)?;
+            ports.sort_unstable();
+            ports.dedup();
+            blocks::put_source_ports(out.of(blocks::source_block(addr)), addr, &ports);
+            Ok::<(), StoreError>(())
+        };
         while let Some(r) = it.next().map_err(db)? {
             let ip: String = r.get(0).map_err(db)?;
-            if let Ok(ip) = ip.parse::<std::net::IpAddr>() {
-                if let Some(e) = ports.get_mut(&Addr::from(ip)) {
-                    e.0 = true;
-                }
+            let proto: String = r.get(1).map_err(db)?;
+            let port =
+                port_index(&proto, r.get(2).map_err(db)?).ok_or_else(|| bad("source_ports", 0))?;
+            if current.as_ref().is_some_and(|c| c.0 != ip) {
+                let (i, ports) = current.take().expect("current source");
+                flush(&i, ports, &mut out)?;
             }
+            current.get_or_insert_with(|| (ip, Vec::new())).1.push(port);
         }
-        if !ports.is_empty() {
-            let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
-            for (addr, (mirai, mut p)) in ports {
-                p.sort_unstable();
-                p.dedup();
-                blocks::put_source_ports(out.of(blocks::source_block(addr)), addr, mirai, &p);
-            }
-            // The old table kept no time: its ports go under day 0.
-            w.write(BlockTable::SourcePorts, 0, false, out)?;
+        if let Some((i, ports)) = current {
+            flush(&i, ports, &mut out)?;
         }
+        w.write(BlockTable::InfectedPorts, 0, false, out)?;
     }
     tx.execute_batch(
         "DROP TABLE bucket_ports; DROP TABLE bucket_sources; DROP TABLE port_sources; DROP TABLE source_ports;",
@@ -537,7 +637,7 @@ impl Store for SqliteStore {
             let mut bucket_known = tx
                 .prepare("SELECT 1 FROM buckets WHERE start_ns = ?1")
                 .map_err(db)?;
-            let mut blocks = BlockWriter::new(&tx, &path)?;
+            let mut blocks = BlockWriter::new(&tx, &path);
             let addrs = t.source_addrs();
             let mut buckets: Vec<_> = t.buckets().collect();
             buckets.sort_unstable_by_key(|b| b.number);
@@ -565,24 +665,23 @@ impl Store for SqliteStore {
                 let mut ports: Vec<_> = b.port_totals.iter().collect();
                 ports.sort_unstable_by_key(|(&port, _)| port);
                 let mut out = Blocks::new(PORT_BLOCKS);
+                let mut sketches = Blocks::new(PORT_BLOCKS);
+                let empty = SourceSketch::default();
                 for (&port, count) in ports {
-                    let sketch = b
-                        .port_sketches
-                        .get(&port)
-                        .map(SourceSketch::to_bytes)
-                        .unwrap_or_else(|| SourceSketch::default().to_bytes());
+                    let block = blocks::port_block(port);
                     blocks::put_port(
-                        out.of(blocks::port_block(port)),
+                        out.of(block),
                         &blocks::PortEntry {
                             port,
                             packets: count.packets,
                             sources: count.sources,
                             estimated: false,
-                            sketch: &sketch,
                         },
                     );
+                    let sketch = b.port_sketches.get(&port).unwrap_or(&empty);
+                    blocks::put_port_sketch(sketches.of(block), port, &sketch.to_bytes());
                 }
-                blocks.write(BlockTable::Ports, start, known, out)?;
+                blocks.write_ports(start, known, out, sketches)?;
                 let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
                 for (id, c) in t.bucket_sources(b) {
                     let a = addrs[id as usize];
@@ -590,22 +689,38 @@ impl Store for SqliteStore {
                 }
                 blocks.write(BlockTable::Sources, start, known, out)?;
             }
-            // Each source's ports over the run, for the dashboard map's
-            // port filter and the infected hosts' ports; Mirai marks the
-            // sources whose ports the report lists.
-            let stats = t.source_stats();
-            let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
-            t.for_each_source_ports(|id, ports| {
-                let a = addrs[id as usize];
-                let mirai = stats[id as usize].mirai > 0;
-                blocks::put_source_ports(out.of(blocks::source_block(a)), a, mirai, ports);
-            });
             // Runs of the same day (UTC, of the run's first frame) share
             // their rows: a sensor ingesting every few minutes writes a
-            // day's sources once each, not once per run.
+            // day's pairs once each, not once per run. (Each run of the
+            // day rewrites the blocks it touches: the price of that.)
             if let Some(first) = t.totals().first_ts {
                 let day = first.div_euclid(DAY_NS);
-                blocks.write(BlockTable::SourcePorts, day, true, out)?;
+                // Each port's sources, for the dashboard map's port filter.
+                let mut pairs: Vec<(PortIndex, u32)> = Vec::new();
+                t.for_each_port_source(|port, id| pairs.push((port, id)));
+                pairs.sort_unstable();
+                let mut out = Blocks::new(PORT_BLOCKS);
+                let mut of_port: Vec<Addr> = Vec::new();
+                for group in pairs.chunk_by(|x, y| x.0 == y.0) {
+                    let port = group[0].0;
+                    of_port.clear();
+                    of_port.extend(group.iter().map(|&(_, id)| addrs[id as usize]));
+                    of_port.sort_unstable();
+                    blocks::put_port_sources(out.of(blocks::port_block(port)), port, &of_port);
+                }
+                drop(pairs);
+                blocks.write(BlockTable::PortSources, day, true, out)?;
+                // The ports of sources that sent Mirai SYNs, for the
+                // infected hosts' ports.
+                let stats = t.source_stats();
+                let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
+                t.for_each_source_ports(|id, ports| {
+                    if stats[id as usize].mirai > 0 {
+                        let a = addrs[id as usize];
+                        blocks::put_source_ports(out.of(blocks::source_block(a)), a, ports);
+                    }
+                });
+                blocks.write(BlockTable::InfectedPorts, day, true, out)?;
             }
         }
         tx.commit().map_err(db)?;
@@ -1132,20 +1247,25 @@ impl Store for SqliteStore {
             |a: &MapSource, b: &MapSource| b.packets.cmp(&a.packets).then_with(|| a.ip.cmp(&b.ip));
         let mut rows: Vec<MapSource> = Vec::new();
         let mut by_addr: HashMap<Addr, SourceCounters> = HashMap::new();
+        // The sources that ever sent to the port: one port block per day.
         let mut on_port: std::collections::HashSet<Addr> = Default::default();
+        if let Some(want) = wanted {
+            let b = blocks::port_block(want);
+            let mut addrs = Vec::new();
+            self.each_block(BlockTable::PortSources, (b, b), ALL_KEYS, |_, r| {
+                while !r.done() {
+                    if r.next_port_sources(&mut addrs)? == want {
+                        on_port.extend(addrs.iter().copied());
+                    }
+                }
+                Ok(())
+            })?;
+            if on_port.is_empty() {
+                return Ok(Vec::new());
+            }
+        }
         for block in 0..blocks::SOURCE_BLOCKS {
             by_addr.clear();
-            on_port.clear();
-            if let Some(want) = wanted {
-                self.each_source_ports(block, |a, _, ports| {
-                    if ports.binary_search(&want).is_ok() {
-                        on_port.insert(a);
-                    }
-                })?;
-                if on_port.is_empty() {
-                    continue;
-                }
-            }
             self.each_source(block, lo, hi, |_, a, c| {
                 if wanted.is_none() || on_port.contains(&a) {
                     by_addr.entry(a).or_default().add(&c);
@@ -1192,11 +1312,15 @@ impl Store for SqliteStore {
             let mut packets = vec![0u64; starts.len()];
             let mut sources = vec![0u64; starts.len()];
             if let Some(want) = iotscope_telescope::parse_port(&format!("{port}/{proto}")) {
-                self.each_port(Some(blocks::port_block(want)), lo, hi, |start, e| {
-                    if e.port == want {
-                        if let Ok(i) = starts.binary_search(&start) {
-                            packets[i] = e.packets;
-                            sources[i] = e.sources;
+                let b = blocks::port_block(want);
+                self.each_block(BlockTable::Ports, (b, b), (lo, hi), |start, r| {
+                    while !r.done() {
+                        let e = r.next_port()?;
+                        if e.port == want {
+                            if let Ok(i) = starts.binary_search(&start) {
+                                packets[i] = e.packets;
+                                sources[i] = e.sources;
+                            }
                         }
                     }
                     Ok(())
@@ -1297,22 +1421,30 @@ impl Store for SqliteStore {
                 report.class(start, c, r.get::<_, i64>(2).map_err(db)? as u64);
             }
         }
-        self.each_port(None, lo, hi, |start, e| {
-            if report.wants_port(e.port) {
-                report.port(PortBucketRow {
-                    start_ns: start,
-                    port: e.port,
-                    packets: e.packets,
-                    sources: e.sources,
-                    estimated: e.estimated,
-                    sketch: SourceSketch::from_bytes(e.sketch).map_err(|source| {
-                        StoreError::Sketch {
-                            path: self.path.clone(),
-                            bucket: start,
-                            source,
-                        }
-                    })?,
-                });
+        let all_ports = (0, PORT_BLOCKS - 1);
+        self.each_block(BlockTable::Ports, all_ports, (lo, hi), |start, r| {
+            while !r.done() {
+                let e = r.next_port()?;
+                if report.wants_port(e.port) {
+                    report.port(PortBucketRow {
+                        start_ns: start,
+                        port: e.port,
+                        packets: e.packets,
+                        sources: e.sources,
+                        estimated: e.estimated,
+                    });
+                }
+            }
+            Ok(())
+        })?;
+        // Sketches only where a port has more than one row to unite.
+        self.each_block(BlockTable::PortSketches, all_ports, (lo, hi), |_, r| {
+            while !r.done() {
+                let (port, bytes) = r.next_port_sketch()?;
+                if report.needs_sketch(port) {
+                    let sketch = SourceSketch::from_bytes(bytes).map_err(|_| blocks::Damaged)?;
+                    report.port_sketch(port, &sketch);
+                }
             }
             Ok(())
         })?;
@@ -1326,13 +1458,21 @@ impl Store for SqliteStore {
                     counters,
                 })
             })?;
-            self.each_source_ports(block, |addr, mirai, ports| {
-                if mirai {
-                    for &p in ports.iter().take_while(|&&p| p < 1 << 16) {
-                        report.infected_port(addr, p as u16);
+            let mut ports = Vec::new();
+            self.each_block(
+                BlockTable::InfectedPorts,
+                (block, block),
+                ALL_KEYS,
+                |_, r| {
+                    while !r.done() {
+                        let addr = r.next_source_ports(&mut ports)?;
+                        for &p in ports.iter().take_while(|&&p| p < 1 << 16) {
+                            report.infected_port(addr, p as u16);
+                        }
                     }
-                }
-            })?;
+                    Ok(())
+                },
+            )?;
             report.end_block();
         }
         Ok(report.finish())
@@ -1380,61 +1520,34 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Calls `f(address, sent Mirai SYNs, ports)` for every source record
-    /// of source block `block`, on every day.
-    fn each_source_ports(
+    /// Calls `f(key, reader)` for every stored block of `table` whose block
+    /// number is in `blocks` (inclusive) and whose key (bucket start or
+    /// day) is in `keys` (end excluded); `f` reads the records. A block
+    /// that does not decode is [`StoreError::Block`].
+    fn each_block(
         &self,
-        block: i64,
-        mut f: impl FnMut(Addr, bool, &[PortIndex]),
+        table: BlockTable,
+        (first, last): (i64, i64),
+        (lo, hi): (i64, i64),
+        mut f: impl FnMut(i64, &mut blocks::Reader<'_>) -> Result<(), blocks::Damaged>,
     ) -> Result<(), StoreError> {
         let db = |e| self.err(e);
+        let (name, col) = (table.name(), table.key());
         let mut st = self
             .conn
-            .prepare_cached("SELECT day, data FROM source_port_blocks WHERE block = ?1")
-            .map_err(db)?;
-        let mut it = st.query(params![block]).map_err(db)?;
-        let mut ports = Vec::new();
-        while let Some(r) = it.next().map_err(db)? {
-            let day: i64 = r.get(0).map_err(db)?;
-            let bad = || self.damaged("source_port_blocks", block, day);
-            let data = r.get_ref(1).map_err(db)?.as_blob().map_err(|_| bad())?;
-            let mut rd = blocks::Reader::new(data).map_err(|_| bad())?;
-            while !rd.done() {
-                let (a, mirai) = rd.next_source_ports(&mut ports).map_err(|_| bad())?;
-                f(a, mirai, &ports);
-            }
-        }
-        Ok(())
-    }
-
-    /// Calls `f(bucket start, port)` for every port record of port block
-    /// `block` (every block when `None`) in the buckets starting in `lo..hi`.
-    fn each_port(
-        &self,
-        block: Option<i64>,
-        lo: i64,
-        hi: i64,
-        mut f: impl FnMut(i64, blocks::PortEntry<'_>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        let db = |e| self.err(e);
-        let (first, last) = block.map_or((0, blocks::PORT_BLOCKS - 1), |b| (b, b));
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT block, start_ns, data FROM bucket_port_blocks
-                 WHERE block >= ?1 AND block <= ?2 AND start_ns >= ?3 AND start_ns < ?4",
-            )
+            .prepare_cached(&format!(
+                "SELECT block, {col}, data FROM {name}
+                 WHERE block >= ?1 AND block <= ?2 AND {col} >= ?3 AND {col} < ?4"
+            ))
             .map_err(db)?;
         let mut it = st.query(params![first, last, lo, hi]).map_err(db)?;
         while let Some(r) = it.next().map_err(db)? {
             let block: i64 = r.get(0).map_err(db)?;
-            let start: i64 = r.get(1).map_err(db)?;
-            let bad = || self.damaged("bucket_port_blocks", block, start);
+            let key: i64 = r.get(1).map_err(db)?;
+            let bad = || self.damaged(table.name(), block, key);
             let data = r.get_ref(2).map_err(db)?.as_blob().map_err(|_| bad())?;
             let mut rd = blocks::Reader::new(data).map_err(|_| bad())?;
-            while !rd.done() {
-                f(start, rd.next_port().map_err(|_| bad())?)?;
-            }
+            f(key, &mut rd).map_err(|_| bad())?;
         }
         Ok(())
     }
@@ -1951,6 +2064,14 @@ mod concurrency {
                     .unwrap();
                 }
             });
+            // Stores from before migration 006 have infected hosts' ports
+            // in source_ports only (port_sources began empty there).
+            let first_infected = &t.summary(1).infected[0].ip;
+            c.execute(
+                "INSERT INTO source_ports VALUES (?1, 'tcp', 65000)",
+                [first_infected],
+            )
+            .unwrap();
         }
         let s = SqliteStore::open(&path).unwrap();
         let stored = s
@@ -1959,8 +2080,19 @@ mod concurrency {
                 ..Default::default()
             })
             .unwrap();
+        let mut stored = stored;
         let ran = t.summary(100_000);
         assert!(!ran.infected.is_empty());
+        let host = stored
+            .infected
+            .iter_mut()
+            .find(|h| h.ip == ran.infected[0].ip)
+            .unwrap();
+        assert_eq!(
+            host.ports.pop(),
+            Some(65000),
+            "a port only source_ports had"
+        );
         assert_same_report(&stored, &ran);
         let old_tables: i64 = s
             .conn

@@ -56,7 +56,9 @@ pub struct TelescopeConfig {
     /// the epoch.
     pub bucket_ns: i64,
     /// Also keep what the store needs: per-(bucket, source) counters and a
-    /// sketch of sources per (bucket, port). Costs one more lookup a packet.
+    /// sketch of sources per (bucket, port). Costs a row per source and
+    /// bucket for sources seen in more than one bucket, and a sketch
+    /// insert per new (bucket, port, source).
     pub detail: bool,
     /// This accumulator's share of the sources: (index, count). Each shard
     /// reads every frame but accounts only sources that hash to it (frames
@@ -154,7 +156,7 @@ impl Default for TelescopeConfig {
 }
 
 /// One source's counters: over a run ([`SourceStats`]) or within one
-/// bucket ([`BucketStats::sources`], for the store, which adds them up
+/// bucket ([`Telescope::bucket_sources`], for the store, which adds them up
 /// again over any period with [`SourceCounters::add`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SourceCounters {
@@ -214,16 +216,18 @@ impl SourceCounters {
             self.first_ts = other.first_ts;
             self.last_ts = other.last_ts;
         }
-        self.packets += other.packets;
-        self.bytes += other.bytes;
+        // Saturating: stored counters may come from a damaged store, and a
+        // real count never nears 2^64.
+        self.packets = self.packets.saturating_add(other.packets);
+        self.bytes = self.bytes.saturating_add(other.bytes);
         self.first_ts = self.first_ts.min(other.first_ts);
         self.last_ts = self.last_ts.max(other.last_ts);
         self.class_mask |= other.class_mask;
-        self.syn += other.syn;
-        self.mirai += other.mirai;
-        self.zmap += other.zmap;
-        self.masscan += other.masscan;
-        self.backscatter += other.backscatter;
+        self.syn = self.syn.saturating_add(other.syn);
+        self.mirai = self.mirai.saturating_add(other.mirai);
+        self.zmap = self.zmap.saturating_add(other.zmap);
+        self.masscan = self.masscan.saturating_add(other.masscan);
+        self.backscatter = self.backscatter.saturating_add(other.backscatter);
     }
 }
 
@@ -421,6 +425,10 @@ pub struct Telescope {
     /// more than one bucket; a (bucket, source) may have several rows
     /// until `finish` sorts and merges them.
     detail_rows: Vec<(u32, u32, SourceCounters)>,
+    /// Rows past which `detail_rows` is compacted (merged) while counting,
+    /// so a source hopping between two buckets packet after packet (a
+    /// clock gone back and forth) costs two rows, not a row a packet.
+    detail_limit: usize,
     /// After `finish`, per bucket index: where its rows start in
     /// `detail_rows` (one more entry than buckets).
     detail_offsets: Vec<usize>,
@@ -497,6 +505,7 @@ impl Telescope {
             overflow_slots: Overflow::default(),
             buckets: Vec::new(),
             detail_rows: Vec::new(),
+            detail_limit: 1 << 20,
             detail_offsets: Vec::new(),
             single_ids: Vec::new(),
             single_offsets: Vec::new(),
@@ -761,6 +770,9 @@ impl Telescope {
             self.account(ts_ns, len, decoded, id, bucket);
         }
         self.pending.clear();
+        if self.detail_rows.len() >= self.detail_limit {
+            self.compact_detail();
+        }
     }
 
     #[inline(always)]
@@ -1124,6 +1136,22 @@ impl Telescope {
     /// each source's `detail_at` points at one of its rows, and a frame of
     /// another bucket starts a new row.
     fn settle_detail(&mut self) {
+        self.compact_detail();
+        let rows = &self.detail_rows;
+        let n = self.buckets.len();
+        self.detail_offsets = vec![0; n + 1];
+        for (i, r) in rows.iter().enumerate() {
+            self.detail_offsets[r.0 as usize + 1] = i + 1;
+        }
+        for i in 1..=n {
+            self.detail_offsets[i] = self.detail_offsets[i].max(self.detail_offsets[i - 1]);
+        }
+        self.settle_singles();
+    }
+
+    /// Merges the rows of each (bucket, source) into one, sorted by
+    /// (bucket, source), and points each source at one of its rows.
+    fn compact_detail(&mut self) {
         let rows = &mut self.detail_rows;
         rows.sort_unstable_by_key(|r| (r.0, r.1));
         let mut kept = 0;
@@ -1137,15 +1165,18 @@ impl Telescope {
             }
         }
         rows.truncate(kept);
-        let n = self.buckets.len();
-        self.detail_offsets = vec![0; n + 1];
         for (i, r) in rows.iter().enumerate() {
-            self.detail_offsets[r.0 as usize + 1] = i + 1;
             self.sources[r.1 as usize].detail_at = i as u32 + 1;
         }
-        for i in 1..=n {
-            self.detail_offsets[i] = self.detail_offsets[i].max(self.detail_offsets[i - 1]);
+        // Amortised: at least half the room stays free.
+        while self.detail_rows.len() * 2 > self.detail_limit {
+            self.detail_limit *= 2;
         }
+    }
+
+    /// Groups the sources seen in one bucket only by that bucket.
+    fn settle_singles(&mut self) {
+        let n = self.buckets.len();
         // Sources of one bucket, grouped by it (a counting sort).
         self.single_offsets = vec![0; n + 1];
         for s in &self.sources {
@@ -1394,6 +1425,29 @@ mod tests {
         merged.merge(shards.remove(0));
         merged.finish();
         assert_eq!(got(&merged), want);
+
+        // A source hopping between two buckets frame after frame: its rows
+        // are merged as they pile up, not one kept per frame.
+        let mut hop = Telescope::new(cfg);
+        hop.detail_limit = 64;
+        for i in 0..10_000i64 {
+            hop.ingest(
+                (i % 2) * 60_000_000_000 + i,
+                LinkType::RawIp,
+                &syn(0x0a00_0001, 23),
+            );
+            assert!(
+                hop.detail_rows.len() <= 128,
+                "{} rows",
+                hop.detail_rows.len()
+            );
+        }
+        hop.finish();
+        let counts: Vec<u64> = hop
+            .buckets()
+            .map(|b| hop.bucket_sources(b).map(|(_, c)| c.packets).sum())
+            .collect();
+        assert_eq!(counts, vec![5000, 5000]);
     }
 
     #[test]

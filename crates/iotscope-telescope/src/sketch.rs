@@ -189,7 +189,11 @@ impl SourceSketch {
                 }
                 Ok(SourceSketch::Exact(v))
             }
-            [_, 1, rest @ ..] if rest.len() == REGISTERS => {
+            // A register holds a rank of at most 64 - P + 1 (see `hll_add`):
+            // more is damage, and would overflow the estimate's shift.
+            [_, 1, rest @ ..]
+                if rest.len() == REGISTERS && rest.iter().all(|&x| x as u32 <= 65 - P) =>
+            {
                 let mut r = Box::new([0u8; REGISTERS]);
                 r.copy_from_slice(rest);
                 Ok(SourceSketch::Hll(r))
