@@ -569,3 +569,61 @@ fn unknown_link_types_are_named() {
     let o = run_ok(bin().args(["telescope", "analyze"]).arg(&cap));
     assert!(String::from_utf8_lossy(&o.stdout).contains("147 (3 frames)"));
 }
+
+/// A pcapng simple packet block before any timed packet has no time: it is
+/// counted in no bucket, and the warning says why instead of calling it
+/// "stamped" in 1970.
+#[test]
+fn an_untimed_leading_frame_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("spb.pcapng");
+    let block = |kind: u32, body: &[u8]| {
+        let len = 12 + body.len() as u32;
+        let mut b = Vec::new();
+        b.extend_from_slice(&kind.to_le_bytes());
+        b.extend_from_slice(&len.to_le_bytes());
+        b.extend_from_slice(body);
+        b.extend_from_slice(&len.to_le_bytes());
+        b
+    };
+    // A raw IPv4 UDP datagram, 28 bytes.
+    let ip: Vec<u8> = vec![
+        0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 203, 0, 113, 8, 198, 18, 0, 1, 0x30, 0x39, 0, 53,
+        0, 8, 0, 0,
+    ];
+    let mut out = block(
+        0x0a0d_0d0a,
+        &[
+            0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ],
+    );
+    out.extend(block(1, &[101, 0, 0, 0, 0, 0, 0, 0])); // raw IP, no snaplen
+    let mut spb = 28u32.to_le_bytes().to_vec();
+    spb.extend_from_slice(&ip);
+    out.extend(block(3, &spb));
+    // An enhanced packet block at 2023-11-14T22:13:20Z (microseconds).
+    let us: u64 = 1_700_000_000 * 1_000_000;
+    let mut epb = vec![0u8; 4];
+    epb.extend_from_slice(&((us >> 32) as u32).to_le_bytes());
+    epb.extend_from_slice(&(us as u32).to_le_bytes());
+    epb.extend_from_slice(&28u32.to_le_bytes());
+    epb.extend_from_slice(&28u32.to_le_bytes());
+    epb.extend_from_slice(&ip);
+    out.extend(block(6, &epb));
+    std::fs::write(&cap, out).unwrap();
+    let o = run_ok(
+        bin()
+            .args(["telescope", "analyze", "--format", "json"])
+            .arg(&cap),
+    );
+    let got: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(got["packets"], 2, "{got}");
+    assert_eq!(got["implausible_time"], 1, "{got}");
+    assert_eq!(got["series"].as_array().unwrap().len(), 1, "{got}");
+    assert_eq!(got["first_ts"], "2023-11-14T22:13:20Z");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("1 frame from pcapng simple packet blocks, which carry no time"),
+        "{err}"
+    );
+}

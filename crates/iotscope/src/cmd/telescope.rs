@@ -638,8 +638,18 @@ fn read_frames(
         };
         let stop = error.is_some();
         if implausible_time > 0 {
+            // A pcapng simple packet block has no time: it takes the last
+            // time seen before it, none (the epoch) before the first.
+            let untimed = match capture.untimed_frames() {
+                0 => String::new(),
+                n => format!(
+                    " (the file has {n} frame{} from pcapng simple packet blocks, which carry \
+                     no time and take the last time before them: none before the first timed frame)",
+                    if n == 1 { "" } else { "s" }
+                ),
+            };
             eprintln!(
-                "iotscope: {}: {implausible_time} of {frames} frames are stamped outside {}..{}; \
+                "iotscope: {}: {implausible_time} of {frames} frames are stamped outside {}..{}{untimed}; \
                  they are counted but put in no time bucket (implausible_time; \
                  see --plausible-from/--plausible-until)",
                 path.display(),
