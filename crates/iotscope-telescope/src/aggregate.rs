@@ -1338,18 +1338,22 @@ mod tests {
         assert_eq!(whole.summary(10).series.len(), 1);
     }
 
+    /// Marsaglia's xorshift64 from `seed`: test data without a dependency.
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
     /// Detail mode: every (bucket, source)'s counters, exactly, whatever
     /// the order of frames, with more frames after a `finish`, and over
     /// merged shards; sources of one bucket have no row of their own.
     #[test]
     fn per_bucket_source_counters_are_exact_in_any_order_and_over_shards() {
-        let mut x: u64 = 777;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(777);
         // 300 sources: the first 100 in one bucket each, the rest anywhere
         // over 12 buckets in random order.
         let events: Vec<(i64, u32, u16)> = (0..6000)
@@ -1454,13 +1458,7 @@ mod tests {
     fn port_and_bucket_sources_are_exact_through_tail_compaction_and_disorder() {
         // Few sources, many ports each (past the inline slots), buckets out
         // of order and more than the presence window apart.
-        let mut x: u64 = 12345;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(12345);
         let events: Vec<(i64, u32, u16)> = (0..20_000)
             .map(|_| {
                 let r = next();

@@ -23,15 +23,29 @@ fn run_ok(cmd: &mut Command) -> Output {
 }
 
 fn generate(dir: &Path, name: &str, packets: u64, seed: u64, format: &str) -> (PathBuf, Value) {
+    lab_darknet(
+        dir,
+        name,
+        &[
+            "--packets",
+            &packets.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--format",
+            format,
+        ],
+    )
+}
+
+/// `lab darknet --out DIR/NAME ARGS`: the capture and its truth.
+fn lab_darknet(dir: &Path, name: &str, args: &[&str]) -> (PathBuf, Value) {
     let pcap = dir.join(name);
-    run_ok(bin().args(["lab", "darknet", "--out"]).arg(&pcap).args([
-        "--packets",
-        &packets.to_string(),
-        "--seed",
-        &seed.to_string(),
-        "--format",
-        format,
-    ]));
+    run_ok(
+        bin()
+            .args(["lab", "darknet", "--out"])
+            .arg(&pcap)
+            .args(args),
+    );
     let truth: Value =
         serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.truth.json"))).unwrap())
             .unwrap();
@@ -194,15 +208,18 @@ fn files_in_reverse_time_order_still_count_exactly() {
     // counts must not depend on arrival order.
     let dir = tempfile::tempdir().unwrap();
     let (early, _) = generate(dir.path(), "early.pcap", 5_000, 5, "pcap");
-    let late = dir.path().join("late.pcap");
-    run_ok(bin().args(["lab", "darknet", "--out"]).arg(&late).args([
-        "--packets",
-        "5000",
-        "--seed",
-        "5",
-        "--start",
-        "2016-10-03T00:00:00Z",
-    ]));
+    let (late, _) = lab_darknet(
+        dir.path(),
+        "late.pcap",
+        &[
+            "--packets",
+            "5000",
+            "--seed",
+            "5",
+            "--start",
+            "2016-10-03T00:00:00Z",
+        ],
+    );
     let forward = analyze(&[early.as_os_str(), late.as_os_str()]);
     let backward = analyze(&[late.as_os_str(), early.as_os_str()]);
     let strip = |mut v: Value| {
@@ -455,19 +472,19 @@ fn any_number_of_threads_gives_the_same_report() {
 #[test]
 fn an_outbreak_capture_rises_and_matches_its_truth() {
     let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("o.pcap");
-    run_ok(bin().args(["lab", "darknet", "--out"]).arg(&pcap).args([
-        "--packets",
-        "60000",
-        "--seed",
-        "11",
-        "--duration",
-        "3d",
-        "--outbreak",
-    ]));
-    let truth: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("o.pcap.truth.json")).unwrap())
-            .unwrap();
+    let (pcap, truth) = lab_darknet(
+        dir.path(),
+        "o.pcap",
+        &[
+            "--packets",
+            "60000",
+            "--seed",
+            "11",
+            "--duration",
+            "3d",
+            "--outbreak",
+        ],
+    );
     let got = analyze(&[pcap.as_os_str()]);
     assert_matches_truth(&got, &truth);
     let on23 = |b: &Value| {
@@ -490,17 +507,11 @@ fn an_outbreak_capture_rises_and_matches_its_truth() {
 #[test]
 fn a_spoofed_flood_matches_its_truth_in_memory_and_in_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let pcap = dir.path().join("f.pcap");
-    run_ok(bin().args(["lab", "darknet", "--out"]).arg(&pcap).args([
-        "--packets",
-        "40000",
-        "--seed",
-        "5",
-        "--flood",
-    ]));
-    let truth: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("f.pcap.truth.json")).unwrap())
-            .unwrap();
+    let (pcap, truth) = lab_darknet(
+        dir.path(),
+        "f.pcap",
+        &["--packets", "40000", "--seed", "5", "--flood"],
+    );
     assert_eq!(truth["sources"], 40_000, "one source per frame");
     let db = dir.path().join("f.db");
     let got = analyze(&[pcap.as_os_str(), "--db".as_ref(), db.as_os_str()]);
