@@ -99,6 +99,25 @@ pub struct IngestedFile {
     /// Frames stamped outside the telescope's plausible window
     /// ([`iotscope_telescope::aggregate::PlausibleTime`]): counted, in no bucket.
     pub implausible_time: u64,
+    /// For a live sensor's commit: the capture's counters over it, stored
+    /// per bucket and interface (none for files).
+    pub capture_loss: Option<CaptureLoss>,
+}
+
+/// What a live capture passed, dropped and lost over one commit, charged
+/// to the bucket that commit closed (`capture_loss` table).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaptureLoss {
+    /// The interface captured on.
+    pub interface: String,
+    /// Start (ns since the epoch) of the bucket charged.
+    pub bucket_start_ns: i64,
+    /// Frames the kernel passed the filter, dropped or not (`ps_recv`).
+    pub received: u64,
+    /// Frames dropped for lack of capture buffer (`ps_drop`).
+    pub dropped: u64,
+    /// Frames the interface or its driver dropped (`ps_ifdrop`).
+    pub if_dropped: u64,
 }
 
 /// One (address, port) as a survey saw it.

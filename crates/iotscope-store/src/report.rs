@@ -369,6 +369,7 @@ impl<'q> ReportBuilder<'q> {
                     bytes: b.bytes,
                     classes: ClassPackets(b.classes),
                     ports,
+                    dropped: 0,
                 }
             })
             .collect();

@@ -5,17 +5,18 @@ use std::path::Path;
 
 use iotscope_telescope::aggregate::SourceCounters;
 use iotscope_telescope::sketch::SourceSketch;
-use iotscope_telescope::summary::Summary;
-use iotscope_telescope::time::rfc3339;
-use iotscope_telescope::{PortIndex, Telescope};
+use iotscope_telescope::summary::{SeriesBucket, Summary};
+use iotscope_telescope::time::{parse_rfc3339, rfc3339};
+use iotscope_telescope::{CaptureLossReport, LossyBucket, PortIndex, Telescope};
 use iotscope_wire::{Addr, ALL_CLASSES};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::blocks::{self, Blocks, PORT_BLOCKS};
 use crate::report::{BucketRow, PortBucketRow, ReportBuilder, ReportQuery, SourceBucketRow};
 use crate::{
-    AlertRecord, BlocklistRecord, FindingRecord, FingerprintPersistence, IngestedFile, MapQuery,
-    MapSource, PortSeries, ServiceObservation, SessionRecord, Store, StoreError, UserRecord,
+    AlertRecord, BlocklistRecord, CaptureLoss, FindingRecord, FingerprintPersistence, IngestedFile,
+    MapQuery, MapSource, PortSeries, ServiceObservation, SessionRecord, Store, StoreError,
+    UserRecord,
 };
 
 /// The tables of telescope blocks (see [`crate::blocks`]).
@@ -195,6 +196,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/008_implausible_time.sql"),
     include_str!("../sql/009_without_rowid.sql"),
     include_str!("../sql/010_blocks.sql"),
+    include_str!("../sql/011_capture_loss.sql"),
 ];
 
 /// The migration (1-based) that creates the block tables; its data step
@@ -440,6 +442,92 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Live capture counters per bucket and interface, oldest first, for
+    /// buckets starting in `[since_ns, until_ns)` (all when `None`).
+    ///
+    /// Errors: [`StoreError::Database`] when the query fails.
+    pub fn capture_loss(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+    ) -> Result<Vec<CaptureLoss>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT start_ns, interface, received, dropped, if_dropped FROM capture_loss
+                 WHERE start_ns >= ?1 AND start_ns < ?2 ORDER BY start_ns, interface",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(
+                params![since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX)],
+                |r| {
+                    Ok(CaptureLoss {
+                        bucket_start_ns: r.get(0)?,
+                        interface: r.get(1)?,
+                        received: r.get::<_, i64>(2)? as u64,
+                        dropped: r.get::<_, i64>(3)? as u64,
+                        if_dropped: r.get::<_, i64>(4)? as u64,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Puts the live capture counters of the period into a report: totals,
+    /// the lossy buckets, and each lossy bucket of the series marked with
+    /// its drops. Stores no sensor wrote to get none (files have no loss
+    /// counters).
+    fn add_capture_loss(&self, summary: &mut Summary, lo: i64, hi: i64) -> Result<(), StoreError> {
+        let rows = self.capture_loss(Some(lo), Some(hi))?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut loss = CaptureLossReport::default();
+        let mut dropped_in: std::collections::BTreeMap<i64, u64> = Default::default();
+        for r in rows {
+            loss.received = loss.received.saturating_add(r.received);
+            loss.dropped = loss.dropped.saturating_add(r.dropped);
+            loss.if_dropped = loss.if_dropped.saturating_add(r.if_dropped);
+            if r.dropped > 0 || r.if_dropped > 0 {
+                *dropped_in.entry(r.bucket_start_ns).or_default() +=
+                    r.dropped.saturating_add(r.if_dropped);
+                loss.lossy_buckets.push(LossyBucket {
+                    start: rfc3339(r.bucket_start_ns),
+                    interface: r.interface,
+                    dropped: r.dropped,
+                    if_dropped: r.if_dropped,
+                });
+            }
+        }
+        // A bucket whose frames were all dropped has no counts, but it is
+        // in the series, with its drops, so the gap is not read as silence.
+        for b in &mut summary.series {
+            if let Some(start) = parse_rfc3339(&b.start) {
+                b.dropped = dropped_in.remove(&start).unwrap_or(0);
+            }
+        }
+        if !dropped_in.is_empty() {
+            summary
+                .series
+                .extend(dropped_in.into_iter().map(|(start, dropped)| SeriesBucket {
+                    start: rfc3339(start),
+                    packets: 0,
+                    sources: 0,
+                    bytes: 0,
+                    classes: Default::default(),
+                    ports: Vec::new(),
+                    dropped,
+                }));
+            summary
+                .series
+                .sort_by_key(|b| parse_rfc3339(&b.start).unwrap_or(i64::MIN));
+        }
+        summary.capture_loss = Some(loss);
+        Ok(())
+    }
+
     /// Opens (creating if needed) and migrates the database at `path`.
     ///
     /// Safe when several processes open the same (possibly new) file at
@@ -555,6 +643,7 @@ impl Store for SqliteStore {
                         status: r.get(3)?,
                         ingested_at: r.get(4)?,
                         implausible_time: r.get::<_, i64>(5)? as u64,
+                        capture_loss: None,
                     })
                 },
             )
@@ -618,6 +707,15 @@ impl Store for SqliteStore {
                 params![f.content_hash, f.path, f.frames as i64, f.status, f.ingested_at, f.implausible_time as i64],
             )
             .map_err(db)?;
+            if let Some(l) = &f.capture_loss {
+                tx.execute(
+                    "INSERT INTO capture_loss (start_ns, interface, received, dropped, if_dropped) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (start_ns, interface) DO UPDATE SET received = capture_loss.received + excluded.received,
+                       dropped = capture_loss.dropped + excluded.dropped, if_dropped = capture_loss.if_dropped + excluded.if_dropped",
+                    params![l.bucket_start_ns, l.interface, l.received as i64, l.dropped as i64, l.if_dropped as i64],
+                )
+                .map_err(db)?;
+            }
         }
         {
             let mut bucket_stmt = tx
@@ -1475,7 +1573,9 @@ impl Store for SqliteStore {
             )?;
             report.end_block();
         }
-        Ok(report.finish())
+        let mut summary = report.finish();
+        self.add_capture_loss(&mut summary, lo, hi)?;
+        Ok(summary)
     }
 }
 
@@ -1828,6 +1928,7 @@ mod concurrency {
             status: "complete".into(),
             ingested_at: now_rfc3339(),
             implausible_time: 0,
+            capture_loss: None,
         }
     }
 

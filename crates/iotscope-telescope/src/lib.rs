@@ -18,4 +18,4 @@ pub use aggregate::{
 };
 pub use prefix::Prefix;
 pub use sketch::SourceSketch;
-pub use summary::{AsRow, CountryRow, FileInfo, Summary};
+pub use summary::{AsRow, CaptureLossReport, CountryRow, FileInfo, LossyBucket, Summary};

@@ -22,6 +22,20 @@ pub struct PrefixError {
     pub text: String,
 }
 
+impl std::fmt::Display for Prefix {
+    /// `network/length`, as `--darknet` and BPF's `net` take it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Prefix::V4 { net, mask } => {
+                write!(f, "{}/{}", std::net::Ipv4Addr::from(net), mask.count_ones())
+            }
+            Prefix::V6 { net, mask } => {
+                write!(f, "{}/{}", std::net::Ipv6Addr::from(net), mask.count_ones())
+            }
+        }
+    }
+}
+
 impl Prefix {
     /// True if `addr` lies inside the prefix.
     #[inline]

@@ -154,6 +154,42 @@ pub struct SeriesBucket {
     pub classes: ClassPackets,
     /// Busiest ports of the bucket (at most `--top`).
     pub ports: Vec<PortRow>,
+    /// Frames a live capture dropped in this bucket (its buffer's and its
+    /// interface's): the bucket's counts are then a lower bound. Absent
+    /// when none (always for files).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// What live captures passed and lost over a report's period (from
+/// `iotscope sensor`; libpcap's `pcap_stats` over each commit).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CaptureLossReport {
+    /// Frames the kernel passed the capture filter, dropped or not.
+    pub received: u64,
+    /// Frames dropped for lack of capture buffer space.
+    pub dropped: u64,
+    /// Frames the interface or its driver dropped.
+    pub if_dropped: u64,
+    /// Buckets with any drop, oldest first.
+    pub lossy_buckets: Vec<LossyBucket>,
+}
+
+/// One bucket in which a live capture lost frames.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LossyBucket {
+    /// Bucket start, RFC 3339.
+    pub start: String,
+    /// The interface captured on.
+    pub interface: String,
+    /// Frames dropped for lack of capture buffer space.
+    pub dropped: u64,
+    /// Frames the interface or its driver dropped.
+    pub if_dropped: u64,
 }
 
 /// The report.
@@ -212,6 +248,10 @@ pub struct Summary {
     /// only when a location database is configured.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub by_country: Vec<CountryRow>,
+    /// Live capture counters over the report's period: present only for a
+    /// store a sensor wrote to (`iotscope sensor`), never for files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture_loss: Option<CaptureLossReport>,
 }
 
 /// One country of the `by_country` breakdown.
@@ -450,6 +490,7 @@ impl Telescope {
                     bytes: b.bytes,
                     classes: ClassPackets(b.classes),
                     ports: rows,
+                    dropped: 0,
                 }
             })
             .collect();
@@ -479,6 +520,7 @@ impl Telescope {
             files: Vec::new(),
             by_as: Vec::new(),
             by_country: Vec::new(),
+            capture_loss: None,
             unknown_link_types: BTreeMap::new(),
         }
     }

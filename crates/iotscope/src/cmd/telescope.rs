@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use iotscope_capture::{open, CaptureError};
+use iotscope_capture::CaptureError;
 use iotscope_store::{now_rfc3339, IngestedFile, ReportQuery, SqliteStore, Store, StoreError};
 use iotscope_telescope::time::{parse_rfc3339, rfc3339};
 use iotscope_telescope::{
@@ -377,21 +377,19 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
             }
         }
 
-        let (telescopes, outcomes) = if threads == 1 {
-            read_inputs(&plan, base.clone(), hash_stdin)
-        } else {
-            read_inputs_pipelined(&plan, base.clone(), threads - 1, hash_stdin)
-        };
-        // The largest first: merging moves the others' sources into it.
-        let mut telescopes = telescopes;
-        telescopes.sort_by_key(|t| std::cmp::Reverse(t.source_addrs().len()));
-        let mut telescope = telescopes
-            .into_iter()
-            .reduce(|mut merged, shard| {
-                merged.merge(shard);
-                merged
-            })
-            .expect("at least one shard");
+        let inputs_read: Vec<PathBuf> = plan.iter().map(|(p, _)| p.clone()).collect();
+        let mut progress = Progress::new(true);
+        let (mut telescope, outcomes) = iotscope_ingest::files::analyze_files(
+            &inputs_read,
+            base.clone(),
+            threads,
+            hash_stdin,
+            &mut |p| progress.tick(p.path, p.raw_bytes, p.size, p.frames),
+        );
+        progress.done();
+        for o in &outcomes {
+            warn_implausible(o, &plausible);
+        }
         timings.mark("read");
         telescope.finish();
         timings.mark("finish");
@@ -461,6 +459,7 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
                     },
                     ingested_at: now_rfc3339(),
                     implausible_time: outcome.implausible_time,
+                    capture_loss: None,
                 });
             }
             if let Some(e) = outcome.error {
@@ -566,6 +565,34 @@ impl Timings {
     }
 }
 
+/// Names on standard error the frames of an input stamped outside the
+/// plausible window (counted, in no bucket).
+fn warn_implausible(o: &iotscope_ingest::files::FileOutcome, plausible: &PlausibleTime) {
+    if o.implausible_time == 0 {
+        return;
+    }
+    // A pcapng simple packet block has no time: it takes the last time
+    // seen before it, none (the epoch) before the first.
+    let untimed = match o.untimed_frames {
+        0 => String::new(),
+        n => format!(
+            " (the file has {n} frame{} from pcapng simple packet blocks, which carry \
+             no time and take the last time before them: none before the first timed frame)",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    eprintln!(
+        "iotscope: {}: {} of {} frames are stamped outside {}..{}{untimed}; \
+         they are counted but put in no time bucket (implausible_time; \
+         see --plausible-from/--plausible-until)",
+        o.path.display(),
+        o.implausible_time,
+        o.frames,
+        rfc3339(plausible.from_ns),
+        rfc3339(plausible.until_ns)
+    );
+}
+
 /// One input of an analyze run, as given.
 struct Input {
     path: PathBuf,
@@ -574,211 +601,6 @@ struct Input {
     hash: Option<String>,
     /// Set when the input is skipped as a duplicate.
     duplicate: Option<FileInfo>,
-}
-
-/// What one input gave a shard.
-struct FileOutcome {
-    opened: bool,
-    frames: u64,
-    /// Frames stamped outside the plausible window.
-    implausible_time: u64,
-    /// Frames per link type the decoder does not know (counted `non_ip`).
-    unknown_links: HashMap<u32, u64>,
-    error: Option<CaptureError>,
-    raw_hash: Option<String>,
-}
-
-/// Reads the inputs in order, handing each frame to `sink`, and stops at
-/// the first damaged input.
-fn read_frames(
-    plan: &[(PathBuf, Option<String>)],
-    plausible: PlausibleTime,
-    hash_stdin: bool,
-    mut sink: impl FnMut(i64, iotscope_wire::LinkType, &[u8], u32),
-) -> Vec<FileOutcome> {
-    let mut outcomes = Vec::new();
-    let mut progress = Progress::new(true);
-    for (path, _) in plan {
-        let is_stdin = path == Path::new("-");
-        let (mut capture, raw, size) = match open(path, hash_stdin && is_stdin) {
-            Ok(v) => v,
-            Err(e) => {
-                outcomes.push(FileOutcome {
-                    opened: false,
-                    frames: 0,
-                    implausible_time: 0,
-                    unknown_links: HashMap::new(),
-                    error: Some(e),
-                    raw_hash: None,
-                });
-                break;
-            }
-        };
-        let (mut frames, mut implausible_time) = (0u64, 0u64);
-        let mut unknown_links: HashMap<u32, u64> = HashMap::new();
-        let error = loop {
-            match capture.next_frame() {
-                Ok(Some(f)) => {
-                    implausible_time += !plausible.contains(f.ts_ns) as u64;
-                    if let iotscope_wire::LinkType::Unknown(n) = f.link {
-                        *unknown_links.entry(n).or_default() += 1;
-                    }
-                    // The frame without its FCS is decoded; the captured
-                    // length with it is counted (as tshark's cap_len).
-                    let content = &f.data[..f.data.len() - f.fcs_len as usize];
-                    sink(f.ts_ns, f.link, content, f.data.len() as u32);
-                    frames += 1;
-                    if frames % (1 << 20) == 0 {
-                        progress.tick(path, raw.bytes(), size, frames);
-                    }
-                }
-                Ok(None) => break None,
-                Err(e) => break Some(e),
-            }
-        };
-        let stop = error.is_some();
-        if implausible_time > 0 {
-            // A pcapng simple packet block has no time: it takes the last
-            // time seen before it, none (the epoch) before the first.
-            let untimed = match capture.untimed_frames() {
-                0 => String::new(),
-                n => format!(
-                    " (the file has {n} frame{} from pcapng simple packet blocks, which carry \
-                     no time and take the last time before them: none before the first timed frame)",
-                    if n == 1 { "" } else { "s" }
-                ),
-            };
-            eprintln!(
-                "iotscope: {}: {implausible_time} of {frames} frames are stamped outside {}..{}{untimed}; \
-                 they are counted but put in no time bucket (implausible_time; \
-                 see --plausible-from/--plausible-until)",
-                path.display(),
-                rfc3339(plausible.from_ns),
-                rfc3339(plausible.until_ns)
-            );
-        }
-        outcomes.push(FileOutcome {
-            opened: true,
-            frames,
-            implausible_time,
-            unknown_links,
-            error,
-            raw_hash: raw.content_hash(),
-        });
-        if stop {
-            break;
-        }
-    }
-    progress.done();
-    outcomes
-}
-
-/// One thread reads, decodes and accounts.
-fn read_inputs(
-    plan: &[(PathBuf, Option<String>)],
-    cfg: TelescopeConfig,
-    hash_stdin: bool,
-) -> (Vec<Telescope>, Vec<FileOutcome>) {
-    let plausible = cfg.plausible;
-    let mut telescope = Telescope::new(cfg);
-    let outcomes = read_frames(plan, plausible, hash_stdin, |ts, link, data, len| {
-        telescope.ingest_decoded(ts, len, iotscope_wire::decode(link, data))
-    });
-    telescope.flush();
-    (vec![telescope], outcomes)
-}
-
-/// Decoded frames handed from the reader to an accounting thread.
-type Batch = Vec<(i64, u32, iotscope_wire::Decoded)>;
-const BATCH_FRAMES: usize = 4096;
-
-/// Shares of the sources each helper thread accounts, against one for the
-/// reading thread: reading and decoding cost it about as much as accounting
-/// three more shares. On `bench/telescope.sh`'s capture with two threads the
-/// reading phase took 0.83-1.05 s with 4 shares, 0.86-0.90 s with 6,
-/// 0.90-1.23 s with 3 and 0.97-1.17 s with 2 (one thread: 1.10-1.30 s).
-const HELPER_SHARES: usize = 4;
-
-/// This thread reads, decodes and accounts one share of the sources;
-/// `helpers` threads account [`HELPER_SHARES`] shares each. A source's
-/// share is fixed by its address ([`TelescopeConfig::shard_for`]), so the
-/// telescopes hold disjoint sources and merge exactly. Batches travel
-/// through bounded channels and come back for reuse, so memory stays flat.
-/// Before, the reading thread only read and decoded and one helper
-/// accounted everything: the helper was the bottleneck and two threads
-/// were no faster than one.
-fn read_inputs_pipelined(
-    plan: &[(PathBuf, Option<String>)],
-    base: TelescopeConfig,
-    helpers: usize,
-    hash_stdin: bool,
-) -> (Vec<Telescope>, Vec<FileOutcome>) {
-    use std::sync::mpsc::{sync_channel, SyncSender};
-    let route = TelescopeConfig {
-        shard: (0, (1 + HELPER_SHARES * helpers) as u32),
-        ..base.clone()
-    };
-    std::thread::scope(|scope| {
-        let mut senders: Vec<SyncSender<Batch>> = Vec::new();
-        let mut recyclers = Vec::new();
-        let mut handles = Vec::new();
-        for _ in 0..helpers {
-            let (tx, rx) = sync_channel::<Batch>(8);
-            let (back_tx, back_rx) = sync_channel::<Batch>(16);
-            let cfg = base.clone();
-            handles.push(scope.spawn(move || {
-                let mut telescope = Telescope::new(cfg);
-                for mut batch in rx {
-                    for (ts, len, decoded) in batch.drain(..) {
-                        telescope.ingest_decoded(ts, len, decoded);
-                    }
-                    let _ = back_tx.try_send(batch);
-                }
-                telescope.flush();
-                telescope
-            }));
-            senders.push(tx);
-            recyclers.push(back_rx);
-        }
-        let mut own = Telescope::new(base.clone());
-        let mut batches: Vec<Batch> = (0..helpers)
-            .map(|_| Vec::with_capacity(BATCH_FRAMES))
-            .collect();
-        let outcomes = read_frames(plan, base.plausible, hash_stdin, |ts, link, data, len| {
-            let decoded = iotscope_wire::decode(link, data);
-            let share = route.shard_for(&decoded) as usize;
-            if share == 0 {
-                own.ingest_decoded(ts, len, decoded);
-                return;
-            }
-            let helper = (share - 1) / HELPER_SHARES;
-            let batch = &mut batches[helper];
-            batch.push((ts, len, decoded));
-            if batch.len() == BATCH_FRAMES {
-                let next = recyclers[helper]
-                    .try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(BATCH_FRAMES));
-                let full = std::mem::replace(batch, next);
-                senders[helper].send(full).expect("accounting thread alive");
-            }
-        });
-        for (helper, batch) in batches.into_iter().enumerate() {
-            if !batch.is_empty() {
-                senders[helper]
-                    .send(batch)
-                    .expect("accounting thread alive");
-            }
-        }
-        drop(senders);
-        own.flush();
-        let mut telescopes = vec![own];
-        telescopes.extend(
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("accounting thread panicked")),
-        );
-        (telescopes, outcomes)
-    })
 }
 
 fn hash_file(path: &Path) -> std::io::Result<String> {

@@ -1,0 +1,144 @@
+//! Live capture through libpcap (the `pcap` crate): on Linux libpcap reads
+//! the kernel's TPACKET_V3 ring, the engine Zeek and Suricata use, and
+//! compiles the kernel BPF filter.
+
+use iotscope_wire::LinkType;
+
+use crate::sensor::{CaptureCounters, CapturedFrame, PacketSource, SensorError};
+
+/// How to open an interface.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    /// Interface name (`eth0`, `any`).
+    pub interface: String,
+    /// Kernel BPF filter expression (tcpdump's syntax); see
+    /// [`crate::sensor::darknet_filter`].
+    pub filter: String,
+    /// Kernel ring buffer, bytes: what absorbs a burst while the sensor
+    /// commits.
+    pub buffer_bytes: i32,
+    /// Bytes kept of each frame.
+    pub snaplen: i32,
+    /// How long a read waits for frames before the sensor looks at its
+    /// clock, ms.
+    pub read_timeout_ms: i32,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            interface: String::new(),
+            filter: String::new(),
+            buffer_bytes: 64 << 20,
+            snaplen: 65535,
+            read_timeout_ms: 100,
+        }
+    }
+}
+
+/// An open live capture.
+pub struct LiveCapture {
+    cap: pcap::Capture<pcap::Active>,
+    name: String,
+    link: LinkType,
+    /// libpcap's counters are 32-bit and wrap: the last values read and
+    /// the 64-bit totals kept from them.
+    last: [u32; 3],
+    totals: CaptureCounters,
+}
+
+impl LiveCapture {
+    /// Opens `opts.interface` in promiscuous mode with nanosecond
+    /// timestamps and the kernel filter `opts.filter`.
+    ///
+    /// Errors: [`SensorError::Capture`] when the interface does not exist,
+    /// the process may not capture (then the message names `setcap`), or
+    /// the filter does not compile.
+    pub fn open(opts: &LiveOptions) -> Result<LiveCapture, SensorError> {
+        let fail = |message: String| SensorError::Capture {
+            interface: opts.interface.clone(),
+            message,
+        };
+        let explain = |e: pcap::Error| {
+            let text = e.to_string();
+            if text.contains("ermission") || text.contains("not permitted") {
+                fail(format!(
+                    "{text}: capturing needs root or the CAP_NET_RAW capability, for example \
+                     `sudo setcap cap_net_raw,cap_net_admin=eip $(command -v iotscope)`"
+                ))
+            } else {
+                fail(text)
+            }
+        };
+        let mut cap = pcap::Capture::from_device(opts.interface.as_str())
+            .map_err(explain)?
+            .promisc(true)
+            .snaplen(opts.snaplen)
+            .buffer_size(opts.buffer_bytes)
+            .timeout(opts.read_timeout_ms)
+            .precision(pcap::Precision::Nano)
+            .open()
+            .map_err(explain)?;
+        if !opts.filter.is_empty() {
+            cap.filter(&opts.filter, true)
+                .map_err(|e| fail(format!("filter {:?}: {e}", opts.filter)))?;
+        }
+        let link = LinkType::from_linktype(cap.get_datalink().0 as u32);
+        Ok(LiveCapture {
+            cap,
+            name: opts.interface.clone(),
+            link,
+            last: [0; 3],
+            totals: CaptureCounters::default(),
+        })
+    }
+}
+
+impl PacketSource for LiveCapture {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn link(&self) -> LinkType {
+        self.link
+    }
+
+    fn next_frame(&mut self) -> Result<Option<CapturedFrame<'_>>, SensorError> {
+        match self.cap.next_packet() {
+            Ok(p) => {
+                // With nanosecond precision tv_usec holds nanoseconds.
+                let ts = p.header.ts;
+                let ts_ns = (ts.tv_sec as i64)
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(ts.tv_usec as i64);
+                Ok(Some(CapturedFrame {
+                    ts_ns,
+                    data: p.data,
+                }))
+            }
+            Err(pcap::Error::TimeoutExpired) => Ok(None),
+            Err(e) => Err(SensorError::Capture {
+                interface: self.name.clone(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    fn counters(&mut self) -> Result<CaptureCounters, SensorError> {
+        let s = self.cap.stats().map_err(|e| SensorError::Capture {
+            interface: self.name.clone(),
+            message: format!("statistics: {e}"),
+        })?;
+        let now = [s.received, s.dropped, s.if_dropped];
+        let totals = [
+            &mut self.totals.received,
+            &mut self.totals.dropped,
+            &mut self.totals.if_dropped,
+        ];
+        for ((total, last), now) in totals.into_iter().zip(&mut self.last).zip(now) {
+            *total += now.wrapping_sub(*last) as u64;
+            *last = now;
+        }
+        Ok(self.totals)
+    }
+}
