@@ -45,6 +45,9 @@ pub struct LiveCapture {
     /// the 64-bit totals kept from them.
     last: [u32; 3],
     totals: CaptureCounters,
+    /// The last read found nothing: the next one first waits for frames.
+    idle: bool,
+    read_timeout_ms: i32,
 }
 
 impl LiveCapture {
@@ -78,6 +81,12 @@ impl LiveCapture {
             .timeout(opts.read_timeout_ms)
             .precision(pcap::Precision::Nano)
             .open()
+            .map_err(explain)?
+            // Non-blocking, with our own poll: with TPACKET_V3 libpcap's
+            // timeout only runs once a frame has arrived, so on a silent
+            // interface a blocking read never returns and the sensor could
+            // not be stopped.
+            .setnonblock()
             .map_err(explain)?;
         if !opts.filter.is_empty() {
             cap.filter(&opts.filter, true)
@@ -90,6 +99,8 @@ impl LiveCapture {
             link,
             last: [0; 3],
             totals: CaptureCounters::default(),
+            idle: false,
+            read_timeout_ms: opts.read_timeout_ms,
         })
     }
 }
@@ -104,10 +115,23 @@ impl PacketSource for LiveCapture {
     }
 
     fn next_frame(&mut self) -> Result<Option<CapturedFrame<'_>>, SensorError> {
+        if self.idle {
+            self.idle = false;
+            let mut fd = libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&self.cap),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; an error or EINTR (a signal) only
+            // ends the wait early.
+            unsafe { libc::poll(&mut fd, 1, self.read_timeout_ms) };
+        }
         match self.cap.next_packet() {
             Ok(p) => {
-                // With nanosecond precision tv_usec holds nanoseconds.
+                // With nanosecond precision tv_usec holds nanoseconds. The
+                // casts are no-ops where time_t is 64-bit, not everywhere.
                 let ts = p.header.ts;
+                #[allow(clippy::unnecessary_cast)]
                 let ts_ns = (ts.tv_sec as i64)
                     .saturating_mul(1_000_000_000)
                     .saturating_add(ts.tv_usec as i64);
@@ -116,7 +140,10 @@ impl PacketSource for LiveCapture {
                     data: p.data,
                 }))
             }
-            Err(pcap::Error::TimeoutExpired) => Ok(None),
+            Err(pcap::Error::TimeoutExpired) => {
+                self.idle = true;
+                Ok(None)
+            }
             Err(e) => Err(SensorError::Capture {
                 interface: self.name.clone(),
                 message: e.to_string(),

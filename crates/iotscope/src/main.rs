@@ -29,6 +29,8 @@ enum Command {
     /// Read darknet traffic and report what arrives.
     #[command(subcommand)]
     Telescope(cmd::telescope::TelescopeCommand),
+    /// Live darknet sensor: capture on an interface, commit each closed bucket to the store.
+    Sensor(Box<cmd::sensor::SensorArgs>),
     /// The testbed: emulated IoT devices (`lab`), generated darknet captures (`lab darknet`).
     Lab(cmd::lab::LabArgs),
     /// Sweep authorised address ranges for IoT services, grab banners, run checks.
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
     let result = config::Config::load(cli.config.as_deref()).and_then(|cfg| match cli.command {
         Command::Telescope(c) => cmd::telescope::run(c, &cfg),
         Command::Lab(c) => cmd::lab::run(c),
+        Command::Sensor(a) => cmd::sensor::run(*a, &cfg),
         Command::Demo(a) => cmd::demo::run(a, &cfg),
         Command::Survey(a) => cmd::survey::run(*a, &cfg),
         Command::Findings(a) => cmd::findings::run(a, &cfg),

@@ -127,6 +127,23 @@ fn table(s: &Summary, out: &mut impl Write, top: usize) -> std::io::Result<()> {
             list.join(", ")
         )?;
     }
+    if let Some(c) = &s.capture_loss {
+        writeln!(
+            out,
+            "  live capture: {} frames passed the filter, {} dropped by the capture buffer, \
+             {} by the interface{}",
+            c.received,
+            c.dropped,
+            c.if_dropped,
+            match c.lossy_buckets.len() {
+                0 => String::new(),
+                n => format!(
+                    "; {n} bucket{} with drops (their counts are a lower bound)",
+                    if n == 1 { "" } else { "s" }
+                ),
+            }
+        )?;
+    }
     if s.implausible_time > 0 {
         writeln!(
             out,

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod enrich;
 pub mod findings;
 pub mod lab;
+pub mod sensor;
 pub mod serve;
 pub mod share;
 pub mod survey;

@@ -120,7 +120,7 @@ fn plausible(a: &AnalyzeArgs, cfg: &Config) -> anyhow::Result<PlausibleTime> {
     Ok(window)
 }
 
-fn bucket_ns(flag: Option<&str>, cfg: &Config) -> anyhow::Result<i64> {
+pub(crate) fn bucket_ns(flag: Option<&str>, cfg: &Config) -> anyhow::Result<i64> {
     let text = flag.or(cfg.telescope.bucket.as_deref()).unwrap_or("1h");
     let d = humantime::parse_duration(text)
         .with_context(|| format!("--bucket {text:?} is not a duration such as 1h or 15m"))?;
@@ -128,6 +128,22 @@ fn bucket_ns(flag: Option<&str>, cfg: &Config) -> anyhow::Result<i64> {
         bail!("--bucket must be longer than zero");
     }
     Ok(d.as_nanos().min(i64::MAX as u128) as i64)
+}
+
+/// Opens the store at `path` for telescope data in buckets of `bucket_ns`;
+/// refuses a store that keeps buckets of another length.
+pub(crate) fn open_store(path: &Path, bucket_ns: i64) -> anyhow::Result<SqliteStore> {
+    let s = SqliteStore::open(path)?;
+    if let Some(stored) = s.bucket_ns()? {
+        if stored != bucket_ns {
+            let kept = humantime::format_duration(Duration::from_nanos(stored as u64));
+            bail!(
+                "store {} keeps {kept} buckets; run with --bucket {kept} or use another --db",
+                path.display()
+            );
+        }
+    }
+    Ok(s)
 }
 
 /// Shows progress on standard error when it is a terminal.
@@ -223,20 +239,7 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     let plausible = plausible(&a, cfg)?;
     let top = a.top.or(cfg.telescope.top).unwrap_or(10);
     let mut store = match &a.db {
-        Some(p) => {
-            let s = SqliteStore::open(p)?;
-            if let Some(stored) = s.bucket_ns()? {
-                if stored != bucket_ns {
-                    bail!(
-                        "store {} keeps {} buckets; run with --bucket {} or use another --db",
-                        p.display(),
-                        humantime::format_duration(Duration::from_nanos(stored as u64)),
-                        humantime::format_duration(Duration::from_nanos(stored as u64))
-                    );
-                }
-            }
-            Some(s)
-        }
+        Some(p) => Some(open_store(p, bucket_ns)?),
         None => None,
     };
     let mut timings = Timings::new();

@@ -1,0 +1,216 @@
+//! `iotscope sensor`: the live darknet sensor (wiring only; the loop is
+//! `iotscope_ingest::sensor`, the capture `iotscope_ingest::live`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::output::OutputFormat;
+
+#[derive(clap::Args, Debug)]
+pub struct SensorArgs {
+    /// Interface to capture on (`eth0`; `any` for all).
+    #[arg(long, value_name = "IF")]
+    interface: String,
+    /// Darknet prefixes (repeatable; default: the config's telescope.darknet).
+    /// The kernel passes only frames to them (bare or under one VLAN tag);
+    /// the rest of the telescope's rules are those of `telescope analyze`.
+    #[arg(long, value_name = "CIDR")]
+    darknet: Vec<String>,
+    /// The store each closed bucket is committed to (default: config's
+    /// store.db, else ./iotscope.db).
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Time bucket length (e.g. 1m, 1h), aligned to the epoch; a store keeps
+    /// one length.
+    #[arg(long, value_name = "DURATION")]
+    bucket: Option<String>,
+    /// How long after a bucket's end late frames are waited for before the
+    /// bucket is committed (later ones go to the next commit, never lost).
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    grace: String,
+    /// Kernel filter (tcpdump syntax) instead of the darknet filter, for
+    /// encapsulations it does not see through (MPLS, PPPoE, several VLAN
+    /// tags); frames outside the darknet still count as `outside`.
+    #[arg(long, value_name = "BPF")]
+    filter: Option<String>,
+    /// Kernel capture buffer in MiB: it holds the frames that arrive while a
+    /// bucket is committed.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    buffer_mib: u32,
+    /// Stop by itself after this long (default: until SIGINT or SIGTERM).
+    #[arg(long, value_name = "DURATION")]
+    duration: Option<String>,
+    /// Output format of the closing summary.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+}
+
+#[cfg(feature = "live-capture")]
+/// Set by SIGINT and SIGTERM: the sensor commits what is open and exits.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(feature = "live-capture")]
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn run(a: SensorArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let darknet_texts = if a.darknet.is_empty() {
+        cfg.telescope.darknet.clone()
+    } else {
+        a.darknet.clone()
+    };
+    if darknet_texts.is_empty() && a.filter.is_none() {
+        anyhow::bail!(
+            "give the darknet with --darknet CIDR (or telescope.darknet in the config), \
+             or a kernel filter with --filter"
+        );
+    }
+    let darknets = darknet_texts
+        .iter()
+        .map(|t| {
+            t.parse::<iotscope_telescope::Prefix>()
+                .map_err(anyhow::Error::from)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bucket_ns = super::telescope::bucket_ns(a.bucket.as_deref(), cfg)?;
+    let grace = humantime::parse_duration(&a.grace)
+        .with_context(|| format!("--grace {:?} is not a duration such as 5s", a.grace))?;
+    let duration = a
+        .duration
+        .as_deref()
+        .map(|d| {
+            humantime::parse_duration(d)
+                .with_context(|| format!("--duration {d:?} is not a duration such as 10m"))
+        })
+        .transpose()?;
+    let filter = a
+        .filter
+        .clone()
+        .unwrap_or_else(|| iotscope_ingest::sensor::darknet_filter(&darknets));
+    let now_ns = now_ns();
+    let sensor_cfg = iotscope_ingest::sensor::SensorConfig {
+        telescope: iotscope_telescope::TelescopeConfig {
+            darknets,
+            bucket_ns,
+            detail: true,
+            shard: (0, 1),
+            plausible: iotscope_telescope::PlausibleTime::until_tomorrow(now_ns),
+        },
+        grace_ns: grace.as_nanos().min(i64::MAX as u128) as i64,
+    };
+    let db = cfg.db_path(a.db.as_deref());
+    let mut store = super::telescope::open_store(&db, bucket_ns)?;
+    capture(&a, &filter, &sensor_cfg, &mut store, duration)
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos().min(i64::MAX as u128) as i64)
+}
+
+#[cfg(not(feature = "live-capture"))]
+fn capture(
+    _: &SensorArgs,
+    _: &str,
+    _: &iotscope_ingest::sensor::SensorConfig,
+    _: &mut iotscope_store::SqliteStore,
+    _: Option<std::time::Duration>,
+) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "this iotscope was built without live capture; build it with \
+         `cargo build --release -p iotscope --features live-capture` (needs libpcap-dev)"
+    )
+}
+
+#[cfg(feature = "live-capture")]
+fn capture(
+    a: &SensorArgs,
+    filter: &str,
+    sensor_cfg: &iotscope_ingest::sensor::SensorConfig,
+    store: &mut iotscope_store::SqliteStore,
+    duration: Option<std::time::Duration>,
+) -> anyhow::Result<ExitCode> {
+    use iotscope_ingest::live::{LiveCapture, LiveOptions};
+    use iotscope_ingest::sensor::{self, Commit};
+    use iotscope_telescope::time::rfc3339;
+
+    let mut source = LiveCapture::open(&LiveOptions {
+        interface: a.interface.clone(),
+        filter: filter.to_string(),
+        buffer_bytes: (a.buffer_mib.clamp(1, 2047) as i32) << 20,
+        ..Default::default()
+    })?;
+    // SAFETY: the handler only stores to an atomic. SIGHUP is ignored (it
+    // would end the process): the sensor keeps no file to reopen yet.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_stop_signal as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_stop_signal as *const () as libc::sighandler_t,
+        );
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    if let Some(d) = duration {
+        std::thread::spawn(move || {
+            std::thread::sleep(d);
+            STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+    eprintln!(
+        "iotscope: sensor on {} (filter {:?}), committing each {} bucket {} after it ends",
+        a.interface,
+        filter,
+        humantime::format_duration(std::time::Duration::from_nanos(
+            sensor_cfg.telescope.bucket_ns as u64
+        )),
+        a.grace
+    );
+    let started = std::time::Instant::now();
+    let mut status = |c: &Commit| {
+        eprintln!(
+            "iotscope: sensor: committed {} bucket {}: {} frames, {} dropped by the buffer, {} by the interface",
+            if c.last { "open" } else { "closed" },
+            rfc3339(c.bucket_start_ns),
+            c.frames,
+            c.counters.dropped,
+            c.counters.if_dropped
+        );
+    };
+    let result = sensor::run(&mut source, store, sensor_cfg, &STOP, &now_ns, &mut status);
+    let totals = result?;
+    let secs = started.elapsed().as_secs_f64();
+    let report = serde_json::json!({
+        "interface": a.interface,
+        "filter": filter,
+        "frames": totals.frames,
+        "commits": totals.commits,
+        "received": totals.counters.received,
+        "dropped": totals.counters.dropped,
+        "if_dropped": totals.counters.if_dropped,
+        "seconds": (secs * 1000.0).round() / 1000.0,
+    });
+    match a.format {
+        OutputFormat::Json => println!("{report}"),
+        _ => println!(
+            "iotscope sensor: {} frames in {} commits over {:.1} s on {}; {} passed the filter, \
+             {} dropped by the capture buffer, {} by the interface",
+            totals.frames,
+            totals.commits,
+            secs,
+            a.interface,
+            totals.counters.received,
+            totals.counters.dropped,
+            totals.counters.if_dropped
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
