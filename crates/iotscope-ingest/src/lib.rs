@@ -10,6 +10,7 @@
 //! [`iotscope_telescope::Telescope::ingest_decoded`] on every path, so a
 //! file and an interface carrying the same frames give the same figures.
 
+pub mod archive;
 pub mod files;
 #[cfg(feature = "live-capture")]
 pub mod live;

@@ -138,6 +138,7 @@ impl PacketSource for LiveCapture {
                 Ok(Some(CapturedFrame {
                     ts_ns,
                     data: p.data,
+                    orig_len: p.header.len,
                 }))
             }
             Err(pcap::Error::TimeoutExpired) => {

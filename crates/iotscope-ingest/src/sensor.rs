@@ -18,6 +18,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::archive::{Archive, ArchiveError, ClosedFile};
 use iotscope_store::{now_rfc3339, CaptureLoss, IngestedFile, Store, StoreError};
 use iotscope_telescope::{Telescope, TelescopeConfig};
 use iotscope_wire::{decode, LinkType};
@@ -35,6 +36,9 @@ pub enum SensorError {
         /// What failed, from libpcap or the source.
         message: String,
     },
+    /// The archive could not be written (a full disk, permissions).
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
     /// A commit failed; the frames of that window are lost and the error
     /// says so.
     #[error("{frames} frames counted since the last commit were not stored: {source}")]
@@ -53,6 +57,8 @@ pub struct CapturedFrame<'a> {
     pub ts_ns: i64,
     /// The bytes captured.
     pub data: &'a [u8],
+    /// Its length on the wire (at least `data.len()`).
+    pub orig_len: u32,
 }
 
 /// A capture's counters since it was opened (as `pcap_stats` gives them):
@@ -121,6 +127,8 @@ pub struct Commit {
     pub counters: CaptureCounters,
     /// True when this commit was made because the sensor stopped.
     pub last: bool,
+    /// Archive files closed since the previous commit, recorded by this one.
+    pub archived: Vec<std::path::PathBuf>,
 }
 
 /// What a whole sensor run counted.
@@ -165,21 +173,46 @@ pub fn next_close(now_ns: i64, bucket_ns: i64, grace_ns: i64) -> i64 {
     }
 }
 
-/// Counts frames from `source` into `store` until `stop` is set, then
-/// commits what is open and returns the run's totals.
+/// What the sensor is told from outside (set by signal handlers, so plain
+/// atomics): stop, or close the archive file and open a new one.
+#[derive(Debug, Default)]
+pub struct Signals {
+    /// SIGTERM, SIGINT: commit what is open and return.
+    pub stop: AtomicBool,
+    /// SIGHUP: close the open archive file (so it can be moved) and go on.
+    pub reopen: AtomicBool,
+}
+
+impl Signals {
+    /// Neither set.
+    pub const fn new() -> Signals {
+        Signals {
+            stop: AtomicBool::new(false),
+            reopen: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Counts frames from `source` into `store` (and writes them to `archive`,
+/// if any) until `signals.stop` is set, then commits what is open and
+/// returns the run's totals.
 ///
 /// `clock` gives the time in ns since the epoch (the system clock; tests
 /// pass their own). `on_commit` hears of every commit (for a status line).
+/// Each archive file closed is recorded in the store with its content hash
+/// at the next commit.
 ///
-/// Errors: [`SensorError::Capture`] when the source fails (what was
-/// counted since the last commit is committed first);
+/// Errors: [`SensorError::Capture`] when the source fails and
+/// [`SensorError::Archive`] when the archive cannot be written (in both
+/// cases what was counted since the last commit is committed first);
 /// [`SensorError::Store`] when a commit fails (its frames are named as
 /// lost; earlier commits stay).
 pub fn run<S: PacketSource + ?Sized>(
     source: &mut S,
     store: &mut dyn Store,
     cfg: &SensorConfig,
-    stop: &AtomicBool,
+    mut archive: Option<&mut Archive>,
+    signals: &Signals,
     clock: &dyn Fn() -> i64,
     on_commit: &mut dyn FnMut(&Commit),
 ) -> Result<SensorTotals, SensorError> {
@@ -206,12 +239,26 @@ pub fn run<S: PacketSource + ?Sized>(
     let mut totals = SensorTotals::default();
     let mut close_at = next_close(clock(), bucket_ns, cfg.grace_ns);
     let mut since_clock = 0u32;
-    let failure = loop {
-        if stop.load(Ordering::Relaxed) {
+    let mut failure = loop {
+        if signals.stop.load(Ordering::Relaxed) {
             break None;
+        }
+        if signals.reopen.swap(false, Ordering::Relaxed) {
+            if let Some(a) = archive.as_deref_mut() {
+                match a.close() {
+                    Ok(closed) => window.archived.extend(closed),
+                    Err(e) => break Some(e.into()),
+                }
+            }
         }
         match source.next_frame() {
             Ok(Some(f)) => {
+                if let Some(a) = archive.as_deref_mut() {
+                    match a.write(f.ts_ns, f.orig_len, f.data) {
+                        Ok(closed) => window.archived.extend(closed),
+                        Err(e) => break Some(e.into()),
+                    }
+                }
                 window.count(f.ts_ns, link, f.data);
                 since_clock += 1;
                 if since_clock < CLOCK_EVERY {
@@ -227,7 +274,10 @@ pub fn run<S: PacketSource + ?Sized>(
             // The bucket that closed started one bucket before the grace
             // period's start.
             let closed = close_at - cfg.grace_ns - bucket_ns;
-            let counters = source.counters()?;
+            let counters = match source.counters() {
+                Ok(c) => c,
+                Err(e) => break Some(e),
+            };
             let at = Target {
                 name: &name,
                 run_id: &run_id,
@@ -238,7 +288,14 @@ pub fn run<S: PacketSource + ?Sized>(
             close_at = next_close(now, bucket_ns, cfg.grace_ns);
         }
     };
-    // Stopped, or the capture failed: what was counted is committed.
+    // Stopped, or the capture failed: the archive file is closed and what
+    // was counted is committed.
+    if let Some(a) = archive {
+        match a.close() {
+            Ok(closed) => window.archived.extend(closed),
+            Err(e) => failure = failure.or(Some(e.into())),
+        }
+    }
     let now = clock();
     let open = now.div_euclid(bucket_ns) * bucket_ns;
     let counters = source.counters().unwrap_or(window.counters_at_start);
@@ -268,6 +325,8 @@ struct Window {
     frames: u64,
     implausible_time: u64,
     counters_at_start: CaptureCounters,
+    /// Archive files closed since the last commit, to record.
+    archived: Vec<ClosedFile>,
 }
 
 impl Window {
@@ -277,6 +336,7 @@ impl Window {
             frames: 0,
             implausible_time: 0,
             counters_at_start: counters,
+            archived: Vec::new(),
         }
     }
 
@@ -304,7 +364,11 @@ impl Window {
         totals.counters.received += delta.received;
         totals.counters.dropped += delta.dropped;
         totals.counters.if_dropped += delta.if_dropped;
-        if self.frames == 0 && delta.dropped == 0 && delta.if_dropped == 0 {
+        if self.frames == 0
+            && delta.dropped == 0
+            && delta.if_dropped == 0
+            && self.archived.is_empty()
+        {
             return Ok(());
         }
         self.telescope.finish();
@@ -327,8 +391,21 @@ impl Window {
                 if_dropped: delta.if_dropped,
             }),
         };
+        // Archive files are recorded with their content hash: their frames
+        // were counted by the sensor's commits, so `telescope analyze --db`
+        // of one of them into this store finds it already there.
+        let mut records = vec![record];
+        records.extend(self.archived.iter().map(|c| IngestedFile {
+            content_hash: c.content_hash.clone(),
+            path: c.path.display().to_string(),
+            frames: c.frames,
+            status: "archived".into(),
+            ingested_at: now_rfc3339(),
+            implausible_time: 0,
+            capture_loss: None,
+        }));
         store
-            .save_run(&self.telescope, &[record])
+            .save_run(&self.telescope, &records)
             .map_err(|source| SensorError::Store {
                 frames: self.frames,
                 source,
@@ -340,6 +417,7 @@ impl Window {
             frames: self.frames,
             counters: delta,
             last,
+            archived: self.archived.into_iter().map(|c| c.path).collect(),
         });
         Ok(())
     }
@@ -379,7 +457,7 @@ mod tests {
         next: usize,
         now: Rc<Cell<i64>>,
         end_ns: i64,
-        stop: Rc<AtomicBool>,
+        signals: Rc<Signals>,
         /// The drop counter once `n` frames were handed out.
         dropped: fn(usize) -> u64,
     }
@@ -396,13 +474,17 @@ mod tests {
                 Some((ts, data)) => {
                     self.next += 1;
                     self.now.set(self.now.get().max(*ts));
-                    Ok(Some(CapturedFrame { ts_ns: *ts, data }))
+                    Ok(Some(CapturedFrame {
+                        ts_ns: *ts,
+                        data,
+                        orig_len: data.len() as u32,
+                    }))
                 }
                 None => {
                     // Idle: time passes by a second per read timeout.
                     self.now.set(self.now.get() + 1_000_000_000);
                     if self.now.get() >= self.end_ns {
-                        self.stop.store(true, Ordering::Relaxed);
+                        self.signals.stop.store(true, Ordering::Relaxed);
                     }
                     Ok(None)
                 }
@@ -470,15 +552,24 @@ mod tests {
         store: &mut SqliteStore,
         dropped: fn(usize) -> u64,
     ) -> Vec<Commit> {
+        sense_into(frames, store, dropped, None)
+    }
+
+    fn sense_into(
+        frames: Vec<(i64, Vec<u8>)>,
+        store: &mut SqliteStore,
+        dropped: fn(usize) -> u64,
+        archive: Option<&mut Archive>,
+    ) -> Vec<Commit> {
         let now = Rc::new(Cell::new(frames[0].0));
-        let stop = Rc::new(AtomicBool::new(false));
+        let signals = Rc::new(Signals::new());
         let end_ns = frames.iter().map(|f| f.0).max().unwrap() + 30_000_000_000;
         let mut source = Replay {
             frames,
             next: 0,
             now: now.clone(),
             end_ns,
-            stop: stop.clone(),
+            signals: signals.clone(),
             dropped,
         };
         let mut commits = Vec::new();
@@ -486,9 +577,15 @@ mod tests {
             let now = now.clone();
             move || now.get()
         };
-        run(&mut source, store, &config(), &stop, &clock, &mut |c| {
-            commits.push(c.clone())
-        })
+        run(
+            &mut source,
+            store,
+            &config(),
+            archive,
+            &signals,
+            &clock,
+            &mut |c| commits.push(c.clone()),
+        )
         .unwrap();
         commits
     }
@@ -555,6 +652,55 @@ mod tests {
         let marked: u64 = rep.series.iter().map(|b| b.dropped).sum();
         assert_eq!(marked, 307, "every drop is marked on its bucket");
         assert!(!c.lossy_buckets.is_empty());
+    }
+
+    #[test]
+    fn the_archive_re_analysed_gives_the_stored_figures_and_is_known_to_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let frames = traffic();
+        let mut live = SqliteStore::open(&dir.path().join("live.db")).unwrap();
+        let mut archive = Archive::new(
+            crate::archive::ArchiveConfig {
+                dir: dir.path().join("archive"),
+                rotate_ns: 2 * MIN,
+                max_bytes: None,
+                snaplen: 65535,
+            },
+            "test0",
+            LinkType::Ethernet,
+        )
+        .unwrap();
+        let commits = sense_into(frames, &mut live, |_| 0, Some(&mut archive));
+        let archived: Vec<_> = commits.iter().flat_map(|c| c.archived.clone()).collect();
+        // Five minutes in two-minute files.
+        assert_eq!(archived.len(), 3, "{archived:?}");
+        let (again, outcomes) = crate::files::analyze_files(
+            &archived,
+            TelescopeConfig {
+                detail: true,
+                ..config().telescope
+            },
+            1,
+            false,
+            &mut |_| {},
+        );
+        assert!(outcomes.iter().all(|o| o.error.is_none() && o.frames > 0));
+        let mut again = again;
+        again.finish();
+        let mut once = SqliteStore::open(&dir.path().join("once.db")).unwrap();
+        once.save_run(&again, &[]).unwrap();
+        assert_eq!(report(&live), report(&once));
+        // The store knows each file by its content: analysing one into it
+        // again would be refused as a duplicate.
+        for path in &archived {
+            let bytes = std::fs::read(path).unwrap();
+            let hash = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
+            let known = live
+                .find_file(&hash)
+                .unwrap()
+                .expect("archive file recorded");
+            assert_eq!(known.status, "archived");
+        }
     }
 
     #[test]

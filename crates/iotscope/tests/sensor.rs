@@ -170,6 +170,7 @@ fn analyze(files: &[&Path]) -> Value {
                 "--top",
                 "100000",
             ])
+            .args(["--bucket", "1m"])
             .args(DARKNETS)
             .args(files),
     )
@@ -252,11 +253,23 @@ fn replayed_frames_are_stored_as_the_file_analysis_counts_them_across_a_restart(
     let second = generate(dir.path(), "b.pcap", 10_000, 42);
     let db = dir.path().join("live.db");
 
+    let archive = dir.path().join("archive");
+    let archive_flag = ["--archive", archive.to_str().unwrap()];
+
     // One sensor run per capture: the second run adds to the same store.
-    let (child, log) = start_sensor(&ns, &db, &[]);
-    replay(&ns, &first, &["--pps", "10000"]);
-    let (one, _) = stop(child, log);
-    let (child, log) = start_sensor(&ns, &db, &[]);
+    // SIGHUP in the first closes its archive file; the frames after it go
+    // to a new one.
+    let (child, log) = start_sensor(&ns, &db, &archive_flag);
+    replay(&ns, &first, &["--pps", "10000", "--limit", "5000"]);
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, "-HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    let rest = dir.path().join("a-rest.pcap");
+    split_after(&first, 5000, &rest);
+    replay(&ns, &rest, &["--pps", "10000"]);
+    let (one, log) = stop(child, log);
+    assert_eq!(log.matches("archived").count(), 2, "SIGHUP rotates: {log}");
+    let (child, log) = start_sensor(&ns, &db, &archive_flag);
     replay(&ns, &second, &["--pps", "10000"]);
     let (two, log) = stop(child, log);
     assert!(
@@ -278,6 +291,66 @@ fn replayed_frames_are_stored_as_the_file_analysis_counts_them_across_a_restart(
     assert_eq!(loss["received"].as_u64().unwrap(), darknet_frames);
     assert_eq!(loss["dropped"], 0);
     assert_eq!(loss["lossy_buckets"], serde_json::json!([]));
+
+    // The archive holds every frame as captured: analysed again it gives
+    // what the sensor stored, its series included (same capture times).
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&archive)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 3, "{files:?}");
+    let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    let again = analyze(&paths);
+    assert_same_counts(&stored, &again);
+    let series = |v: &Value| {
+        v["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (
+                    b["start"].clone(),
+                    b["packets"].clone(),
+                    b["sources"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(series(&stored), series(&again));
+    // The store knows the archive files: they are not counted twice.
+    let dup = json(
+        Command::new(BIN)
+            .args([
+                "telescope",
+                "analyze",
+                "--format",
+                "json",
+                "--bucket",
+                "1m",
+                "--db",
+            ])
+            .arg(&db)
+            .args(DARKNETS)
+            .arg(&files[0]),
+    );
+    assert_eq!(dup["files"][0]["status"], "duplicate");
+}
+
+/// Writes the frames of `pcap` after the first `n` to `out` (same header).
+fn split_after(pcap: &Path, n: usize, out: &Path) {
+    let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(pcap).unwrap()).unwrap();
+    let mut w =
+        pcap_file::pcap::PcapWriter::with_header(std::fs::File::create(out).unwrap(), r.header())
+            .unwrap();
+    let mut i = 0;
+    while let Some(p) = r.next_packet() {
+        let p = p.unwrap();
+        if i >= n {
+            w.write_packet(&p).unwrap();
+        }
+        i += 1;
+    }
 }
 
 #[test]

@@ -40,6 +40,18 @@ pub struct SensorArgs {
     /// bucket is committed.
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     buffer_mib: u32,
+    /// Write every captured frame to rotating pcap files in this directory
+    /// (`IF-YYYYMMDDTHHMMSSZ.pcap`, nanosecond stamps); each closed file's
+    /// content hash is recorded in the store.
+    #[arg(long, value_name = "DIR")]
+    archive: Option<PathBuf>,
+    /// Period of one archive file, aligned to the epoch.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    archive_rotate: String,
+    /// Bytes the archive may keep (e.g. 500G); the oldest files are deleted
+    /// past it.
+    #[arg(long, value_name = "BYTES")]
+    archive_max_bytes: Option<String>,
     /// Stop by itself after this long (default: until SIGINT or SIGTERM).
     #[arg(long, value_name = "DURATION")]
     duration: Option<String>,
@@ -48,14 +60,21 @@ pub struct SensorArgs {
     format: OutputFormat,
 }
 
+/// Set by SIGINT and SIGTERM (stop: the sensor commits what is open and
+/// exits) and SIGHUP (reopen: the archive file is closed and a new one
+/// opened, so log rotation can move it).
 #[cfg(feature = "live-capture")]
-/// Set by SIGINT and SIGTERM: the sensor commits what is open and exits.
-static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static SIGNALS: iotscope_ingest::sensor::Signals = iotscope_ingest::sensor::Signals::new();
 
 #[cfg(feature = "live-capture")]
-extern "C" fn on_stop_signal(_: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+extern "C" fn on_signal(sig: libc::c_int) {
+    // Only atomic stores: async-signal-safe.
+    let flag = if sig == libc::SIGHUP {
+        &SIGNALS.reopen
+    } else {
+        &SIGNALS.stop
+    };
+    flag.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 pub fn run(a: SensorArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
@@ -103,9 +122,35 @@ pub fn run(a: SensorArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         },
         grace_ns: grace.as_nanos().min(i64::MAX as u128) as i64,
     };
+    let archive = match &a.archive {
+        None => None,
+        Some(dir) => {
+            let rotate = humantime::parse_duration(&a.archive_rotate).with_context(|| {
+                format!(
+                    "--archive-rotate {:?} is not a duration such as 1h",
+                    a.archive_rotate
+                )
+            })?;
+            if rotate.is_zero() {
+                anyhow::bail!("--archive-rotate must be longer than zero");
+            }
+            let max_bytes = a
+                .archive_max_bytes
+                .as_deref()
+                .map(iotscope_ingest::archive::parse_bytes)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--archive-max-bytes {e}"))?;
+            Some(iotscope_ingest::archive::ArchiveConfig {
+                dir: dir.clone(),
+                rotate_ns: rotate.as_nanos().min(i64::MAX as u128) as i64,
+                max_bytes,
+                snaplen: 65535,
+            })
+        }
+    };
     let db = cfg.db_path(a.db.as_deref());
     let mut store = super::telescope::open_store(&db, bucket_ns)?;
-    capture(&a, &filter, &sensor_cfg, &mut store, duration)
+    capture(&a, &filter, &sensor_cfg, &mut store, archive, duration)
 }
 
 fn now_ns() -> i64 {
@@ -120,6 +165,7 @@ fn capture(
     _: &str,
     _: &iotscope_ingest::sensor::SensorConfig,
     _: &mut iotscope_store::SqliteStore,
+    _: Option<iotscope_ingest::archive::ArchiveConfig>,
     _: Option<std::time::Duration>,
 ) -> anyhow::Result<ExitCode> {
     anyhow::bail!(
@@ -134,10 +180,12 @@ fn capture(
     filter: &str,
     sensor_cfg: &iotscope_ingest::sensor::SensorConfig,
     store: &mut iotscope_store::SqliteStore,
+    archive: Option<iotscope_ingest::archive::ArchiveConfig>,
     duration: Option<std::time::Duration>,
 ) -> anyhow::Result<ExitCode> {
+    use iotscope_ingest::archive::Archive;
     use iotscope_ingest::live::{LiveCapture, LiveOptions};
-    use iotscope_ingest::sensor::{self, Commit};
+    use iotscope_ingest::sensor::{self, Commit, PacketSource};
     use iotscope_telescope::time::rfc3339;
 
     let mut source = LiveCapture::open(&LiveOptions {
@@ -146,23 +194,21 @@ fn capture(
         buffer_bytes: (a.buffer_mib.clamp(1, 2047) as i32) << 20,
         ..Default::default()
     })?;
-    // SAFETY: the handler only stores to an atomic. SIGHUP is ignored (it
-    // would end the process): the sensor keeps no file to reopen yet.
+    let mut archive = archive
+        .map(|c| Archive::new(c, &a.interface, PacketSource::link(&source)))
+        .transpose()?;
+    // SAFETY: the handler only stores to atomics.
     unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_stop_signal as *const () as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGTERM,
-            on_stop_signal as *const () as libc::sighandler_t,
-        );
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+        }
     }
     if let Some(d) = duration {
         std::thread::spawn(move || {
             std::thread::sleep(d);
-            STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+            SIGNALS
+                .stop
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         });
     }
     eprintln!(
@@ -176,6 +222,9 @@ fn capture(
     );
     let started = std::time::Instant::now();
     let mut status = |c: &Commit| {
+        for path in &c.archived {
+            eprintln!("iotscope: sensor: archived {}", path.display());
+        }
         eprintln!(
             "iotscope: sensor: committed {} bucket {}: {} frames, {} dropped by the buffer, {} by the interface",
             if c.last { "open" } else { "closed" },
@@ -185,7 +234,15 @@ fn capture(
             c.counters.if_dropped
         );
     };
-    let result = sensor::run(&mut source, store, sensor_cfg, &STOP, &now_ns, &mut status);
+    let result = sensor::run(
+        &mut source,
+        store,
+        sensor_cfg,
+        archive.as_mut(),
+        &SIGNALS,
+        &now_ns,
+        &mut status,
+    );
     let totals = result?;
     let secs = started.elapsed().as_secs_f64();
     let report = serde_json::json!({
@@ -196,6 +253,7 @@ fn capture(
         "received": totals.counters.received,
         "dropped": totals.counters.dropped,
         "if_dropped": totals.counters.if_dropped,
+        "archive_files_deleted": archive.as_ref().map_or(0, |a| a.deleted),
         "seconds": (secs * 1000.0).round() / 1000.0,
     });
     match a.format {
