@@ -292,16 +292,17 @@ impl Archive {
 }
 
 /// A byte count such as `500000000`, `512M`, `10G` or `1T` (K, M, G, T are
-/// powers of 1024; an optional `B` or `iB` after them is accepted).
+/// powers of 1024; an optional `B` or `iB` after them is accepted; case does
+/// not matter).
 ///
 /// Errors: the text back, in a message, when it is not such a count or
 /// overflows 64 bits.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let t = t
-        .strip_suffix("iB")
-        .or_else(|| t.strip_suffix('B'))
-        .unwrap_or(t);
+    let upper = text.trim().to_ascii_uppercase();
+    let t = upper
+        .strip_suffix("IB")
+        .or_else(|| upper.strip_suffix('B'))
+        .unwrap_or(&upper);
     let (digits, shift) = match t.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => {
             let shift = match c.to_ascii_uppercase() {

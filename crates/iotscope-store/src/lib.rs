@@ -104,6 +104,25 @@ pub struct IngestedFile {
     pub capture_loss: Option<CaptureLoss>,
 }
 
+/// A live sensor's totals on one interface ([`Store::capture_totals`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CaptureTotals {
+    /// The interface.
+    pub interface: String,
+    /// Frames counted and committed.
+    pub frames: u64,
+    /// Frames the kernel passed the filter, dropped or not.
+    pub received: u64,
+    /// Frames dropped for lack of capture buffer.
+    pub dropped: u64,
+    /// Frames the interface or its driver dropped.
+    pub if_dropped: u64,
+    /// Start (ns) of the latest bucket a commit was charged to.
+    pub last_bucket_start_ns: i64,
+    /// When the latest commit was made, RFC 3339.
+    pub last_commit_at: String,
+}
+
 /// What a live capture passed, dropped and lost over one commit, charged
 /// to the bucket that commit closed (`capture_loss` table).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -333,6 +352,11 @@ pub trait Store {
     /// Changes whenever telescope data is added (a capture ingested), so
     /// answers computed from it can be cached until then.
     fn version(&self) -> Result<String, StoreError>;
+
+    /// Per interface a live sensor committed from, by name: frames counted,
+    /// the capture's counters and the last commit. Empty for a store no
+    /// sensor wrote to.
+    fn capture_totals(&self) -> Result<Vec<CaptureTotals>, StoreError>;
 
     /// Sources of the telescope in a period, optionally only those seen on
     /// one port, busiest first, for the dashboard's map.

@@ -14,9 +14,9 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::blocks::{self, Blocks, PORT_BLOCKS};
 use crate::report::{BucketRow, PortBucketRow, ReportBuilder, ReportQuery, SourceBucketRow};
 use crate::{
-    AlertRecord, BlocklistRecord, CaptureLoss, FindingRecord, FingerprintPersistence, IngestedFile,
-    MapQuery, MapSource, PortSeries, ServiceObservation, SessionRecord, Store, StoreError,
-    UserRecord,
+    AlertRecord, BlocklistRecord, CaptureLoss, CaptureTotals, FindingRecord,
+    FingerprintPersistence, IngestedFile, MapQuery, MapSource, PortSeries, ServiceObservation,
+    SessionRecord, Store, StoreError, UserRecord,
 };
 
 /// The tables of telescope blocks (see [`crate::blocks`]).
@@ -1472,6 +1472,47 @@ impl Store for SqliteStore {
                 |r| r.get::<_, String>(0),
             )
             .map_err(|e| self.err(e))
+    }
+
+    fn capture_totals(&self) -> Result<Vec<CaptureTotals>, StoreError> {
+        let db = |e| self.err(e);
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT interface, SUM(received), SUM(dropped), SUM(if_dropped), MAX(start_ns)
+                 FROM capture_loss GROUP BY interface ORDER BY interface",
+            )
+            .map_err(db)?;
+        let mut out: Vec<CaptureTotals> = st
+            .query_map([], |r| {
+                Ok(CaptureTotals {
+                    interface: r.get(0)?,
+                    received: r.get::<_, i64>(1)? as u64,
+                    dropped: r.get::<_, i64>(2)? as u64,
+                    if_dropped: r.get::<_, i64>(3)? as u64,
+                    last_bucket_start_ns: r.get(4)?,
+                    ..Default::default()
+                })
+            })
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT COALESCE(SUM(frames), 0), COALESCE(MAX(ingested_at), '') FROM files WHERE path = ?1",
+            )
+            .map_err(db)?;
+        for t in &mut out {
+            let (frames, at): (i64, String) = st
+                .query_row([format!("interface {}", t.interface)], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(db)?;
+            t.frames = frames as u64;
+            t.last_commit_at = at;
+        }
+        Ok(out)
     }
 
     fn report(&self, q: &ReportQuery) -> Result<Summary, StoreError> {

@@ -131,6 +131,16 @@ async function loadOverview() {
   $('#ov-sources').textContent = fmt(o.sources);
   $('#ov-infected').textContent = fmt(o.infected);
   $('#ov-period').textContent = o.since ? `${o.since} .. ${o.until}` : 'no data';
+  // A live sensor's capture: what it lost is shown, never hidden.
+  const cap = o.capture_loss;
+  $('#ov-capture').hidden = !cap;
+  if (cap) {
+    const lost = cap.dropped + cap.if_dropped;
+    $('#ov-capture').textContent = lost === 0
+      ? `Live capture: ${fmt(cap.received)} frames, none dropped.`
+      : `Live capture: ${fmt(lost)} of ${fmt(cap.received)} frames dropped in ${cap.lossy_buckets.length} bucket(s); their counts are a lower bound.`;
+    $('#ov-capture').classList.toggle('warn', lost > 0);
+  }
   const bar = $('#ov-class-bar');
   bar.replaceChildren();
   let x = 0;
@@ -435,6 +445,30 @@ const PAGES = { overview: loadOverview, map: loadMap, series: loadSeries, survey
 // moves on must not mark the next page ready (or draw over it) when it ends.
 let navigation = 0;
 
+// Pages drawn from telescope data follow it live: every few seconds the
+// store's version is asked for (a cheap call), and when a capture was
+// analysed or a sensor committed a bucket, the page's data is loaded again.
+const LIVE_PAGES = new Set(['overview', 'map', 'series']);
+const LIVE_EVERY_MS = 5000;
+let seenVersion = null;
+
+async function followLive() {
+  const page = document.body.dataset.page;
+  if (document.hidden || !LIVE_PAGES.has(page) || document.body.dataset.ready !== 'true') return;
+  let v;
+  try { v = (await api('/api/version')).version; } catch (e) { return; }
+  if (seenVersion !== null && v !== seenVersion && document.body.dataset.page === page) {
+    const mine = navigation;
+    document.body.dataset.ready = 'false';
+    try { await PAGES[page](); } catch (e) { if (mine === navigation && !needLogin(e)) showError(e.message); }
+    if (mine === navigation) {
+      document.body.dataset.ready = 'true';
+      document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
+    }
+  }
+  seenVersion = v;
+}
+
 async function route() {
   const mine = ++navigation;
   const page = (location.hash || '#overview').slice(1);
@@ -445,6 +479,9 @@ async function route() {
   document.body.dataset.page = name;
   document.body.dataset.ready = 'false';
   try {
+    // The version first: data added while the page loads is then caught by
+    // the next look.
+    if (LIVE_PAGES.has(name)) seenVersion = (await api('/api/version')).version;
     await PAGES[name]();
   } catch (e) {
     if (mine === navigation && !needLogin(e)) showError(e.message);
@@ -481,4 +518,5 @@ document.addEventListener('DOMContentLoaded', async () => {
   window.addEventListener('hashchange', route);
   await refreshMe();
   await route();
+  setInterval(followLive, LIVE_EVERY_MS);
 });

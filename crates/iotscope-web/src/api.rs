@@ -155,6 +155,17 @@ fn bucket_ceil(t: i64, bucket: i64) -> i64 {
     }
 }
 
+/// `GET /api/version`: an opaque token that changes whenever telescope data
+/// is added (a capture analysed, a sensor's commit), so a page can poll it
+/// and reload its data only then.
+pub(crate) async fn version(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+    use std::hash::{Hash, Hasher};
+    let v = app.store(|st| st.version()).await?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.hash(&mut h);
+    Ok(Json(json!({ "version": format!("{:016x}", h.finish()) })))
+}
+
 /// `GET /api/overview`: totals, classes, top ports, countries and AS.
 pub(crate) async fn overview(
     State(app): State<Arc<App>>,
@@ -239,6 +250,9 @@ async fn compute_overview(
         "top_countries": countries,
         "top_as": ases,
         "enrichment": {"asn": app.asn.is_some(), "geo": app.geo.is_some()},
+        // Only for a store a live sensor writes to: what its capture passed
+        // and dropped over the period, and the buckets with drops.
+        "capture_loss": s.capture_loss,
     }))
 }
 

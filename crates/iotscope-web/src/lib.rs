@@ -509,6 +509,7 @@ pub fn router(settings: Settings) -> Result<Router, WebError> {
             post(auth::logout).layer(DefaultBodyLimit::max(LOGOUT_BODY)),
         )
         .route("/api/me", get(auth::me))
+        .route("/api/version", get(api::version))
         .route("/api/openapi.json", get(assets::openapi))
         .route("/metrics", get(metrics::render))
         .fallback(not_found)
@@ -587,8 +588,9 @@ pub async fn serve(
     let max_connections = max_connections.clamp(1, MAX_CONNECTIONS);
     // The overview and map of each preset period take a while to compute
     // over a large store: compute them now, and again whenever a capture is
-    // added (the cache notices the new store version), so visitors choosing
-    // a preset never wait.
+    // added or a sensor commits (the cache notices the new store version),
+    // so visitors choosing a preset never wait. They are computed afresh
+    // from the store, not updated with the new buckets alone.
     let warm = router.clone();
     let warming = tokio::spawn(async move {
         let started = std::time::Instant::now();
@@ -609,7 +611,9 @@ pub async fn serve(
                 );
                 first = false;
             }
-            tokio::time::sleep(Duration::from_secs(30)).await;
+            // A sensor commits every bucket: look often (an unchanged store
+            // answers from the cache at once).
+            tokio::time::sleep(Duration::from_secs(5)).await;
         }
     });
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));

@@ -39,6 +39,14 @@ pub(crate) async fn count(State(app): State<Arc<App>>, req: Request, next: Next)
     resp
 }
 
+/// One metric family of a sensor: name, type, help, value of an interface.
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&iotscope_store::CaptureTotals) -> String,
+);
+
 /// `/metrics` in the Prometheus text format (needs a session or token).
 pub(crate) async fn render(State(app): State<Arc<App>>, _caller: Caller) -> impl IntoResponse {
     let m = app
@@ -64,6 +72,68 @@ pub(crate) async fn render(State(app): State<Arc<App>>, _caller: Caller) -> impl
         out.push_str(&format!(
             "iotscope_http_request_seconds_total{{route=\"{route}\",status=\"{status}\"}} {s:.6}\n"
         ));
+    }
+    // Live sensors writing to this store (`iotscope sensor`): a rate of
+    // frames_total is the capture rate; drops are never hidden.
+    let sensors = app
+        .store(|st| iotscope_store::Store::capture_totals(st))
+        .await
+        .unwrap_or_default();
+    if !sensors.is_empty() {
+        let families: [Family; 6] = [
+            (
+                "iotscope_sensor_frames_total",
+                "counter",
+                "Frames a live sensor counted and committed.",
+                |t| t.frames.to_string(),
+            ),
+            (
+                "iotscope_sensor_received_total",
+                "counter",
+                "Frames the kernel passed the capture filter, dropped or not.",
+                |t| t.received.to_string(),
+            ),
+            (
+                "iotscope_sensor_dropped_total",
+                "counter",
+                "Frames dropped for lack of capture buffer.",
+                |t| t.dropped.to_string(),
+            ),
+            (
+                "iotscope_sensor_if_dropped_total",
+                "counter",
+                "Frames the interface or its driver dropped.",
+                |t| t.if_dropped.to_string(),
+            ),
+            (
+                "iotscope_sensor_last_bucket_seconds",
+                "gauge",
+                "Start of the latest bucket committed, seconds since the epoch.",
+                |t| (t.last_bucket_start_ns / 1_000_000_000).to_string(),
+            ),
+            (
+                "iotscope_sensor_last_commit_seconds",
+                "gauge",
+                "When the latest commit was made, seconds since the epoch.",
+                |t| {
+                    iotscope_telescope::time::parse_rfc3339(&t.last_commit_at)
+                        .map_or("0".to_string(), |ns| (ns / 1_000_000_000).to_string())
+                },
+            ),
+        ];
+        for (name, kind, help, value) in families {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for t in &sensors {
+                // Interface names are the operator's, not a visitor's; quotes
+                // and backslashes are escaped as the text format requires.
+                let label = t
+                    .interface
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n");
+                out.push_str(&format!("{name}{{interface=\"{label}\"}} {}\n", value(t)));
+            }
+        }
     }
     (
         [(

@@ -50,7 +50,55 @@ fn a_person_can_use_every_page() {
         .map(|a| a["ip"].as_str().unwrap().to_string())
         .filter(|ip| ip.starts_with("127.78.31.") && common::test_isp_of(ip) == "ISP A")
         .collect();
+    // Data that arrives while the overview is open (as a sensor's commits
+    // do): the page must show it without being reloaded.
+    let live = lab.dir.path().join("live.pcap");
+    let bin = env!("CARGO_BIN_EXE_iotscope");
+    let gen = std::process::Command::new(bin)
+        .args([
+            "lab",
+            "darknet",
+            "--packets",
+            "3000",
+            "--seed",
+            "6",
+            "--duration",
+            "1h",
+            "--out",
+        ])
+        .arg(&live)
+        .output()
+        .unwrap();
+    assert!(gen.status.success());
+    let darknet = ["--darknet", "198.18.0.0/16", "--darknet", "2001:db8:1::/48"];
+    let alone = std::process::Command::new(bin)
+        .args(["telescope", "analyze", "--format", "json"])
+        .args(darknet)
+        .arg(&live)
+        .output()
+        .unwrap();
+    let added = serde_json::from_slice::<Value>(&alone.stdout).unwrap()["packets"]
+        .as_u64()
+        .unwrap();
+    let thousands = |n: u64| {
+        n.to_string()
+            .as_bytes()
+            .rchunks(3)
+            .rev()
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut ingest = vec![bin.to_string(), "telescope".into(), "analyze".into()];
+    ingest.extend(darknet.iter().map(|s| s.to_string()));
+    ingest.extend([
+        "--db".to_string(),
+        db.display().to_string(),
+        live.display().to_string(),
+    ]);
     let expect = json!({
+        "live_ingest": ingest,
+        "live_packets_text": thousands(packets + added),
         "packets_text": packets.to_string().as_bytes().rchunks(3).rev()
             .map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(","),
         "nonzero_classes": nonzero,

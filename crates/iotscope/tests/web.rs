@@ -468,3 +468,76 @@ fn the_api_answers_checks_and_keeps_each_isp_to_its_own() {
         200
     );
 }
+
+/// A store a live sensor writes to: its capture counters (with an
+/// interface name that needs escaping) are in the overview and in
+/// `/metrics`, and `/api/version` changes when a commit lands.
+#[test]
+fn a_sensors_capture_and_its_drops_are_in_the_overview_and_the_metrics() {
+    use iotscope_store::{now_rfc3339, CaptureLoss, IngestedFile, SqliteStore, Store};
+    use iotscope_telescope::{Telescope, TelescopeConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let cfg = dir.path().join("s.toml");
+    std::fs::write(&cfg, "").unwrap();
+    let hour = 3_600_000_000_000i64;
+    let commit = |st: &mut SqliteStore, n: u64, dropped: u64| {
+        let mut t = Telescope::new(TelescopeConfig {
+            bucket_ns: hour,
+            detail: true,
+            ..Default::default()
+        });
+        t.finish();
+        st.save_run(
+            &t,
+            &[IngestedFile {
+                content_hash: format!("sensor:test:{n}"),
+                path: "interface eth\"0".into(),
+                frames: 0,
+                status: "complete".into(),
+                ingested_at: now_rfc3339(),
+                implausible_time: 0,
+                capture_loss: Some(CaptureLoss {
+                    interface: "eth\"0".into(),
+                    bucket_start_ns: 472_222 * hour + n as i64 * hour,
+                    received: 100,
+                    dropped,
+                    if_dropped: 1,
+                }),
+            }],
+        )
+        .unwrap();
+    };
+    let mut st = SqliteStore::open(&db).unwrap();
+    commit(&mut st, 0, 7);
+    common::add_user(&cfg, &db, "op", "operator", None);
+    let server = Server::start(&cfg, &db, &[]);
+    let port = server.port;
+    let version = |port| get(port, "/api/version", &[]).json()["version"].clone();
+    let before = version(port);
+
+    let o = get(port, "/api/overview", &[]).json();
+    assert_eq!(o["capture_loss"]["received"], 100, "{o}");
+    assert_eq!(o["capture_loss"]["dropped"], 7);
+    assert_eq!(o["capture_loss"]["lossy_buckets"][0]["interface"], "eth\"0");
+
+    commit(&mut st, 1, 0);
+    assert_ne!(version(port), before, "a commit changes the version");
+    let (cookie, _) = login(port, "op");
+    let m = get(port, "/metrics", &[("cookie", cookie.as_str())]);
+    assert_eq!(m.status, 200);
+    for line in [
+        "iotscope_sensor_received_total{interface=\"eth\\\"0\"} 200",
+        "iotscope_sensor_dropped_total{interface=\"eth\\\"0\"} 7",
+        "iotscope_sensor_if_dropped_total{interface=\"eth\\\"0\"} 2",
+        &format!(
+            "iotscope_sensor_last_bucket_seconds{{interface=\"eth\\\"0\"}} {}",
+            472_223 * 3600
+        ),
+    ] {
+        assert!(m.body.contains(line), "{line} in {}", m.body);
+    }
+    // A store no sensor wrote to has no such section.
+    let o = get(port, "/api/overview?since=2000-01-01&until=2000-01-02", &[]).json();
+    assert!(o["capture_loss"].is_null(), "{o}");
+}

@@ -156,6 +156,19 @@ try {
   check((await page.getAttribute('html', 'lang')) === 'ja', 'Japanese');
   await page.screenshot({ path: `${shots}/check.png` });
 
+  // Live data: the overview stays open while a capture is added to the
+  // store (as a sensor's commit would be); it must show the new total by
+  // itself, within a few polls.
+  await page.goto(`${base}/#overview`);
+  await ready(page, 'overview');
+  check(await page.textContent('#ov-packets') === E.packets_text, 'overview before the live data');
+  const { execFileSync } = await import('node:child_process');
+  execFileSync(E.live_ingest[0], E.live_ingest.slice(1), { stdio: 'ignore' });
+  await page.waitForFunction((want) => document.querySelector('#ov-packets').textContent === want
+    && document.body.dataset.ready === 'true', E.live_packets_text, { timeout: 30000 });
+  check(Number(await page.evaluate(() => document.body.dataset.refreshed)) >= 1, 'refreshed by the poll, not a reload');
+  await page.screenshot({ path: `${shots}/overview-live.png` });
+
   check(errors.length === 0, errors.join('; '));
   console.log(JSON.stringify(result));
 } catch (e) {
