@@ -15,14 +15,15 @@ use std::path::PathBuf;
 
 use iotscope_telescope::time::rfc3339;
 use iotscope_wire::LinkType;
-use pcap_file::pcap::{PcapHeader, PcapWriter, RawPcapPacket};
+use pcap_file::pcap::PcapHeader;
 use pcap_file::{DataLink, Endianness, TsResolution};
 
 /// Why the archive could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    /// Creating, writing or deleting an archive file failed.
-    #[error("archive {path}: {source}")]
+    /// Creating, writing or deleting an archive file failed (the cause
+    /// follows in the error's chain).
+    #[error("archive {}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -45,11 +46,14 @@ pub struct ArchiveConfig {
     pub snaplen: u32,
 }
 
-/// A file the archive closed.
+/// A file the archive closed: still named `….pcap.part` until
+/// [`publish`] gives it its final name (once the store knows it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClosedFile {
-    /// Its path.
+    /// Its final path (`….pcap`).
     pub path: PathBuf,
+    /// Where it is until published (`….pcap.part`).
+    pub part: PathBuf,
     /// XXH3-128 of its bytes, as `telescope analyze --db` computes it (so
     /// the store knows the file was counted and will not count it again).
     pub content_hash: String,
@@ -70,10 +74,15 @@ pub struct Archive {
 }
 
 struct OpenFile {
+    /// The final name; the file is written as `path` + `.part`.
     path: PathBuf,
+    part: PathBuf,
     period: i64,
     frames: u64,
-    writer: PcapWriter<Hashing<BufWriter<File>>>,
+    /// The file, through its hash; the header is pcap-file's, each record
+    /// header (16 bytes, little-endian, as the file header says) ours, so
+    /// the writer can be flushed.
+    writer: Hashing<BufWriter<File>>,
 }
 
 /// Hashes and counts what passes through to `inner`.
@@ -106,6 +115,20 @@ impl Archive {
             path: cfg.dir.clone(),
             source,
         })?;
+        // A directory the sensor cannot write to is found now, not at the
+        // first frame.
+        let probe = cfg
+            .dir
+            .join(format!(".iotscope-probe-{}", std::process::id()));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+            .and_then(|_| std::fs::remove_file(&probe))
+            .map_err(|source| ArchiveError::Io {
+                path: cfg.dir.clone(),
+                source,
+            })?;
         let name = name
             .chars()
             .map(|c| {
@@ -152,21 +175,34 @@ impl Archive {
         } else {
             ts_ns.rem_euclid(1_000_000_000) as u32
         };
-        let packet = RawPcapPacket {
-            ts_sec: secs,
-            ts_frac: frac,
-            incl_len: data.len() as u32,
-            orig_len: orig_len.max(data.len() as u32),
-            data: std::borrow::Cow::Borrowed(data),
-        };
+        let mut record = [0u8; 16];
+        record[0..4].copy_from_slice(&secs.to_le_bytes());
+        record[4..8].copy_from_slice(&frac.to_le_bytes());
+        record[8..12].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        record[12..16].copy_from_slice(&orig_len.max(data.len() as u32).to_le_bytes());
         open.writer
-            .write_raw_packet(&packet)
-            .map_err(|e| ArchiveError::Io {
-                path: open.path.clone(),
-                source: std::io::Error::other(e.to_string()),
+            .write_all(&record)
+            .and_then(|_| open.writer.write_all(data))
+            .map_err(|source| ArchiveError::Io {
+                path: open.part.clone(),
+                source,
             })?;
         open.frames += 1;
         Ok(closed)
+    }
+
+    /// Writes what is buffered of the open file to it (the sensor does so
+    /// every few seconds, so a crash loses at most those).
+    ///
+    /// Errors: [`ArchiveError::Io`] (a full disk shows here).
+    pub fn flush(&mut self) -> Result<(), ArchiveError> {
+        let Some(open) = self.open.as_mut() else {
+            return Ok(());
+        };
+        open.writer.flush().map_err(|source| ArchiveError::Io {
+            path: open.part.clone(),
+            source,
+        })
     }
 
     /// Closes the open file (at a period's end, on SIGHUP, when the sensor
@@ -178,15 +214,16 @@ impl Archive {
             return Ok(None);
         };
         let io = |source| ArchiveError::Io {
-            path: open.path.clone(),
+            path: open.part.clone(),
             source,
         };
-        let mut hashing = open.writer.into_writer();
+        let mut hashing = open.writer;
         hashing.flush().map_err(io)?;
         let file = hashing.inner.into_inner().map_err(|e| io(e.into_error()))?;
         file.sync_data().map_err(io)?;
         let closed = ClosedFile {
             path: open.path.clone(),
+            part: open.part.clone(),
             content_hash: format!("{:032x}", hashing.hash.digest128()),
             frames: open.frames,
             bytes: hashing.bytes,
@@ -202,21 +239,30 @@ impl Archive {
             .chars()
             .filter(|c| c.is_ascii_digit() || *c == 'T' || *c == 'Z')
             .collect();
-        let mut path = self.cfg.dir.join(format!("{}-{stamp}.pcap", self.name));
-        // A restart within a period must not overwrite that period's file.
+        // A restart within a period must not overwrite that period's file
+        // (published or not).
         let mut n = 1;
-        while path.exists() {
+        let (path, part) = loop {
+            let base = if n == 1 {
+                format!("{}-{stamp}.pcap", self.name)
+            } else {
+                format!("{}-{stamp}-{n}.pcap", self.name)
+            };
+            let path = self.cfg.dir.join(&base);
+            let part = self.cfg.dir.join(format!("{base}.part"));
+            if !path.exists() && !part.exists() {
+                break (path, part);
+            }
             n += 1;
-            path = self.cfg.dir.join(format!("{}-{stamp}-{n}.pcap", self.name));
-        }
+        };
         let io = |source| ArchiveError::Io {
-            path: path.clone(),
+            path: part.clone(),
             source,
         };
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&path)
+            .open(&part)
             .map_err(io)?;
         let header = PcapHeader {
             version_major: 2,
@@ -226,69 +272,126 @@ impl Archive {
             snaplen: self.cfg.snaplen,
             datalink: DataLink::from(self.link.to_linktype()),
             ts_resolution: TsResolution::NanoSecond,
-            endianness: Endianness::native(),
+            endianness: Endianness::Little,
         };
-        let hashing = Hashing {
+        let mut writer = Hashing {
             inner: BufWriter::with_capacity(1 << 20, file),
             hash: xxhash_rust::xxh3::Xxh3::new(),
             bytes: 0,
         };
-        let writer = PcapWriter::with_header(hashing, header)
+        header
+            .write_to(&mut writer)
             .map_err(|e| io(std::io::Error::other(e.to_string())))?;
         Ok(OpenFile {
             path,
+            part,
             period,
             frames: 0,
             writer,
         })
     }
 
-    /// Deletes this interface's oldest closed files until the archive
-    /// holds at most the budget.
+    /// Deletes this interface's oldest published files until the archive
+    /// (its files, published or not) holds at most the budget. Files not
+    /// yet published (the one just closed, one the store has not recorded)
+    /// are never deleted: the budget may then be passed by them.
     fn keep_budget(&mut self) -> Result<(), ArchiveError> {
         let Some(max) = self.cfg.max_bytes else {
             return Ok(());
         };
         let mut files = self.files()?;
-        let mut total: u64 = files.iter().map(|f| f.1).sum();
-        files.sort();
-        let open = self.open.as_ref().map(|o| o.path.clone());
-        for (path, size) in files {
+        let mut total: u64 = files.iter().map(|f| f.size).sum();
+        files.sort_by(|a, b| (&a.stamp, a.n).cmp(&(&b.stamp, b.n)));
+        for f in files.iter().filter(|f| f.published) {
             if total <= max {
                 break;
             }
-            if Some(&path) == open.as_ref() {
-                continue;
-            }
-            std::fs::remove_file(&path).map_err(|source| ArchiveError::Io {
-                path: path.clone(),
+            std::fs::remove_file(&f.path).map_err(|source| ArchiveError::Io {
+                path: f.path.clone(),
                 source,
             })?;
-            total -= size;
+            total -= f.size;
             self.deleted += 1;
         }
         Ok(())
     }
 
-    /// This interface's archive files with their sizes.
-    fn files(&self) -> Result<Vec<(PathBuf, u64)>, ArchiveError> {
+    /// This interface's archive files: exactly `NAME-YYYYMMDDTHHMMSSZ.pcap`
+    /// or `NAME-YYYYMMDDTHHMMSSZ-N.pcap`, with `.part` while unpublished
+    /// (another interface's `NAME-x-…` is not one).
+    fn files(&self) -> Result<Vec<ArchiveFile>, ArchiveError> {
         let io = |source| ArchiveError::Io {
             path: self.cfg.dir.clone(),
             source,
         };
-        let prefix = format!("{}-", self.name);
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&self.cfg.dir).map_err(io)? {
             let entry = entry.map_err(io)?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(&prefix) && name.ends_with(".pcap") {
-                let size = entry.metadata().map_err(io)?.len();
-                out.push((entry.path(), size));
-            }
+            let file_name = entry.file_name();
+            let Some(f) = file_name.to_str().and_then(|n| parse_name(n, &self.name)) else {
+                continue;
+            };
+            let size = entry.metadata().map_err(io)?.len();
+            out.push(ArchiveFile {
+                path: entry.path(),
+                size,
+                ..f
+            });
         }
         Ok(out)
     }
+}
+
+/// One file of an interface's archive, as its name tells.
+#[derive(Debug)]
+struct ArchiveFile {
+    path: PathBuf,
+    size: u64,
+    /// `YYYYMMDDTHHMMSSZ`: sorts by time.
+    stamp: String,
+    /// 1, or the N of `-N` (a restart within the period).
+    n: u32,
+    /// False for `.part` (not yet recorded in the store).
+    published: bool,
+}
+
+/// Parses an archive file name of interface `name`.
+fn parse_name(file: &str, name: &str) -> Option<ArchiveFile> {
+    let rest = file.strip_prefix(name)?.strip_prefix('-')?;
+    let (rest, published) = match rest.strip_suffix(".part") {
+        Some(r) => (r, false),
+        None => (rest, true),
+    };
+    let rest = rest.strip_suffix(".pcap")?;
+    let (stamp, n) = match rest.split_once('-') {
+        Some((stamp, n)) => (stamp, n.parse::<u32>().ok().filter(|&n| n >= 2)?),
+        None => (rest, 1),
+    };
+    let b = stamp.as_bytes();
+    let shape = b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 8 || i == 15 || c.is_ascii_digit());
+    shape.then(|| ArchiveFile {
+        path: PathBuf::new(),
+        size: 0,
+        stamp: stamp.to_string(),
+        n,
+        published,
+    })
+}
+
+/// Gives a closed file its final name (`.part` removed), once the store
+/// has recorded it.
+///
+/// Errors: [`ArchiveError::Io`] when the rename fails.
+pub fn publish(c: &ClosedFile) -> Result<(), ArchiveError> {
+    std::fs::rename(&c.part, &c.path).map_err(|source| ArchiveError::Io {
+        path: c.part.clone(),
+        source,
+    })
 }
 
 /// A byte count such as `500000000`, `512M`, `10G` or `1T` (K, M, G, T are
@@ -350,16 +453,32 @@ mod tests {
             LinkType::Ethernet,
         )
         .unwrap();
+        // Another interface's file, whose name starts like this one's.
+        let other = dir.path().join("eth_0-lan-20231114T221400Z.pcap");
+        std::fs::write(&other, vec![0u8; 5000]).unwrap();
         let t0 = 1_700_000_040 * SEC; // 2023-11-14T22:14:00Z, a minute's start
         let mut closed = Vec::new();
+        // As the sensor does: each closed file is published (renamed from
+        // .part) once recorded; until then it is never deleted.
+        let mut keep = |c: Option<ClosedFile>| {
+            if let Some(c) = c {
+                assert!(c.part.exists() && !c.path.exists());
+                publish(&c).unwrap();
+                closed.push(c);
+            }
+        };
         for i in 0..30u8 {
             // Ten frames a minute over three minutes; the first of the
             // third minute is late (stamped in the second): it stays in the
             // file open when it came.
             let ts = t0 + (i as i64) * 6 * SEC - if i == 20 { 20 * SEC } else { 0 };
-            closed.extend(a.write(ts, 60, &frame(i)).unwrap());
+            keep(a.write(ts, 60, &frame(i)).unwrap());
         }
-        closed.extend(a.close().unwrap());
+        keep(a.close().unwrap());
+        assert!(
+            other.exists(),
+            "another interface's file is not this budget's"
+        );
         assert_eq!(
             closed.iter().map(|c| c.frames).collect::<Vec<_>>(),
             [10, 11, 9]
@@ -392,6 +511,27 @@ mod tests {
     }
 
     #[test]
+    fn only_this_interfaces_names_parse_and_restarts_sort_after_their_period() {
+        let f = |n: &str| parse_name(n, "eth0").map(|f| (f.stamp, f.n, f.published));
+        let s = "20231114T221400Z".to_string();
+        assert_eq!(f("eth0-20231114T221400Z.pcap"), Some((s.clone(), 1, true)));
+        assert_eq!(
+            f("eth0-20231114T221400Z-10.pcap"),
+            Some((s.clone(), 10, true))
+        );
+        assert_eq!(f("eth0-20231114T221400Z-2.pcap.part"), Some((s, 2, false)));
+        for other in [
+            "eth0-lan-20231114T221400Z.pcap",
+            "eth0.5-20231114T221400Z.pcap",
+            "eth0-20231114T221400Z-1.pcap",
+            "eth0-20231114T221400Z.pcapng",
+            "eth0-2023111XT221400Z.pcap",
+        ] {
+            assert_eq!(f(other), None, "{other}");
+        }
+    }
+
+    #[test]
     fn sizes_parse_in_binary_units_and_refuse_nonsense() {
         assert_eq!(parse_bytes("1000"), Ok(1000));
         assert_eq!(parse_bytes("512M"), Ok(512 << 20));
@@ -415,7 +555,9 @@ mod tests {
         for _ in 0..2 {
             let mut a = Archive::new(cfg.clone(), "eth0", LinkType::Ethernet).unwrap();
             a.write(1_700_000_000 * SEC, 60, &frame(1)).unwrap();
-            paths.push(a.close().unwrap().unwrap().path);
+            let c = a.close().unwrap().unwrap();
+            publish(&c).unwrap();
+            paths.push(c.path);
         }
         assert_ne!(paths[0], paths[1]);
         assert!(paths.iter().all(|p| p.exists()));

@@ -11,9 +11,13 @@ use crate::sensor::{CaptureCounters, CapturedFrame, PacketSource, SensorError};
 pub struct LiveOptions {
     /// Interface name (`eth0`, `any`).
     pub interface: String,
-    /// Kernel BPF filter expression (tcpdump's syntax); see
-    /// [`crate::sensor::darknet_filter`].
-    pub filter: String,
+    /// The operator's kernel filter (tcpdump's syntax), instead of the
+    /// darknet's.
+    pub filter: Option<String>,
+    /// The darknet: without `filter`, the kernel passes only frames to it
+    /// ([`crate::sensor::darknet_filter`]; the VLAN clause only where the
+    /// link type has VLAN tags, as Ethernet).
+    pub darknets: Vec<iotscope_telescope::Prefix>,
     /// Kernel ring buffer, bytes: what absorbs a burst while the sensor
     /// commits.
     pub buffer_bytes: i32,
@@ -28,7 +32,8 @@ impl Default for LiveOptions {
     fn default() -> Self {
         LiveOptions {
             interface: String::new(),
-            filter: String::new(),
+            filter: None,
+            darknets: Vec::new(),
             buffer_bytes: 64 << 20,
             snaplen: 65535,
             read_timeout_ms: 100,
@@ -41,6 +46,7 @@ pub struct LiveCapture {
     cap: pcap::Capture<pcap::Active>,
     name: String,
     link: LinkType,
+    filter: String,
     /// libpcap's counters are 32-bit and wrap: the last values read and
     /// the 64-bit totals kept from them.
     last: [u32; 3],
@@ -67,7 +73,7 @@ impl LiveCapture {
             if text.contains("ermission") || text.contains("not permitted") {
                 fail(format!(
                     "{text}: capturing needs root or the CAP_NET_RAW capability, for example \
-                     `sudo setcap cap_net_raw,cap_net_admin=eip $(command -v iotscope)`"
+                     `sudo setcap cap_net_raw=eip $(command -v iotscope)`"
                 ))
             } else {
                 fail(text)
@@ -75,7 +81,9 @@ impl LiveCapture {
         };
         let mut cap = pcap::Capture::from_device(opts.interface.as_str())
             .map_err(explain)?
-            .promisc(true)
+            // `any` has no promiscuous mode: libpcap warns, and the crate
+            // takes any warning for an error.
+            .promisc(opts.interface != "any")
             .snaplen(opts.snaplen)
             .buffer_size(opts.buffer_bytes)
             .timeout(opts.read_timeout_ms)
@@ -88,20 +96,31 @@ impl LiveCapture {
             // not be stopped.
             .setnonblock()
             .map_err(explain)?;
-        if !opts.filter.is_empty() {
-            cap.filter(&opts.filter, true)
-                .map_err(|e| fail(format!("filter {:?}: {e}", opts.filter)))?;
-        }
         let link = LinkType::from_linktype(cap.get_datalink().0 as u32);
+        let filter = opts.filter.clone().unwrap_or_else(|| {
+            crate::sensor::darknet_filter(&opts.darknets, link == LinkType::Ethernet)
+        });
+        if !filter.is_empty() {
+            cap.filter(&filter, true)
+                .map_err(|e| fail(format!("filter {filter:?}: {e}")))?;
+        }
         Ok(LiveCapture {
             cap,
             name: opts.interface.clone(),
             link,
+            filter,
             last: [0; 3],
             totals: CaptureCounters::default(),
             idle: false,
             read_timeout_ms: opts.read_timeout_ms,
         })
+    }
+}
+
+impl LiveCapture {
+    /// The kernel filter in force (empty: every frame).
+    pub fn filter(&self) -> &str {
+        &self.filter
     }
 }
 

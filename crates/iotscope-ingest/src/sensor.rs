@@ -19,6 +19,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::archive::{Archive, ArchiveError, ClosedFile};
+use std::collections::VecDeque;
+
 use iotscope_store::{now_rfc3339, CaptureLoss, IngestedFile, Store, StoreError};
 use iotscope_telescope::{Telescope, TelescopeConfig};
 use iotscope_wire::{decode, LinkType};
@@ -102,6 +104,28 @@ pub trait PacketSource {
     fn counters(&mut self) -> Result<CaptureCounters, SensorError>;
 }
 
+/// Where commits go: the store (any [`Store`] is one), or in tests one
+/// that fails on purpose.
+pub trait CommitSink {
+    /// Adds one window's aggregates and its records in one transaction
+    /// ([`Store::save_run`]).
+    ///
+    /// Errors: the store's; [`StoreError::Duplicate`] when a record's
+    /// content hash is already there.
+    fn save_run(&mut self, telescope: &Telescope, files: &[IngestedFile])
+        -> Result<(), StoreError>;
+}
+
+impl<T: Store + ?Sized> CommitSink for T {
+    fn save_run(
+        &mut self,
+        telescope: &Telescope,
+        files: &[IngestedFile],
+    ) -> Result<(), StoreError> {
+        Store::save_run(self, telescope, files)
+    }
+}
+
 /// How the sensor counts and when it commits.
 #[derive(Clone, Debug)]
 pub struct SensorConfig {
@@ -111,6 +135,40 @@ pub struct SensorConfig {
     /// How long after a bucket's end its late frames are still waited for
     /// before it is committed, ns.
     pub grace_ns: i64,
+    /// How often a [`Status`] is reported, ns (0: never).
+    pub status_every_ns: i64,
+}
+
+/// Where the sensor stands, reported every `status_every_ns`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Status {
+    /// Frames counted since the run started (committed or not).
+    pub frames: u64,
+    /// Frames counted per second since the previous status.
+    pub per_second: f64,
+    /// The capture's counters since the run started.
+    pub counters: CaptureCounters,
+    /// Start (ns) of the bucket the latest commit closed, if any.
+    pub last_commit_bucket_ns: Option<i64>,
+}
+
+/// What the sensor tells its caller as it runs.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A commit was stored.
+    Commit(&'a Commit),
+    /// The periodic status.
+    Status(&'a Status),
+    /// An archive file was recorded in the store and got its final name.
+    Archived(&'a std::path::Path),
+    /// The store refused a commit; it is kept and tried again (`waiting`
+    /// commits and archive records wait).
+    CommitFailed {
+        /// Why.
+        error: &'a StoreError,
+        /// Commits and records waiting, this one included.
+        waiting: usize,
+    },
 }
 
 /// What one commit stored.
@@ -127,8 +185,6 @@ pub struct Commit {
     pub counters: CaptureCounters,
     /// True when this commit was made because the sensor stopped.
     pub last: bool,
-    /// Archive files closed since the previous commit, recorded by this one.
-    pub archived: Vec<std::path::PathBuf>,
 }
 
 /// What a whole sensor run counted.
@@ -140,13 +196,16 @@ pub struct SensorTotals {
     pub commits: u64,
     /// The capture's counters over the whole run.
     pub counters: CaptureCounters,
+    /// Start (ns) of the bucket the latest commit was charged to.
+    pub last_commit_bucket_ns: Option<i64>,
 }
 
-/// The kernel filter for a darknet: frames to any of `darknets`, bare or
-/// under one VLAN tag (tcpdump's `net` syntax; `vlan` shifts the offsets
-/// of what follows it, hence the repeat). Empty with no prefix (every
-/// frame).
-pub fn darknet_filter(darknets: &[iotscope_telescope::Prefix]) -> String {
+/// The kernel filter for a darknet: frames to any of `darknets`, and with
+/// `vlan` also under one VLAN tag (tcpdump's `net` syntax; `vlan` shifts
+/// the offsets of what follows it, hence the repeat; libpcap knows VLAN
+/// tags only on Ethernet, not on `any`'s cooked link). Empty with no
+/// prefix (every frame).
+pub fn darknet_filter(darknets: &[iotscope_telescope::Prefix], vlan: bool) -> String {
     if darknets.is_empty() {
         return String::new();
     }
@@ -155,7 +214,11 @@ pub fn darknet_filter(darknets: &[iotscope_telescope::Prefix]) -> String {
         .map(|p| format!("dst net {p}"))
         .collect::<Vec<_>>()
         .join(" or ");
-    format!("({nets}) or (vlan and ({nets}))")
+    if vlan {
+        format!("({nets}) or (vlan and ({nets}))")
+    } else {
+        nets
+    }
 }
 
 /// Frames between two looks at the clock on a busy capture (an idle one
@@ -193,28 +256,54 @@ impl Signals {
     }
 }
 
+/// Windows whose commit failed are kept and tried again at every later
+/// commit (a `telescope analyze` holding the store's write lock, a full
+/// disk); past this many the sensor stops with an error naming the frames
+/// lost.
+const MAX_PENDING: usize = 16;
+
+/// The capture's counters are read at least this often, ns: libpcap's are
+/// 32-bit, and 2^32 frames at 10 million a second take seven minutes.
+const COUNTERS_EVERY_NS: i64 = 5_000_000_000;
+
+/// On stop, how long the kernel's ring is still read for the frames it
+/// already holds, ns.
+const DRAIN_NS: i64 = 2_000_000_000;
+
+/// Frames stamped up to this far past the clock are believed, ns: the
+/// plausible window's end moves with the clock at every commit.
+const FUTURE_SLACK_NS: i64 = 86_400_000_000_000;
+
 /// Counts frames from `source` into `store` (and writes them to `archive`,
-/// if any) until `signals.stop` is set, then commits what is open and
-/// returns the run's totals.
+/// if any) until `signals.stop` is set, then reads what the kernel still
+/// holds, commits what is open and returns the run's totals.
 ///
 /// `clock` gives the time in ns since the epoch (the system clock; tests
-/// pass their own). `on_commit` hears of every commit (for a status line).
-/// Each archive file closed is recorded in the store with its content hash
-/// at the next commit.
+/// pass their own). `on_event` hears of every commit, archive file and
+/// failed commit and, every `cfg.status_every_ns`, of where the run stands
+/// (for a status line). Frames stamped after one day past the clock, or
+/// before `cfg.telescope.plausible.from_ns`, are counted as
+/// `implausible_time` (in no bucket), as for files.
+///
+/// A commit the store refuses (locked, disk full) is kept and tried again
+/// at the next commits, up to [`MAX_PENDING`] windows. Each archive file
+/// is recorded in the store as soon as it closes, and only then renamed
+/// from `.pcap.part` to `.pcap`, so a file with its final name is always
+/// known to the store.
 ///
 /// Errors: [`SensorError::Capture`] when the source fails and
 /// [`SensorError::Archive`] when the archive cannot be written (in both
-/// cases what was counted since the last commit is committed first);
-/// [`SensorError::Store`] when a commit fails (its frames are named as
-/// lost; earlier commits stay).
+/// cases what was counted is committed first); [`SensorError::Store`] when
+/// commits keep failing (their frames are named as lost; earlier commits
+/// stay).
 pub fn run<S: PacketSource + ?Sized>(
     source: &mut S,
-    store: &mut dyn Store,
+    store: &mut dyn CommitSink,
     cfg: &SensorConfig,
     mut archive: Option<&mut Archive>,
     signals: &Signals,
     clock: &dyn Fn() -> i64,
-    on_commit: &mut dyn FnMut(&Commit),
+    on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<SensorTotals, SensorError> {
     let tcfg = TelescopeConfig {
         detail: true,
@@ -224,21 +313,34 @@ pub fn run<S: PacketSource + ?Sized>(
     let bucket_ns = tcfg.bucket_ns;
     let link = source.link();
     let name = source.name().to_string();
+    let mut out = Committer {
+        store,
+        pending: VecDeque::new(),
+        totals: SensorTotals::default(),
+        on_event,
+        name: name.clone(),
+        // Commit records are told apart by this run's start (wall clock,
+        // ns), the process and a sequence number: the store refuses a
+        // record twice.
+        run_id: format!(
+            "{}:{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ),
+        seq: 0,
+        tcfg: tcfg.clone(),
+        last_error: None,
+    };
+    let started = clock();
     // The source's counters run from when it was opened, for this run: a
     // burst dropped before the first read is this run's loss too.
-    let mut window = Window::new(&tcfg, CaptureCounters::default());
-    // Commit records are told apart by this run's start (wall clock, ns),
-    // the process and a sequence number: the store refuses a record twice.
-    let run_id = format!(
-        "{}:{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    );
-    let mut totals = SensorTotals::default();
-    let mut close_at = next_close(clock(), bucket_ns, cfg.grace_ns);
+    let mut window = Window::new(&tcfg, CaptureCounters::default(), started);
+    let mut close_at = next_close(started, bucket_ns, cfg.grace_ns);
     let mut since_clock = 0u32;
+    let (mut status_at, mut status_frames) = (started, 0u64);
+    let mut counters_at = started;
     let mut failure = loop {
         if signals.stop.load(Ordering::Relaxed) {
             break None;
@@ -246,7 +348,7 @@ pub fn run<S: PacketSource + ?Sized>(
         if signals.reopen.swap(false, Ordering::Relaxed) {
             if let Some(a) = archive.as_deref_mut() {
                 match a.close() {
-                    Ok(closed) => window.archived.extend(closed),
+                    Ok(closed) => out.archived(closed)?,
                     Err(e) => break Some(e.into()),
                 }
             }
@@ -255,7 +357,7 @@ pub fn run<S: PacketSource + ?Sized>(
             Ok(Some(f)) => {
                 if let Some(a) = archive.as_deref_mut() {
                     match a.write(f.ts_ns, f.orig_len, f.data) {
-                        Ok(closed) => window.archived.extend(closed),
+                        Ok(closed) => out.archived(closed)?,
                         Err(e) => break Some(e.into()),
                     }
                 }
@@ -270,53 +372,104 @@ pub fn run<S: PacketSource + ?Sized>(
         }
         since_clock = 0;
         let now = clock();
-        if now >= close_at {
-            // The bucket that closed started one bucket before the grace
-            // period's start.
-            let closed = close_at - cfg.grace_ns - bucket_ns;
+        if now >= close_at || now.saturating_sub(counters_at) >= COUNTERS_EVERY_NS {
             let counters = match source.counters() {
                 Ok(c) => c,
                 Err(e) => break Some(e),
             };
-            let at = Target {
-                name: &name,
-                run_id: &run_id,
-                bucket_start_ns: closed,
+            counters_at = now;
+            if let Some(a) = archive.as_deref_mut() {
+                if let Err(e) = a.flush() {
+                    break Some(e.into());
+                }
+            }
+            if now >= close_at {
+                // The bucket that closed started one bucket before the
+                // grace period's start.
+                let closed = close_at - cfg.grace_ns - bucket_ns;
+                let next = Window::new(&tcfg, counters, now);
+                out.commit(
+                    std::mem::replace(&mut window, next),
+                    closed,
+                    counters,
+                    false,
+                )?;
+                close_at = next_close(now, bucket_ns, cfg.grace_ns);
+            }
+        }
+        if cfg.status_every_ns > 0 && now.saturating_sub(status_at) >= cfg.status_every_ns {
+            let counters = match source.counters() {
+                Ok(c) => c,
+                Err(e) => break Some(e),
             };
-            window.commit(store, &at, counters, false, &mut totals, on_commit)?;
-            window = Window::new(&tcfg, counters);
-            close_at = next_close(now, bucket_ns, cfg.grace_ns);
+            let frames = out.totals.frames + window.frames + out.pending_frames();
+            let secs = now.saturating_sub(status_at) as f64 / 1e9;
+            (out.on_event)(Event::Status(&Status {
+                frames,
+                per_second: (frames - status_frames) as f64 / secs,
+                counters,
+                last_commit_bucket_ns: out.totals.last_commit_bucket_ns,
+            }));
+            (status_at, status_frames) = (now, frames);
         }
     };
-    // Stopped, or the capture failed: the archive file is closed and what
-    // was counted is committed.
+    // Stopped: the frames the kernel already holds are read (up to those
+    // stamped at the stop), so that counted + dropped = received.
+    let stop_at = clock();
+    if failure.is_none() {
+        let mut idle = 0;
+        while idle < 2 && clock().saturating_sub(stop_at) < DRAIN_NS {
+            match source.next_frame() {
+                Ok(Some(f)) => {
+                    idle = 0;
+                    let (ts, late) = (f.ts_ns, f.ts_ns > stop_at);
+                    if let Some(a) = archive.as_deref_mut() {
+                        match a.write(f.ts_ns, f.orig_len, f.data) {
+                            Ok(closed) => out.archived(closed)?,
+                            Err(e) => {
+                                failure = Some(e.into());
+                                break;
+                            }
+                        }
+                    }
+                    window.count(ts, link, f.data);
+                    if late {
+                        break;
+                    }
+                }
+                Ok(None) => idle += 1,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    // The archive file is closed and what was counted is committed.
     if let Some(a) = archive {
         match a.close() {
-            Ok(closed) => window.archived.extend(closed),
+            Ok(closed) => out.archived(closed)?,
             Err(e) => failure = failure.or(Some(e.into())),
         }
     }
     let now = clock();
     let open = now.div_euclid(bucket_ns) * bucket_ns;
-    let counters = source.counters().unwrap_or(window.counters_at_start);
-    let at = Target {
-        name: &name,
-        run_id: &run_id,
-        bucket_start_ns: open,
+    let counters = match source.counters() {
+        Ok(c) => c,
+        Err(e) => {
+            // The last window's loss cannot be known: it is reported.
+            failure = failure.or(Some(e));
+            window.counters_at_start
+        }
     };
-    window.commit(store, &at, counters, true, &mut totals, on_commit)?;
+    out.commit(window, open, counters, true)?;
+    if let Some(e) = out.give_up_if_pending() {
+        return Err(e);
+    }
     match failure {
         Some(e) => Err(e),
-        None => Ok(totals),
+        None => Ok(out.totals),
     }
-}
-
-/// Where a commit goes: the interface, this run, and the bucket charged
-/// with the capture's counters.
-struct Target<'a> {
-    name: &'a str,
-    run_id: &'a str,
-    bucket_start_ns: i64,
 }
 
 /// What is counted between two commits.
@@ -325,18 +478,19 @@ struct Window {
     frames: u64,
     implausible_time: u64,
     counters_at_start: CaptureCounters,
-    /// Archive files closed since the last commit, to record.
-    archived: Vec<ClosedFile>,
 }
 
 impl Window {
-    fn new(cfg: &TelescopeConfig, counters: CaptureCounters) -> Window {
+    /// A window opened at `now_ns`: frames up to a day past it are
+    /// plausible.
+    fn new(cfg: &TelescopeConfig, counters: CaptureCounters, now_ns: i64) -> Window {
+        let mut cfg = cfg.clone();
+        cfg.plausible.until_ns = now_ns.saturating_add(FUTURE_SLACK_NS);
         Window {
-            telescope: Telescope::new(cfg.clone()),
+            telescope: Telescope::new(cfg),
             frames: 0,
             implausible_time: 0,
             counters_at_start: counters,
-            archived: Vec::new(),
         }
     }
 
@@ -347,79 +501,170 @@ impl Window {
         self.telescope
             .ingest_decoded(ts_ns, data.len() as u32, decode(link, data));
     }
+}
 
-    /// Stores the window (its frames, and the capture's counters over it
-    /// as the loss of bucket `bucket_start_ns`). A window with no frames
-    /// and no loss stores nothing.
+/// A commit ready to store: a finished telescope, its records, what to
+/// tell when it is stored, and archive files to rename then.
+struct Ready {
+    telescope: Telescope,
+    records: Vec<IngestedFile>,
+    commit: Option<Commit>,
+    publish: Vec<ClosedFile>,
+}
+
+/// Stores commits in order, keeping those the store refuses for later.
+struct Committer<'a> {
+    store: &'a mut dyn CommitSink,
+    pending: VecDeque<Ready>,
+    totals: SensorTotals,
+    on_event: &'a mut dyn FnMut(Event<'_>),
+    name: String,
+    run_id: String,
+    seq: u64,
+    tcfg: TelescopeConfig,
+    /// Why the last try failed, while commits wait.
+    last_error: Option<StoreError>,
+}
+
+impl Committer<'_> {
+    /// Frames of commits waiting for the store.
+    fn pending_frames(&self) -> u64 {
+        self.pending
+            .iter()
+            .filter_map(|r| r.commit.as_ref())
+            .map(|c| c.frames)
+            .sum()
+    }
+
+    /// Seals `w` (its frames, and the capture's counters over it as the
+    /// loss of bucket `bucket_start_ns`) and stores it with any commit
+    /// still waiting. A window with no frames and no counter movement
+    /// stores nothing.
     fn commit(
-        mut self,
-        store: &mut dyn Store,
-        at: &Target,
+        &mut self,
+        mut w: Window,
+        bucket_start_ns: i64,
         counters: CaptureCounters,
         last: bool,
-        totals: &mut SensorTotals,
-        on_commit: &mut dyn FnMut(&Commit),
     ) -> Result<(), SensorError> {
-        let delta = counters.since(&self.counters_at_start);
-        totals.counters.received += delta.received;
-        totals.counters.dropped += delta.dropped;
-        totals.counters.if_dropped += delta.if_dropped;
-        if self.frames == 0
-            && delta.dropped == 0
-            && delta.if_dropped == 0
-            && self.archived.is_empty()
-        {
-            return Ok(());
+        let delta = counters.since(&w.counters_at_start);
+        self.totals.counters.received += delta.received;
+        self.totals.counters.dropped += delta.dropped;
+        self.totals.counters.if_dropped += delta.if_dropped;
+        if w.frames > 0 || delta != CaptureCounters::default() {
+            w.telescope.finish();
+            self.seq += 1;
+            let record = IngestedFile {
+                // Unique per commit: the store refuses a content hash twice.
+                content_hash: format!("sensor:{}:{}:{}", self.name, self.run_id, self.seq),
+                path: format!("interface {}", self.name),
+                frames: w.frames,
+                status: "complete".into(),
+                ingested_at: now_rfc3339(),
+                implausible_time: w.implausible_time,
+                capture_loss: Some(CaptureLoss {
+                    interface: self.name.clone(),
+                    bucket_start_ns,
+                    received: delta.received,
+                    dropped: delta.dropped,
+                    if_dropped: delta.if_dropped,
+                }),
+            };
+            self.pending.push_back(Ready {
+                telescope: w.telescope,
+                records: vec![record],
+                commit: Some(Commit {
+                    seq: self.seq,
+                    bucket_start_ns,
+                    frames: w.frames,
+                    counters: delta,
+                    last,
+                }),
+                publish: Vec::new(),
+            });
         }
-        self.telescope.finish();
-        totals.commits += 1;
-        let seq = totals.commits;
-        let now = now_rfc3339();
-        let record = IngestedFile {
-            // Unique per commit: the store refuses a content hash twice.
-            content_hash: format!("sensor:{}:{}:{seq}", at.name, at.run_id),
-            path: format!("interface {}", at.name),
-            frames: self.frames,
-            status: "complete".into(),
-            ingested_at: now,
-            implausible_time: self.implausible_time,
-            capture_loss: Some(CaptureLoss {
-                interface: at.name.to_string(),
-                bucket_start_ns: at.bucket_start_ns,
-                received: delta.received,
-                dropped: delta.dropped,
-                if_dropped: delta.if_dropped,
-            }),
+        self.flush()
+    }
+
+    /// Records an archive file that closed (its content hash, so that
+    /// `telescope analyze --db` of it into this store finds its frames
+    /// already counted), then gives it its final name.
+    fn archived(&mut self, closed: Option<ClosedFile>) -> Result<(), SensorError> {
+        let Some(c) = closed else {
+            return Ok(());
         };
-        // Archive files are recorded with their content hash: their frames
-        // were counted by the sensor's commits, so `telescope analyze --db`
-        // of one of them into this store finds it already there.
-        let mut records = vec![record];
-        records.extend(self.archived.iter().map(|c| IngestedFile {
-            content_hash: c.content_hash.clone(),
-            path: c.path.display().to_string(),
-            frames: c.frames,
-            status: "archived".into(),
-            ingested_at: now_rfc3339(),
-            implausible_time: 0,
-            capture_loss: None,
-        }));
-        store
-            .save_run(&self.telescope, &records)
-            .map_err(|source| SensorError::Store {
-                frames: self.frames,
-                source,
-            })?;
-        totals.frames += self.frames;
-        on_commit(&Commit {
-            seq,
-            bucket_start_ns: at.bucket_start_ns,
-            frames: self.frames,
-            counters: delta,
-            last,
-            archived: self.archived.into_iter().map(|c| c.path).collect(),
+        let mut empty = Telescope::new(self.tcfg.clone());
+        empty.finish();
+        self.pending.push_back(Ready {
+            telescope: empty,
+            records: vec![IngestedFile {
+                content_hash: c.content_hash.clone(),
+                path: c.path.display().to_string(),
+                frames: c.frames,
+                status: "archived".into(),
+                ingested_at: now_rfc3339(),
+                implausible_time: 0,
+                capture_loss: None,
+            }],
+            commit: None,
+            publish: vec![c],
         });
+        self.flush()
+    }
+
+    /// Stores waiting commits in order until the store refuses one (kept,
+    /// with what follows it, for the next try).
+    fn flush(&mut self) -> Result<(), SensorError> {
+        while let Some(ready) = self.pending.front_mut() {
+            match self.store.save_run(&ready.telescope, &ready.records) {
+                Ok(()) => {}
+                // A record already there was stored by an earlier try whose
+                // answer was lost, or (an archive file) analysed by someone
+                // else meanwhile: it is dropped and the rest tried again.
+                Err(StoreError::Duplicate { content_hash, .. }) => {
+                    if ready.records.first().map(|r| &r.content_hash) != Some(&content_hash) {
+                        ready.records.retain(|r| r.content_hash != content_hash);
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    (self.on_event)(Event::CommitFailed {
+                        error: &e,
+                        waiting: self.pending.len(),
+                    });
+                    if self.pending.len() > MAX_PENDING {
+                        return Err(SensorError::Store {
+                            frames: self.pending_frames(),
+                            source: e,
+                        });
+                    }
+                    self.last_error = Some(e);
+                    return Ok(());
+                }
+            }
+            self.last_error = None;
+            let ready = self.pending.pop_front().expect("front exists");
+            for c in &ready.publish {
+                crate::archive::publish(c)?;
+                (self.on_event)(Event::Archived(&c.path));
+            }
+            if let Some(c) = ready.commit {
+                self.totals.commits += 1;
+                self.totals.frames += c.frames;
+                self.totals.last_commit_bucket_ns = Some(c.bucket_start_ns);
+                (self.on_event)(Event::Commit(&c));
+            }
+        }
         Ok(())
+    }
+
+    /// After the last commit: commits still waiting are lost, and said so.
+    fn give_up_if_pending(&mut self) -> Option<SensorError> {
+        let source = self.last_error.take()?;
+        (!self.pending.is_empty()).then(|| SensorError::Store {
+            frames: self.pending_frames(),
+            source,
+        })
     }
 }
 
@@ -544,6 +789,7 @@ mod tests {
                 ..Default::default()
             },
             grace_ns: 5_000_000_000,
+            status_every_ns: MIN,
         }
     }
 
@@ -552,18 +798,20 @@ mod tests {
         store: &mut SqliteStore,
         dropped: fn(usize) -> u64,
     ) -> Vec<Commit> {
-        sense_into(frames, store, dropped, None)
+        sense_into(frames, store, dropped, None).0
     }
 
+    /// The commits and the archive files recorded.
     fn sense_into(
         frames: Vec<(i64, Vec<u8>)>,
-        store: &mut SqliteStore,
+        store: &mut dyn CommitSink,
         dropped: fn(usize) -> u64,
         archive: Option<&mut Archive>,
-    ) -> Vec<Commit> {
+    ) -> (Vec<Commit>, Vec<std::path::PathBuf>) {
         let now = Rc::new(Cell::new(frames[0].0));
         let signals = Rc::new(Signals::new());
         let end_ns = frames.iter().map(|f| f.0).max().unwrap() + 30_000_000_000;
+        let start_ns = frames[0].0;
         let mut source = Replay {
             frames,
             next: 0,
@@ -573,6 +821,8 @@ mod tests {
             dropped,
         };
         let mut commits = Vec::new();
+        let mut statuses = Vec::new();
+        let mut archived = Vec::new();
         let clock = {
             let now = now.clone();
             move || now.get()
@@ -584,10 +834,19 @@ mod tests {
             archive,
             &signals,
             &clock,
-            &mut |c| commits.push(c.clone()),
+            &mut |e| match e {
+                Event::Commit(c) => commits.push(c.clone()),
+                Event::Status(s) => statuses.push(s.clone()),
+                Event::Archived(p) => archived.push(p.to_path_buf()),
+                Event::CommitFailed { .. } => {}
+            },
         )
         .unwrap();
-        commits
+        // Statuses at least a minute apart (the clock is looked at every
+        // 256 frames), over a run of more than a minute.
+        assert!(end_ns - start_ns < 2 * MIN || !statuses.is_empty());
+        assert!(statuses.windows(2).all(|w| w[0].frames <= w[1].frames));
+        (commits, archived)
     }
 
     #[test]
@@ -612,7 +871,7 @@ mod tests {
             t.ingest_decoded(*ts, data.len() as u32, decode(LinkType::Ethernet, data));
         }
         t.finish();
-        once.save_run(&t, &[]).unwrap();
+        Store::save_run(&mut once, &t, &[]).unwrap();
         assert_eq!(report(&live), report(&once));
     }
 
@@ -670,8 +929,7 @@ mod tests {
             LinkType::Ethernet,
         )
         .unwrap();
-        let commits = sense_into(frames, &mut live, |_| 0, Some(&mut archive));
-        let archived: Vec<_> = commits.iter().flat_map(|c| c.archived.clone()).collect();
+        let (_, archived) = sense_into(frames, &mut live, |_| 0, Some(&mut archive));
         // Five minutes in two-minute files.
         assert_eq!(archived.len(), 3, "{archived:?}");
         let (again, outcomes) = crate::files::analyze_files(
@@ -688,7 +946,7 @@ mod tests {
         let mut again = again;
         again.finish();
         let mut once = SqliteStore::open(&dir.path().join("once.db")).unwrap();
-        once.save_run(&again, &[]).unwrap();
+        Store::save_run(&mut once, &again, &[]).unwrap();
         assert_eq!(report(&live), report(&once));
         // The store knows each file by its content: analysing one into it
         // again would be refused as a duplicate.
@@ -703,6 +961,58 @@ mod tests {
         }
     }
 
+    /// Fails the first `failures` commits it is given, then stores.
+    struct Flaky {
+        store: SqliteStore,
+        failures: usize,
+    }
+
+    impl CommitSink for Flaky {
+        fn save_run(&mut self, t: &Telescope, files: &[IngestedFile]) -> Result<(), StoreError> {
+            if self.failures > 0 {
+                self.failures -= 1;
+                return Err(StoreError::Database {
+                    path: "flaky".into(),
+                    source: rusqlite::Error::InvalidQuery,
+                });
+            }
+            Store::save_run(&mut self.store, t, files)
+        }
+    }
+
+    #[test]
+    fn commits_the_store_refuses_are_kept_and_stored_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let frames = traffic();
+        let mut flaky = Flaky {
+            store: SqliteStore::open(&dir.path().join("live.db")).unwrap(),
+            failures: 3,
+        };
+        let (commits, _) = sense_into(frames.clone(), &mut flaky, |_| 0, None);
+        assert_eq!(commits.iter().map(|c| c.frames).sum::<u64>(), 3000);
+        let mut once = SqliteStore::open(&dir.path().join("once.db")).unwrap();
+        sense(frames, &mut once, |_| 0);
+        assert_eq!(report(&flaky.store), report(&once));
+    }
+
+    #[test]
+    fn days_of_capture_stay_in_their_buckets() {
+        // The plausible window's end moves with the clock: frames of the
+        // third day are not taken for a clock gone wrong.
+        let dir = tempfile::tempdir().unwrap();
+        let day = 24 * 60 * MIN;
+        let mut frames = Vec::new();
+        for (i, f) in traffic().into_iter().enumerate() {
+            frames.push((f.0 + (i as i64 % 3) * day, f.1));
+        }
+        frames.sort_by_key(|f| f.0);
+        let mut live = SqliteStore::open(&dir.path().join("live.db")).unwrap();
+        sense(frames, &mut live, |_| 0);
+        let rep = live.report(&ReportQuery::default()).unwrap();
+        assert_eq!(rep.implausible_time, 0);
+        assert_eq!(rep.series.iter().map(|b| b.packets).sum::<u64>(), 3000);
+    }
+
     #[test]
     fn the_darknet_filter_names_every_prefix_bare_and_tagged() {
         let nets = [
@@ -710,11 +1020,15 @@ mod tests {
             "2001:db8::/32".parse().unwrap(),
         ];
         assert_eq!(
-            darknet_filter(&nets),
+            darknet_filter(&nets, true),
             "(dst net 198.18.0.0/15 or dst net 2001:db8::/32) or \
              (vlan and (dst net 198.18.0.0/15 or dst net 2001:db8::/32))"
         );
-        assert_eq!(darknet_filter(&[]), "");
+        assert_eq!(
+            darknet_filter(&nets, false),
+            "dst net 198.18.0.0/15 or dst net 2001:db8::/32"
+        );
+        assert_eq!(darknet_filter(&[], true), "");
     }
 
     #[test]

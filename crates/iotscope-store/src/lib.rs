@@ -81,6 +81,18 @@ pub enum StoreError {
         /// Where that content was ingested from first.
         previous: String,
     },
+    /// [`Store::save_run`] refused a run counted in buckets of another
+    /// length than the store keeps (checked inside the write transaction,
+    /// so two processes creating a store at once cannot mix lengths).
+    #[error("database {path} keeps buckets of {stored_ns} ns; this run counted {run_ns} ns buckets: nothing of it was stored")]
+    BucketLength {
+        /// The database path.
+        path: String,
+        /// The store's bucket length, ns.
+        stored_ns: i64,
+        /// The run's, ns.
+        run_ns: i64,
+    },
 }
 
 /// A capture file recorded in the store.

@@ -700,6 +700,22 @@ impl Store for SqliteStore {
             [bucket_ns.to_string()],
         )
         .map_err(db)?;
+        // Under the write lock: a run that checked the length when it
+        // opened the store may meet one another process set since.
+        let stored: String = tx
+            .query_row(
+                "SELECT value FROM settings WHERE name = 'bucket_ns'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        if stored.parse::<i64>().ok() != Some(bucket_ns) {
+            return Err(StoreError::BucketLength {
+                path: path.clone(),
+                stored_ns: stored.parse().unwrap_or(0),
+                run_ns: bucket_ns,
+            });
+        }
         for f in files {
             // No ON CONFLICT: the unique content hash is the last guard.
             tx.execute(
@@ -1971,6 +1987,32 @@ mod concurrency {
             implausible_time: 0,
             capture_loss: None,
         }
+    }
+
+    #[test]
+    fn a_run_of_another_bucket_length_is_refused_inside_the_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("b.db")).unwrap();
+        s.save_run(&run(10), &[file("h1", "a.pcap")]).unwrap();
+        let mut minute = Telescope::new(TelescopeConfig {
+            bucket_ns: 60_000_000_000,
+            detail: true,
+            ..Default::default()
+        });
+        minute.finish();
+        let err = s.save_run(&minute, &[file("h2", "b.pcap")]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::BucketLength {
+                    stored_ns: 3_600_000_000_000,
+                    run_ns: 60_000_000_000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(stored_files(&s), 1, "nothing of the refused run is stored");
     }
 
     fn stored_packets(s: &SqliteStore) -> u64 {

@@ -481,7 +481,9 @@ async function route() {
   try {
     // The version first: data added while the page loads is then caught by
     // the next look.
-    if (LIVE_PAGES.has(name)) seenVersion = (await api('/api/version')).version;
+    if (LIVE_PAGES.has(name)) {
+      try { seenVersion = (await api('/api/version')).version; } catch (e) { seenVersion = null; }
+    }
     await PAGES[name]();
   } catch (e) {
     if (mine === navigation && !needLogin(e)) showError(e.message);

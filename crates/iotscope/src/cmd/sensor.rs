@@ -38,7 +38,8 @@ pub struct SensorArgs {
     filter: Option<String>,
     /// Kernel capture buffer in MiB: it holds the frames that arrive while a
     /// bucket is committed.
-    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    #[arg(long, value_name = "MIB", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=2047))]
     buffer_mib: u32,
     /// Write every captured frame to rotating pcap files in this directory
     /// (`IF-YYYYMMDDTHHMMSSZ.pcap`, nanosecond stamps); each closed file's
@@ -46,12 +47,21 @@ pub struct SensorArgs {
     #[arg(long, value_name = "DIR")]
     archive: Option<PathBuf>,
     /// Period of one archive file, aligned to the epoch.
-    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1h",
+        requires = "archive"
+    )]
     archive_rotate: String,
     /// Bytes the archive may keep (e.g. 500G); the oldest files are deleted
     /// past it.
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", requires = "archive")]
     archive_max_bytes: Option<String>,
+    /// A status line (frames/s, drops, last committed bucket) on standard
+    /// error this often; 0 for none.
+    #[arg(long, value_name = "DURATION", default_value = "1m")]
+    status: String,
     /// Stop by itself after this long (default: until SIGINT or SIGTERM).
     #[arg(long, value_name = "DURATION")]
     duration: Option<String>,
@@ -78,6 +88,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
 }
 
 pub fn run(a: SensorArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
+    refuse_without_live_capture(&a)?;
     let darknet_texts = if a.darknet.is_empty() {
         cfg.telescope.darknet.clone()
     } else {
@@ -99,6 +110,13 @@ pub fn run(a: SensorArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     let bucket_ns = super::telescope::bucket_ns(a.bucket.as_deref(), cfg)?;
     let grace = humantime::parse_duration(&a.grace)
         .with_context(|| format!("--grace {:?} is not a duration such as 5s", a.grace))?;
+    if grace.as_nanos() >= bucket_ns as u128 {
+        anyhow::bail!(
+            "--grace {} must be shorter than the bucket ({}): a bucket is committed once its grace period ends",
+            a.grace,
+            humantime::format_duration(std::time::Duration::from_nanos(bucket_ns as u64))
+        );
+    }
     let duration = a
         .duration
         .as_deref()
@@ -107,10 +125,6 @@ pub fn run(a: SensorArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("--duration {d:?} is not a duration such as 10m"))
         })
         .transpose()?;
-    let filter = a
-        .filter
-        .clone()
-        .unwrap_or_else(|| iotscope_ingest::sensor::darknet_filter(&darknets));
     let now_ns = now_ns();
     let sensor_cfg = iotscope_ingest::sensor::SensorConfig {
         telescope: iotscope_telescope::TelescopeConfig {
@@ -121,6 +135,22 @@ pub fn run(a: SensorArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
             plausible: iotscope_telescope::PlausibleTime::until_tomorrow(now_ns),
         },
         grace_ns: grace.as_nanos().min(i64::MAX as u128) as i64,
+        status_every_ns: humantime::parse_duration(&a.status)
+            .or_else(|e| {
+                if a.status.trim() == "0" {
+                    Ok(std::time::Duration::ZERO)
+                } else {
+                    Err(e)
+                }
+            })
+            .with_context(|| {
+                format!(
+                    "--status {:?} is not a duration such as 1m (0 for none)",
+                    a.status
+                )
+            })?
+            .as_nanos()
+            .min(i64::MAX as u128) as i64,
     };
     let archive = match &a.archive {
         None => None,
@@ -140,6 +170,11 @@ pub fn run(a: SensorArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
                 .map(iotscope_ingest::archive::parse_bytes)
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--archive-max-bytes {e}"))?;
+            if max_bytes == Some(0) {
+                anyhow::bail!(
+                    "--archive-max-bytes must be more than 0 (leave it out for no limit)"
+                );
+            }
             Some(iotscope_ingest::archive::ArchiveConfig {
                 dir: dir.clone(),
                 rotate_ns: rotate.as_nanos().min(i64::MAX as u128) as i64,
@@ -150,7 +185,7 @@ pub fn run(a: SensorArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     };
     let db = cfg.db_path(a.db.as_deref());
     let mut store = super::telescope::open_store(&db, bucket_ns)?;
-    capture(&a, &filter, &sensor_cfg, &mut store, archive, duration)
+    capture(&a, &sensor_cfg, &mut store, archive, duration)
 }
 
 fn now_ns() -> i64 {
@@ -161,23 +196,31 @@ fn now_ns() -> i64 {
 
 #[cfg(not(feature = "live-capture"))]
 fn capture(
-    _: &SensorArgs,
-    _: &str,
+    a: &SensorArgs,
     _: &iotscope_ingest::sensor::SensorConfig,
     _: &mut iotscope_store::SqliteStore,
     _: Option<iotscope_ingest::archive::ArchiveConfig>,
     _: Option<std::time::Duration>,
 ) -> anyhow::Result<ExitCode> {
+    unreachable!("refused in run before {} was opened", a.interface)
+}
+
+/// A build without libpcap says how to get one, before anything is opened.
+fn refuse_without_live_capture(a: &SensorArgs) -> anyhow::Result<()> {
+    if cfg!(feature = "live-capture") {
+        return Ok(());
+    }
+    let _ = (a.buffer_mib, a.format);
     anyhow::bail!(
-        "this iotscope was built without live capture; build it with \
-         `cargo build --release -p iotscope --features live-capture` (needs libpcap-dev)"
+        "this iotscope was built without live capture, so it cannot capture on {}; build it with \
+         `cargo build --release -p iotscope --features live-capture` (needs libpcap-dev)",
+        a.interface
     )
 }
 
 #[cfg(feature = "live-capture")]
 fn capture(
     a: &SensorArgs,
-    filter: &str,
     sensor_cfg: &iotscope_ingest::sensor::SensorConfig,
     store: &mut iotscope_store::SqliteStore,
     archive: Option<iotscope_ingest::archive::ArchiveConfig>,
@@ -185,13 +228,14 @@ fn capture(
 ) -> anyhow::Result<ExitCode> {
     use iotscope_ingest::archive::Archive;
     use iotscope_ingest::live::{LiveCapture, LiveOptions};
-    use iotscope_ingest::sensor::{self, Commit, PacketSource};
+    use iotscope_ingest::sensor::{self, Event, PacketSource};
     use iotscope_telescope::time::rfc3339;
 
     let mut source = LiveCapture::open(&LiveOptions {
         interface: a.interface.clone(),
-        filter: filter.to_string(),
-        buffer_bytes: (a.buffer_mib.clamp(1, 2047) as i32) << 20,
+        filter: a.filter.clone(),
+        darknets: sensor_cfg.telescope.darknets.clone(),
+        buffer_bytes: (a.buffer_mib as i32) << 20,
         ..Default::default()
     })?;
     let mut archive = archive
@@ -211,6 +255,7 @@ fn capture(
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         });
     }
+    let filter = source.filter().to_string();
     eprintln!(
         "iotscope: sensor on {} (filter {:?}), committing each {} bucket {} after it ends",
         a.interface,
@@ -221,18 +266,30 @@ fn capture(
         a.grace
     );
     let started = std::time::Instant::now();
-    let mut status = |c: &Commit| {
-        for path in &c.archived {
-            eprintln!("iotscope: sensor: archived {}", path.display());
-        }
-        eprintln!(
-            "iotscope: sensor: committed {} bucket {}: {} frames, {} dropped by the buffer, {} by the interface",
-            if c.last { "open" } else { "closed" },
-            rfc3339(c.bucket_start_ns),
+    let mut status = |e: Event<'_>| {
+        match e {
+        Event::Commit(c) => eprintln!(
+            "iotscope: sensor: committed {} frames {} bucket {}; {} dropped by the buffer, {} by the interface",
             c.frames,
+            if c.last { "at the stop, in the open" } else { "since the last commit, closing" },
+            rfc3339(c.bucket_start_ns),
             c.counters.dropped,
             c.counters.if_dropped
-        );
+        ),
+        Event::Archived(path) => eprintln!("iotscope: sensor: archived {}", path.display()),
+        Event::CommitFailed { error, waiting } => eprintln!(
+            "iotscope: sensor: the store refused a commit ({error}); {waiting} kept, tried again at the next"
+        ),
+        Event::Status(s) => eprintln!(
+            "iotscope: sensor: {} frames ({:.0}/s), {} dropped by the buffer, {} by the interface; last commit: {}",
+            s.frames,
+            s.per_second,
+            s.counters.dropped,
+            s.counters.if_dropped,
+            s.last_commit_bucket_ns
+                .map_or("none yet".to_string(), |b| format!("bucket {}", rfc3339(b)))
+        ),
+    }
     };
     let result = sensor::run(
         &mut source,
@@ -253,6 +310,12 @@ fn capture(
         "received": totals.counters.received,
         "dropped": totals.counters.dropped,
         "if_dropped": totals.counters.if_dropped,
+        // Passed the filter but neither read nor dropped when the sensor
+        // stopped (traffic still arriving): counted by the next run, if any.
+        "unread": totals
+            .counters
+            .received
+            .saturating_sub(totals.frames + totals.counters.dropped),
         "archive_files_deleted": archive.as_ref().map_or(0, |a| a.deleted),
         "seconds": (secs * 1000.0).round() / 1000.0,
     });
