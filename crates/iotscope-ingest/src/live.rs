@@ -47,6 +47,8 @@ pub struct LiveCapture {
     name: String,
     link: LinkType,
     filter: String,
+    /// The operator gave the filter: a new darknet does not change it.
+    custom_filter: bool,
     /// libpcap's counters are 32-bit and wrap: the last values read and
     /// the 64-bit totals kept from them.
     last: [u32; 3],
@@ -109,6 +111,7 @@ impl LiveCapture {
             name: opts.interface.clone(),
             link,
             filter,
+            custom_filter: opts.filter.is_some(),
             last: [0; 3],
             totals: CaptureCounters::default(),
             idle: false,
@@ -169,6 +172,21 @@ impl PacketSource for LiveCapture {
                 message: e.to_string(),
             }),
         }
+    }
+
+    fn set_darknets(&mut self, darknets: &[iotscope_telescope::Prefix]) -> Result<(), SensorError> {
+        if self.custom_filter {
+            return Ok(());
+        }
+        let filter = crate::sensor::darknet_filter(darknets, self.link == LinkType::Ethernet);
+        self.cap
+            .filter(&filter, true)
+            .map_err(|e| SensorError::Capture {
+                interface: self.name.clone(),
+                message: format!("filter {filter:?}: {e}"),
+            })?;
+        self.filter = filter;
+        Ok(())
     }
 
     fn counters(&mut self) -> Result<CaptureCounters, SensorError> {

@@ -22,7 +22,7 @@ use crate::archive::{Archive, ArchiveError, ClosedFile};
 use std::collections::VecDeque;
 
 use iotscope_store::{now_rfc3339, CaptureLoss, IngestedFile, Store, StoreError};
-use iotscope_telescope::{Telescope, TelescopeConfig};
+use iotscope_telescope::{Prefix, Telescope, TelescopeConfig};
 use iotscope_wire::{decode, LinkType};
 
 /// Why the sensor stopped with an error. What was committed before it
@@ -102,6 +102,13 @@ pub trait PacketSource {
     fn next_frame(&mut self) -> Result<Option<CapturedFrame<'_>>, SensorError>;
     /// The capture's counters since it was opened.
     fn counters(&mut self) -> Result<CaptureCounters, SensorError>;
+    /// Follows a new darknet (the kernel filter, where the source has
+    /// one); the default does nothing.
+    ///
+    /// Errors: [`SensorError::Capture`] when the new filter is refused.
+    fn set_darknets(&mut self, _darknets: &[Prefix]) -> Result<(), SensorError> {
+        Ok(())
+    }
 }
 
 /// Where commits go: the store (any [`Store`] is one), or in tests one
@@ -152,6 +159,19 @@ pub struct Status {
     pub last_commit_bucket_ns: Option<i64>,
 }
 
+/// The caller's side of a sensor run: it hears what happens and, on
+/// SIGHUP, may give a new darknet (the configuration read again).
+pub trait Hooks {
+    /// Something happened (a commit, a status, an archive file, a refused
+    /// commit, a new darknet).
+    fn event(&mut self, event: Event<'_>);
+    /// On SIGHUP: the darknet from the configuration read again, or `None`
+    /// to keep the one in force.
+    fn reload(&mut self) -> Option<Vec<Prefix>> {
+        None
+    }
+}
+
 /// What the sensor tells its caller as it runs.
 #[derive(Debug)]
 pub enum Event<'a> {
@@ -161,6 +181,9 @@ pub enum Event<'a> {
     Status(&'a Status),
     /// An archive file was recorded in the store and got its final name.
     Archived(&'a std::path::Path),
+    /// SIGHUP gave a new darknet: what was counted under the old one was
+    /// committed, and the kernel filter and the counting follow the new.
+    Reloaded(&'a [Prefix]),
     /// The store refused a commit; it is kept and tried again (`waiting`
     /// commits and archive records wait).
     CommitFailed {
@@ -205,7 +228,7 @@ pub struct SensorTotals {
 /// the offsets of what follows it, hence the repeat; libpcap knows VLAN
 /// tags only on Ethernet, not on `any`'s cooked link). Empty with no
 /// prefix (every frame).
-pub fn darknet_filter(darknets: &[iotscope_telescope::Prefix], vlan: bool) -> String {
+pub fn darknet_filter(darknets: &[Prefix], vlan: bool) -> String {
     if darknets.is_empty() {
         return String::new();
     }
@@ -279,7 +302,7 @@ const FUTURE_SLACK_NS: i64 = 86_400_000_000_000;
 /// holds, commits what is open and returns the run's totals.
 ///
 /// `clock` gives the time in ns since the epoch (the system clock; tests
-/// pass their own). `on_event` hears of every commit, archive file and
+/// pass their own). `hooks` hears of every commit, archive file and
 /// failed commit and, every `cfg.status_every_ns`, of where the run stands
 /// (for a status line). Frames stamped after one day past the clock, or
 /// before `cfg.telescope.plausible.from_ns`, are counted as
@@ -303,9 +326,9 @@ pub fn run<S: PacketSource + ?Sized>(
     mut archive: Option<&mut Archive>,
     signals: &Signals,
     clock: &dyn Fn() -> i64,
-    on_event: &mut dyn FnMut(Event<'_>),
+    hooks: &mut dyn Hooks,
 ) -> Result<SensorTotals, SensorError> {
-    let tcfg = TelescopeConfig {
+    let mut tcfg = TelescopeConfig {
         detail: true,
         shard: (0, 1),
         ..cfg.telescope.clone()
@@ -317,7 +340,7 @@ pub fn run<S: PacketSource + ?Sized>(
         store,
         pending: VecDeque::new(),
         totals: SensorTotals::default(),
-        on_event,
+        hooks,
         name: name.clone(),
         // Commit records are told apart by this run's start (wall clock,
         // ns), the process and a sequence number: the store refuses a
@@ -351,6 +374,26 @@ pub fn run<S: PacketSource + ?Sized>(
                     Ok(closed) => out.archived(closed)?,
                     Err(e) => break Some(e.into()),
                 }
+            }
+            // A new darknet from the configuration: what was counted under
+            // the old one is committed now (to the open bucket; the store
+            // adds the rest of the bucket to it), then the filter and the
+            // counting change.
+            if let Some(darknets) = out.hooks.reload().filter(|d| *d != tcfg.darknets) {
+                if let Err(e) = source.set_darknets(&darknets) {
+                    break Some(e);
+                }
+                let now = clock();
+                let counters = match source.counters() {
+                    Ok(c) => c,
+                    Err(e) => break Some(e),
+                };
+                tcfg.darknets = darknets;
+                out.tcfg = tcfg.clone();
+                let next = Window::new(&tcfg, counters, now);
+                let open = now.div_euclid(bucket_ns) * bucket_ns;
+                out.commit(std::mem::replace(&mut window, next), open, counters, false)?;
+                out.hooks.event(Event::Reloaded(&tcfg.darknets));
             }
         }
         match source.next_frame() {
@@ -404,7 +447,7 @@ pub fn run<S: PacketSource + ?Sized>(
             };
             let frames = out.totals.frames + window.frames + out.pending_frames();
             let secs = now.saturating_sub(status_at) as f64 / 1e9;
-            (out.on_event)(Event::Status(&Status {
+            out.hooks.event(Event::Status(&Status {
                 frames,
                 per_second: (frames - status_frames) as f64 / secs,
                 counters,
@@ -517,7 +560,7 @@ struct Committer<'a> {
     store: &'a mut dyn CommitSink,
     pending: VecDeque<Ready>,
     totals: SensorTotals,
-    on_event: &'a mut dyn FnMut(Event<'_>),
+    hooks: &'a mut dyn Hooks,
     name: String,
     run_id: String,
     seq: u64,
@@ -628,7 +671,7 @@ impl Committer<'_> {
                     }
                 }
                 Err(e) => {
-                    (self.on_event)(Event::CommitFailed {
+                    self.hooks.event(Event::CommitFailed {
                         error: &e,
                         waiting: self.pending.len(),
                     });
@@ -646,13 +689,13 @@ impl Committer<'_> {
             let ready = self.pending.pop_front().expect("front exists");
             for c in &ready.publish {
                 crate::archive::publish(c)?;
-                (self.on_event)(Event::Archived(&c.path));
+                self.hooks.event(Event::Archived(&c.path));
             }
             if let Some(c) = ready.commit {
                 self.totals.commits += 1;
                 self.totals.frames += c.frames;
                 self.totals.last_commit_bucket_ns = Some(c.bucket_start_ns);
-                (self.on_event)(Event::Commit(&c));
+                self.hooks.event(Event::Commit(&c));
             }
         }
         Ok(())
@@ -705,6 +748,8 @@ mod tests {
         signals: Rc<Signals>,
         /// The drop counter once `n` frames were handed out.
         dropped: fn(usize) -> u64,
+        /// SIGHUP comes after this many frames.
+        hup_at: usize,
     }
 
     impl PacketSource for Replay {
@@ -718,6 +763,9 @@ mod tests {
             match self.frames.get(self.next) {
                 Some((ts, data)) => {
                     self.next += 1;
+                    if self.next == self.hup_at {
+                        self.signals.reopen.store(true, Ordering::Relaxed);
+                    }
                     self.now.set(self.now.get().max(*ts));
                     Ok(Some(CapturedFrame {
                         ts_ns: *ts,
@@ -801,6 +849,24 @@ mod tests {
         sense_into(frames, store, dropped, None).0
     }
 
+    /// What a test run heard.
+    struct Heard<'a> {
+        commits: &'a mut Vec<Commit>,
+        statuses: &'a mut Vec<Status>,
+        archived: &'a mut Vec<std::path::PathBuf>,
+    }
+
+    impl Hooks for Heard<'_> {
+        fn event(&mut self, e: Event<'_>) {
+            match e {
+                Event::Commit(c) => self.commits.push(c.clone()),
+                Event::Status(s) => self.statuses.push(s.clone()),
+                Event::Archived(p) => self.archived.push(p.to_path_buf()),
+                Event::CommitFailed { .. } | Event::Reloaded(_) => {}
+            }
+        }
+    }
+
     /// The commits and the archive files recorded.
     fn sense_into(
         frames: Vec<(i64, Vec<u8>)>,
@@ -819,6 +885,7 @@ mod tests {
             end_ns,
             signals: signals.clone(),
             dropped,
+            hup_at: usize::MAX,
         };
         let mut commits = Vec::new();
         let mut statuses = Vec::new();
@@ -834,11 +901,10 @@ mod tests {
             archive,
             &signals,
             &clock,
-            &mut |e| match e {
-                Event::Commit(c) => commits.push(c.clone()),
-                Event::Status(s) => statuses.push(s.clone()),
-                Event::Archived(p) => archived.push(p.to_path_buf()),
-                Event::CommitFailed { .. } => {}
+            &mut Heard {
+                commits: &mut commits,
+                statuses: &mut statuses,
+                archived: &mut archived,
             },
         )
         .unwrap();
@@ -1011,6 +1077,52 @@ mod tests {
         let rep = live.report(&ReportQuery::default()).unwrap();
         assert_eq!(rep.implausible_time, 0);
         assert_eq!(rep.series.iter().map(|b| b.packets).sum::<u64>(), 3000);
+    }
+
+    /// Hears nothing; on SIGHUP gives `darknet`.
+    struct Reload(Vec<Prefix>);
+
+    impl Hooks for Reload {
+        fn event(&mut self, _: Event<'_>) {}
+        fn reload(&mut self) -> Option<Vec<Prefix>> {
+            Some(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn sighup_with_a_new_darknet_commits_the_old_and_counts_by_the_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let frames = traffic();
+        let mut live = SqliteStore::open(&dir.path().join("live.db")).unwrap();
+        let now = Rc::new(Cell::new(frames[0].0));
+        let signals = Rc::new(Signals::new());
+        let end_ns = frames.iter().map(|f| f.0).max().unwrap() + 30_000_000_000;
+        let mut source = Replay {
+            frames,
+            next: 0,
+            now: now.clone(),
+            end_ns,
+            signals: signals.clone(),
+            dropped: |_| 0,
+            hup_at: 1000,
+        };
+        let clock = move || now.get();
+        // The new darknet holds none of the frames' destinations.
+        let mut hooks = Reload(vec!["10.99.0.0/16".parse().unwrap()]);
+        run(
+            &mut source,
+            &mut live,
+            &config(),
+            None,
+            &signals,
+            &clock,
+            &mut hooks,
+        )
+        .unwrap();
+        let rep = live.report(&ReportQuery::default()).unwrap();
+        // The signal is seen before the next frame is read.
+        assert_eq!(rep.packets, 1000);
+        assert_eq!(rep.packets + rep.outside, 3000);
     }
 
     #[test]

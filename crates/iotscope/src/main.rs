@@ -66,10 +66,11 @@ enum Command {
 /// Exit codes: 0 success, 2 usage or input error (documented in the README).
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config_path = cli.config.clone();
     let result = config::Config::load(cli.config.as_deref()).and_then(|cfg| match cli.command {
         Command::Telescope(c) => cmd::telescope::run(c, &cfg),
         Command::Lab(c) => cmd::lab::run(c),
-        Command::Sensor(a) => cmd::sensor::run(*a, &cfg),
+        Command::Sensor(a) => cmd::sensor::run(*a, &cfg, config_path.as_deref()),
         Command::Demo(a) => cmd::demo::run(a, &cfg),
         Command::Survey(a) => cmd::survey::run(*a, &cfg),
         Command::Findings(a) => cmd::findings::run(a, &cfg),

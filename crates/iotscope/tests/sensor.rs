@@ -265,7 +265,7 @@ fn replayed_frames_are_stored_as_the_file_analysis_counts_them_across_a_restart(
     signal(&child, "-HUP");
     std::thread::sleep(Duration::from_millis(500));
     let rest = dir.path().join("a-rest.pcap");
-    split_after(&first, 5000, &rest);
+    split(&first, |i| i >= 5000, &rest);
     replay(&ns, &rest, &["--pps", "10000"]);
     let (one, log) = stop(child, log);
     assert_eq!(log.matches("archived").count(), 2, "SIGHUP rotates: {log}");
@@ -334,8 +334,9 @@ fn replayed_frames_are_stored_as_the_file_analysis_counts_them_across_a_restart(
     assert_eq!(dup["files"][0]["status"], "duplicate");
 }
 
-/// Writes the frames of `pcap` after the first `n` to `out` (same header).
-fn split_after(pcap: &Path, n: usize, out: &Path) {
+/// Writes the frames of `pcap` whose index `keep` accepts to `out` (same
+/// header).
+fn split(pcap: &Path, keep: impl Fn(usize) -> bool, out: &Path) {
     let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(pcap).unwrap()).unwrap();
     let mut w =
         pcap_file::pcap::PcapWriter::with_header(std::fs::File::create(out).unwrap(), r.header())
@@ -343,7 +344,7 @@ fn split_after(pcap: &Path, n: usize, out: &Path) {
     let mut i = 0;
     while let Some(p) = r.next_packet() {
         let p = p.unwrap();
-        if i >= n {
+        if keep(i) {
             w.write_packet(&p).unwrap();
         }
         i += 1;
@@ -474,4 +475,74 @@ fn an_unprivileged_user_needs_cap_net_raw_and_runs_with_it() {
     assert!(out.status.success(), "{err}");
     let closing: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(closing["interface"], "lo");
+}
+
+#[test]
+fn sighup_reads_the_darknet_again_from_the_configuration() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ns = ScanNet::up();
+    let pcap = generate(dir.path(), "h.pcap", 6_000, 44);
+    let rest = dir.path().join("h-rest.pcap");
+    split(&pcap, |i| i >= 3000, &rest);
+    let cfg = dir.path().join("sensor.toml");
+    std::fs::write(&cfg, "[telescope]\ndarknet = [\"198.18.0.0/16\"]\n").unwrap();
+    let db = dir.path().join("h.db");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.target, BIN, "--config"])
+        .arg(&cfg)
+        .args([
+            "sensor",
+            "--interface",
+            "tv0",
+            "--bucket",
+            "1m",
+            "--grace",
+            "1s",
+        ])
+        .args(["--duration", "60s", "--format", "json", "--db"])
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert!(first.contains("dst net 198.18.0.0/16"), "{first}");
+    let log = std::thread::spawn(move || {
+        let mut all = first;
+        let _ = std::io::Read::read_to_string(&mut err, &mut all);
+        all
+    });
+    replay(&ns, &pcap, &["--pps", "10000", "--limit", "3000"]);
+    std::thread::sleep(Duration::from_millis(500));
+    // A darknet that holds none of the rest's destinations.
+    std::fs::write(&cfg, "[telescope]\ndarknet = [\"10.99.0.0/16\"]\n").unwrap();
+    signal(&child, "-HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    replay(&ns, &rest, &["--pps", "10000"]);
+    let (closing, log) = stop(child, log);
+    assert!(log.contains("darknet now 10.99.0.0/16"), "{log}");
+    // Only the first part's IPv4 darknet frames: the rest were not passed
+    // by the new kernel filter.
+    let head = dir.path().join("h-head.pcap");
+    split(&pcap, |i| i < 3000, &head);
+    let want = json(
+        Command::new(BIN)
+            .args([
+                "telescope",
+                "analyze",
+                "--format",
+                "json",
+                "--darknet",
+                "198.18.0.0/16",
+            ])
+            .arg(&head),
+    )["packets"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(closing["frames"].as_u64().unwrap(), want, "{closing} {log}");
 }

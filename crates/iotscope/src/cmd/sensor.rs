@@ -87,7 +87,12 @@ extern "C" fn on_signal(sig: libc::c_int) {
     flag.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-pub fn run(a: SensorArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
+/// `config_path`: the `--config` file, read again on SIGHUP.
+pub fn run(
+    a: SensorArgs,
+    cfg: &Config,
+    config_path: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     refuse_without_live_capture(&a)?;
     let darknet_texts = if a.darknet.is_empty() {
         cfg.telescope.darknet.clone()
@@ -185,7 +190,7 @@ pub fn run(a: SensorArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     };
     let db = cfg.db_path(a.db.as_deref());
     let mut store = super::telescope::open_store(&db, bucket_ns)?;
-    capture(&a, &sensor_cfg, &mut store, archive, duration)
+    capture(&a, &sensor_cfg, &mut store, archive, duration, config_path)
 }
 
 fn now_ns() -> i64 {
@@ -201,6 +206,7 @@ fn capture(
     _: &mut iotscope_store::SqliteStore,
     _: Option<iotscope_ingest::archive::ArchiveConfig>,
     _: Option<std::time::Duration>,
+    _: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     unreachable!("refused in run before {} was opened", a.interface)
 }
@@ -225,11 +231,11 @@ fn capture(
     store: &mut iotscope_store::SqliteStore,
     archive: Option<iotscope_ingest::archive::ArchiveConfig>,
     duration: Option<std::time::Duration>,
+    config_path: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     use iotscope_ingest::archive::Archive;
     use iotscope_ingest::live::{LiveCapture, LiveOptions};
-    use iotscope_ingest::sensor::{self, Event, PacketSource};
-    use iotscope_telescope::time::rfc3339;
+    use iotscope_ingest::sensor::{self, PacketSource};
 
     let mut source = LiveCapture::open(&LiveOptions {
         interface: a.interface.clone(),
@@ -266,30 +272,9 @@ fn capture(
         a.grace
     );
     let started = std::time::Instant::now();
-    let mut status = |e: Event<'_>| {
-        match e {
-        Event::Commit(c) => eprintln!(
-            "iotscope: sensor: committed {} frames {} bucket {}; {} dropped by the buffer, {} by the interface",
-            c.frames,
-            if c.last { "at the stop, in the open" } else { "since the last commit, closing" },
-            rfc3339(c.bucket_start_ns),
-            c.counters.dropped,
-            c.counters.if_dropped
-        ),
-        Event::Archived(path) => eprintln!("iotscope: sensor: archived {}", path.display()),
-        Event::CommitFailed { error, waiting } => eprintln!(
-            "iotscope: sensor: the store refused a commit ({error}); {waiting} kept, tried again at the next"
-        ),
-        Event::Status(s) => eprintln!(
-            "iotscope: sensor: {} frames ({:.0}/s), {} dropped by the buffer, {} by the interface; last commit: {}",
-            s.frames,
-            s.per_second,
-            s.counters.dropped,
-            s.counters.if_dropped,
-            s.last_commit_bucket_ns
-                .map_or("none yet".to_string(), |b| format!("bucket {}", rfc3339(b)))
-        ),
-    }
+    let mut console = Console {
+        config_path: config_path.map(std::path::Path::to_path_buf),
+        darknet_from_flags: !a.darknet.is_empty(),
     };
     let result = sensor::run(
         &mut source,
@@ -298,7 +283,7 @@ fn capture(
         archive.as_mut(),
         &SIGNALS,
         &now_ns,
-        &mut status,
+        &mut console,
     );
     let totals = result?;
     let secs = started.elapsed().as_secs_f64();
@@ -334,4 +319,81 @@ fn capture(
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sensor's status lines on standard error, and SIGHUP's new darknet
+/// from the configuration file (unless `--darknet` gave it).
+#[cfg(feature = "live-capture")]
+struct Console {
+    config_path: Option<PathBuf>,
+    darknet_from_flags: bool,
+}
+
+#[cfg(feature = "live-capture")]
+impl iotscope_ingest::sensor::Hooks for Console {
+    fn event(&mut self, e: iotscope_ingest::sensor::Event<'_>) {
+        use iotscope_ingest::sensor::Event;
+        use iotscope_telescope::time::rfc3339;
+        match e {
+            Event::Commit(c) => eprintln!(
+                "iotscope: sensor: committed {} frames {} bucket {}; {} dropped by the buffer, {} by the interface",
+                c.frames,
+                if c.last { "at the stop, in the open" } else { "since the last commit, closing" },
+                rfc3339(c.bucket_start_ns),
+                c.counters.dropped,
+                c.counters.if_dropped
+            ),
+            Event::Archived(path) => eprintln!("iotscope: sensor: archived {}", path.display()),
+            Event::CommitFailed { error, waiting } => eprintln!(
+                "iotscope: sensor: the store refused a commit ({error}); {waiting} kept, tried again at the next"
+            ),
+            Event::Reloaded(darknets) => eprintln!(
+                "iotscope: sensor: darknet now {}",
+                darknets.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            Event::Status(s) => eprintln!(
+                "iotscope: sensor: {} frames ({:.0}/s), {} dropped by the buffer, {} by the interface; last commit: {}",
+                s.frames,
+                s.per_second,
+                s.counters.dropped,
+                s.counters.if_dropped,
+                s.last_commit_bucket_ns
+                    .map_or("none yet".to_string(), |b| format!("bucket {}", rfc3339(b)))
+            ),
+        }
+    }
+
+    fn reload(&mut self) -> Option<Vec<iotscope_telescope::Prefix>> {
+        if self.darknet_from_flags {
+            return None;
+        }
+        let path = self.config_path.as_deref()?;
+        let read = Config::load(Some(path)).and_then(|cfg| {
+            cfg.telescope
+                .darknet
+                .iter()
+                .map(|t| {
+                    t.parse::<iotscope_telescope::Prefix>()
+                        .map_err(anyhow::Error::from)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+        });
+        match read {
+            Ok(d) if !d.is_empty() => Some(d),
+            Ok(_) => {
+                eprintln!(
+                    "iotscope: sensor: {} gives no telescope.darknet; the darknet stays",
+                    path.display()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!(
+                    "iotscope: sensor: {}: {e:#}; the darknet stays",
+                    path.display()
+                );
+                None
+            }
+        }
+    }
 }
