@@ -63,6 +63,10 @@ fn csv(s: &Summary, out: &mut impl Write) -> std::io::Result<()> {
     }
     for b in &s.series {
         writeln!(out, "bucket,,,,{},{},{}", b.start, b.packets, b.sources)?;
+        // A live capture's drops in the bucket (packets column: frames).
+        if b.dropped > 0 {
+            writeln!(out, "bucket_dropped,,,,{},{},", b.start, b.dropped)?;
+        }
         for p in &b.ports {
             writeln!(
                 out,
@@ -284,9 +288,13 @@ fn table(s: &Summary, out: &mut impl Write, top: usize) -> std::io::Result<()> {
             .take(3)
             .map(|p| format!("{}/{} {}", p.port, p.proto, p.packets))
             .collect();
+        let dropped = match b.dropped {
+            0 => String::new(),
+            n => format!("  [{n} frames dropped by the capture: a lower bound]"),
+        };
         writeln!(
             out,
-            "  {:<22} {:>12} {:>10}  {}",
+            "  {:<22} {:>12} {:>10}  {}{dropped}",
             b.start,
             b.packets,
             b.sources,

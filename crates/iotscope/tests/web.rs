@@ -537,6 +537,22 @@ fn a_sensors_capture_and_its_drops_are_in_the_overview_and_the_metrics() {
     ] {
         assert!(m.body.contains(line), "{line} in {}", m.body);
     }
+    // The report marks the lossy bucket in every format.
+    let report = |format: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_iotscope"))
+            .args(["telescope", "report", "--format", format, "--db"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(
+        report("csv").contains("bucket_dropped,,,,2023-11-14T22:00:00Z,8,"),
+        "{}",
+        report("csv")
+    );
+    assert!(report("table").contains("[8 frames dropped by the capture: a lower bound]"));
     // A store no sensor wrote to has no such section.
     let o = get(port, "/api/overview?since=2000-01-01&until=2000-01-02", &[]).json();
     assert!(o["capture_loss"].is_null(), "{o}");
