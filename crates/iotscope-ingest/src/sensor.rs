@@ -752,6 +752,29 @@ mod tests {
         hup_at: usize,
     }
 
+    impl Replay {
+        /// The source, its clock and the signals it sets.
+        fn new(
+            frames: Vec<(i64, Vec<u8>)>,
+            dropped: fn(usize) -> u64,
+            hup_at: usize,
+        ) -> (Replay, Rc<Cell<i64>>, Rc<Signals>) {
+            let now = Rc::new(Cell::new(frames[0].0));
+            let signals = Rc::new(Signals::new());
+            let end_ns = frames.iter().map(|f| f.0).max().unwrap() + 30_000_000_000;
+            let source = Replay {
+                frames,
+                next: 0,
+                now: now.clone(),
+                end_ns,
+                signals: signals.clone(),
+                dropped,
+                hup_at,
+            };
+            (source, now, signals)
+        }
+    }
+
     impl PacketSource for Replay {
         fn name(&self) -> &str {
             "test0"
@@ -874,19 +897,8 @@ mod tests {
         dropped: fn(usize) -> u64,
         archive: Option<&mut Archive>,
     ) -> (Vec<Commit>, Vec<std::path::PathBuf>) {
-        let now = Rc::new(Cell::new(frames[0].0));
-        let signals = Rc::new(Signals::new());
-        let end_ns = frames.iter().map(|f| f.0).max().unwrap() + 30_000_000_000;
-        let start_ns = frames[0].0;
-        let mut source = Replay {
-            frames,
-            next: 0,
-            now: now.clone(),
-            end_ns,
-            signals: signals.clone(),
-            dropped,
-            hup_at: usize::MAX,
-        };
+        let (start_ns, end_ns) = (frames[0].0, frames.iter().map(|f| f.0).max().unwrap());
+        let (mut source, now, signals) = Replay::new(frames, dropped, usize::MAX);
         let mut commits = Vec::new();
         let mut statuses = Vec::new();
         let mut archived = Vec::new();
@@ -1094,18 +1106,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let frames = traffic();
         let mut live = SqliteStore::open(&dir.path().join("live.db")).unwrap();
-        let now = Rc::new(Cell::new(frames[0].0));
-        let signals = Rc::new(Signals::new());
-        let end_ns = frames.iter().map(|f| f.0).max().unwrap() + 30_000_000_000;
-        let mut source = Replay {
-            frames,
-            next: 0,
-            now: now.clone(),
-            end_ns,
-            signals: signals.clone(),
-            dropped: |_| 0,
-            hup_at: 1000,
-        };
+        let (mut source, now, signals) = Replay::new(frames, |_| 0, 1000);
         let clock = move || now.get();
         // The new darknet holds none of the frames' destinations.
         let mut hooks = Reload(vec!["10.99.0.0/16".parse().unwrap()]);

@@ -89,19 +89,27 @@ fn start_sensor(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).unwrap();
+    let (first, rest) = watch(&mut child);
     assert!(
         first.contains("sensor on tv0"),
         "sensor did not start: {first}"
     );
+    (child, rest)
+}
+
+/// The sensor's first line on standard error (it captures once it is
+/// said), and a thread gathering the whole of it.
+fn watch(child: &mut Child) -> (String, std::thread::JoinHandle<String>) {
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    let all = first.clone();
     let rest = std::thread::spawn(move || {
-        let mut all = first;
+        let mut all = all;
         let _ = std::io::Read::read_to_string(&mut err, &mut all);
         all
     });
-    (child, rest)
+    (first, rest)
 }
 
 fn replay(ns: &ScanNet, pcap: &Path, extra: &[&str]) {
@@ -508,15 +516,8 @@ fn sighup_reads_the_darknet_again_from_the_configuration() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).unwrap();
+    let (first, log) = watch(&mut child);
     assert!(first.contains("dst net 198.18.0.0/16"), "{first}");
-    let log = std::thread::spawn(move || {
-        let mut all = first;
-        let _ = std::io::Read::read_to_string(&mut err, &mut all);
-        all
-    });
     replay(&ns, &pcap, &["--pps", "10000", "--limit", "3000"]);
     std::thread::sleep(Duration::from_millis(500));
     // A darknet that holds none of the rest's destinations.
