@@ -368,7 +368,19 @@ pub trait Store {
     /// Per interface a live sensor committed from, by name: frames counted,
     /// the capture's counters and the last commit. Empty for a store no
     /// sensor wrote to.
+    ///
+    /// Errors: [`StoreError::Database`] when the query fails.
     fn capture_totals(&self) -> Result<Vec<CaptureTotals>, StoreError>;
+
+    /// Live capture counters per bucket and interface, oldest first, for
+    /// buckets starting in `[since_ns, until_ns)` (all when `None`).
+    ///
+    /// Errors: [`StoreError::Database`] when the query fails.
+    fn capture_loss(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+    ) -> Result<Vec<CaptureLoss>, StoreError>;
 
     /// Sources of the telescope in a period, optionally only those seen on
     /// one port, busiest first, for the dashboard's map.

@@ -442,39 +442,6 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Live capture counters per bucket and interface, oldest first, for
-    /// buckets starting in `[since_ns, until_ns)` (all when `None`).
-    ///
-    /// Errors: [`StoreError::Database`] when the query fails.
-    pub fn capture_loss(
-        &self,
-        since_ns: Option<i64>,
-        until_ns: Option<i64>,
-    ) -> Result<Vec<CaptureLoss>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT start_ns, interface, received, dropped, if_dropped FROM capture_loss
-                 WHERE start_ns >= ?1 AND start_ns < ?2 ORDER BY start_ns, interface",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map(
-                params![since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX)],
-                |r| {
-                    Ok(CaptureLoss {
-                        bucket_start_ns: r.get(0)?,
-                        interface: r.get(1)?,
-                        received: r.get::<_, i64>(2)? as u64,
-                        dropped: r.get::<_, i64>(3)? as u64,
-                        if_dropped: r.get::<_, i64>(4)? as u64,
-                    })
-                },
-            )
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
-    }
-
     /// Puts the live capture counters of the period into a report: totals,
     /// the lossy buckets, and each lossy bucket of the series marked with
     /// its drops. Stores no sensor wrote to get none (files have no loss
@@ -1488,6 +1455,35 @@ impl Store for SqliteStore {
                 |r| r.get::<_, String>(0),
             )
             .map_err(|e| self.err(e))
+    }
+
+    fn capture_loss(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+    ) -> Result<Vec<CaptureLoss>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT start_ns, interface, received, dropped, if_dropped FROM capture_loss
+                 WHERE start_ns >= ?1 AND start_ns < ?2 ORDER BY start_ns, interface",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(
+                params![since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX)],
+                |r| {
+                    Ok(CaptureLoss {
+                        bucket_start_ns: r.get(0)?,
+                        interface: r.get(1)?,
+                        received: r.get::<_, i64>(2)? as u64,
+                        dropped: r.get::<_, i64>(3)? as u64,
+                        if_dropped: r.get::<_, i64>(4)? as u64,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
     fn capture_totals(&self) -> Result<Vec<CaptureTotals>, StoreError> {

@@ -323,6 +323,15 @@ function drawSeries() {
       }
     }
   });
+  // Buckets in which a live capture dropped frames: a red mark along the
+  // top (their figures are a lower bound).
+  if (s.dropped) {
+    for (let i = lo; i <= hi; i++) {
+      if (!s.dropped[i]) continue;
+      chart.append(el('svg:rect', { x: x(i) - 2, y: T, width: 4, height: 8, class: 'dropped', 'data-bucket': i },
+        el('svg:title', { text: `${at(i)}: ${fmt(s.dropped[i])} frames dropped by the capture (a lower bound)` })));
+    }
+  }
   $('#series-legend').replaceChildren(...s.series.map((line, k) => {
     const sw = el('span', { class: 'swatch' });
     sw.style.background = SERIES_COLOURS[k % SERIES_COLOURS.length];

@@ -303,8 +303,14 @@ pub(crate) async fn series(
             (proto.to_string(), n)
         })
         .collect();
-    let (s, bucket_ns) = app
-        .store(move |st| Ok((st.port_series(since_ns, until_ns, &asked)?, st.bucket_ns()?)))
+    let (s, bucket_ns, loss) = app
+        .store(move |st| {
+            Ok((
+                st.port_series(since_ns, until_ns, &asked)?,
+                st.bucket_ns()?,
+                st.capture_loss(since_ns, until_ns)?,
+            ))
+        })
         .await?;
     // Dense arrays from the first to the last bucket with data (a bucket
     // with nothing is 0): the client places bucket i at first + i * step.
@@ -314,7 +320,16 @@ pub(crate) async fn series(
     // largest of the merged buckets (a lower bound: sources of different
     // buckets may differ).
     let store_step = bucket_ns.unwrap_or(3_600_000_000_000).max(1);
-    let span = match (s.starts.first(), s.starts.last()) {
+    // Buckets in which a live capture dropped frames count too: one whose
+    // frames were all dropped is drawn (empty, marked), not left out.
+    let lossy: Vec<(i64, u64)> = loss
+        .iter()
+        .filter(|l| l.dropped > 0 || l.if_dropped > 0)
+        .map(|l| (l.bucket_start_ns, l.dropped.saturating_add(l.if_dropped)))
+        .collect();
+    let lo = s.starts.iter().chain(lossy.iter().map(|l| &l.0)).min();
+    let hi = s.starts.iter().chain(lossy.iter().map(|l| &l.0)).max();
+    let span = match (lo, hi) {
         (Some(&a), Some(&b)) => Some((a, ((b - a) / store_step) as u64 + 1)),
         _ => None,
     };
@@ -342,14 +357,25 @@ pub(crate) async fn series(
             })
         })
         .collect();
-    Ok(Json(json!({
+    let mut answer = json!({
         "bucket_seconds": step as f64 / 1e9,
         "store_bucket_seconds": store_step as f64 / 1e9,
         "sources_merged_by": if merge > 1 { "max" } else { "none" },
         "first": first.map(iotscope_telescope::time::rfc3339),
         "buckets": count,
         "series": lines,
-    })))
+    });
+    // Only for a store a live sensor writes to: frames its capture dropped
+    // per bucket (those buckets' figures are a lower bound).
+    if !lossy.is_empty() {
+        let mut dropped = vec![0u64; count];
+        for (start, n) in &lossy {
+            let i = ((start - first.unwrap_or(0)) / step) as usize;
+            dropped[i] = dropped[i].saturating_add(*n);
+        }
+        answer["dropped"] = json!(dropped);
+    }
+    Ok(Json(answer))
 }
 
 /// `GET /api/map`: located sources (no addresses: the map is public), by

@@ -537,6 +537,10 @@ fn a_sensors_capture_and_its_drops_are_in_the_overview_and_the_metrics() {
     ] {
         assert!(m.body.contains(line), "{line} in {}", m.body);
     }
+    // The series marks it too (a bucket with no counts, only drops).
+    let series = get(port, "/api/series?ports=23", &[]).json();
+    assert_eq!(series["dropped"], json!([8, 1]), "{series}");
+    assert_eq!(series["first"], "2023-11-14T22:00:00Z");
     // The report marks the lossy bucket in every format.
     let report = |format: &str| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_iotscope"))
