@@ -197,6 +197,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/009_without_rowid.sql"),
     include_str!("../sql/010_blocks.sql"),
     include_str!("../sql/011_capture_loss.sql"),
+    include_str!("../sql/012_files_path.sql"),
 ];
 
 /// The migration (1-based) that creates the block tables; its data step
@@ -1491,7 +1492,9 @@ impl Store for SqliteStore {
         let mut st = self
             .conn
             .prepare(
-                "SELECT interface, SUM(received), SUM(dropped), SUM(if_dropped), MAX(start_ns)
+                // CAST: PostgreSQL's SUM of BIGINT is NUMERIC.
+                "SELECT interface, CAST(SUM(received) AS BIGINT), CAST(SUM(dropped) AS BIGINT),
+                        CAST(SUM(if_dropped) AS BIGINT), MAX(start_ns)
                  FROM capture_loss GROUP BY interface ORDER BY interface",
             )
             .map_err(db)?;
@@ -1512,7 +1515,7 @@ impl Store for SqliteStore {
         let mut st = self
             .conn
             .prepare(
-                "SELECT COALESCE(SUM(frames), 0), COALESCE(MAX(ingested_at), '') FROM files WHERE path = ?1",
+                "SELECT CAST(COALESCE(SUM(frames), 0) AS BIGINT), COALESCE(MAX(ingested_at), '') FROM files WHERE path = ?1",
             )
             .map_err(db)?;
         for t in &mut out {
