@@ -206,8 +206,23 @@ pub struct Commit {
     pub frames: u64,
     /// The capture's counters over this commit's window.
     pub counters: CaptureCounters,
-    /// True when this commit was made because the sensor stopped.
-    pub last: bool,
+    /// Why it was made.
+    pub kind: CommitKind,
+}
+
+/// Why a commit was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitKind {
+    /// Its bucket closed (end + grace). Made even with no frames: a row
+    /// per bucket says the sensor was up, so silence is not mistaken for
+    /// an outage.
+    Closed,
+    /// SIGHUP changed the darknet: what was counted under the old one;
+    /// the bucket stays open.
+    Reload,
+    /// The sensor stopped; the bucket stays open for a later run. Frames
+    /// that passed the filter but were never read are counted as dropped.
+    Stop,
 }
 
 /// What a whole sensor run counted.
@@ -221,6 +236,10 @@ pub struct SensorTotals {
     pub counters: CaptureCounters,
     /// Start (ns) of the bucket the latest commit was charged to.
     pub last_commit_bucket_ns: Option<i64>,
+    /// Frames that passed the filter but were still in the kernel's ring
+    /// when the sensor stopped (traffic still arriving): lost, and counted
+    /// in `counters.dropped` (so counted + dropped = received).
+    pub unread: u64,
 }
 
 /// The kernel filter for a darknet: frames to any of `darknets`, and with
@@ -392,7 +411,12 @@ pub fn run<S: PacketSource + ?Sized>(
                 out.tcfg = tcfg.clone();
                 let next = Window::new(&tcfg, counters, now);
                 let open = now.div_euclid(bucket_ns) * bucket_ns;
-                out.commit(std::mem::replace(&mut window, next), open, counters, false)?;
+                out.commit(
+                    std::mem::replace(&mut window, next),
+                    open,
+                    counters,
+                    CommitKind::Reload,
+                )?;
                 out.hooks.event(Event::Reloaded(&tcfg.darknets));
             }
         }
@@ -435,7 +459,7 @@ pub fn run<S: PacketSource + ?Sized>(
                     std::mem::replace(&mut window, next),
                     closed,
                     counters,
-                    false,
+                    CommitKind::Closed,
                 )?;
                 close_at = next_close(now, bucket_ns, cfg.grace_ns);
             }
@@ -505,7 +529,7 @@ pub fn run<S: PacketSource + ?Sized>(
             window.counters_at_start
         }
     };
-    out.commit(window, open, counters, true)?;
+    out.commit(window, open, counters, CommitKind::Stop)?;
     if let Some(e) = out.give_up_if_pending() {
         return Err(e);
     }
@@ -581,20 +605,34 @@ impl Committer<'_> {
 
     /// Seals `w` (its frames, and the capture's counters over it as the
     /// loss of bucket `bucket_start_ns`) and stores it with any commit
-    /// still waiting. A window with no frames and no counter movement
-    /// stores nothing.
+    /// still waiting. A closed bucket is always stored (a row says the
+    /// sensor was up); a reload or stop window with no frames and no
+    /// counter movement stores nothing.
     fn commit(
         &mut self,
         mut w: Window,
         bucket_start_ns: i64,
         counters: CaptureCounters,
-        last: bool,
+        kind: CommitKind,
     ) -> Result<(), SensorError> {
-        let delta = counters.since(&w.counters_at_start);
+        let mut delta = counters.since(&w.counters_at_start);
         self.totals.counters.received += delta.received;
         self.totals.counters.dropped += delta.dropped;
         self.totals.counters.if_dropped += delta.if_dropped;
-        if w.frames > 0 || delta != CaptureCounters::default() {
+        if kind == CommitKind::Stop {
+            // What passed the filter and was neither read nor dropped is
+            // still in the ring: it is lost with the socket, so it is loss.
+            let counted = self.totals.frames + self.pending_frames() + w.frames;
+            let unread = self
+                .totals
+                .counters
+                .received
+                .saturating_sub(counted.saturating_add(self.totals.counters.dropped));
+            delta.dropped += unread;
+            self.totals.counters.dropped += unread;
+            self.totals.unread = unread;
+        }
+        if kind == CommitKind::Closed || w.frames > 0 || delta != CaptureCounters::default() {
             w.telescope.finish();
             self.seq += 1;
             let record = IngestedFile {
@@ -621,7 +659,7 @@ impl Committer<'_> {
                     bucket_start_ns,
                     frames: w.frames,
                     counters: delta,
-                    last,
+                    kind,
                 }),
                 publish: Vec::new(),
             });
@@ -750,6 +788,9 @@ mod tests {
         dropped: fn(usize) -> u64,
         /// SIGHUP comes after this many frames.
         hup_at: usize,
+        /// Frames the "kernel" passed that are never handed out (still in
+        /// the ring at the stop).
+        in_ring: u64,
     }
 
     impl Replay {
@@ -770,6 +811,7 @@ mod tests {
                 signals: signals.clone(),
                 dropped,
                 hup_at,
+                in_ring: 0,
             };
             (source, now, signals)
         }
@@ -808,8 +850,13 @@ mod tests {
         }
         fn counters(&mut self) -> Result<CaptureCounters, SensorError> {
             let dropped = (self.dropped)(self.next);
+            let in_ring = if self.next == self.frames.len() {
+                self.in_ring
+            } else {
+                0
+            };
             Ok(CaptureCounters {
-                received: self.next as u64 + dropped,
+                received: self.next as u64 + dropped + in_ring,
                 dropped,
                 if_dropped: 0,
             })
@@ -1124,6 +1171,48 @@ mod tests {
         // The signal is seen before the next frame is read.
         assert_eq!(rep.packets, 1000);
         assert_eq!(rep.packets + rep.outside, 3000);
+    }
+
+    #[test]
+    fn frames_left_in_the_ring_at_the_stop_are_counted_as_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut live = SqliteStore::open(&dir.path().join("live.db")).unwrap();
+        let (mut source, now, signals) = Replay::new(traffic(), |_| 0, usize::MAX);
+        source.in_ring = 5;
+        let clock = move || now.get();
+        let (mut commits, mut statuses, mut archived) = (Vec::new(), Vec::new(), Vec::new());
+        let mut heard = Heard {
+            commits: &mut commits,
+            statuses: &mut statuses,
+            archived: &mut archived,
+        };
+        let totals = run(
+            &mut source,
+            &mut live,
+            &config(),
+            None,
+            &signals,
+            &clock,
+            &mut heard,
+        )
+        .unwrap();
+        assert_eq!(totals.unread, 5);
+        assert_eq!(
+            totals.frames + totals.counters.dropped,
+            totals.counters.received
+        );
+        let rep = live.report(&ReportQuery::default()).unwrap();
+        let loss = rep.capture_loss.unwrap();
+        assert_eq!((loss.received, loss.dropped), (3005, 5));
+        assert_eq!(rep.packets + loss.dropped, loss.received);
+        // Every bucket that closed has its row, with frames or not.
+        assert!(
+            commits
+                .iter()
+                .filter(|c| c.kind == CommitKind::Closed)
+                .count()
+                >= 5
+        );
     }
 
     #[test]

@@ -189,8 +189,7 @@ pub fn run(
         }
     };
     let db = cfg.db_path(a.db.as_deref());
-    let mut store = super::telescope::open_store(&db, bucket_ns)?;
-    capture(&a, &sensor_cfg, &mut store, archive, duration, config_path)
+    capture(&a, &sensor_cfg, &db, archive, duration, config_path)
 }
 
 fn now_ns() -> i64 {
@@ -203,7 +202,7 @@ fn now_ns() -> i64 {
 fn capture(
     a: &SensorArgs,
     _: &iotscope_ingest::sensor::SensorConfig,
-    _: &mut iotscope_store::SqliteStore,
+    _: &std::path::Path,
     _: Option<iotscope_ingest::archive::ArchiveConfig>,
     _: Option<std::time::Duration>,
     _: Option<&std::path::Path>,
@@ -228,7 +227,7 @@ fn refuse_without_live_capture(a: &SensorArgs) -> anyhow::Result<()> {
 fn capture(
     a: &SensorArgs,
     sensor_cfg: &iotscope_ingest::sensor::SensorConfig,
-    store: &mut iotscope_store::SqliteStore,
+    db: &std::path::Path,
     archive: Option<iotscope_ingest::archive::ArchiveConfig>,
     duration: Option<std::time::Duration>,
     config_path: Option<&std::path::Path>,
@@ -244,6 +243,8 @@ fn capture(
         buffer_bytes: (a.buffer_mib as i32) << 20,
         ..Default::default()
     })?;
+    // The capture first: a run that may not capture leaves no store behind.
+    let mut store = super::telescope::open_store(db, sensor_cfg.telescope.bucket_ns)?;
     let mut archive = archive
         .map(|c| Archive::new(c, &a.interface, PacketSource::link(&source)))
         .transpose()?;
@@ -278,7 +279,7 @@ fn capture(
     };
     let result = sensor::run(
         &mut source,
-        store,
+        &mut store,
         sensor_cfg,
         archive.as_mut(),
         &SIGNALS,
@@ -295,12 +296,9 @@ fn capture(
         "received": totals.counters.received,
         "dropped": totals.counters.dropped,
         "if_dropped": totals.counters.if_dropped,
-        // Passed the filter but neither read nor dropped when the sensor
-        // stopped (traffic still arriving): counted by the next run, if any.
-        "unread": totals
-            .counters
-            .received
-            .saturating_sub(totals.frames + totals.counters.dropped),
+        // Passed the filter but still in the ring when the sensor stopped
+        // (traffic still arriving): lost with the socket, part of dropped.
+        "unread": totals.unread,
         "archive_files_deleted": archive.as_ref().map_or(0, |a| a.deleted),
         "seconds": (secs * 1000.0).round() / 1000.0,
     });
@@ -308,13 +306,14 @@ fn capture(
         OutputFormat::Json => println!("{report}"),
         _ => println!(
             "iotscope sensor: {} frames in {} commits over {:.1} s on {}; {} passed the filter, \
-             {} dropped by the capture buffer, {} by the interface",
+             {} dropped by the capture (buffer full, or {} still unread at the stop), {} by the interface",
             totals.frames,
             totals.commits,
             secs,
             a.interface,
             totals.counters.received,
             totals.counters.dropped,
+            totals.unread,
             totals.counters.if_dropped
         ),
     }
@@ -338,7 +337,11 @@ impl iotscope_ingest::sensor::Hooks for Console {
             Event::Commit(c) => eprintln!(
                 "iotscope: sensor: committed {} frames {} bucket {}; {} dropped by the buffer, {} by the interface",
                 c.frames,
-                if c.last { "at the stop, in the open" } else { "since the last commit, closing" },
+                match c.kind {
+                    iotscope_ingest::sensor::CommitKind::Closed => "since the last commit, closing",
+                    iotscope_ingest::sensor::CommitKind::Reload => "counted under the old darknet, in the open",
+                    iotscope_ingest::sensor::CommitKind::Stop => "at the stop, in the open",
+                },
                 rfc3339(c.bucket_start_ns),
                 c.counters.dropped,
                 c.counters.if_dropped
