@@ -26,6 +26,12 @@ pub struct LiveOptions {
     /// How long a read waits for frames before the sensor looks at its
     /// clock, ms.
     pub read_timeout_ms: i32,
+    /// Join this PACKET_FANOUT group (hash mode: the kernel spreads flows
+    /// over the group's sockets, as Zeek and Suricata do, one per thread).
+    pub fanout_group: Option<u16>,
+    /// Report the interface's own drops (libpcap reads them per interface,
+    /// not per socket: in a fan-out group only one member should).
+    pub interface_drops: bool,
 }
 
 impl Default for LiveOptions {
@@ -37,6 +43,8 @@ impl Default for LiveOptions {
             buffer_bytes: 64 << 20,
             snaplen: 65535,
             read_timeout_ms: 100,
+            fanout_group: None,
+            interface_drops: true,
         }
     }
 }
@@ -55,6 +63,7 @@ pub struct LiveCapture {
     totals: CaptureCounters,
     /// The last read found nothing: the next one first waits for frames.
     idle: bool,
+    interface_drops: bool,
     read_timeout_ms: i32,
 }
 
@@ -98,6 +107,26 @@ impl LiveCapture {
             // not be stopped.
             .setnonblock()
             .map_err(explain)?;
+        if let Some(group) = opts.fanout_group {
+            let val: libc::c_int =
+                group as libc::c_int | ((libc::PACKET_FANOUT_HASH as libc::c_int) << 16);
+            // SAFETY: an int option on the capture's own socket.
+            let rc = unsafe {
+                libc::setsockopt(
+                    std::os::fd::AsRawFd::as_raw_fd(&cap),
+                    libc::SOL_PACKET,
+                    libc::PACKET_FANOUT,
+                    &val as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(fail(format!(
+                    "joining fan-out group {group}: {}",
+                    std::io::Error::last_os_error()
+                )));
+            }
+        }
         let link = LinkType::from_linktype(cap.get_datalink().0 as u32);
         let filter = opts.filter.clone().unwrap_or_else(|| {
             crate::sensor::darknet_filter(&opts.darknets, link == LinkType::Ethernet)
@@ -116,6 +145,7 @@ impl LiveCapture {
             totals: CaptureCounters::default(),
             idle: false,
             read_timeout_ms: opts.read_timeout_ms,
+            interface_drops: opts.interface_drops,
         })
     }
 }
@@ -194,7 +224,15 @@ impl PacketSource for LiveCapture {
             interface: self.name.clone(),
             message: format!("statistics: {e}"),
         })?;
-        let now = [s.received, s.dropped, s.if_dropped];
+        let now = [
+            s.received,
+            s.dropped,
+            if self.interface_drops {
+                s.if_dropped
+            } else {
+                0
+            },
+        ];
         let totals = [
             &mut self.totals.received,
             &mut self.totals.dropped,

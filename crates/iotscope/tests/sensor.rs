@@ -547,3 +547,23 @@ fn sighup_reads_the_darknet_again_from_the_configuration() {
         .unwrap();
     assert_eq!(closing["frames"].as_u64().unwrap(), want, "{closing} {log}");
 }
+
+#[test]
+fn a_fan_out_group_of_two_sockets_stores_what_one_counts() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ns = ScanNet::up();
+    let pcap = generate(dir.path(), "f.pcap", 12_000, 45);
+    let db = dir.path().join("f.db");
+    let (child, log) = start_sensor(&ns, &db, &["--fanout", "2"]);
+    replay(&ns, &pcap, &["--pps", "10000"]);
+    let (closing, log) = stop(child, log);
+    let truth = analyze(&[&pcap]);
+    assert_eq!(closing["dropped"], 0, "{closing} {log}");
+    assert_eq!(closing["frames"], truth["packets"], "{closing} {log}");
+    // Both sockets committed (the kernel spread the flows over them).
+    assert!(closing["commits"].as_u64().unwrap() >= 2, "{closing}");
+    assert_same_counts(&report(&db), &truth);
+}

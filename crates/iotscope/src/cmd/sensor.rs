@@ -62,6 +62,12 @@ pub struct SensorArgs {
     /// error this often; 0 for none.
     #[arg(long, value_name = "DURATION", default_value = "1m")]
     status: String,
+    /// Capture with N sockets in a PACKET_FANOUT group, one thread each
+    /// (the kernel spreads flows over them); each commits its own share and
+    /// the store adds them up. Not with --archive.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=16))]
+    fanout: u16,
     /// Stop by itself after this long (default: until SIGINT or SIGTERM).
     #[arg(long, value_name = "DURATION")]
     duration: Option<String>,
@@ -236,15 +242,30 @@ fn capture(
     use iotscope_ingest::live::{LiveCapture, LiveOptions};
     use iotscope_ingest::sensor::{self, PacketSource};
 
-    let mut source = LiveCapture::open(&LiveOptions {
-        interface: a.interface.clone(),
-        filter: a.filter.clone(),
-        darknets: sensor_cfg.telescope.darknets.clone(),
-        buffer_bytes: (a.buffer_mib as i32) << 20,
-        ..Default::default()
-    })?;
+    if a.fanout > 1 && archive.is_some() {
+        anyhow::bail!("--archive keeps one file series per interface: use it with --fanout 1");
+    }
+    let group = (a.fanout > 1).then_some((std::process::id() & 0xffff) as u16);
+    let open = |first: bool| {
+        LiveCapture::open(&LiveOptions {
+            interface: a.interface.clone(),
+            filter: a.filter.clone(),
+            darknets: sensor_cfg.telescope.darknets.clone(),
+            buffer_bytes: (a.buffer_mib as i32) << 20,
+            fanout_group: group,
+            interface_drops: first,
+            ..Default::default()
+        })
+    };
+    let mut source = open(true)?;
+    let mut members = (1..a.fanout)
+        .map(|_| open(false))
+        .collect::<Result<Vec<_>, _>>()?;
     // The capture first: a run that may not capture leaves no store behind.
     let mut store = super::telescope::open_store(db, sensor_cfg.telescope.bucket_ns)?;
+    let mut member_stores = (1..a.fanout)
+        .map(|_| super::telescope::open_store(db, sensor_cfg.telescope.bucket_ns))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut archive = archive
         .map(|c| Archive::new(c, &a.interface, PacketSource::link(&source)))
         .transpose()?;
@@ -277,16 +298,61 @@ fn capture(
         config_path: config_path.map(std::path::Path::to_path_buf),
         darknet_from_flags: !a.darknet.is_empty(),
     };
-    let result = sensor::run(
-        &mut source,
-        &mut store,
-        sensor_cfg,
-        archive.as_mut(),
-        &SIGNALS,
-        &now_ns,
-        &mut console,
-    );
-    let totals = result?;
+    // Fan-out: the other sockets of the group, each on its own thread with
+    // its own store connection; the store adds their commits up exactly as
+    // it adds commits of one socket.
+    let (result, others) = std::thread::scope(|scope| {
+        let handles: Vec<_> = members
+            .iter_mut()
+            .zip(member_stores.iter_mut())
+            .map(|(src, st)| {
+                let mut hooks = Console {
+                    config_path: config_path.map(std::path::Path::to_path_buf),
+                    darknet_from_flags: !a.darknet.is_empty(),
+                };
+                scope.spawn(move || {
+                    let r = sensor::run(src, st, sensor_cfg, None, &SIGNALS, &now_ns, &mut hooks);
+                    // One member failing stops them all.
+                    if r.is_err() {
+                        SIGNALS
+                            .stop
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    r
+                })
+            })
+            .collect();
+        let result = sensor::run(
+            &mut source,
+            &mut store,
+            sensor_cfg,
+            archive.as_mut(),
+            &SIGNALS,
+            &now_ns,
+            &mut console,
+        );
+        // One member failing stops them all.
+        if result.is_err() {
+            SIGNALS
+                .stop
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let others: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().expect("a fan-out thread panicked"))
+            .collect();
+        (result, others)
+    });
+    let mut totals = result?;
+    for other in others {
+        let t = other?;
+        totals.frames += t.frames;
+        totals.commits += t.commits;
+        totals.unread += t.unread;
+        totals.counters.received += t.counters.received;
+        totals.counters.dropped += t.counters.dropped;
+        totals.counters.if_dropped += t.counters.if_dropped;
+    }
     let secs = started.elapsed().as_secs_f64();
     let report = serde_json::json!({
         "interface": a.interface,
