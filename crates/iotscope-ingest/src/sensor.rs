@@ -387,7 +387,8 @@ pub fn run<S: PacketSource + ?Sized>(
         if signals.stop.load(Ordering::Relaxed) {
             break None;
         }
-        if signals.reopen.swap(false, Ordering::Relaxed) {
+        // A load first: a swap per frame would be a locked write per frame.
+        if signals.reopen.load(Ordering::Relaxed) && signals.reopen.swap(false, Ordering::Relaxed) {
             if let Some(a) = archive.as_deref_mut() {
                 match a.close() {
                     Ok(closed) => out.archived(closed)?,

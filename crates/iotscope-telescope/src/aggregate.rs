@@ -1274,14 +1274,7 @@ mod tests {
         .chain((0..10).map(|p| (5_000_000_000, 1, 1000 + p)))
         .collect();
         let mut whole = Telescope::new(cfg.clone());
-        let mut shards: Vec<Telescope> = (0..2)
-            .map(|i| {
-                Telescope::new(TelescopeConfig {
-                    shard: (i, 2),
-                    ..cfg.clone()
-                })
-            })
-            .collect();
+        let mut shards = shards_of(&cfg, 2);
         for &(ts, src, port) in &frames {
             whole.ingest(ts, LinkType::RawIp, &syn(0x0a00_0000 | src, port));
             for s in &mut shards {
@@ -1336,6 +1329,18 @@ mod tests {
         }
         assert_eq!(whole.summary(10), merged.summary(10));
         assert_eq!(whole.summary(10).series.len(), 1);
+    }
+
+    /// `n` shards of `cfg`, each accounting its share of the sources.
+    fn shards_of(cfg: &TelescopeConfig, n: u32) -> Vec<Telescope> {
+        (0..n)
+            .map(|i| {
+                Telescope::new(TelescopeConfig {
+                    shard: (i, n),
+                    ..cfg.clone()
+                })
+            })
+            .collect()
     }
 
     /// Marsaglia's xorshift64 from `seed`: test data without a dependency.
@@ -1412,14 +1417,7 @@ mod tests {
         one.finish();
         assert_eq!(got(&one), want);
         assert!(one.detail_rows.len() < want.len());
-        let mut shards: Vec<Telescope> = (0..2)
-            .map(|i| {
-                Telescope::new(TelescopeConfig {
-                    shard: (i, 2),
-                    ..cfg.clone()
-                })
-            })
-            .collect();
+        let mut shards = shards_of(&cfg, 2);
         for &(ts, src, port) in &events {
             for s in &mut shards {
                 s.ingest(ts, LinkType::RawIp, &syn(src, port));

@@ -7,6 +7,8 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
+mod common;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_iotscope"))
 }
@@ -62,19 +64,7 @@ fn json(out: &Output) -> Value {
 
 /// `telescope report --db DB --format json` over everything.
 fn report(db: &Path) -> Value {
-    json(&run_ok(
-        bin()
-            .args([
-                "telescope",
-                "report",
-                "--format",
-                "json",
-                "--top",
-                "100000",
-                "--db",
-            ])
-            .arg(db),
-    ))
+    common::telescope_report(db)
 }
 
 fn statuses(v: &Value) -> Vec<String> {

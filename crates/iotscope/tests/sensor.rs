@@ -36,6 +36,12 @@ fn ready() -> bool {
     true
 }
 
+/// A scratch directory and the two namespaces, when this machine can run
+/// the namespace tests (else the test is skipped).
+fn trial() -> Option<(tempfile::TempDir, ScanNet)> {
+    ready().then(|| (tempfile::tempdir().unwrap(), ScanNet::up()))
+}
+
 fn generate(dir: &Path, name: &str, packets: u64, seed: u64) -> PathBuf {
     let out = dir.join(name);
     let st = Command::new(BIN)
@@ -185,19 +191,7 @@ fn analyze(files: &[&Path]) -> Value {
 }
 
 fn report(db: &Path) -> Value {
-    json(
-        Command::new(BIN)
-            .args([
-                "telescope",
-                "report",
-                "--format",
-                "json",
-                "--top",
-                "100000",
-                "--db",
-            ])
-            .arg(db),
-    )
+    common::telescope_report(db)
 }
 
 /// The figures that do not depend on when the frames were captured (the
@@ -252,11 +246,9 @@ fn assert_same_counts(stored: &Value, analysed: &Value) {
 
 #[test]
 fn replayed_frames_are_stored_as_the_file_analysis_counts_them_across_a_restart() {
-    if !ready() {
+    let Some((dir, ns)) = trial() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let ns = ScanNet::up();
+    };
     let first = generate(dir.path(), "a.pcap", 15_000, 41);
     let second = generate(dir.path(), "b.pcap", 10_000, 42);
     let db = dir.path().join("live.db");
@@ -361,11 +353,9 @@ fn split(pcap: &Path, keep: impl Fn(usize) -> bool, out: &Path) {
 
 #[test]
 fn frames_the_kernel_dropped_are_reported_and_every_frame_is_accounted_for() {
-    if !ready() {
+    let Some((dir, ns)) = trial() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let ns = ScanNet::up();
+    };
     let pcap = generate(dir.path(), "c.pcap", 30_000, 43);
     let db = dir.path().join("live.db");
     // The smallest buffer, and the sensor frozen while the frames arrive:
@@ -487,11 +477,9 @@ fn an_unprivileged_user_needs_cap_net_raw_and_runs_with_it() {
 
 #[test]
 fn sighup_reads_the_darknet_again_from_the_configuration() {
-    if !ready() {
+    let Some((dir, ns)) = trial() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let ns = ScanNet::up();
+    };
     let pcap = generate(dir.path(), "h.pcap", 6_000, 44);
     let rest = dir.path().join("h-rest.pcap");
     split(&pcap, |i| i >= 3000, &rest);
@@ -550,11 +538,9 @@ fn sighup_reads_the_darknet_again_from_the_configuration() {
 
 #[test]
 fn a_fan_out_group_of_two_sockets_stores_what_one_counts() {
-    if !ready() {
+    let Some((dir, ns)) = trial() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let ns = ScanNet::up();
+    };
     let pcap = generate(dir.path(), "f.pcap", 12_000, 45);
     let db = dir.path().join("f.db");
     let (child, log) = start_sensor(&ns, &db, &["--fanout", "2"]);

@@ -7,6 +7,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+mod common;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_iotscope"))
 }
@@ -369,20 +371,7 @@ fn store_accumulates_skips_duplicates_and_reports_the_same_schema() {
     std::fs::copy(&pcap, &copy).unwrap();
     let again = analyze(&[copy.as_os_str(), "--db".as_ref(), db.as_os_str()]);
     assert_eq!(again["files"][0]["status"], "duplicate");
-    let rep = run_ok(
-        bin()
-            .args([
-                "telescope",
-                "report",
-                "--format",
-                "json",
-                "--top",
-                "100000",
-                "--db",
-            ])
-            .arg(&db),
-    );
-    let rep: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    let rep = common::telescope_report(&db);
     // One ingest: every figure is exact and equals the truth.
     assert_matches_truth(&rep, &truth);
     assert_eq!(rep["estimated"], serde_json::json!([]));
@@ -516,20 +505,7 @@ fn a_spoofed_flood_matches_its_truth_in_memory_and_in_the_store() {
     let db = dir.path().join("f.db");
     let got = analyze(&[pcap.as_os_str(), "--db".as_ref(), db.as_os_str()]);
     assert_matches_truth(&got, &truth);
-    let rep = run_ok(
-        bin()
-            .args([
-                "telescope",
-                "report",
-                "--format",
-                "json",
-                "--top",
-                "100000",
-                "--db",
-            ])
-            .arg(&db),
-    );
-    let mut rep: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    let mut rep = common::telescope_report(&db);
     // Over several buckets, a port's sources past 8192 are a HyperLogLog
     // union (docs/telescope-json.md): within 2%, and flagged.
     for (got, want) in rep["ports"]

@@ -294,7 +294,7 @@ fn capture(
         a.grace
     );
     let started = std::time::Instant::now();
-    let mut console = Console {
+    let console = || Console {
         config_path: config_path.map(std::path::Path::to_path_buf),
         darknet_from_flags: !a.darknet.is_empty(),
     };
@@ -306,10 +306,7 @@ fn capture(
             .iter_mut()
             .zip(member_stores.iter_mut())
             .map(|(src, st)| {
-                let mut hooks = Console {
-                    config_path: config_path.map(std::path::Path::to_path_buf),
-                    darknet_from_flags: !a.darknet.is_empty(),
-                };
+                let mut hooks = console();
                 scope.spawn(move || {
                     let r = sensor::run(src, st, sensor_cfg, None, &SIGNALS, &now_ns, &mut hooks);
                     // One member failing stops them all.
@@ -329,7 +326,7 @@ fn capture(
             archive.as_mut(),
             &SIGNALS,
             &now_ns,
-            &mut console,
+            &mut console(),
         );
         // One member failing stops them all.
         if result.is_err() {

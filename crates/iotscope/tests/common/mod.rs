@@ -662,3 +662,27 @@ pub fn get_json(port: u16, path: &str, authorization: &str) -> serde_json::Value
     assert_eq!(r.status, 200, "{path}: {}", r.body);
     r.json()
 }
+
+/// `iotscope telescope report --format json --top 100000 --db DB`: the
+/// whole store's report (panics with standard error when it fails).
+pub fn telescope_report(db: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_iotscope"))
+        .args([
+            "telescope",
+            "report",
+            "--format",
+            "json",
+            "--top",
+            "100000",
+            "--db",
+        ])
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "telescope report: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON report")
+}
