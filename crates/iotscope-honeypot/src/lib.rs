@@ -1,0 +1,18 @@
+//! The iotscope honeypot (issue 18): telnet listeners that pose as IoT
+//! devices well enough for Mirai-family bots and their loaders, record
+//! every login, command and download they ask for, and never execute
+//! anything.
+//!
+//! - [`persona`]: device profiles and their per-deployment variation;
+//! - [`shell`]: BusyBox `ash` emulated, sans-IO;
+//! - [`telnet`]: the telnet session (NVT, login, shell), sans-IO;
+//! - [`extract`]: download URLs and hosts, stub addresses;
+//! - [`events`]: Cowrie-format JSON events;
+//! - [`server`]: listeners, bounds, payload samples, session linking.
+
+pub mod events;
+pub mod extract;
+pub mod persona;
+pub mod server;
+pub mod shell;
+pub mod telnet;

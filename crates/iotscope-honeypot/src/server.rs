@@ -1,0 +1,723 @@
+//! The honeypot's listeners: one task per connection, every bound enforced
+//! (sessions overall and per source, login and idle timeouts, session
+//! length, input per session), events handed to a [`Recorder`] through a
+//! bounded queue (a flood slows sessions down rather than growing memory
+//! or losing events), payloads kept by SHA-256 under a byte budget, and
+//! each loader session linked to the scanner session whose pair it used.
+//!
+//! Shape after mini-redis's server: `run(listeners, ..., shutdown)`, a
+//! semaphore for the session limit, accept errors backed off.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::events::{unix_ns, Event, EventKind};
+use crate::extract::{stub_downloads, Download};
+use crate::persona::{Deployment, SplitMix};
+use crate::telnet::{Accepted, SessionEvent, TelnetSession};
+
+/// The bounds of the honeypot (defaults in [`Limits::default`]).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Sessions at once; further connections are closed at once and counted.
+    pub max_sessions: usize,
+    /// Sessions at once from one address (IPv6: one /64).
+    pub max_per_source: usize,
+    /// From connect to a successful login.
+    pub login_timeout: Duration,
+    /// Without a byte from the client.
+    pub idle_timeout: Duration,
+    /// A whole session.
+    pub session_max: Duration,
+    /// Bytes one session may send.
+    pub max_input: usize,
+    /// Wait after a failed login (BusyBox login waits ~3 s).
+    pub login_fail_delay: Duration,
+    /// Login attempts per connection.
+    pub max_attempts: u32,
+    /// Commands, downloads and login attempts kept per session record
+    /// (more are counted, and still sent as events).
+    pub max_records: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_sessions: 1024,
+            max_per_source: 16,
+            login_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(120),
+            session_max: Duration::from_secs(15 * 60),
+            max_input: 1024 * 1024,
+            login_fail_delay: Duration::from_secs(2),
+            max_attempts: 3,
+            max_records: 1000,
+        }
+    }
+}
+
+/// Where payloads (bytes written with echo) are kept: `DIR/SHA256`, at
+/// most `budget` bytes in all; past it, samples are hashed and recorded
+/// but not written.
+#[derive(Clone, Debug)]
+pub struct PayloadStore {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Bytes at most.
+    pub budget: u64,
+}
+
+/// The honeypot's settings.
+#[derive(Clone, Debug)]
+pub struct HoneypotConfig {
+    /// The device it poses as.
+    pub deployment: Arc<Deployment>,
+    /// The pairs it accepts.
+    pub accepted: Arc<Accepted>,
+    /// The bounds.
+    pub limits: Limits,
+    /// A loader logging in with a scanner's pair within this time is linked to it.
+    pub link_window: Duration,
+    /// Payload samples, when kept.
+    pub payloads: Option<PayloadStore>,
+    /// Seeds session ids.
+    pub seed: u64,
+}
+
+/// A payload the bot wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Payload {
+    /// Path on the emulated device.
+    pub path: String,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Bytes.
+    pub size: usize,
+    /// Already kept before (same hash).
+    pub duplicate: bool,
+}
+
+/// One login attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginAttempt {
+    /// When (ns since the epoch).
+    pub at_ns: i64,
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Whether it worked.
+    pub success: bool,
+}
+
+/// One session, as stored when it ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// 12 hex digits.
+    pub id: String,
+    /// "telnet".
+    pub protocol: String,
+    /// Client.
+    pub src: SocketAddr,
+    /// Listener.
+    pub dst: SocketAddr,
+    /// Start and end (ns since the epoch).
+    pub start_ns: i64,
+    /// End.
+    pub end_ns: i64,
+    /// The pair that logged in.
+    pub login: Option<(String, String)>,
+    /// Login attempts (at most `max_records`).
+    pub attempts: Vec<LoginAttempt>,
+    /// Lines typed at the shell: (ns, line, every command known).
+    pub commands: Vec<(i64, String, bool)>,
+    /// Downloads, connections and stub addresses, each once.
+    pub downloads: Vec<Download>,
+    /// Payloads written.
+    pub payloads: Vec<Payload>,
+    /// SHA-256 of the shell input (see [`TelnetSession::input_sha256`]).
+    pub input_sha256: String,
+    /// Why it ended.
+    pub reason: String,
+    /// The scanner session this loader session is linked to, and its address.
+    pub linked: Option<(String, IpAddr)>,
+    /// Events that did not fit the record's lists.
+    pub truncated: u64,
+}
+
+impl SessionRecord {
+    /// A loader: it asked for a download or wrote a payload.
+    pub fn is_loader(&self) -> bool {
+        !self.downloads.is_empty() || !self.payloads.is_empty()
+    }
+}
+
+/// Where events and session records go (a JSON file, the store). Called
+/// from one thread, in order.
+pub trait Recorder: Send {
+    /// One event.
+    fn event(&mut self, event: &Event) -> Result<(), String>;
+    /// A session that ended (after its `cowrie.session.closed` event).
+    fn session(&mut self, session: &SessionRecord) -> Result<(), String>;
+    /// Makes everything so far durable.
+    fn flush(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Writes events as Cowrie JSON lines.
+pub struct JsonLines<W: std::io::Write + Send> {
+    out: W,
+    sensor: String,
+}
+
+impl<W: std::io::Write + Send> JsonLines<W> {
+    /// To `out`, naming the honeypot `sensor`.
+    pub fn new(out: W, sensor: &str) -> Self {
+        JsonLines {
+            out,
+            sensor: sensor.to_string(),
+        }
+    }
+}
+
+impl<W: std::io::Write + Send> Recorder for JsonLines<W> {
+    fn event(&mut self, event: &Event) -> Result<(), String> {
+        let line = event.to_json(&self.sensor).to_string();
+        writeln!(self.out, "{line}").map_err(|e| e.to_string())
+    }
+    fn session(&mut self, _: &SessionRecord) -> Result<(), String> {
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), String> {
+        self.out.flush().map_err(|e| e.to_string())
+    }
+}
+
+/// What a running honeypot has done (for status lines and /metrics).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Sessions started.
+    pub sessions: AtomicU64,
+    /// Sessions now open.
+    pub active: AtomicU64,
+    /// Connections closed at once (session limits).
+    pub refused: AtomicU64,
+    /// Successful logins.
+    pub logins: AtomicU64,
+    /// Loader sessions linked to a scanner.
+    pub linked: AtomicU64,
+    /// Events the recorder refused (logged to stderr once each).
+    pub record_errors: AtomicU64,
+}
+
+enum Record {
+    Event(Event),
+    Session(Box<SessionRecord>),
+}
+
+/// Scanner sessions that logged in and asked for nothing, by pair, newest
+/// last; entries older than the link window are dropped, and at most
+/// 65,536 are kept.
+/// A scanner session: when it ended, its id, its address.
+type Scanner = (Instant, String, IpAddr);
+
+#[derive(Default)]
+struct Linker {
+    scanners: HashMap<(String, String), VecDeque<Scanner>>,
+    total: usize,
+}
+
+impl Linker {
+    fn expire(&mut self, now: Instant, window: Duration) {
+        let mut total = 0;
+        self.scanners.retain(|_, q| {
+            while q
+                .front()
+                .is_some_and(|(t, _, _)| now.duration_since(*t) > window)
+            {
+                q.pop_front();
+            }
+            total += q.len();
+            !q.is_empty()
+        });
+        self.total = total;
+    }
+
+    fn scanner(&mut self, pair: (String, String), now: Instant, id: String, ip: IpAddr) {
+        if self.total >= 65_536 {
+            return;
+        }
+        self.total += 1;
+        self.scanners
+            .entry(pair)
+            .or_default()
+            .push_back((now, id, ip));
+    }
+
+    /// The newest scanner session with this pair from another address.
+    fn loader(&self, pair: &(String, String), ip: IpAddr) -> Option<(String, IpAddr)> {
+        self.scanners
+            .get(pair)?
+            .iter()
+            .rev()
+            .find(|(_, _, sip)| *sip != ip)
+            .map(|(_, id, sip)| (id.clone(), *sip))
+    }
+}
+
+struct Shared {
+    config: HoneypotConfig,
+    stats: Arc<Stats>,
+    tx: mpsc::Sender<Record>,
+    per_source: Mutex<HashMap<IpAddr, usize>>,
+    linker: Mutex<Linker>,
+    ids: Mutex<SplitMix>,
+    started: Instant,
+    payload_bytes: Mutex<u64>,
+    closing: watch::Receiver<bool>,
+}
+
+/// The address a per-source limit counts by: IPv4 itself, IPv6 its /64.
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
+        }
+        v4 => v4,
+    }
+}
+
+/// Bytes in the regular files of `dir` (what an earlier run kept).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Runs the honeypot on `listeners` (each with its protocol, "telnet")
+/// until `shutdown` resolves; then open sessions are ended (reason
+/// "shutdown"), their records written, and the recorder flushed.
+///
+/// Errors: the recorder's first error is logged to stderr and counted in
+/// [`Stats::record_errors`]; the honeypot keeps running.
+pub async fn run(
+    listeners: Vec<TcpListener>,
+    config: HoneypotConfig,
+    mut recorder: Box<dyn Recorder>,
+    stats: Arc<Stats>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    if let Some(p) = &config.payloads {
+        std::fs::create_dir_all(&p.dir)?;
+    }
+    let (tx, mut rx) = mpsc::channel::<Record>(1024);
+    let writer_stats = stats.clone();
+    // The recorder may block (files, SQLite): its own thread, fed in order.
+    let writer = std::thread::spawn(move || {
+        let mut warned = false;
+        let mut note = |r: Result<(), String>| {
+            if let Err(e) = r {
+                writer_stats.record_errors.fetch_add(1, Ordering::Relaxed);
+                if !warned {
+                    eprintln!("iotscope honeypot: recording failed: {e}");
+                    warned = true;
+                }
+            }
+        };
+        while let Some(rec) = rx.blocking_recv() {
+            match rec {
+                Record::Event(e) => note(recorder.event(&e)),
+                Record::Session(s) => {
+                    note(recorder.session(&s));
+                    note(recorder.flush());
+                }
+            }
+        }
+        note(recorder.flush());
+    });
+    let (close_tx, closing) = watch::channel(false);
+    let payload_bytes = config.payloads.as_ref().map_or(0, |p| dir_bytes(&p.dir));
+    let shared = Arc::new(Shared {
+        stats: stats.clone(),
+        tx,
+        per_source: Mutex::new(HashMap::new()),
+        linker: Mutex::new(Linker::default()),
+        ids: Mutex::new(SplitMix::new(
+            config.seed ^ unix_ns(SystemTime::now()) as u64,
+        )),
+        started: Instant::now(),
+        payload_bytes: Mutex::new(payload_bytes),
+        closing,
+        config,
+    });
+    let slots = Arc::new(Semaphore::new(shared.config.limits.max_sessions.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let (conn_tx, mut conn_rx) = mpsc::channel::<(TcpStream, SocketAddr, SocketAddr)>(64);
+    for l in listeners {
+        let conn_tx = conn_tx.clone();
+        let mut closing = shared.closing.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    r = l.accept() => match r {
+                        Ok((s, peer)) => {
+                            let local = s.local_addr().unwrap_or_else(|_| l.local_addr().expect("a bound listener"));
+                            if conn_tx.send((s, peer, local)).await.is_err() {
+                                return;
+                            }
+                        }
+                        // Out of descriptors or similar: back off rather than spin.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    },
+                    _ = closing.changed() => return,
+                }
+            }
+        });
+    }
+    drop(conn_tx);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer, local) = tokio::select! {
+            c = conn_rx.recv() => match c { Some(c) => c, None => break },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let key = source_key(peer.ip());
+        {
+            let mut m = shared.per_source.lock().unwrap_or_else(|e| e.into_inner());
+            let n = m.entry(key).or_insert(0);
+            if *n >= shared.config.limits.max_per_source {
+                stats.refused.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            *n += 1;
+        }
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            shared.stats.sessions.fetch_add(1, Ordering::Relaxed);
+            shared.stats.active.fetch_add(1, Ordering::Relaxed);
+            session(&shared, stream, peer, local).await;
+            shared.stats.active.fetch_sub(1, Ordering::Relaxed);
+            let mut m = shared.per_source.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = m.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&key);
+                }
+            }
+        });
+        // Reap finished sessions so the set does not grow with history.
+        while tasks.try_join_next().is_some() {}
+    }
+    let _ = close_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    drop(shared);
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    Ok(())
+}
+
+/// One connection, from greeting to record.
+async fn session(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, local: SocketAddr) {
+    let cfg = &shared.config;
+    let lim = &cfg.limits;
+    let id = {
+        let mut g = shared.ids.lock().unwrap_or_else(|e| e.into_inner());
+        format!("{:012x}", g.next_u64() & 0xffff_ffff_ffff)
+    };
+    let started = Instant::now();
+    let start_time = SystemTime::now();
+    let emit = |kind: EventKind| {
+        Record::Event(Event {
+            at: SystemTime::now(),
+            session: id.clone(),
+            src: peer,
+            kind,
+        })
+    };
+    let _ = shared
+        .tx
+        .send(emit(EventKind::Connect {
+            dst: local,
+            protocol: "telnet",
+        }))
+        .await;
+    let uptime = cfg.deployment.uptime_at_start + shared.started.elapsed().as_secs();
+    let mut t = TelnetSession::new(
+        cfg.deployment.clone(),
+        cfg.accepted.clone(),
+        uptime,
+        lim.max_attempts,
+    );
+    let mut rec = SessionRecord {
+        id: id.clone(),
+        protocol: "telnet".into(),
+        src: peer,
+        dst: local,
+        start_ns: unix_ns(start_time),
+        end_ns: 0,
+        login: None,
+        attempts: Vec::new(),
+        commands: Vec::new(),
+        downloads: Vec::new(),
+        payloads: Vec::new(),
+        input_sha256: String::new(),
+        reason: String::new(),
+        linked: None,
+        truncated: 0,
+    };
+    let _ = stream.set_nodelay(true);
+    let mut closing = shared.closing.clone();
+    let mut input = 0usize;
+    let mut buf = vec![0u8; 4096];
+    let reason: &'static str = 'talk: {
+        if write_all(&mut stream, &t.greeting(), lim.idle_timeout)
+            .await
+            .is_err()
+        {
+            break 'talk "client";
+        }
+        loop {
+            let now = Instant::now();
+            let mut deadline = now + lim.idle_timeout;
+            let mut why = "idle";
+            if rec.login.is_none() && started + lim.login_timeout < deadline {
+                deadline = started + lim.login_timeout;
+                why = "login timeout";
+            }
+            if started + lim.session_max < deadline {
+                deadline = started + lim.session_max;
+                why = "session length";
+            }
+            let n = tokio::select! {
+                r = tokio::time::timeout_at(deadline.into(), stream.read(&mut buf)) => match r {
+                    Err(_) => break 'talk why,
+                    Ok(Err(_)) | Ok(Ok(0)) => break 'talk "client",
+                    Ok(Ok(n)) => n,
+                },
+                _ = closing.changed() => break 'talk "shutdown",
+            };
+            input += n;
+            if input > lim.max_input {
+                break 'talk "input limit";
+            }
+            let step = t.feed(&buf[..n]);
+            for ev in step.events {
+                let at_ns = unix_ns(SystemTime::now());
+                let kind = match ev {
+                    SessionEvent::LoginSuccess { user, password }
+                    | SessionEvent::LoginFailed { user, password } => {
+                        let success = rec.login.is_none() && cfg.accepted.accepts(&user, &password);
+                        if success {
+                            rec.login = Some((user.clone(), password.clone()));
+                            shared.stats.logins.fetch_add(1, Ordering::Relaxed);
+                        }
+                        push(
+                            &mut rec.attempts,
+                            &mut rec.truncated,
+                            lim.max_records,
+                            LoginAttempt {
+                                at_ns,
+                                user: user.clone(),
+                                password: password.clone(),
+                                success,
+                            },
+                        );
+                        EventKind::Login {
+                            username: user,
+                            password,
+                            success,
+                        }
+                    }
+                    SessionEvent::Input { line } => {
+                        push(
+                            &mut rec.commands,
+                            &mut rec.truncated,
+                            lim.max_records,
+                            (at_ns, line.clone(), true),
+                        );
+                        EventKind::Command { input: line }
+                    }
+                    SessionEvent::Failed { command } => {
+                        if let Some(last) = rec.commands.last_mut() {
+                            last.2 = false;
+                        }
+                        EventKind::CommandFailed { input: command }
+                    }
+                    SessionEvent::Download(d) => {
+                        if !rec.downloads.contains(&d) {
+                            push(
+                                &mut rec.downloads,
+                                &mut rec.truncated,
+                                lim.max_records,
+                                d.clone(),
+                            );
+                        }
+                        EventKind::Download(d)
+                    }
+                    SessionEvent::ClientSize { width, height } => {
+                        EventKind::ClientSize { width, height }
+                    }
+                };
+                if shared.tx.send(emit(kind)).await.is_err() {
+                    break 'talk "shutdown";
+                }
+            }
+            if step.login_failed && !lim.login_fail_delay.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(lim.login_fail_delay) => {}
+                    _ = closing.changed() => break 'talk "shutdown",
+                }
+            }
+            if write_all(&mut stream, &step.reply, lim.idle_timeout)
+                .await
+                .is_err()
+            {
+                break 'talk "client";
+            }
+            if step.close {
+                break 'talk if rec.login.is_some() {
+                    "exit"
+                } else {
+                    "login attempts"
+                };
+            }
+        }
+    };
+    let _ = stream.shutdown().await;
+    // Payloads: every file written with non-trivial content (Mirai's 4-byte
+    // "AK47" probe is not a sample), except copies of the device's own binary.
+    for (path, bytes) in t.shell().written_files() {
+        if bytes.len() < 16 || *bytes == cfg.deployment.echo_binary {
+            continue;
+        }
+        let sha: String = Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let (outfile, duplicate) = keep_payload(shared, &sha, bytes);
+        for d in stub_downloads(bytes) {
+            if !rec.downloads.contains(&d) {
+                let _ = shared.tx.send(emit(EventKind::Download(d.clone()))).await;
+                push(&mut rec.downloads, &mut rec.truncated, lim.max_records, d);
+            }
+        }
+        let _ = shared
+            .tx
+            .send(emit(EventKind::FileUpload {
+                filename: path.clone(),
+                outfile,
+                shasum: sha.clone(),
+                size: bytes.len(),
+                duplicate,
+            }))
+            .await;
+        rec.payloads.push(Payload {
+            path: path.clone(),
+            sha256: sha,
+            size: bytes.len(),
+            duplicate,
+        });
+    }
+    rec.input_sha256 = t.input_sha256();
+    rec.reason = reason.to_string();
+    rec.end_ns = unix_ns(SystemTime::now());
+    if let Some(pair) = rec.login.clone() {
+        let now = Instant::now();
+        {
+            let mut l = shared.linker.lock().unwrap_or_else(|e| e.into_inner());
+            l.expire(now, cfg.link_window);
+            if rec.is_loader() {
+                rec.linked = l.loader(&pair, peer.ip());
+            } else {
+                l.scanner(pair.clone(), now, id.clone(), peer.ip());
+            }
+        }
+        if let Some((sid, sip)) = &rec.linked {
+            shared.stats.linked.fetch_add(1, Ordering::Relaxed);
+            let _ = shared
+                .tx
+                .send(emit(EventKind::Linked {
+                    scanner_session: sid.clone(),
+                    scanner_ip: sip.to_string(),
+                    pair: format!("{}/{}", pair.0, pair.1),
+                }))
+                .await;
+        }
+    }
+    let _ = shared
+        .tx
+        .send(emit(EventKind::Closed {
+            duration: started.elapsed(),
+            reason,
+        }))
+        .await;
+    let _ = shared.tx.send(Record::Session(Box::new(rec))).await;
+}
+
+fn push<T>(v: &mut Vec<T>, truncated: &mut u64, max: usize, x: T) {
+    if v.len() < max {
+        v.push(x);
+    } else {
+        *truncated += 1;
+    }
+}
+
+/// Keeps a payload as `DIR/SHA256` within the budget: (outfile, duplicate).
+fn keep_payload(shared: &Shared, sha: &str, bytes: &[u8]) -> (Option<String>, bool) {
+    let Some(p) = &shared.config.payloads else {
+        return (None, false);
+    };
+    let path = p.dir.join(sha);
+    if path.exists() {
+        return (Some(path.display().to_string()), true);
+    }
+    let mut used = shared
+        .payload_bytes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if *used + bytes.len() as u64 > p.budget {
+        return (None, false);
+    }
+    // Written under a temporary name and renamed: a reader never sees half a sample.
+    let tmp = p.dir.join(format!(".{sha}.part"));
+    match std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &path)) {
+        Ok(()) => {
+            *used += bytes.len() as u64;
+            (Some(path.display().to_string()), false)
+        }
+        Err(_) => {
+            let _ = std::fs::remove_file(&tmp);
+            (None, false)
+        }
+    }
+}
+
+async fn write_all(stream: &mut TcpStream, bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    match tokio::time::timeout(timeout, stream.write_all(bytes)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
