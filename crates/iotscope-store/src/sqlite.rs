@@ -15,8 +15,8 @@ use crate::blocks::{self, Blocks, PORT_BLOCKS};
 use crate::report::{BucketRow, PortBucketRow, ReportBuilder, ReportQuery, SourceBucketRow};
 use crate::{
     AlertRecord, BlocklistRecord, CaptureLoss, CaptureTotals, FindingRecord,
-    FingerprintPersistence, IngestedFile, MapQuery, MapSource, PortSeries, ServiceObservation,
-    SessionRecord, Store, StoreError, UserRecord,
+    FingerprintPersistence, HoneypotSession, IngestedFile, MapQuery, MapSource, PortSeries,
+    ServiceObservation, SessionRecord, Store, StoreError, UserRecord,
 };
 
 /// The tables of telescope blocks (see [`crate::blocks`]).
@@ -198,6 +198,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/010_blocks.sql"),
     include_str!("../sql/011_capture_loss.sql"),
     include_str!("../sql/012_files_path.sql"),
+    include_str!("../sql/013_honeypot.sql"),
 ];
 
 /// The migration (1-based) that creates the block tables; its data step
@@ -1313,6 +1314,196 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn save_honeypot_session(&mut self, h: &HoneypotSession) -> Result<bool, StoreError> {
+        let path = self.path.clone();
+        let db = |source| StoreError::Database {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let new = tx
+            .execute(
+                "INSERT INTO honeypot_sessions (sensor, id, protocol, src_ip, src_port, dst_ip, dst_port,
+                   start_ns, end_ns, username, password, input_sha256, reason, linked_session, linked_ip, truncated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                 ON CONFLICT (sensor, id) DO NOTHING",
+                params![
+                    h.sensor,
+                    h.id,
+                    h.protocol,
+                    h.src_ip,
+                    h.src_port,
+                    h.dst_ip,
+                    h.dst_port,
+                    h.start_ns,
+                    h.end_ns,
+                    h.login.as_ref().map(|l| &l.0),
+                    h.login.as_ref().map(|l| &l.1),
+                    h.input_sha256,
+                    h.reason,
+                    h.linked.as_ref().map(|l| &l.0),
+                    h.linked.as_ref().map(|l| &l.1),
+                    h.truncated as i64,
+                ],
+            )
+            .map_err(db)?
+            == 1;
+        if new {
+            let mut st = tx
+                .prepare("INSERT INTO honeypot_logins VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+                .map_err(db)?;
+            for (i, (at, u, p, ok)) in h.logins.iter().enumerate() {
+                st.execute(params![h.sensor, h.id, i as i64, at, u, p, *ok as i64])
+                    .map_err(db)?;
+            }
+            let mut st = tx
+                .prepare("INSERT INTO honeypot_commands VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .map_err(db)?;
+            for (i, (at, input, known)) in h.commands.iter().enumerate() {
+                st.execute(params![h.sensor, h.id, i as i64, at, input, *known as i64])
+                    .map_err(db)?;
+            }
+            let mut st = tx
+                .prepare("INSERT INTO honeypot_downloads VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+                .map_err(db)?;
+            for (i, (kind, url, host, port)) in h.downloads.iter().enumerate() {
+                st.execute(params![h.sensor, h.id, i as i64, kind, url, host, port])
+                    .map_err(db)?;
+            }
+            let mut st = tx
+                .prepare(
+                    "INSERT INTO honeypot_payloads VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT DO NOTHING",
+                )
+                .map_err(db)?;
+            for (p, sha, size, dup) in &h.payloads {
+                st.execute(params![h.sensor, h.id, p, sha, *size as i64, *dup as i64])
+                    .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)?;
+        Ok(new)
+    }
+
+    fn honeypot_sessions(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<HoneypotSession>, StoreError> {
+        let db = |e| self.err(e);
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT sensor, id, protocol, src_ip, src_port, dst_ip, dst_port, start_ns, end_ns,
+                        username, password, input_sha256, reason, linked_session, linked_ip, truncated
+                 FROM honeypot_sessions WHERE start_ns >= ?1 AND start_ns < ?2
+                 ORDER BY start_ns, sensor, id LIMIT ?3",
+            )
+            .map_err(db)?;
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let mut out: Vec<HoneypotSession> = st
+            .query_map(
+                params![
+                    since_ns.unwrap_or(i64::MIN),
+                    until_ns.unwrap_or(i64::MAX),
+                    limit
+                ],
+                |r| {
+                    let user: Option<String> = r.get(9)?;
+                    let pass: Option<String> = r.get(10)?;
+                    let ls: Option<String> = r.get(13)?;
+                    let li: Option<String> = r.get(14)?;
+                    Ok(HoneypotSession {
+                        sensor: r.get(0)?,
+                        id: r.get(1)?,
+                        protocol: r.get(2)?,
+                        src_ip: r.get(3)?,
+                        src_port: r.get(4)?,
+                        dst_ip: r.get(5)?,
+                        dst_port: r.get(6)?,
+                        start_ns: r.get(7)?,
+                        end_ns: r.get(8)?,
+                        login: user.zip(pass),
+                        input_sha256: r.get(11)?,
+                        reason: r.get(12)?,
+                        linked: ls.zip(li),
+                        truncated: r.get::<_, i64>(15)? as u64,
+                        ..Default::default()
+                    })
+                },
+            )
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        let mut logins = self
+            .conn
+            .prepare_cached(
+                "SELECT at_ns, username, password, success FROM honeypot_logins
+                 WHERE sensor = ?1 AND session = ?2 ORDER BY seq",
+            )
+            .map_err(db)?;
+        let mut commands = self
+            .conn
+            .prepare_cached(
+                "SELECT at_ns, input, known FROM honeypot_commands
+                 WHERE sensor = ?1 AND session = ?2 ORDER BY seq",
+            )
+            .map_err(db)?;
+        let mut downloads = self
+            .conn
+            .prepare_cached(
+                "SELECT kind, url, host, port FROM honeypot_downloads
+                 WHERE sensor = ?1 AND session = ?2 ORDER BY seq",
+            )
+            .map_err(db)?;
+        let mut payloads = self
+            .conn
+            .prepare_cached(
+                "SELECT path, sha256, size, duplicate FROM honeypot_payloads
+                 WHERE sensor = ?1 AND session = ?2 ORDER BY path",
+            )
+            .map_err(db)?;
+        for h in &mut out {
+            let key = params![h.sensor, h.id];
+            h.logins = logins
+                .query_map(key, |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0))
+                })
+                .map_err(db)?
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
+            h.commands = commands
+                .query_map(key, |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0))
+                })
+                .map_err(db)?
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
+            h.downloads = downloads
+                .query_map(key, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(db)?
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
+            h.payloads = payloads
+                .query_map(key, |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get::<_, i64>(2)? as u64,
+                        r.get::<_, i64>(3)? != 0,
+                    ))
+                })
+                .map_err(db)?
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
+        }
+        Ok(out)
+    }
+
     fn map_sources(&self, q: &MapQuery) -> Result<Vec<MapSource>, StoreError> {
         let (lo, hi) = (
             q.since_ns.unwrap_or(i64::MIN),
@@ -1736,6 +1927,48 @@ mod tests {
             last_seen: "2026-01-01T00:00:00Z".into(),
             status: String::new(),
         }
+    }
+
+    /// Issue 18: a honeypot session comes back whole, and one sent again
+    /// is stored once.
+    #[test]
+    fn honeypot_sessions_round_trip_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let h = HoneypotSession {
+            sensor: "hp1".into(),
+            id: "0123456789ab".into(),
+            protocol: "telnet".into(),
+            src_ip: "198.51.100.2".into(),
+            src_port: 40000,
+            dst_ip: "127.0.0.1".into(),
+            dst_port: 2323,
+            start_ns: 5,
+            end_ns: 9,
+            login: Some(("root".into(), "xc3511".into())),
+            logins: vec![(6, "root".into(), "xc3511".into(), true)],
+            commands: vec![(7, "/bin/busybox MIRAI".into(), false)],
+            downloads: vec![(
+                "wget".into(),
+                "http://h.example/x".into(),
+                Some("h.example".into()),
+                Some(80),
+            )],
+            payloads: vec![("/tmp/x".into(), "ab".repeat(32), 100, false)],
+            input_sha256: "cd".repeat(32),
+            reason: "exit".into(),
+            linked: Some(("ba9876543210".into(), "198.51.100.1".into())),
+            truncated: 0,
+        };
+        assert!(st.save_honeypot_session(&h).unwrap());
+        let mut again = h.clone();
+        again.commands.push((8, "more".into(), true));
+        assert!(!st.save_honeypot_session(&again).unwrap());
+        assert_eq!(
+            st.honeypot_sessions(None, None, 10).unwrap(),
+            vec![h.clone()]
+        );
+        assert!(st.honeypot_sessions(Some(6), None, 10).unwrap().is_empty());
     }
 
     /// Issue 14: the store holds working passwords; a new one is 0600.
