@@ -9,10 +9,12 @@
 //! - [`extract`]: download URLs and hosts, stub addresses;
 //! - [`events`]: Cowrie-format JSON events;
 //! - [`server`]: listeners, bounds, payload samples, session linking.
+//! - [`record`]: sessions and download hosts into the store.
 
 pub mod events;
 pub mod extract;
 pub mod persona;
+pub mod record;
 pub mod server;
 pub mod shell;
 pub mod telnet;

@@ -66,6 +66,9 @@ pub struct Config {
     /// `[alerts]`.
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// `[honeypot]`.
+    #[serde(default)]
+    pub honeypot: crate::cmd::honeypot::HoneypotDefaults,
 }
 
 /// `[alerts]`.

@@ -31,6 +31,8 @@ enum Command {
     Telescope(cmd::telescope::TelescopeCommand),
     /// Live darknet sensor: capture on an interface, commit each closed bucket to the store.
     Sensor(Box<cmd::sensor::SensorArgs>),
+    /// Telnet honeypot posing as IoT devices: records logins, commands and the loaders' downloads.
+    Honeypot(Box<cmd::honeypot::HoneypotArgs>),
     /// The testbed: emulated IoT devices (`lab`), generated darknet captures (`lab darknet`).
     Lab(cmd::lab::LabArgs),
     /// Sweep authorised address ranges for IoT services, grab banners, run checks.
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Telescope(c) => cmd::telescope::run(c, &cfg),
         Command::Lab(c) => cmd::lab::run(c),
         Command::Sensor(a) => cmd::sensor::run(*a, &cfg, config_path.as_deref()),
+        Command::Honeypot(a) => cmd::honeypot::run(*a, &cfg),
         Command::Demo(a) => cmd::demo::run(a, &cfg),
         Command::Survey(a) => cmd::survey::run(*a, &cfg),
         Command::Findings(a) => cmd::findings::run(a, &cfg),

@@ -8,6 +8,7 @@ pub mod checks;
 pub mod demo;
 pub mod enrich;
 pub mod findings;
+pub mod honeypot;
 pub mod lab;
 pub mod sensor;
 pub mod serve;

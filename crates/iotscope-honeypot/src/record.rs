@@ -1,0 +1,211 @@
+//! Session records into the store: each session with its logins, lines,
+//! downloads and payloads, and each download or loader host as a
+//! blocklist entry (source `honeypot:SENSOR`), so `iotscope blocklist
+//! export` serves what the honeypot saw.
+
+use std::net::IpAddr;
+
+use iotscope_store::{BlocklistRecord, HoneypotSession, Store};
+
+use crate::events::Event;
+use crate::server::{Recorder, SessionRecord};
+
+/// A session as the store keeps it, for honeypot `sensor`.
+pub fn to_row(sensor: &str, s: &SessionRecord) -> HoneypotSession {
+    HoneypotSession {
+        sensor: sensor.to_string(),
+        id: s.id.clone(),
+        protocol: s.protocol.clone(),
+        src_ip: s.src.ip().to_string(),
+        src_port: s.src.port(),
+        dst_ip: s.dst.ip().to_string(),
+        dst_port: s.dst.port(),
+        start_ns: s.start_ns,
+        end_ns: s.end_ns,
+        login: s.login.clone(),
+        logins: s
+            .attempts
+            .iter()
+            .map(|a| (a.at_ns, a.user.clone(), a.password.clone(), a.success))
+            .collect(),
+        commands: s.commands.clone(),
+        downloads: s
+            .downloads
+            .iter()
+            .map(|d| {
+                (
+                    d.kind.name().to_string(),
+                    d.url.clone(),
+                    d.host.clone(),
+                    d.port,
+                )
+            })
+            .collect(),
+        payloads: s
+            .payloads
+            .iter()
+            .map(|p| (p.path.clone(), p.sha256.clone(), p.size as u64, p.duplicate))
+            .collect(),
+        input_sha256: s.input_sha256.clone(),
+        reason: s.reason.clone(),
+        linked: s
+            .linked
+            .as_ref()
+            .map(|(id, ip)| (id.clone(), ip.to_string())),
+        truncated: s.truncated,
+    }
+}
+
+/// The blocklist entries a session gives: each host it asked to download
+/// from or connect to, once (an address is kind `ip`, a name `domain`).
+pub fn blocklist_rows(sensor: &str, s: &SessionRecord) -> Vec<BlocklistRecord> {
+    let first_seen = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(s.start_ns.max(0) as u64),
+    )
+    .to_string();
+    let mut out: Vec<BlocklistRecord> = Vec::new();
+    for d in &s.downloads {
+        let Some(host) = &d.host else { continue };
+        if out.iter().any(|r| &r.value == host) {
+            continue;
+        }
+        let kind = if host.parse::<IpAddr>().is_ok() {
+            "ip"
+        } else {
+            "domain"
+        };
+        out.push(BlocklistRecord {
+            value: host.clone(),
+            kind: kind.into(),
+            port: d.port,
+            malware: "unknown".into(),
+            source: format!("honeypot:{sensor}"),
+            first_seen: first_seen.clone(),
+        });
+    }
+    out
+}
+
+/// A [`Recorder`] that writes sessions and blocklist entries to a store.
+pub struct StoreRecorder<S: Store + Send> {
+    store: S,
+    sensor: String,
+}
+
+impl<S: Store + Send> StoreRecorder<S> {
+    /// Into `store`, naming the honeypot `sensor`.
+    pub fn new(store: S, sensor: &str) -> Self {
+        StoreRecorder {
+            store,
+            sensor: sensor.to_string(),
+        }
+    }
+}
+
+impl<S: Store + Send> Recorder for StoreRecorder<S> {
+    fn event(&mut self, _: &Event) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn session(&mut self, s: &SessionRecord) -> Result<(), String> {
+        let new = self
+            .store
+            .save_honeypot_session(&to_row(&self.sensor, s))
+            .map_err(|e| e.to_string())?;
+        let rows = blocklist_rows(&self.sensor, s);
+        if new && !rows.is_empty() {
+            self.store
+                .save_blocklist(&rows)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Several recorders, each given every event and session in turn; the
+/// first error of each is returned after all were tried.
+pub struct Fanout(pub Vec<Box<dyn Recorder>>);
+
+impl Recorder for Fanout {
+    fn event(&mut self, e: &Event) -> Result<(), String> {
+        let mut err = Ok(());
+        for r in &mut self.0 {
+            if let Err(x) = r.event(e) {
+                err = Err(x);
+            }
+        }
+        err
+    }
+    fn session(&mut self, s: &SessionRecord) -> Result<(), String> {
+        let mut err = Ok(());
+        for r in &mut self.0 {
+            if let Err(x) = r.session(s) {
+                err = Err(x);
+            }
+        }
+        err
+    }
+    fn flush(&mut self) -> Result<(), String> {
+        let mut err = Ok(());
+        for r in &mut self.0 {
+            if let Err(x) = r.flush() {
+                err = Err(x);
+            }
+        }
+        err
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::downloads_in;
+
+    #[test]
+    fn sessions_and_their_hosts_are_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = iotscope_store::SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let mut downloads = downloads_in(&[
+            "wget".into(),
+            "http://198.51.100.7/a".into(),
+            "http://Bad.Example/b".into(),
+        ]);
+        downloads.extend(downloads_in(&[
+            "wget".into(),
+            "http://198.51.100.7/c".into(),
+        ]));
+        let s = SessionRecord {
+            id: "00000000000a".into(),
+            protocol: "telnet".into(),
+            src: "127.0.0.2:4000".parse().unwrap(),
+            dst: "127.0.0.1:2323".parse().unwrap(),
+            start_ns: 1_764_547_200_000_000_000,
+            end_ns: 1_764_547_201_000_000_000,
+            login: Some(("root".into(), "xc3511".into())),
+            attempts: Vec::new(),
+            commands: vec![(1, "wget ...".into(), true)],
+            downloads,
+            payloads: Vec::new(),
+            input_sha256: "00".repeat(32),
+            reason: "exit".into(),
+            linked: None,
+            truncated: 0,
+        };
+        let mut r = StoreRecorder::new(store, "hp1");
+        r.session(&s).unwrap();
+        r.session(&s).unwrap();
+        let st = &r.store;
+        assert_eq!(st.honeypot_sessions(None, None, 10).unwrap().len(), 1);
+        let bl = st.blocklist().unwrap();
+        let values: Vec<(&str, &str)> = bl
+            .iter()
+            .map(|b| (b.value.as_str(), b.kind.as_str()))
+            .collect();
+        assert_eq!(
+            values,
+            vec![("198.51.100.7", "ip"), ("bad.example", "domain")]
+        );
+        assert_eq!(bl[0].source, "honeypot:hp1");
+        assert_eq!(bl[0].first_seen, "2025-12-01T00:00:00Z");
+    }
+}

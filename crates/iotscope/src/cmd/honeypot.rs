@@ -1,0 +1,330 @@
+//! `iotscope honeypot`: wires flags and `[honeypot]` to the honeypot crate.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use iotscope_honeypot::persona::{builtin_personas, extend_personas, parse_personas, Deployment};
+use iotscope_honeypot::record::{Fanout, StoreRecorder};
+use iotscope_honeypot::server::{
+    self, HoneypotConfig, JsonLines, Limits, PayloadStore, Recorder, Stats,
+};
+use iotscope_honeypot::telnet::Accepted;
+use serde::Deserialize;
+
+use crate::output::OutputFormat;
+
+#[derive(clap::Args, Debug)]
+pub struct HoneypotArgs {
+    /// Telnet listener (repeatable), e.g. 0.0.0.0:23 or [::]:2323.
+    #[arg(long, value_name = "ADDR:PORT")]
+    telnet: Vec<String>,
+    /// Append events in Cowrie's JSON format (one object per line) here.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+    /// The store sessions and blocklist entries go to (default: config's
+    /// store.db, else ./iotscope.db).
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// The device to pose as (default: the first persona).
+    #[arg(long, value_name = "NAME")]
+    persona: Option<String>,
+    /// More personas (the format of the built-in personas.toml); one of a
+    /// built-in name replaces it.
+    #[arg(long, value_name = "FILE")]
+    personas: Option<PathBuf>,
+    /// The pairs that log in (`user:password` lines), instead of the Mirai list.
+    #[arg(long, value_name = "FILE")]
+    dictionary: Option<PathBuf>,
+    /// Seeds the deployment's host name, PIDs, uptime and binary bytes
+    /// (default: from /etc/machine-id and the sensor name, so it stays the
+    /// same across restarts of one honeypot and differs between hosts).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// The honeypot's name in events and the store (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    sensor: Option<String>,
+    /// Keep bytes bots write with echo here, as SHA256-named files.
+    #[arg(long, value_name = "DIR")]
+    payloads: Option<PathBuf>,
+    /// Bytes the payload directory may hold (e.g. 500M).
+    #[arg(long, value_name = "BYTES", default_value = "256M")]
+    payload_budget: String,
+    /// Sessions at once (more are closed at once and counted).
+    #[arg(long, value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_sessions: u32,
+    /// Sessions at once from one address (IPv6: one /64).
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_per_source: u32,
+    /// From connect to a successful login.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::args::timeout)]
+    login_timeout: Duration,
+    /// Without input from the client.
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = crate::args::timeout)]
+    idle_timeout: Duration,
+    /// A whole session.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = crate::args::run_time)]
+    session_max: Duration,
+    /// Wait after a failed login (as `login` does); 0s for none.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::args::span)]
+    login_fail_delay: Duration,
+    /// A loader logging in with a scanner's pair within this time is linked to it.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = crate::args::span)]
+    link_window: Duration,
+    /// A status line (sessions, logins, links) on standard error this often; 0s for none.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = crate::args::span)]
+    status: Duration,
+    /// Stop by itself after this long (default: until SIGINT or SIGTERM).
+    #[arg(long, value_name = "DURATION", value_parser = crate::args::run_time)]
+    duration: Option<Duration>,
+    /// Closing summary format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+}
+
+/// `[honeypot]` in the config; flags override it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoneypotDefaults {
+    /// Telnet listeners.
+    #[serde(default)]
+    pub telnet: Vec<String>,
+    /// Events file.
+    pub events: Option<PathBuf>,
+    /// Persona name.
+    pub persona: Option<String>,
+    /// Extra personas file.
+    pub personas: Option<PathBuf>,
+    /// Dictionary file.
+    pub dictionary: Option<PathBuf>,
+    /// Deployment seed.
+    pub seed: Option<u64>,
+    /// Sensor name.
+    pub sensor: Option<String>,
+    /// Payload directory.
+    pub payloads: Option<PathBuf>,
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "iotscope".into())
+}
+
+/// FNV-1a (64-bit) of the machine id and the sensor name: stable per host.
+fn default_seed(sensor: &str) -> u64 {
+    let machine = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in machine.trim().bytes().chain([0]).chain(sensor.bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+pub fn run(a: HoneypotArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitCode> {
+    if a.format == OutputFormat::Csv {
+        anyhow::bail!("--format csv: the honeypot's summary is table or json (sessions are in the store and --events)");
+    }
+    let d = &cfg.honeypot;
+    let telnet: Vec<String> = if a.telnet.is_empty() {
+        d.telnet.clone()
+    } else {
+        a.telnet.clone()
+    };
+    if telnet.is_empty() {
+        anyhow::bail!(
+            "give at least one listener: --telnet ADDR:PORT (or telnet = [...] in [honeypot])"
+        );
+    }
+    let mut addrs = Vec::new();
+    for t in &telnet {
+        let addr: std::net::SocketAddr = t.parse().with_context(|| {
+            format!("--telnet {t:?}: expected ADDR:PORT such as 0.0.0.0:23 or [::]:2323")
+        })?;
+        addrs.push(addr);
+    }
+    let mut personas = builtin_personas();
+    if let Some(p) = a.personas.as_ref().or(d.personas.as_ref()) {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        personas = extend_personas(personas, parse_personas(&text, &p.display().to_string())?);
+    }
+    let persona = match a.persona.as_ref().or(d.persona.as_ref()) {
+        Some(name) => personas
+            .iter()
+            .find(|p| &p.name == name)
+            .cloned()
+            .with_context(|| {
+                format!(
+                    "--persona {name:?}: no such persona; there are {}",
+                    personas
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?,
+        None => personas[0].clone(),
+    };
+    let pairs = match a.dictionary.as_ref().or(d.dictionary.as_ref()) {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            iotscope_checks::dict::parse(&text, &p.display().to_string())?
+        }
+        None => iotscope_checks::dict::builtin(),
+    };
+    if pairs.is_empty() {
+        anyhow::bail!("the dictionary has no user:password pair: no login would ever work");
+    }
+    let sensor = a
+        .sensor
+        .clone()
+        .or(d.sensor.clone())
+        .unwrap_or_else(host_name);
+    let seed = a.seed.or(d.seed).unwrap_or_else(|| default_seed(&sensor));
+    let payloads = match a.payloads.as_ref().or(d.payloads.as_ref()) {
+        Some(dir) => Some(PayloadStore {
+            dir: dir.clone(),
+            budget: iotscope_ingest::archive::parse_bytes(&a.payload_budget)
+                .map_err(|e| anyhow::anyhow!("--payload-budget: {e}"))?,
+        }),
+        None => None,
+    };
+    let config = HoneypotConfig {
+        deployment: Arc::new(Deployment::new(persona, seed)),
+        accepted: Arc::new(Accepted::new(&pairs)),
+        limits: Limits {
+            max_sessions: a.max_sessions as usize,
+            max_per_source: a.max_per_source as usize,
+            login_timeout: a.login_timeout,
+            idle_timeout: a.idle_timeout,
+            session_max: a.session_max,
+            login_fail_delay: a.login_fail_delay,
+            ..Limits::default()
+        },
+        link_window: a.link_window,
+        payloads,
+        seed,
+    };
+    let db = cfg.db_path(a.db.as_deref());
+    let store = iotscope_store::SqliteStore::open(&db)?;
+    let mut recorders: Vec<Box<dyn Recorder>> = vec![Box::new(StoreRecorder::new(store, &sensor))];
+    let events = a.events.clone().or(d.events.clone());
+    if let Some(p) = &events {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .with_context(|| format!("cannot open {} for appending", p.display()))?;
+        recorders.push(Box::new(JsonLines::new(
+            std::io::BufWriter::new(f),
+            &sensor,
+        )));
+    }
+    let wanted = config.limits.max_sessions as u64 * 2 + 64;
+    let limit = crate::sys::raise_open_file_limit(wanted);
+    if limit < wanted {
+        eprintln!(
+            "iotscope honeypot: the open-file limit is {limit}, below the {wanted} that {} sessions need; \
+             raise it (ulimit -n, LimitNOFILE=) or lower --max-sessions",
+            config.limits.max_sessions
+        );
+    }
+    let stats = Arc::new(Stats::default());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let persona_name = config.deployment.persona.name.clone();
+    let started = std::time::Instant::now();
+    rt.block_on(async {
+        let mut listeners = Vec::new();
+        for addr in &addrs {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (ports below 1024 need CAP_NET_BIND_SERVICE)"))?;
+            eprintln!(
+                "iotscope honeypot: telnet on {} as {persona_name} ({sensor})",
+                l.local_addr()?
+            );
+            listeners.push(l);
+        }
+        let status_stats = stats.clone();
+        let status_every = a.status;
+        let status = tokio::spawn(async move {
+            if status_every.is_zero() {
+                return;
+            }
+            let mut t = tokio::time::interval(status_every);
+            t.tick().await;
+            loop {
+                t.tick().await;
+                let s = &status_stats;
+                eprintln!(
+                    "iotscope honeypot: {} sessions ({} open, {} refused), {} logins, {} loaders linked",
+                    s.sessions.load(Ordering::Relaxed),
+                    s.active.load(Ordering::Relaxed),
+                    s.refused.load(Ordering::Relaxed),
+                    s.logins.load(Ordering::Relaxed),
+                    s.linked.load(Ordering::Relaxed)
+                );
+            }
+        });
+        let duration = a.duration;
+        let shutdown = async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+            let timer = async {
+                match duration {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+                _ = timer => {}
+            }
+        };
+        server::run(listeners, config, Box::new(Fanout(recorders)), stats.clone(), shutdown).await?;
+        status.abort();
+        anyhow::Ok(())
+    })?;
+    let s = &stats;
+    let summary = serde_json::json!({
+        "sensor": sensor,
+        "seconds": started.elapsed().as_secs_f64(),
+        "sessions": s.sessions.load(Ordering::Relaxed),
+        "refused": s.refused.load(Ordering::Relaxed),
+        "logins": s.logins.load(Ordering::Relaxed),
+        "linked": s.linked.load(Ordering::Relaxed),
+        "record_errors": s.record_errors.load(Ordering::Relaxed),
+        "db": db.display().to_string(),
+        "events": events.map(|p| p.display().to_string()),
+    });
+    match a.format {
+        OutputFormat::Json => println!("{summary}"),
+        _ => eprintln!(
+            "iotscope honeypot: stopped after {:.0} s: {} sessions ({} refused), {} logins, {} loaders linked; stored in {}",
+            started.elapsed().as_secs_f64(),
+            summary["sessions"],
+            summary["refused"],
+            summary["logins"],
+            summary["linked"],
+            db.display()
+        ),
+    }
+    Ok(if s.record_errors.load(Ordering::Relaxed) > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
