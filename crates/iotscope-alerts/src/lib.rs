@@ -673,6 +673,122 @@ pub fn from_infected(
     })
 }
 
+/// One honeypot session, as the alert builder reads it.
+#[derive(Clone, Debug, Default)]
+pub struct HoneypotInput {
+    /// The client's address.
+    pub ip: String,
+    /// The honeypot.
+    pub sensor: String,
+    /// Its session id.
+    pub session: String,
+    /// The pair it logged in with (sessions without a login give no alert).
+    pub login: Option<(String, String)>,
+    /// Lines typed at the shell.
+    pub lines: Vec<String>,
+    /// URLs and addresses it asked for.
+    pub downloads: Vec<String>,
+    /// SHA-256 of payloads it wrote.
+    pub payloads: Vec<String>,
+    /// SHA-256 of its shell input (the same bot script, the same hash).
+    pub input_sha256: String,
+    /// The scanner session a loader session is linked to, and its address.
+    pub linked: Option<(String, String)>,
+    /// Start and end (RFC 3339).
+    pub first_seen: String,
+    /// End.
+    pub last_seen: String,
+}
+
+/// Whether a honeypot session ran a bot script: it logged in and asked for
+/// a download, wrote a payload, or checked for a shell the way Mirai's
+/// scanner and loader do (`/bin/busybox TOKEN`, an applet no BusyBox has,
+/// answered `TOKEN: applet not found`; mirai/bot/scanner.c). A person who
+/// logs in and looks around does none of these.
+pub fn ran_bot_script(s: &HoneypotInput) -> bool {
+    if s.login.is_none() {
+        return false;
+    }
+    let busybox_token = s.lines.iter().any(|l| {
+        l.split([';', '&', '|']).any(|cmd| {
+            let mut w = cmd.split_whitespace();
+            matches!(w.next(), Some(b) if b.rsplit('/').next() == Some("busybox"))
+                && w.next().is_some_and(|t| {
+                    t.len() >= 3
+                        && t.bytes()
+                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+                })
+        })
+    });
+    !s.downloads.is_empty() || !s.payloads.is_empty() || busybox_token
+}
+
+/// One alert per address from its honeypot sessions that ran a bot script
+/// ([`ran_bot_script`]), problem `infected_bot`, evidence level
+/// corroborated: a TCP session that completed a login cannot come from a
+/// forged address, unlike darknet packets. Sessions of several addresses
+/// in any order; at most 10 sessions, downloads and payloads listed per
+/// alert (the counts are whole).
+pub fn from_honeypot(sessions: &[HoneypotInput]) -> Vec<Alert> {
+    let mut by_ip: std::collections::BTreeMap<&str, Vec<&HoneypotInput>> = Default::default();
+    for s in sessions.iter().filter(|s| ran_bot_script(s)) {
+        by_ip.entry(s.ip.as_str()).or_default().push(s);
+    }
+    by_ip
+        .into_iter()
+        .map(|(ip, ss)| {
+            let first = ss.iter().map(|s| s.first_seen.as_str()).min().unwrap_or("");
+            let last = ss.iter().map(|s| s.last_seen.as_str()).max().unwrap_or("");
+            let mut downloads: Vec<&str> = ss.iter().flat_map(|s| s.downloads.iter().map(String::as_str)).collect();
+            downloads.sort_unstable();
+            downloads.dedup();
+            let mut payloads: Vec<&str> = ss.iter().flat_map(|s| s.payloads.iter().map(String::as_str)).collect();
+            payloads.sort_unstable();
+            payloads.dedup();
+            let mut pairs: Vec<String> = ss
+                .iter()
+                .filter_map(|s| s.login.as_ref().map(|(u, p)| format!("{u}:{p}")))
+                .collect();
+            pairs.sort_unstable();
+            pairs.dedup();
+            let role = if ss.iter().any(|s| !s.downloads.is_empty() || !s.payloads.is_empty()) {
+                "loader"
+            } else {
+                "scanner"
+            };
+            let problem = "infected_bot".to_string();
+            Alert {
+                ip: ip.to_string(),
+                advice: advice(&problem).to_string(),
+                problem,
+                port: None,
+                service: None,
+                severity: "high".into(),
+                device: None,
+                evidence: serde_json::json!({
+                    "source": "honeypot",
+                    "evidence_level": EvidenceLevel::Corroborated.as_str(),
+                    "role": role,
+                    "sessions": ss.len(),
+                    "session_ids": ss.iter().take(10).map(|s| format!("{}/{}", s.sensor, s.session)).collect::<Vec<_>>(),
+                    "pairs": pairs,
+                    "downloads": downloads.len(),
+                    "download_urls": downloads.iter().take(10).collect::<Vec<_>>(),
+                    "payloads": payloads.len(),
+                    "payload_sha256": payloads.iter().take(10).collect::<Vec<_>>(),
+                    "script_sha256": ss.iter().map(|s| s.input_sha256.as_str()).take(10).collect::<Vec<_>>(),
+                    "linked_scanners": ss.iter().filter_map(|s| s.linked.as_ref().map(|l| l.1.as_str())).collect::<Vec<_>>(),
+                    "first_ts": first,
+                    "last_ts": last,
+                    "corroboration": ["honeypot: logged in over TCP with a default pair and ran a bot script (a completed TCP session cannot carry a forged address)"],
+                }),
+                first_seen: first.to_string(),
+                last_seen: last.to_string(),
+            }
+        })
+        .collect()
+}
+
 /// The report columns (Shadowserver-like; `asn` and the geo columns stay
 /// empty until an AS table and a location database are configured).
 pub const CSV_COLUMNS: &[&str] = &[
@@ -734,6 +850,54 @@ pub fn csv_row(a: &Alert, status: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 18: a bot script from the honeypot is a corroborated
+    /// infection; a person looking around, or a failed login, is nothing.
+    #[test]
+    fn honeypot_bots_are_corroborated_people_are_not() {
+        let s = |ip: &str, login: bool, lines: &[&str], downloads: &[&str]| HoneypotInput {
+            ip: ip.into(),
+            sensor: "hp".into(),
+            session: format!("s-{ip}-{}", lines.len()),
+            login: login.then(|| ("root".to_string(), "xc3511".to_string())),
+            lines: lines.iter().map(|l| l.to_string()).collect(),
+            downloads: downloads.iter().map(|l| l.to_string()).collect(),
+            first_seen: "2026-01-01T00:00:00Z".into(),
+            last_seen: "2026-01-01T00:01:00Z".into(),
+            ..Default::default()
+        };
+        let alerts = from_honeypot(&[
+            s(
+                "198.51.100.1",
+                true,
+                &["enable", "sh", "/bin/busybox MIRAI"],
+                &[],
+            ),
+            s(
+                "198.51.100.2",
+                true,
+                &["cd /tmp; wget http://x/y"],
+                &["http://x/y"],
+            ),
+            s(
+                "198.51.100.3",
+                true,
+                &["ls", "cat /proc/cpuinfo", "busybox ls"],
+                &[],
+            ),
+            s("198.51.100.4", false, &[], &["http://x/y"]),
+        ]);
+        let ips: Vec<&str> = alerts.iter().map(|a| a.ip.as_str()).collect();
+        assert_eq!(ips, vec!["198.51.100.1", "198.51.100.2"]);
+        assert_eq!(alerts[0].evidence["role"], "scanner");
+        assert_eq!(alerts[1].evidence["role"], "loader");
+        assert_eq!(
+            EvidenceLevel::of_evidence(&alerts[1].evidence),
+            EvidenceLevel::Corroborated
+        );
+        assert_eq!(alerts[0].problem, "infected_bot");
+        assert!(alerts[0].advice.contains("Reboot"));
+    }
 
     fn isp(name: &str, prefixes: &[&str]) -> Isp {
         Isp {

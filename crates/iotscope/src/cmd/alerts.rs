@@ -281,6 +281,60 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                 created += c;
                 updated += u;
             }
+            // Honeypot sessions, a page at a time by start time (sessions
+            // starting in the same nanosecond as the page's last are read
+            // again and skipped by id).
+            let mut since: Option<i64> = None;
+            let mut seen_at_edge: Vec<(String, String)> = Vec::new();
+            loop {
+                let page = store.honeypot_sessions(since, None, PAGE)?;
+                let fresh: Vec<_> = page
+                    .iter()
+                    .filter(|h| !seen_at_edge.contains(&(h.sensor.clone(), h.id.clone())))
+                    .collect();
+                if fresh.is_empty() {
+                    break;
+                }
+                let rfc = |ns: i64| {
+                    humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64),
+                    )
+                    .to_string()
+                };
+                let inputs: Vec<iotscope_alerts::HoneypotInput> = fresh
+                    .iter()
+                    .map(|h| iotscope_alerts::HoneypotInput {
+                        ip: h.src_ip.clone(),
+                        sensor: h.sensor.clone(),
+                        session: h.id.clone(),
+                        login: h.login.clone(),
+                        lines: h.commands.iter().map(|c| c.1.clone()).collect(),
+                        downloads: h.downloads.iter().map(|d| d.1.clone()).collect(),
+                        payloads: h.payloads.iter().map(|p| p.1.clone()).collect(),
+                        input_sha256: h.input_sha256.clone(),
+                        linked: h.linked.clone(),
+                        first_seen: rfc(h.start_ns),
+                        last_seen: rfc(h.end_ns),
+                    })
+                    .collect();
+                let records: Vec<AlertRecord> = iotscope_alerts::from_honeypot(&inputs)
+                    .into_iter()
+                    .map(|a| to_record(&with_as(a)))
+                    .collect();
+                let (c, u) = store.merge_alerts(&records)?;
+                created += c;
+                updated += u;
+                let last_ns = page.last().map_or(0, |h| h.start_ns);
+                seen_at_edge = page
+                    .iter()
+                    .filter(|h| h.start_ns == last_ns)
+                    .map(|h| (h.sensor.clone(), h.id.clone()))
+                    .collect();
+                since = Some(last_ns);
+                if page.len() < PAGE {
+                    break;
+                }
+            }
             eprintln!("iotscope alerts: {created} new, {updated} updated");
         }
         AlertsCommand::Send {

