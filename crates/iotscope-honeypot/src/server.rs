@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::events::{unix_ns, Event, EventKind};
 use crate::extract::{stub_downloads, Download};
 use crate::persona::{Deployment, SplitMix};
+use crate::shell::Shell;
 use crate::telnet::{Accepted, SessionEvent, TelnetSession};
 
 /// The bounds of the honeypot (defaults in [`Limits::default`]).
@@ -275,7 +276,7 @@ impl Linker {
     }
 }
 
-struct Shared {
+pub(crate) struct Shared {
     config: HoneypotConfig,
     stats: Arc<Stats>,
     tx: mpsc::Sender<Record>,
@@ -416,7 +417,7 @@ pub async fn run(
             let _permit = permit;
             shared.stats.sessions.fetch_add(1, Ordering::Relaxed);
             shared.stats.active.fetch_add(1, Ordering::Relaxed);
-            session(&shared, stream, peer, local).await;
+            telnet_session(shared.clone(), stream, peer, local).await;
             shared.stats.active.fetch_sub(1, Ordering::Relaxed);
             let mut m = shared.per_source.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(n) = m.get_mut(&key) {
@@ -436,57 +437,230 @@ pub async fn run(
     Ok(())
 }
 
-/// One connection, from greeting to record.
-async fn session(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, local: SocketAddr) {
-    let cfg = &shared.config;
-    let lim = &cfg.limits;
-    let id = {
-        let mut g = shared.ids.lock().unwrap_or_else(|e| e.into_inner());
-        format!("{:012x}", g.next_u64() & 0xffff_ffff_ffff)
-    };
-    let started = Instant::now();
-    let start_time = SystemTime::now();
-    let emit = |kind: EventKind| {
-        Record::Event(Event {
-            at: SystemTime::now(),
-            session: id.clone(),
-            src: peer,
-            kind,
-        })
-    };
-    let _ = shared
-        .tx
-        .send(emit(EventKind::Connect {
+/// One session's record and events, whatever the protocol: what the
+/// telnet loop and the SSH handler both report through.
+pub(crate) struct Log {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) rec: SessionRecord,
+    pub(crate) started: Instant,
+}
+
+impl Log {
+    /// A new session from `peer` on `local`; sends its connect event.
+    pub(crate) async fn open(
+        shared: Arc<Shared>,
+        peer: SocketAddr,
+        local: SocketAddr,
+        protocol: &'static str,
+    ) -> Log {
+        let id = {
+            let mut g = shared.ids.lock().unwrap_or_else(|e| e.into_inner());
+            format!("{:012x}", g.next_u64() & 0xffff_ffff_ffff)
+        };
+        let log = Log {
+            rec: SessionRecord {
+                id,
+                protocol: protocol.into(),
+                src: peer,
+                dst: local,
+                start_ns: unix_ns(SystemTime::now()),
+                end_ns: 0,
+                login: None,
+                attempts: Vec::new(),
+                commands: Vec::new(),
+                downloads: Vec::new(),
+                payloads: Vec::new(),
+                input_sha256: String::new(),
+                reason: String::new(),
+                linked: None,
+                truncated: 0,
+            },
+            started: Instant::now(),
+            shared,
+        };
+        log.emit(EventKind::Connect {
             dst: local,
-            protocol: "telnet",
-        }))
+            protocol,
+        })
         .await;
-    let uptime = cfg.deployment.uptime_at_start + shared.started.elapsed().as_secs();
+        log
+    }
+
+    /// Seconds the device has been up.
+    pub(crate) fn uptime(&self) -> u64 {
+        self.shared.config.deployment.uptime_at_start + self.shared.started.elapsed().as_secs()
+    }
+
+    /// Sends one event; false when the writer is gone (shutting down).
+    pub(crate) async fn emit(&self, kind: EventKind) -> bool {
+        let ev = Event {
+            at: SystemTime::now(),
+            session: self.rec.id.clone(),
+            src: self.rec.src,
+            kind,
+        };
+        self.shared.tx.send(Record::Event(ev)).await.is_ok()
+    }
+
+    /// Records what the session saw and sends its event.
+    pub(crate) async fn note(&mut self, ev: SessionEvent) -> bool {
+        let lim = &self.shared.config.limits;
+        let rec = &mut self.rec;
+        let at_ns = unix_ns(SystemTime::now());
+        let kind = match ev {
+            SessionEvent::LoginSuccess { user, password }
+            | SessionEvent::LoginFailed { user, password } => {
+                let success =
+                    rec.login.is_none() && self.shared.config.accepted.accepts(&user, &password);
+                if success {
+                    rec.login = Some((user.clone(), password.clone()));
+                    self.shared.stats.logins.fetch_add(1, Ordering::Relaxed);
+                }
+                let a = LoginAttempt {
+                    at_ns,
+                    user: user.clone(),
+                    password: password.clone(),
+                    success,
+                };
+                push(&mut rec.attempts, &mut rec.truncated, lim.max_records, a);
+                EventKind::Login {
+                    username: user,
+                    password,
+                    success,
+                }
+            }
+            SessionEvent::Input { line } => {
+                push(
+                    &mut rec.commands,
+                    &mut rec.truncated,
+                    lim.max_records,
+                    (at_ns, line.clone(), true),
+                );
+                EventKind::Command { input: line }
+            }
+            SessionEvent::Failed { command } => {
+                if let Some(last) = rec.commands.last_mut() {
+                    last.2 = false;
+                }
+                EventKind::CommandFailed { input: command }
+            }
+            SessionEvent::Download(d) => {
+                if !rec.downloads.contains(&d) {
+                    push(
+                        &mut rec.downloads,
+                        &mut rec.truncated,
+                        lim.max_records,
+                        d.clone(),
+                    );
+                }
+                EventKind::Download(d)
+            }
+            SessionEvent::ClientSize { width, height } => EventKind::ClientSize { width, height },
+        };
+        self.emit(kind).await
+    }
+
+    /// Ends the session: payloads and stub addresses from `shell`'s written
+    /// files, the scanner/loader link, the closed event and the record.
+    pub(crate) async fn finish(
+        mut self,
+        shell: &Shell,
+        input_sha256: String,
+        reason: &'static str,
+    ) {
+        let shared = self.shared.clone();
+        let cfg = &shared.config;
+        let lim = &cfg.limits;
+        // Every file written with non-trivial content (Mirai's 4-byte "AK47"
+        // probe is not a sample), except copies of the device's own binary.
+        for (path, bytes) in shell.written_files() {
+            if bytes.len() < 16 || *bytes == cfg.deployment.echo_binary {
+                continue;
+            }
+            let sha: String = Sha256::digest(bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let (outfile, duplicate) = keep_payload(&shared, &sha, bytes);
+            for d in stub_downloads(bytes) {
+                if !self.rec.downloads.contains(&d) {
+                    self.emit(EventKind::Download(d.clone())).await;
+                    push(
+                        &mut self.rec.downloads,
+                        &mut self.rec.truncated,
+                        lim.max_records,
+                        d,
+                    );
+                }
+            }
+            let size = bytes.len();
+            self.emit(EventKind::FileUpload {
+                filename: path.clone(),
+                outfile,
+                shasum: sha.clone(),
+                size,
+                duplicate,
+            })
+            .await;
+            self.rec.payloads.push(Payload {
+                path: path.clone(),
+                sha256: sha,
+                size,
+                duplicate,
+            });
+        }
+        self.rec.input_sha256 = input_sha256;
+        self.rec.reason = reason.to_string();
+        self.rec.end_ns = unix_ns(SystemTime::now());
+        if let Some(pair) = self.rec.login.clone() {
+            let now = Instant::now();
+            {
+                let mut l = shared.linker.lock().unwrap_or_else(|e| e.into_inner());
+                l.expire(now, cfg.link_window);
+                if self.rec.is_loader() {
+                    self.rec.linked = l.loader(&pair, self.rec.src.ip());
+                } else {
+                    l.scanner(pair.clone(), now, self.rec.id.clone(), self.rec.src.ip());
+                }
+            }
+            if let Some((sid, sip)) = self.rec.linked.clone() {
+                shared.stats.linked.fetch_add(1, Ordering::Relaxed);
+                let pair = format!("{}/{}", pair.0, pair.1);
+                self.emit(EventKind::Linked {
+                    scanner_session: sid,
+                    scanner_ip: sip.to_string(),
+                    pair,
+                })
+                .await;
+            }
+        }
+        self.emit(EventKind::Closed {
+            duration: self.started.elapsed(),
+            reason,
+        })
+        .await;
+        let _ = shared.tx.send(Record::Session(Box::new(self.rec))).await;
+    }
+}
+
+/// One telnet connection, from greeting to record.
+async fn telnet_session(
+    shared: Arc<Shared>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+) {
+    let lim = shared.config.limits.clone();
+    let mut log = Log::open(shared.clone(), peer, local, "telnet").await;
     let mut t = TelnetSession::new(
-        cfg.deployment.clone(),
-        cfg.accepted.clone(),
-        uptime,
+        shared.config.deployment.clone(),
+        shared.config.accepted.clone(),
+        log.uptime(),
         lim.max_attempts,
     );
-    let mut rec = SessionRecord {
-        id: id.clone(),
-        protocol: "telnet".into(),
-        src: peer,
-        dst: local,
-        start_ns: unix_ns(start_time),
-        end_ns: 0,
-        login: None,
-        attempts: Vec::new(),
-        commands: Vec::new(),
-        downloads: Vec::new(),
-        payloads: Vec::new(),
-        input_sha256: String::new(),
-        reason: String::new(),
-        linked: None,
-        truncated: 0,
-    };
     let _ = stream.set_nodelay(true);
     let mut closing = shared.closing.clone();
+    let started = log.started;
     let mut input = 0usize;
     let mut buf = vec![0u8; 4096];
     let reason: &'static str = 'talk: {
@@ -500,7 +674,7 @@ async fn session(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, local
             let now = Instant::now();
             let mut deadline = now + lim.idle_timeout;
             let mut why = "idle";
-            if rec.login.is_none() && started + lim.login_timeout < deadline {
+            if log.rec.login.is_none() && started + lim.login_timeout < deadline {
                 deadline = started + lim.login_timeout;
                 why = "login timeout";
             }
@@ -522,63 +696,7 @@ async fn session(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, local
             }
             let step = t.feed(&buf[..n]);
             for ev in step.events {
-                let at_ns = unix_ns(SystemTime::now());
-                let kind = match ev {
-                    SessionEvent::LoginSuccess { user, password }
-                    | SessionEvent::LoginFailed { user, password } => {
-                        let success = rec.login.is_none() && cfg.accepted.accepts(&user, &password);
-                        if success {
-                            rec.login = Some((user.clone(), password.clone()));
-                            shared.stats.logins.fetch_add(1, Ordering::Relaxed);
-                        }
-                        push(
-                            &mut rec.attempts,
-                            &mut rec.truncated,
-                            lim.max_records,
-                            LoginAttempt {
-                                at_ns,
-                                user: user.clone(),
-                                password: password.clone(),
-                                success,
-                            },
-                        );
-                        EventKind::Login {
-                            username: user,
-                            password,
-                            success,
-                        }
-                    }
-                    SessionEvent::Input { line } => {
-                        push(
-                            &mut rec.commands,
-                            &mut rec.truncated,
-                            lim.max_records,
-                            (at_ns, line.clone(), true),
-                        );
-                        EventKind::Command { input: line }
-                    }
-                    SessionEvent::Failed { command } => {
-                        if let Some(last) = rec.commands.last_mut() {
-                            last.2 = false;
-                        }
-                        EventKind::CommandFailed { input: command }
-                    }
-                    SessionEvent::Download(d) => {
-                        if !rec.downloads.contains(&d) {
-                            push(
-                                &mut rec.downloads,
-                                &mut rec.truncated,
-                                lim.max_records,
-                                d.clone(),
-                            );
-                        }
-                        EventKind::Download(d)
-                    }
-                    SessionEvent::ClientSize { width, height } => {
-                        EventKind::ClientSize { width, height }
-                    }
-                };
-                if shared.tx.send(emit(kind)).await.is_err() {
+                if !log.note(ev).await {
                     break 'talk "shutdown";
                 }
             }
@@ -595,7 +713,7 @@ async fn session(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, local
                 break 'talk "client";
             }
             if step.close {
-                break 'talk if rec.login.is_some() {
+                break 'talk if log.rec.login.is_some() {
                     "exit"
                 } else {
                     "login attempts"
@@ -604,74 +722,8 @@ async fn session(shared: &Shared, mut stream: TcpStream, peer: SocketAddr, local
         }
     };
     let _ = stream.shutdown().await;
-    // Payloads: every file written with non-trivial content (Mirai's 4-byte
-    // "AK47" probe is not a sample), except copies of the device's own binary.
-    for (path, bytes) in t.shell().written_files() {
-        if bytes.len() < 16 || *bytes == cfg.deployment.echo_binary {
-            continue;
-        }
-        let sha: String = Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let (outfile, duplicate) = keep_payload(shared, &sha, bytes);
-        for d in stub_downloads(bytes) {
-            if !rec.downloads.contains(&d) {
-                let _ = shared.tx.send(emit(EventKind::Download(d.clone()))).await;
-                push(&mut rec.downloads, &mut rec.truncated, lim.max_records, d);
-            }
-        }
-        let _ = shared
-            .tx
-            .send(emit(EventKind::FileUpload {
-                filename: path.clone(),
-                outfile,
-                shasum: sha.clone(),
-                size: bytes.len(),
-                duplicate,
-            }))
-            .await;
-        rec.payloads.push(Payload {
-            path: path.clone(),
-            sha256: sha,
-            size: bytes.len(),
-            duplicate,
-        });
-    }
-    rec.input_sha256 = t.input_sha256();
-    rec.reason = reason.to_string();
-    rec.end_ns = unix_ns(SystemTime::now());
-    if let Some(pair) = rec.login.clone() {
-        let now = Instant::now();
-        {
-            let mut l = shared.linker.lock().unwrap_or_else(|e| e.into_inner());
-            l.expire(now, cfg.link_window);
-            if rec.is_loader() {
-                rec.linked = l.loader(&pair, peer.ip());
-            } else {
-                l.scanner(pair.clone(), now, id.clone(), peer.ip());
-            }
-        }
-        if let Some((sid, sip)) = &rec.linked {
-            shared.stats.linked.fetch_add(1, Ordering::Relaxed);
-            let _ = shared
-                .tx
-                .send(emit(EventKind::Linked {
-                    scanner_session: sid.clone(),
-                    scanner_ip: sip.to_string(),
-                    pair: format!("{}/{}", pair.0, pair.1),
-                }))
-                .await;
-        }
-    }
-    let _ = shared
-        .tx
-        .send(emit(EventKind::Closed {
-            duration: started.elapsed(),
-            reason,
-        }))
-        .await;
-    let _ = shared.tx.send(Record::Session(Box::new(rec))).await;
+    let sha = t.input_sha256();
+    log.finish(t.shell(), sha, reason).await;
 }
 
 fn push<T>(v: &mut Vec<T>, truncated: &mut u64, max: usize, x: T) {
