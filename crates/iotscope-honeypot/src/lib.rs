@@ -6,6 +6,7 @@
 //! - [`persona`]: device profiles and their per-deployment variation;
 //! - [`shell`]: BusyBox `ash` emulated, sans-IO;
 //! - [`telnet`]: the telnet session (NVT, login, shell), sans-IO;
+//! - [`ssh`]: the SSH listener (russh), the same logins and shell;
 //! - [`extract`]: download URLs and hosts, stub addresses;
 //! - [`events`]: Cowrie-format JSON events;
 //! - [`server`]: listeners, bounds, payload samples, session linking.
@@ -17,4 +18,5 @@ pub mod persona;
 pub mod record;
 pub mod server;
 pub mod shell;
+pub mod ssh;
 pub mod telnet;

@@ -68,10 +68,18 @@ pub struct Persona {
     pub dirs: Vec<String>,
     /// Directories a bot may write to (it looks for them in /proc/mounts).
     pub writable: Vec<String>,
+    /// The SSH server's identification line (RFC 4253 section 4.2); most
+    /// embedded devices run Dropbear.
+    #[serde(default = "default_ssh_banner")]
+    pub ssh_banner: String,
     /// Router CLI words that answer nothing rather than BusyBox's "not
     /// found" (`enable`, `system`, `shell` on Huawei/ZTE-style consoles).
     #[serde(default)]
     pub quiet: Vec<String>,
+}
+
+fn default_ssh_banner() -> String {
+    "SSH-2.0-dropbear_2014.63".into()
 }
 
 #[derive(Deserialize)]

@@ -277,7 +277,7 @@ impl Linker {
 }
 
 pub(crate) struct Shared {
-    config: HoneypotConfig,
+    pub(crate) config: HoneypotConfig,
     stats: Arc<Stats>,
     tx: mpsc::Sender<Record>,
     per_source: Mutex<HashMap<IpAddr, usize>>,
@@ -285,7 +285,7 @@ pub(crate) struct Shared {
     ids: Mutex<SplitMix>,
     started: Instant,
     payload_bytes: Mutex<u64>,
-    closing: watch::Receiver<bool>,
+    pub(crate) closing: watch::Receiver<bool>,
 }
 
 /// The address a per-source limit counts by: IPv4 itself, IPv6 its /64.
@@ -311,14 +311,23 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs the honeypot on `listeners` (each with its protocol, "telnet")
+/// What a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// Telnet (RFC 854), BusyBox telnetd's way.
+    Telnet,
+    /// SSH (RFC 4253), Dropbear's way.
+    Ssh,
+}
+
+/// Runs the honeypot on `listeners` (each with its protocol)
 /// until `shutdown` resolves; then open sessions are ended (reason
 /// "shutdown"), their records written, and the recorder flushed.
 ///
 /// Errors: the recorder's first error is logged to stderr and counted in
 /// [`Stats::record_errors`]; the honeypot keeps running.
 pub async fn run(
-    listeners: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, Protocol)>,
     config: HoneypotConfig,
     mut recorder: Box<dyn Recorder>,
     stats: Arc<Stats>,
@@ -369,8 +378,8 @@ pub async fn run(
     });
     let slots = Arc::new(Semaphore::new(shared.config.limits.max_sessions.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    let (conn_tx, mut conn_rx) = mpsc::channel::<(TcpStream, SocketAddr, SocketAddr)>(64);
-    for l in listeners {
+    let (conn_tx, mut conn_rx) = mpsc::channel::<(TcpStream, SocketAddr, SocketAddr, Protocol)>(64);
+    for (l, protocol) in listeners {
         let conn_tx = conn_tx.clone();
         let mut closing = shared.closing.clone();
         tasks.spawn(async move {
@@ -379,7 +388,7 @@ pub async fn run(
                     r = l.accept() => match r {
                         Ok((s, peer)) => {
                             let local = s.local_addr().unwrap_or_else(|_| l.local_addr().expect("a bound listener"));
-                            if conn_tx.send((s, peer, local)).await.is_err() {
+                            if conn_tx.send((s, peer, local, protocol)).await.is_err() {
                                 return;
                             }
                         }
@@ -394,7 +403,7 @@ pub async fn run(
     drop(conn_tx);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, peer, local) = tokio::select! {
+        let (stream, peer, local, protocol) = tokio::select! {
             c = conn_rx.recv() => match c { Some(c) => c, None => break },
             _ = &mut shutdown => break,
         };
@@ -417,7 +426,10 @@ pub async fn run(
             let _permit = permit;
             shared.stats.sessions.fetch_add(1, Ordering::Relaxed);
             shared.stats.active.fetch_add(1, Ordering::Relaxed);
-            telnet_session(shared.clone(), stream, peer, local).await;
+            match protocol {
+                Protocol::Telnet => telnet_session(shared.clone(), stream, peer, local).await,
+                Protocol::Ssh => crate::ssh::ssh_session(shared.clone(), stream, peer, local).await,
+            }
             shared.stats.active.fetch_sub(1, Ordering::Relaxed);
             let mut m = shared.per_source.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(n) = m.get_mut(&key) {

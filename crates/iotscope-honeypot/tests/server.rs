@@ -125,9 +125,15 @@ async fn start(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (r, s) = (rec.clone(), stats.clone());
     let task = tokio::spawn(async move {
-        server::run(vec![l], cfg, Box::new(r), s, async move {
-            let _ = stopped.await;
-        })
+        server::run(
+            vec![(l, server::Protocol::Telnet)],
+            cfg,
+            Box::new(r),
+            s,
+            async move {
+                let _ = stopped.await;
+            },
+        )
         .await
         .unwrap();
     });

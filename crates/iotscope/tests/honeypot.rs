@@ -9,6 +9,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{have, skip};
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_iotscope"))
 }
@@ -273,4 +276,122 @@ fn bad_flags_say_what_is_wrong() {
         e.contains("no such persona") && e.contains("hisilicon-dvr"),
         "{e}"
     );
+}
+
+/// OpenSSH logs in with sshpass: an exec request and an interactive shell
+/// get the same emulated device; a wrong password is refused and recorded.
+#[test]
+fn openssh_clients_see_the_device_over_ssh() {
+    if !have("ssh") || !have("sshpass") {
+        return skip("ssh or sshpass not installed");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let mut child = bin()
+        .args([
+            "honeypot",
+            "--ssh",
+            "127.0.0.1:0",
+            "--persona",
+            "arm-camera",
+            "--sensor",
+            "hp-ssh",
+        ])
+        .args([
+            "--login-fail-delay",
+            "0s",
+            "--duration",
+            "60s",
+            "--status",
+            "0s",
+            "--seed",
+            "3",
+        ])
+        .arg("--db")
+        .arg(&db)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while !line.ends_with(b"\n") {
+        assert_eq!(err.read(&mut b).unwrap(), 1);
+        line.push(b[0]);
+    }
+    let text = String::from_utf8_lossy(&line).into_owned();
+    assert!(text.contains("ssh on 127.0.0.1:"), "{text}");
+    let port = text
+        .split("127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let ssh = |password: &str, args: &[&str]| {
+        Command::new("sshpass")
+            .args([
+                "-p",
+                password,
+                "ssh",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .args([
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "NumberOfPasswordPrompts=1",
+                "-o",
+                "ConnectTimeout=10",
+                "-p",
+                &port,
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = ssh(
+        "xc3511",
+        &[
+            "root@127.0.0.1",
+            "uname -m; /bin/busybox MIRAI; cat /proc/cpuinfo | grep Hardware",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Standard error comes on the same stream (as through a pty).
+    assert_eq!(
+        stdout, "armv5tejl\nMIRAI: applet not found\nHardware\t: Faraday GM8126\n",
+        "{out:?}"
+    );
+    let out = ssh("not-in-the-list", &["root@127.0.0.1", "id"]);
+    assert!(!out.status.success());
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let rows: Vec<(String, Option<String>, String)> = conn
+        .prepare("SELECT protocol, username, reason FROM honeypot_sessions ORDER BY start_ns")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows[0], ("ssh".into(), Some("root".into()), "exit".into()));
+    assert_eq!(rows[1].1, None);
+    let failed: String = conn
+        .query_row(
+            "SELECT password FROM honeypot_logins WHERE success = 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(failed, "not-in-the-list");
 }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use iotscope_honeypot::persona::{builtin_personas, extend_personas, parse_personas, Deployment};
 use iotscope_honeypot::record::{Fanout, StoreRecorder};
 use iotscope_honeypot::server::{
-    self, HoneypotConfig, JsonLines, Limits, PayloadStore, Recorder, Stats,
+    self, HoneypotConfig, JsonLines, Limits, PayloadStore, Protocol, Recorder, Stats,
 };
 use iotscope_honeypot::telnet::Accepted;
 use serde::Deserialize;
@@ -22,6 +22,11 @@ pub struct HoneypotArgs {
     /// Telnet listener (repeatable), e.g. 0.0.0.0:23 or [::]:2323.
     #[arg(long, value_name = "ADDR:PORT")]
     telnet: Vec<String>,
+    /// SSH listener (repeatable), e.g. 0.0.0.0:22 or [::]:2222: password
+    /// logins from the same dictionary, the persona's Dropbear banner, a
+    /// host key derived from the seed.
+    #[arg(long, value_name = "ADDR:PORT")]
+    ssh: Vec<String>,
     /// Append events in Cowrie's JSON format (one object per line) here.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
@@ -94,6 +99,9 @@ pub struct HoneypotDefaults {
     /// Telnet listeners.
     #[serde(default)]
     pub telnet: Vec<String>,
+    /// SSH listeners.
+    #[serde(default)]
+    pub ssh: Vec<String>,
     /// Events file.
     pub events: Option<PathBuf>,
     /// Persona name.
@@ -134,22 +142,29 @@ pub fn run(a: HoneypotArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
         anyhow::bail!("--format csv: the honeypot's summary is table or json (sessions are in the store and --events)");
     }
     let d = &cfg.honeypot;
-    let telnet: Vec<String> = if a.telnet.is_empty() {
-        d.telnet.clone()
-    } else {
+    let given = !a.telnet.is_empty() || !a.ssh.is_empty();
+    let telnet = if given {
         a.telnet.clone()
+    } else {
+        d.telnet.clone()
     };
-    if telnet.is_empty() {
+    let ssh = if given { a.ssh.clone() } else { d.ssh.clone() };
+    if telnet.is_empty() && ssh.is_empty() {
         anyhow::bail!(
-            "give at least one listener: --telnet ADDR:PORT (or telnet = [...] in [honeypot])"
+            "give at least one listener: --telnet ADDR:PORT or --ssh ADDR:PORT (or telnet = [...] / ssh = [...] in [honeypot])"
         );
     }
     let mut addrs = Vec::new();
-    for t in &telnet {
-        let addr: std::net::SocketAddr = t.parse().with_context(|| {
-            format!("--telnet {t:?}: expected ADDR:PORT such as 0.0.0.0:23 or [::]:2323")
-        })?;
-        addrs.push(addr);
+    for (flag, list, protocol) in [
+        ("--telnet", &telnet, Protocol::Telnet),
+        ("--ssh", &ssh, Protocol::Ssh),
+    ] {
+        for t in list {
+            let addr: std::net::SocketAddr = t.parse().with_context(|| {
+                format!("{flag} {t:?}: expected ADDR:PORT such as 0.0.0.0:23 or [::]:2323")
+            })?;
+            addrs.push((addr, protocol));
+        }
     }
     let mut personas = builtin_personas();
     if let Some(p) = a.personas.as_ref().or(d.personas.as_ref()) {
@@ -247,15 +262,16 @@ pub fn run(a: HoneypotArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
     let started = std::time::Instant::now();
     rt.block_on(async {
         let mut listeners = Vec::new();
-        for addr in &addrs {
+        for (addr, protocol) in &addrs {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr} (ports below 1024 need CAP_NET_BIND_SERVICE)"))?;
+            let name = if *protocol == Protocol::Ssh { "ssh" } else { "telnet" };
             eprintln!(
-                "iotscope honeypot: telnet on {} as {persona_name} ({sensor})",
+                "iotscope honeypot: {name} on {} as {persona_name} ({sensor})",
                 l.local_addr()?
             );
-            listeners.push(l);
+            listeners.push((l, *protocol));
         }
         let status_stats = stats.clone();
         let status_every = a.status;
