@@ -446,9 +446,37 @@ async function loadAlerts() {
   fillTable('#alerts', rows);
 }
 
+// ---- honeypot --------------------------------------------------------------
+
+async function loadHoneypot() {
+  const r = await api(`/api/honeypot${query($('#hp-form'), ['since', 'until'])}`);
+  $('#hp-sessions').textContent = fmt(r.sessions);
+  $('#hp-logins').textContent = fmt(r.logins);
+  $('#hp-sources').textContent = fmt(r.sources);
+  const lim = $('#hp-limited');
+  lim.hidden = !r.limited;
+  lim.textContent = r.limited ? 'The period holds more sessions than were read: narrow it to see all of them.' : '';
+  const chart = $('#hp-chart');
+  const max = Math.max(1, ...r.series.map((b) => b.sessions));
+  // At least a day's width of slots, so a few hours do not fill the chart.
+  const w = 1000 / Math.max(24, r.series.length);
+  chart.replaceChildren(...r.series.map((b, i) => el('svg:rect', {
+    x: i * w, width: Math.max(1, w - 1), y: 160 - (b.sessions / max) * 160, height: (b.sessions / max) * 160,
+    fill: '#ff3b30', 'data-start': b.start,
+  }, el('svg:title', { text: `${b.start}: ${b.sessions} sessions, ${b.logins} logins` }))));
+  fillTable('#hp-credentials', r.credentials.map((c) => el('tr', {},
+    el('td', { text: c.username }), el('td', { text: c.password }), el('td', { text: fmt(c.attempts) }), el('td', { text: fmt(c.successes) }))));
+  fillTable('#hp-commands', r.commands.map((c) => el('tr', {}, el('td', {}, el('code', { text: c.input })), el('td', { text: fmt(c.count) }))));
+  fillTable('#hp-downloads', r.downloads.map((d) => el('tr', {},
+    el('td', {}, el('code', { text: d.url })), el('td', { text: d.kind }), el('td', { text: d.host || '' }),
+    el('td', { text: fmt(d.count) }), el('td', { text: d.first_seen }), el('td', { text: d.last_seen }))));
+  fillTable('#hp-links', r.links.map((l) => el('tr', {},
+    el('td', { text: l.scanner_ip }), el('td', { text: l.loader_ip }), el('td', { text: l.pair || '' }), el('td', { text: l.at }))));
+}
+
 // ---- routing ---------------------------------------------------------------
 
-const PAGES = { overview: loadOverview, map: loadMap, series: loadSeries, survey: loadSurvey, alerts: loadAlerts, login: async () => {} };
+const PAGES = { overview: loadOverview, map: loadMap, series: loadSeries, survey: loadSurvey, alerts: loadAlerts, honeypot: loadHoneypot, login: async () => {} };
 
 // Each navigation's number: a page that is still loading when the visitor
 // moves on must not mark the next page ready (or draw over it) when it ends.
@@ -516,6 +544,7 @@ document.addEventListener('DOMContentLoaded', async () => {
   onSubmit('#series-form', loadSeries);
   onSubmit('#survey-form', () => { state.findingsOffset = 0; return loadSurvey(); });
   onSubmit('#alerts-form', () => { state.alertsOffset = 0; return loadAlerts(); });
+  onSubmit('#hp-form', loadHoneypot);
   for (const [name, load] of [['findings', loadSurvey], ['alerts', loadAlerts]]) {
     const key = `${name}Offset`;
     $(`#${name}-prev`).addEventListener('click', async () => { state[key] = Math.max(0, (state[key] || 0) - PAGE); await load(); });

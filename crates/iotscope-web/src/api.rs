@@ -21,7 +21,7 @@ type Params = Query<HashMap<String, String>>;
 
 /// Parameters a route knows; any other is an error (a typo should not
 /// silently widen a query).
-fn only(q: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn only(q: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
     match q.keys().find(|k| !known.contains(&k.as_str())) {
         Some(k) => Err(ApiError::bad_request(format!(
             "unknown parameter {k:?}; this endpoint takes: {}",
@@ -32,7 +32,7 @@ fn only(q: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
 }
 
 /// `since` / `until`: RFC 3339 times.
-fn time(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn time(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
     let Some(text) = q.get(name).filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
@@ -48,7 +48,7 @@ fn time(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError
     Ok(Some(ns))
 }
 
-fn number(
+pub(crate) fn number(
     q: &HashMap<String, String>,
     name: &str,
     default: usize,

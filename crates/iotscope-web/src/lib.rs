@@ -16,6 +16,7 @@ mod assets;
 mod auth;
 mod check;
 pub mod client;
+mod honeypot;
 mod limit;
 mod metrics;
 
@@ -508,6 +509,7 @@ pub fn router(settings: Settings) -> Result<Router, WebError> {
             "/api/logout",
             post(auth::logout).layer(DefaultBodyLimit::max(LOGOUT_BODY)),
         )
+        .route("/api/honeypot", get(honeypot::honeypot))
         .route("/api/me", get(auth::me))
         .route("/api/version", get(api::version))
         .route("/api/openapi.json", get(assets::openapi))

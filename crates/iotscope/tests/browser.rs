@@ -20,6 +20,53 @@ fn a_person_can_use_every_page() {
     };
     let lab = common::RunningLab::start(SUBNET, 24, 9);
     let (cfg, db) = common::dashboard_store(&lab, SUBNET);
+    // Honeypot sessions: a scanner and a failed login from ISP A's
+    // addresses, a loader from ISP B's linked to the scanner.
+    {
+        use iotscope_store::{HoneypotSession, Store};
+        let mut st = iotscope_store::SqliteStore::open(&db).unwrap();
+        let t0 = 1_764_547_200_000_000_000i64;
+        let scanner = HoneypotSession {
+            sensor: "hp".into(),
+            id: "00000000000a".into(),
+            protocol: "telnet".into(),
+            src_ip: "127.78.31.5".into(),
+            dst_ip: "127.0.0.1".into(),
+            dst_port: 2323,
+            start_ns: t0,
+            end_ns: t0 + 1,
+            login: Some(("root".into(), "xc3511".into())),
+            logins: vec![(t0, "root".into(), "xc3511".into(), true)],
+            commands: vec![(t0, "/bin/busybox MIRAI".into(), false)],
+            reason: "client".into(),
+            ..Default::default()
+        };
+        let failed = HoneypotSession {
+            id: "00000000000b".into(),
+            src_ip: "127.78.31.6".into(),
+            start_ns: t0 + 60_000_000_000,
+            login: None,
+            logins: vec![(t0, "admin".into(), "<b>x</b>".into(), false)],
+            commands: Vec::new(),
+            ..scanner.clone()
+        };
+        let loader = HoneypotSession {
+            id: "00000000000c".into(),
+            src_ip: "127.78.31.20".into(),
+            start_ns: t0 + 120_000_000_000,
+            downloads: vec![(
+                "wget".into(),
+                "http://11.0.9.7/bins/x.arm7".into(),
+                Some("11.0.9.7".into()),
+                Some(80),
+            )],
+            linked: Some(("00000000000a".into(), "127.78.31.5".into())),
+            ..scanner.clone()
+        };
+        for s in [&scanner, &failed, &loader] {
+            assert!(st.save_honeypot_session(s).unwrap());
+        }
+    }
     let server = Server::start(&cfg, &db, &[]);
     let port = server.port;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_iotscope"))
@@ -111,7 +158,9 @@ fn a_person_can_use_every_page() {
         "alerts": alerts["total"],
         "isp_a_alerts": isp_a.len(),
         "isp_a_ips": isp_a,
+        "hp": api("/api/honeypot"),
     });
+    assert_eq!(expect["hp"]["sessions"], 3, "{}", expect["hp"]);
     assert!(expect["critical"].as_u64().unwrap() > 0, "{expect}");
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-shots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -166,6 +215,7 @@ fn a_person_can_use_every_page() {
         "series",
         "survey",
         "alerts",
+        "honeypot",
         "isp-alerts",
         "check",
     ] {

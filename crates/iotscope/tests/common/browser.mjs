@@ -132,6 +132,18 @@ try {
     await page.waitForFunction((n) => document.querySelectorAll('tr.alert').length === n
       && !document.querySelector('#alerts-prev').disabled, Math.min(100, E.alerts - 100));
   }
+  // Honeypot: the figures and rows the API gives; text from attackers is
+  // shown as text (a password with markup makes no element).
+  await page.goto(`${base}/#honeypot`);
+  await ready(page, 'honeypot');
+  check(await page.textContent('#hp-sessions') === String(E.hp.sessions), `honeypot sessions ${await page.textContent('#hp-sessions')}`);
+  check(await page.locator('#hp-downloads tbody tr').count() === E.hp.downloads.length, 'honeypot URL rows');
+  check(await page.locator('#hp-links tbody tr').count() === E.hp.links.length, 'scanner/loader rows');
+  check(await page.locator('#hp-chart rect').count() === E.hp.series.length, 'one bar per hour');
+  check(await page.locator('#hp-credentials b').count() === 0, 'no markup from a password');
+  check((await page.textContent('#hp-credentials')).includes('<b>x</b>'), 'the password shown as typed');
+  await page.screenshot({ path: `${shots}/honeypot.png`, fullPage: true });
+
   await page.click('#logout');
   await page.waitForFunction(() => location.hash === '#overview');
 
@@ -149,6 +161,11 @@ try {
   check(ispIps.length === E.isp_a_alerts, `ISP A rows ${ispIps.length} != ${E.isp_a_alerts} (page ${said})`);
   check(ispIps.every((x) => E.isp_a_ips.includes(x)), `ISP A sees only its addresses: ${ispIps}`);
   await isp.screenshot({ path: `${shots}/isp-alerts.png`, fullPage: true });
+  // ISP A sees the sessions of its own addresses only (not ISP B's loader).
+  await isp.goto(`${base}/#honeypot`);
+  await ready(isp, 'honeypot');
+  check(await isp.textContent('#hp-sessions') === '2', `ISP A honeypot sessions ${await isp.textContent('#hp-sessions')}`);
+  check(await isp.locator('#hp-links tbody tr').count() === 0, 'ISP A sees no link to ISP B\'s loader');
 
   // The owners' page.
   await page.goto(`${base}/check?lang=ja`);
