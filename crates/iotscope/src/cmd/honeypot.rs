@@ -58,6 +58,22 @@ pub struct HoneypotArgs {
     /// Bytes the payload directory may hold (e.g. 500M).
     #[arg(long, value_name = "BYTES", default_value = "256M")]
     payload_budget: String,
+    /// Fetch the http URLs bots give wget and curl, keeping each body in
+    /// --payloads by its SHA-256 (off by default). Only globally routable
+    /// addresses are fetched from, at most --fetch-per-minute a minute, each
+    /// within --fetch-timeout and --fetch-max-bytes.
+    #[arg(long)]
+    fetch: bool,
+    /// Bytes of one fetched body at most (cut there, marked truncated).
+    #[arg(long, value_name = "BYTES", default_value = "8M")]
+    fetch_max_bytes: String,
+    /// Fetches a minute at most, over all sessions.
+    #[arg(long, value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    fetch_per_minute: u32,
+    /// One fetch, connect to last byte.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::args::timeout)]
+    fetch_timeout: Duration,
     /// Sessions at once (more are closed at once and counted).
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -229,6 +245,21 @@ pub fn run(a: HoneypotArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
         link_window: a.link_window,
         payloads,
         seed,
+        fetch: if a.fetch {
+            if a.payloads.is_none() && d.payloads.is_none() {
+                anyhow::bail!("--fetch keeps what it fetches in --payloads DIR (or payloads = \"DIR\" in [honeypot]): give one");
+            }
+            let max = iotscope_ingest::archive::parse_bytes(&a.fetch_max_bytes)
+                .map_err(|e| anyhow::anyhow!("--fetch-max-bytes: {e}"))?;
+            Some(iotscope_honeypot::fetch::FetchConfig {
+                max_bytes: usize::try_from(max).unwrap_or(usize::MAX).min(1 << 30),
+                per_minute: a.fetch_per_minute,
+                timeout: a.fetch_timeout,
+                allow_private: false,
+            })
+        } else {
+            None
+        },
     };
     let db = cfg.db_path(a.db.as_deref());
     let store = iotscope_store::SqliteStore::open(&db)?;
