@@ -66,6 +66,24 @@ pub fn blocklist_rows(sensor: &str, s: &SessionRecord) -> Vec<BlocklistRecord> {
     let mut out: Vec<BlocklistRecord> = Vec::new();
     for d in &s.downloads {
         let Some(host) = &d.host else { continue };
+        // A bot can name any host; one that is not globally routable (the
+        // honeypot's own network, a resolver, loopback) is kept in the
+        // session's downloads but never put on a blocklist.
+        let not_routable = match host.parse::<IpAddr>() {
+            Ok(ip) => crate::fetch::not_global(ip).is_some(),
+            Err(_) => {
+                host == "localhost"
+                    || !host.contains('.')
+                    || host.ends_with(".localhost")
+                    || host.ends_with(".local")
+                    || host.ends_with(".internal")
+                    || host.ends_with(".home.arpa")
+                    || host.ends_with(".lan")
+            }
+        };
+        if not_routable {
+            continue;
+        }
         if out.iter().any(|r| &r.value == host) {
             continue;
         }
@@ -167,13 +185,16 @@ mod tests {
         let store = iotscope_store::SqliteStore::open(&dir.path().join("s.db")).unwrap();
         let mut downloads = downloads_in(&[
             "wget".into(),
-            "http://198.51.100.7/a".into(),
+            "http://11.0.9.7/a".into(),
             "http://Bad.Example/b".into(),
+            // Not globally routable, in several spellings: never listed.
+            "http://127.0.0.9/x".into(),
+            "http://10.1.1.1/x".into(),
+            "http://[::ffff:192.168.1.1]/x".into(),
+            "http://localhost/x".into(),
+            "http://router.lan/x".into(),
         ]);
-        downloads.extend(downloads_in(&[
-            "wget".into(),
-            "http://198.51.100.7/c".into(),
-        ]));
+        downloads.extend(downloads_in(&["wget".into(), "http://11.0.9.7/c".into()]));
         let s = SessionRecord {
             id: "00000000000a".into(),
             protocol: "telnet".into(),
@@ -201,10 +222,7 @@ mod tests {
             .iter()
             .map(|b| (b.value.as_str(), b.kind.as_str()))
             .collect();
-        assert_eq!(
-            values,
-            vec![("198.51.100.7", "ip"), ("bad.example", "domain")]
-        );
+        assert_eq!(values, vec![("11.0.9.7", "ip"), ("bad.example", "domain")]);
         assert_eq!(bl[0].source, "honeypot:hp1");
         assert_eq!(bl[0].first_seen, "2025-12-01T00:00:00Z");
     }

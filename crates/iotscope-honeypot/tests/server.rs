@@ -424,3 +424,35 @@ async fn an_opted_in_fetch_keeps_the_sample() {
     assert_eq!(sessions[0].payloads[0].sha256, sha);
     assert!(sessions[0].is_loader());
 }
+
+/// A client that sends and never reads must not hold up a shutdown (a
+/// hostile trial waited for the idle timeout, 120 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_does_not_delay_shutdown() {
+    let limits = Limits {
+        login_fail_delay: Duration::ZERO,
+        ..Limits::default()
+    };
+    let (addr, rec, _stats, stop, task) = start(config(limits, None)).await;
+    let mut b = Bot::connect("127.0.0.1".parse().unwrap(), addr).await;
+    b.login("root", "xc3511").await;
+    // Output the client never reads fills both socket buffers.
+    let flood = "cat /bin/echo;".repeat(200);
+    for _ in 0..200 {
+        if tokio::time::timeout(Duration::from_millis(200), b.send(&flood))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let t = std::time::Instant::now();
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stopped within 10 s")
+        .unwrap();
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let sessions = rec.0.lock().unwrap().1.clone();
+    assert_eq!(sessions[0].reason, "shutdown");
+}
