@@ -42,7 +42,8 @@ const APPLETS: &[&str] = &[
     "ash", "cat", "cd", "chmod", "cp", "dd", "df", "echo", "false", "free", "ftpget", "grep",
     "head", "hostname", "id", "kill", "killall", "ls", "mkdir", "mount", "mv", "nc", "ps", "pwd",
     "rm", "sh", "sleep", "telnet", "tftp", "touch", "true", "uname", "uptime", "wc", "wget",
-    "whoami", "printf", "exit", "logout",
+    "whoami", "printf", "exit", "logout", "export", "unset", "alias", "help", "which", "set",
+    "ulimit", "umask", "trap", "type",
 ];
 
 /// One simple command as the session records it.
@@ -218,6 +219,80 @@ fn parse(line: &str) -> Vec<(Simple, Op)> {
         out.push((cur, Op::Seq));
     }
     out
+}
+
+/// `NAME=value` with a shell identifier as the name.
+fn is_assignment(word: &str) -> bool {
+    match word.split_once('=') {
+        Some((name, _)) => {
+            !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        }
+        None => false,
+    }
+}
+
+/// What `help` prints in BusyBox ash.
+const ASH_HELP: &str = "\nBuilt-in commands:\n------------------\n\t. : [ [[ alias bg break cd chdir command continue echo eval exec\n\texit export false fg getopts hash help history jobs kill let\n\tlocal printf pwd read readonly return set shift source test times\n\ttrap true type ulimit umask unalias unset wait\n\n";
+
+/// Files that exist in the persona's read-only directories besides its
+/// own (for `ls`).
+fn fixed_files(dir: &str) -> &'static [&'static str] {
+    match dir {
+        "/bin" => &[
+            "ash", "busybox", "cat", "chmod", "cp", "date", "dd", "df", "echo", "grep", "kill",
+            "ln", "ls", "mkdir", "mount", "mv", "ping", "ps", "pwd", "rm", "sh", "sleep", "touch",
+            "umount", "uname",
+        ],
+        "/sbin" => &[
+            "halt", "ifconfig", "init", "insmod", "lsmod", "reboot", "rmmod", "route",
+        ],
+        "/proc" => &[
+            "1",
+            "cmdline",
+            "cpuinfo",
+            "devices",
+            "filesystems",
+            "interrupts",
+            "meminfo",
+            "modules",
+            "mounts",
+            "net",
+            "self",
+            "stat",
+            "sys",
+            "uptime",
+            "version",
+        ],
+        "/etc" => &[
+            "group",
+            "hostname",
+            "hosts",
+            "init.d",
+            "inittab",
+            "passwd",
+            "profile",
+            "resolv.conf",
+            "services",
+        ],
+        "/dev" => &[
+            "console",
+            "mtd0",
+            "mtd1",
+            "mtdblock0",
+            "mtdblock1",
+            "null",
+            "ptmx",
+            "pts",
+            "random",
+            "tty",
+            "urandom",
+            "watchdog",
+            "zero",
+        ],
+        _ => &[],
+    }
 }
 
 /// Decodes `echo -e` / `printf` escapes (BusyBox `bb_process_escape_sequence`):
@@ -483,6 +558,7 @@ impl Shell {
                 self.uptime * 9 / 10
             ),
             "/etc/passwd" => "root:x:0:0:root:/root:/bin/sh\n".into(),
+            "/proc/meminfo" => "MemTotal:          60484 kB\nMemFree:           22268 kB\nBuffers:            2356 kB\nCached:            14572 kB\nSwapCached:            0 kB\nActive:            17032 kB\nInactive:           6420 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\n".into(),
             "/etc/hostname" => format!("{}\n", d.hostname),
             "/bin/echo" | "/bin/busybox" | "/bin/sh" | "/bin/ls" | "/bin/cat" => {
                 return Ok(d.echo_binary.clone())
@@ -585,6 +661,14 @@ impl Shell {
         outcome.downloads.extend(extract::downloads_in(&s.words));
         let input = s.words.join(" ");
         let mut w: &[String] = &s.words;
+        // `VAR=value cmd`: the assignments are the command's environment.
+        while w.first().is_some_and(|x| is_assignment(x)) {
+            w = &w[1..];
+        }
+        if w.is_empty() {
+            outcome.commands.push(CommandRecord { input, known: true });
+            return Io::ok(Vec::new());
+        }
         let mut via_busybox = false;
         while w.len() > 1 && w[0].rsplit('/').next() == Some("busybox") {
             w = &w[1..];
@@ -765,6 +849,9 @@ impl Shell {
                 }
                 let mut names: BTreeSet<String> = BTreeSet::new();
                 let prefix = if dir == "/" { "/".to_string() } else { format!("{dir}/") };
+                for f in fixed_files(&dir) {
+                    names.insert((*f).to_string());
+                }
                 let dirs = pe.dirs.iter().chain(self.made_dirs.iter());
                 for p in dirs.chain(self.files.keys()) {
                     if let Some(rest) = p.strip_prefix(&prefix) {
@@ -858,7 +945,7 @@ impl Shell {
                 let mut out = String::from("  PID USER       VSZ STAT COMMAND\n");
                 for (pid, cmd) in &self.dep.processes {
                     let kernel = cmd.starts_with('[');
-                    let vsz = if kernel { String::new() } else { format!("{}", 900 + (pid * 37) % 4000) };
+                    let vsz = if kernel { "0".to_string() } else { format!("{}", 900 + (pid * 37) % 4000) };
                     out.push_str(&format!("{pid:>5} root     {vsz:>5} {:<4} {cmd}\n", if kernel { "SW" } else { "S" }));
                 }
                 Io::ok(out.into_bytes())
@@ -910,8 +997,13 @@ impl Shell {
                 Io { out, err: Vec::new(), status }
             }
             "head" => {
-                let n = args.iter().find_map(|a| a.trim_start_matches('-').trim_start_matches('n').parse::<usize>().ok()).unwrap_or(10);
                 let text = stdin.unwrap_or_default();
+                // -c N: bytes.
+                if let Some(i) = args.iter().position(|a| a == "-c") {
+                    let n = args.get(i + 1).and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+                    return Io::ok(text[..n.min(text.len())].to_vec());
+                }
+                let n = args.iter().find_map(|a| a.trim_start_matches('-').trim_start_matches('n').parse::<usize>().ok()).unwrap_or(10);
                 Io::ok(text.split_inclusive(|&b| b == b'\n').take(n).flatten().copied().collect())
             }
             "wc" => {
@@ -954,7 +1046,22 @@ impl Shell {
                 outcome.exit = true;
                 Io::ok(Vec::new())
             }
-            "kill" | "killall" | "sleep" | "true" | "mount" => Io::ok(Vec::new()),
+            "kill" | "killall" | "sleep" | "true" | "mount" | "export" | "unset" | "alias" | "set" | "ulimit" | "umask" | "trap" => Io::ok(Vec::new()),
+            "help" => Io::ok(ASH_HELP.as_bytes().to_vec()),
+            "which" | "type" => {
+                let mut io = Io::ok(Vec::new());
+                for a in args.iter().filter(|a| !a.starts_with('-')) {
+                    if APPLETS.contains(&a.as_str()) {
+                        io.out.extend_from_slice(if applet == "type" { format!("{a} is /bin/{a}\n") } else { format!("/bin/{a}\n") }.as_bytes());
+                    } else {
+                        io.status = 1;
+                        if applet == "type" {
+                            io.out.extend_from_slice(format!("{a}: not found\n").as_bytes());
+                        }
+                    }
+                }
+                io
+            }
             "false" => Io { out: Vec::new(), err: Vec::new(), status: 1 },
             _ => Io::ok(Vec::new()),
         }
@@ -1158,6 +1265,23 @@ mod tests {
         let kept: usize = sh.written_files().iter().map(|(_, b)| b.len()).sum();
         assert!(kept <= 2 * MAX_WRITTEN, "{kept}");
         assert!(sh.written_files().len() <= MAX_REMOVED + 8);
+    }
+
+    /// What a hostile trial found giving the honeypot away.
+    #[test]
+    fn common_commands_look_like_busybox() {
+        let mut sh = shell("mips-router");
+        assert!(out(&mut sh, "ls /bin").contains("busybox"));
+        assert!(out(&mut sh, "ls /proc").contains("cpuinfo"));
+        assert!(out(&mut sh, "help").contains("Built-in commands"));
+        assert_eq!(out(&mut sh, "export PATH=/bin; X=1 echo hi"), "hi\n");
+        assert_eq!(
+            out(&mut sh, "which wget; which nosuch || echo none"),
+            "/bin/wget\nnone\n"
+        );
+        assert_eq!(sh.run_line("cat /bin/echo | head -c 4").output, b"\x7fELF");
+        assert!(out(&mut sh, "ps").lines().any(|l| l.contains(" 0 SW")));
+        assert!(out(&mut sh, "cat /proc/meminfo").starts_with("MemTotal:"));
     }
 
     #[test]
