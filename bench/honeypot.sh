@@ -19,7 +19,9 @@
 # runs with its defaults except: telnet on 127.0.0.1, SSH off, a userdb of
 # root:x:xc3511, a listen backlog of 1024 (iotscope's), and its wget/curl/
 # tftp/ftpget/nc rate limits at 0 so it never fetches (the loader's URL is not
-# on this machine). Cowrie refuses to run as root, so when run as root both
+# on this machine); iotscope runs without --fetch (its default), so neither
+# fetches. iotscope also writes a Cowrie-format event file (--events), as
+# Cowrie writes cowrie.json and cowrie.log. Cowrie refuses to run as root, so when run as root both
 # servers run as nobody (setpriv), and the measurements run in a new network
 # namespace holding only loopback (unshare --net), so nothing can leave the
 # machine. If Cowrie cannot be installed or started, iotscope is measured alone.
@@ -68,8 +70,11 @@ if [ -z "${HP_BENCH_INNER:-}" ]; then
         elif ! cowrie_installed; then
             COWRIE_WHY="cowrie==$COWRIE_VERSION installed but not importable by $( [ "$(id -u)" = 0 ] && echo nobody || id -un)"
         else
-            # Twisted's plugin cache, written now so the unprivileged server need not.
-            "$venv/bin/python" -c 'from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))' >/dev/null 2>&1 || true
+            # Twisted's plugin cache, written now so the unprivileged server need
+            # not (in a scratch directory: loading Cowrie's plugin writes var/).
+            scratch=$(mktemp -d)
+            (cd "$scratch" && "$venv/bin/python" -c 'from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))') >/dev/null 2>&1 || true
+            rm -rf "$scratch"
         fi
     fi
     export IOTSCOPE_BIN COWRIE_WHY HP_BENCH_INNER=1

@@ -395,3 +395,82 @@ fn openssh_clients_see_the_device_over_ssh() {
         .unwrap();
     assert_eq!(failed, "not-in-the-list");
 }
+
+/// Nmap's service detection and its telnet-brute script, as a researcher
+/// would point them at a suspected honeypot: a BusyBox telnetd, and the
+/// Mirai pairs work.
+#[test]
+fn nmap_sees_a_busybox_telnetd_whose_default_pairs_work() {
+    if !have("nmap") {
+        return skip("nmap not installed");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args([
+            "honeypot",
+            "--telnet",
+            "127.0.0.1:0",
+            "--status",
+            "0s",
+            "--duration",
+            "120s",
+        ])
+        .args(["--login-fail-delay", "0s", "--max-per-source", "64", "--db"])
+        .arg(dir.path().join("n.db"))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while !line.ends_with(b"\n") {
+        assert_eq!(err.read(&mut b).unwrap(), 1);
+        line.push(b[0]);
+    }
+    let text = String::from_utf8_lossy(&line).into_owned();
+    let port = text
+        .split("127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(dir.path().join("users"), "admin\nroot\n").unwrap();
+    std::fs::write(dir.path().join("passwords"), "not-a-mirai-password\n").unwrap();
+    let out = Command::new("nmap")
+        .args([
+            "-Pn",
+            "-n",
+            "-sT",
+            "-sV",
+            "-p",
+            &port,
+            "--script",
+            "telnet-brute",
+            "--script-args",
+        ])
+        .arg(format!(
+            "userdb={},passdb={},brute.firstonly=false",
+            dir.path().join("users").display(),
+            dir.path().join("passwords").display()
+        ))
+        .args(["-oX", "-", "127.0.0.1"])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let xml = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{xml}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(xml.contains(r#"name="telnet""#), "{xml}");
+    assert!(xml.contains("BusyBox telnetd"), "{xml}");
+    // The script tries each user name as its password first: admin:admin
+    // and root:root are Mirai pairs, so each user's first guess works.
+    assert!(xml.contains("admin:admin - Valid credentials"), "{xml}");
+    assert!(xml.contains("root:root - Valid credentials"), "{xml}");
+}
