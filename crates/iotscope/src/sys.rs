@@ -27,3 +27,21 @@ pub fn raise_open_file_limit(wanted: u64) -> u64 {
         target
     }
 }
+
+/// Resolves at SIGINT, SIGTERM, or after `limit` when given: how a
+/// long-running command (a lab, a honeypot) is told to stop.
+pub async fn stop_signal(limit: Option<std::time::Duration>) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    let timer = async {
+        match limit {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = timer => {}
+    }
+}

@@ -16,6 +16,45 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_iotscope"))
 }
 
+/// Starts `iotscope honeypot ARGS` and reads the first line it prints on
+/// standard error (the first listener and its bound address); the child and
+/// that line.
+fn start(args: &[&str], db: &std::path::Path, stdout: Stdio) -> (std::process::Child, String) {
+    let mut child = bin()
+        .arg("honeypot")
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while !line.ends_with(b"\n") {
+        assert_eq!(
+            err.read(&mut b).unwrap(),
+            1,
+            "honeypot exited: {:?}",
+            String::from_utf8_lossy(&line)
+        );
+        line.push(b[0]);
+    }
+    (child, String::from_utf8_lossy(&line).into_owned())
+}
+
+/// The port of `127.0.0.1:PORT` in a listener line.
+fn port_of(line: &str) -> String {
+    line.split("127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 struct Bot {
     s: TcpStream,
     seen: Vec<u8>,
@@ -71,17 +110,15 @@ fn a_scanner_and_its_loader_reach_the_store_the_blocklist_and_the_alerts() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("h.db");
     let events = dir.path().join("cowrie.json");
-    let mut child = bin()
-        .args([
-            "honeypot",
+    let payloads = dir.path().join("payloads");
+    let (mut child, text) = start(
+        &[
             "--telnet",
             "127.0.0.1:0",
             "--persona",
             "mips-router",
             "--sensor",
             "hp-test",
-        ])
-        .args([
             "--login-fail-delay",
             "0s",
             "--duration",
@@ -90,31 +127,14 @@ fn a_scanner_and_its_loader_reach_the_store_the_blocklist_and_the_alerts() {
             "json",
             "--seed",
             "9",
-        ])
-        .arg("--db")
-        .arg(&db)
-        .arg("--events")
-        .arg(&events)
-        .arg("--payloads")
-        .arg(dir.path().join("payloads"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The bound address is on the first line of standard error.
-    let mut err = child.stderr.take().unwrap();
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    while !line.ends_with(b"\n") {
-        assert_eq!(
-            err.read(&mut b).unwrap(),
-            1,
-            "honeypot exited: {:?}",
-            String::from_utf8_lossy(&line)
-        );
-        line.push(b[0]);
-    }
-    let text = String::from_utf8_lossy(&line);
+            "--events",
+            events.to_str().unwrap(),
+            "--payloads",
+            payloads.to_str().unwrap(),
+        ],
+        &db,
+        Stdio::piped(),
+    );
     let addr: SocketAddr = text
         .split_whitespace()
         .find(|w| w.starts_with("127.0.0.1:"))
@@ -287,17 +307,14 @@ fn openssh_clients_see_the_device_over_ssh() {
     }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
-    let mut child = bin()
-        .args([
-            "honeypot",
+    let (mut child, text) = start(
+        &[
             "--ssh",
             "127.0.0.1:0",
             "--persona",
             "arm-camera",
             "--sensor",
             "hp-ssh",
-        ])
-        .args([
             "--login-fail-delay",
             "0s",
             "--duration",
@@ -306,30 +323,12 @@ fn openssh_clients_see_the_device_over_ssh() {
             "0s",
             "--seed",
             "3",
-        ])
-        .arg("--db")
-        .arg(&db)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    while !line.ends_with(b"\n") {
-        assert_eq!(err.read(&mut b).unwrap(), 1);
-        line.push(b[0]);
-    }
-    let text = String::from_utf8_lossy(&line).into_owned();
+        ],
+        &db,
+        Stdio::null(),
+    );
     assert!(text.contains("ssh on 127.0.0.1:"), "{text}");
-    let port = text
-        .split("127.0.0.1:")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let port = port_of(&text);
     let ssh = |password: &str, args: &[&str]| {
         Command::new("sshpass")
             .args([
@@ -405,38 +404,23 @@ fn nmap_sees_a_busybox_telnetd_whose_default_pairs_work() {
         return skip("nmap not installed");
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut child = bin()
-        .args([
-            "honeypot",
+    let (mut child, text) = start(
+        &[
             "--telnet",
             "127.0.0.1:0",
             "--status",
             "0s",
             "--duration",
             "120s",
-        ])
-        .args(["--login-fail-delay", "0s", "--max-per-source", "64", "--db"])
-        .arg(dir.path().join("n.db"))
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    while !line.ends_with(b"\n") {
-        assert_eq!(err.read(&mut b).unwrap(), 1);
-        line.push(b[0]);
-    }
-    let text = String::from_utf8_lossy(&line).into_owned();
-    let port = text
-        .split("127.0.0.1:")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+            "--login-fail-delay",
+            "0s",
+            "--max-per-source",
+            "64",
+        ],
+        &dir.path().join("n.db"),
+        Stdio::null(),
+    );
+    let port = port_of(&text);
     std::fs::write(dir.path().join("users"), "admin\nroot\n").unwrap();
     std::fs::write(dir.path().join("passwords"), "not-a-mirai-password\n").unwrap();
     let out = Command::new("nmap")

@@ -326,21 +326,7 @@ pub fn run(a: HoneypotArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
             }
         });
         let duration = a.duration;
-        let shutdown = async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("SIGTERM handler");
-            let timer = async {
-                match duration {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-                _ = timer => {}
-            }
-        };
+        let shutdown = crate::sys::stop_signal(duration);
         server::run(listeners, config, Box::new(Fanout(recorders)), stats.clone(), shutdown).await?;
         status.abort();
         anyhow::Ok(())

@@ -180,20 +180,7 @@ fn run_devices(a: RunArgs) -> anyhow::Result<ExitCode> {
         let (tx, rx) = tokio::sync::watch::channel(false);
         let duration = a.duration;
         tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
-            let limit = async {
-                match duration {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-                _ = limit => {}
-            }
+            crate::sys::stop_signal(duration).await;
             let _ = tx.send(true);
         });
         lab.serve(audit, rx).await;
