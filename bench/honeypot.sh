@@ -21,10 +21,10 @@
 # tftp/ftpget/nc rate limits at 0 so it never fetches (the loader's URL is not
 # on this machine); iotscope runs without --fetch (its default), so neither
 # fetches. iotscope also writes a Cowrie-format event file (--events), as
-# Cowrie writes cowrie.json and cowrie.log. Cowrie refuses to run as root, so when run as root both
-# servers run as nobody (setpriv), and the measurements run in a new network
-# namespace holding only loopback (unshare --net), so nothing can leave the
-# machine. If Cowrie cannot be installed or started, iotscope is measured alone.
+# Cowrie writes cowrie.json and cowrie.log. Cowrie refuses to run as root, so
+# when run as root both servers run as nobody (setpriv), and the measurements
+# run in a new network namespace holding only loopback (unshare --net), so
+# nothing can leave the machine. If Cowrie cannot be installed or started, iotscope is measured alone.
 #
 # IOTSCOPE_BIN=PATH skips the build and uses that binary (e.g. a debug build:
 # its figures are then not the release's). HP_TIME_LIMIT (default 600) bounds
