@@ -436,6 +436,17 @@ pub(crate) fn merge_sources(start_ns: i64, old: &[u8], new: &[u8]) -> Result<Vec
     Ok(out)
 }
 
+/// The number of source records in a source block.
+pub(crate) fn count_sources(buf: &[u8]) -> Result<u64, Damaged> {
+    let mut r = Reader::new(buf)?;
+    let mut n = 0;
+    while !r.done() {
+        r.next_source(0)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// One infected-port block from two of the same block and day: a source
 /// in both gets the union of its ports.
 pub(crate) fn merge_source_ports(old: &[u8], new: &[u8]) -> Result<Vec<u8>, Damaged> {

@@ -38,6 +38,8 @@ pub(crate) struct BucketRow {
     pub bytes: u64,
     pub outside: u64,
     pub malformed: u64,
+    /// Distinct sources of the bucket (stored with it).
+    pub sources: u64,
     pub classes: [u64; CLASS_COUNT],
 }
 
@@ -50,7 +52,6 @@ pub(crate) struct PortBucketRow {
 }
 
 pub(crate) struct SourceBucketRow {
-    pub start_ns: i64,
     pub addr: Addr,
     pub counters: SourceCounters,
 }
@@ -91,7 +92,6 @@ pub(crate) struct ReportBuilder<'q> {
     /// Per-source sums over the buckets read, of the current block.
     per_ip: HashMap<Addr, SourceCounters>,
     infected_ports: HashMap<Addr, Vec<u16>>,
-    bucket_sources: HashMap<i64, u64>,
     /// Sources and per-class sources of the blocks ended so far.
     sources: u64,
     class_sources: [u64; CLASS_COUNT],
@@ -121,7 +121,6 @@ impl<'q> ReportBuilder<'q> {
             index: HashMap::new(),
             per_ip: HashMap::new(),
             infected_ports: HashMap::new(),
-            bucket_sources: HashMap::new(),
             sources: 0,
             class_sources: [0; CLASS_COUNT],
             infected: Vec::new(),
@@ -210,9 +209,9 @@ impl<'q> ReportBuilder<'q> {
         self.q.series_top.unwrap_or(self.q.top)
     }
 
-    /// One (bucket, source) row of the current block.
+    /// One source row of the current block: a bucket's, or a day's rollup
+    /// (a source may come in several; its rows are added up).
     pub(crate) fn source(&mut self, r: &SourceBucketRow) {
-        *self.bucket_sources.entry(r.start_ns).or_default() += 1;
         let c = &r.counters;
         self.per_ip.entry(r.addr).or_default().add(c);
         let fps = &mut self.fps;
@@ -280,7 +279,6 @@ impl<'q> ReportBuilder<'q> {
             q,
             mut summary,
             buckets,
-            bucket_sources,
             sources,
             class_sources,
             mut infected,
@@ -365,7 +363,7 @@ impl<'q> ReportBuilder<'q> {
                 SeriesBucket {
                     start: rfc3339(b.start_ns),
                     packets: b.packets,
-                    sources: bucket_sources.get(&b.start_ns).copied().unwrap_or(0),
+                    sources: b.sources,
                     bytes: b.bytes,
                     classes: ClassPackets(b.classes),
                     ports,

@@ -20,13 +20,14 @@ use crate::{
 };
 
 /// The tables of telescope blocks (see [`crate::blocks`]).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum BlockTable {
     Ports,
     PortSketches,
     Sources,
     PortSources,
     InfectedPorts,
+    DaySources,
 }
 
 impl BlockTable {
@@ -37,6 +38,7 @@ impl BlockTable {
             BlockTable::Sources => "bucket_source_blocks",
             BlockTable::PortSources => "port_source_blocks",
             BlockTable::InfectedPorts => "infected_port_blocks",
+            BlockTable::DaySources => "day_source_blocks",
         }
     }
 
@@ -44,7 +46,7 @@ impl BlockTable {
     fn key(self) -> &'static str {
         match self {
             BlockTable::Ports | BlockTable::PortSketches | BlockTable::Sources => "start_ns",
-            BlockTable::PortSources | BlockTable::InfectedPorts => "day",
+            BlockTable::PortSources | BlockTable::InfectedPorts | BlockTable::DaySources => "day",
         }
     }
 }
@@ -108,24 +110,40 @@ impl<'t> BlockWriter<'t> {
 
     /// Writes `out`'s blocks of `table` (not ports: see [`Self::write_ports`])
     /// under `key`; with `merge`, a block already stored under the same key
-    /// is merged with the new one first.
+    /// is merged with the new one first. For a merged bucket's sources,
+    /// returns how many sources the merge added to the bucket (else None:
+    /// the caller knows).
     fn write(
         &mut self,
         table: BlockTable,
         key: i64,
         merge: bool,
         out: Blocks,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<u64>, StoreError> {
+        let mut records = (merge && table == BlockTable::Sources).then_some(0u64);
         for (block, data) in out.into_blocks() {
             let old = if merge {
                 self.stored(table, block, key)?
             } else {
                 None
             };
+            if let (Some(n), Some(old)) = (records.as_mut(), old.as_ref()) {
+                let had =
+                    blocks::count_sources(old).map_err(|_| self.damaged(table, block, key))?;
+                *n = n.wrapping_sub(had);
+            }
             let data = match old {
+                // A day's rows come from several buckets: one row a source.
+                None if table == BlockTable::DaySources => {
+                    blocks::merge_sources(key.saturating_mul(DAY_NS), &blocks::new_block(), &data)
+                        .map_err(|_| self.damaged(table, block, key))?
+                }
                 None => data,
                 Some(old) => match table {
                     BlockTable::Sources => blocks::merge_sources(key, &old, &data),
+                    BlockTable::DaySources => {
+                        blocks::merge_sources(key.saturating_mul(DAY_NS), &old, &data)
+                    }
                     BlockTable::PortSources => blocks::merge_port_sources(&old, &data),
                     BlockTable::InfectedPorts => blocks::merge_source_ports(&old, &data),
                     BlockTable::Ports | BlockTable::PortSketches => {
@@ -134,9 +152,15 @@ impl<'t> BlockWriter<'t> {
                 }
                 .map_err(|_| self.damaged(table, block, key))?,
             };
+            if let Some(n) = records.as_mut() {
+                // Merged minus stored: never below zero in all.
+                let now =
+                    blocks::count_sources(&data).map_err(|_| self.damaged(table, block, key))?;
+                *n = n.wrapping_add(now);
+            }
             self.put(table, block, key, &data)?;
         }
-        Ok(())
+        Ok(records)
     }
 
     /// Writes a bucket's port blocks and their sketch blocks (parallel:
@@ -199,11 +223,81 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/011_capture_loss.sql"),
     include_str!("../sql/012_files_path.sql"),
     include_str!("../sql/013_honeypot.sql"),
+    include_str!("../sql/014_day_sources.sql"),
 ];
 
 /// The migration (1-based) that creates the block tables; its data step
 /// is [`move_rows_into_blocks`].
 const BLOCKS_MIGRATION: usize = 10;
+
+/// The migration (1-based) that adds the per-day source rollups; its data
+/// step is [`roll_up_days`].
+const DAY_ROLLUP_MIGRATION: usize = 14;
+
+/// Migration 014's data step: the day rollups of every stored bucket's
+/// sources, and each bucket's count of distinct sources. Reads one source
+/// block at a time, in bucket order, holding one day's sources of that
+/// block. Errors: [`StoreError::Block`] for a stored block that does not
+/// decode; nothing is changed then.
+fn roll_up_days(tx: &rusqlite::Transaction<'_>, path: &str) -> Result<(), StoreError> {
+    let db = |source| StoreError::Database {
+        path: path.to_string(),
+        source,
+    };
+    let mut w = BlockWriter::new(tx, path);
+    let mut per_bucket: HashMap<i64, i64> = HashMap::new();
+    for block in 0..blocks::SOURCE_BLOCKS {
+        let mut st = tx
+            .prepare_cached(
+                "SELECT start_ns, data FROM bucket_source_blocks WHERE block = ?1 ORDER BY start_ns",
+            )
+            .map_err(db)?;
+        let mut it = st.query(params![block]).map_err(db)?;
+        let mut day: Option<i64> = None;
+        let mut sums: HashMap<Addr, SourceCounters> = HashMap::new();
+        let flush =
+            |w: &mut BlockWriter<'_>, day: i64, sums: &mut HashMap<Addr, SourceCounters>| {
+                let mut rows: Vec<_> = sums.drain().collect();
+                rows.sort_unstable_by_key(|r| r.0);
+                let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
+                for (a, c) in &rows {
+                    blocks::put_source(out.of(block), day.saturating_mul(DAY_NS), *a, c);
+                }
+                w.write(BlockTable::DaySources, day, false, out)
+            };
+        while let Some(r) = it.next().map_err(db)? {
+            let start: i64 = r.get(0).map_err(db)?;
+            let bad = || StoreError::Block {
+                path: path.to_string(),
+                table: "bucket_source_blocks",
+                block,
+                key: start,
+            };
+            let data = r.get_ref(1).map_err(db)?.as_blob().map_err(|_| bad())?;
+            let d = start.div_euclid(DAY_NS);
+            if day.is_some_and(|x| x != d) {
+                flush(&mut w, day.unwrap_or(d), &mut sums)?;
+            }
+            day = Some(d);
+            let mut rd = blocks::Reader::new(data).map_err(|_| bad())?;
+            while !rd.done() {
+                let (a, c) = rd.next_source(start).map_err(|_| bad())?;
+                sums.entry(a).or_default().add(&c);
+                *per_bucket.entry(start).or_default() += 1;
+            }
+        }
+        if let Some(d) = day {
+            flush(&mut w, d, &mut sums)?;
+        }
+    }
+    let mut st = tx
+        .prepare("UPDATE buckets SET sources = ?2 WHERE start_ns = ?1")
+        .map_err(db)?;
+    for (start, n) in per_bucket {
+        st.execute(params![start, n]).map_err(db)?;
+    }
+    Ok(())
+}
 
 /// Migration 010's data step: the rows of the per-port, per-source,
 /// port-source and infected-port tables moved into blocks (the last two
@@ -441,6 +535,9 @@ fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRecord> {
 pub struct SqliteStore {
     conn: Connection,
     path: String,
+    /// Read whole days from the day rollups (off only in tests, which
+    /// compare with the buckets' own rows).
+    rollups: bool,
 }
 
 impl SqliteStore {
@@ -569,12 +666,19 @@ impl SqliteStore {
                 if i + 1 == BLOCKS_MIGRATION {
                     move_rows_into_blocks(&tx, &p)?;
                 }
+                if i + 1 == DAY_ROLLUP_MIGRATION {
+                    roll_up_days(&tx, &p)?;
+                }
                 tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
                     .map_err(db)?;
             }
             tx.commit().map_err(db)?;
         }
-        Ok(SqliteStore { conn, path: p })
+        Ok(SqliteStore {
+            conn,
+            path: p,
+            rollups: true,
+        })
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
@@ -720,10 +824,25 @@ impl Store for SqliteStore {
             let mut bucket_known = tx
                 .prepare("SELECT 1 FROM buckets WHERE start_ns = ?1")
                 .map_err(db)?;
+            let mut sources_stmt = tx
+                .prepare("UPDATE buckets SET sources = sources + ?2 WHERE start_ns = ?1")
+                .map_err(db)?;
             let mut blocks = BlockWriter::new(&tx, &path);
             let addrs = t.source_addrs();
             let mut buckets: Vec<_> = t.buckets().collect();
             buckets.sort_unstable_by_key(|b| b.number);
+            // The day rollups: from the run's per-source totals when all its
+            // frames fall in buckets of one day (a sensor's commit, most
+            // captures), else from each bucket's rows.
+            let days: std::collections::BTreeSet<i64> = buckets
+                .iter()
+                .map(|b| b.number.saturating_mul(bucket_ns).div_euclid(DAY_NS))
+                .collect();
+            let stray = t.implausible().is_some_and(|b| b.total.packets > 0);
+            let one_day = (days.len() == 1 && !stray)
+                .then(|| days.first().copied())
+                .flatten();
+            let mut day_rows: HashMap<i64, Blocks> = HashMap::new();
             for b in buckets {
                 let start = b.number.saturating_mul(bucket_ns);
                 // A bucket new to the store has no blocks to merge with.
@@ -766,11 +885,35 @@ impl Store for SqliteStore {
                 }
                 blocks.write_ports(start, known, out, sketches)?;
                 let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
+                let day = start.div_euclid(DAY_NS);
+                let mut n = 0u64;
                 for (id, c) in t.bucket_sources(b) {
                     let a = addrs[id as usize];
                     blocks::put_source(out.of(blocks::source_block(a)), start, a, c);
+                    if one_day.is_none() {
+                        let rows = day_rows
+                            .entry(day)
+                            .or_insert_with(|| Blocks::new(blocks::SOURCE_BLOCKS));
+                        blocks::put_source(rows.of(blocks::source_block(a)), day * DAY_NS, a, c);
+                    }
+                    n += 1;
                 }
-                blocks.write(BlockTable::Sources, start, known, out)?;
+                let added = blocks.write(BlockTable::Sources, start, known, out)?;
+                sources_stmt
+                    .execute(params![start, added.unwrap_or(n) as i64])
+                    .map_err(db)?;
+            }
+            if let Some(day) = one_day {
+                let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
+                for (s, &a) in t.source_stats().iter().zip(addrs) {
+                    blocks::put_source(out.of(blocks::source_block(a)), day * DAY_NS, a, s);
+                }
+                day_rows.insert(day, out);
+            }
+            let mut day_rows: Vec<_> = day_rows.into_iter().collect();
+            day_rows.sort_unstable_by_key(|d| d.0);
+            for (day, out) in day_rows {
+                blocks.write(BlockTable::DaySources, day, true, out)?;
             }
             // Runs of the same day (UTC, of the run's first frame) share
             // their rows: a sensor ingesting every few minutes writes a
@@ -1539,7 +1682,7 @@ impl Store for SqliteStore {
         }
         for block in 0..blocks::SOURCE_BLOCKS {
             by_addr.clear();
-            self.each_source(block, lo, hi, |_, a, c| {
+            self.each_source_rolled(block, lo, hi, |_, a, c| {
                 if wanted.is_none() || on_port.contains(&a) {
                     by_addr.entry(a).or_default().add(&c);
                 }
@@ -1741,7 +1884,7 @@ impl Store for SqliteStore {
         let mut report = ReportBuilder::new(q, bucket_ns, implausible_time as u64);
         let mut st = self
             .conn
-            .prepare("SELECT start_ns, packets, bytes, outside, malformed FROM buckets WHERE start_ns >= ?1 AND start_ns < ?2 ORDER BY start_ns")
+            .prepare("SELECT start_ns, packets, bytes, outside, malformed, sources FROM buckets WHERE start_ns >= ?1 AND start_ns < ?2 ORDER BY start_ns")
             .map_err(db)?;
         let mut it = st.query(params![lo, hi]).map_err(db)?;
         while let Some(r) = it.next().map_err(db)? {
@@ -1751,6 +1894,7 @@ impl Store for SqliteStore {
                 bytes: r.get::<_, i64>(2).map_err(db)? as u64,
                 outside: r.get::<_, i64>(3).map_err(db)? as u64,
                 malformed: r.get::<_, i64>(4).map_err(db)? as u64,
+                sources: r.get::<_, i64>(5).map_err(db)? as u64,
                 classes: Default::default(),
             });
         }
@@ -1796,12 +1940,8 @@ impl Store for SqliteStore {
         // Block by block: a source is always in the same block, so its
         // sums are complete when its block ends.
         for block in 0..blocks::SOURCE_BLOCKS {
-            self.each_source(block, lo, hi, |start, addr, counters| {
-                report.source(&SourceBucketRow {
-                    start_ns: start,
-                    addr,
-                    counters,
-                })
+            self.each_source_rolled(block, lo, hi, |_, addr, counters| {
+                report.source(&SourceBucketRow { addr, counters })
             })?;
             let mut ports = Vec::new();
             self.each_block(
@@ -1834,6 +1974,47 @@ impl SqliteStore {
             block,
             key,
         }
+    }
+
+    /// Calls `f(key, address, counters)` for the sources of source block
+    /// `block` in the buckets starting in `lo..hi`: a day's rollup for each
+    /// whole UTC day in the range (key: the day's start), the buckets'
+    /// own rows for the partial days at its edges (key: the bucket start).
+    /// A source comes once a day or once a bucket, so callers add its rows
+    /// up; the sums are those of the buckets (the rollups are kept with them,
+    /// see `save_run`). Without `self.rollups` (tests), buckets only.
+    fn each_source_rolled(
+        &self,
+        block: i64,
+        lo: i64,
+        hi: i64,
+        mut f: impl FnMut(i64, Addr, SourceCounters),
+    ) -> Result<(), StoreError> {
+        // Whole days: [first_day, end_day), each inside [lo, hi).
+        let first_day = lo.div_euclid(DAY_NS) + (lo.rem_euclid(DAY_NS) != 0) as i64;
+        let end_day = hi.div_euclid(DAY_NS);
+        if !self.rollups || first_day >= end_day {
+            return self.each_source(block, lo, hi, f);
+        }
+        let (day_lo, day_hi) = (
+            first_day.saturating_mul(DAY_NS),
+            end_day.saturating_mul(DAY_NS),
+        );
+        self.each_source(block, lo, day_lo, &mut f)?;
+        self.each_block(
+            BlockTable::DaySources,
+            (block, block),
+            (first_day, end_day),
+            |day, r| {
+                let base = day.saturating_mul(DAY_NS);
+                while !r.done() {
+                    let (a, c) = r.next_source(base)?;
+                    f(base, a, c);
+                }
+                Ok(())
+            },
+        )?;
+        self.each_source(block, day_hi, hi, f)
     }
 
     /// Calls `f(bucket start, address, counters)` for every source record
@@ -2521,6 +2702,121 @@ mod concurrency {
         assert_eq!(old_tables, 0);
     }
 
+    /// Issue 17: whole days are read from the day rollups. Over runs that
+    /// fall in one day, span days, merge into buckets already stored (late
+    /// frames) and carry frames stamped outside any bucket, every period
+    /// (whole days, partial days, a bucket, everything) reports exactly
+    /// what the buckets' own rows give, and so does the map.
+    #[test]
+    fn day_rollups_answer_as_the_buckets_do() {
+        const DAY: i64 = 86_400_000_000_000;
+        let t0 = 1_475_280_000_000_000_000i64; // 2016-10-01T00:00:00Z
+                                               // Four days of frames from 400 sources, a fifth Mirai-like; some
+                                               // sources come back day after day.
+        let events: Vec<(i64, Vec<u8>)> = (0..24_000u32)
+            .map(|i| {
+                let src = (i.wrapping_mul(2_654_435_761) % 400).wrapping_mul(0x9e37_79b9) | 1;
+                let seq = if src % 5 == 0 { 0xc612_0001 } else { i };
+                let port = [23, 2323, 80, 8080][(i % 4) as usize];
+                (t0 + i as i64 * 14_400_000_000, syn_v4(src, port, seq))
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        // Day 0 in one run; days 1-2 in one run spanning both; day 3 in
+        // two interleaved runs (the second merges into stored buckets); and
+        // a run of day 1's last hours again with a frame stamped in 1970.
+        let day_of = |ts: i64| (ts - t0).div_euclid(DAY);
+        let pick = |f: &dyn Fn(usize, i64) -> bool| -> Vec<(i64, Vec<u8>)> {
+            events
+                .iter()
+                .enumerate()
+                .filter(|(i, (ts, _))| f(*i, *ts))
+                .map(|(_, e)| e.clone())
+                .collect()
+        };
+        let runs = [
+            pick(&|_, ts| day_of(ts) == 0),
+            pick(&|_, ts| {
+                (1..=2).contains(&day_of(ts)) && (ts - t0) % DAY < 20 * 3_600_000_000_000
+                    || day_of(ts) == 2
+            }),
+            pick(&|i, ts| day_of(ts) == 3 && i % 2 == 0),
+            pick(&|i, ts| day_of(ts) == 3 && i % 2 == 1),
+        ];
+        let mut late = pick(&|_, ts| day_of(ts) == 1 && (ts - t0) % DAY >= 20 * 3_600_000_000_000);
+        late.push((5_000_000_000, syn_v4(0x0b00_0001, 23, 1)));
+        for (n, run) in runs.iter().chain([&late]).enumerate() {
+            s.save_run(
+                &telescope_of(run.iter()),
+                &[file(&format!("h{n}"), &format!("{n}.pcap"))],
+            )
+            .unwrap();
+        }
+        let hour = 3_600_000_000_000i64;
+        let ranges = [
+            (None, None),
+            (Some(t0), Some(t0 + 4 * DAY)),
+            (Some(t0 + DAY), Some(t0 + 3 * DAY)),
+            (Some(t0 + 5 * hour), Some(t0 + 2 * DAY + 7 * hour)),
+            (Some(t0 + 23 * hour), Some(t0 + DAY + hour)),
+            (Some(t0 + 30 * hour), None),
+            (None, Some(t0 + 3 * DAY + 2 * hour)),
+            (Some(t0 + 2 * hour), Some(t0 + 3 * hour)),
+        ];
+        for (since_ns, until_ns) in ranges {
+            let q = ReportQuery {
+                since_ns,
+                until_ns,
+                top: usize::MAX,
+                ..Default::default()
+            };
+            let m = MapQuery {
+                since_ns,
+                until_ns,
+                port: None,
+                limit: 100_000,
+            };
+            s.rollups = true;
+            let (rolled, rolled_map) = (s.report(&q).unwrap(), s.map_sources(&m).unwrap());
+            s.rollups = false;
+            let (plain, plain_map) = (s.report(&q).unwrap(), s.map_sources(&m).unwrap());
+            assert_same_report(&rolled, &plain);
+            assert_eq!(rolled.packets, plain.packets);
+            assert_eq!(rolled_map, plain_map, "{since_ns:?}..{until_ns:?}");
+            assert!(plain.sources > 0);
+        }
+        // Each day's rollup holds one row per source, and buckets know
+        // their distinct sources as the rows do.
+        let rows: i64 = s
+            .conn
+            .query_row(
+                "SELECT count(*) FROM day_source_blocks WHERE day BETWEEN 17075 AND 17078",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(rows > 0);
+
+        // A store from before migration 014 gets its rollups and bucket
+        // counts built when opened, and reports the same.
+        s.rollups = true;
+        let q = ReportQuery {
+            top: usize::MAX,
+            ..Default::default()
+        };
+        let before = s.report(&q).unwrap();
+        s.conn
+            .execute_batch(
+                "DROP TABLE day_source_blocks; ALTER TABLE buckets DROP COLUMN sources; PRAGMA user_version = 13;",
+            )
+            .unwrap();
+        drop(s);
+        let s = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let after = s.report(&q).unwrap();
+        assert_same_report(&after, &before);
+    }
+
     /// A damaged block is a clear error naming the table, not a panic or
     /// a wrong figure.
     #[test]
@@ -2528,13 +2824,23 @@ mod concurrency {
         let dir = tempfile::tempdir().unwrap();
         let mut s = SqliteStore::open(&dir.path().join("s.db")).unwrap();
         s.save_run(&run(300), &[file("a", "a.pcap")]).unwrap();
-        s.conn
-            .execute(
-                "UPDATE bucket_source_blocks SET data = substr(data, 1, length(data) - 1)",
-                [],
-            )
-            .unwrap();
+        for table in ["bucket_source_blocks", "day_source_blocks"] {
+            s.conn
+                .execute(
+                    &format!("UPDATE {table} SET data = substr(data, 1, length(data) - 1)"),
+                    [],
+                )
+                .unwrap();
+        }
+        // Every bucket: the whole day, from its rollup.
         let e = s.report(&ReportQuery::default()).unwrap_err().to_string();
+        assert!(e.contains("day_source_blocks block 10 at "), "{e}");
+        // Part of the day: the buckets' own rows.
+        let part = ReportQuery {
+            until_ns: Some(1_475_280_000_000_000_000 + 3_600_000_000_000),
+            ..Default::default()
+        };
+        let e = s.report(&part).unwrap_err().to_string();
         assert!(e.contains("bucket_source_blocks block 10 at "), "{e}");
     }
 
