@@ -356,6 +356,9 @@ pub trait Store {
     /// The end of the newest telescope bucket (ns), if any.
     fn newest_bucket_end(&self) -> Result<Option<i64>, StoreError>;
 
+    /// The start of the oldest telescope bucket (ns), if any.
+    fn oldest_bucket_start(&self) -> Result<Option<i64>, StoreError>;
+
     /// How long and how much each source kept the Mirai fingerprint, for
     /// the evidence level of infected-host alerts. One pass over the
     /// per-bucket source rows.

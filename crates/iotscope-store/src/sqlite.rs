@@ -1773,6 +1773,12 @@ impl Store for SqliteStore {
         Ok(rows)
     }
 
+    fn oldest_bucket_start(&self) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row("SELECT min(start_ns) FROM buckets", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
     fn newest_bucket_end(&self) -> Result<Option<i64>, StoreError> {
         let last: Option<i64> = self
             .conn

@@ -117,11 +117,20 @@ async fn period(
             return Ok((None, None));
         }
         // Back from the end of the newest bucket, so a preset names the same
-        // buckets until new data arrives (and its answer stays cached).
-        let end = app.store(|s| s.newest_bucket_end()).await?;
-        return Ok(match end {
-            Some(end) => (Some(end - seconds * 1_000_000_000), Some(end)),
-            None => (None, None),
+        // buckets until new data arrives (and its answer stays cached). Said
+        // as the buckets it selects: no end (none starts after the newest),
+        // and no start when the period reaches past the oldest bucket, so
+        // presets that select the same buckets (a store younger than a week
+        // has "7d" = "30d" = "all") share one answer and one computation.
+        let span = app
+            .store(|s| Ok((s.oldest_bucket_start()?, s.newest_bucket_end()?)))
+            .await?;
+        return Ok(match span {
+            (Some(first), Some(end)) => {
+                let since = end.saturating_sub(seconds.saturating_mul(1_000_000_000));
+                ((since > first).then_some(since), None)
+            }
+            _ => (None, None),
         });
     }
     if let (Some(a), Some(b)) = (since, until) {
