@@ -159,15 +159,30 @@ pub struct Status {
     pub last_commit_bucket_ns: Option<i64>,
 }
 
+/// What SIGHUP's reading of the configuration gave; `None` keeps what is
+/// in force.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reload {
+    /// A new darknet: what was counted under the old one is committed, then
+    /// the kernel filter and the counting follow the new.
+    pub darknets: Option<Vec<Prefix>>,
+    /// A new grace period, ns: from the next bucket on (the bucket in its
+    /// grace period now closes when it was due to). Refused (kept) unless
+    /// shorter than the bucket.
+    pub grace_ns: Option<i64>,
+    /// A new status interval, ns (0: none), at once.
+    pub status_every_ns: Option<i64>,
+}
+
 /// The caller's side of a sensor run: it hears what happens and, on
-/// SIGHUP, may give a new darknet (the configuration read again).
+/// SIGHUP, may give new settings (the configuration read again).
 pub trait Hooks {
     /// Something happened (a commit, a status, an archive file, a refused
-    /// commit, a new darknet).
+    /// commit, new settings).
     fn event(&mut self, event: Event<'_>);
-    /// On SIGHUP: the darknet from the configuration read again, or `None`
-    /// to keep the one in force.
-    fn reload(&mut self) -> Option<Vec<Prefix>> {
+    /// On SIGHUP: the settings from the configuration read again, or `None`
+    /// to keep those in force.
+    fn reload(&mut self) -> Option<Reload> {
         None
     }
 }
@@ -184,6 +199,14 @@ pub enum Event<'a> {
     /// SIGHUP gave a new darknet: what was counted under the old one was
     /// committed, and the kernel filter and the counting follow the new.
     Reloaded(&'a [Prefix]),
+    /// SIGHUP gave settings: the grace period (ns; from the next bucket on)
+    /// and status interval (ns) now in force.
+    Settings {
+        /// Grace period, ns.
+        grace_ns: i64,
+        /// Status interval, ns.
+        status_every_ns: i64,
+    },
     /// The store refused a commit; it is kept and tried again (`waiting`
     /// commits and archive records wait).
     CommitFailed {
@@ -376,6 +399,9 @@ pub fn run<S: PacketSource + ?Sized>(
         last_error: None,
     };
     let started = clock();
+    let mut cfg = cfg.clone();
+    // A grace period from SIGHUP, applied when the pending close fires.
+    let mut next_grace: Option<i64> = None;
     // The source's counters run from when it was opened, for this run: a
     // burst dropped before the first read is this run's loss too.
     let mut window = Window::new(&tcfg, CaptureCounters::default(), started);
@@ -399,7 +425,21 @@ pub fn run<S: PacketSource + ?Sized>(
             // the old one is committed now (to the open bucket; the store
             // adds the rest of the bucket to it), then the filter and the
             // counting change.
-            if let Some(darknets) = out.hooks.reload().filter(|d| *d != tcfg.darknets) {
+            let reload = out.hooks.reload().unwrap_or_default();
+            let (grace, status) = (reload.grace_ns, reload.status_every_ns);
+            if grace.is_some() || status.is_some() {
+                if let Some(g) = grace.filter(|g| (0..bucket_ns).contains(g)) {
+                    next_grace = Some(g);
+                }
+                if let Some(s) = status.filter(|s| *s >= 0) {
+                    cfg.status_every_ns = s;
+                }
+                out.hooks.event(Event::Settings {
+                    grace_ns: next_grace.unwrap_or(cfg.grace_ns),
+                    status_every_ns: cfg.status_every_ns,
+                });
+            }
+            if let Some(darknets) = reload.darknets.filter(|d| *d != tcfg.darknets) {
                 if let Err(e) = source.set_darknets(&darknets) {
                     break Some(e);
                 }
@@ -462,6 +502,9 @@ pub fn run<S: PacketSource + ?Sized>(
                     counters,
                     CommitKind::Closed,
                 )?;
+                if let Some(g) = next_grace.take() {
+                    cfg.grace_ns = g;
+                }
                 close_at = next_close(now, bucket_ns, cfg.grace_ns);
             }
         }
@@ -933,7 +976,7 @@ mod tests {
                 Event::Commit(c) => self.commits.push(c.clone()),
                 Event::Status(s) => self.statuses.push(s.clone()),
                 Event::Archived(p) => self.archived.push(p.to_path_buf()),
-                Event::CommitFailed { .. } | Event::Reloaded(_) => {}
+                Event::CommitFailed { .. } | Event::Reloaded(_) | Event::Settings { .. } => {}
             }
         }
     }
@@ -1139,13 +1182,26 @@ mod tests {
         assert_eq!(rep.series.iter().map(|b| b.packets).sum::<u64>(), 3000);
     }
 
-    /// Hears nothing; on SIGHUP gives `darknet`.
-    struct Reload(Vec<Prefix>);
+    /// Hears statuses and settings; on SIGHUP gives `reload`.
+    struct Reloads {
+        reload: Reload,
+        statuses: usize,
+        settings: Vec<(i64, i64)>,
+    }
 
-    impl Hooks for Reload {
-        fn event(&mut self, _: Event<'_>) {}
-        fn reload(&mut self) -> Option<Vec<Prefix>> {
-            Some(self.0.clone())
+    impl Hooks for Reloads {
+        fn event(&mut self, e: Event<'_>) {
+            match e {
+                Event::Status(_) => self.statuses += 1,
+                Event::Settings {
+                    grace_ns,
+                    status_every_ns,
+                } => self.settings.push((grace_ns, status_every_ns)),
+                _ => {}
+            }
+        }
+        fn reload(&mut self) -> Option<Reload> {
+            Some(self.reload.clone())
         }
     }
 
@@ -1157,7 +1213,14 @@ mod tests {
         let (mut source, now, signals) = Replay::new(frames, |_| 0, 1000);
         let clock = move || now.get();
         // The new darknet holds none of the frames' destinations.
-        let mut hooks = Reload(vec!["10.99.0.0/16".parse().unwrap()]);
+        let mut hooks = Reloads {
+            reload: Reload {
+                darknets: Some(vec!["10.99.0.0/16".parse().unwrap()]),
+                ..Default::default()
+            },
+            statuses: 0,
+            settings: Vec::new(),
+        };
         run(
             &mut source,
             &mut live,
@@ -1172,6 +1235,61 @@ mod tests {
         // The signal is seen before the next frame is read.
         assert_eq!(rep.packets, 1000);
         assert_eq!(rep.packets + rep.outside, 3000);
+    }
+
+    /// SIGHUP's grace period and status interval: the status comes as the
+    /// new interval says, every frame is still committed once, and a grace
+    /// period as long as the bucket is refused.
+    #[test]
+    fn sighup_with_new_grace_and_status_intervals() {
+        let dir = tempfile::tempdir().unwrap();
+        let frames = traffic();
+        let mut live = SqliteStore::open(&dir.path().join("live.db")).unwrap();
+        let (mut source, now, signals) = Replay::new(frames, |_| 0, 1000);
+        let clock = move || now.get();
+        let mut hooks = Reloads {
+            reload: Reload {
+                darknets: None,
+                grace_ns: Some(MIN),
+                status_every_ns: Some(MIN),
+            },
+            statuses: 0,
+            settings: Vec::new(),
+        };
+        run(
+            &mut source,
+            &mut live,
+            &config(),
+            None,
+            &signals,
+            &clock,
+            &mut hooks,
+        )
+        .unwrap();
+        let rep = live.report(&ReportQuery::default()).unwrap();
+        assert_eq!(rep.packets, 3000);
+        // A grace as long as the bucket is refused: the old one stays.
+        assert_eq!(hooks.settings, vec![(config().grace_ns, MIN)]);
+        // The traffic spans several minutes: statuses came once a minute.
+        assert!(hooks.statuses >= 3, "{}", hooks.statuses);
+
+        let mut live = SqliteStore::open(&dir.path().join("live2.db")).unwrap();
+        let (mut source, now, signals) = Replay::new(traffic(), |_| 0, 1000);
+        let clock = move || now.get();
+        hooks.reload.grace_ns = Some(2_000_000_000);
+        hooks.settings.clear();
+        run(
+            &mut source,
+            &mut live,
+            &config(),
+            None,
+            &signals,
+            &clock,
+            &mut hooks,
+        )
+        .unwrap();
+        assert_eq!(hooks.settings, vec![(2_000_000_000, MIN)]);
+        assert_eq!(live.report(&ReportQuery::default()).unwrap().packets, 3000);
     }
 
     #[test]

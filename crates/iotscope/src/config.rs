@@ -69,6 +69,20 @@ pub struct Config {
     /// `[honeypot]`.
     #[serde(default)]
     pub honeypot: crate::cmd::honeypot::HoneypotDefaults,
+    /// `[sensor]`.
+    #[serde(default)]
+    pub sensor: SensorDefaults,
+}
+
+/// `[sensor]`: what `iotscope sensor` reads again on SIGHUP (with
+/// `telescope.darknet`); flags override it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorDefaults {
+    /// Grace period after a bucket's end ("5s").
+    pub grace: Option<String>,
+    /// Status line interval ("1m", "0" for none).
+    pub status: Option<String>,
 }
 
 /// `[alerts]`.

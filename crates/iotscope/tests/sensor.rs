@@ -508,13 +508,22 @@ fn sighup_reads_the_darknet_again_from_the_configuration() {
     assert!(first.contains("dst net 198.18.0.0/16"), "{first}");
     replay(&ns, &pcap, &["--pps", "10000", "--limit", "3000"]);
     std::thread::sleep(Duration::from_millis(500));
-    // A darknet that holds none of the rest's destinations.
-    std::fs::write(&cfg, "[telescope]\ndarknet = [\"10.99.0.0/16\"]\n").unwrap();
+    // A darknet that holds none of the rest's destinations; a new status
+    // interval; a grace period the flags gave, which stays.
+    std::fs::write(
+        &cfg,
+        "[telescope]\ndarknet = [\"10.99.0.0/16\"]\n[sensor]\nstatus = \"30s\"\ngrace = \"3s\"\n",
+    )
+    .unwrap();
     signal(&child, "-HUP");
     std::thread::sleep(Duration::from_millis(500));
     replay(&ns, &rest, &["--pps", "10000"]);
     let (closing, log) = stop(child, log);
     assert!(log.contains("darknet now 10.99.0.0/16"), "{log}");
+    assert!(
+        log.contains("grace 1s (from the next bucket), status every 30s"),
+        "{log}"
+    );
     // Only the first part's IPv4 darknet frames: the rest were not passed
     // by the new kernel filter.
     let head = dir.path().join("h-head.pcap");

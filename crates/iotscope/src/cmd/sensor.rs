@@ -28,9 +28,10 @@ pub struct SensorArgs {
     #[arg(long, value_name = "DURATION")]
     bucket: Option<String>,
     /// How long after a bucket's end late frames are waited for before the
-    /// bucket is committed (later ones go to the next commit, never lost).
-    #[arg(long, value_name = "DURATION", default_value = "5s")]
-    grace: String,
+    /// bucket is committed (later ones go to the next commit, never lost);
+    /// default: the config's sensor.grace, else 5s.
+    #[arg(long, value_name = "DURATION")]
+    grace: Option<String>,
     /// Kernel filter (tcpdump syntax) instead of the darknet filter, for
     /// encapsulations it does not see through (MPLS, PPPoE, several VLAN
     /// tags); frames outside the darknet still count as `outside`.
@@ -59,9 +60,10 @@ pub struct SensorArgs {
     #[arg(long, value_name = "BYTES", requires = "archive")]
     archive_max_bytes: Option<String>,
     /// A status line (frames/s, drops, last committed bucket) on standard
-    /// error this often; 0 for none.
-    #[arg(long, value_name = "DURATION", default_value = "1m")]
-    status: String,
+    /// error this often; 0 for none; default: the config's sensor.status,
+    /// else 1m.
+    #[arg(long, value_name = "DURATION")]
+    status: Option<String>,
     /// Capture with N sockets in a PACKET_FANOUT group, one thread each
     /// (the kernel spreads flows over them); each commits its own share and
     /// the store adds them up. Not with --archive.
@@ -119,15 +121,18 @@ pub fn run(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let bucket_ns = super::telescope::bucket_ns(a.bucket.as_deref(), cfg)?;
-    let grace = humantime::parse_duration(&a.grace)
-        .with_context(|| format!("--grace {:?} is not a duration such as 5s", a.grace))?;
-    if grace.as_nanos() >= bucket_ns as u128 {
-        anyhow::bail!(
-            "--grace {} must be shorter than the bucket ({}): a bucket is committed once its grace period ends",
-            a.grace,
-            humantime::format_duration(std::time::Duration::from_nanos(bucket_ns as u64))
-        );
-    }
+    let grace_text = a
+        .grace
+        .clone()
+        .or(cfg.sensor.grace.clone())
+        .unwrap_or_else(|| "5s".into());
+    let grace_ns = grace_of(&grace_text, bucket_ns).map_err(|e| anyhow::anyhow!("--grace {e}"))?;
+    let status_text = a
+        .status
+        .clone()
+        .or(cfg.sensor.status.clone())
+        .unwrap_or_else(|| "1m".into());
+    let status_every_ns = status_of(&status_text).map_err(|e| anyhow::anyhow!("--status {e}"))?;
     let duration = a
         .duration
         .as_deref()
@@ -145,23 +150,8 @@ pub fn run(
             shard: (0, 1),
             plausible: iotscope_telescope::PlausibleTime::until_tomorrow(now_ns),
         },
-        grace_ns: grace.as_nanos().min(i64::MAX as u128) as i64,
-        status_every_ns: humantime::parse_duration(&a.status)
-            .or_else(|e| {
-                if a.status.trim() == "0" {
-                    Ok(std::time::Duration::ZERO)
-                } else {
-                    Err(e)
-                }
-            })
-            .with_context(|| {
-                format!(
-                    "--status {:?} is not a duration such as 1m (0 for none)",
-                    a.status
-                )
-            })?
-            .as_nanos()
-            .min(i64::MAX as u128) as i64,
+        grace_ns,
+        status_every_ns,
     };
     let archive = match &a.archive {
         None => None,
@@ -196,6 +186,30 @@ pub fn run(
     };
     let db = cfg.db_path(a.db.as_deref());
     capture(&a, &sensor_cfg, &db, archive, duration, config_path)
+}
+
+/// A grace period: a duration shorter than the bucket, in ns; else a
+/// message naming the text.
+fn grace_of(text: &str, bucket_ns: i64) -> Result<i64, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|_| format!("{text:?} is not a duration such as 5s"))?;
+    if d.as_nanos() >= bucket_ns as u128 {
+        return Err(format!(
+            "{text} must be shorter than the bucket ({}): a bucket is committed once its grace period ends",
+            humantime::format_duration(std::time::Duration::from_nanos(bucket_ns as u64))
+        ));
+    }
+    Ok(d.as_nanos() as i64)
+}
+
+/// A status interval in ns (0: none); else a message naming the text.
+fn status_of(text: &str) -> Result<i64, String> {
+    if text.trim() == "0" {
+        return Ok(0);
+    }
+    humantime::parse_duration(text.trim())
+        .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
+        .map_err(|_| format!("{text:?} is not a duration such as 1m (0 for none)"))
 }
 
 fn now_ns() -> i64 {
@@ -291,12 +305,17 @@ fn capture(
         humantime::format_duration(std::time::Duration::from_nanos(
             sensor_cfg.telescope.bucket_ns as u64
         )),
-        a.grace
+        humantime::format_duration(std::time::Duration::from_nanos(
+            sensor_cfg.grace_ns.max(0) as u64
+        ))
     );
     let started = std::time::Instant::now();
     let console = || Console {
         config_path: config_path.map(std::path::Path::to_path_buf),
         darknet_from_flags: !a.darknet.is_empty(),
+        grace_from_flags: a.grace.is_some(),
+        status_from_flags: a.status.is_some(),
+        bucket_ns: sensor_cfg.telescope.bucket_ns,
     };
     // Fan-out: the other sockets of the group, each on its own thread with
     // its own store connection; the store adds their commits up exactly as
@@ -389,6 +408,9 @@ fn capture(
 struct Console {
     config_path: Option<PathBuf>,
     darknet_from_flags: bool,
+    grace_from_flags: bool,
+    status_from_flags: bool,
+    bucket_ns: i64,
 }
 
 #[cfg(feature = "live-capture")]
@@ -413,6 +435,14 @@ impl iotscope_ingest::sensor::Hooks for Console {
             Event::CommitFailed { error, waiting } => eprintln!(
                 "iotscope: sensor: the store refused a commit ({error}); {waiting} kept, tried again at the next"
             ),
+            Event::Settings {
+                grace_ns,
+                status_every_ns,
+            } => eprintln!(
+                "iotscope: sensor: grace {} (from the next bucket), status every {}",
+                humantime::format_duration(std::time::Duration::from_nanos(grace_ns.max(0) as u64)),
+                humantime::format_duration(std::time::Duration::from_nanos(status_every_ns.max(0) as u64))
+            ),
             Event::Reloaded(darknets) => eprintln!(
                 "iotscope: sensor: darknet now {}",
                 darknets.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
@@ -429,37 +459,70 @@ impl iotscope_ingest::sensor::Hooks for Console {
         }
     }
 
-    fn reload(&mut self) -> Option<Vec<iotscope_telescope::Prefix>> {
-        if self.darknet_from_flags {
-            return None;
-        }
+    /// SIGHUP: the configuration read again; what flags gave stays.
+    fn reload(&mut self) -> Option<iotscope_ingest::sensor::Reload> {
         let path = self.config_path.as_deref()?;
-        let read = Config::load(Some(path)).and_then(|cfg| {
-            cfg.telescope
+        let cfg = match Config::load(Some(path)) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!(
+                    "iotscope: sensor: {}: {e:#}; the settings stay",
+                    path.display()
+                );
+                return None;
+            }
+        };
+        let mut out = iotscope_ingest::sensor::Reload::default();
+        if !self.darknet_from_flags {
+            let read = cfg
+                .telescope
                 .darknet
                 .iter()
                 .map(|t| {
                     t.parse::<iotscope_telescope::Prefix>()
                         .map_err(anyhow::Error::from)
                 })
-                .collect::<anyhow::Result<Vec<_>>>()
-        });
-        match read {
-            Ok(d) if !d.is_empty() => Some(d),
-            Ok(_) => {
-                eprintln!(
+                .collect::<anyhow::Result<Vec<_>>>();
+            match read {
+                Ok(d) if !d.is_empty() => out.darknets = Some(d),
+                Ok(_) => eprintln!(
                     "iotscope: sensor: {} gives no telescope.darknet; the darknet stays",
                     path.display()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!(
+                ),
+                Err(e) => eprintln!(
                     "iotscope: sensor: {}: {e:#}; the darknet stays",
                     path.display()
-                );
-                None
+                ),
             }
         }
+        if let Some(g) = cfg
+            .sensor
+            .grace
+            .as_deref()
+            .filter(|_| !self.grace_from_flags)
+        {
+            match grace_of(g, self.bucket_ns) {
+                Ok(ns) => out.grace_ns = Some(ns),
+                Err(e) => eprintln!(
+                    "iotscope: sensor: {}: sensor.grace {e}; the grace stays",
+                    path.display()
+                ),
+            }
+        }
+        if let Some(st) = cfg
+            .sensor
+            .status
+            .as_deref()
+            .filter(|_| !self.status_from_flags)
+        {
+            match status_of(st) {
+                Ok(ns) => out.status_every_ns = Some(ns),
+                Err(e) => eprintln!(
+                    "iotscope: sensor: {}: sensor.status {e}; the interval stays",
+                    path.display()
+                ),
+            }
+        }
+        Some(out)
     }
 }
