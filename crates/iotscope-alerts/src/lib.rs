@@ -391,6 +391,7 @@ pub fn advice(problem: &str) -> &'static str {
         "anonymous_mqtt" => "The MQTT broker accepts anyone. Require a user name and password (and TLS), and do not expose port 1883.",
         "exposed_modbus" => "Modbus/TCP, which has no authentication, is reachable. Allow only your own systems to it and use a VPN for remote access.",
         "exposed_telnet" => "Telnet is reachable from the Internet. Turn it off or block ports 23/2323, and use a unique password.",
+        "infected_bot" => "The device logged in to a honeypot with a default password and ran a botnet's commands: it is infected, or (for a loader) it serves malware to infected devices. Disconnect it, reboot it, change its passwords, update its firmware, and keep its telnet and SSH off the Internet.",
         p if p.starts_with("infected_") => "The device is scanning the Internet like malware-infected IoT devices do. Reboot it, change its password, update the firmware, and keep its login off the Internet.",
         _ => "Check the device's exposure and credentials.",
     }
@@ -896,7 +897,7 @@ mod tests {
             EvidenceLevel::Corroborated
         );
         assert_eq!(alerts[0].problem, "infected_bot");
-        assert!(alerts[0].advice.contains("Reboot"));
+        assert!(alerts[0].advice.contains("logged in to a honeypot"));
     }
 
     fn isp(name: &str, prefixes: &[&str]) -> Isp {

@@ -96,7 +96,7 @@ pub enum EventKind {
         scanner_session: String,
         /// The scanner's address.
         scanner_ip: String,
-        /// The pair, `user/password`.
+        /// The pair, `user:password`.
         pair: String,
     },
     /// `cowrie.session.closed`.

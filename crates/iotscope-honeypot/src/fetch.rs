@@ -115,18 +115,45 @@ pub struct Fetched {
     pub truncated: bool,
 }
 
-/// GETs `url` (http only) as BusyBox wget would, within `cfg`'s bounds.
+/// GETs `url` (http only) as BusyBox wget would, within `cfg`'s bounds:
+/// [`prepare`] then [`get`].
 ///
 /// Errors: a message saying why nothing was fetched (not http, a bad URL,
 /// a name that does not resolve, an address that is not global, a timeout,
 /// a status other than 200).
 pub async fn fetch_http(url: &str, cfg: &FetchConfig) -> Result<Fetched, String> {
-    tokio::time::timeout(cfg.timeout, fetch_inner(url, cfg))
+    let target = prepare(url, cfg).await?;
+    get(&target, cfg).await
+}
+
+/// Where a fetch would go: checked, resolved, not yet contacted.
+#[derive(Clone, Debug)]
+pub struct Target {
+    addr: SocketAddr,
+    request: String,
+}
+
+/// Parses `url` and resolves its host, refusing what [`not_global`] names
+/// (unless `cfg.allow_private`), within `cfg.timeout`: nothing is sent. A
+/// caller charges its rate limit only for a URL that passed.
+///
+/// Errors: why the URL will not be fetched.
+pub async fn prepare(url: &str, cfg: &FetchConfig) -> Result<Target, String> {
+    tokio::time::timeout(cfg.timeout, prepare_inner(url, cfg))
         .await
         .map_err(|_| format!("no answer within {} s", cfg.timeout.as_secs()))?
 }
 
-async fn fetch_inner(url: &str, cfg: &FetchConfig) -> Result<Fetched, String> {
+/// GETs a prepared target within `cfg`'s bounds.
+///
+/// Errors: a timeout, a refused connection, a status other than 200.
+pub async fn get(t: &Target, cfg: &FetchConfig) -> Result<Fetched, String> {
+    tokio::time::timeout(cfg.timeout, get_inner(t, cfg))
+        .await
+        .map_err(|_| format!("no answer within {} s", cfg.timeout.as_secs()))?
+}
+
+async fn prepare_inner(url: &str, cfg: &FetchConfig) -> Result<Target, String> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("HTTP://"))
@@ -155,12 +182,17 @@ async fn fetch_inner(url: &str, cfg: &FetchConfig) -> Result<Fetched, String> {
             return Err(format!("{host} is not a global address: {why}"));
         }
     }
+    let host_header = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {host_header}\r\nUser-Agent: Wget\r\nConnection: close\r\n\r\n");
+    Ok(Target { addr, request })
+}
+
+async fn get_inner(t: &Target, cfg: &FetchConfig) -> Result<Fetched, String> {
+    let addr = t.addr;
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect to {addr}: {e}"))?;
-    let host_header = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let req = format!("GET {path} HTTP/1.0\r\nHost: {host_header}\r\nUser-Agent: Wget\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes())
+    s.write_all(t.request.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
     let mut buf = Vec::new();

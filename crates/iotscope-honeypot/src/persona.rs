@@ -37,7 +37,7 @@ pub struct Persona {
     /// Text before the first login prompt.
     #[serde(default)]
     pub banner: String,
-    /// "login: ", "(none) login: "...
+    /// "login: ", "{hostname} login: "... (`{hostname}`: the deployment's).
     pub login_prompt: String,
     /// "Password: ".
     pub password_prompt: String,
@@ -204,6 +204,13 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// The login prompt with this deployment's host name in it.
+    pub fn login_prompt(&self) -> String {
+        self.persona
+            .login_prompt
+            .replace("{hostname}", &self.hostname)
+    }
+
     /// `persona` varied by `seed` (the same seed gives the same device).
     pub fn new(persona: Persona, seed: u64) -> Self {
         let mut rng = SplitMix::new(seed ^ 0x1075_C0DE);

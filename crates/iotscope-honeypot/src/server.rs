@@ -338,7 +338,12 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     if let Some(p) = &config.payloads {
-        std::fs::create_dir_all(&p.dir)?;
+        std::fs::create_dir_all(&p.dir).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("payload directory {}: {e}", p.dir.display()),
+            )
+        })?;
     }
     let (tx, mut rx) = mpsc::channel::<Record>(1024);
     let writer_stats = stats.clone();
@@ -589,11 +594,17 @@ impl Log {
     /// Fetches `url` (rate limit and bounds of `f`), keeps the sample and
     /// records it as a payload of the session; sends the event.
     async fn fetch(&mut self, url: String, f: &crate::fetch::FetchConfig) -> bool {
+        // A URL that will not be fetched (not http, a private address) does
+        // not spend the rate limit: a bot must not starve the real fetches.
+        let target = match crate::fetch::prepare(&url, f).await {
+            Ok(t) => t,
+            Err(reason) => return self.emit(EventKind::FetchFailed { url, reason }).await,
+        };
         if !self.shared.fetches.take() {
             let reason = format!("rate limit ({} a minute)", f.per_minute);
             return self.emit(EventKind::FetchFailed { url, reason }).await;
         }
-        match crate::fetch::fetch_http(&url, f).await {
+        match crate::fetch::get(&target, f).await {
             Ok(got) => {
                 let sha: String = Sha256::digest(&got.body)
                     .iter()
@@ -693,7 +704,7 @@ impl Log {
             }
             if let Some((sid, sip)) = self.rec.linked.clone() {
                 shared.stats.linked.fetch_add(1, Ordering::Relaxed);
-                let pair = format!("{}/{}", pair.0, pair.1);
+                let pair = format!("{}:{}", pair.0, pair.1);
                 self.emit(EventKind::Linked {
                     scanner_session: sid,
                     scanner_ip: sip.to_string(),

@@ -270,6 +270,18 @@ pub(crate) async fn ssh_session(
         inactivity_timeout: Some(lim.idle_timeout),
         max_auth_attempts: lim.max_attempts as usize,
         methods: MethodSet::from(&[MethodKind::Password][..]),
+        // What a Dropbear of 2014 offers (curve25519 and the classic groups),
+        // not this library's post-quantum first choice under an old banner.
+        preferred: russh::Preferred {
+            kex: Cow::Borrowed(&[
+                russh::kex::CURVE25519_PRE_RFC_8731,
+                russh::kex::ECDH_SHA2_NISTP256,
+                russh::kex::DH_G14_SHA1,
+                russh::kex::DH_G1_SHA1,
+                russh::kex::EXTENSION_SUPPORT_AS_SERVER,
+            ]),
+            ..Default::default()
+        },
         ..Default::default()
     });
     let handler = Handler {

@@ -177,7 +177,7 @@ impl TelnetSession {
             IAC, DO, ECHO, IAC, DO, NAWS, IAC, WILL, ECHO, IAC, WILL, SGA,
         ];
         nvt_out(self.dep.persona.banner.as_bytes(), &mut out);
-        nvt_out(self.dep.persona.login_prompt.as_bytes(), &mut out);
+        nvt_out(self.dep.login_prompt().as_bytes(), &mut out);
         out
     }
 
@@ -308,7 +308,7 @@ impl TelnetSession {
                 step.reply.extend_from_slice(b"^C\r\n");
                 let prompt = match self.state {
                     State::Shell => self.shell.prompt(),
-                    _ => self.dep.persona.login_prompt.clone(),
+                    _ => self.dep.login_prompt(),
                 };
                 self.state = match std::mem::replace(&mut self.state, State::Closed) {
                     State::Password(_) => State::User,
@@ -339,7 +339,7 @@ impl TelnetSession {
         match std::mem::replace(&mut self.state, State::Closed) {
             State::User => {
                 if text.is_empty() {
-                    nvt_out(persona.login_prompt.as_bytes(), &mut step.reply);
+                    nvt_out(self.dep.login_prompt().as_bytes(), &mut step.reply);
                     self.state = State::User;
                 } else {
                     nvt_out(persona.password_prompt.as_bytes(), &mut step.reply);
@@ -368,7 +368,7 @@ impl TelnetSession {
                     if self.attempts >= self.max_attempts {
                         self.state = State::Closed;
                     } else {
-                        nvt_out(persona.login_prompt.as_bytes(), &mut step.reply);
+                        nvt_out(self.dep.login_prompt().as_bytes(), &mut step.reply);
                         self.state = State::User;
                     }
                 }
@@ -425,7 +425,9 @@ mod tests {
             &g[..12],
             &[IAC, DO, ECHO, IAC, DO, NAWS, IAC, WILL, ECHO, IAC, WILL, SGA]
         );
-        assert!(text(&g).ends_with("(none) login: "));
+        // The prompt names the deployment's host, as `uname -n` does.
+        let prompt = format!("{} login: ", s.dep.hostname);
+        assert!(text(&g).ends_with(&prompt));
         // The client refuses our echo, sends its window size, in pieces.
         let mut st = s.feed(&[IAC, DONT]);
         st.events
@@ -442,7 +444,7 @@ mod tests {
         assert_eq!(text(&st.reply), "Password: ");
         let st = s.feed(b"wrong\r\n");
         assert!(st.login_failed);
-        assert_eq!(text(&st.reply), "Login incorrect\r\n(none) login: ");
+        assert_eq!(text(&st.reply), format!("Login incorrect\r\n{prompt}"));
         s.feed(b"root\r\0");
         let st = s.feed(b"xc3511\n");
         assert_eq!(

@@ -220,7 +220,9 @@ async fn a_mirai_scanner_then_its_loader_are_linked_and_their_servers_extracted(
         .await;
     load.expect("IHCCE: applet not found").await;
     load.send("exit").await;
-    drop(load);
+    // The honeypot hangs up after the exit: only then stop it.
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), load.s.read_to_end(&mut rest)).await;
 
     let _ = stop.send(());
     task.await.unwrap();
@@ -455,4 +457,56 @@ async fn a_client_that_never_reads_does_not_delay_shutdown() {
     assert!(t.elapsed() < Duration::from_secs(10));
     let sessions = rec.0.lock().unwrap().1.clone();
     assert_eq!(sessions[0].reason, "shutdown");
+}
+
+/// A hostile trial: URLs of private addresses spent the fetch budget, so
+/// later real ones were refused for the rate limit. A URL refused for its
+/// address spends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_urls_do_not_spend_the_fetch_budget() {
+    let limits = Limits {
+        login_fail_delay: Duration::ZERO,
+        ..Limits::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(
+        limits,
+        Some(PayloadStore {
+            dir: dir.path().join("p"),
+            budget: 1 << 20,
+        }),
+    );
+    cfg.fetch = Some(iotscope_honeypot::fetch::FetchConfig {
+        max_bytes: 1 << 20,
+        per_minute: 1,
+        timeout: Duration::from_secs(5),
+        allow_private: false,
+    });
+    let (addr, rec, _stats, stop, task) = start(cfg).await;
+    let mut b = Bot::connect("127.0.0.1".parse().unwrap(), addr).await;
+    b.login("root", "xc3511").await;
+    for url in [
+        "http://127.0.0.1/a",
+        "http://10.1.2.3/b",
+        "http://[::ffff:192.168.0.1]/c",
+    ] {
+        b.send(&format!("wget {url}; /bin/busybox ECCHI")).await;
+        b.expect("ECCHI: applet not found").await;
+    }
+    b.send("exit").await;
+    let mut rest = Vec::new();
+    let _ = b.s.read_to_end(&mut rest).await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    let events = rec.0.lock().unwrap().0.clone();
+    let reasons: Vec<&str> = events
+        .iter()
+        .filter(|e| e["eventid"] == "cowrie.session.file_download.failed")
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons.iter().all(|r| r.contains("not a global address")),
+        "{reasons:?}"
+    );
 }

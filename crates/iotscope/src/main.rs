@@ -31,7 +31,7 @@ enum Command {
     Telescope(cmd::telescope::TelescopeCommand),
     /// Live darknet sensor: capture on an interface, commit each closed bucket to the store.
     Sensor(Box<cmd::sensor::SensorArgs>),
-    /// Telnet honeypot posing as IoT devices: records logins, commands and the loaders' downloads.
+    /// Telnet and SSH honeypot posing as IoT devices: records logins, commands and the loaders' downloads.
     Honeypot(Box<cmd::honeypot::HoneypotArgs>),
     /// The testbed: emulated IoT devices (`lab`), generated darknet captures (`lab darknet`).
     Lab(cmd::lab::LabArgs),

@@ -15,8 +15,6 @@ use iotscope_honeypot::server::{
 use iotscope_honeypot::telnet::Accepted;
 use serde::Deserialize;
 
-use crate::output::OutputFormat;
-
 #[derive(clap::Args, Debug)]
 pub struct HoneypotArgs {
     /// Telnet listener (repeatable), e.g. 0.0.0.0:23 or [::]:2323.
@@ -103,9 +101,10 @@ pub struct HoneypotArgs {
     /// Stop by itself after this long (default: until SIGINT or SIGTERM).
     #[arg(long, value_name = "DURATION", value_parser = crate::args::run_time)]
     duration: Option<Duration>,
-    /// Closing summary format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    format: OutputFormat,
+    /// The closing summary: table (a line on standard error) or json (an
+    /// object on standard output).
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    format: String,
 }
 
 /// `[honeypot]` in the config; flags override it.
@@ -154,9 +153,6 @@ fn default_seed(sensor: &str) -> u64 {
 }
 
 pub fn run(a: HoneypotArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitCode> {
-    if a.format == OutputFormat::Csv {
-        anyhow::bail!("--format csv: the honeypot's summary is table or json (sessions are in the store and --events)");
-    }
     let d = &cfg.honeypot;
     let given = !a.telnet.is_empty() || !a.ssh.is_empty();
     let telnet = if given {
@@ -293,16 +289,25 @@ pub fn run(a: HoneypotArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
     let started = std::time::Instant::now();
     rt.block_on(async {
         let mut listeners = Vec::new();
+        // Every listener bound before any is announced: a failure names its
+        // address alone.
         for (addr, protocol) in &addrs {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} (ports below 1024 need CAP_NET_BIND_SERVICE)"))?;
+            let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                let hint = if e.kind() == std::io::ErrorKind::PermissionDenied && addr.port() < 1024 {
+                    " (ports below 1024 need CAP_NET_BIND_SERVICE: setcap cap_net_bind_service=+ep, or a redirect to a higher port)"
+                } else {
+                    ""
+                };
+                anyhow::anyhow!("cannot listen on {addr}: {e}{hint}")
+            })?;
+            listeners.push((l, *protocol));
+        }
+        for (l, protocol) in &listeners {
             let name = if *protocol == Protocol::Ssh { "ssh" } else { "telnet" };
             eprintln!(
                 "iotscope honeypot: {name} on {} as {persona_name} ({sensor})",
                 l.local_addr()?
             );
-            listeners.push((l, *protocol));
         }
         let status_stats = stats.clone();
         let status_every = a.status;
@@ -343,8 +348,8 @@ pub fn run(a: HoneypotArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
         "db": db.display().to_string(),
         "events": events.map(|p| p.display().to_string()),
     });
-    match a.format {
-        OutputFormat::Json => println!("{summary}"),
+    match a.format.as_str() {
+        "json" => println!("{summary}"),
         _ => eprintln!(
             "iotscope honeypot: stopped after {:.0} s: {} sessions ({} refused), {} logins, {} loaders linked; stored in {}",
             started.elapsed().as_secs_f64(),
