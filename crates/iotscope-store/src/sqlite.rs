@@ -842,9 +842,18 @@ impl Store for SqliteStore {
             let one_day = (days.len() == 1 && !stray)
                 .then(|| days.first().copied())
                 .flatten();
-            let mut day_rows: HashMap<i64, Blocks> = HashMap::new();
+            // Across days: the rows of the day being read (buckets come in
+            // order), written when the next day starts, so one day's rows
+            // are held at a time.
+            let mut day_rows: Option<(i64, Blocks)> = None;
             for b in buckets {
                 let start = b.number.saturating_mul(bucket_ns);
+                let day = start.div_euclid(DAY_NS);
+                if one_day.is_none() && day_rows.as_ref().is_some_and(|(d, _)| *d != day) {
+                    if let Some((d, out)) = day_rows.take() {
+                        blocks.write(BlockTable::DaySources, d, true, out)?;
+                    }
+                }
                 // A bucket new to the store has no blocks to merge with.
                 let known = bucket_known.exists([start]).map_err(db)?;
                 bucket_stmt
@@ -885,15 +894,13 @@ impl Store for SqliteStore {
                 }
                 blocks.write_ports(start, known, out, sketches)?;
                 let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
-                let day = start.div_euclid(DAY_NS);
                 let mut n = 0u64;
                 for (id, c) in t.bucket_sources(b) {
                     let a = addrs[id as usize];
                     blocks::put_source(out.of(blocks::source_block(a)), start, a, c);
                     if one_day.is_none() {
-                        let rows = day_rows
-                            .entry(day)
-                            .or_insert_with(|| Blocks::new(blocks::SOURCE_BLOCKS));
+                        let (_, rows) = day_rows
+                            .get_or_insert_with(|| (day, Blocks::new(blocks::SOURCE_BLOCKS)));
                         blocks::put_source(rows.of(blocks::source_block(a)), day * DAY_NS, a, c);
                     }
                     n += 1;
@@ -903,17 +910,28 @@ impl Store for SqliteStore {
                     .execute(params![start, added.unwrap_or(n) as i64])
                     .map_err(db)?;
             }
-            if let Some(day) = one_day {
-                let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
-                for (s, &a) in t.source_stats().iter().zip(addrs) {
-                    blocks::put_source(out.of(blocks::source_block(a)), day * DAY_NS, a, s);
-                }
-                day_rows.insert(day, out);
+            if let Some((d, out)) = day_rows.take() {
+                blocks.write(BlockTable::DaySources, d, true, out)?;
             }
-            let mut day_rows: Vec<_> = day_rows.into_iter().collect();
-            day_rows.sort_unstable_by_key(|d| d.0);
-            for (day, out) in day_rows {
-                blocks.write(BlockTable::DaySources, day, true, out)?;
+            if let Some(day) = one_day {
+                // Block by block, so a spoofed flood's ten million sources
+                // are never all encoded at once.
+                let stats = t.source_stats();
+                let mut order: Vec<(u32, u32)> = addrs
+                    .iter()
+                    .enumerate()
+                    .map(|(id, &a)| (blocks::source_block(a) as u32, id as u32))
+                    .collect();
+                order.sort_unstable();
+                for group in order.chunk_by(|x, y| x.0 == y.0) {
+                    let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
+                    let buf = out.of(group[0].0 as i64);
+                    for &(_, id) in group {
+                        let id = id as usize;
+                        blocks::put_source(buf, day * DAY_NS, addrs[id], &stats[id]);
+                    }
+                    blocks.write(BlockTable::DaySources, day, true, out)?;
+                }
             }
             // Runs of the same day (UTC, of the run's first frame) share
             // their rows: a sensor ingesting every few minutes writes a
