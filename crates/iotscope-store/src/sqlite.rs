@@ -55,11 +55,19 @@ impl BlockTable {
 struct BlockWriter<'t> {
     tx: &'t rusqlite::Transaction<'t>,
     path: &'t str,
+    /// The day rows being written hold each source once already (a run's
+    /// own per-source totals): a day with no stored block takes them as
+    /// they are.
+    unique_day_rows: bool,
 }
 
 impl<'t> BlockWriter<'t> {
     fn new(tx: &'t rusqlite::Transaction<'t>, path: &'t str) -> Self {
-        BlockWriter { tx, path }
+        BlockWriter {
+            tx,
+            path,
+            unique_day_rows: false,
+        }
     }
 
     fn db(&self, source: rusqlite::Error) -> StoreError {
@@ -134,7 +142,7 @@ impl<'t> BlockWriter<'t> {
             }
             let data = match old {
                 // A day's rows come from several buckets: one row a source.
-                None if table == BlockTable::DaySources => {
+                None if table == BlockTable::DaySources && !self.unique_day_rows => {
                     blocks::merge_sources(key.saturating_mul(DAY_NS), &blocks::new_block(), &data)
                         .map_err(|_| self.damaged(table, block, key))?
                 }
@@ -917,6 +925,7 @@ impl Store for SqliteStore {
                 // Block by block, so a spoofed flood's ten million sources
                 // are never all encoded at once.
                 let stats = t.source_stats();
+                blocks.unique_day_rows = true;
                 let mut order: Vec<(u32, u32)> = addrs
                     .iter()
                     .enumerate()
@@ -932,6 +941,7 @@ impl Store for SqliteStore {
                     }
                     blocks.write(BlockTable::DaySources, day, true, out)?;
                 }
+                blocks.unique_day_rows = false;
             }
             // Runs of the same day (UTC, of the run's first frame) share
             // their rows: a sensor ingesting every few minutes writes a
