@@ -1,10 +1,12 @@
 -- Reports and the dashboard over long periods (issue 17): each source's
--- counters summed over a UTC day, kept as buckets arrive (every run merges
--- its day's sources in), so a period of whole days reads one row per block
--- and day instead of one per block and bucket; only the partial days at a
--- period's edges are read bucket by bucket. Same block layout as
--- bucket_source_blocks, times relative to the day's start. Built for the
--- buckets already stored by the migration's code.
+-- counters summed over a UTC day, so a period of whole days reads one row
+-- per block and day instead of one per block and bucket; only the partial
+-- days at a period's edges are read bucket by bucket. Same block layout as
+-- bucket_source_blocks, times relative to the day's start. A day's rollup
+-- is built when a report first reads the day whole, and dropped when a run
+-- adds to the day (so writes cost nothing more); rolled_days lists the days
+-- whose rollup is complete. Built for the buckets already stored by the
+-- migration's code.
 CREATE TABLE day_source_blocks (
     block INTEGER NOT NULL,
     day   BIGINT NOT NULL,
@@ -15,3 +17,7 @@ CREATE TABLE day_source_blocks (
 -- Each bucket's distinct sources (what the series shows), kept as runs
 -- merge into the bucket, so a report reading day rows still has them.
 ALTER TABLE buckets ADD COLUMN sources BIGINT NOT NULL DEFAULT 0;
+
+CREATE TABLE rolled_days (
+    day BIGINT PRIMARY KEY
+);

@@ -55,19 +55,11 @@ impl BlockTable {
 struct BlockWriter<'t> {
     tx: &'t rusqlite::Transaction<'t>,
     path: &'t str,
-    /// The day rows being written hold each source once already (a run's
-    /// own per-source totals): a day with no stored block takes them as
-    /// they are.
-    unique_day_rows: bool,
 }
 
 impl<'t> BlockWriter<'t> {
     fn new(tx: &'t rusqlite::Transaction<'t>, path: &'t str) -> Self {
-        BlockWriter {
-            tx,
-            path,
-            unique_day_rows: false,
-        }
+        BlockWriter { tx, path }
     }
 
     fn db(&self, source: rusqlite::Error) -> StoreError {
@@ -141,16 +133,11 @@ impl<'t> BlockWriter<'t> {
                 *n = n.wrapping_sub(had);
             }
             let data = match old {
-                // A day's rows come from several buckets: one row a source.
-                None if table == BlockTable::DaySources && !self.unique_day_rows => {
-                    blocks::merge_sources(key.saturating_mul(DAY_NS), &blocks::new_block(), &data)
-                        .map_err(|_| self.damaged(table, block, key))?
-                }
                 None => data,
                 Some(old) => match table {
                     BlockTable::Sources => blocks::merge_sources(key, &old, &data),
                     BlockTable::DaySources => {
-                        blocks::merge_sources(key.saturating_mul(DAY_NS), &old, &data)
+                        unreachable!("day rows are written whole by roll_day")
                     }
                     BlockTable::PortSources => blocks::merge_port_sources(&old, &data),
                     BlockTable::InfectedPorts => blocks::merge_source_ports(&old, &data),
@@ -243,7 +230,8 @@ const BLOCKS_MIGRATION: usize = 10;
 const DAY_ROLLUP_MIGRATION: usize = 14;
 
 /// Migration 014's data step: the day rollups of every stored bucket's
-/// sources, and each bucket's count of distinct sources. Reads one source
+/// sources (each day marked rolled), and each bucket's count of distinct
+/// sources. Reads one source
 /// block at a time, in bucket order, holding one day's sources of that
 /// block. Errors: [`StoreError::Block`] for a stored block that does not
 /// decode; nothing is changed then.
@@ -301,8 +289,12 @@ fn roll_up_days(tx: &rusqlite::Transaction<'_>, path: &str) -> Result<(), StoreE
     let mut st = tx
         .prepare("UPDATE buckets SET sources = ?2 WHERE start_ns = ?1")
         .map_err(db)?;
+    let mut mark = tx
+        .prepare("INSERT OR IGNORE INTO rolled_days (day) VALUES (?1)")
+        .map_err(db)?;
     for (start, n) in per_bucket {
         st.execute(params![start, n]).map_err(db)?;
+        mark.execute([start.div_euclid(DAY_NS)]).map_err(db)?;
     }
     Ok(())
 }
@@ -839,29 +831,20 @@ impl Store for SqliteStore {
             let addrs = t.source_addrs();
             let mut buckets: Vec<_> = t.buckets().collect();
             buckets.sort_unstable_by_key(|b| b.number);
-            // The day rollups: from the run's per-source totals when all its
-            // frames fall in buckets of one day (a sensor's commit, most
-            // captures), else from each bucket's rows.
+            // A day this run adds to has a rollup no longer: it is built
+            // again when a report next reads the day whole.
             let days: std::collections::BTreeSet<i64> = buckets
                 .iter()
                 .map(|b| b.number.saturating_mul(bucket_ns).div_euclid(DAY_NS))
                 .collect();
-            let stray = t.implausible().is_some_and(|b| b.total.packets > 0);
-            let one_day = (days.len() == 1 && !stray)
-                .then(|| days.first().copied())
-                .flatten();
-            // Across days: the rows of the day being read (buckets come in
-            // order), written when the next day starts, so one day's rows
-            // are held at a time.
-            let mut day_rows: Option<(i64, Blocks)> = None;
+            for day in &days {
+                tx.execute("DELETE FROM rolled_days WHERE day = ?1", [day])
+                    .map_err(db)?;
+                tx.execute("DELETE FROM day_source_blocks WHERE day = ?1", [day])
+                    .map_err(db)?;
+            }
             for b in buckets {
                 let start = b.number.saturating_mul(bucket_ns);
-                let day = start.div_euclid(DAY_NS);
-                if one_day.is_none() && day_rows.as_ref().is_some_and(|(d, _)| *d != day) {
-                    if let Some((d, out)) = day_rows.take() {
-                        blocks.write(BlockTable::DaySources, d, true, out)?;
-                    }
-                }
                 // A bucket new to the store has no blocks to merge with.
                 let known = bucket_known.exists([start]).map_err(db)?;
                 bucket_stmt
@@ -906,42 +889,12 @@ impl Store for SqliteStore {
                 for (id, c) in t.bucket_sources(b) {
                     let a = addrs[id as usize];
                     blocks::put_source(out.of(blocks::source_block(a)), start, a, c);
-                    if one_day.is_none() {
-                        let (_, rows) = day_rows
-                            .get_or_insert_with(|| (day, Blocks::new(blocks::SOURCE_BLOCKS)));
-                        blocks::put_source(rows.of(blocks::source_block(a)), day * DAY_NS, a, c);
-                    }
                     n += 1;
                 }
                 let added = blocks.write(BlockTable::Sources, start, known, out)?;
                 sources_stmt
                     .execute(params![start, added.unwrap_or(n) as i64])
                     .map_err(db)?;
-            }
-            if let Some((d, out)) = day_rows.take() {
-                blocks.write(BlockTable::DaySources, d, true, out)?;
-            }
-            if let Some(day) = one_day {
-                // Block by block, so a spoofed flood's ten million sources
-                // are never all encoded at once.
-                let stats = t.source_stats();
-                blocks.unique_day_rows = true;
-                let mut order: Vec<(u32, u32)> = addrs
-                    .iter()
-                    .enumerate()
-                    .map(|(id, &a)| (blocks::source_block(a) as u32, id as u32))
-                    .collect();
-                order.sort_unstable();
-                for group in order.chunk_by(|x, y| x.0 == y.0) {
-                    let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
-                    let buf = out.of(group[0].0 as i64);
-                    for &(_, id) in group {
-                        let id = id as usize;
-                        blocks::put_source(buf, day * DAY_NS, addrs[id], &stats[id]);
-                    }
-                    blocks.write(BlockTable::DaySources, day, true, out)?;
-                }
-                blocks.unique_day_rows = false;
             }
             // Runs of the same day (UTC, of the run's first frame) share
             // their rows: a sensor ingesting every few minutes writes a
@@ -1680,6 +1633,11 @@ impl Store for SqliteStore {
             q.since_ns.unwrap_or(i64::MIN),
             q.until_ns.unwrap_or(i64::MAX),
         );
+        // Rollups of the period's whole days first; then one read
+        // transaction: what is read is one state of the store.
+        self.roll_days(lo, hi)?;
+        let _read = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let rolled = self.rolled_segments(lo, hi)?;
         let wanted = q
             .port
             .as_ref()
@@ -1710,7 +1668,7 @@ impl Store for SqliteStore {
         }
         for block in 0..blocks::SOURCE_BLOCKS {
             by_addr.clear();
-            self.each_source_rolled(block, lo, hi, |_, a, c| {
+            self.each_source_rolled(block, lo, hi, &rolled, |_, a, c| {
                 if wanted.is_none() || on_port.contains(&a) {
                     by_addr.entry(a).or_default().add(&c);
                 }
@@ -1900,11 +1858,16 @@ impl Store for SqliteStore {
 
     fn report(&self, q: &ReportQuery) -> Result<Summary, StoreError> {
         let db = |e| self.err(e);
-        let bucket_ns = self.bucket_ns()?.unwrap_or(3_600_000_000_000);
         let (lo, hi) = (
             q.since_ns.unwrap_or(i64::MIN),
             q.until_ns.unwrap_or(i64::MAX),
         );
+        // Rollups of the period's whole days first; then one read
+        // transaction: what is read is one state of the store.
+        self.roll_days(lo, hi)?;
+        let _read = self.conn.unchecked_transaction().map_err(db)?;
+        let rolled = self.rolled_segments(lo, hi)?;
+        let bucket_ns = self.bucket_ns()?.unwrap_or(3_600_000_000_000);
         // Frames with an implausible time are in no bucket, so no period
         // holds them: the figure is the whole store's.
         let implausible_time: i64 = self
@@ -1974,7 +1937,7 @@ impl Store for SqliteStore {
         // Block by block: a source is always in the same block, so its
         // sums are complete when its block ends.
         for block in 0..blocks::SOURCE_BLOCKS {
-            self.each_source_rolled(block, lo, hi, |_, addr, counters| {
+            self.each_source_rolled(block, lo, hi, &rolled, |_, addr, counters| {
                 report.source(&SourceBucketRow { addr, counters })
             })?;
             let mut ports = Vec::new();
@@ -2011,44 +1974,189 @@ impl SqliteStore {
     }
 
     /// Calls `f(key, address, counters)` for the sources of source block
-    /// `block` in the buckets starting in `lo..hi`: a day's rollup for each
-    /// whole UTC day in the range (key: the day's start), the buckets'
-    /// own rows for the partial days at its edges (key: the bucket start).
-    /// A source comes once a day or once a bucket, so callers add its rows
-    /// up; the sums are those of the buckets (the rollups are kept with them,
-    /// see `save_run`). Without `self.rollups` (tests), buckets only.
+    /// `block` in the buckets starting in `lo..hi`: the day rollups of the
+    /// `rolled` day ranges (key: the day's start; see
+    /// [`Self::rolled_segments`]), the buckets' own rows for the rest (key:
+    /// the bucket start). A source comes once a day or once a bucket, so
+    /// callers add its rows up; the sums are those of the buckets (a rollup
+    /// is built from them, and dropped when a run adds to its day).
     fn each_source_rolled(
         &self,
         block: i64,
         lo: i64,
         hi: i64,
+        rolled: &[(i64, i64)],
         mut f: impl FnMut(i64, Addr, SourceCounters),
     ) -> Result<(), StoreError> {
-        // Whole days: [first_day, end_day), each inside [lo, hi).
-        let first_day = lo.div_euclid(DAY_NS) + (lo.rem_euclid(DAY_NS) != 0) as i64;
-        let end_day = hi.div_euclid(DAY_NS);
-        if !self.rollups || first_day >= end_day {
-            return self.each_source(block, lo, hi, f);
+        let mut at = lo;
+        for &(first, end) in rolled {
+            let (day_lo, day_hi) = (first.saturating_mul(DAY_NS), end.saturating_mul(DAY_NS));
+            self.each_source(block, at, day_lo, &mut f)?;
+            self.each_block(
+                BlockTable::DaySources,
+                (block, block),
+                (first, end),
+                |day, r| {
+                    let base = day.saturating_mul(DAY_NS);
+                    while !r.done() {
+                        let (a, c) = r.next_source(base)?;
+                        f(base, a, c);
+                    }
+                    Ok(())
+                },
+            )?;
+            at = day_hi;
         }
-        let (day_lo, day_hi) = (
-            first_day.saturating_mul(DAY_NS),
-            end_day.saturating_mul(DAY_NS),
-        );
-        self.each_source(block, lo, day_lo, &mut f)?;
-        self.each_block(
-            BlockTable::DaySources,
-            (block, block),
-            (first_day, end_day),
-            |day, r| {
-                let base = day.saturating_mul(DAY_NS);
-                while !r.done() {
-                    let (a, c) = r.next_source(base)?;
-                    f(base, a, c);
+        self.each_source(block, at, hi, f)
+    }
+
+    /// The whole UTC days of `[lo, hi)` (as day numbers), if any.
+    fn whole_days(lo: i64, hi: i64) -> Option<(i64, i64)> {
+        let first = lo.div_euclid(DAY_NS) + (lo.rem_euclid(DAY_NS) != 0) as i64;
+        let end = hi.div_euclid(DAY_NS);
+        (first < end).then_some((first, end))
+    }
+
+    /// Builds the rollup of every day wholly inside `[lo, hi)` that has
+    /// buckets and none yet, each in its own write transaction (a day is
+    /// read once, block by block, as a report of it would read it). A day
+    /// the store is too busy to write is left to its buckets (no error).
+    ///
+    /// Errors: [`StoreError::Database`], [`StoreError::Block`] for a
+    /// damaged bucket block.
+    fn roll_days(&self, lo: i64, hi: i64) -> Result<(), StoreError> {
+        let Some((first, end)) = Self::whole_days(lo, hi).filter(|_| self.rollups) else {
+            return Ok(());
+        };
+        let db = |e| self.err(e);
+        let mut days: std::collections::BTreeSet<i64> = Default::default();
+        {
+            let mut st = self
+                .conn
+                .prepare_cached(
+                    "SELECT start_ns FROM buckets WHERE start_ns >= ?1 AND start_ns < ?2",
+                )
+                .map_err(db)?;
+            let mut it = st
+                .query(params![
+                    first.saturating_mul(DAY_NS),
+                    end.saturating_mul(DAY_NS)
+                ])
+                .map_err(db)?;
+            while let Some(r) = it.next().map_err(db)? {
+                days.insert(r.get::<_, i64>(0).map_err(db)?.div_euclid(DAY_NS));
+            }
+            let mut st = self
+                .conn
+                .prepare_cached("SELECT day FROM rolled_days WHERE day >= ?1 AND day < ?2")
+                .map_err(db)?;
+            let mut it = st.query(params![first, end]).map_err(db)?;
+            while let Some(r) = it.next().map_err(db)? {
+                days.remove(&r.get::<_, i64>(0).map_err(db)?);
+            }
+        }
+        for day in days {
+            match self.roll_day(day) {
+                Err(StoreError::Database { source, .. })
+                    if matches!(
+                        source.sqlite_error_code(),
+                        Some(
+                            rusqlite::ErrorCode::DatabaseBusy
+                                | rusqlite::ErrorCode::DatabaseLocked
+                                | rusqlite::ErrorCode::ReadOnly
+                        )
+                    ) => {}
+                r => r?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds one day's rollup from its buckets' rows, in a transaction
+    /// that also marks the day rolled.
+    fn roll_day(&self, day: i64) -> Result<(), StoreError> {
+        let db = |e| self.err(e);
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let (lo, hi) = (day.saturating_mul(DAY_NS), (day + 1).saturating_mul(DAY_NS));
+        let w = BlockWriter::new(&tx, &self.path);
+        let mut sums: HashMap<Addr, SourceCounters> = HashMap::new();
+        for block in 0..blocks::SOURCE_BLOCKS {
+            self.each_source(block, lo, hi, |_, a, c| sums.entry(a).or_default().add(&c))?;
+            if sums.is_empty() {
+                continue;
+            }
+            let mut rows: Vec<_> = sums.drain().collect();
+            rows.sort_unstable_by_key(|r| r.0);
+            let mut data = blocks::new_block();
+            for (a, c) in &rows {
+                blocks::put_source(&mut data, lo, *a, c);
+            }
+            w.put(BlockTable::DaySources, block, day, &data)?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO rolled_days (day) VALUES (?1)",
+            [day],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    /// The runs of consecutive rolled days within `[lo, hi)`'s whole days,
+    /// as day ranges `[first, end)`, in order.
+    fn rolled_segments(&self, lo: i64, hi: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        let Some((first, end)) = Self::whole_days(lo, hi).filter(|_| self.rollups) else {
+            return Ok(Vec::new());
+        };
+        let db = |e| self.err(e);
+        // Days with no bucket need no reading either way: they join any run.
+        let mut plain: Vec<i64> = Vec::new();
+        {
+            let mut st = self
+                .conn
+                .prepare_cached(
+                    "SELECT start_ns FROM buckets WHERE start_ns >= ?1 AND start_ns < ?2",
+                )
+                .map_err(db)?;
+            let mut it = st
+                .query(params![
+                    first.saturating_mul(DAY_NS),
+                    end.saturating_mul(DAY_NS)
+                ])
+                .map_err(db)?;
+            while let Some(r) = it.next().map_err(db)? {
+                let d = r.get::<_, i64>(0).map_err(db)?.div_euclid(DAY_NS);
+                if plain.last() != Some(&d) {
+                    plain.push(d);
                 }
-                Ok(())
-            },
-        )?;
-        self.each_source(block, day_hi, hi, f)
+            }
+            plain.sort_unstable();
+            plain.dedup();
+            let mut st = self
+                .conn
+                .prepare_cached("SELECT day FROM rolled_days WHERE day >= ?1 AND day < ?2")
+                .map_err(db)?;
+            let mut it = st.query(params![first, end]).map_err(db)?;
+            while let Some(r) = it.next().map_err(db)? {
+                let d = r.get::<_, i64>(0).map_err(db)?;
+                if let Ok(i) = plain.binary_search(&d) {
+                    plain.remove(i);
+                }
+            }
+        }
+        // `plain`: days with buckets and no rollup; the rest is rolled.
+        let mut out = Vec::new();
+        let mut at = first;
+        for d in plain {
+            if d > at {
+                out.push((at, d));
+            }
+            at = d + 1;
+        }
+        if at < end {
+            out.push((at, end));
+        }
+        Ok(out)
     }
 
     /// Calls `f(bucket start, address, counters)` for every source record
@@ -2820,6 +2928,30 @@ mod concurrency {
             assert_eq!(rolled_map, plain_map, "{since_ns:?}..{until_ns:?}");
             assert!(plain.sources > 0);
         }
+        // Frames arriving later for a day already rolled up: its rollup is
+        // dropped and built again, so the answers still agree.
+        let again: Vec<(i64, Vec<u8>)> = (0..500u32)
+            .map(|i| {
+                (
+                    t0 + DAY + 3 * hour + i as i64 * 1_000_000_000,
+                    syn_v4(0x0c00_0000 | i, 8080, i),
+                )
+            })
+            .collect();
+        s.save_run(&telescope_of(again.iter()), &[file("h-late", "late.pcap")])
+            .unwrap();
+        for (since_ns, until_ns) in ranges {
+            let q = ReportQuery {
+                since_ns,
+                until_ns,
+                top: usize::MAX,
+                ..Default::default()
+            };
+            s.rollups = true;
+            let rolled = s.report(&q).unwrap();
+            s.rollups = false;
+            assert_same_report(&rolled, &s.report(&q).unwrap());
+        }
         // Each day's rollup holds one row per source, and buckets know
         // their distinct sources as the rows do.
         let rows: i64 = s
@@ -2842,7 +2974,7 @@ mod concurrency {
         let before = s.report(&q).unwrap();
         s.conn
             .execute_batch(
-                "DROP TABLE day_source_blocks; ALTER TABLE buckets DROP COLUMN sources; PRAGMA user_version = 13;",
+                "DROP TABLE day_source_blocks; DROP TABLE rolled_days; ALTER TABLE buckets DROP COLUMN sources; PRAGMA user_version = 13;",
             )
             .unwrap();
         drop(s);
@@ -2858,6 +2990,8 @@ mod concurrency {
         let dir = tempfile::tempdir().unwrap();
         let mut s = SqliteStore::open(&dir.path().join("s.db")).unwrap();
         s.save_run(&run(300), &[file("a", "a.pcap")]).unwrap();
+        // A first report builds the day's rollup.
+        s.report(&ReportQuery::default()).unwrap();
         for table in ["bucket_source_blocks", "day_source_blocks"] {
             s.conn
                 .execute(

@@ -591,8 +591,8 @@ pub async fn serve(
     // The overview and map of each preset period take a while to compute
     // over a large store: compute them now, and again whenever a capture is
     // added or a sensor commits (the cache notices the new store version),
-    // so visitors choosing a preset never wait. The store keeps per-day
-    // rollups as buckets arrive, so a recompute reads whole days from them
+    // so visitors choosing a preset never wait. The store's per-day rollups
+    // (built once per past day) make a recompute read whole days from them
     // and only the partial days at a period's edges bucket by bucket; and
     // presets selecting the same buckets share one computation.
     let warm = router.clone();
