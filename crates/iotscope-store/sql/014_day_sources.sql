@@ -3,10 +3,11 @@
 -- per block and day instead of one per block and bucket; only the partial
 -- days at a period's edges are read bucket by bucket. Same block layout as
 -- bucket_source_blocks, times relative to the day's start. A day's rollup
--- is built when a report first reads the day whole, and dropped when a run
+-- is built when a report first reads the day whole (never the newest day
+-- with data, which a sensor is still adding to), and dropped when a run
 -- adds to the day (so writes cost nothing more); rolled_days lists the days
--- whose rollup is complete. Built for the buckets already stored by the
--- migration's code.
+-- whose rollup is complete. The migration's code counts each stored
+-- bucket's sources.
 CREATE TABLE day_source_blocks (
     block INTEGER NOT NULL,
     day   BIGINT NOT NULL,

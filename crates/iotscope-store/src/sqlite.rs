@@ -229,38 +229,23 @@ const BLOCKS_MIGRATION: usize = 10;
 /// step is [`roll_up_days`].
 const DAY_ROLLUP_MIGRATION: usize = 14;
 
-/// Migration 014's data step: the day rollups of every stored bucket's
-/// sources (each day marked rolled), and each bucket's count of distinct
-/// sources. Reads one source
-/// block at a time, in bucket order, holding one day's sources of that
-/// block. Errors: [`StoreError::Block`] for a stored block that does not
-/// decode; nothing is changed then.
+/// Migration 014's data step: each bucket's count of distinct sources,
+/// from its rows (one source block at a time). The rollups themselves are
+/// built when reports first read each day whole, not here: the migration
+/// holds the store's write lock, and stays a read of the rows.
+/// Errors: [`StoreError::Block`] for a stored block that does not decode;
+/// nothing is changed then.
 fn roll_up_days(tx: &rusqlite::Transaction<'_>, path: &str) -> Result<(), StoreError> {
     let db = |source| StoreError::Database {
         path: path.to_string(),
         source,
     };
-    let mut w = BlockWriter::new(tx, path);
     let mut per_bucket: HashMap<i64, i64> = HashMap::new();
     for block in 0..blocks::SOURCE_BLOCKS {
         let mut st = tx
-            .prepare_cached(
-                "SELECT start_ns, data FROM bucket_source_blocks WHERE block = ?1 ORDER BY start_ns",
-            )
+            .prepare_cached("SELECT start_ns, data FROM bucket_source_blocks WHERE block = ?1")
             .map_err(db)?;
         let mut it = st.query(params![block]).map_err(db)?;
-        let mut day: Option<i64> = None;
-        let mut sums: HashMap<Addr, SourceCounters> = HashMap::new();
-        let flush =
-            |w: &mut BlockWriter<'_>, day: i64, sums: &mut HashMap<Addr, SourceCounters>| {
-                let mut rows: Vec<_> = sums.drain().collect();
-                rows.sort_unstable_by_key(|r| r.0);
-                let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
-                for (a, c) in &rows {
-                    blocks::put_source(out.of(block), day.saturating_mul(DAY_NS), *a, c);
-                }
-                w.write(BlockTable::DaySources, day, false, out)
-            };
         while let Some(r) = it.next().map_err(db)? {
             let start: i64 = r.get(0).map_err(db)?;
             let bad = || StoreError::Block {
@@ -270,31 +255,15 @@ fn roll_up_days(tx: &rusqlite::Transaction<'_>, path: &str) -> Result<(), StoreE
                 key: start,
             };
             let data = r.get_ref(1).map_err(db)?.as_blob().map_err(|_| bad())?;
-            let d = start.div_euclid(DAY_NS);
-            if day.is_some_and(|x| x != d) {
-                flush(&mut w, day.unwrap_or(d), &mut sums)?;
-            }
-            day = Some(d);
-            let mut rd = blocks::Reader::new(data).map_err(|_| bad())?;
-            while !rd.done() {
-                let (a, c) = rd.next_source(start).map_err(|_| bad())?;
-                sums.entry(a).or_default().add(&c);
-                *per_bucket.entry(start).or_default() += 1;
-            }
-        }
-        if let Some(d) = day {
-            flush(&mut w, d, &mut sums)?;
+            let n = blocks::count_sources(data).map_err(|_| bad())?;
+            *per_bucket.entry(start).or_default() += n as i64;
         }
     }
     let mut st = tx
         .prepare("UPDATE buckets SET sources = ?2 WHERE start_ns = ?1")
         .map_err(db)?;
-    let mut mark = tx
-        .prepare("INSERT OR IGNORE INTO rolled_days (day) VALUES (?1)")
-        .map_err(db)?;
     for (start, n) in per_bucket {
         st.execute(params![start, n]).map_err(db)?;
-        mark.execute([start.div_euclid(DAY_NS)]).map_err(db)?;
     }
     Ok(())
 }
@@ -2029,6 +1998,18 @@ impl SqliteStore {
             return Ok(());
         };
         let db = |e| self.err(e);
+        // Not the newest day with data: a sensor is still adding to it (each
+        // commit would drop its rollup again); it is read from its buckets.
+        let newest: Option<i64> = self
+            .conn
+            .query_row("SELECT max(start_ns) FROM buckets", [], |r| r.get(0))
+            .map_err(db)?;
+        let Some(end) = newest.map(|n| end.min(n.div_euclid(DAY_NS))) else {
+            return Ok(());
+        };
+        if first >= end {
+            return Ok(());
+        }
         let mut days: std::collections::BTreeSet<i64> = Default::default();
         {
             let mut st = self
@@ -2055,20 +2036,18 @@ impl SqliteStore {
                 days.remove(&r.get::<_, i64>(0).map_err(db)?);
             }
         }
+        // A rollup is an optimisation: a store busy with a writer, read-only
+        // or out of space is read from its buckets now (no wait for the
+        // write lock, no error), and the next report tries again.
+        self.conn
+            .busy_timeout(std::time::Duration::ZERO)
+            .map_err(db)?;
         for day in days {
-            match self.roll_day(day) {
-                Err(StoreError::Database { source, .. })
-                    if matches!(
-                        source.sqlite_error_code(),
-                        Some(
-                            rusqlite::ErrorCode::DatabaseBusy
-                                | rusqlite::ErrorCode::DatabaseLocked
-                                | rusqlite::ErrorCode::ReadOnly
-                        )
-                    ) => {}
-                r => r?,
+            if self.roll_day(day).is_err() {
+                break;
             }
         }
+        self.conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
         Ok(())
     }
 
@@ -2078,6 +2057,19 @@ impl SqliteStore {
         let db = |e| self.err(e);
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
             .map_err(db)?;
+        // Another reader may have built it while this one waited.
+        let done = tx
+            .query_row(
+                "SELECT 1 FROM rolled_days WHERE day = ?1",
+                [day],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(db)?
+            .is_some();
+        if done {
+            return Ok(());
+        }
         let (lo, hi) = (day.saturating_mul(DAY_NS), (day + 1).saturating_mul(DAY_NS));
         let w = BlockWriter::new(&tx, &self.path);
         let mut sums: HashMap<Addr, SourceCounters> = HashMap::new();
@@ -2983,6 +2975,58 @@ mod concurrency {
         assert_same_report(&after, &before);
     }
 
+    /// A review: a report waited out the busy timeout (30 s) for each day
+    /// to roll up while a writer held the store. A rollup is not worth a
+    /// wait: the report reads the buckets and the day stays unrolled; and
+    /// the newest day, which a sensor keeps adding to, is never rolled.
+    #[test]
+    fn a_busy_store_is_read_from_its_buckets_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut s = SqliteStore::open(&path).unwrap();
+        let day = 86_400_000_000_000i64;
+        let t0 = 1_475_280_000_000_000_000i64;
+        let events: Vec<(i64, Vec<u8>)> = (0..3000u32)
+            .map(|i| {
+                (
+                    t0 + i as i64 * 100_000_000_000,
+                    syn_v4(0x0b00_0000 | (i % 97), 23, i),
+                )
+            })
+            .collect();
+        s.save_run(&telescope_of(events.iter()), &[file("a", "a.pcap")])
+            .unwrap();
+        let writer = SqliteStore::open(&path).unwrap();
+        writer.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let q = ReportQuery {
+            top: usize::MAX,
+            ..Default::default()
+        };
+        let started = std::time::Instant::now();
+        let busy = s.report(&q).unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let rolled: i64 = s
+            .conn
+            .query_row("SELECT count(*) FROM rolled_days", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rolled, 0);
+        writer.conn.execute_batch("ROLLBACK").unwrap();
+        let free = s.report(&q).unwrap();
+        assert_same_report(&busy, &free);
+        let days: Vec<i64> = s
+            .conn
+            .prepare("SELECT day FROM rolled_days ORDER BY day")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        // Four days of data (3.5 days from midnight): the three past ones
+        // are rolled, the newest not.
+        let first = t0.div_euclid(day);
+        assert_eq!(days, vec![first, first + 1, first + 2]);
+    }
+
     /// A damaged block is a clear error naming the table, not a panic or
     /// a wrong figure.
     #[test]
@@ -2990,7 +3034,14 @@ mod concurrency {
         let dir = tempfile::tempdir().unwrap();
         let mut s = SqliteStore::open(&dir.path().join("s.db")).unwrap();
         s.save_run(&run(300), &[file("a", "a.pcap")]).unwrap();
-        // A first report builds the day's rollup.
+        // A frame the next day: the first day is whole and past, and a
+        // first report builds its rollup (the newest day never gets one).
+        let next: Vec<(i64, Vec<u8>)> = vec![(
+            1_475_280_000_000_000_000 + 86_400_000_000_000,
+            syn_v4(0x0b00_0001, 23, 1),
+        )];
+        s.save_run(&telescope_of(next.iter()), &[file("b", "b.pcap")])
+            .unwrap();
         s.report(&ReportQuery::default()).unwrap();
         for table in ["bucket_source_blocks", "day_source_blocks"] {
             s.conn
