@@ -2010,32 +2010,7 @@ impl SqliteStore {
         if first >= end {
             return Ok(());
         }
-        let mut days: std::collections::BTreeSet<i64> = Default::default();
-        {
-            let mut st = self
-                .conn
-                .prepare_cached(
-                    "SELECT start_ns FROM buckets WHERE start_ns >= ?1 AND start_ns < ?2",
-                )
-                .map_err(db)?;
-            let mut it = st
-                .query(params![
-                    first.saturating_mul(DAY_NS),
-                    end.saturating_mul(DAY_NS)
-                ])
-                .map_err(db)?;
-            while let Some(r) = it.next().map_err(db)? {
-                days.insert(r.get::<_, i64>(0).map_err(db)?.div_euclid(DAY_NS));
-            }
-            let mut st = self
-                .conn
-                .prepare_cached("SELECT day FROM rolled_days WHERE day >= ?1 AND day < ?2")
-                .map_err(db)?;
-            let mut it = st.query(params![first, end]).map_err(db)?;
-            while let Some(r) = it.next().map_err(db)? {
-                days.remove(&r.get::<_, i64>(0).map_err(db)?);
-            }
-        }
+        let days = self.unrolled_days(first, end)?;
         // A rollup is an optimisation: a store busy with a writer, read-only
         // or out of space is read from its buckets now (no wait for the
         // write lock, no error), and the next report tries again.
@@ -2049,6 +2024,30 @@ impl SqliteStore {
         }
         self.conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
         Ok(())
+    }
+
+    /// The days in `[first, end)` that have buckets and no rollup, in order.
+    fn unrolled_days(&self, first: i64, end: i64) -> Result<Vec<i64>, StoreError> {
+        let db = |e| self.err(e);
+        let mut days: std::collections::BTreeSet<i64> = Default::default();
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT start_ns FROM buckets WHERE start_ns >= ?1 AND start_ns < ?2")
+            .map_err(db)?;
+        let range = (first.saturating_mul(DAY_NS), end.saturating_mul(DAY_NS));
+        let mut it = st.query(params![range.0, range.1]).map_err(db)?;
+        while let Some(r) = it.next().map_err(db)? {
+            days.insert(r.get::<_, i64>(0).map_err(db)?.div_euclid(DAY_NS));
+        }
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT day FROM rolled_days WHERE day >= ?1 AND day < ?2")
+            .map_err(db)?;
+        let mut it = st.query(params![first, end]).map_err(db)?;
+        while let Some(r) = it.next().map_err(db)? {
+            days.remove(&r.get::<_, i64>(0).map_err(db)?);
+        }
+        Ok(days.into_iter().collect())
     }
 
     /// Builds one day's rollup from its buckets' rows, in a transaction
@@ -2100,42 +2099,8 @@ impl SqliteStore {
         let Some((first, end)) = Self::whole_days(lo, hi).filter(|_| self.rollups) else {
             return Ok(Vec::new());
         };
-        let db = |e| self.err(e);
         // Days with no bucket need no reading either way: they join any run.
-        let mut plain: Vec<i64> = Vec::new();
-        {
-            let mut st = self
-                .conn
-                .prepare_cached(
-                    "SELECT start_ns FROM buckets WHERE start_ns >= ?1 AND start_ns < ?2",
-                )
-                .map_err(db)?;
-            let mut it = st
-                .query(params![
-                    first.saturating_mul(DAY_NS),
-                    end.saturating_mul(DAY_NS)
-                ])
-                .map_err(db)?;
-            while let Some(r) = it.next().map_err(db)? {
-                let d = r.get::<_, i64>(0).map_err(db)?.div_euclid(DAY_NS);
-                if plain.last() != Some(&d) {
-                    plain.push(d);
-                }
-            }
-            plain.sort_unstable();
-            plain.dedup();
-            let mut st = self
-                .conn
-                .prepare_cached("SELECT day FROM rolled_days WHERE day >= ?1 AND day < ?2")
-                .map_err(db)?;
-            let mut it = st.query(params![first, end]).map_err(db)?;
-            while let Some(r) = it.next().map_err(db)? {
-                let d = r.get::<_, i64>(0).map_err(db)?;
-                if let Ok(i) = plain.binary_search(&d) {
-                    plain.remove(i);
-                }
-            }
-        }
+        let plain = self.unrolled_days(first, end)?;
         // `plain`: days with buckets and no rollup; the rest is rolled.
         let mut out = Vec::new();
         let mut at = first;
