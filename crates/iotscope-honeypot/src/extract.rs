@@ -122,7 +122,7 @@ fn looks_like_url(word: &str) -> bool {
     ["http://", "https://", "ftp://", "tftp://"]
         .iter()
         .any(|s| lower.starts_with(s))
-        // wget and curl also take "host/path" and "1.2.3.4:8080/x".
+        // wget and curl also take "host/path" and "198.51.100.4:8080/x".
         || (!word.starts_with('-') && word.contains('/') && {
             let host = word.split('/').next().unwrap_or("");
             host.contains('.') && valid_host(host.split(':').next().unwrap_or("")).is_some()

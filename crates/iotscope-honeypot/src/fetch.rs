@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use iotscope_survey::scope;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How downloads are fetched.
@@ -27,8 +28,11 @@ pub struct FetchConfig {
 
 /// Why an address is not fetched from, if it is not globally routable:
 /// RFC 6890's special-purpose registries (loopback, private, shared,
-/// link-local, documentation, benchmarking, multicast, reserved, ULA),
-/// IPv4 seen through IPv4-mapped, -compatible and NAT64 (RFC 6052) IPv6.
+/// link-local, documentation, benchmarking, multicast, reserved, ULA).
+/// IPv6 spellings of an IPv4 address (mapped, compatible, NAT64 well-known
+/// and local-use, SIIT) are judged as that address, by the survey scope's
+/// own reading of them (`iotscope_survey::scope`), so the honeypot and the
+/// scanner agree on what an address is.
 pub fn not_global(ip: IpAddr) -> Option<&'static str> {
     let v4 = |a: Ipv4Addr| -> Option<&'static str> {
         let o = a.octets();
@@ -51,16 +55,12 @@ pub fn not_global(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(a) => v4(a),
         IpAddr::V6(a) => {
-            let x = u128::from(a);
+            if let Some(embedded) = scope::embedded_spelling(a).or_else(|| scope::nat64_target(a)) {
+                return v4(embedded);
+            }
             let s = a.segments();
-            if let Some(m) = a.to_ipv4_mapped() {
-                return v4(m);
-            }
-            if x >> 32 == 0 {
-                return Some("unspecified, loopback or IPv4-compatible IPv6 (::/96)");
-            }
-            if x >> 32 == 0x0064_ff9b_0000_0000_0000_0000 {
-                return v4(Ipv4Addr::from(x as u32));
+            if u128::from(a) >> 1 == 0 {
+                return Some("unspecified or loopback (::, ::1)");
             }
             match s[0] {
                 0xfc00..=0xfdff => Some("unique local (fc00::/7)"),
@@ -258,6 +258,9 @@ mod tests {
             "198.51.100.7",
             "2001:db8::1",
             "::10.0.0.1",
+            // NAT64 local-use and SIIT spellings of 10.0.0.1.
+            "64:ff9b:1:a00:0:100::",
+            "::ffff:0:a00:1",
         ] {
             assert!(not_global(a.parse().unwrap()).is_some(), "{a}");
         }
