@@ -22,3 +22,8 @@ pub mod server;
 pub mod shell;
 pub mod ssh;
 pub mod telnet;
+
+/// Lower-case hex of `bytes` (SHA-256 digests as events and the store name them).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

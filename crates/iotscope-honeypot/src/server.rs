@@ -238,30 +238,36 @@ type Scanner = (Instant, String, IpAddr);
 #[derive(Default)]
 struct Linker {
     scanners: HashMap<(String, String), VecDeque<Scanner>>,
-    total: usize,
+    /// Every scanner kept, oldest first, by pair: expiry pops from the
+    /// front, so a session's close costs what expired, not a walk of all.
+    order: VecDeque<(Instant, (String, String))>,
 }
 
 impl Linker {
     fn expire(&mut self, now: Instant, window: Duration) {
-        let mut total = 0;
-        self.scanners.retain(|_, q| {
-            while q
-                .front()
-                .is_some_and(|(t, _, _)| now.duration_since(*t) > window)
-            {
+        while self
+            .order
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > window)
+        {
+            let Some((_, pair)) = self.order.pop_front() else {
+                break;
+            };
+            // A pair's scanners are in the order they were kept in.
+            if let Some(q) = self.scanners.get_mut(&pair) {
                 q.pop_front();
+                if q.is_empty() {
+                    self.scanners.remove(&pair);
+                }
             }
-            total += q.len();
-            !q.is_empty()
-        });
-        self.total = total;
+        }
     }
 
     fn scanner(&mut self, pair: (String, String), now: Instant, id: String, ip: IpAddr) {
-        if self.total >= 65_536 {
+        if self.order.len() >= 65_536 {
             return;
         }
-        self.total += 1;
+        self.order.push_back((now, pair.clone()));
         self.scanners
             .entry(pair)
             .or_default()
@@ -606,10 +612,7 @@ impl Log {
         }
         match crate::fetch::get(&target, f).await {
             Ok(got) => {
-                let sha: String = Sha256::digest(&got.body)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let sha: String = crate::hex(&Sha256::digest(&got.body));
                 let (outfile, duplicate) = keep_payload(&self.shared, &sha, &got.body);
                 let size = got.body.len();
                 self.rec.payloads.push(Payload {
@@ -651,10 +654,7 @@ impl Log {
             if bytes.len() < 16 || bytes == cfg.deployment.echo_binary.as_slice() {
                 continue;
             }
-            let sha: String = Sha256::digest(bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let sha: String = crate::hex(&Sha256::digest(bytes));
             // The same bytes under two names (a copy, a rewrite) are one sample.
             if seen.contains(&sha) {
                 continue;
@@ -853,5 +853,49 @@ async fn write_all(stream: &mut TcpStream, bytes: &[u8], timeout: Duration) -> s
     match tokio::time::timeout(timeout, stream.write_all(bytes)).await {
         Ok(r) => r,
         Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scanners older than the link window are forgotten, in order, and a
+    /// loader is linked to the newest one with its pair from another address.
+    #[test]
+    fn the_linker_forgets_in_order_and_links_the_newest() {
+        let t0 = Instant::now();
+        let pair = |u: &str| (u.to_string(), "x".to_string());
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut l = Linker::default();
+        l.scanner(pair("a"), t0, "s1".into(), ip("198.51.100.1"));
+        l.scanner(
+            pair("b"),
+            t0 + Duration::from_secs(5),
+            "s2".into(),
+            ip("198.51.100.2"),
+        );
+        l.scanner(
+            pair("a"),
+            t0 + Duration::from_secs(10),
+            "s3".into(),
+            ip("198.51.100.3"),
+        );
+        assert_eq!(
+            l.loader(&pair("a"), ip("198.51.100.9")),
+            Some(("s3".into(), ip("198.51.100.3")))
+        );
+        // The loader's own address is not its scanner.
+        assert_eq!(
+            l.loader(&pair("a"), ip("198.51.100.3")),
+            Some(("s1".into(), ip("198.51.100.1")))
+        );
+        l.expire(t0 + Duration::from_secs(14), Duration::from_secs(6));
+        assert_eq!(l.order.len(), 1);
+        assert_eq!(l.loader(&pair("b"), ip("198.51.100.9")), None);
+        assert_eq!(l.loader(&pair("a"), ip("198.51.100.3")), None);
+        assert!(l.loader(&pair("a"), ip("198.51.100.9")).is_some());
+        l.expire(t0 + Duration::from_secs(100), Duration::from_secs(6));
+        assert!(l.scanners.is_empty() && l.order.is_empty());
     }
 }

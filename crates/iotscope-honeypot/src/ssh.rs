@@ -342,13 +342,7 @@ pub(crate) async fn ssh_session(
             "client"
         }
     });
-    let sha: String = st
-        .input_hash
-        .clone()
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha: String = crate::hex(&st.input_hash.clone().finalize());
     if let Some(log) = st.log.take() {
         log.finish(&st.shell, sha, reason).await;
     }

@@ -189,8 +189,7 @@ impl TelnetSession {
     /// SHA-256 (hex) of the lines typed at the shell, each ended by LF: the
     /// same bot script gives the same hash whatever its credentials.
     pub fn input_sha256(&self) -> String {
-        let d = self.input_hash.clone().finalize();
-        d.iter().map(|b| format!("{b:02x}")).collect()
+        crate::hex(&self.input_hash.clone().finalize())
     }
 
     /// Shell lines so far.
