@@ -1532,67 +1532,39 @@ impl Store for SqliteStore {
             .map_err(db)?
             .collect::<Result<_, _>>()
             .map_err(db)?;
-        let mut logins = self
-            .conn
-            .prepare_cached(
+        for h in &mut out {
+            let key = (h.sensor.as_str(), h.id.as_str());
+            h.logins = self.session_rows(
                 "SELECT at_ns, username, password, success FROM honeypot_logins
                  WHERE sensor = ?1 AND session = ?2 ORDER BY seq",
-            )
-            .map_err(db)?;
-        let mut commands = self
-            .conn
-            .prepare_cached(
+                key,
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0)),
+            )?;
+            h.commands = self.session_rows(
                 "SELECT at_ns, input, known FROM honeypot_commands
                  WHERE sensor = ?1 AND session = ?2 ORDER BY seq",
-            )
-            .map_err(db)?;
-        let mut downloads = self
-            .conn
-            .prepare_cached(
+                key,
+                |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0)),
+            )?;
+            h.downloads = self.session_rows(
                 "SELECT kind, url, host, port FROM honeypot_downloads
                  WHERE sensor = ?1 AND session = ?2 ORDER BY seq",
-            )
-            .map_err(db)?;
-        let mut payloads = self
-            .conn
-            .prepare_cached(
+                key,
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+            h.payloads = self.session_rows(
                 "SELECT path, sha256, size, duplicate FROM honeypot_payloads
                  WHERE sensor = ?1 AND session = ?2 ORDER BY path",
-            )
-            .map_err(db)?;
-        for h in &mut out {
-            let key = params![h.sensor, h.id];
-            h.logins = logins
-                .query_map(key, |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0))
-                })
-                .map_err(db)?
-                .collect::<Result<_, _>>()
-                .map_err(db)?;
-            h.commands = commands
-                .query_map(key, |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0))
-                })
-                .map_err(db)?
-                .collect::<Result<_, _>>()
-                .map_err(db)?;
-            h.downloads = downloads
-                .query_map(key, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .map_err(db)?
-                .collect::<Result<_, _>>()
-                .map_err(db)?;
-            h.payloads = payloads
-                .query_map(key, |r| {
+                key,
+                |r| {
                     Ok((
                         r.get(0)?,
                         r.get(1)?,
                         r.get::<_, i64>(2)? as u64,
                         r.get::<_, i64>(3)? != 0,
                     ))
-                })
-                .map_err(db)?
-                .collect::<Result<_, _>>()
-                .map_err(db)?;
+                },
+            )?;
         }
         Ok(out)
     }
@@ -2024,6 +1996,24 @@ impl SqliteStore {
         }
         self.conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
         Ok(())
+    }
+
+    /// The rows `sql` gives for one honeypot session, `(sensor, id)` as
+    /// its parameters ?1 and ?2, each made by `f`.
+    fn session_rows<T>(
+        &self,
+        sql: &str,
+        (sensor, id): (&str, &str),
+        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let db = |e| self.err(e);
+        self.conn
+            .prepare_cached(sql)
+            .map_err(db)?
+            .query_map(params![sensor, id], f)
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)
     }
 
     /// The days in `[first, end)` that have buckets and no rollup, in order.
