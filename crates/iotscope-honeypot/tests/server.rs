@@ -46,6 +46,31 @@ fn config(limits: Limits, payloads: Option<PayloadStore>) -> HoneypotConfig {
     }
 }
 
+/// A honeypot that fetches (`per_minute`, private addresses when
+/// `allow_private`), keeping samples under `dir`; and where they go.
+fn fetching(
+    dir: &std::path::Path,
+    per_minute: u32,
+    allow_private: bool,
+) -> (HoneypotConfig, PayloadStore) {
+    let limits = Limits {
+        login_fail_delay: Duration::ZERO,
+        ..Limits::default()
+    };
+    let payloads = PayloadStore {
+        dir: dir.join("p"),
+        budget: 1 << 20,
+    };
+    let mut cfg = config(limits, Some(payloads.clone()));
+    cfg.fetch = Some(iotscope_honeypot::fetch::FetchConfig {
+        max_bytes: 1 << 20,
+        per_minute,
+        timeout: Duration::from_secs(5),
+        allow_private,
+    });
+    (cfg, payloads)
+}
+
 struct Bot {
     s: TcpStream,
     seen: Vec<u8>,
@@ -93,6 +118,16 @@ impl Bot {
         self.s
             .write_all(format!("{line}\r\n").as_bytes())
             .await
+            .unwrap();
+    }
+
+    /// Types `exit` and waits until the honeypot hangs up.
+    async fn exit(mut self) {
+        self.send("exit").await;
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), self.s.read_to_end(&mut rest))
+            .await
+            .expect("closed after exit")
             .unwrap();
     }
 
@@ -219,10 +254,8 @@ async fn a_mirai_scanner_then_its_loader_are_linked_and_their_servers_extracted(
     load.send("./upnp; ./dvrHelper telnet.arm7; /bin/busybox IHCCE")
         .await;
     load.expect("IHCCE: applet not found").await;
-    load.send("exit").await;
     // The honeypot hangs up after the exit: only then stop it.
-    let mut rest = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), load.s.read_to_end(&mut rest)).await;
+    load.exit().await;
 
     let _ = stop.send(());
     task.await.unwrap();
@@ -385,21 +418,7 @@ async fn an_opted_in_fetch_keeps_the_sample() {
             let _ = s.write_all(body).await;
         }
     });
-    let limits = Limits {
-        login_fail_delay: Duration::ZERO,
-        ..Limits::default()
-    };
-    let payloads = PayloadStore {
-        dir: dir.path().join("p"),
-        budget: 1 << 20,
-    };
-    let mut cfg = config(limits, Some(payloads.clone()));
-    cfg.fetch = Some(iotscope_honeypot::fetch::FetchConfig {
-        max_bytes: 1 << 20,
-        per_minute: 10,
-        timeout: Duration::from_secs(5),
-        allow_private: true,
-    });
+    let (cfg, payloads) = fetching(dir.path(), 10, true);
     let (addr, rec, _stats, stop, task) = start(cfg).await;
     let mut b = Bot::connect("127.0.0.1".parse().unwrap(), addr).await;
     b.login("root", "xc3511").await;
@@ -408,9 +427,7 @@ async fn an_opted_in_fetch_keeps_the_sample() {
     ))
     .await;
     b.expect("ECCHI: applet not found").await;
-    b.send("exit").await;
-    let mut rest = Vec::new();
-    let _ = b.s.read_to_end(&mut rest).await;
+    b.exit().await;
     let _ = stop.send(());
     task.await.unwrap();
     let (events, sessions) = rec.0.lock().unwrap().clone();
@@ -464,24 +481,8 @@ async fn a_client_that_never_reads_does_not_delay_shutdown() {
 /// address spends nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_urls_do_not_spend_the_fetch_budget() {
-    let limits = Limits {
-        login_fail_delay: Duration::ZERO,
-        ..Limits::default()
-    };
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(
-        limits,
-        Some(PayloadStore {
-            dir: dir.path().join("p"),
-            budget: 1 << 20,
-        }),
-    );
-    cfg.fetch = Some(iotscope_honeypot::fetch::FetchConfig {
-        max_bytes: 1 << 20,
-        per_minute: 1,
-        timeout: Duration::from_secs(5),
-        allow_private: false,
-    });
+    let (cfg, _) = fetching(dir.path(), 1, false);
     let (addr, rec, _stats, stop, task) = start(cfg).await;
     let mut b = Bot::connect("127.0.0.1".parse().unwrap(), addr).await;
     b.login("root", "xc3511").await;
@@ -493,9 +494,7 @@ async fn private_urls_do_not_spend_the_fetch_budget() {
         b.send(&format!("wget {url}; /bin/busybox ECCHI")).await;
         b.expect("ECCHI: applet not found").await;
     }
-    b.send("exit").await;
-    let mut rest = Vec::new();
-    let _ = b.s.read_to_end(&mut rest).await;
+    b.exit().await;
     let _ = stop.send(());
     task.await.unwrap();
     let events = rec.0.lock().unwrap().0.clone();
