@@ -1205,19 +1205,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn sighup_with_a_new_darknet_commits_the_old_and_counts_by_the_new() {
+    /// The traffic replayed with SIGHUP after 1,000 frames giving `reload`:
+    /// the store's report and what the hooks heard.
+    fn sense_reloading(reload: Reload) -> (iotscope_telescope::Summary, Reloads) {
         let dir = tempfile::tempdir().unwrap();
-        let frames = traffic();
         let mut live = SqliteStore::open(&dir.path().join("live.db")).unwrap();
-        let (mut source, now, signals) = Replay::new(frames, |_| 0, 1000);
+        let (mut source, now, signals) = Replay::new(traffic(), |_| 0, 1000);
         let clock = move || now.get();
-        // The new darknet holds none of the frames' destinations.
         let mut hooks = Reloads {
-            reload: Reload {
-                darknets: Some(vec!["10.99.0.0/16".parse().unwrap()]),
-                ..Default::default()
-            },
+            reload,
             statuses: 0,
             settings: Vec::new(),
         };
@@ -1231,7 +1227,16 @@ mod tests {
             &mut hooks,
         )
         .unwrap();
-        let rep = live.report(&ReportQuery::default()).unwrap();
+        (live.report(&ReportQuery::default()).unwrap(), hooks)
+    }
+
+    #[test]
+    fn sighup_with_a_new_darknet_commits_the_old_and_counts_by_the_new() {
+        // The new darknet holds none of the frames' destinations.
+        let (rep, _) = sense_reloading(Reload {
+            darknets: Some(vec!["10.99.0.0/16".parse().unwrap()]),
+            ..Default::default()
+        });
         // The signal is seen before the next frame is read.
         assert_eq!(rep.packets, 1000);
         assert_eq!(rep.packets + rep.outside, 3000);
@@ -1242,54 +1247,24 @@ mod tests {
     /// period as long as the bucket is refused.
     #[test]
     fn sighup_with_new_grace_and_status_intervals() {
-        let dir = tempfile::tempdir().unwrap();
-        let frames = traffic();
-        let mut live = SqliteStore::open(&dir.path().join("live.db")).unwrap();
-        let (mut source, now, signals) = Replay::new(frames, |_| 0, 1000);
-        let clock = move || now.get();
-        let mut hooks = Reloads {
-            reload: Reload {
-                darknets: None,
-                grace_ns: Some(MIN),
-                status_every_ns: Some(MIN),
-            },
-            statuses: 0,
-            settings: Vec::new(),
-        };
-        run(
-            &mut source,
-            &mut live,
-            &config(),
-            None,
-            &signals,
-            &clock,
-            &mut hooks,
-        )
-        .unwrap();
-        let rep = live.report(&ReportQuery::default()).unwrap();
+        let (rep, hooks) = sense_reloading(Reload {
+            darknets: None,
+            grace_ns: Some(MIN),
+            status_every_ns: Some(MIN),
+        });
         assert_eq!(rep.packets, 3000);
         // A grace as long as the bucket is refused: the old one stays.
         assert_eq!(hooks.settings, vec![(config().grace_ns, MIN)]);
         // The traffic spans several minutes: statuses came once a minute.
         assert!(hooks.statuses >= 3, "{}", hooks.statuses);
 
-        let mut live = SqliteStore::open(&dir.path().join("live2.db")).unwrap();
-        let (mut source, now, signals) = Replay::new(traffic(), |_| 0, 1000);
-        let clock = move || now.get();
-        hooks.reload.grace_ns = Some(2_000_000_000);
-        hooks.settings.clear();
-        run(
-            &mut source,
-            &mut live,
-            &config(),
-            None,
-            &signals,
-            &clock,
-            &mut hooks,
-        )
-        .unwrap();
+        let (rep, hooks) = sense_reloading(Reload {
+            darknets: None,
+            grace_ns: Some(2_000_000_000),
+            status_every_ns: Some(MIN),
+        });
         assert_eq!(hooks.settings, vec![(2_000_000_000, MIN)]);
-        assert_eq!(live.report(&ReportQuery::default()).unwrap().packets, 3000);
+        assert_eq!(rep.packets, 3000);
     }
 
     #[test]
