@@ -647,31 +647,21 @@ pub fn from_infected(
         host["last_ts"].as_str().unwrap_or(""),
     );
     let (level, why) = infected_level(persistence, survey, window, rule);
-    Some(Alert {
-        ip: ip.to_string(),
-        advice: advice(&problem).to_string(),
-        problem,
-        port: None,
-        service: None,
-        severity: "high".into(),
-        device: None,
-        evidence: serde_json::json!({
-            "source": "telescope",
-            "fingerprint": fp,
-            "packets": host["packets"],
-            "ports": host["ports"],
-            "first_ts": host["first_ts"],
-            "last_ts": host["last_ts"],
-            "evidence_level": level.as_str(),
-            "corroboration": why,
-            "fingerprint_buckets": persistence.buckets,
-            "fingerprint_packets": persistence.packets,
-            "fingerprint_span_hours": persistence.span_secs / 3600,
-            "rule": rule.describe(),
-        }),
-        first_seen: host["first_ts"].as_str().unwrap_or("").to_string(),
-        last_seen: host["last_ts"].as_str().unwrap_or("").to_string(),
-    })
+    let evidence = serde_json::json!({
+        "source": "telescope",
+        "fingerprint": fp,
+        "packets": host["packets"],
+        "ports": host["ports"],
+        "first_ts": host["first_ts"],
+        "last_ts": host["last_ts"],
+        "evidence_level": level.as_str(),
+        "corroboration": why,
+        "fingerprint_buckets": persistence.buckets,
+        "fingerprint_packets": persistence.packets,
+        "fingerprint_span_hours": persistence.span_secs / 3600,
+        "rule": rule.describe(),
+    });
+    Some(infection_alert(ip, problem, evidence, window))
 }
 
 /// One honeypot session, as the alert builder reads it.
@@ -757,16 +747,7 @@ pub fn from_honeypot(sessions: &[HoneypotInput]) -> Vec<Alert> {
             } else {
                 "scanner"
             };
-            let problem = "infected_bot".to_string();
-            Alert {
-                ip: ip.to_string(),
-                advice: advice(&problem).to_string(),
-                problem,
-                port: None,
-                service: None,
-                severity: "high".into(),
-                device: None,
-                evidence: serde_json::json!({
+            let evidence = serde_json::json!({
                     "source": "honeypot",
                     "evidence_level": EvidenceLevel::Corroborated.as_str(),
                     "role": role,
@@ -782,12 +763,32 @@ pub fn from_honeypot(sessions: &[HoneypotInput]) -> Vec<Alert> {
                     "first_ts": first,
                     "last_ts": last,
                     "corroboration": ["honeypot: logged in over TCP with a default pair and ran a bot script (a completed TCP session cannot carry a forged address)"],
-                }),
-                first_seen: first.to_string(),
-                last_seen: last.to_string(),
-            }
+                });
+            infection_alert(ip, "infected_bot".into(), evidence, (first, last))
         })
         .collect()
+}
+
+/// An infected host's alert: no port or service, severity high, the
+/// problem's advice, seen over `(first, last)` (RFC 3339).
+fn infection_alert(
+    ip: &str,
+    problem: String,
+    evidence: Value,
+    (first, last): (&str, &str),
+) -> Alert {
+    Alert {
+        ip: ip.to_string(),
+        advice: advice(&problem).to_string(),
+        problem,
+        port: None,
+        service: None,
+        severity: "high".into(),
+        device: None,
+        evidence,
+        first_seen: first.to_string(),
+        last_seen: last.to_string(),
+    }
 }
 
 /// The report columns (Shadowserver-like; `asn` and the geo columns stay
