@@ -2020,14 +2020,20 @@ impl SqliteStore {
     fn unrolled_days(&self, first: i64, end: i64) -> Result<Vec<i64>, StoreError> {
         let db = |e| self.err(e);
         let mut days: std::collections::BTreeSet<i64> = Default::default();
+        // The days themselves, not every bucket start (a year of minutes is
+        // half a million): SQLite's division truncates, so floor by hand.
         let mut st = self
             .conn
-            .prepare_cached("SELECT start_ns FROM buckets WHERE start_ns >= ?1 AND start_ns < ?2")
+            .prepare_cached(
+                "SELECT DISTINCT CASE WHEN start_ns >= 0 THEN start_ns / ?3
+                                      ELSE (start_ns + 1) / ?3 - 1 END
+                 FROM buckets WHERE start_ns >= ?1 AND start_ns < ?2",
+            )
             .map_err(db)?;
         let range = (first.saturating_mul(DAY_NS), end.saturating_mul(DAY_NS));
-        let mut it = st.query(params![range.0, range.1]).map_err(db)?;
+        let mut it = st.query(params![range.0, range.1, DAY_NS]).map_err(db)?;
         while let Some(r) = it.next().map_err(db)? {
-            days.insert(r.get::<_, i64>(0).map_err(db)?.div_euclid(DAY_NS));
+            days.insert(r.get::<_, i64>(0).map_err(db)?);
         }
         let mut st = self
             .conn
