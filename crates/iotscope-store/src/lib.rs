@@ -17,7 +17,10 @@ mod sqlite;
 pub use report::ReportQuery;
 pub use sqlite::{now_rfc3339, SqliteStore};
 
-use iotscope_telescope::{Summary, Telescope};
+use iotscope_telescope::aggregate::SourceCounters;
+use iotscope_telescope::sketch::SourceSketch;
+use iotscope_telescope::{PortIndex, Summary, Telescope};
+use iotscope_wire::Addr;
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -433,6 +436,134 @@ pub trait Store {
         until_ns: Option<i64>,
         limit: usize,
     ) -> Result<Vec<HoneypotSession>, StoreError>;
+
+    /// Every destination port of each bucket starting in `[since_ns,
+    /// until_ns)` (all when `None`) with its packets and unique sources,
+    /// oldest bucket first, ports ascending: what the detectors read to
+    /// find candidate ports (issue 20). Buckets without traffic to any port
+    /// are listed with no ports, so a gap is a zero, not a missing point.
+    ///
+    /// Errors: [`StoreError::Database`], [`StoreError::Block`].
+    fn port_activity(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+    ) -> Result<Vec<BucketPorts>, StoreError>;
+
+    /// The sketch of each of `ports`' sources in each bucket starting in
+    /// `[since_ns, until_ns)`, as (bucket start, port, sketch), in no
+    /// particular order; (bucket, port) pairs without traffic are absent.
+    ///
+    /// Errors: [`StoreError::Database`], [`StoreError::Block`],
+    /// [`StoreError::Sketch`].
+    fn port_sketches(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        ports: &[PortIndex],
+    ) -> Result<Vec<(i64, PortIndex, SourceSketch)>, StoreError>;
+
+    /// Calls `f(bucket start, source, counters)` for every source of every
+    /// bucket starting in `[since_ns, until_ns)`, in no particular order
+    /// (the per-source scanner classification of issue 20 reads them).
+    ///
+    /// Errors: [`StoreError::Database`], [`StoreError::Block`].
+    fn each_bucket_source(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        f: &mut dyn FnMut(i64, Addr, &SourceCounters),
+    ) -> Result<(), StoreError>;
+
+    /// Merges detection alerts in one transaction. Each row is matched to a
+    /// stored episode of the same key whose buckets come within
+    /// `cooldown_ns` of its own: that episode widens to cover the row, takes
+    /// the row's figures if the row is newer (or the same bucket: a replay
+    /// changes nothing), keeps the higher severity and the peak score.
+    /// Otherwise the row starts a new episode. Returns, per row, the key and
+    /// first bucket of its episode and whether it was created.
+    ///
+    /// Errors: [`StoreError::Database`]; nothing is stored then.
+    fn merge_detections(
+        &mut self,
+        rows: &[DetectionRecord],
+        cooldown_ns: i64,
+    ) -> Result<Vec<(String, i64, bool)>, StoreError>;
+
+    /// Detection alerts whose episode overlaps `[since_ns, until_ns)` (all
+    /// when `None`), newest first, at most `limit`.
+    ///
+    /// Errors: [`StoreError::Database`].
+    fn detections(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<DetectionRecord>, StoreError>;
+
+    /// Records that the episode (key, first bucket) was delivered at `at`
+    /// (RFC 3339); false when there is no such episode.
+    ///
+    /// Errors: [`StoreError::Database`].
+    fn mark_detection_notified(
+        &mut self,
+        key: &str,
+        first_bucket_ns: i64,
+        at: &str,
+    ) -> Result<bool, StoreError>;
+}
+
+/// One bucket's destination ports ([`Store::port_activity`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BucketPorts {
+    /// Bucket start, ns since the epoch.
+    pub start_ns: i64,
+    /// (port, packets, unique sources), ports ascending.
+    pub ports: Vec<(PortIndex, u64, u64)>,
+}
+
+/// A detection alert as stored (issue 20): one episode of one campaign.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DetectionRecord {
+    /// Suppression key: detector family and primary port, such as
+    /// `campaign:tcp/23`, or `backscatter`.
+    pub key: String,
+    /// Start of the episode's first bucket, ns since the epoch.
+    pub first_bucket_ns: i64,
+    /// Start of its latest bucket.
+    pub last_bucket_ns: i64,
+    /// infection_campaign | scan_campaign | backscatter.
+    pub kind: String,
+    /// low | medium | high | critical.
+    pub severity: String,
+    /// "tcp", "udp" or "" (backscatter).
+    pub proto: String,
+    /// The ports, comma-separated, primary first.
+    pub ports: String,
+    /// Score of the latest bucket's figures.
+    pub score: f64,
+    /// Highest score over the episode (on reading; the row's own score is
+    /// taken on writing).
+    pub peak_score: f64,
+    /// The whole alert as JSON (the detect crate's shape).
+    pub body: String,
+    /// When the episode was first stored, RFC 3339 (on reading).
+    pub created_at: String,
+    /// When it last changed (on reading).
+    pub updated_at: String,
+    /// When it was delivered (webhook or mail), if it was.
+    pub notified_at: Option<String>,
+}
+
+/// Rank of a severity word, for keeping the higher of two.
+pub fn severity_rank(s: &str) -> u8 {
+    match s {
+        "critical" => 4,
+        "high" => 3,
+        "medium" => 2,
+        "low" => 1,
+        _ => 0,
+    }
 }
 
 /// A honeypot session as stored (issue 18).

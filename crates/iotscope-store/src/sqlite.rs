@@ -14,9 +14,10 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::blocks::{self, Blocks, PORT_BLOCKS};
 use crate::report::{BucketRow, PortBucketRow, ReportBuilder, ReportQuery, SourceBucketRow};
 use crate::{
-    AlertRecord, BlocklistRecord, CaptureLoss, CaptureTotals, FindingRecord,
-    FingerprintPersistence, HoneypotSession, IngestedFile, MapQuery, MapSource, PortSeries,
-    ServiceObservation, SessionRecord, Store, StoreError, UserRecord,
+    severity_rank, AlertRecord, BlocklistRecord, BucketPorts, CaptureLoss, CaptureTotals,
+    DetectionRecord, FindingRecord, FingerprintPersistence, HoneypotSession, IngestedFile,
+    MapQuery, MapSource, PortSeries, ServiceObservation, SessionRecord, Store, StoreError,
+    UserRecord,
 };
 
 /// The tables of telescope blocks (see [`crate::blocks`]).
@@ -219,6 +220,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/012_files_path.sql"),
     include_str!("../sql/013_honeypot.sql"),
     include_str!("../sql/014_day_sources.sql"),
+    include_str!("../sql/015_detections.sql"),
 ];
 
 /// The migration (1-based) that creates the block tables; its data step
@@ -1567,6 +1569,261 @@ impl Store for SqliteStore {
             )?;
         }
         Ok(out)
+    }
+
+    fn port_activity(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+    ) -> Result<Vec<BucketPorts>, StoreError> {
+        let db = |e| self.err(e);
+        let (lo, hi) = (since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX));
+        let mut out: Vec<BucketPorts> = Vec::new();
+        {
+            let mut st = self
+                .conn
+                .prepare_cached("SELECT start_ns FROM buckets WHERE start_ns >= ?1 AND start_ns < ?2 ORDER BY start_ns")
+                .map_err(db)?;
+            let mut it = st.query(params![lo, hi]).map_err(db)?;
+            while let Some(r) = it.next().map_err(db)? {
+                out.push(BucketPorts {
+                    start_ns: r.get(0).map_err(db)?,
+                    ports: Vec::new(),
+                });
+            }
+        }
+        self.each_block(
+            BlockTable::Ports,
+            (0, PORT_BLOCKS - 1),
+            (lo, hi),
+            |start, r| {
+                let i = out.binary_search_by_key(&start, |b| b.start_ns);
+                while !r.done() {
+                    let e = r.next_port()?;
+                    if let Ok(i) = i {
+                        out[i].ports.push((e.port, e.packets, e.sources));
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        for b in &mut out {
+            b.ports.sort_unstable_by_key(|p| p.0);
+        }
+        Ok(out)
+    }
+
+    fn port_sketches(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        ports: &[PortIndex],
+    ) -> Result<Vec<(i64, PortIndex, SourceSketch)>, StoreError> {
+        let (lo, hi) = (since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX));
+        let mut want: Vec<PortIndex> = ports.to_vec();
+        want.sort_unstable();
+        want.dedup();
+        let mut blocks_wanted: Vec<i64> = want.iter().map(|&p| blocks::port_block(p)).collect();
+        blocks_wanted.dedup();
+        let mut out = Vec::new();
+        let mut bad_sketch = None;
+        for b in blocks_wanted {
+            self.each_block(BlockTable::PortSketches, (b, b), (lo, hi), |start, r| {
+                while !r.done() {
+                    let (port, bytes) = r.next_port_sketch()?;
+                    if want.binary_search(&port).is_ok() {
+                        match SourceSketch::from_bytes(bytes) {
+                            Ok(s) => out.push((start, port, s)),
+                            Err(e) => bad_sketch = Some((start, e)),
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            if let Some((bucket, source)) = bad_sketch.take() {
+                return Err(StoreError::Sketch {
+                    path: self.path.clone(),
+                    bucket,
+                    source,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn each_bucket_source(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        f: &mut dyn FnMut(i64, Addr, &SourceCounters),
+    ) -> Result<(), StoreError> {
+        let (lo, hi) = (since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX));
+        for block in 0..blocks::SOURCE_BLOCKS {
+            self.each_source(block, lo, hi, |start, a, c| f(start, a, &c))?;
+        }
+        Ok(())
+    }
+
+    fn merge_detections(
+        &mut self,
+        rows: &[DetectionRecord],
+        cooldown_ns: i64,
+    ) -> Result<Vec<(String, i64, bool)>, StoreError> {
+        let path = self.path.clone();
+        let db = |source| StoreError::Database {
+            path: path.clone(),
+            source,
+        };
+        let now = now_rfc3339();
+        let tx = self.conn.transaction().map_err(db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        {
+            let mut find = tx
+                .prepare(
+                    "SELECT first_bucket_ns, last_bucket_ns, severity, peak_score FROM detections
+                     WHERE key = ?1 AND last_bucket_ns >= ?2 AND first_bucket_ns <= ?3
+                     ORDER BY last_bucket_ns DESC LIMIT 1",
+                )
+                .map_err(db)?;
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO detections (key, first_bucket_ns, last_bucket_ns, kind, severity, proto,
+                       ports, score, peak_score, body, created_at, updated_at, notified_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?10, NULL)",
+                )
+                .map_err(db)?;
+            let mut widen = tx
+                .prepare(
+                    "UPDATE detections SET first_bucket_ns = ?3, last_bucket_ns = ?4, severity = ?5,
+                       peak_score = ?6, updated_at = ?7
+                     WHERE key = ?1 AND first_bucket_ns = ?2",
+                )
+                .map_err(db)?;
+            let mut renew = tx
+                .prepare(
+                    "UPDATE detections SET kind = ?3, proto = ?4, ports = ?5, score = ?6, body = ?7
+                     WHERE key = ?1 AND first_bucket_ns = ?2",
+                )
+                .map_err(db)?;
+            for r in rows {
+                let lo = r.first_bucket_ns.saturating_sub(cooldown_ns);
+                let hi = r.last_bucket_ns.saturating_add(cooldown_ns);
+                let found: Option<(i64, i64, String, f64)> = find
+                    .query_row(params![r.key, lo, hi], |x| {
+                        Ok((x.get(0)?, x.get(1)?, x.get(2)?, x.get(3)?))
+                    })
+                    .optional()
+                    .map_err(db)?;
+                match found {
+                    None => {
+                        insert
+                            .execute(params![
+                                r.key,
+                                r.first_bucket_ns,
+                                r.last_bucket_ns,
+                                r.kind,
+                                r.severity,
+                                r.proto,
+                                r.ports,
+                                r.score,
+                                r.body,
+                                now
+                            ])
+                            .map_err(db)?;
+                        out.push((r.key.clone(), r.first_bucket_ns, true));
+                    }
+                    Some((first, last, severity, peak)) => {
+                        let new_first = first.min(r.first_bucket_ns);
+                        let severity = if severity_rank(&r.severity) > severity_rank(&severity) {
+                            r.severity.clone()
+                        } else {
+                            severity
+                        };
+                        let changed =
+                            new_first != first || r.last_bucket_ns > last || r.score > peak;
+                        if changed {
+                            widen
+                                .execute(params![
+                                    r.key,
+                                    first,
+                                    new_first,
+                                    last.max(r.last_bucket_ns),
+                                    severity,
+                                    peak.max(r.score),
+                                    now
+                                ])
+                                .map_err(db)?;
+                        }
+                        // The newest bucket's figures describe the episode.
+                        if r.last_bucket_ns > last {
+                            renew
+                                .execute(params![
+                                    r.key, new_first, r.kind, r.proto, r.ports, r.score, r.body
+                                ])
+                                .map_err(db)?;
+                        }
+                        out.push((r.key.clone(), new_first, false));
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(db)?;
+        Ok(out)
+    }
+
+    fn detections(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<DetectionRecord>, StoreError> {
+        let db = |e| self.err(e);
+        let (lo, hi) = (since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX));
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT key, first_bucket_ns, last_bucket_ns, kind, severity, proto, ports, score,
+                        peak_score, body, created_at, updated_at, notified_at
+                 FROM detections WHERE last_bucket_ns >= ?1 AND first_bucket_ns < ?2
+                 ORDER BY first_bucket_ns DESC, key LIMIT ?3",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![lo, hi, limit.min(i64::MAX as usize) as i64], |r| {
+                Ok(DetectionRecord {
+                    key: r.get(0)?,
+                    first_bucket_ns: r.get(1)?,
+                    last_bucket_ns: r.get(2)?,
+                    kind: r.get(3)?,
+                    severity: r.get(4)?,
+                    proto: r.get(5)?,
+                    ports: r.get(6)?,
+                    score: r.get(7)?,
+                    peak_score: r.get(8)?,
+                    body: r.get(9)?,
+                    created_at: r.get(10)?,
+                    updated_at: r.get(11)?,
+                    notified_at: r.get(12)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    fn mark_detection_notified(
+        &mut self,
+        key: &str,
+        first_bucket_ns: i64,
+        at: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE detections SET notified_at = ?3 WHERE key = ?1 AND first_bucket_ns = ?2",
+                params![key, first_bucket_ns, at],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
     }
 
     fn map_sources(&self, q: &MapQuery) -> Result<Vec<MapSource>, StoreError> {

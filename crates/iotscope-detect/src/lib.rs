@@ -1,0 +1,827 @@
+//! Detection over the telescope's buckets (issue 20): see a new campaign
+//! the hour it starts, tell scanners apart, and say what happened.
+//!
+//! Owns: the scanner classification ([`classify`]), the robust seasonal
+//! baselines ([`baseline`]), the detectors ([`detectors`]) and the runner
+//! ([`run`]) that reads a store's buckets, builds each candidate port's
+//! features and turns the detectors' hits into alerts ([`Alert`]), one per
+//! campaign and bucket; the store merges them into episodes with a
+//! cool-down ([`iotscope_store::Store::merge_detections`]).
+//!
+//! Invariants: a bucket is judged only on the buckets before it, so a
+//! replay over history ([`run`] with a period) raises what a live run
+//! raised as each bucket closed; research scanners (a published prefix
+//! list) are left out of every count the detectors compare, so a research
+//! sweep is never an infection campaign; figures that rest on HyperLogLog
+//! sketches (more than 8,192 sources on a port in a bucket) are marked
+//! `estimated`.
+
+pub mod baseline;
+pub mod classify;
+pub mod detectors;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use iotscope_store::{DetectionRecord, Store, StoreError};
+use iotscope_telescope::aggregate::SourceCounters;
+use iotscope_telescope::sketch::source_hash;
+use iotscope_telescope::time::rfc3339;
+use iotscope_telescope::{port_of, PortIndex, SourceSketch};
+use iotscope_wire::Addr;
+use serde::Serialize;
+
+pub use classify::{classify, ResearchScanners, ScannerClass};
+pub use detectors::{Detector, Hit, Metric, NewPort, Series, Surge, Window};
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DetectError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A research-scanner list does not parse.
+    #[error("{file}: {what}")]
+    Research {
+        /// The file.
+        file: String,
+        /// What is wrong, and where.
+        what: String,
+    },
+    /// The settings cannot work (a zero bucket length, a period too long).
+    #[error("detection settings: {0}")]
+    Settings(String),
+}
+
+/// The detectors' parameters (documented in docs/detect.md; `[detect]` in
+/// the config). Times are nanoseconds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Settings {
+    /// The store's bucket length.
+    pub bucket_ns: i64,
+    /// History each bucket is compared with (default 7 days).
+    pub baseline_ns: i64,
+    /// Season length (default 1 day; 0: no seasons).
+    pub period_ns: i64,
+    /// How far back a source must be absent from a port to count as new on
+    /// it (default 1 day).
+    pub lookback_ns: i64,
+    /// An alert of the same key within this of an episode updates it
+    /// (default 6 hours).
+    pub cooldown_ns: i64,
+    /// Fewest recorded buckets of history before anything is judged.
+    pub min_history: usize,
+    /// Robust z-score threshold of the surges.
+    pub z: f64,
+    /// A surge must also be this many times its expected value.
+    pub ratio: f64,
+    /// Fewest (non-research) sources on a port for a source, onset or
+    /// fingerprint surge, and for a packet surge.
+    pub min_sources: f64,
+    /// Fewest packets for a packet surge.
+    pub min_packets: f64,
+    /// New port: most sources in any baseline bucket.
+    pub new_port_quiet: f64,
+    /// New port: fewest sources now.
+    pub new_port_min: f64,
+    /// Fewest backscatter packets in a bucket for a backscatter alert.
+    pub backscatter_min_packets: f64,
+}
+
+const HOUR_NS: i64 = 3_600_000_000_000;
+
+impl Settings {
+    /// The defaults for a store of `bucket_ns` buckets.
+    pub fn new(bucket_ns: i64) -> Settings {
+        Settings {
+            bucket_ns,
+            baseline_ns: 7 * 24 * HOUR_NS,
+            period_ns: 24 * HOUR_NS,
+            lookback_ns: 24 * HOUR_NS,
+            cooldown_ns: 6 * HOUR_NS,
+            min_history: 6,
+            z: 6.0,
+            ratio: 3.0,
+            min_sources: 10.0,
+            min_packets: 50.0,
+            new_port_quiet: 1.0,
+            new_port_min: 8.0,
+            backscatter_min_packets: 500.0,
+        }
+    }
+
+    fn buckets(&self, ns: i64) -> usize {
+        (ns / self.bucket_ns.max(1)).max(0) as usize
+    }
+
+    fn window(&self) -> Window {
+        let period = self.buckets(self.period_ns);
+        Window {
+            baseline_buckets: self.buckets(self.baseline_ns).max(1),
+            period_buckets: if period > 1 { period } else { 0 },
+            min_history: self.min_history,
+        }
+    }
+
+    /// The per-port detectors these settings make.
+    pub fn port_detectors(&self) -> Vec<Box<dyn Detector>> {
+        let w = self.window();
+        let surge = |name, metric, min: f64| -> Box<dyn Detector> {
+            Box::new(Surge {
+                name,
+                metric,
+                window: w,
+                z: self.z,
+                ratio: self.ratio,
+                min,
+                min_sources: self.min_sources,
+            })
+        };
+        vec![
+            surge("surge", Metric::Packets, self.min_packets),
+            surge("surge", Metric::Sources, self.min_sources),
+            Box::new(NewPort {
+                window: w,
+                quiet: self.new_port_quiet,
+                min: self.new_port_min,
+            }),
+            surge("coordinated_onset", Metric::NewSources, self.min_sources),
+            surge(
+                "fingerprint_campaign",
+                Metric::MiraiSources,
+                self.min_sources,
+            ),
+            surge(
+                "fingerprint_campaign",
+                Metric::MasscanSources,
+                self.min_sources,
+            ),
+            surge(
+                "fingerprint_campaign",
+                Metric::ZmapSources,
+                self.min_sources,
+            ),
+        ]
+    }
+
+    /// The darknet-wide detector: backscatter surges (DoS victims).
+    pub fn darknet_detector(&self) -> Box<dyn Detector> {
+        Box::new(Surge {
+            name: "backscatter",
+            metric: Metric::BackscatterPackets,
+            window: self.window(),
+            z: self.z,
+            ratio: self.ratio,
+            min: self.backscatter_min_packets,
+            min_sources: 0.0,
+        })
+    }
+}
+
+/// Country and AS of an address, when the operator configured enrichment.
+pub trait Enricher {
+    /// ISO country code.
+    fn country(&self, ip: IpAddr) -> Option<String>;
+    /// AS number and organisation.
+    fn asn(&self, ip: IpAddr) -> Option<(u32, String)>;
+}
+
+/// One example source of an alert.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Example {
+    /// Address.
+    pub ip: String,
+    /// Its class over the period read.
+    pub class: ScannerClass,
+    /// Its packets in the bucket (to every port).
+    pub packets: u64,
+}
+
+/// A count per group (country or AS).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroupShare {
+    /// ISO country code, or "AS<number> <organisation>"; "" unknown.
+    pub group: String,
+    /// Sources of the alert's port in it.
+    pub sources: u64,
+}
+
+/// One alert: a campaign seen in one bucket (the store merges consecutive
+/// ones into an episode). This is the JSON `detect list` and the webhook
+/// give.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Alert {
+    /// Suppression key: `campaign:PROTO/PORT` (the busiest port of the
+    /// campaign) or `backscatter`.
+    pub key: String,
+    /// infection_campaign (most sources Mirai-like), scan_campaign, or
+    /// backscatter (a DoS victim's replies).
+    pub kind: &'static str,
+    /// critical (an infection on a port new to the darknet), high (an
+    /// infection campaign), medium (other campaigns, backscatter).
+    pub severity: &'static str,
+    /// The bucket, RFC 3339 start and end.
+    pub window: (String, String),
+    /// Its start, ns since the epoch.
+    pub bucket_start_ns: i64,
+    /// "tcp", "udp", or "" for backscatter.
+    pub proto: String,
+    /// The campaign's ports, busiest first (sources overlapping).
+    pub ports: Vec<u16>,
+    /// What each detector found on the busiest port (or the darknet).
+    pub detectors: Vec<Hit>,
+    /// The highest score.
+    pub score: f64,
+    /// Sources on the busiest port in the bucket, research scanners left
+    /// out (backscatter: victims).
+    pub sources: u64,
+    /// Packets to it (backscatter: backscatter packets).
+    pub packets: u64,
+    /// Sources on it not seen on it in the look-back.
+    pub new_sources: u64,
+    /// Share of the port's sources in each class (research scanners
+    /// included here, so the share says how many were left out).
+    pub classes: BTreeMap<&'static str, f64>,
+    /// Busiest countries of those sources (with enrichment configured).
+    pub top_countries: Vec<GroupShare>,
+    /// Busiest AS.
+    pub top_as: Vec<GroupShare>,
+    /// A few sources, busiest first.
+    pub examples: Vec<Example>,
+    /// Figures from a HyperLogLog sketch: estimates.
+    pub estimated: bool,
+    /// The cool-down of the suppression key, seconds.
+    pub cooldown_s: i64,
+}
+
+impl Alert {
+    /// The store's row of this alert.
+    pub fn record(&self) -> DetectionRecord {
+        DetectionRecord {
+            key: self.key.clone(),
+            first_bucket_ns: self.bucket_start_ns,
+            last_bucket_ns: self.bucket_start_ns,
+            kind: self.kind.to_string(),
+            severity: self.severity.to_string(),
+            proto: self.proto.clone(),
+            ports: self
+                .ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            score: self.score,
+            peak_score: self.score,
+            body: serde_json::to_string(self).expect("alerts serialise"),
+            created_at: String::new(),
+            updated_at: String::new(),
+            notified_at: None,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Outcome {
+    /// Buckets judged.
+    pub buckets: usize,
+    /// Candidate ports read (enough sources in some judged bucket).
+    pub ports: usize,
+    /// Sources classified, per class.
+    pub classes: BTreeMap<&'static str, u64>,
+    /// The alerts, oldest bucket first.
+    #[serde(skip)]
+    pub alerts: Vec<Alert>,
+}
+
+/// Most slots (buckets between the oldest and newest read) a run takes: a
+/// year of one-minute buckets.
+const MAX_SLOTS: usize = 600_000;
+
+/// A source's record over the period read.
+struct Known {
+    addr: Addr,
+    total: SourceCounters,
+    class: ScannerClass,
+}
+
+/// Runs the detectors over the buckets starting in `[since_ns, until_ns)`
+/// (all when `None`), each judged on the history before it (read back as
+/// far as the baseline and look-back need).
+///
+/// Errors: [`DetectError::Store`] when the store cannot be read,
+/// [`DetectError::Settings`] for a zero bucket length or a period of more
+/// than a year of slots.
+pub fn run<S: Store + ?Sized>(
+    store: &S,
+    settings: &Settings,
+    research: &ResearchScanners,
+    enrich: Option<&dyn Enricher>,
+    since_ns: Option<i64>,
+    until_ns: Option<i64>,
+) -> Result<Outcome, DetectError> {
+    let bn = settings.bucket_ns;
+    if bn <= 0 {
+        return Err(DetectError::Settings(
+            "the bucket length must be positive".into(),
+        ));
+    }
+    let back = settings.baseline_ns.max(settings.lookback_ns);
+    let read_from = since_ns.map(|s| s.saturating_sub(back));
+    let activity = store.port_activity(read_from, until_ns)?;
+    let mut out = Outcome::default();
+    let (Some(first), Some(last)) = (activity.first(), activity.last()) else {
+        return Ok(out);
+    };
+    let origin = first.start_ns.div_euclid(bn) * bn;
+    let slots = ((last.start_ns - origin) / bn) as usize + 1;
+    if slots > MAX_SLOTS {
+        return Err(DetectError::Settings(format!(
+            "{slots} buckets between the oldest and newest read; at most {MAX_SLOTS}: give --since"
+        )));
+    }
+    let slot = |start: i64| ((start - origin) / bn) as usize;
+    let judged_from = since_ns.map_or(0, |s| {
+        if s <= origin {
+            0
+        } else {
+            ((s - origin + bn - 1) / bn) as usize
+        }
+    });
+    let mut recorded = vec![false; slots];
+    for b in &activity {
+        recorded[slot(b.start_ns)] = true;
+    }
+
+    // Sources: their counters over the period (for the class) and per bucket.
+    let mut known: HashMap<u64, Known> = HashMap::new();
+    let mut per_bucket: Vec<Vec<(u64, u64, u64)>> = vec![Vec::new(); slots];
+    store.each_bucket_source(read_from, until_ns, &mut |start, a, c| {
+        if start < origin {
+            return;
+        }
+        let s = slot(start);
+        if s >= slots {
+            return;
+        }
+        let h = source_hash(a);
+        known
+            .entry(h)
+            .or_insert_with(|| Known {
+                addr: a,
+                total: SourceCounters::default(),
+                class: ScannerClass::Unknown,
+            })
+            .total
+            .add(c);
+        per_bucket[s].push((h, c.packets, c.backscatter));
+    })?;
+    for k in known.values_mut() {
+        k.class = classify(k.addr, &k.total, research);
+        *out.classes.entry(k.class.name()).or_default() += 1;
+    }
+    let class_of = |h: &u64| known.get(h).map_or(ScannerClass::Unknown, |k| k.class);
+    // Per bucket and class: the members' hashes, sorted (for sketches past
+    // the exact limit, whose members cannot be listed).
+    let class_hashes = |s: usize, c: ScannerClass| -> Vec<u64> {
+        let mut v: Vec<u64> = per_bucket[s]
+            .iter()
+            .filter(|r| class_of(&r.0) == c)
+            .map(|r| r.0)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+
+    // The darknet's backscatter series and its detector.
+    let mut dark = Series {
+        backscatter: (0..slots)
+            .map(|s| {
+                if !recorded[s] {
+                    return f64::NAN;
+                }
+                per_bucket[s]
+                    .iter()
+                    .filter(|r| class_of(&r.0) == ScannerClass::Backscatter)
+                    .map(|r| r.2 as f64)
+                    .sum()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    dark.sources = vec![0.0; slots];
+
+    // Candidate ports: enough sources in some judged bucket.
+    let min_candidate = settings.min_sources.min(settings.new_port_min).max(1.0) as u64;
+    let mut candidates: Vec<PortIndex> = activity
+        .iter()
+        .filter(|b| slot(b.start_ns) >= judged_from)
+        .flat_map(|b| b.ports.iter().filter(|p| p.2 >= min_candidate).map(|p| p.0))
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    out.ports = candidates.len();
+    out.buckets = slots.saturating_sub(judged_from);
+    let mut sketches: HashMap<PortIndex, Vec<Option<SourceSketch>>> = HashMap::new();
+    for (start, port, sk) in store.port_sketches(read_from, until_ns, &candidates)? {
+        if start < origin || slot(start) >= slots {
+            continue;
+        }
+        sketches.entry(port).or_insert_with(|| vec![None; slots])[slot(start)] = Some(sk);
+    }
+    let mut totals: HashMap<PortIndex, Vec<(u64, u64)>> = HashMap::new();
+    for b in &activity {
+        for p in &b.ports {
+            if candidates.binary_search(&p.0).is_ok() {
+                totals.entry(p.0).or_insert_with(|| vec![(0, 0); slots])[slot(b.start_ns)] =
+                    (p.1, p.2);
+            }
+        }
+    }
+
+    let lookback = settings.buckets(settings.lookback_ns).max(1);
+    let port_detectors = settings.port_detectors();
+    // Per judged bucket: (port, its features there, its hits).
+    let mut hits: BTreeMap<usize, Vec<(PortIndex, PortFeatures, Vec<Hit>)>> = BTreeMap::new();
+    for &port in &candidates {
+        let sk = sketches.remove(&port).unwrap_or_else(|| vec![None; slots]);
+        let tot = totals.remove(&port).unwrap_or_else(|| vec![(0, 0); slots]);
+        let feats: Vec<PortFeatures> = (0..slots)
+            .map(|s| features(sk[s].as_ref(), tot[s], &class_of, &|c| class_hashes(s, c)))
+            .collect();
+        let new = new_sources(&sk, &class_of, lookback);
+        let val = |s: usize, f: &dyn Fn(&PortFeatures) -> f64| {
+            if recorded[s] {
+                f(&feats[s])
+            } else {
+                f64::NAN
+            }
+        };
+        let series = Series {
+            packets: (0..slots).map(|s| val(s, &|f| f.packets as f64)).collect(),
+            sources: (0..slots)
+                .map(|s| val(s, &|f| f.scanning() as f64))
+                .collect(),
+            new_sources: (0..slots)
+                .map(|s| if recorded[s] { new[s] } else { f64::NAN })
+                .collect(),
+            fingerprints: [
+                ScannerClass::MiraiLike,
+                ScannerClass::Masscan,
+                ScannerClass::Zmap,
+            ]
+            .map(|c| {
+                (0..slots)
+                    .map(|s| val(s, &|f| f.classes[c.index()]))
+                    .collect()
+            }),
+            backscatter: Vec::new(),
+        };
+        for t in judged_from..slots {
+            if !recorded[t] {
+                continue;
+            }
+            let found: Vec<Hit> = port_detectors
+                .iter()
+                .filter_map(|d| d.evaluate(&series, t))
+                .collect();
+            if !found.is_empty() {
+                let mut f = feats[t].clone();
+                f.new_sources = new[t];
+                f.sketch = sk[t].clone();
+                hits.entry(t).or_default().push((port, f, found));
+            }
+        }
+    }
+
+    let darknet = settings.darknet_detector();
+    let cooldown_s = settings.cooldown_ns / 1_000_000_000;
+    for t in judged_from..slots {
+        let start = origin + t as i64 * bn;
+        let window = (rfc3339(start), rfc3339(start + bn));
+        if let Some(hit) = recorded[t].then(|| darknet.evaluate(&dark, t)).flatten() {
+            let mut victims: Vec<(u64, u64)> = per_bucket[t]
+                .iter()
+                .filter(|r| class_of(&r.0) == ScannerClass::Backscatter)
+                .map(|r| (r.0, r.2))
+                .collect();
+            victims.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let members: Vec<u64> = victims.iter().map(|v| v.0).collect();
+            out.alerts.push(Alert {
+                key: "backscatter".into(),
+                kind: "backscatter",
+                severity: "medium",
+                window: window.clone(),
+                bucket_start_ns: start,
+                proto: String::new(),
+                ports: Vec::new(),
+                score: hit.score,
+                sources: victims.len() as u64,
+                packets: hit.observed as u64,
+                new_sources: 0,
+                classes: BTreeMap::from([("backscatter", 1.0)]),
+                top_countries: groups(&members, &known, enrich, true),
+                top_as: groups(&members, &known, enrich, false),
+                examples: examples(&members, &per_bucket[t], &known),
+                estimated: false,
+                detectors: vec![hit],
+                cooldown_s,
+            });
+        }
+        let Some(mut found) = hits.remove(&t) else {
+            continue;
+        };
+        // Ports whose sources overlap are one campaign (Mirai's 23 and
+        // 2323): union-find over the bucket's ports with hits.
+        found.sort_by(|a, b| b.1.scanning().cmp(&a.1.scanning()).then(a.0.cmp(&b.0)));
+        let n = found.len();
+        let mut parent: Vec<usize> = (0..n).collect();
+        fn root(p: &mut [usize], mut i: usize) -> usize {
+            while p[i] != i {
+                p[i] = p[p[i]];
+                i = p[i];
+            }
+            i
+        }
+        for i in 0..n {
+            for j in i + 1..n {
+                if overlap(&found[i].1, &found[j].1) {
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                    parent[b.max(a)] = a.min(b);
+                }
+            }
+        }
+        for g in 0..n {
+            if root(&mut parent, g) != g {
+                continue;
+            }
+            let members: Vec<usize> = (0..n).filter(|&i| root(&mut parent, i) == g).collect();
+            let (port, f, _) = &found[g];
+            let (proto, number) = port_of(*port);
+            let mut detectors: Vec<Hit> = found[g].2.clone();
+            // The other ports' hits are summarised by their ports.
+            let ports: Vec<u16> = members.iter().map(|&i| port_of(found[i].0).1).collect();
+            detectors.sort_by(|a, b| b.score.total_cmp(&a.score));
+            let score = detectors.first().map_or(0.0, |h| h.score);
+            let total = f.sources.max(1) as f64;
+            let classes: BTreeMap<&'static str, f64> = ScannerClass::ALL
+                .iter()
+                .map(|c| {
+                    (
+                        c.name(),
+                        (f.classes[c.index()] / total * 1000.0).round() / 1000.0,
+                    )
+                })
+                .collect();
+            let infection = f.classes[ScannerClass::MiraiLike.index()] * 2.0 >= f.scanning() as f64;
+            let new_port = members
+                .iter()
+                .any(|&i| found[i].2.iter().any(|h| h.detector == "new_port"));
+            let member_hashes: Vec<u64> = match &f.sketch {
+                Some(SourceSketch::Exact(v)) => v
+                    .iter()
+                    .copied()
+                    .filter(|h| class_of(h) != ScannerClass::ResearchScanner)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            out.alerts.push(Alert {
+                key: format!("campaign:{proto}/{number}"),
+                kind: if infection {
+                    "infection_campaign"
+                } else {
+                    "scan_campaign"
+                },
+                severity: match (infection, new_port) {
+                    (true, true) => "critical",
+                    (true, false) => "high",
+                    _ => "medium",
+                },
+                window: window.clone(),
+                bucket_start_ns: start,
+                proto: proto.to_string(),
+                ports,
+                detectors,
+                score,
+                sources: f.scanning(),
+                packets: f.packets,
+                new_sources: f.new_sources.max(0.0).round() as u64,
+                classes,
+                top_countries: groups(&member_hashes, &known, enrich, true),
+                top_as: groups(&member_hashes, &known, enrich, false),
+                examples: examples(&member_hashes, &per_bucket[t], &known),
+                estimated: f.estimated,
+                cooldown_s,
+            });
+        }
+    }
+    out.alerts.sort_by(|a, b| {
+        a.bucket_start_ns
+            .cmp(&b.bucket_start_ns)
+            .then(a.key.cmp(&b.key))
+    });
+    Ok(out)
+}
+
+/// One port's figures in one bucket.
+#[derive(Clone, Debug, Default)]
+struct PortFeatures {
+    packets: u64,
+    /// Every source, research scanners included.
+    sources: u64,
+    /// Sources per [`ScannerClass`] (estimates past the exact limit).
+    classes: [f64; 6],
+    new_sources: f64,
+    estimated: bool,
+    sketch: Option<SourceSketch>,
+}
+
+impl PortFeatures {
+    /// Sources that are not research scanners.
+    fn scanning(&self) -> u64 {
+        (self.sources as f64 - self.classes[ScannerClass::ResearchScanner.index()])
+            .max(0.0)
+            .round() as u64
+    }
+}
+
+/// The figures of a port in a bucket from its sketch and stored totals.
+fn features(
+    sk: Option<&SourceSketch>,
+    (packets, sources): (u64, u64),
+    class_of: &dyn Fn(&u64) -> ScannerClass,
+    class_hashes: &dyn Fn(ScannerClass) -> Vec<u64>,
+) -> PortFeatures {
+    let mut f = PortFeatures {
+        packets,
+        sources,
+        ..Default::default()
+    };
+    match sk {
+        Some(SourceSketch::Exact(v)) => {
+            for h in v {
+                f.classes[class_of(h).index()] += 1.0;
+            }
+            f.sources = v.len() as u64;
+        }
+        Some(hll) => {
+            // |P ∩ C| = |P| + |C| − |P ∪ C|, each from a sketch.
+            f.estimated = true;
+            let p = hll.count() as f64;
+            for c in ScannerClass::ALL {
+                let mut members = class_hashes(c);
+                let n = members.len() as f64;
+                let mut union = hll.clone();
+                let mut cs = SourceSketch::default();
+                cs.insert_hashes(&mut members);
+                union.merge(&cs);
+                f.classes[c.index()] = (p + n - union.count() as f64).clamp(0.0, n.min(p));
+            }
+        }
+        None => {}
+    }
+    f
+}
+
+/// Per bucket: sources of the port (research scanners left out) not seen on
+/// it in the `lookback` buckets before. Exact with exact sketches (a
+/// sliding count of the window's members); past the exact limit,
+/// |window ∪ now| − |window| from the sketches.
+fn new_sources(
+    sk: &[Option<SourceSketch>],
+    class_of: &dyn Fn(&u64) -> ScannerClass,
+    lookback: usize,
+) -> Vec<f64> {
+    let mut window: HashMap<u64, u32> = HashMap::new();
+    let mut hll_in_window = 0usize;
+    let mut out = vec![0.0; sk.len()];
+    let adjust =
+        |window: &mut HashMap<u64, u32>, s: &Option<SourceSketch>, add: bool, hll: &mut usize| {
+            match s {
+                Some(SourceSketch::Exact(v)) => {
+                    for h in v {
+                        if add {
+                            *window.entry(*h).or_default() += 1;
+                        } else if let Some(c) = window.get_mut(h) {
+                            *c -= 1;
+                            if *c == 0 {
+                                window.remove(h);
+                            }
+                        }
+                    }
+                }
+                Some(_) => {
+                    if add {
+                        *hll += 1
+                    } else {
+                        *hll -= 1
+                    }
+                }
+                None => {}
+            }
+        };
+    for t in 0..sk.len() {
+        out[t] = match &sk[t] {
+            Some(SourceSketch::Exact(v)) if hll_in_window == 0 => v
+                .iter()
+                .filter(|h| !window.contains_key(h) && class_of(h) != ScannerClass::ResearchScanner)
+                .count() as f64,
+            Some(now) => {
+                let mut union = SourceSketch::default();
+                for s in sk[t.saturating_sub(lookback)..t].iter().flatten() {
+                    union.merge(s);
+                }
+                let before = union.count() as f64;
+                union.merge(now);
+                (union.count() as f64 - before).max(0.0)
+            }
+            None => 0.0,
+        };
+        adjust(&mut window, &sk[t], true, &mut hll_in_window);
+        if t >= lookback {
+            adjust(&mut window, &sk[t - lookback], false, &mut hll_in_window);
+        }
+    }
+    out
+}
+
+/// Whether two ports' sources in a bucket overlap enough to be one
+/// campaign: at least 30% of the smaller set in both.
+fn overlap(a: &PortFeatures, b: &PortFeatures) -> bool {
+    let (Some(x), Some(y)) = (&a.sketch, &b.sketch) else {
+        return false;
+    };
+    let smaller = x.count().min(y.count()) as f64;
+    if smaller == 0.0 {
+        return false;
+    }
+    let mut u = x.clone();
+    u.merge(y);
+    let common = x.count() as f64 + y.count() as f64 - u.count() as f64;
+    common >= 0.3 * smaller
+}
+
+/// Up to five sources, busiest in the bucket first.
+fn examples(
+    members: &[u64],
+    bucket: &[(u64, u64, u64)],
+    known: &HashMap<u64, Known>,
+) -> Vec<Example> {
+    let packets: HashMap<u64, u64> = bucket.iter().map(|r| (r.0, r.1)).collect();
+    let mut rows: Vec<(u64, u64)> = members
+        .iter()
+        .map(|h| (*h, packets.get(h).copied().unwrap_or(0)))
+        .collect();
+    rows.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    rows.iter()
+        .filter_map(|(h, p)| {
+            known.get(h).map(|k| Example {
+                ip: ip_of(k.addr).to_string(),
+                class: k.class,
+                packets: *p,
+            })
+        })
+        .take(5)
+        .collect()
+}
+
+/// The five busiest countries (or AS) of the members.
+fn groups(
+    members: &[u64],
+    known: &HashMap<u64, Known>,
+    enrich: Option<&dyn Enricher>,
+    country: bool,
+) -> Vec<GroupShare> {
+    let Some(e) = enrich else {
+        return Vec::new();
+    };
+    let mut count: HashMap<String, u64> = HashMap::new();
+    for h in members {
+        if let Some(k) = known.get(h) {
+            let ip = ip_of(k.addr);
+            let g = if country {
+                e.country(ip).unwrap_or_default()
+            } else {
+                e.asn(ip)
+                    .map_or_else(String::new, |(n, o)| format!("AS{n} {o}"))
+            };
+            *count.entry(g).or_default() += 1;
+        }
+    }
+    let mut rows: Vec<GroupShare> = count
+        .into_iter()
+        .map(|(group, sources)| GroupShare { group, sources })
+        .collect();
+    rows.sort_by(|a, b| b.sources.cmp(&a.sources).then(a.group.cmp(&b.group)));
+    rows.truncate(5);
+    rows
+}
+
+/// The standard library's address of a telescope address.
+pub fn ip_of(a: Addr) -> IpAddr {
+    match a {
+        Addr::V4(v) => IpAddr::V4(v.into()),
+        Addr::V6(v) => IpAddr::V6(v.into()),
+    }
+}
