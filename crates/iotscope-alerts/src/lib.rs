@@ -5,6 +5,7 @@
 //! ISP's addresses.
 
 pub mod smtp;
+pub mod webhook;
 
 /// 128 random bits as hex ([`std::collections::hash_map::RandomState`] is
 /// seeded from the system's randomness): MIME boundaries and message ids.

@@ -118,11 +118,18 @@ impl Write for Conn {
 }
 
 fn tls_config(relay: &Relay) -> Result<Arc<rustls::ClientConfig>, String> {
+    client_tls(relay.ca_file.as_deref())
+}
+
+/// A TLS client configuration trusting the PEM bundle `ca_file`, or the
+/// system's (`/etc/ssl/certs/ca-certificates.crt`), with the ring provider.
+pub(crate) fn client_tls(
+    ca_file: Option<&std::path::Path>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
-    let path = relay
-        .ca_file
-        .clone()
+    let path = ca_file
+        .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(SYSTEM_CA_BUNDLE));
     let mut roots = rustls::RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(&path)
@@ -239,8 +246,11 @@ pub struct Message {
     pub body: String,
     /// Attachment file name.
     pub attachment_name: String,
-    /// Attachment bytes (sent base64, text/csv).
+    /// Attachment bytes (sent base64).
     pub attachment: Vec<u8>,
+    /// The attachment's media type: `text/csv` for ISP reports,
+    /// `application/json` for detection alerts.
+    pub attachment_type: &'static str,
 }
 
 fn base64(input: &[u8]) -> String {
@@ -301,13 +311,14 @@ pub fn render(m: &Message, date: &str, boundary: &str) -> String {
         "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {date}\r\nMessage-ID: <{boundary}@iotscope.invalid>\r\nMIME-Version: 1.0\r\n\
          Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n\
          --{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n\
-         --{boundary}\r\nContent-Type: text/csv; charset=utf-8; name=\"{name}\"\r\n\
+         --{boundary}\r\nContent-Type: {kind}; charset=utf-8; name=\"{name}\"\r\n\
          Content-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{att}\r\n\
          --{boundary}--\r\n",
         from = m.from,
         to = m.to,
         subject = m.subject,
         name = m.attachment_name,
+        kind = m.attachment_type,
         att = base64(&m.attachment),
     );
     // Dot-stuffing (RFC 5321 4.5.2).
@@ -489,6 +500,7 @@ mod tests {
             subject: "report".into(),
             body: String::new(),
             attachment_name: "isp.csv".into(),
+            attachment_type: "text/csv",
             attachment: vec![],
         };
         assert!(matches!(
@@ -530,6 +542,7 @@ mod tests {
             subject: "report".into(),
             body: "Hello\n.hidden line\n".into(),
             attachment_name: "isp.csv".into(),
+            attachment_type: "text/csv",
             attachment: b"ip\n192.0.2.1\n".to_vec(),
         };
         let t = render(&m, "Thu, 26 Nov 2026 19:00:00 +0000", "b1");

@@ -4,7 +4,7 @@
 //! The rule (documented in docs/detect.md): over the history before the
 //! bucket (missing buckets, where nothing was recorded, are skipped, not
 //! read as zero, so a sensor outage is not a quiet baseline):
-//! - with at least two whole seasons (`period` buckets, a day by default) of
+//! - with at least three whole seasons (`period` buckets, a day by default) of
 //!   history, the expected value is the median of the values at the same
 //!   phase in earlier seasons (the same hour on earlier days), and the
 //!   scale is the MAD of the seasonal differences `x[i] - x[i - period]`
@@ -77,7 +77,7 @@ pub fn baseline(history: &[f64], period: usize, min_history: usize) -> Option<Ba
         return None;
     }
     let n = history.len();
-    if period > 1 && n >= 2 * period {
+    if period > 1 && n >= 3 * period {
         // The same phase as the next bucket (index n) in earlier seasons.
         let mut same: Vec<f64> = (1..=n / period)
             .map(|k| history[n - k * period])
@@ -87,7 +87,7 @@ pub fn baseline(history: &[f64], period: usize, min_history: usize) -> Option<Ba
             .map(|i| history[i] - history[i - period])
             .filter(|x| !x.is_nan())
             .collect();
-        if same.len() >= 2 && diffs.len() >= period {
+        if same.len() >= 3 && diffs.len() >= period {
             let expected = median(&mut same);
             let c = median(&mut diffs);
             let spread = mad(&diffs, c) * MAD_TO_SIGMA / std::f64::consts::SQRT_2;
@@ -135,11 +135,11 @@ mod tests {
 
     #[test]
     fn the_seasonal_rule_expects_the_same_hour_of_earlier_days() {
-        // Three days of a day-night cycle: 100 by day, 10 by night.
+        // Four days of a day-night cycle: 100 by day, 10 by night.
         let day: Vec<f64> = (0..24)
             .map(|h| if (8..20).contains(&h) { 100.0 } else { 10.0 })
             .collect();
-        let h: Vec<f64> = day.iter().cycle().take(72).copied().collect();
+        let h: Vec<f64> = day.iter().cycle().take(96).copied().collect();
         // The next bucket is hour 0 (night): expected 10, and 100 is far.
         let b = baseline(&h, 24, 6).unwrap();
         assert!(b.seasonal);

@@ -85,7 +85,14 @@ pub struct Settings {
     pub new_port_quiet: f64,
     /// New port: fewest sources now.
     pub new_port_min: f64,
-    /// Fewest backscatter packets in a bucket for a backscatter alert.
+    /// Backscatter: a victim counts when it sent at least this many
+    /// backscatter packets in the bucket.
+    pub backscatter_victim_packets: f64,
+    /// Backscatter: fewest such victims in the bucket for an alert (one
+    /// victim of a DoS attack is routine for a darknet, and a report's
+    /// business; several at once are a campaign).
+    pub backscatter_min_victims: f64,
+    /// Fewest backscatter packets (of those victims) for an alert.
     pub backscatter_min_packets: f64,
 }
 
@@ -100,14 +107,17 @@ impl Settings {
             period_ns: 24 * HOUR_NS,
             lookback_ns: 24 * HOUR_NS,
             cooldown_ns: 6 * HOUR_NS,
-            min_history: 6,
+            // A day of history before anything is judged.
+            min_history: ((24 * HOUR_NS) / bucket_ns.max(1)).clamp(6, 1440) as usize,
             z: 6.0,
             ratio: 3.0,
             min_sources: 10.0,
             min_packets: 50.0,
             new_port_quiet: 1.0,
             new_port_min: 8.0,
-            backscatter_min_packets: 500.0,
+            backscatter_victim_packets: 200.0,
+            backscatter_min_victims: 3.0,
+            backscatter_min_packets: 1000.0,
         }
     }
 
@@ -165,7 +175,9 @@ impl Settings {
         ]
     }
 
-    /// The darknet-wide detector: backscatter surges (DoS victims).
+    /// The darknet-wide detector: a surge of backscatter from several DoS
+    /// victims at once (the series counts victims past
+    /// `backscatter_victim_packets` only).
     pub fn darknet_detector(&self) -> Box<dyn Detector> {
         Box::new(Surge {
             name: "backscatter",
@@ -174,7 +186,7 @@ impl Settings {
             z: self.z,
             ratio: self.ratio,
             min: self.backscatter_min_packets,
-            min_sources: 0.0,
+            min_sources: self.backscatter_min_victims,
         })
     }
 }
@@ -310,6 +322,12 @@ struct Known {
 /// (all when `None`), each judged on the history before it (read back as
 /// far as the baseline and look-back need).
 ///
+/// A campaign's key is its busiest port's, unless one of its ports was in
+/// a campaign alerted within the cool-down before (in this run, or in the
+/// stored episodes read back over the cool-down): then it keeps that key,
+/// so a campaign whose busiest port changes (Mirai's 23, then 2323) stays
+/// one episode.
+///
 /// Errors: [`DetectError::Store`] when the store cannot be read,
 /// [`DetectError::Settings`] for a zero bucket length or a period of more
 /// than a year of slots.
@@ -395,22 +413,27 @@ pub fn run<S: Store + ?Sized>(
     };
 
     // The darknet's backscatter series and its detector.
-    let mut dark = Series {
-        backscatter: (0..slots)
-            .map(|s| {
-                if !recorded[s] {
-                    return f64::NAN;
-                }
-                per_bucket[s]
-                    .iter()
-                    .filter(|r| class_of(&r.0) == ScannerClass::Backscatter)
-                    .map(|r| r.2 as f64)
-                    .sum()
-            })
-            .collect(),
+    // (victims, their backscatter packets) per bucket, of the victims past
+    // the per-victim threshold.
+    let heavy: Vec<(f64, f64)> = (0..slots)
+        .map(|s| {
+            if !recorded[s] {
+                return (f64::NAN, f64::NAN);
+            }
+            per_bucket[s]
+                .iter()
+                .filter(|r| {
+                    r.2 as f64 >= settings.backscatter_victim_packets
+                        && class_of(&r.0) == ScannerClass::Backscatter
+                })
+                .fold((0.0, 0.0), |(n, p), r| (n + 1.0, p + r.2 as f64))
+        })
+        .collect();
+    let dark = Series {
+        backscatter: heavy.iter().map(|h| h.1).collect(),
+        sources: heavy.iter().map(|h| h.0).collect(),
         ..Default::default()
     };
-    dark.sources = vec![0.0; slots];
 
     // Candidate ports: enough sources in some judged bucket.
     let min_candidate = settings.min_sources.min(settings.new_port_min).max(1.0) as u64;
@@ -486,7 +509,10 @@ pub fn run<S: Store + ?Sized>(
                 .iter()
                 .filter_map(|d| d.evaluate(&series, t))
                 .collect();
-            if !found.is_empty() {
+            // Packets alone raise nothing: one heavy host makes a packet
+            // surge, a campaign is many hosts. A packet surge rides along
+            // with a detector that counts sources.
+            if found.iter().any(|h| h.metric != Metric::Packets) {
                 let mut f = feats[t].clone();
                 f.new_sources = new[t];
                 f.sketch = sk[t].clone();
@@ -497,13 +523,30 @@ pub fn run<S: Store + ?Sized>(
 
     let darknet = settings.darknet_detector();
     let cooldown_s = settings.cooldown_ns / 1_000_000_000;
+    // (key, proto, ports, latest bucket start) of campaigns alerted lately.
+    let mut recent: Vec<(String, String, Vec<u16>, i64)> = store
+        .detections(
+            Some((origin + judged_from as i64 * bn).saturating_sub(settings.cooldown_ns)),
+            None,
+            10_000,
+        )?
+        .into_iter()
+        .filter(|r| r.key.starts_with("campaign:"))
+        .map(|r| {
+            let ports = r.ports.split(',').filter_map(|p| p.parse().ok()).collect();
+            (r.key, r.proto, ports, r.last_bucket_ns)
+        })
+        .collect();
     for t in judged_from..slots {
         let start = origin + t as i64 * bn;
         let window = (rfc3339(start), rfc3339(start + bn));
         if let Some(hit) = recorded[t].then(|| darknet.evaluate(&dark, t)).flatten() {
             let mut victims: Vec<(u64, u64)> = per_bucket[t]
                 .iter()
-                .filter(|r| class_of(&r.0) == ScannerClass::Backscatter)
+                .filter(|r| {
+                    r.2 as f64 >= settings.backscatter_victim_packets
+                        && class_of(&r.0) == ScannerClass::Backscatter
+                })
                 .map(|r| (r.0, r.2))
                 .collect();
             victims.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -586,8 +629,19 @@ pub fn run<S: Store + ?Sized>(
                     .collect(),
                 _ => Vec::new(),
             };
+            let key = recent
+                .iter()
+                .filter(|r| {
+                    r.1 == proto
+                        && r.3 < start
+                        && r.3 >= start - settings.cooldown_ns
+                        && r.2.iter().any(|p| ports.contains(p))
+                })
+                .max_by_key(|r| r.3)
+                .map_or_else(|| format!("campaign:{proto}/{number}"), |r| r.0.clone());
+            recent.push((key.clone(), proto.to_string(), ports.clone(), start));
             out.alerts.push(Alert {
-                key: format!("campaign:{proto}/{number}"),
+                key,
                 kind: if infection {
                     "infection_campaign"
                 } else {

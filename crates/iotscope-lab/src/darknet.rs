@@ -22,6 +22,11 @@ use serde::Serialize;
 
 use crate::rng::Rng;
 
+mod campaigns;
+pub use campaigns::{
+    default_campaigns, Campaign, CampaignError, CampaignKind, TruthCampaign, NEW_PORT,
+};
+
 /// Output container.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CaptureFormat {
@@ -55,6 +60,9 @@ pub struct DarknetSpec {
     /// ignored), as a flood with random spoofed sources looks from a
     /// darknet; it is the worst case of per-source state.
     pub flood: bool,
+    /// Scripted campaigns with known onsets, added to the mix (issue 20);
+    /// their onsets and hosts go to the truth's `campaigns`.
+    pub campaigns: Vec<Campaign>,
 }
 
 impl Default for DarknetSpec {
@@ -68,6 +76,7 @@ impl Default for DarknetSpec {
             bucket_s: 3600,
             outbreak: false,
             flood: false,
+            campaigns: Vec::new(),
         }
     }
 }
@@ -102,6 +111,8 @@ enum Actor {
     Outside,
     /// One frame of a spoofed-source flood ([`DarknetSpec::flood`]).
     Flood,
+    /// A packet of a scripted campaign ([`DarknetSpec::campaigns`]).
+    Campaign,
 }
 
 /// (actor, share of packets, share of sources).
@@ -247,6 +258,8 @@ pub struct Truth {
     pub series: Vec<TruthBucket>,
     /// Packets and sources per generating actor (for readers, not checks).
     pub actors: BTreeMap<String, TruthCount>,
+    /// The scripted campaigns, by onset.
+    pub campaigns: Vec<TruthCampaign>,
 }
 
 /// What the generator knows about one packet, recorded as it builds it.
@@ -944,6 +957,8 @@ pub fn generate(
                     false,
                 )
             }
+            // Campaign packets are added after the background (campaigns.rs).
+            Actor::Campaign => unreachable!("no background source is a campaign's"),
             Actor::Outside => {
                 label.inside = false;
                 let odst = OUTSIDE_V4 | rng.next_u32() & 0xffff;
@@ -971,16 +986,17 @@ pub fn generate(
         if label.class == "tcp_syn" {
             label.syn = true;
             if let Some(IpAddr::V4(_)) = label.src {
-                // Recompute the per-packet fingerprints from the chosen values.
-                let f = &frame;
-                let ip_id = u16::from_be_bytes([f[18], f[19]]);
-                let seq = u32::from_be_bytes([f[38], f[39], f[40], f[41]]);
-                let dport = label.port.map_or(0, |p| p.1) as u32;
-                let d = u32::from_be_bytes([f[30], f[31], f[32], f[33]]);
-                label.mirai = seq == d;
-                label.zmap = ip_id == 54_321;
-                label.masscan = ip_id == ((d ^ dport ^ seq) & 0xffff) as u16;
+                syn_fingerprints(&mut label, &frame);
             }
+        }
+        // A new-port campaign's port is silent before its onset.
+        if label.port.is_some_and(|p| p == (0, NEW_PORT))
+            && spec
+                .campaigns
+                .iter()
+                .any(|c| c.kind == CampaignKind::NewPort && ts < t0_us + c.onset_s * 1_000_000)
+        {
+            continue;
         }
         // Half of some kinds travel as raw IP on the second pcapng interface.
         let frame = if raw_ip && format == CaptureFormat::Pcapng {
@@ -994,11 +1010,32 @@ pub fn generate(
         b.push(ts, &frame, orig, raw, label);
     }
 
+    let mut campaigns: Vec<TruthCampaign> = spec
+        .campaigns
+        .iter()
+        .map(|c| campaigns::add(&mut b, c, spec.seed, t0_us, dur_us))
+        .collect();
+    campaigns.sort_by_key(|c| c.onset_s);
+
     // Time order, stable so equal stamps keep generation order.
     let mut order: Vec<usize> = (0..b.index.len()).collect();
     order.sort_by_key(|&i| b.index[i].0);
     write_capture(&b, &order, format, out)?;
-    Ok(truth(&b, &order, spec))
+    let mut t = truth(&b, &order, spec);
+    t.campaigns = campaigns;
+    Ok(t)
+}
+
+/// Sets a plain Ethernet IPv4 SYN's fingerprint labels from the values in
+/// the frame, as the generator chose them.
+fn syn_fingerprints(label: &mut Label, f: &[u8]) {
+    let ip_id = u16::from_be_bytes([f[18], f[19]]);
+    let seq = u32::from_be_bytes([f[38], f[39], f[40], f[41]]);
+    let dport = label.port.map_or(0, |p| p.1) as u32;
+    let d = u32::from_be_bytes([f[30], f[31], f[32], f[33]]);
+    label.mirai = seq == d;
+    label.zmap = ip_id == 54_321;
+    label.masscan = ip_id == ((d ^ dport ^ seq) & 0xffff) as u16;
 }
 
 /// The `n`-th address of a sequence that never repeats (over 2^32 calls):

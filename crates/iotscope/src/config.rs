@@ -72,6 +72,9 @@ pub struct Config {
     /// `[sensor]`.
     #[serde(default)]
     pub sensor: SensorDefaults,
+    /// `[detect]`.
+    #[serde(default)]
+    pub detect: crate::cmd::detect::DetectDefaults,
 }
 
 /// `[sensor]`: what `iotscope sensor` reads again on SIGHUP (with

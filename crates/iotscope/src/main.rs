@@ -31,6 +31,9 @@ enum Command {
     Telescope(cmd::telescope::TelescopeCommand),
     /// Live darknet sensor: capture on an interface, commit each closed bucket to the store.
     Sensor(Box<cmd::sensor::SensorArgs>),
+    /// Detection over the telescope's buckets: run the detectors, list their alerts.
+    #[command(subcommand)]
+    Detect(cmd::detect::DetectCommand),
     /// Telnet and SSH honeypot posing as IoT devices: records logins, commands and the loaders' downloads.
     Honeypot(Box<cmd::honeypot::HoneypotArgs>),
     /// The testbed: emulated IoT devices (`lab`), generated darknet captures (`lab darknet`).
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Lab(c) => cmd::lab::run(c),
         Command::Sensor(a) => cmd::sensor::run(*a, &cfg, config_path.as_deref()),
         Command::Honeypot(a) => cmd::honeypot::run(*a, &cfg),
+        Command::Detect(c) => cmd::detect::run(c, &cfg),
         Command::Demo(a) => cmd::demo::run(a, &cfg),
         Command::Survey(a) => cmd::survey::run(*a, &cfg),
         Command::Findings(a) => cmd::findings::run(a, &cfg),

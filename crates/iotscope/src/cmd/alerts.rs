@@ -398,6 +398,7 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                     ),
                     attachment_name: format!("{}.csv", isp.id()),
                     attachment: csv.into_bytes(),
+                    attachment_type: "text/csv",
                 };
                 if dry_run {
                     println!(

@@ -88,6 +88,14 @@ pub struct DarknetArgs {
     /// state, as `bench/telescope.sh` uses it.
     #[arg(long, conflicts_with_all = ["sources", "outbreak"])]
     flood: bool,
+    /// Scripted campaigns with known onsets, for measuring detection:
+    /// `default` (one Mirai outbreak on 23/2323, one new-port campaign on
+    /// 37215, one research sweep, one backscatter burst, spread over the
+    /// capture and moved by the seed) or KIND@OFFSET,... such as
+    /// `mirai_outbreak@3d5h,backscatter@5d`. Onsets go to the truth's
+    /// `campaigns`.
+    #[arg(long, value_name = "SPEC", conflicts_with = "flood")]
+    campaigns: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -203,6 +211,18 @@ fn run_command(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                 bucket_s: 3600,
                 outbreak: a.outbreak,
                 flood: a.flood,
+                campaigns: match a.campaigns.as_deref() {
+                    None => Vec::new(),
+                    Some("default") => iotscope_lab::darknet::default_campaigns(
+                        a.duration.as_secs().max(1) as i64,
+                        a.seed,
+                    ),
+                    Some(list) => list
+                        .split(',')
+                        .map(|c| c.parse::<iotscope_lab::darknet::Campaign>())
+                        .collect::<Result<_, _>>()
+                        .context("--campaigns")?,
+                },
             };
             let format = match a.format {
                 Fmt::Pcap => CaptureFormat::Pcap,
@@ -219,11 +239,12 @@ fn run_command(cmd: LabCommand) -> anyhow::Result<ExitCode> {
             let f = crate::files::create_output(&truth_path, 0o644, false)?;
             serde_json::to_writer_pretty(std::io::BufWriter::new(f), &truth)?;
             eprintln!(
-                "wrote {} ({} frames, {} sources, {} infected) and {}",
+                "wrote {} ({} frames, {} sources, {} infected, {} campaigns) and {}",
                 a.out.display(),
-                a.packets,
+                truth.packets + truth.outside,
                 truth.sources,
                 truth.infected.len(),
+                truth.campaigns.len(),
                 truth_path.display()
             );
             Ok(ExitCode::SUCCESS)

@@ -6,6 +6,7 @@ pub mod blocklist;
 pub mod check;
 pub mod checks;
 pub mod demo;
+pub mod detect;
 pub mod enrich;
 pub mod findings;
 pub mod honeypot;
