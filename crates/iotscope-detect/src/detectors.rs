@@ -158,7 +158,11 @@ impl Detector for Surge {
         if x.is_nan() || x < self.min {
             return None;
         }
-        if self.min_sources > 0.0 && s.sources.get(t).is_none_or(|&n| !(n >= self.min_sources)) {
+        if self.min_sources > 0.0
+            && s.sources
+                .get(t)
+                .is_none_or(|&n| n.is_nan() || n < self.min_sources)
+        {
             return None;
         }
         let b = baseline(

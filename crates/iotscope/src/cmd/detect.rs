@@ -459,3 +459,75 @@ pub fn run(c: DetectCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
         }
     }
 }
+
+/// Detection passes as a live sensor's buckets close: on its own thread,
+/// one pass at a time (closings that arrive during a pass are judged by the
+/// next, from the oldest of them), so capture never waits on it.
+pub struct Background {
+    db: PathBuf,
+    config_path: Option<PathBuf>,
+    /// (oldest closed bucket not yet judged, whether a pass is running).
+    state: std::sync::Arc<std::sync::Mutex<(Option<i64>, bool)>>,
+}
+
+impl Background {
+    /// Passes over the store at `db` with the configuration at
+    /// `config_path` (read again for each pass, so SIGHUP-edited
+    /// parameters apply).
+    pub fn new(db: PathBuf, config_path: Option<PathBuf>) -> Background {
+        Background {
+            db,
+            config_path,
+            state: Default::default(),
+        }
+    }
+
+    /// The bucket starting at `bucket_start_ns` was committed closed.
+    pub fn closed(&self, bucket_start_ns: i64) {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        g.0 = Some(g.0.map_or(bucket_start_ns, |p| p.min(bucket_start_ns)));
+        if g.1 {
+            return;
+        }
+        g.1 = true;
+        drop(g);
+        let (state, db, config_path) = (
+            self.state.clone(),
+            self.db.clone(),
+            self.config_path.clone(),
+        );
+        std::thread::spawn(move || loop {
+            let since = {
+                let mut g = state.lock().unwrap_or_else(|p| p.into_inner());
+                match g.0.take() {
+                    Some(s) => s,
+                    None => {
+                        g.1 = false;
+                        return;
+                    }
+                }
+            };
+            let result = crate::config::Config::load(config_path.as_deref()).and_then(|cfg| {
+                let mut store = SqliteStore::open(&db)?;
+                pass(&mut store, &cfg, &[], Some(since), None, true)
+            });
+            match result {
+                Ok(p) if p.alerts > 0 || !p.failures.is_empty() => eprintln!(
+                    "iotscope: sensor: detect from bucket {}: {} alerts, {} new episodes, {} updated, {} delivered{}",
+                    rfc3339(since),
+                    p.alerts,
+                    p.created,
+                    p.updated,
+                    p.delivered,
+                    if p.failures.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; delivery failed: {}", p.failures.join("; "))
+                    }
+                ),
+                Ok(_) => {}
+                Err(e) => eprintln!("iotscope: sensor: detect from bucket {}: {e:#}", rfc3339(since)),
+            }
+        });
+    }
+}

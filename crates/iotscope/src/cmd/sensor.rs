@@ -310,7 +310,16 @@ fn capture(
         ))
     );
     let started = std::time::Instant::now();
+    // The detectors judge each closed bucket (unless `[detect] auto = false`).
+    let detector = match cfg_detect_auto(config_path) {
+        true => Some(std::sync::Arc::new(super::detect::Background::new(
+            db.to_path_buf(),
+            config_path.map(std::path::Path::to_path_buf),
+        ))),
+        false => None,
+    };
     let console = || Console {
+        detector: detector.clone(),
         config_path: config_path.map(std::path::Path::to_path_buf),
         darknet_from_flags: !a.darknet.is_empty(),
         grace_from_flags: a.grace.is_some(),
@@ -404,8 +413,16 @@ fn capture(
 
 /// The sensor's status lines on standard error, and SIGHUP's new darknet
 /// from the configuration file (unless `--darknet` gave it).
+/// Whether `[detect] auto` (in the file at `config_path`) lets the sensor
+/// run the detectors (default yes; an unreadable file was refused earlier).
+#[cfg(feature = "live-capture")]
+fn cfg_detect_auto(config_path: Option<&std::path::Path>) -> bool {
+    Config::load(config_path).map_or(true, |c| c.detect.auto != Some(false))
+}
+
 #[cfg(feature = "live-capture")]
 struct Console {
+    detector: Option<std::sync::Arc<super::detect::Background>>,
     config_path: Option<PathBuf>,
     darknet_from_flags: bool,
     grace_from_flags: bool,
@@ -419,7 +436,11 @@ impl iotscope_ingest::sensor::Hooks for Console {
         use iotscope_ingest::sensor::Event;
         use iotscope_telescope::time::rfc3339;
         match e {
-            Event::Commit(c) => eprintln!(
+            Event::Commit(c) => {
+                if let (Some(d), iotscope_ingest::sensor::CommitKind::Closed) = (&self.detector, c.kind) {
+                    d.closed(c.bucket_start_ns);
+                }
+                eprintln!(
                 "iotscope: sensor: committed {} frames {} bucket {}; {} dropped by the buffer, {} by the interface",
                 c.frames,
                 match c.kind {
@@ -430,7 +451,8 @@ impl iotscope_ingest::sensor::Hooks for Console {
                 rfc3339(c.bucket_start_ns),
                 c.counters.dropped,
                 c.counters.if_dropped
-            ),
+                )
+            }
             Event::Archived(path) => eprintln!("iotscope: sensor: archived {}", path.display()),
             Event::CommitFailed { error, waiting } => eprintln!(
                 "iotscope: sensor: the store refused a commit ({error}); {waiting} kept, tried again at the next"

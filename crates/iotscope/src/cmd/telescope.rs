@@ -46,6 +46,10 @@ pub struct AnalyzeArgs {
     /// Keep per-bucket aggregates in this SQLite store.
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
+    /// With --db: do not run the detectors over the run's buckets
+    /// afterwards (`[detect] auto = false` does the same).
+    #[arg(long)]
+    no_detect: bool,
     /// Threads (default: all cores): one reads, decodes and counts a share
     /// of the sources, the others count the rest, each for its own sources.
     #[arg(long, value_name = "N")]
@@ -204,6 +208,7 @@ pub fn analyze_for_demo(
             top: None,
             format: OutputFormat::Table,
             db: Some(db),
+            no_detect: false,
             threads: None,
             plausible_from: None,
             plausible_until: None,
@@ -533,6 +538,45 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     summary.unknown_link_types = unknown_links;
     print_summary(&summary, a.format, top)?;
     timings.mark("print");
+    // The detectors judge the run's buckets and those after them (whose
+    // baselines the run may have changed), as buckets closing.
+    let mut detect_failed = false;
+    if let Some(s) = store.as_mut() {
+        let first = telescope
+            .buckets()
+            .map(|b| b.number)
+            .filter(|&n| n != iotscope_telescope::aggregate::IMPLAUSIBLE_BUCKET)
+            .min();
+        if let (Some(first), false) = (first, a.no_detect || cfg.detect.auto == Some(false)) {
+            let since = first.saturating_mul(bucket_ns);
+            match super::detect::pass(s, cfg, &[], Some(since), None, true) {
+                Ok(p) => {
+                    eprintln!(
+                        "iotscope: detect: {} alerts, {} new episodes, {} updated{}",
+                        p.alerts,
+                        p.created,
+                        p.updated,
+                        if p.delivered > 0 {
+                            format!(", {} delivered", p.delivered)
+                        } else {
+                            String::new()
+                        }
+                    );
+                    for f in &p.failures {
+                        eprintln!("iotscope: detect: delivery failed (kept for the next run): {f}");
+                    }
+                }
+                Err(e) => {
+                    eprintln!("iotscope: error: detect (the run is stored): {e:#}");
+                    detect_failed = true;
+                }
+            }
+        }
+        timings.mark("detect");
+    }
+    if detect_failed && failure.is_none() {
+        return Ok(ExitCode::from(2));
+    }
     match failure {
         Some(e) => {
             eprintln!("iotscope: error: {e:#}");
