@@ -316,6 +316,12 @@ function drawSeries() {
     for (let i = lo; i <= hi; i++) pts.push(`${x(i).toFixed(1)},${y(line[measure][i] || 0).toFixed(1)}`);
     chart.append(el('svg:polyline', { points: pts.join(' '), stroke: colour, class: 'series-line', 'data-port': line.port },
       el('svg:title', { text: line.port })));
+    // Detection episodes starting in the range: a triangle on the axis.
+    for (const d of (line.detections || []).filter((d) => d.index >= lo && d.index <= hi)) {
+      const cx = x(d.index);
+      chart.append(el('svg:polygon', { points: `${cx - 6},${B} ${cx + 6},${B} ${cx},${B - 12}`, fill: colour, class: `detection det-${d.severity}`, 'data-port': line.port, 'data-key': d.key },
+        el('svg:title', { text: `${d.kind} (${d.severity}) on ${line.port} from ${d.first_bucket} to ${d.last_bucket}` })));
+    }
     if (measure === 'packets') {
       for (const i of line.surges.filter((i) => i >= lo && i <= hi)) {
         chart.append(el('svg:circle', { cx: x(i), cy: y(line.packets[i]), r: 5, stroke: colour, class: 'surge', 'data-port': line.port },
@@ -474,9 +480,28 @@ async function loadHoneypot() {
     el('td', { text: l.scanner_ip }), el('td', { text: l.loader_ip }), el('td', { text: l.pair || '' }), el('td', { text: l.at }))));
 }
 
+// ---- detections ------------------------------------------------------------
+
+async function loadDetections() {
+  const r = await api(`/api/detections${query($('#det-form'), ['since', 'until'])}`);
+  $('#det-count').textContent = `${fmt(r.detections.length)} episodes`;
+  const share = (x) => `${Math.round((x || 0) * 100)}%`;
+  fillTable('#detections', r.detections.map((d) => {
+    const l = d.latest || {};
+    const classes = l.classes || {};
+    const detectors = (l.detectors || []).map((h) => `${h.detector} (${h.metric}) ${fmt(h.observed)} vs ${h.baseline.expected.toFixed(1)}`).join('; ');
+    return el('tr', { class: `det-${d.severity}`, 'data-key': d.key },
+      el('td', { text: d.first_bucket }), el('td', { text: d.last_bucket }), el('td', { text: d.kind }),
+      el('td', { text: d.severity }), el('td', { text: d.ports ? `${d.ports}/${d.proto}` : '(darknet)' }),
+      el('td', { text: fmt(l.sources || 0) }), el('td', { text: fmt(l.new_sources || 0) }),
+      el('td', { text: share(classes.mirai_like) }), el('td', { text: share(classes.research_scanner) }),
+      el('td', { text: d.peak_score.toFixed(1) }), el('td', { text: detectors }));
+  }));
+}
+
 // ---- routing ---------------------------------------------------------------
 
-const PAGES = { overview: loadOverview, map: loadMap, series: loadSeries, survey: loadSurvey, alerts: loadAlerts, honeypot: loadHoneypot, login: async () => {} };
+const PAGES = { overview: loadOverview, map: loadMap, series: loadSeries, survey: loadSurvey, alerts: loadAlerts, honeypot: loadHoneypot, detections: loadDetections, login: async () => {} };
 
 // Each navigation's number: a page that is still loading when the visitor
 // moves on must not mark the next page ready (or draw over it) when it ends.
@@ -545,6 +570,7 @@ document.addEventListener('DOMContentLoaded', async () => {
   onSubmit('#survey-form', () => { state.findingsOffset = 0; return loadSurvey(); });
   onSubmit('#alerts-form', () => { state.alertsOffset = 0; return loadAlerts(); });
   onSubmit('#hp-form', loadHoneypot);
+  onSubmit('#det-form', loadDetections);
   for (const [name, load] of [['findings', loadSurvey], ['alerts', loadAlerts]]) {
     const key = `${name}Offset`;
     $(`#${name}-prev`).addEventListener('click', async () => { state[key] = Math.max(0, (state[key] || 0) - PAGE); await load(); });

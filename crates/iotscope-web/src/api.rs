@@ -312,12 +312,13 @@ pub(crate) async fn series(
             (proto.to_string(), n)
         })
         .collect();
-    let (s, bucket_ns, loss) = app
+    let (s, bucket_ns, loss, episodes) = app
         .store(move |st| {
             Ok((
                 st.port_series(since_ns, until_ns, &asked)?,
                 st.bucket_ns()?,
                 st.capture_loss(since_ns, until_ns)?,
+                st.detections(since_ns, until_ns, 1000)?,
             ))
         })
         .await?;
@@ -358,9 +359,31 @@ pub(crate) async fn series(
                 dense.0[i] += packets[k];
                 dense.1[i] = dense.1[i].max(sources[k]);
             }
+            // Detection episodes on this port: where each starts (its
+            // first bucket inside the drawn range), with what they are.
+            let (proto, number) = port_of(p);
+            let marks: Vec<Value> = episodes
+                .iter()
+                .filter(|e| e.proto == proto && e.ports.split(',').any(|x| x == number.to_string()))
+                .filter_map(|e| {
+                    let a = first?;
+                    let i = (e.first_bucket_ns.max(a) - a) / step;
+                    ((i as usize) < count).then(|| {
+                        json!({
+                            "index": i,
+                            "key": e.key,
+                            "kind": e.kind,
+                            "severity": e.severity,
+                            "first_bucket": iotscope_telescope::time::rfc3339(e.first_bucket_ns),
+                            "last_bucket": iotscope_telescope::time::rfc3339(e.last_bucket_ns),
+                        })
+                    })
+                })
+                .collect();
             json!({
                 "port": port_name(p),
                 "surges": surges(&dense.0),
+                "detections": marks,
                 "packets": dense.0,
                 "sources": dense.1,
             })

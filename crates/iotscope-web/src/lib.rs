@@ -16,6 +16,7 @@ mod assets;
 mod auth;
 mod check;
 pub mod client;
+mod detect;
 mod honeypot;
 mod limit;
 mod metrics;
@@ -510,6 +511,7 @@ pub fn router(settings: Settings) -> Result<Router, WebError> {
             post(auth::logout).layer(DefaultBodyLimit::max(LOGOUT_BODY)),
         )
         .route("/api/honeypot", get(honeypot::honeypot))
+        .route("/api/detections", get(detect::detections))
         .route("/api/me", get(auth::me))
         .route("/api/version", get(api::version))
         .route("/api/openapi.json", get(assets::openapi))

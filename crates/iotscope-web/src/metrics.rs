@@ -135,6 +135,40 @@ pub(crate) async fn render(State(app): State<Arc<App>>, _caller: Caller) -> impl
             }
         }
     }
+    // Detection episodes still open (within their cool-down of the newest
+    // bucket): one gauge per episode, its latest score.
+    let detections = app
+        .store(|st| {
+            let newest = iotscope_store::Store::newest_bucket_end(st)?;
+            let rows = iotscope_store::Store::detections(st, None, None, 10_000)?;
+            Ok((newest, rows))
+        })
+        .await
+        .unwrap_or_default();
+    if let (Some(end), rows) = &detections {
+        let bucket = app
+            .store(|st| st.bucket_ns())
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        let open = crate::detect::open_episodes(rows, end - bucket);
+        out.push_str(
+            "# HELP iotscope_detection_open Detection alerts still open (latest score), by key, kind and severity.\n\
+             # TYPE iotscope_detection_open gauge\n",
+        );
+        for r in open {
+            // Keys, kinds and severities are iotscope's own words.
+            out.push_str(&format!(
+                "iotscope_detection_open{{key=\"{}\",kind=\"{}\",severity=\"{}\",first_bucket=\"{}\"}} {:.3}\n",
+                r.key.replace(['\\', '"', '\n'], "_"),
+                r.kind,
+                r.severity,
+                iotscope_telescope::time::rfc3339(r.first_bucket_ns),
+                r.score
+            ));
+        }
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

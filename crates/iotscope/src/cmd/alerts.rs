@@ -195,6 +195,25 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                     .unwrap_or_default(),
                 Err(_) => Vec::new(),
             };
+            // Research scanners (the published prefixes of issue 20) are not
+            // infections, whatever fingerprint their tools leave.
+            let research = super::detect::research(&cfg.detect, &[])?;
+            let before = infected.len();
+            let infected: Vec<serde_json::Value> = infected
+                .into_iter()
+                .filter(|h| {
+                    let ip = h["ip"]
+                        .as_str()
+                        .and_then(|i| i.parse::<std::net::IpAddr>().ok());
+                    ip.is_none_or(|ip| research.lookup(iotscope_wire::Addr::from(ip)).is_none())
+                })
+                .collect();
+            if infected.len() < before {
+                eprintln!(
+                    "iotscope alerts: {} flagged hosts are published research scanners: no alert",
+                    before - infected.len()
+                );
+            }
             let mut survey_seen: std::collections::HashMap<
                 String,
                 Vec<iotscope_alerts::SurveyEvidence>,

@@ -460,6 +460,7 @@ pub fn run(c: DetectCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
     }
 }
 
+#[cfg(feature = "live-capture")]
 /// Detection passes as a live sensor's buckets close: on its own thread,
 /// one pass at a time (closings that arrive during a pass are judged by the
 /// next, from the oldest of them), so capture never waits on it.
@@ -470,6 +471,7 @@ pub struct Background {
     state: std::sync::Arc<std::sync::Mutex<(Option<i64>, bool)>>,
 }
 
+#[cfg(feature = "live-capture")]
 impl Background {
     /// Passes over the store at `db` with the configuration at
     /// `config_path` (read again for each pass, so SIGHUP-edited
