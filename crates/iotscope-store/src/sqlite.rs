@@ -2464,6 +2464,73 @@ mod tests {
 
     /// Issue 18: a honeypot session comes back whole, and one sent again
     /// is stored once.
+    fn detection(key: &str, bucket_h: i64, severity: &str, score: f64) -> DetectionRecord {
+        const H: i64 = 3_600_000_000_000;
+        DetectionRecord {
+            key: key.into(),
+            first_bucket_ns: bucket_h * H,
+            last_bucket_ns: bucket_h * H,
+            kind: "scan_campaign".into(),
+            severity: severity.into(),
+            proto: "tcp".into(),
+            ports: "23".into(),
+            score,
+            peak_score: score,
+            body: format!("{{\"bucket\":{bucket_h}}}"),
+            created_at: String::new(),
+            updated_at: String::new(),
+            notified_at: None,
+        }
+    }
+
+    #[test]
+    fn detections_merge_into_episodes_within_the_cooldown() {
+        const H: i64 = 3_600_000_000_000;
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let rows = [
+            detection("campaign:tcp/23", 10, "high", 9.0),
+            detection("campaign:tcp/23", 11, "medium", 20.0),
+            detection("campaign:tcp/23", 15, "medium", 7.0),
+            // Past the 6-hour cool-down of bucket 15: a new episode.
+            detection("campaign:tcp/23", 22, "medium", 8.0),
+            detection("backscatter", 11, "medium", 5.0),
+        ];
+        let out = st.merge_detections(&rows, 6 * H).unwrap();
+        let created: Vec<bool> = out.iter().map(|o| o.2).collect();
+        assert_eq!(created, [true, false, false, true, true]);
+        let eps = st.detections(None, None, 100).unwrap();
+        assert_eq!(eps.len(), 3);
+        let first = eps.iter().find(|e| e.first_bucket_ns == 10 * H).unwrap();
+        assert_eq!(first.last_bucket_ns, 15 * H);
+        assert_eq!(first.severity, "high", "the higher severity stays");
+        assert_eq!(first.peak_score, 20.0);
+        assert_eq!(first.score, 7.0, "the newest bucket's figures");
+        assert_eq!(first.body, "{\"bucket\":15}");
+        // A replay of the same rows changes nothing.
+        let again = st.merge_detections(&rows, 6 * H).unwrap();
+        assert!(again.iter().all(|o| !o.2));
+        assert_eq!(st.detections(None, None, 100).unwrap(), eps);
+        // An older bucket within the cool-down widens the episode backwards.
+        st.merge_detections(&[detection("campaign:tcp/23", 8, "low", 1.0)], 6 * H)
+            .unwrap();
+        let eps = st.detections(None, None, 100).unwrap();
+        assert!(eps
+            .iter()
+            .any(|e| e.first_bucket_ns == 8 * H && e.last_bucket_ns == 15 * H));
+        assert!(st
+            .mark_detection_notified("campaign:tcp/23", 8 * H, "now")
+            .unwrap());
+        assert!(!st
+            .mark_detection_notified("campaign:tcp/23", 9 * H, "now")
+            .unwrap());
+        // The period filter: episodes overlapping [16 h, 21 h) are none of these.
+        assert!(st
+            .detections(Some(16 * H), Some(21 * H), 100)
+            .unwrap()
+            .is_empty());
+    }
+
     #[test]
     fn honeypot_sessions_round_trip_once() {
         let dir = tempfile::tempdir().unwrap();

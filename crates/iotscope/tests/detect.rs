@@ -99,11 +99,11 @@ fn onset_bucket(truth: &serde_json::Value, kind: &str) -> i64 {
 }
 
 /// The episode covering a bucket at most two after `onset` that `pick` takes.
-fn found<'a>(
-    eps: &'a [serde_json::Value],
+fn found(
+    eps: &[serde_json::Value],
     onset: i64,
     pick: impl Fn(&serde_json::Value) -> bool,
-) -> Option<&'a serde_json::Value> {
+) -> Option<&serde_json::Value> {
     eps.iter().find(|e| {
         let first = e["first_bucket_ns"].as_i64().unwrap() / 1_000_000_000;
         let last = e["last_bucket_ns"].as_i64().unwrap() / 1_000_000_000;
