@@ -8,8 +8,9 @@ no later than two buckets after the bucket of its onset: a port campaign by
 an episode whose ports meet the campaign's, a backscatter burst by a
 `backscatter` episode. Its delay is the episode's first bucket minus the
 onset's bucket (0 when the episode was already open). The research sweep
-must raise nothing: an episode whose example sources include one of its
-hosts, or an infection episode on its ports in its hours, counts against it.
+must raise nothing: an episode matched to no other campaign that starts in
+the sweep's twelve hours, or whose example sources include one of its hosts,
+counts against it (and as a false alert).
 Every episode matched to no campaign is a false alert; episodes that meet a
 campaign's ports after its onset but too late are counted apart as late.
 """
@@ -54,12 +55,17 @@ for c in truth["campaigns"]:
     result.append({"kind": c["kind"], "detected": best is not None,
                    "delay": best[1] if best else None})
 
+late -= matched
 research_raised = 0
 for i, e in enumerate(eps):
+    if i in matched or i in late:
+        continue
     examples = {x["ip"] for x in (e.get("latest") or {}).get("examples", [])}
-    if examples & research_hosts:
+    fb = e["first_bucket_ns"] // 10**9
+    in_sweep = research is not None and \
+        research["onset_s"] // BUCKET * BUCKET <= fb < research["onset_s"] + 13 * BUCKET
+    if examples & research_hosts or in_sweep:
         research_raised += 1
-late -= matched
 false = [e for i, e in enumerate(eps) if i not in matched and i not in late]
 print(json.dumps({
     "campaigns": result,

@@ -81,9 +81,16 @@ fn parse(url: &str) -> Option<Target> {
     } else {
         (false, url.strip_prefix("http://")?)
     };
-    let (authority, path) = match rest.find('/') {
+    // The fragment is the client's, never sent (RFC 9110 4.2.4).
+    let rest = rest.split('#').next().unwrap_or_default();
+    let (authority, path) = match rest.find(['/', '?']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
+    };
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_string()
     };
     if authority.is_empty()
         || authority.contains('@')
@@ -117,7 +124,7 @@ fn parse(url: &str) -> Option<Target> {
         tls,
         host,
         port,
-        path: path.to_string(),
+        path,
     })
 }
 
@@ -127,11 +134,29 @@ fn attempt(w: &Webhook, t: &Target, body: &[u8]) -> Result<u16, String> {
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {}: {e}", t.host))?
         .collect();
-    let addr = addrs
-        .first()
-        .ok_or_else(|| format!("{} has no address", t.host))?;
-    let tcp =
-        TcpStream::connect_timeout(addr, w.timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+    // Each address the name has, in turn (localhost may be ::1 first while
+    // the receiver listens on 127.0.0.1 only).
+    let mut failures = Vec::new();
+    let mut tcp = None;
+    for addr in &addrs {
+        match TcpStream::connect_timeout(addr, w.timeout) {
+            Ok(s) => {
+                tcp = Some(s);
+                break;
+            }
+            Err(e) => failures.push(format!("connect {addr}: {e}")),
+        }
+    }
+    let tcp = tcp.ok_or_else(|| {
+        if failures.is_empty() {
+            format!("{} has no address", t.host)
+        } else {
+            failures.join("; ")
+        }
+    })?;
+    // The whole attempt, not each read, is bounded: a receiver trickling a
+    // byte at a time cannot hold the delivery.
+    let deadline = std::time::Instant::now() + w.timeout;
     tcp.set_read_timeout(Some(w.timeout))
         .map_err(|e| e.to_string())?;
     tcp.set_write_timeout(Some(w.timeout))
@@ -150,9 +175,13 @@ fn attempt(w: &Webhook, t: &Target, body: &[u8]) -> Result<u16, String> {
     .into_bytes();
     req.extend_from_slice(body);
     let mut head = Vec::new();
+    // Reads until a final (non-1xx) status line has arrived, at most 8 KiB.
     let read_head = |s: &mut dyn Read, head: &mut Vec<u8>| -> Result<(), String> {
         let mut buf = [0u8; 1024];
-        while !head.windows(2).any(|x| x == b"\r\n") && head.len() < 8192 {
+        while final_status(head).is_none() && head.len() < 8192 {
+            if std::time::Instant::now() >= deadline {
+                return Err("the response took longer than the timeout".into());
+            }
             let n = s
                 .read(&mut buf)
                 .map_err(|e| format!("reading the response: {e}"))?;
@@ -176,18 +205,43 @@ fn attempt(w: &Webhook, t: &Target, body: &[u8]) -> Result<u16, String> {
         s.write_all(&req).map_err(|e| format!("sending: {e}"))?;
         read_head(&mut s, &mut head)?;
     }
-    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    match (
-        parts.next(),
-        parts.next().and_then(|c| c.parse::<u16>().ok()),
-    ) {
-        (Some(v), Some(code)) if v.starts_with("HTTP/1.") && (100..600).contains(&code) => Ok(code),
-        _ => Err(format!(
+    final_status(&head).unwrap_or_else(|| {
+        let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+        Err(format!(
             "not an HTTP response: {:?}",
-            line.chars().take(80).collect::<String>()
-        )),
+            String::from_utf8_lossy(line)
+                .chars()
+                .take(80)
+                .collect::<String>()
+        ))
+    })
+}
+
+/// The first final status of a response head: `None` while only interim
+/// (1xx) responses, their headers or part of a line have arrived; an error
+/// for a status line that does not parse.
+fn final_status(head: &[u8]) -> Option<Result<u16, String>> {
+    let text = String::from_utf8_lossy(head);
+    let mut rest: &str = &text;
+    loop {
+        let (line, after) = rest.split_once("\r\n")?;
+        rest = after;
+        if !line.starts_with("HTTP/") {
+            // A blank line or a header of an interim response.
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        let _version = parts.next();
+        match parts.next().and_then(|c| c.parse::<u16>().ok()) {
+            Some(code) if (200..600).contains(&code) => return Some(Ok(code)),
+            Some(code) if (100..200).contains(&code) => continue,
+            _ => {
+                return Some(Err(format!(
+                    "not an HTTP status line: {:?}",
+                    line.chars().take(80).collect::<String>()
+                )))
+            }
+        }
     }
 }
 
@@ -338,5 +392,20 @@ mod tests {
         assert!(parse("https://[::1]:8443/h")
             .is_some_and(|t| t.tls && t.port == 8443 && t.host == "::1"));
         assert!(parse("http://example.org").is_some_and(|t| t.port == 80 && t.path == "/"));
+        assert!(parse("http://example.org/a?b=1#frag").is_some_and(|t| t.path == "/a?b=1"));
+        assert!(parse("http://example.org?b=1")
+            .is_some_and(|t| t.host == "example.org" && t.path == "/?b=1"));
+    }
+
+    #[test]
+    fn interim_responses_are_skipped() {
+        let both = b"HTTP/1.1 100 Continue\r\nX: y\r\n\r\nHTTP/1.1 204 No Content\r\n";
+        assert_eq!(final_status(both), Some(Ok(204)));
+        assert_eq!(
+            final_status(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 2"),
+            None
+        );
+        assert_eq!(final_status(b"HTTP/1.1 503 Busy\r\n"), Some(Ok(503)));
+        assert!(matches!(final_status(b"HTTP/1.1 abc\r\n"), Some(Err(_))));
     }
 }

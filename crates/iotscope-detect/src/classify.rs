@@ -84,6 +84,29 @@ pub fn classify(addr: Addr, c: &SourceCounters, research: &ResearchScanners) -> 
     }
 }
 
+/// The class of a report's source from the fingerprints the telescope
+/// flagged it with (`top_sources[].fingerprints`: `mirai`, `zmap`,
+/// `masscan` by [`flagged`]'s rule, `backscatter` for any backscatter
+/// packet): the rules of [`classify`], in its order, except that
+/// `backscatter` here means backscatter and no SYN fingerprint (the report
+/// keeps no share of backscatter packets).
+pub fn classify_flags(addr: Addr, flags: &[&str], research: &ResearchScanners) -> ScannerClass {
+    let has = |f: &str| flags.contains(&f);
+    if research.lookup(addr).is_some() {
+        ScannerClass::ResearchScanner
+    } else if has("mirai") {
+        ScannerClass::MiraiLike
+    } else if has("masscan") {
+        ScannerClass::Masscan
+    } else if has("zmap") {
+        ScannerClass::Zmap
+    } else if has("backscatter") {
+        ScannerClass::Backscatter
+    } else {
+        ScannerClass::Unknown
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {

@@ -31,7 +31,7 @@ use iotscope_telescope::{port_of, PortIndex, SourceSketch};
 use iotscope_wire::Addr;
 use serde::Serialize;
 
-pub use classify::{classify, ResearchScanners, ScannerClass};
+pub use classify::{classify, classify_flags, ResearchScanners, ScannerClass};
 pub use detectors::{Detector, Hit, Metric, NewPort, Series, Surge, Window};
 
 /// What went wrong.
@@ -298,24 +298,74 @@ impl Alert {
 pub struct Outcome {
     /// Buckets judged.
     pub buckets: usize,
-    /// Candidate ports read (enough sources in some judged bucket).
+    /// Candidate ports read (enough sources in some judged bucket; the most
+    /// of any stretch).
     pub ports: usize,
-    /// Sources classified, per class.
+    /// Sources classified, per class (by their class in the last bucket
+    /// they were seen in; summed over stretches).
     pub classes: BTreeMap<&'static str, u64>,
     /// The alerts, oldest bucket first.
     #[serde(skip)]
     pub alerts: Vec<Alert>,
 }
 
-/// Most slots (buckets between the oldest and newest read) a run takes: a
-/// year of one-minute buckets.
-const MAX_SLOTS: usize = 600_000;
+/// Most slots (buckets between the oldest and newest read) a stretch takes:
+/// the judged buckets and their history.
+pub const MAX_SLOTS: usize = 600_000;
 
-/// A source's record over the period read.
-struct Known {
-    addr: Addr,
-    total: SourceCounters,
-    class: ScannerClass,
+/// What classification reads of a source's counters in one bucket: sums,
+/// so a sliding window can add and take them away.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    packets: u64,
+    syn: u64,
+    mirai: u64,
+    zmap: u64,
+    masscan: u64,
+    backscatter: u64,
+}
+
+impl Tally {
+    fn of(c: &SourceCounters) -> Tally {
+        Tally {
+            packets: c.packets,
+            syn: c.syn,
+            mirai: c.mirai,
+            zmap: c.zmap,
+            masscan: c.masscan,
+            backscatter: c.backscatter,
+        }
+    }
+
+    fn add(&mut self, o: &Tally) {
+        self.packets = self.packets.saturating_add(o.packets);
+        self.syn = self.syn.saturating_add(o.syn);
+        self.mirai = self.mirai.saturating_add(o.mirai);
+        self.zmap = self.zmap.saturating_add(o.zmap);
+        self.masscan = self.masscan.saturating_add(o.masscan);
+        self.backscatter = self.backscatter.saturating_add(o.backscatter);
+    }
+
+    fn sub(&mut self, o: &Tally) {
+        self.packets = self.packets.saturating_sub(o.packets);
+        self.syn = self.syn.saturating_sub(o.syn);
+        self.mirai = self.mirai.saturating_sub(o.mirai);
+        self.zmap = self.zmap.saturating_sub(o.zmap);
+        self.masscan = self.masscan.saturating_sub(o.masscan);
+        self.backscatter = self.backscatter.saturating_sub(o.backscatter);
+    }
+
+    fn counters(&self) -> SourceCounters {
+        SourceCounters {
+            packets: self.packets,
+            syn: self.syn,
+            mirai: self.mirai,
+            zmap: self.zmap,
+            masscan: self.masscan,
+            backscatter: self.backscatter,
+            ..Default::default()
+        }
+    }
 }
 
 /// Runs the detectors over the buckets starting in `[since_ns, until_ns)`
@@ -329,8 +379,15 @@ struct Known {
 /// one episode.
 ///
 /// Errors: [`DetectError::Store`] when the store cannot be read,
-/// [`DetectError::Settings`] for a zero bucket length or a period of more
-/// than a year of slots.
+/// [`DetectError::Settings`] for a zero bucket length, or a baseline and
+/// look-back of more than [`MAX_SLOTS`] buckets.
+///
+/// The judged buckets are taken in stretches: buckets further apart than
+/// the baseline and look-back cannot affect each other, so a store with
+/// data in 1970 and 2106 is two small stretches, not 136 years of buckets;
+/// a long continuous stretch is cut into pieces of at most [`MAX_JUDGED`]
+/// buckets, each reading its own history. The result is the same as one
+/// pass over the whole period.
 pub fn run<S: Store + ?Sized>(
     store: &S,
     settings: &Settings,
@@ -345,7 +402,70 @@ pub fn run<S: Store + ?Sized>(
             "the bucket length must be positive".into(),
         ));
     }
-    let back = settings.baseline_ns.max(settings.lookback_ns);
+    let back = settings.baseline_ns.saturating_add(settings.lookback_ns);
+    if back / bn > (MAX_SLOTS - MAX_JUDGED) as i64 {
+        return Err(DetectError::Settings(format!(
+            "a baseline and look-back of {} buckets of {} s: at most {}; set [detect] baseline and lookback shorter or store longer buckets",
+            back / bn,
+            bn as f64 / 1e9,
+            MAX_SLOTS - MAX_JUDGED
+        )));
+    }
+    // The judged buckets that hold data, cut into stretches.
+    let starts = store.port_series(since_ns, until_ns, &[])?.starts;
+    let mut out = Outcome::default();
+    let mut i = 0;
+    while i < starts.len() {
+        let first = starts[i];
+        let mut j = i + 1;
+        while j < starts.len()
+            && starts[j] - starts[j - 1] <= back
+            && (starts[j] - first) / bn < MAX_JUDGED as i64
+        {
+            j += 1;
+        }
+        let part = run_stretch(
+            store,
+            settings,
+            research,
+            enrich,
+            first,
+            starts[j - 1].saturating_add(bn),
+        )?;
+        out.buckets += part.buckets;
+        out.ports = out.ports.max(part.ports);
+        for (k, v) in part.classes {
+            *out.classes.entry(k).or_default() += v;
+        }
+        out.alerts.extend(part.alerts);
+        i = j;
+    }
+    Ok(out)
+}
+
+/// Most buckets one stretch judges.
+pub const MAX_JUDGED: usize = 100_000;
+
+/// [`run`] over the buckets starting in `[since_ns, until_ns)`, both given.
+fn run_stretch<S: Store + ?Sized>(
+    store: &S,
+    settings: &Settings,
+    research: &ResearchScanners,
+    enrich: Option<&dyn Enricher>,
+    since_ns: i64,
+    until_ns: i64,
+) -> Result<Outcome, DetectError> {
+    let (since_ns, until_ns) = (Some(since_ns), Some(until_ns));
+    let bn = settings.bucket_ns;
+    if bn <= 0 {
+        return Err(DetectError::Settings(
+            "the bucket length must be positive".into(),
+        ));
+    }
+    // The oldest baseline bucket needs its own look-back (new sources,
+    // classes) read too, so a run from `since` sees what a run over the
+    // whole store sees.
+    let back = settings.baseline_ns.saturating_add(settings.lookback_ns);
     let read_from = since_ns.map(|s| s.saturating_sub(back));
     let activity = store.port_activity(read_from, until_ns)?;
     let mut out = Outcome::default();
@@ -372,9 +492,11 @@ pub fn run<S: Store + ?Sized>(
         recorded[slot(b.start_ns)] = true;
     }
 
-    // Sources: their counters over the period (for the class) and per bucket.
-    let mut known: HashMap<u64, Known> = HashMap::new();
+    // Sources per bucket: (hash, packets, backscatter) and their fingerprint
+    // tallies; addresses by hash.
+    let mut known: HashMap<u64, Addr> = HashMap::new();
     let mut per_bucket: Vec<Vec<(u64, u64, u64)>> = vec![Vec::new(); slots];
+    let mut tallies: Vec<Vec<Tally>> = vec![Vec::new(); slots];
     store.each_bucket_source(read_from, until_ns, &mut |start, a, c| {
         if start < origin {
             return;
@@ -384,32 +506,72 @@ pub fn run<S: Store + ?Sized>(
             return;
         }
         let h = source_hash(a);
-        known
-            .entry(h)
-            .or_insert_with(|| Known {
-                addr: a,
-                total: SourceCounters::default(),
-                class: ScannerClass::Unknown,
-            })
-            .total
-            .add(c);
+        known.entry(h).or_insert(a);
         per_bucket[s].push((h, c.packets, c.backscatter));
+        tallies[s].push(Tally::of(c));
     })?;
-    for k in known.values_mut() {
-        k.class = classify(k.addr, &k.total, research);
-        *out.classes.entry(k.class.name()).or_default() += 1;
+    // Each source's class in each bucket, from its tallies over the
+    // look-back up to and including that bucket: never from later buckets,
+    // so a bucket's figures are what they were when it closed.
+    let class_window = settings.buckets(settings.lookback_ns).max(1);
+    let mut running: HashMap<u64, Tally> = HashMap::new();
+    let mut slot_class: Vec<HashMap<u64, ScannerClass>> = vec![HashMap::new(); slots];
+    let mut latest: HashMap<u64, ScannerClass> = HashMap::new();
+    for s in 0..slots {
+        for (r, t) in per_bucket[s].iter().zip(&tallies[s]) {
+            running.entry(r.0).or_default().add(t);
+        }
+        if s >= class_window {
+            for (r, t) in per_bucket[s - class_window]
+                .iter()
+                .zip(&tallies[s - class_window])
+            {
+                if let Some(x) = running.get_mut(&r.0) {
+                    x.sub(t);
+                    if x.packets == 0 {
+                        running.remove(&r.0);
+                    }
+                }
+            }
+        }
+        for r in &per_bucket[s] {
+            let tally = running.get(&r.0).copied().unwrap_or_default();
+            let c = classify(known[&r.0], &tally.counters(), research);
+            slot_class[s].insert(r.0, c);
+            latest.insert(r.0, c);
+        }
     }
-    let class_of = |h: &u64| known.get(h).map_or(ScannerClass::Unknown, |k| k.class);
-    // Per bucket and class: the members' hashes, sorted (for sketches past
-    // the exact limit, whose members cannot be listed).
-    let class_hashes = |s: usize, c: ScannerClass| -> Vec<u64> {
-        let mut v: Vec<u64> = per_bucket[s]
-            .iter()
-            .filter(|r| class_of(&r.0) == c)
-            .map(|r| r.0)
-            .collect();
-        v.sort_unstable();
-        v
+    drop(tallies);
+    drop(running);
+    for c in latest.values() {
+        *out.classes.entry(c.name()).or_default() += 1;
+    }
+    let class_of = |s: usize, h: &u64| {
+        slot_class[s]
+            .get(h)
+            .copied()
+            .unwrap_or(ScannerClass::Unknown)
+    };
+    // Per bucket: a sketch of each class's members, built once and only for
+    // buckets with a port past the exact limit (whose members cannot be
+    // listed, so its class counts are estimated from sketches).
+    let class_sketches: Vec<std::cell::OnceCell<Vec<SourceSketch>>> =
+        (0..slots).map(|_| std::cell::OnceCell::new()).collect();
+    let class_sketch = |s: usize| -> &Vec<SourceSketch> {
+        class_sketches[s].get_or_init(|| {
+            let mut members: Vec<Vec<u64>> = vec![Vec::new(); ScannerClass::ALL.len()];
+            for r in &per_bucket[s] {
+                members[class_of(s, &r.0).index()].push(r.0);
+            }
+            members
+                .into_iter()
+                .map(|mut m| {
+                    let mut sk = SourceSketch::default();
+                    sk.insert_hashes(&mut m);
+                    sk
+                })
+                .collect()
+        })
     };
 
     // The darknet's backscatter series and its detector.
@@ -424,7 +586,7 @@ pub fn run<S: Store + ?Sized>(
                 .iter()
                 .filter(|r| {
                     r.2 as f64 >= settings.backscatter_victim_packets
-                        && class_of(&r.0) == ScannerClass::Backscatter
+                        && class_of(s, &r.0) == ScannerClass::Backscatter
                 })
                 .fold((0.0, 0.0), |(n, p), r| (n + 1.0, p + r.2 as f64))
         })
@@ -471,7 +633,11 @@ pub fn run<S: Store + ?Sized>(
         let sk = sketches.remove(&port).unwrap_or_else(|| vec![None; slots]);
         let tot = totals.remove(&port).unwrap_or_else(|| vec![(0, 0); slots]);
         let feats: Vec<PortFeatures> = (0..slots)
-            .map(|s| features(sk[s].as_ref(), tot[s], &class_of, &|c| class_hashes(s, c)))
+            .map(|s| {
+                features(sk[s].as_ref(), tot[s], &|h| class_of(s, h), &|| {
+                    class_sketch(s)
+                })
+            })
             .collect();
         let new = new_sources(&sk, &class_of, lookback);
         let val = |s: usize, f: &dyn Fn(&PortFeatures) -> f64| {
@@ -523,8 +689,9 @@ pub fn run<S: Store + ?Sized>(
 
     let darknet = settings.darknet_detector();
     let cooldown_s = settings.cooldown_ns / 1_000_000_000;
-    // (key, proto, ports, latest bucket start) of campaigns alerted lately.
-    let mut recent: Vec<(String, String, Vec<u16>, i64)> = store
+    // (key, proto, ports, last and first bucket start) of campaigns alerted
+    // lately.
+    let mut recent: Vec<(String, String, Vec<u16>, i64, i64)> = store
         .detections(
             Some((origin + judged_from as i64 * bn).saturating_sub(settings.cooldown_ns)),
             None,
@@ -534,7 +701,7 @@ pub fn run<S: Store + ?Sized>(
         .filter(|r| r.key.starts_with("campaign:"))
         .map(|r| {
             let ports = r.ports.split(',').filter_map(|p| p.parse().ok()).collect();
-            (r.key, r.proto, ports, r.last_bucket_ns)
+            (r.key, r.proto, ports, r.last_bucket_ns, r.first_bucket_ns)
         })
         .collect();
     for t in judged_from..slots {
@@ -545,7 +712,7 @@ pub fn run<S: Store + ?Sized>(
                 .iter()
                 .filter(|r| {
                     r.2 as f64 >= settings.backscatter_victim_packets
-                        && class_of(&r.0) == ScannerClass::Backscatter
+                        && class_of(t, &r.0) == ScannerClass::Backscatter
                 })
                 .map(|r| (r.0, r.2))
                 .collect();
@@ -566,7 +733,7 @@ pub fn run<S: Store + ?Sized>(
                 classes: BTreeMap::from([("backscatter", 1.0)]),
                 top_countries: groups(&members, &known, enrich, true),
                 top_as: groups(&members, &known, enrich, false),
-                examples: examples(&members, &per_bucket[t], &known),
+                examples: examples(&members, &per_bucket[t], &known, &|h| class_of(t, h)),
                 estimated: false,
                 detectors: vec![hit],
                 cooldown_s,
@@ -589,12 +756,15 @@ pub fn run<S: Store + ?Sized>(
         }
         for i in 0..n {
             for j in i + 1..n {
-                if overlap(&found[i].1, &found[j].1) {
+                let same_proto = port_of(found[i].0).0 == port_of(found[j].0).0;
+                if same_proto && overlap(&found[i].1, &found[j].1, &|h| class_of(t, h)) {
                     let (a, b) = (root(&mut parent, i), root(&mut parent, j));
                     parent[b.max(a)] = a.min(b);
                 }
             }
         }
+        // Keys taken in this bucket: two campaigns never share one.
+        let mut taken: Vec<String> = Vec::new();
         for g in 0..n {
             if root(&mut parent, g) != g {
                 continue;
@@ -625,21 +795,26 @@ pub fn run<S: Store + ?Sized>(
                 Some(SourceSketch::Exact(v)) => v
                     .iter()
                     .copied()
-                    .filter(|h| class_of(h) != ScannerClass::ResearchScanner)
+                    .filter(|h| class_of(t, h) != ScannerClass::ResearchScanner)
                     .collect(),
                 _ => Vec::new(),
             };
+            // An episode that began before this bucket and reaches within
+            // the cool-down of it, sharing a port: its key (the busiest
+            // group, served first, claims it).
             let key = recent
                 .iter()
                 .filter(|r| {
                     r.1 == proto
-                        && r.3 < start
-                        && r.3 >= start - settings.cooldown_ns
+                        && r.4 < start
+                        && r.3 >= start.saturating_sub(settings.cooldown_ns)
                         && r.2.iter().any(|p| ports.contains(p))
+                        && !taken.contains(&r.0)
                 })
                 .max_by_key(|r| r.3)
                 .map_or_else(|| format!("campaign:{proto}/{number}"), |r| r.0.clone());
-            recent.push((key.clone(), proto.to_string(), ports.clone(), start));
+            taken.push(key.clone());
+            recent.push((key.clone(), proto.to_string(), ports.clone(), start, start));
             out.alerts.push(Alert {
                 key,
                 kind: if infection {
@@ -664,7 +839,7 @@ pub fn run<S: Store + ?Sized>(
                 classes,
                 top_countries: groups(&member_hashes, &known, enrich, true),
                 top_as: groups(&member_hashes, &known, enrich, false),
-                examples: examples(&member_hashes, &per_bucket[t], &known),
+                examples: examples(&member_hashes, &per_bucket[t], &known, &|h| class_of(t, h)),
                 estimated: f.estimated,
                 cooldown_s,
             });
@@ -701,11 +876,11 @@ impl PortFeatures {
 }
 
 /// The figures of a port in a bucket from its sketch and stored totals.
-fn features(
+fn features<'a>(
     sk: Option<&SourceSketch>,
     (packets, sources): (u64, u64),
     class_of: &dyn Fn(&u64) -> ScannerClass,
-    class_hashes: &dyn Fn(ScannerClass) -> Vec<u64>,
+    class_sketches: &dyn Fn() -> &'a Vec<SourceSketch>,
 ) -> PortFeatures {
     let mut f = PortFeatures {
         packets,
@@ -723,13 +898,13 @@ fn features(
             // |P ∩ C| = |P| + |C| − |P ∪ C|, each from a sketch.
             f.estimated = true;
             let p = hll.count() as f64;
-            for c in ScannerClass::ALL {
-                let mut members = class_hashes(c);
-                let n = members.len() as f64;
+            for (c, cs) in ScannerClass::ALL.iter().zip(class_sketches()) {
+                let n = cs.count() as f64;
+                if n == 0.0 {
+                    continue;
+                }
                 let mut union = hll.clone();
-                let mut cs = SourceSketch::default();
-                cs.insert_hashes(&mut members);
-                union.merge(&cs);
+                union.merge(cs);
                 f.classes[c.index()] = (p + n - union.count() as f64).clamp(0.0, n.min(p));
             }
         }
@@ -744,7 +919,7 @@ fn features(
 /// |window ∪ now| − |window| from the sketches.
 fn new_sources(
     sk: &[Option<SourceSketch>],
-    class_of: &dyn Fn(&u64) -> ScannerClass,
+    class_of: &dyn Fn(usize, &u64) -> ScannerClass,
     lookback: usize,
 ) -> Vec<f64> {
     let mut window: HashMap<u64, u32> = HashMap::new();
@@ -779,7 +954,9 @@ fn new_sources(
         out[t] = match &sk[t] {
             Some(SourceSketch::Exact(v)) if hll_in_window == 0 => v
                 .iter()
-                .filter(|h| !window.contains_key(h) && class_of(h) != ScannerClass::ResearchScanner)
+                .filter(|h| {
+                    !window.contains_key(h) && class_of(t, h) != ScannerClass::ResearchScanner
+                })
                 .count() as f64,
             Some(now) => {
                 let mut union = SourceSketch::default();
@@ -802,10 +979,23 @@ fn new_sources(
 
 /// Whether two ports' sources in a bucket overlap enough to be one
 /// campaign: at least 30% of the smaller set in both.
-fn overlap(a: &PortFeatures, b: &PortFeatures) -> bool {
+fn overlap(a: &PortFeatures, b: &PortFeatures, class_of: &dyn Fn(&u64) -> ScannerClass) -> bool {
     let (Some(x), Some(y)) = (&a.sketch, &b.sketch) else {
         return false;
     };
+    // Exact sets: research scanners (which hit every port) left out.
+    if let (SourceSketch::Exact(p), SourceSketch::Exact(q)) = (x, y) {
+        let keep = |v: &Vec<u64>| -> Vec<u64> {
+            v.iter()
+                .copied()
+                .filter(|h| class_of(h) != ScannerClass::ResearchScanner)
+                .collect()
+        };
+        let (p, q) = (keep(p), keep(q));
+        let smaller = p.len().min(q.len()) as f64;
+        let common = p.iter().filter(|h| q.binary_search(h).is_ok()).count() as f64;
+        return smaller > 0.0 && common >= 0.3 * smaller;
+    }
     let smaller = x.count().min(y.count()) as f64;
     if smaller == 0.0 {
         return false;
@@ -820,7 +1010,8 @@ fn overlap(a: &PortFeatures, b: &PortFeatures) -> bool {
 fn examples(
     members: &[u64],
     bucket: &[(u64, u64, u64)],
-    known: &HashMap<u64, Known>,
+    known: &HashMap<u64, Addr>,
+    class_of: &dyn Fn(&u64) -> ScannerClass,
 ) -> Vec<Example> {
     let packets: HashMap<u64, u64> = bucket.iter().map(|r| (r.0, r.1)).collect();
     let mut rows: Vec<(u64, u64)> = members
@@ -830,9 +1021,9 @@ fn examples(
     rows.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     rows.iter()
         .filter_map(|(h, p)| {
-            known.get(h).map(|k| Example {
-                ip: ip_of(k.addr).to_string(),
-                class: k.class,
+            known.get(h).map(|a| Example {
+                ip: ip_of(*a).to_string(),
+                class: class_of(h),
                 packets: *p,
             })
         })
@@ -843,7 +1034,7 @@ fn examples(
 /// The five busiest countries (or AS) of the members.
 fn groups(
     members: &[u64],
-    known: &HashMap<u64, Known>,
+    known: &HashMap<u64, Addr>,
     enrich: Option<&dyn Enricher>,
     country: bool,
 ) -> Vec<GroupShare> {
@@ -852,8 +1043,8 @@ fn groups(
     };
     let mut count: HashMap<String, u64> = HashMap::new();
     for h in members {
-        if let Some(k) = known.get(h) {
-            let ip = ip_of(k.addr);
+        if let Some(a) = known.get(h) {
+            let ip = ip_of(*a);
             let g = if country {
                 e.country(ip).unwrap_or_default()
             } else {

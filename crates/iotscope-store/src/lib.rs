@@ -644,6 +644,8 @@ pub struct MapSource {
     pub class_mask: u16,
     /// Mirai, ZMap, masscan and backscatter packet counts.
     pub fingerprints: [u64; 4],
+    /// TCP SYNs (what the fingerprint counts are a share of).
+    pub syn: u64,
 }
 
 /// A dashboard account.

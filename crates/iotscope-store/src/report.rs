@@ -330,6 +330,7 @@ impl<'q> ReportBuilder<'q> {
                 last_ts: rfc3339(a.last_ts),
                 classes: class_names(a.class_mask),
                 fingerprints: source_flags(a.syn, a.mirai, a.zmap, a.masscan, a.backscatter),
+                scanner: "",
             })
             .collect();
 

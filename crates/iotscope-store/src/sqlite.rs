@@ -1678,11 +1678,16 @@ impl Store for SqliteStore {
         let tx = self.conn.transaction().map_err(db)?;
         let mut out = Vec::with_capacity(rows.len());
         {
-            let mut find = tx
+            // Every episode of the key the row comes within the cool-down
+            // of, oldest first: one is widened, several are bridged by the
+            // row and become one.
+            let mut near = tx
                 .prepare(
-                    "SELECT first_bucket_ns, last_bucket_ns, severity, peak_score FROM detections
+                    "SELECT first_bucket_ns, last_bucket_ns, severity, score, peak_score, body,
+                            kind, proto, ports, notified_at
+                     FROM detections
                      WHERE key = ?1 AND last_bucket_ns >= ?2 AND first_bucket_ns <= ?3
-                     ORDER BY last_bucket_ns DESC LIMIT 1",
+                     ORDER BY first_bucket_ns",
                 )
                 .map_err(db)?;
             let mut insert = tx
@@ -1692,79 +1697,126 @@ impl Store for SqliteStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?10, NULL)",
                 )
                 .map_err(db)?;
-            let mut widen = tx
+            let mut remove = tx
+                .prepare("DELETE FROM detections WHERE key = ?1 AND first_bucket_ns = ?2")
+                .map_err(db)?;
+            let mut set = tx
                 .prepare(
-                    "UPDATE detections SET first_bucket_ns = ?3, last_bucket_ns = ?4, severity = ?5,
-                       peak_score = ?6, updated_at = ?7
+                    "UPDATE detections SET first_bucket_ns = ?3, last_bucket_ns = ?4, kind = ?5,
+                       severity = ?6, proto = ?7, ports = ?8, score = ?9, peak_score = ?10,
+                       body = ?11, updated_at = ?12, notified_at = ?13
                      WHERE key = ?1 AND first_bucket_ns = ?2",
                 )
                 .map_err(db)?;
-            let mut renew = tx
-                .prepare(
-                    "UPDATE detections SET kind = ?3, proto = ?4, ports = ?5, score = ?6, body = ?7
-                     WHERE key = ?1 AND first_bucket_ns = ?2",
-                )
-                .map_err(db)?;
+            struct Episode {
+                first: i64,
+                last: i64,
+                severity: String,
+                score: f64,
+                peak: f64,
+                body: String,
+                kind: String,
+                proto: String,
+                ports: String,
+                notified: Option<String>,
+            }
             for r in rows {
                 let lo = r.first_bucket_ns.saturating_sub(cooldown_ns);
                 let hi = r.last_bucket_ns.saturating_add(cooldown_ns);
-                let found: Option<(i64, i64, String, f64)> = find
-                    .query_row(params![r.key, lo, hi], |x| {
-                        Ok((x.get(0)?, x.get(1)?, x.get(2)?, x.get(3)?))
+                let eps: Vec<Episode> = near
+                    .query_map(params![r.key, lo, hi], |x| {
+                        Ok(Episode {
+                            first: x.get(0)?,
+                            last: x.get(1)?,
+                            severity: x.get(2)?,
+                            score: x.get(3)?,
+                            peak: x.get(4)?,
+                            body: x.get(5)?,
+                            kind: x.get(6)?,
+                            proto: x.get(7)?,
+                            ports: x.get(8)?,
+                            notified: x.get(9)?,
+                        })
                     })
-                    .optional()
+                    .map_err(db)?
+                    .collect::<Result<_, _>>()
                     .map_err(db)?;
-                match found {
-                    None => {
-                        insert
-                            .execute(params![
-                                r.key,
-                                r.first_bucket_ns,
-                                r.last_bucket_ns,
-                                r.kind,
-                                r.severity,
-                                r.proto,
-                                r.ports,
-                                r.score,
-                                r.body,
-                                now
-                            ])
-                            .map_err(db)?;
-                        out.push((r.key.clone(), r.first_bucket_ns, true));
+                let Some(keep) = eps.first() else {
+                    insert
+                        .execute(params![
+                            r.key,
+                            r.first_bucket_ns,
+                            r.last_bucket_ns,
+                            r.kind,
+                            r.severity,
+                            r.proto,
+                            r.ports,
+                            r.score,
+                            r.body,
+                            now
+                        ])
+                        .map_err(db)?;
+                    out.push((r.key.clone(), r.first_bucket_ns, true));
+                    continue;
+                };
+                // The merged episode: the widest span, the highest severity
+                // and peak, the newest figures (the row's when it is as new
+                // as any: a replay of the newest bucket changes nothing).
+                let first = eps
+                    .iter()
+                    .map(|e| e.first)
+                    .min()
+                    .unwrap_or(keep.first)
+                    .min(r.first_bucket_ns);
+                let newest = eps.iter().max_by_key(|e| e.last).unwrap_or(keep);
+                let last = newest.last.max(r.last_bucket_ns);
+                let top = eps
+                    .iter()
+                    .map(|e| e.severity.as_str())
+                    .max_by_key(|s| severity_rank(s))
+                    .unwrap_or("");
+                let severity = if severity_rank(&r.severity) > severity_rank(top) {
+                    r.severity.clone()
+                } else {
+                    top.to_string()
+                };
+                let peak = eps.iter().map(|e| e.peak).fold(r.score, f64::max);
+                let row_newest = r.last_bucket_ns > newest.last;
+                let (kind, proto, ports, score, body) = if row_newest {
+                    (&r.kind, &r.proto, &r.ports, r.score, &r.body)
+                } else {
+                    (
+                        &newest.kind,
+                        &newest.proto,
+                        &newest.ports,
+                        newest.score,
+                        &newest.body,
+                    )
+                };
+                // Delivered stays delivered, unless the severity rose: the
+                // escalation is news and goes out again.
+                let notified = if severity_rank(&severity) > severity_rank(top) {
+                    None
+                } else {
+                    eps.iter().find_map(|e| e.notified.clone())
+                };
+                let changed = eps.len() > 1
+                    || first != keep.first
+                    || last != keep.last
+                    || severity != keep.severity
+                    || peak != keep.peak
+                    || row_newest;
+                if changed {
+                    for e in &eps[1..] {
+                        remove.execute(params![r.key, e.first]).map_err(db)?;
                     }
-                    Some((first, last, severity, peak)) => {
-                        let new_first = first.min(r.first_bucket_ns);
-                        let severity = if severity_rank(&r.severity) > severity_rank(&severity) {
-                            r.severity.clone()
-                        } else {
-                            severity
-                        };
-                        let changed =
-                            new_first != first || r.last_bucket_ns > last || r.score > peak;
-                        if changed {
-                            widen
-                                .execute(params![
-                                    r.key,
-                                    first,
-                                    new_first,
-                                    last.max(r.last_bucket_ns),
-                                    severity,
-                                    peak.max(r.score),
-                                    now
-                                ])
-                                .map_err(db)?;
-                        }
-                        // The newest bucket's figures describe the episode.
-                        if r.last_bucket_ns > last {
-                            renew
-                                .execute(params![
-                                    r.key, new_first, r.kind, r.proto, r.ports, r.score, r.body
-                                ])
-                                .map_err(db)?;
-                        }
-                        out.push((r.key.clone(), new_first, false));
-                    }
+                    set.execute(params![
+                        r.key, keep.first, first, last, kind, severity, proto, ports, score, peak,
+                        body, now, notified
+                    ])
+                    .map_err(db)?;
                 }
+                out.push((r.key.clone(), first, false));
             }
         }
         tx.commit().map_err(db)?;
@@ -1878,6 +1930,7 @@ impl Store for SqliteStore {
                 last_ns: c.last_ts,
                 class_mask: c.class_mask,
                 fingerprints: [c.mirai, c.zmap, c.masscan, c.backscatter],
+                syn: c.syn,
             }));
             // Keep at most twice the rows asked for as blocks come.
             if q.limit > 0 && rows.len() >= q.limit.saturating_mul(2).max(1024) {
@@ -2529,6 +2582,30 @@ mod tests {
             .detections(Some(16 * H), Some(21 * H), 100)
             .unwrap()
             .is_empty());
+        // A bucket within the cool-down of two episodes bridges them into one
+        // (replays and late buckets never leave overlapping episodes), which
+        // stays delivered...
+        let out = st
+            .merge_detections(&[detection("campaign:tcp/23", 18, "high", 2.0)], 6 * H)
+            .unwrap();
+        assert_eq!(out, [("campaign:tcp/23".to_string(), 8 * H, false)]);
+        let eps = st.detections(None, None, 100).unwrap();
+        let tcp: Vec<_> = eps.iter().filter(|e| e.key == "campaign:tcp/23").collect();
+        assert_eq!(tcp.len(), 1, "{eps:#?}");
+        assert_eq!(
+            (tcp[0].first_bucket_ns, tcp[0].last_bucket_ns),
+            (8 * H, 22 * H)
+        );
+        assert_eq!(tcp[0].notified_at.as_deref(), Some("now"));
+        // ...until its severity rises: the escalation is delivered again.
+        st.merge_detections(&[detection("campaign:tcp/23", 23, "critical", 3.0)], 6 * H)
+            .unwrap();
+        let e = st.detections(None, None, 100).unwrap();
+        let e = e.iter().find(|e| e.key == "campaign:tcp/23").unwrap();
+        assert_eq!(
+            (e.severity.as_str(), e.notified_at.as_deref()),
+            ("critical", None)
+        );
     }
 
     #[test]
@@ -3251,7 +3328,7 @@ mod concurrency {
         let before = s.report(&q).unwrap();
         s.conn
             .execute_batch(
-                "DROP TABLE day_source_blocks; DROP TABLE rolled_days; ALTER TABLE buckets DROP COLUMN sources; PRAGMA user_version = 13;",
+                "DROP TABLE detections; DROP TABLE day_source_blocks; DROP TABLE rolled_days; ALTER TABLE buckets DROP COLUMN sources; PRAGMA user_version = 13;",
             )
             .unwrap();
         drop(s);

@@ -137,6 +137,11 @@ pub struct TopSource {
     pub classes: Vec<&'static str>,
     /// Fingerprints it is flagged with.
     pub fingerprints: Vec<&'static str>,
+    /// Its scanner class (`mirai_like`, `masscan`, `zmap`,
+    /// `research_scanner`, `backscatter`, `unknown`; issue 20), filled in by
+    /// the command from the research-scanner list; absent when not.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub scanner: &'static str,
 }
 
 /// One time bucket of the series.
@@ -467,6 +472,7 @@ impl Telescope {
                     last_ts: rfc3339(s.last_ts),
                     classes: class_names(s.class_mask),
                     fingerprints: source_flags(s.syn, s.mirai, s.zmap, s.masscan, s.backscatter),
+                    scanner: "",
                 }
             })
             .collect();

@@ -225,8 +225,8 @@ function drawPoints(points, upTo) {
     const [x, y] = project([p.lon, p.lat]);
     g.append(el('svg:circle', {
       cx: x.toFixed(1), cy: y.toFixed(1), r: pointRadius(p.packets, max).toFixed(1),
-      fill: COLOUR[p.class] || '#999', class: 'pt', 'data-class': p.class,
-    }, el('svg:title', { text: `${p.country} ${LABEL[p.class] || p.class}: ${fmt(p.packets)} packets, first ${p.first_ts}` })));
+      fill: COLOUR[p.class] || '#999', class: 'pt', 'data-class': p.class, 'data-scanner': p.scanner,
+    }, el('svg:title', { text: `${p.country} ${LABEL[p.class] || p.class} (${(p.scanner || "unknown").replace("_", " ")}): ${fmt(p.packets)} packets, first ${p.first_ts}` })));
   }
 }
 

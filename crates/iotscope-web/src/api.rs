@@ -280,6 +280,23 @@ pub(crate) fn surges(values: &[u64]) -> Vec<usize> {
     out
 }
 
+/// A map source's scanner class (issue 20's rules, over the period shown).
+fn scanner_class(app: &App, r: &iotscope_store::MapSource) -> iotscope_detect::ScannerClass {
+    let Ok(ip) = r.ip.parse::<std::net::IpAddr>() else {
+        return iotscope_detect::ScannerClass::Unknown;
+    };
+    let c = iotscope_telescope::aggregate::SourceCounters {
+        packets: r.packets,
+        syn: r.syn,
+        mirai: r.fingerprints[0],
+        zmap: r.fingerprints[1],
+        masscan: r.fingerprints[2],
+        backscatter: r.fingerprints[3],
+        ..Default::default()
+    };
+    iotscope_detect::classify(iotscope_wire::Addr::from(ip), &c, &app.research)
+}
+
 /// Most points per line `/api/series` returns.
 pub(crate) const MAX_SERIES_POINTS: usize = 10_000;
 
@@ -463,6 +480,7 @@ async fn compute_map(app: Arc<App>, query: MapQuery) -> Result<Value, ApiError> 
             "first_ts": iotscope_telescope::time::rfc3339(r.first_ns),
             "last_ts": iotscope_telescope::time::rfc3339(r.last_ns),
             "mirai": r.fingerprints[0] > 0,
+            "scanner": scanner_class(&app, r).name(),
         }));
     }
     Ok(json!({

@@ -59,6 +59,8 @@ pub struct Settings {
     /// Reverse proxies (CIDRs) whose `Forwarded` / `X-Forwarded-For` and
     /// `X-Forwarded-Proto` name the client ([`client::Proxies`]).
     pub trusted_proxies: Vec<String>,
+    /// Published research scanners, for the map's scanner classes.
+    pub research: iotscope_detect::ResearchScanners,
 }
 
 /// Why the server could not start.
@@ -141,6 +143,7 @@ pub(crate) struct App {
     isps: IspTable,
     asn: Option<AsnTable>,
     geo: Option<GeoDb>,
+    research: iotscope_detect::ResearchScanners,
     check_limit: limit::PerAddress,
     login_limit: limit::PerAddress,
     secure_cookies: bool,
@@ -474,6 +477,7 @@ pub fn router(settings: Settings) -> Result<Router, WebError> {
         isps,
         asn: settings.asn,
         geo: settings.geo,
+        research: settings.research,
         check_limit: limit::PerAddress::new(settings.check_per_minute),
         login_limit: limit::PerAddress::new(settings.login_per_minute),
         secure_cookies: settings.secure_cookies,

@@ -269,11 +269,16 @@ fn table(s: &Summary, out: &mut impl Write, top: usize) -> std::io::Result<()> {
     for t in &s.top_sources {
         writeln!(
             out,
-            "  {:<39} {:>9} packets  {}  {}",
+            "  {:<39} {:>9} packets  {}  {}{}",
             t.ip,
             t.packets,
             t.classes.join(","),
-            t.fingerprints.join(",")
+            t.fingerprints.join(","),
+            if t.scanner.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", t.scanner)
+            }
         )?;
     }
     writeln!(

@@ -270,11 +270,26 @@ pub fn pass(
                     )?;
                     delivered += 1;
                 }
-                Err(e) => failures.push(format!(
-                    "{} at {}: {e:#}",
-                    r.key,
-                    rfc3339(r.first_bucket_ns)
-                )),
+                Err(e) => {
+                    // A receiver that refused the alert for good (4xx) will
+                    // not take it later either: recorded as refused, not
+                    // tried again.
+                    if let Some(iotscope_alerts::webhook::WebhookError::Refused {
+                        status, ..
+                    }) = e.downcast_ref::<iotscope_alerts::webhook::WebhookError>()
+                    {
+                        store.mark_detection_notified(
+                            &r.key,
+                            r.first_bucket_ns,
+                            &format!("refused (HTTP {status}) {}", iotscope_store::now_rfc3339()),
+                        )?;
+                    }
+                    failures.push(format!(
+                        "{} at {}: {e:#}",
+                        r.key,
+                        rfc3339(r.first_bucket_ns)
+                    ))
+                }
             }
         }
     }
@@ -528,7 +543,14 @@ impl Background {
                     }
                 ),
                 Ok(_) => {}
-                Err(e) => eprintln!("iotscope: sensor: detect from bucket {}: {e:#}", rfc3339(since)),
+                Err(e) => {
+                    eprintln!("iotscope: sensor: detect from bucket {}: {e:#}; tried again at the next closing", rfc3339(since));
+                    // The range is judged by the next pass.
+                    let mut g = state.lock().unwrap_or_else(|p| p.into_inner());
+                    g.0 = Some(g.0.map_or(since, |p| p.min(since)));
+                    g.1 = false;
+                    return;
+                }
             }
         });
     }

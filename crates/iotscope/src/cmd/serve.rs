@@ -39,6 +39,7 @@ pub fn settings(
         secure_cookies: cfg.web.secure_cookies.unwrap_or(!listen.ip().is_loopback()),
         session_ttl: Duration::from_secs(3600 * cfg.web.session_hours.unwrap_or(12)),
         trusted_proxies: cfg.web.trusted_proxies.clone(),
+        research: super::detect::research(&cfg.detect, &[])?,
     })
 }
 

@@ -566,6 +566,19 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
                         eprintln!("iotscope: detect: delivery failed (kept for the next run): {f}");
                     }
                 }
+                // Settings that cannot work for this store (a baseline of
+                // too many short buckets) skip detection with a word; other
+                // failures fail the command (the run is stored).
+                Err(e)
+                    if e.chain().any(|c| {
+                        matches!(
+                            c.downcast_ref::<iotscope_detect::DetectError>(),
+                            Some(iotscope_detect::DetectError::Settings(_))
+                        )
+                    }) =>
+                {
+                    eprintln!("iotscope: detect: skipped: {e:#}");
+                }
                 Err(e) => {
                     eprintln!("iotscope: error: detect (the run is stored): {e:#}");
                     detect_failed = true;
@@ -731,6 +744,14 @@ fn add_breakdowns<E: Into<anyhow::Error>>(
     cfg: &crate::config::Config,
     top: usize,
 ) -> anyhow::Result<()> {
+    // Each listed source's scanner class (issue 20).
+    let research = super::detect::research(&cfg.detect, &[])?;
+    for t in &mut summary.top_sources {
+        if let Ok(ip) = t.ip.parse::<std::net::IpAddr>() {
+            t.scanner =
+                iotscope_detect::classify_flags(ip.into(), &t.fingerprints, &research).name();
+        }
+    }
     let asn = cfg.enrich.load_asn()?;
     let geo = cfg.enrich.load_geo()?;
     if asn.is_none() && geo.is_none() {
