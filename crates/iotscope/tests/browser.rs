@@ -66,6 +66,35 @@ fn a_person_can_use_every_page() {
         for s in [&scanner, &failed, &loader] {
             assert!(st.save_honeypot_session(s).unwrap());
         }
+        // A detection episode (issue 20) whose example names ISP A's
+        // address and another's: an ISP account sees its own only.
+        let body = serde_json::json!({
+            "key": "campaign:tcp/23", "kind": "infection_campaign", "severity": "high",
+            "sources": 120, "new_sources": 90, "packets": 400,
+            "classes": {"mirai_like": 0.9, "research_scanner": 0.0},
+            "detectors": [{"detector": "coordinated_onset", "metric": "new_sources", "observed": 90.0,
+                           "baseline": {"expected": 4.0, "scale": 2.0, "seasonal": false, "history": 30},
+                           "score": 43.0, "parameters": {}}],
+            "examples": [{"ip": "127.78.31.5", "class": "mirai_like", "packets": 9},
+                         {"ip": "11.0.9.7", "class": "mirai_like", "packets": 7}],
+            "cooldown_s": 21600,
+        });
+        let rec = iotscope_store::DetectionRecord {
+            key: "campaign:tcp/23".into(),
+            first_bucket_ns: 1_475_290_800_000_000_000,
+            last_bucket_ns: 1_475_294_400_000_000_000,
+            kind: "infection_campaign".into(),
+            severity: "high".into(),
+            proto: "tcp".into(),
+            ports: "23,2323".into(),
+            score: 43.0,
+            peak_score: 43.0,
+            body: body.to_string(),
+            created_at: String::new(),
+            updated_at: String::new(),
+            notified_at: None,
+        };
+        st.merge_detections(&[rec], 6 * 3_600_000_000_000).unwrap();
     }
     let server = Server::start(&cfg, &db, &[]);
     let port = server.port;
@@ -159,7 +188,14 @@ fn a_person_can_use_every_page() {
         "isp_a_alerts": isp_a.len(),
         "isp_a_ips": isp_a,
         "hp": api("/api/honeypot"),
+        "det": api("/api/detections"),
     });
+    assert_eq!(
+        expect["det"]["detections"].as_array().unwrap().len(),
+        1,
+        "{}",
+        expect["det"]
+    );
     assert_eq!(expect["hp"]["sessions"], 3, "{}", expect["hp"]);
     assert!(expect["critical"].as_u64().unwrap() > 0, "{expect}");
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-shots");
@@ -216,6 +252,7 @@ fn a_person_can_use_every_page() {
         "survey",
         "alerts",
         "honeypot",
+        "detections",
         "isp-alerts",
         "check",
     ] {

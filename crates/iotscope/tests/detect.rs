@@ -352,3 +352,81 @@ fn bad_detection_settings_and_lists_are_clear_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn new_episodes_are_mailed_with_their_json_attached() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = store_with_campaigns(dir.path());
+    let n = episodes(&db).len();
+    let (portfile, out) = (dir.path().join("port"), dir.path().join("relay.json"));
+    // The alerts tests' relay (Python's smtplib-free server), plain SMTP on
+    // loopback, one connection per message.
+    let mut relay = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/common/smtp_relay.py"
+        ))
+        .arg(&portfile)
+        .arg(&out)
+        .args([
+            "--no-starttls",
+            "--messages",
+            &n.to_string(),
+            "--seconds",
+            "60",
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let port: u16 = loop {
+        if let Ok(p) = std::fs::read_to_string(&portfile) {
+            if let Ok(p) = p.trim().parse() {
+                break p;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relay did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let cfg = dir.path().join("mail.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[smtp]\nserver = \"127.0.0.1:{port}\"\nfrom = \"darknet@example.net\"\n\n\
+             [detect]\nmail_to = [\"cert@example.org\"]\n"
+        ),
+    )
+    .unwrap();
+    let run = bin()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["detect", "run", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while relay.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relay did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sessions: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(sessions.len(), n, "{sessions:#?}");
+    for s in &sessions {
+        let data = s["data"].as_str().unwrap();
+        assert!(data.contains("Subject: [iotscope] "), "{data}");
+        assert!(data.contains("Content-Type: application/json"), "{data}");
+        assert!(data.contains("detection.json"), "{data}");
+    }
+    assert!(episodes(&db).iter().all(|e| e["notified_at"].is_string()));
+}

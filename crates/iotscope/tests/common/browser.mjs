@@ -143,6 +143,13 @@ try {
   check(await page.locator('#hp-credentials b').count() === 0, 'no markup from a password');
   check((await page.textContent('#hp-credentials')).includes('<b>x</b>'), 'the password shown as typed');
   await page.screenshot({ path: `${shots}/honeypot.png`, fullPage: true });
+  // Detections: one row per episode the API gives, with its kind and ports.
+  await page.goto(`${base}/#detections`);
+  await ready(page, 'detections');
+  check(await page.locator('#detections tbody tr').count() === E.det.detections.length, 'one row per detection episode');
+  check((await page.textContent('#detections tbody')).includes('infection_campaign'), 'the episode\'s kind');
+  check((await page.textContent('#detections tbody')).includes('23,2323/tcp'), 'the episode\'s ports');
+  await page.screenshot({ path: `${shots}/detections.png`, fullPage: true });
 
   await page.click('#logout');
   await page.waitForFunction(() => location.hash === '#overview');
