@@ -541,12 +541,15 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     // The detectors judge the run's buckets and those after them (whose
     // baselines the run may have changed), as buckets closing.
     let mut detect_failed = false;
+    let first = telescope
+        .buckets()
+        .map(|b| b.number)
+        .filter(|&n| n != iotscope_telescope::aggregate::IMPLAUSIBLE_BUCKET)
+        .min();
+    // The run's counts are stored and printed: their memory goes before the
+    // detectors read the store.
+    drop(telescope);
     if let Some(s) = store.as_mut() {
-        let first = telescope
-            .buckets()
-            .map(|b| b.number)
-            .filter(|&n| n != iotscope_telescope::aggregate::IMPLAUSIBLE_BUCKET)
-            .min();
         if let (Some(first), false) = (first, a.no_detect || cfg.detect.auto == Some(false)) {
             let since = first.saturating_mul(bucket_ns);
             match super::detect::pass(s, cfg, &[], Some(since), None, true) {
