@@ -75,11 +75,25 @@ struct Target {
     path: String,
 }
 
+/// Checks a webhook URL without sending anything (for settings read at
+/// start: a bad URL is a usage error, not a delivery failure).
+///
+/// Errors: [`WebhookError::Url`].
+pub fn check_url(url: &str) -> Result<(), WebhookError> {
+    parse(url)
+        .map(|_| ())
+        .ok_or_else(|| WebhookError::Url(url.chars().take(200).collect()))
+}
+
 fn parse(url: &str) -> Option<Target> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else {
-        (false, url.strip_prefix("http://")?)
+    if url.len() > 2048 {
+        return None;
+    }
+    // The scheme is case-insensitive (RFC 3986 3.1).
+    let (tls, rest) = match url.split_once("://") {
+        Some((s, r)) if s.eq_ignore_ascii_case("https") => (true, r),
+        Some((s, r)) if s.eq_ignore_ascii_case("http") => (false, r),
+        _ => return None,
     };
     // The fragment is the client's, never sent (RFC 9110 4.2.4).
     let rest = rest.split('#').next().unwrap_or_default();
@@ -114,6 +128,7 @@ fn parse(url: &str) -> Option<Target> {
         }
     };
     if host.is_empty()
+        || port == 0
         || !host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
@@ -182,9 +197,12 @@ fn attempt(w: &Webhook, t: &Target, body: &[u8]) -> Result<u16, String> {
             if std::time::Instant::now() >= deadline {
                 return Err("the response took longer than the timeout".into());
             }
-            let n = s
-                .read(&mut buf)
-                .map_err(|e| format!("reading the response: {e}"))?;
+            let n = s.read(&mut buf).map_err(|e| match e.kind() {
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                    "no response within the timeout".to_string()
+                }
+                _ => format!("reading the response: {e}"),
+            })?;
             if n == 0 {
                 break;
             }
@@ -383,6 +401,8 @@ mod tests {
             "http://ho st/",
             "http://host/a b",
             "http://host/\r\nX: y",
+            "http://host:0/",
+            "gopher://host/",
         ] {
             assert!(
                 matches!(post(&quick(bad), b"{}"), Err(WebhookError::Url(_))),
@@ -392,6 +412,8 @@ mod tests {
         assert!(parse("https://[::1]:8443/h")
             .is_some_and(|t| t.tls && t.port == 8443 && t.host == "::1"));
         assert!(parse("http://example.org").is_some_and(|t| t.port == 80 && t.path == "/"));
+        assert!(parse("HTTP://Example.org:8080/x").is_some_and(|t| t.port == 8080 && !t.tls));
+        assert!(check_url(&format!("http://h/{}", "a".repeat(3000))).is_err());
         assert!(parse("http://example.org/a?b=1#frag").is_some_and(|t| t.path == "/a?b=1"));
         assert!(parse("http://example.org?b=1")
             .is_some_and(|t| t.host == "example.org" && t.path == "/?b=1"));

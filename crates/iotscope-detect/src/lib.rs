@@ -101,14 +101,22 @@ const HOUR_NS: i64 = 3_600_000_000_000;
 impl Settings {
     /// The defaults for a store of `bucket_ns` buckets.
     pub fn new(bucket_ns: i64) -> Settings {
+        let b = bucket_ns.max(1);
+        // A day of history before anything is judged, at least 6 buckets.
+        let min_history = ((24 * HOUR_NS) / b).clamp(6, 1440);
         Settings {
             bucket_ns,
-            baseline_ns: 7 * 24 * HOUR_NS,
-            period_ns: 24 * HOUR_NS,
-            lookback_ns: 24 * HOUR_NS,
-            cooldown_ns: 6 * HOUR_NS,
-            // A day of history before anything is judged.
-            min_history: ((24 * HOUR_NS) / bucket_ns.max(1)).clamp(6, 1440) as usize,
+            // A week, and at least the history needed (long buckets).
+            baseline_ns: (7 * 24 * HOUR_NS).max(min_history.saturating_mul(b)),
+            // Days as seasons where a day holds at least two buckets.
+            period_ns: if 24 * HOUR_NS >= 2 * b {
+                24 * HOUR_NS
+            } else {
+                0
+            },
+            lookback_ns: (24 * HOUR_NS).max(b),
+            cooldown_ns: (6 * HOUR_NS).max(b),
+            min_history: min_history as usize,
             z: 6.0,
             ratio: 3.0,
             min_sources: 10.0,

@@ -383,8 +383,12 @@ pub(crate) async fn series(
                 .iter()
                 .filter(|e| e.proto == proto && e.ports.split(',').any(|x| x == number.to_string()))
                 .filter_map(|e| {
+                    // Only episodes that start inside the drawn range.
                     let a = first?;
-                    let i = (e.first_bucket_ns.max(a) - a) / step;
+                    if e.first_bucket_ns < a {
+                        return None;
+                    }
+                    let i = (e.first_bucket_ns - a) / step;
                     ((i as usize) < count).then(|| {
                         json!({
                             "index": i,

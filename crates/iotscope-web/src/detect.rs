@@ -25,6 +25,8 @@ pub(crate) fn episode(app: &App, caller: &Caller, r: &DetectionRecord) -> Value 
         "key": r.key,
         "first_bucket": rfc3339(r.first_bucket_ns),
         "last_bucket": rfc3339(r.last_bucket_ns),
+        "first_bucket_ns": r.first_bucket_ns,
+        "last_bucket_ns": r.last_bucket_ns,
         "kind": r.kind,
         "severity": r.severity,
         "proto": r.proto,

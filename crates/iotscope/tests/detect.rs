@@ -332,6 +332,48 @@ fn bad_detection_settings_and_lists_are_clear_errors() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Every bad value is a usage error before anything runs or is sent:
+    // a count of zero (every port would be a new port), NaN, a webhook that
+    // is not http(s), a baseline shorter than the history it needs.
+    for bad in [
+        "new_port_min = 0",
+        "min_packets = nan",
+        "backscatter_min_victims = -1",
+        "webhook = \"ftp://127.0.0.1/x\"",
+        "webhook = \"http://127.0.0.1:0/x\"",
+        "baseline = \"2h\"",
+        "period = \"30m\"",
+        "mail_to = [\"not a mailbox\"]",
+    ] {
+        std::fs::write(&cfg, format!("[detect]\n{bad}\n")).unwrap();
+        let out = bin()
+            .arg("--config")
+            .arg(&cfg)
+            .args(["detect", "run", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bad}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = bin()
+        .args([
+            "detect",
+            "list",
+            "--since",
+            "2016-10-05T00:00:00Z",
+            "--until",
+            "2016-10-04T00:00:00Z",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
     let list = dir.path().join("r.toml");
     std::fs::write(
         &list,

@@ -120,7 +120,10 @@ fn duration_ns(name: &str, v: &Option<String>, default_ns: i64) -> anyhow::Resul
         Some(t) => {
             let d = humantime::parse_duration(t)
                 .with_context(|| format!("[detect] {name} = {t:?} is not a duration such as 6h"))?;
-            i64::try_from(d.as_nanos()).with_context(|| format!("[detect] {name} is too long"))
+            i64::try_from(d.as_nanos())
+                .ok()
+                .filter(|&ns| ns <= 100 * 365 * 86_400_000_000_000)
+                .with_context(|| format!("[detect] {name} = {t:?} is too long (at most 100 years)"))
         }
     }
 }
@@ -148,17 +151,45 @@ pub fn settings(d: &DetectDefaults, bucket_ns: i64) -> anyhow::Result<Settings> 
     s.backscatter_min_packets = d
         .backscatter_min_packets
         .unwrap_or(s.backscatter_min_packets);
-    for (name, v) in [
-        ("z", s.z),
-        ("ratio", s.ratio),
-        ("min_sources", s.min_sources),
+    for (name, v, least) in [
+        ("z", s.z, 0.0),
+        ("ratio", s.ratio, 0.0),
+        ("min_sources", s.min_sources, 1.0),
+        ("min_packets", s.min_packets, 1.0),
+        ("new_port_quiet", s.new_port_quiet, 0.0),
+        ("new_port_min", s.new_port_min, 1.0),
+        (
+            "backscatter_victim_packets",
+            s.backscatter_victim_packets,
+            1.0,
+        ),
+        ("backscatter_min_victims", s.backscatter_min_victims, 1.0),
+        ("backscatter_min_packets", s.backscatter_min_packets, 1.0),
     ] {
-        if !(v.is_finite() && v >= 0.0) {
-            bail!("[detect] {name} = {v} must be a number of at least 0");
+        if !(v.is_finite() && v >= least) {
+            bail!("[detect] {name} = {v} must be a number of at least {least}");
         }
     }
     if s.baseline_ns < bucket_ns {
         bail!("[detect] baseline must be at least one bucket");
+    }
+    if s.period_ns != 0 && s.period_ns < 2 * bucket_ns {
+        bail!("[detect] period must be 0s (no seasons) or at least two buckets");
+    }
+    if (s.baseline_ns / bucket_ns) < s.min_history as i64 {
+        bail!(
+            "[detect] baseline holds {} buckets, fewer than min_history ({}): nothing could ever be judged",
+            s.baseline_ns / bucket_ns,
+            s.min_history
+        );
+    }
+    if let Some(url) = &d.webhook {
+        iotscope_alerts::webhook::check_url(url)?;
+    }
+    for to in &d.mail_to {
+        if let Some(why) = iotscope_alerts::smtp::mailbox_problem(to) {
+            bail!("[detect] mail_to {to:?}: {why}");
+        }
     }
     Ok(s)
 }
@@ -167,8 +198,24 @@ pub fn settings(d: &DetectDefaults, bucket_ns: i64) -> anyhow::Result<Settings> 
 pub fn research(d: &DetectDefaults, extra: &[PathBuf]) -> anyhow::Result<ResearchScanners> {
     let mut r = ResearchScanners::shipped();
     for p in d.research.iter().chain(extra) {
-        let text =
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        // Bounded: a research list is a few hundred prefixes, not a device.
+        const MAX_BYTES: u64 = 8 << 20;
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(
+                std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?,
+                MAX_BYTES + 1,
+            ),
+            &mut text,
+        )
+        .with_context(|| format!("cannot read {} (a UTF-8 TOML file)", p.display()))?;
+        if text.len() as u64 > MAX_BYTES {
+            bail!(
+                "{}: larger than {} MiB: not a research-scanner list",
+                p.display(),
+                MAX_BYTES >> 20
+            );
+        }
         r.extend(ResearchScanners::parse(&text, &p.display().to_string())?);
     }
     Ok(r)
@@ -260,7 +307,8 @@ pub fn pass(
             .into_iter()
             .filter(|r| r.notified_at.is_none())
             .collect();
-        for r in pending {
+        let total = pending.len();
+        for (i, r) in pending.into_iter().enumerate() {
             match deliver_one(&r, cfg) {
                 Ok(()) => {
                     store.mark_detection_notified(
@@ -283,12 +331,28 @@ pub fn pass(
                             r.first_bucket_ns,
                             &format!("refused (HTTP {status}) {}", iotscope_store::now_rfc3339()),
                         )?;
+                        failures.push(format!(
+                            "{} at {}: {e:#}; recorded as refused, not tried again",
+                            r.key,
+                            rfc3339(r.first_bucket_ns)
+                        ));
+                        continue;
                     }
                     failures.push(format!(
-                        "{} at {}: {e:#}",
+                        "{} at {}: {e:#}; kept for the next run",
                         r.key,
                         rfc3339(r.first_bucket_ns)
-                    ))
+                    ));
+                    // A channel that is down stays down for this pass: the
+                    // others wait for the next rather than each waiting out
+                    // its retries.
+                    if total > i + 1 {
+                        failures.push(format!(
+                            "{} more episodes kept for the next run without trying",
+                            total - i - 1
+                        ));
+                    }
+                    break;
                 }
             }
         }
@@ -386,6 +450,20 @@ fn time(flag: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
         .transpose()
 }
 
+/// `--since` and `--until`, the first before the second.
+fn period(
+    since: &Option<String>,
+    until: &Option<String>,
+) -> anyhow::Result<(Option<i64>, Option<i64>)> {
+    let (a, b) = (time("since", since)?, time("until", until)?);
+    if let (Some(x), Some(y)) = (a, b) {
+        if x >= y {
+            bail!("--since must be before --until (an empty period judges nothing)");
+        }
+    }
+    Ok((a, b))
+}
+
 /// An episode as `detect list --format json` gives it: the stored columns
 /// and the alert's body.
 pub fn episode_json(r: &DetectionRecord) -> serde_json::Value {
@@ -412,14 +490,14 @@ pub fn episode_json(r: &DetectionRecord) -> serde_json::Value {
 pub fn run(c: DetectCommand, cfg: &crate::config::Config) -> anyhow::Result<ExitCode> {
     match c {
         DetectCommand::Run(a) => {
-            let (since, until) = (time("since", &a.since)?, time("until", &a.until)?);
+            let (since, until) = period(&a.since, &a.until)?;
             let mut store = open(a.db, cfg)?;
             let p = pass(&mut store, cfg, &a.research, since, until, !a.no_deliver)?;
             if a.format == "json" {
                 println!("{}", serde_json::to_string_pretty(&p)?);
             } else {
                 println!(
-                    "judged {} buckets, {} candidate ports; {} alerts: {} new episodes, {} updated; {} delivered",
+                    "judged {} buckets, {} candidate ports; {} alerts: {} new episodes, {} existing episodes met again; {} delivered",
                     p.outcome.buckets, p.outcome.ports, p.alerts, p.created, p.updated, p.delivered
                 );
                 let classes: Vec<String> = p
@@ -431,7 +509,7 @@ pub fn run(c: DetectCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                 println!("sources by class: {}", classes.join(", "));
             }
             for f in &p.failures {
-                eprintln!("iotscope: delivery failed (kept for the next run): {f}");
+                eprintln!("iotscope: delivery failed: {f}");
             }
             Ok(if p.failures.is_empty() {
                 ExitCode::SUCCESS
@@ -440,7 +518,7 @@ pub fn run(c: DetectCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
             })
         }
         DetectCommand::List(a) => {
-            let (since, until) = (time("since", &a.since)?, time("until", &a.until)?);
+            let (since, until) = period(&a.since, &a.until)?;
             let store = open(a.db, cfg)?;
             let rows = store.detections(since, until, a.limit)?;
             if a.format == "json" {

@@ -566,7 +566,7 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
                         }
                     );
                     for f in &p.failures {
-                        eprintln!("iotscope: detect: delivery failed (kept for the next run): {f}");
+                        eprintln!("iotscope: detect: delivery failed: {f}");
                     }
                 }
                 // Settings that cannot work for this store (a baseline of
