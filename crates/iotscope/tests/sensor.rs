@@ -562,3 +562,91 @@ fn a_fan_out_group_of_two_sockets_stores_what_one_counts() {
     assert!(closing["commits"].as_u64().unwrap() >= 2, "{closing}");
     assert_same_counts(&report(&db), &truth);
 }
+
+/// Issue 20: the detectors judge each bucket the live sensor closes. A
+/// steady background over seven two-second buckets, then a burst of
+/// Mirai-variant hosts on 37215: the episode is in the store, from the
+/// sensor's own passes (no `detect run`).
+#[test]
+fn the_detectors_judge_buckets_as_the_sensor_closes_them() {
+    let Some((dir, ns)) = trial() else {
+        return;
+    };
+    let background = generate(dir.path(), "bg.pcap", 3_000, 61);
+    let burst = dir.path().join("burst.pcap");
+    let st = Command::new(BIN)
+        .args([
+            "lab",
+            "darknet",
+            "--packets",
+            "50",
+            "--seed",
+            "62",
+            "--duration",
+            "1h",
+        ])
+        .args(["--campaigns", "new_port@0", "--out"])
+        .arg(&burst)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let cfg = dir.path().join("detect.toml");
+    std::fs::write(
+        &cfg,
+        "[detect]\nbaseline = \"30s\"\nperiod = \"0s\"\nlookback = \"10s\"\ncooldown = \"5s\"\nmin_history = 5\n",
+    )
+    .unwrap();
+    let db = dir.path().join("d.db");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.target, BIN, "--config"])
+        .arg(&cfg)
+        .args([
+            "sensor",
+            "--interface",
+            "tv0",
+            "--bucket",
+            "2s",
+            "--grace",
+            "1s",
+        ])
+        .args(DARKNETS)
+        .args(["--duration", "60s", "--format", "json", "--db"])
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (first, log) = watch(&mut child);
+    assert!(
+        first.contains("sensor on tv0"),
+        "sensor did not start: {first}"
+    );
+    // About 15 s (seven or eight buckets) of background at 200 frames a
+    // second, then the burst in well under a second.
+    replay(&ns, &background, &["--pps", "200"]);
+    replay(&ns, &burst, &["--pps", "5000"]);
+    // Its bucket closes after it (grace 1 s); the pass runs on its thread.
+    std::thread::sleep(Duration::from_secs(5));
+    let (_, log) = stop(child, log);
+    assert!(log.contains("detect from bucket"), "{log}");
+    let out = Command::new(BIN)
+        .args(["detect", "list", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let eps: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        eps.iter().any(|e| e["ports"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .any(|p| p == "37215")),
+        "no episode on 37215: {eps:#?}\n{log}"
+    );
+}
