@@ -500,11 +500,58 @@ fn run_stretch<S: Store + ?Sized>(
         recorded[slot(b.start_ns)] = true;
     }
 
-    // Sources per bucket: (hash, packets, backscatter) and their fingerprint
-    // tallies; addresses by hash.
+    // Candidate ports: enough sources in some judged bucket.
+    let min_candidate = settings.min_sources.min(settings.new_port_min).max(1.0) as u64;
+    let mut candidates: Vec<PortIndex> = activity
+        .iter()
+        .filter(|b| slot(b.start_ns) >= judged_from)
+        .flat_map(|b| b.ports.iter().filter(|p| p.2 >= min_candidate).map(|p| p.0))
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    out.ports = candidates.len();
+    out.buckets = slots.saturating_sub(judged_from);
+    let mut sketches: HashMap<PortIndex, Vec<Option<SourceSketch>>> = HashMap::new();
+    for (start, port, sk) in store.port_sketches(read_from, until_ns, &candidates)? {
+        if start < origin || slot(start) >= slots {
+            continue;
+        }
+        sketches.entry(port).or_insert_with(|| vec![None; slots])[slot(start)] = Some(sk);
+    }
+    let mut totals: HashMap<PortIndex, Vec<(u64, u64)>> = HashMap::new();
+    for b in &activity {
+        for p in &b.ports {
+            if candidates.binary_search(&p.0).is_ok() {
+                totals.entry(p.0).or_insert_with(|| vec![(0, 0); slots])[slot(b.start_ns)] =
+                    (p.1, p.2);
+            }
+        }
+    }
+
+    // Sources per bucket, lean (a spoofed flood has a source per packet):
+    // (hash, packets, backscatter) and the SYN tallies classification reads.
+    // Only sources with a fingerprint or backscatter packet somewhere can be
+    // classed other than `unknown` or `research_scanner`; only they are
+    // tracked per source over the look-back. Addresses are kept only for
+    // sources an alert can name (exact members of candidate ports,
+    // fingerprinted sources, backscatter victims).
+    let named: std::collections::HashSet<u64> = sketches
+        .values()
+        .flatten()
+        .flatten()
+        .filter_map(|sk| match sk {
+            SourceSketch::Exact(v) => Some(v.iter().copied()),
+            SourceSketch::Hll(_) => None,
+        })
+        .flatten()
+        .collect();
     let mut known: HashMap<u64, Addr> = HashMap::new();
+    let mut research_set: std::collections::HashSet<u64> = Default::default();
+    let mut fingerprinted: std::collections::HashSet<u64> = Default::default();
     let mut per_bucket: Vec<Vec<(u64, u64, u64)>> = vec![Vec::new(); slots];
     let mut tallies: Vec<Vec<Tally>> = vec![Vec::new(); slots];
+    let mut everyone = SourceSketch::default();
+    let mut pending: Vec<u64> = Vec::new();
     store.each_bucket_source(read_from, until_ns, &mut |start, a, c| {
         if start < origin {
             return;
@@ -514,20 +561,36 @@ fn run_stretch<S: Store + ?Sized>(
             return;
         }
         let h = source_hash(a);
-        known.entry(h).or_insert(a);
+        let marked = c.mirai | c.zmap | c.masscan | c.backscatter != 0;
+        if research.lookup(a).is_some() {
+            research_set.insert(h);
+        }
+        if marked {
+            fingerprinted.insert(h);
+        }
+        if marked || named.contains(&h) {
+            known.entry(h).or_insert(a);
+        }
         per_bucket[s].push((h, c.packets, c.backscatter));
         tallies[s].push(Tally::of(c));
+        pending.push(h);
+        if pending.len() >= 4096 {
+            everyone.insert_hashes(&mut pending);
+        }
     })?;
-    // Each source's class in each bucket, from its tallies over the
-    // look-back up to and including that bucket: never from later buckets,
-    // so a bucket's figures are what they were when it closed.
+    everyone.insert_hashes(&mut pending);
+    // Each fingerprinted source's class in each bucket, from its tallies
+    // over the look-back up to and including that bucket: never from later
+    // buckets, so a bucket's figures are what they were when it closed.
     let class_window = settings.buckets(settings.lookback_ns).max(1);
     let mut running: HashMap<u64, Tally> = HashMap::new();
     let mut slot_class: Vec<HashMap<u64, ScannerClass>> = vec![HashMap::new(); slots];
     let mut latest: HashMap<u64, ScannerClass> = HashMap::new();
     for s in 0..slots {
         for (r, t) in per_bucket[s].iter().zip(&tallies[s]) {
-            running.entry(r.0).or_default().add(t);
+            if fingerprinted.contains(&r.0) {
+                running.entry(r.0).or_default().add(t);
+            }
         }
         if s >= class_window {
             for (r, t) in per_bucket[s - class_window]
@@ -543,10 +606,11 @@ fn run_stretch<S: Store + ?Sized>(
             }
         }
         for r in &per_bucket[s] {
-            let tally = running.get(&r.0).copied().unwrap_or_default();
-            let c = classify(known[&r.0], &tally.counters(), research);
-            slot_class[s].insert(r.0, c);
-            latest.insert(r.0, c);
+            if let Some(t) = running.get(&r.0) {
+                let c = classify(known[&r.0], &t.counters(), research);
+                slot_class[s].insert(r.0, c);
+                latest.insert(r.0, c);
+            }
         }
     }
     drop(tallies);
@@ -554,11 +618,23 @@ fn run_stretch<S: Store + ?Sized>(
     for c in latest.values() {
         *out.classes.entry(c.name()).or_default() += 1;
     }
-    let class_of = |s: usize, h: &u64| {
-        slot_class[s]
-            .get(h)
-            .copied()
-            .unwrap_or(ScannerClass::Unknown)
+    let research_unmarked = research_set
+        .iter()
+        .filter(|h| !latest.contains_key(h))
+        .count() as u64;
+    *out.classes
+        .entry(ScannerClass::ResearchScanner.name())
+        .or_default() += research_unmarked;
+    // The rest are `unknown` (from a sketch of every source: exact up to
+    // 8,192 sources, estimated past that).
+    let unknown = everyone
+        .count()
+        .saturating_sub(latest.len() as u64 + research_unmarked);
+    *out.classes.entry(ScannerClass::Unknown.name()).or_default() += unknown;
+    let class_of = |s: usize, h: &u64| match slot_class[s].get(h) {
+        Some(&c) => c,
+        None if research_set.contains(h) => ScannerClass::ResearchScanner,
+        None => ScannerClass::Unknown,
     };
     // Per bucket: a sketch of each class's members, built once and only for
     // buckets with a port past the exact limit (whose members cannot be
@@ -604,34 +680,6 @@ fn run_stretch<S: Store + ?Sized>(
         sources: heavy.iter().map(|h| h.0).collect(),
         ..Default::default()
     };
-
-    // Candidate ports: enough sources in some judged bucket.
-    let min_candidate = settings.min_sources.min(settings.new_port_min).max(1.0) as u64;
-    let mut candidates: Vec<PortIndex> = activity
-        .iter()
-        .filter(|b| slot(b.start_ns) >= judged_from)
-        .flat_map(|b| b.ports.iter().filter(|p| p.2 >= min_candidate).map(|p| p.0))
-        .collect();
-    candidates.sort_unstable();
-    candidates.dedup();
-    out.ports = candidates.len();
-    out.buckets = slots.saturating_sub(judged_from);
-    let mut sketches: HashMap<PortIndex, Vec<Option<SourceSketch>>> = HashMap::new();
-    for (start, port, sk) in store.port_sketches(read_from, until_ns, &candidates)? {
-        if start < origin || slot(start) >= slots {
-            continue;
-        }
-        sketches.entry(port).or_insert_with(|| vec![None; slots])[slot(start)] = Some(sk);
-    }
-    let mut totals: HashMap<PortIndex, Vec<(u64, u64)>> = HashMap::new();
-    for b in &activity {
-        for p in &b.ports {
-            if candidates.binary_search(&p.0).is_ok() {
-                totals.entry(p.0).or_insert_with(|| vec![(0, 0); slots])[slot(b.start_ns)] =
-                    (p.1, p.2);
-            }
-        }
-    }
 
     let lookback = settings.buckets(settings.lookback_ns).max(1);
     let port_detectors = settings.port_detectors();
