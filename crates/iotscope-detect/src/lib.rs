@@ -1119,6 +1119,30 @@ fn groups(
     rows
 }
 
+/// A stored episode as `detect list --format json`, `/api/detections` and
+/// the webhook give it: the store's columns (times also in RFC 3339) and,
+/// under `latest`, the latest bucket's [`Alert`] as stored.
+pub fn episode_json(r: &DetectionRecord) -> serde_json::Value {
+    serde_json::json!({
+        "key": r.key,
+        "first_bucket": rfc3339(r.first_bucket_ns),
+        "last_bucket": rfc3339(r.last_bucket_ns),
+        "first_bucket_ns": r.first_bucket_ns,
+        "last_bucket_ns": r.last_bucket_ns,
+        "kind": r.kind,
+        "severity": r.severity,
+        "proto": r.proto,
+        "ports": r.ports,
+        "score": r.score,
+        "peak_score": r.peak_score,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "notified_at": r.notified_at,
+        "latest": serde_json::from_str::<serde_json::Value>(&r.body)
+            .unwrap_or(serde_json::Value::Null),
+    })
+}
+
 /// The standard library's address of a telescope address.
 pub fn ip_of(a: Addr) -> IpAddr {
     match a {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::Json;
 use iotscope_store::{DetectionRecord, Store};
-use iotscope_telescope::time::rfc3339;
 use serde_json::{json, Value};
 
 use crate::api::{number, only, time};
@@ -17,27 +16,14 @@ use crate::{ApiError, App};
 /// One episode as the API gives it; example sources the caller may not
 /// see (an ISP account: addresses outside its networks) are left out.
 pub(crate) fn episode(app: &App, caller: &Caller, r: &DetectionRecord) -> Value {
-    let mut latest: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
-    if let Some(ex) = latest.get_mut("examples").and_then(Value::as_array_mut) {
-        ex.retain(|e| e["ip"].as_str().is_some_and(|ip| caller.may_see(app, ip)));
+    let mut e = iotscope_detect::episode_json(r);
+    if let Some(ex) = e["latest"]
+        .get_mut("examples")
+        .and_then(Value::as_array_mut)
+    {
+        ex.retain(|x| x["ip"].as_str().is_some_and(|ip| caller.may_see(app, ip)));
     }
-    json!({
-        "key": r.key,
-        "first_bucket": rfc3339(r.first_bucket_ns),
-        "last_bucket": rfc3339(r.last_bucket_ns),
-        "first_bucket_ns": r.first_bucket_ns,
-        "last_bucket_ns": r.last_bucket_ns,
-        "kind": r.kind,
-        "severity": r.severity,
-        "proto": r.proto,
-        "ports": r.ports,
-        "score": r.score,
-        "peak_score": r.peak_score,
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-        "notified_at": r.notified_at,
-        "latest": latest,
-    })
+    e
 }
 
 /// `GET /api/detections?since=&until=&limit=`: episodes overlapping the

@@ -370,7 +370,7 @@ pub fn pass(
 /// Delivers one episode: POSTed to `[detect] webhook` (retried with
 /// back-off) and mailed to each of `[detect] mail_to` through `[smtp]`.
 fn deliver_one(r: &DetectionRecord, cfg: &crate::config::Config) -> anyhow::Result<()> {
-    let doc = episode_json(r);
+    let doc = iotscope_detect::episode_json(r);
     let json = serde_json::to_vec_pretty(&doc)?;
     if let Some(url) = &cfg.detect.webhook {
         let mut w = iotscope_alerts::webhook::Webhook::new(url);
@@ -464,28 +464,6 @@ fn period(
     Ok((a, b))
 }
 
-/// An episode as `detect list --format json` gives it: the stored columns
-/// and the alert's body.
-pub fn episode_json(r: &DetectionRecord) -> serde_json::Value {
-    serde_json::json!({
-        "key": r.key,
-        "first_bucket": rfc3339(r.first_bucket_ns),
-        "last_bucket": rfc3339(r.last_bucket_ns),
-        "first_bucket_ns": r.first_bucket_ns,
-        "last_bucket_ns": r.last_bucket_ns,
-        "kind": r.kind,
-        "severity": r.severity,
-        "proto": r.proto,
-        "ports": r.ports,
-        "score": r.score,
-        "peak_score": r.peak_score,
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-        "notified_at": r.notified_at,
-        "latest": serde_json::from_str::<serde_json::Value>(&r.body).unwrap_or(serde_json::Value::Null),
-    })
-}
-
 /// Runs `iotscope detect`.
 pub fn run(c: DetectCommand, cfg: &crate::config::Config) -> anyhow::Result<ExitCode> {
     match c {
@@ -522,7 +500,8 @@ pub fn run(c: DetectCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
             let store = open(a.db, cfg)?;
             let rows = store.detections(since, until, a.limit)?;
             if a.format == "json" {
-                let v: Vec<serde_json::Value> = rows.iter().map(episode_json).collect();
+                let v: Vec<serde_json::Value> =
+                    rows.iter().map(iotscope_detect::episode_json).collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!(
