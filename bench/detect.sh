@@ -16,7 +16,9 @@
 # alert per simulated week, the research sweep never raised.
 #
 # IOTSCOPE_BIN=PATH skips the build. DETECT_CONFIG=FILE passes a config with
-# a [detect] table (parameters to try).
+# a [detect] table (parameters to try). DIURNAL=A (0 to 1, default 0) gives
+# the background a day-night cycle (`lab darknet --diurnal A`), which the
+# seasonal baseline must see through.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=${1:-5}
@@ -34,7 +36,7 @@ cfg=()
 for seed in $(seq 1 "$seeds"); do
     rm -f "$out/c$seed.pcap" "$out/c$seed.pcap.truth.json" "$out/s$seed.db"*
     "$IOTSCOPE_BIN" lab darknet --out "$out/c$seed.pcap" --packets "$packets" \
-        --duration "${days}d" --seed "$seed" --campaigns default 2>/dev/null
+        --duration "${days}d" --seed "$seed" --campaigns default --diurnal "${DIURNAL:-0}" 2>/dev/null
     "$IOTSCOPE_BIN" "${cfg[@]}" telescope analyze "$out/c$seed.pcap" --db "$out/s$seed.db" \
         --darknet 198.18.0.0/16 --darknet 2001:db8:1::/48 > /dev/null
     before=$("$IOTSCOPE_BIN" detect list --db "$out/s$seed.db" --format json --limit 100000 | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
@@ -56,7 +58,8 @@ for r in rows:
     for c in r["campaigns"]:
         kinds.setdefault(c["kind"], []).append(c)
 print()
-print(f"{len(rows)} seeds, {days:.1f} simulated days, hourly buckets")
+import os
+print(f"{len(rows)} seeds, {days:.1f} simulated days, hourly buckets, day-night cycle {os.environ.get('DIURNAL', '0')}")
 print(f"{'campaign':<16} {'recall':>8} {'delay mean':>11} {'delay max':>10}")
 for k, cs in kinds.items():
     d = [c["delay"] for c in cs if c["detected"]]

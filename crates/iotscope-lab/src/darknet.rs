@@ -63,6 +63,12 @@ pub struct DarknetSpec {
     /// Scripted campaigns with known onsets, added to the mix (issue 20);
     /// their onsets and hosts go to the truth's `campaigns`.
     pub campaigns: Vec<Campaign>,
+    /// Day-night cycle of the background, 0 (none) to 1: the rate of
+    /// background frames follows 1 + A·sin(2π(t − 06:00 UTC)/24 h), busiest
+    /// at noon UTC, quietest at midnight (darknet traffic follows the
+    /// waking hours of the infected devices' owners). Campaigns are not
+    /// modulated.
+    pub diurnal: f64,
 }
 
 impl Default for DarknetSpec {
@@ -77,6 +83,7 @@ impl Default for DarknetSpec {
             outbreak: false,
             flood: false,
             campaigns: Vec::new(),
+            diurnal: 0.0,
         }
     }
 }
@@ -590,6 +597,16 @@ pub fn generate(
             &sources[sid]
         };
         let ts = t0_us + s.t0 + b.rng.below(s.dur as u64) as i64;
+        // The day-night cycle thins frames by their time of day (rejection
+        // sampling: a frame is kept with probability rate(t) / peak rate).
+        if spec.diurnal > 0.0 {
+            let a = spec.diurnal.min(1.0);
+            let phase =
+                (ts.rem_euclid(86_400_000_000) as f64 / 86_400e6 - 0.25) * std::f64::consts::TAU;
+            if !b.rng.chance((1.0 + a * phase.sin()) / (1.0 + a)) {
+                continue;
+            }
+        }
         let dst = DN_V4 | b.rng.next_u32() & 0xffff;
         let src = s.v4;
         let mut label = Label {

@@ -371,6 +371,77 @@ mod tests {
         }
     }
 
+    fn truth_of(spec: &super::super::DarknetSpec) -> super::super::Truth {
+        super::super::generate(spec, super::super::CaptureFormat::Pcap, std::io::sink()).unwrap()
+    }
+
+    #[test]
+    fn campaigns_start_at_their_onsets_and_a_new_port_is_silent_before() {
+        let spec = super::super::DarknetSpec {
+            packets: 20_000,
+            duration_s: 2 * 86_400,
+            campaigns: vec![
+                "new_port@1d".parse().unwrap(),
+                "mirai_outbreak@1d6h".parse().unwrap(),
+            ],
+            ..Default::default()
+        };
+        let t = truth_of(&spec);
+        assert_eq!(t.campaigns.len(), 2);
+        let np = &t.campaigns[0];
+        assert_eq!(
+            (np.kind, np.onset_s),
+            (CampaignKind::NewPort, spec.start_s + 86_400)
+        );
+        assert_eq!(np.hosts, 150);
+        let on_port = |b: &super::super::TruthBucket| {
+            b.ports
+                .iter()
+                .find(|p| p.proto == "tcp" && p.port == NEW_PORT)
+                .map_or(0, |p| p.sources)
+        };
+        for b in &t.series {
+            if b.start_s < np.onset_s / 3600 * 3600 {
+                assert_eq!(
+                    on_port(b),
+                    0,
+                    "traffic to {NEW_PORT} before the onset at {}",
+                    b.start_s
+                );
+            }
+        }
+        let after: u64 = t
+            .series
+            .iter()
+            .filter(|b| b.start_s >= np.onset_s)
+            .map(on_port)
+            .max()
+            .unwrap();
+        assert!(after >= 20, "{after} sources an hour after the onset");
+    }
+
+    #[test]
+    fn the_day_night_cycle_thins_the_night() {
+        let spec = super::super::DarknetSpec {
+            packets: 30_000,
+            duration_s: 2 * 86_400,
+            diurnal: 1.0,
+            ..Default::default()
+        };
+        let t = truth_of(&spec);
+        let hour = |b: &super::super::TruthBucket| b.start_s.rem_euclid(86_400) / 3600;
+        let sum = |hours: &[i64]| -> u64 {
+            t.series
+                .iter()
+                .filter(|b| hours.contains(&hour(b)))
+                .map(|b| b.packets)
+                .sum()
+        };
+        let (noon, night) = (sum(&[11, 12, 13]), sum(&[23, 0, 1]));
+        assert!(noon > 5 * night.max(1), "noon {noon}, night {night}");
+        assert_eq!(t.packets + t.outside, 30_000, "the frame count is kept");
+    }
+
     #[test]
     fn the_preset_places_one_of_each_inside_the_capture() {
         let d = 7 * 86_400;

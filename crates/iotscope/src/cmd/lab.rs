@@ -96,6 +96,17 @@ pub struct DarknetArgs {
     /// `campaigns`.
     #[arg(long, value_name = "SPEC", conflicts_with = "flood")]
     campaigns: Option<String>,
+    /// Day-night cycle of the background, 0 (none, the default) to 1: the
+    /// rate follows 1 + A·sin, busiest at noon UTC, quietest at midnight.
+    #[arg(long, value_name = "A", default_value_t = 0.0, value_parser = diurnal)]
+    diurnal: f64,
+}
+
+fn diurnal(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(a) if (0.0..=1.0).contains(&a) => Ok(a),
+        _ => Err(format!("{text:?}: a number from 0 to 1")),
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -223,6 +234,7 @@ fn run_command(cmd: LabCommand) -> anyhow::Result<ExitCode> {
                         .collect::<Result<_, _>>()
                         .context("--campaigns")?,
                 },
+                diurnal: a.diurnal,
             };
             let format = match a.format {
                 Fmt::Pcap => CaptureFormat::Pcap,
