@@ -1078,7 +1078,7 @@ fn examples(
     rows.iter()
         .filter_map(|(h, p)| {
             known.get(h).map(|a| Example {
-                ip: ip_of(*a).to_string(),
+                ip: a.to_ip().to_string(),
                 class: class_of(h),
                 packets: *p,
             })
@@ -1100,7 +1100,7 @@ fn groups(
     let mut count: HashMap<String, u64> = HashMap::new();
     for h in members {
         if let Some(a) = known.get(h) {
-            let ip = ip_of(*a);
+            let ip = a.to_ip();
             let g = if country {
                 e.country(ip).unwrap_or_default()
             } else {
@@ -1141,12 +1141,4 @@ pub fn episode_json(r: &DetectionRecord) -> serde_json::Value {
         "latest": serde_json::from_str::<serde_json::Value>(&r.body)
             .unwrap_or(serde_json::Value::Null),
     })
-}
-
-/// The standard library's address of a telescope address.
-pub fn ip_of(a: Addr) -> IpAddr {
-    match a {
-        Addr::V4(v) => IpAddr::V4(v.into()),
-        Addr::V6(v) => IpAddr::V6(v.into()),
-    }
 }

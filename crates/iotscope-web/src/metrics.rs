@@ -137,22 +137,18 @@ pub(crate) async fn render(State(app): State<Arc<App>>, _caller: Caller) -> impl
     }
     // Detection episodes still open (within their cool-down of the newest
     // bucket): one gauge per episode, its latest score.
+    // One read: the newest bucket's start and the episodes.
     let detections = app
         .store(|st| {
             let newest = iotscope_store::Store::newest_bucket_end(st)?;
+            let bucket = st.bucket_ns()?.unwrap_or(0);
             let rows = iotscope_store::Store::detections(st, None, None, 10_000)?;
-            Ok((newest, rows))
+            Ok((newest.map(|end| end - bucket), rows))
         })
         .await
         .unwrap_or_default();
-    if let (Some(end), rows) = &detections {
-        let bucket = app
-            .store(|st| st.bucket_ns())
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or(0);
-        let open = crate::detect::open_episodes(rows, end - bucket);
+    if let (Some(newest_start), rows) = &detections {
+        let open = crate::detect::open_episodes(rows, *newest_start);
         out.push_str(
             "# HELP iotscope_detection_open Detection alerts still open (latest score), by key, kind and severity.\n\
              # TYPE iotscope_detection_open gauge\n",

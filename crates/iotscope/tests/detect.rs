@@ -72,6 +72,17 @@ fn store_with_campaigns(dir: &Path) -> (PathBuf, serde_json::Value) {
     (db, truth)
 }
 
+/// `iotscope --config CFG detect run --db DB`.
+fn detect_run(cfg: &Path, db: &Path) -> std::process::Output {
+    bin()
+        .arg("--config")
+        .arg(cfg)
+        .args(["detect", "run", "--db"])
+        .arg(db)
+        .output()
+        .unwrap()
+}
+
 fn episodes(db: &Path) -> Vec<serde_json::Value> {
     let out = bin()
         .args([
@@ -261,13 +272,7 @@ fn new_episodes_go_to_the_webhook_once_and_failures_wait_for_the_next_run() {
     drop(dead);
     let cfg = dir.path().join("dead.toml");
     std::fs::write(&cfg, format!("[detect]\nwebhook = \"{dead_url}\"\n")).unwrap();
-    let out = bin()
-        .arg("--config")
-        .arg(&cfg)
-        .args(["detect", "run", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = detect_run(&cfg, &db);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -282,15 +287,7 @@ fn new_episodes_go_to_the_webhook_once_and_failures_wait_for_the_next_run() {
     let (url, seen) = receiver(vec![503]);
     let cfg = dir.path().join("hook.toml");
     std::fs::write(&cfg, format!("[detect]\nwebhook = \"{url}\"\n")).unwrap();
-    let run = || {
-        bin()
-            .arg("--config")
-            .arg(&cfg)
-            .args(["detect", "run", "--db"])
-            .arg(&db)
-            .output()
-            .unwrap()
-    };
+    let run = || detect_run(&cfg, &db);
     let out = run();
     assert!(
         out.status.success(),
@@ -319,13 +316,7 @@ fn bad_detection_settings_and_lists_are_clear_errors() {
     let (db, _) = store_with_campaigns(dir.path());
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[detect]\ncooldown = \"soon\"\n").unwrap();
-    let out = bin()
-        .arg("--config")
-        .arg(&cfg)
-        .args(["detect", "run", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let out = detect_run(&cfg, &db);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cooldown"),
@@ -346,13 +337,7 @@ fn bad_detection_settings_and_lists_are_clear_errors() {
         "mail_to = [\"not a mailbox\"]",
     ] {
         std::fs::write(&cfg, format!("[detect]\n{bad}\n")).unwrap();
-        let out = bin()
-            .arg("--config")
-            .arg(&cfg)
-            .args(["detect", "run", "--db"])
-            .arg(&db)
-            .output()
-            .unwrap();
+        let out = detect_run(&cfg, &db);
         assert_eq!(
             out.status.code(),
             Some(2),
@@ -441,13 +426,7 @@ fn new_episodes_are_mailed_with_their_json_attached() {
         ),
     )
     .unwrap();
-    let run = bin()
-        .arg("--config")
-        .arg(&cfg)
-        .args(["detect", "run", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let run = detect_run(&cfg, &db);
     assert!(
         run.status.success(),
         "{}",

@@ -102,11 +102,7 @@ pub enum AlertsCommand {
 }
 
 fn open(db: Option<PathBuf>, cfg: &crate::config::Config) -> anyhow::Result<SqliteStore> {
-    let db = db
-        .or_else(|| cfg.store.db.clone())
-        .context("give --db (or [store] db in the config)")?;
-    anyhow::ensure!(db.exists(), "no store at {}", db.display());
-    Ok(SqliteStore::open(&db)?)
+    super::existing_store(db, cfg)
 }
 
 fn to_alert(r: &AlertRecord) -> Alert {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use iotscope_detect::{Enricher, ResearchScanners, Settings};
 use iotscope_store::{DetectionRecord, SqliteStore, Store};
-use iotscope_telescope::time::{parse_rfc3339, rfc3339};
+use iotscope_telescope::time::rfc3339;
 use serde::Deserialize;
 
 /// `iotscope detect ...`.
@@ -432,44 +432,12 @@ fn clip(s: &str, n: usize) -> String {
     }
 }
 
-fn open(db: Option<PathBuf>, cfg: &crate::config::Config) -> anyhow::Result<SqliteStore> {
-    let db = db
-        .or_else(|| cfg.store.db.clone())
-        .context("give --db (or [store] db in the config)")?;
-    anyhow::ensure!(db.exists(), "no store at {}", db.display());
-    Ok(SqliteStore::open(&db)?)
-}
-
-fn time(flag: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
-    v.as_deref()
-        .map(|t| {
-            parse_rfc3339(t).with_context(|| {
-                format!("--{flag} {t:?} is not RFC 3339 (2016-10-01T00:00:00Z) or a date")
-            })
-        })
-        .transpose()
-}
-
-/// `--since` and `--until`, the first before the second.
-fn period(
-    since: &Option<String>,
-    until: &Option<String>,
-) -> anyhow::Result<(Option<i64>, Option<i64>)> {
-    let (a, b) = (time("since", since)?, time("until", until)?);
-    if let (Some(x), Some(y)) = (a, b) {
-        if x >= y {
-            bail!("--since must be before --until (an empty period judges nothing)");
-        }
-    }
-    Ok((a, b))
-}
-
 /// Runs `iotscope detect`.
 pub fn run(c: DetectCommand, cfg: &crate::config::Config) -> anyhow::Result<ExitCode> {
     match c {
         DetectCommand::Run(a) => {
-            let (since, until) = period(&a.since, &a.until)?;
-            let mut store = open(a.db, cfg)?;
+            let (since, until) = super::period(&a.since, &a.until, "judges")?;
+            let mut store = super::existing_store(a.db, cfg)?;
             let p = pass(&mut store, cfg, &a.research, since, until, !a.no_deliver)?;
             if a.format == "json" {
                 println!("{}", serde_json::to_string_pretty(&p)?);
@@ -496,8 +464,8 @@ pub fn run(c: DetectCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
             })
         }
         DetectCommand::List(a) => {
-            let (since, until) = period(&a.since, &a.until)?;
-            let store = open(a.db, cfg)?;
+            let (since, until) = super::period(&a.since, &a.until, "judges")?;
+            let store = super::existing_store(a.db, cfg)?;
             let rows = store.detections(since, until, a.limit)?;
             if a.format == "json" {
                 let v: Vec<serde_json::Value> =

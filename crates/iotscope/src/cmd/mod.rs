@@ -17,3 +17,44 @@ pub mod share;
 pub mod survey;
 pub mod telescope;
 pub mod users;
+
+/// The store `--db` (or `[store] db`) names, which must exist already (a
+/// command that only reads or adds to a store never makes an empty one).
+pub(crate) fn existing_store(
+    db: Option<std::path::PathBuf>,
+    cfg: &crate::config::Config,
+) -> anyhow::Result<iotscope_store::SqliteStore> {
+    use anyhow::Context;
+    let db = db
+        .or_else(|| cfg.store.db.clone())
+        .context("give --db (or [store] db in the config)")?;
+    anyhow::ensure!(db.exists(), "no store at {}", db.display());
+    Ok(iotscope_store::SqliteStore::open(&db)?)
+}
+
+/// `--since` and `--until` as ns since the epoch, the first before the
+/// second; `what` ends the error for an empty period ("reports nothing").
+pub(crate) fn period(
+    since: &Option<String>,
+    until: &Option<String>,
+    what: &str,
+) -> anyhow::Result<(Option<i64>, Option<i64>)> {
+    use anyhow::Context;
+    let time = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<i64>> {
+        v.as_deref()
+            .map(|t| {
+                iotscope_telescope::time::parse_rfc3339(t).with_context(|| {
+                    format!("--{flag} {t:?} is not RFC 3339 (2016-10-01T00:00:00Z) or a date")
+                })
+            })
+            .transpose()
+    };
+    let (a, b) = (time("since", since)?, time("until", until)?);
+    if let (Some(x), Some(y)) = (a, b) {
+        anyhow::ensure!(
+            x < y,
+            "--since must be before --until (an empty period {what} nothing)"
+        );
+    }
+    Ok((a, b))
+}

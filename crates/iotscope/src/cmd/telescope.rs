@@ -689,15 +689,6 @@ fn report(r: ReportArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
             db.display()
         );
     }
-    let time = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<i64>> {
-        v.as_deref()
-            .map(|t| {
-                parse_rfc3339(t).with_context(|| {
-                    format!("--{flag} {t:?} is not RFC 3339 (2016-10-01T00:00:00Z) or a date")
-                })
-            })
-            .transpose()
-    };
     let ports = r
         .port
         .iter()
@@ -707,12 +698,7 @@ fn report(r: ReportArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let top = r.top.or(cfg.telescope.top).unwrap_or(10);
-    let (since_ns, until_ns) = (time("since", &r.since)?, time("until", &r.until)?);
-    if let (Some(a), Some(b)) = (since_ns, until_ns) {
-        if a >= b {
-            bail!("--since must be before --until (an empty period reports nothing)");
-        }
-    }
+    let (since_ns, until_ns) = super::period(&r.since, &r.until, "reports")?;
     let store = SqliteStore::open(&db)?;
     let query = ReportQuery {
         since_ns,
