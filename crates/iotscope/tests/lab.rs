@@ -509,7 +509,17 @@ fn python_telnetlib_logs_in_and_the_shell_records_commands() {
         .status()
         .unwrap();
     assert!(st.success());
-    let events = lab.audit_events();
+    // The client closes right after writing `exit`: the device may log that
+    // line a moment after the client is gone (seen under load), so the log
+    // is read until it holds the three events, for at most 10 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let events = loop {
+        let events = lab.audit_events();
+        if events.len() >= 3 || std::time::Instant::now() >= deadline {
+            break events;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     let kinds: Vec<(&str, &str)> = events
         .iter()
         .map(|e| (e["event"].as_str().unwrap(), e["detail"].as_str().unwrap()))
