@@ -25,7 +25,97 @@ pub mod status;
 pub use config::{Gateway, GatewayConfig};
 pub use ruleset::{Inputs, Plan};
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::time::Duration;
+
+/// Reads each configured device's MUD file (`None` for a device without
+/// one), in `[[gateway.device]]` order.
+///
+/// Errors: [`mud::MudError`] for a file that cannot be read or used: a
+/// device whose file is missing would otherwise fall back to the default
+/// policy without anyone noticing.
+pub fn load_muds(gw: &Gateway) -> Result<Vec<Option<mud::Mud>>, mud::MudError> {
+    gw.device
+        .iter()
+        .map(|d| {
+            let Some(path) = &d.mud else { return Ok(None) };
+            let file = path.display().to_string();
+            let meta = std::fs::metadata(path).map_err(|e| mud::MudError {
+                file: file.clone(),
+                message: e.to_string(),
+            })?;
+            if meta.len() > mud::MAX_MUD_BYTES as u64 {
+                return Err(mud::MudError {
+                    file,
+                    message: format!("larger than {} bytes", mud::MAX_MUD_BYTES),
+                });
+            }
+            let text = std::fs::read_to_string(path).map_err(|e| mud::MudError {
+                file: file.clone(),
+                message: e.to_string(),
+            })?;
+            mud::parse(&text, &file).map(Some)
+        })
+        .collect()
+}
+
+/// The host names the MUD files' ACEs use.
+pub fn mud_names(muds: &[Option<mud::Mud>]) -> BTreeSet<String> {
+    muds.iter()
+        .flatten()
+        .flat_map(|m| m.from_device.iter().chain(&m.to_device))
+        .flat_map(|a| [a.src_dnsname.clone(), a.dst_dnsname.clone()])
+        .flatten()
+        .collect()
+}
+
+/// Turns a host name into addresses.
+pub trait Resolver {
+    /// The name's addresses (none when it does not resolve).
+    fn resolve(&self, name: &str) -> Vec<IpAddr>;
+}
+
+/// The system's resolver (getaddrinfo), each name given at most `timeout`
+/// (a resolver that does not answer would otherwise hold the plan).
+pub struct SystemResolver {
+    /// Most time per name.
+    pub timeout: Duration,
+}
+
+impl Resolver for SystemResolver {
+    fn resolve(&self, name: &str) -> Vec<IpAddr> {
+        use std::net::ToSocketAddrs;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let n = name.to_string();
+        std::thread::spawn(move || {
+            let r: Vec<IpAddr> = (n.as_str(), 0)
+                .to_socket_addrs()
+                .map(|it| it.map(|a| a.ip()).collect())
+                .unwrap_or_default();
+            let _ = tx.send(r);
+        });
+        rx.recv_timeout(self.timeout).unwrap_or_default()
+    }
+}
+
+/// Addresses of `names`: `[gateway] hosts` first, then `resolver`.
+pub fn resolve_names(
+    names: &BTreeSet<String>,
+    hosts: &BTreeMap<String, Vec<IpAddr>>,
+    resolver: &dyn Resolver,
+) -> BTreeMap<String, Vec<IpAddr>> {
+    names
+        .iter()
+        .map(|n| {
+            let addrs = match hosts.get(n) {
+                Some(a) => a.clone(),
+                None => resolver.resolve(n),
+            };
+            (n.clone(), addrs)
+        })
+        .collect()
+}
 
 /// The C&C addresses among a blocklist's values and a honeypot's download
 /// hosts: IP literals only (a name is left to the DNS side, `blocklist

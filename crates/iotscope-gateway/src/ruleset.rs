@@ -387,6 +387,15 @@ impl Plan {
         let _ = writeln!(t, "\t\tct state established,related accept");
         let _ = writeln!(t, "\t\tct state invalid counter drop comment \"invalid\"");
         for f in [&V4, &V6] {
+            // A quarantined host keeps DNS: the gateway's (input) and the
+            // listed resolvers'.
+            let _ = writeln!(
+                t,
+                "\t\tiifname {lan} {} saddr @quarantine_{} {} daddr @resolvers_{} meta l4proto {{ tcp, udp }} th dport 53 accept",
+                f.ip, f.suffix, f.ip, f.suffix
+            );
+        }
+        for f in [&V4, &V6] {
             let _ = writeln!(
                 t,
                 "\t\tiifname {lan} {} saddr @quarantine_{} counter drop comment \"quarantine\"",

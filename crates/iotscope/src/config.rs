@@ -75,6 +75,9 @@ pub struct Config {
     /// `[detect]`.
     #[serde(default)]
     pub detect: crate::cmd::detect::DetectDefaults,
+    /// `[gateway]` (checked by the gateway commands).
+    #[serde(default)]
+    pub gateway: Option<iotscope_gateway::GatewayConfig>,
 }
 
 /// `[sensor]`: what `iotscope sensor` reads again on SIGHUP (with

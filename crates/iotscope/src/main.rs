@@ -34,6 +34,9 @@ enum Command {
     /// Detection over the telescope's buckets: run the detectors, list their alerts.
     #[command(subcommand)]
     Detect(cmd::detect::DetectCommand),
+    /// IoT secure gateway: an nftables table (C&C sets, DNS, inbound, MUD allowlists, quarantine).
+    #[command(subcommand)]
+    Gateway(cmd::gateway::GatewayCommand),
     /// Telnet and SSH honeypot posing as IoT devices: records logins, commands and the loaders' downloads.
     Honeypot(Box<cmd::honeypot::HoneypotArgs>),
     /// The testbed: emulated IoT devices (`lab`), generated darknet captures (`lab darknet`).
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Sensor(a) => cmd::sensor::run(*a, &cfg, config_path.as_deref()),
         Command::Honeypot(a) => cmd::honeypot::run(*a, &cfg),
         Command::Detect(c) => cmd::detect::run(c, &cfg),
+        Command::Gateway(c) => cmd::gateway::run(c, &cfg),
         Command::Demo(a) => cmd::demo::run(a, &cfg),
         Command::Survey(a) => cmd::survey::run(*a, &cfg),
         Command::Findings(a) => cmd::findings::run(a, &cfg),

@@ -19,7 +19,7 @@ use iotscope_export::terminal as term;
 use iotscope_survey::{probe, ProbeSettings, Status};
 
 /// The ports a home or office IoT device usually exposes.
-const DEFAULT_PORTS: &str =
+pub const DEFAULT_PORTS: &str =
     "21,22,23,80,81,443,502,554,1883,2323,7547,8000,8080,8081,8443,8554,8888";
 
 #[derive(clap::Args, Debug)]
@@ -76,6 +76,54 @@ fn resolve(host: &str) -> anyhow::Result<IpAddr> {
         .with_context(|| format!("{host:?} has no address"))
 }
 
+/// Probes `ports` of `ip` and runs the checks on what answers: the
+/// services seen (by port) and the report. `stop` turning true ends every
+/// phase at once (probes and logins in flight are dropped with their
+/// connections). Used by `iotscope check` and by the gateway for each new
+/// LAN device.
+pub async fn examine(
+    ip: IpAddr,
+    ports: &[u16],
+    settings: &ProbeSettings,
+    rules: &iotscope_checks::rules::Rules,
+    opts: &iotscope_checks::run::CheckOptions,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> (Vec<Seen>, HostReport) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for &port in ports {
+        let s = settings.clone();
+        tasks.spawn(async move { probe(SocketAddr::new(ip, port), &s).await });
+    }
+    let mut seen = Vec::new();
+    loop {
+        let row = tokio::select! {
+            r = tasks.join_next() => match r {
+                Some(Ok(row)) => row,
+                Some(Err(_)) => continue,
+                None => break,
+            },
+            _ = stop.wait_for(|s| *s) => {
+                tasks.abort_all();
+                break;
+            }
+        };
+        if let (Status::Open, Some(service), Some(banner)) = (row.status, row.service, row.banner) {
+            seen.push(Seen {
+                port: row.port,
+                service: service.to_string(),
+                banner,
+            });
+        }
+    }
+    seen.sort_by_key(|s| s.port);
+    let mut stop_checks = stop.clone();
+    let report = check_host_until(ip, &seen, rules, opts, async move {
+        let _ = stop_checks.wait_for(|s| *s).await;
+    })
+    .await;
+    (seen, report)
+}
+
 pub fn run(a: CheckArgs, config: &crate::config::Config) -> anyhow::Result<ExitCode> {
     let lang = match a.lang.as_deref() {
         Some("ja") => Lang::Ja,
@@ -120,7 +168,7 @@ pub fn run(a: CheckArgs, config: &crate::config::Config) -> anyhow::Result<ExitC
         // SIGINT or SIGTERM ends the check in any phase: probes and logins
         // in flight are dropped with their connections, and the report
         // says what was found and what was not checked.
-        let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
         let signals = {
             use tokio::signal::unix::{signal, SignalKind};
             let mut term = signal(SignalKind::terminate())?;
@@ -133,40 +181,7 @@ pub fn run(a: CheckArgs, config: &crate::config::Config) -> anyhow::Result<ExitC
                 let _ = stop_tx.send(true);
             })
         };
-        let mut tasks = tokio::task::JoinSet::new();
-        for port in ports {
-            let s = settings.clone();
-            tasks.spawn(async move { probe(SocketAddr::new(ip, port), &s).await });
-        }
-        let mut seen = Vec::new();
-        loop {
-            let row = tokio::select! {
-                r = tasks.join_next() => match r {
-                    Some(Ok(row)) => row,
-                    Some(Err(_)) => continue,
-                    None => break,
-                },
-                _ = stop.wait_for(|s| *s) => {
-                    tasks.abort_all();
-                    break;
-                }
-            };
-            if let (Status::Open, Some(service), Some(banner)) =
-                (row.status, row.service, row.banner)
-            {
-                seen.push(Seen {
-                    port: row.port,
-                    service: service.to_string(),
-                    banner,
-                });
-            }
-        }
-        seen.sort_by_key(|s| s.port);
-        let mut stop_checks = stop.clone();
-        let report = check_host_until(ip, &seen, &rules, &opts, async move {
-            let _ = stop_checks.wait_for(|s| *s).await;
-        })
-        .await;
+        let (seen, report) = examine(ip, &ports, &settings, &rules, &opts, stop.clone()).await;
         signals.abort();
         let interrupted = *stop.borrow();
         anyhow::Ok((seen, report, interrupted))

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod detect;
 pub mod enrich;
 pub mod findings;
+pub mod gateway;
 pub mod honeypot;
 pub mod lab;
 pub mod sensor;
