@@ -16,6 +16,11 @@ use iotscope_telescope::Prefix;
 use iotscope_wire::{fingerprint, Addr, Class, Packet};
 use serde::Serialize;
 
+/// The kernel filter (tcpdump's syntax) for the capture that feeds the
+/// watcher: IPv4 TCP SYNs without ACK, and IPv6 TCP (libpcap's `tcp[]`
+/// does not reach past an IPv6 header; the decoder picks the SYNs).
+pub const SYN_FILTER: &str = "(tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn) or (ip6 and tcp)";
+
 /// Most LAN hosts followed at once.
 pub const MAX_HOSTS: usize = 65_536;
 

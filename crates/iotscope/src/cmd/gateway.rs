@@ -385,11 +385,6 @@ extern "C" fn on_signal(_sig: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
-/// The kernel filter of the scan watch: TCP SYNs without ACK (IPv4), and
-/// IPv6 TCP (libpcap's `tcp[]` does not reach past an IPv6 header; the
-/// decoder picks the SYNs).
-pub const SYN_FILTER: &str = "(tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn) or (ip6 and tcp)";
-
 #[cfg(not(feature = "live-capture"))]
 fn open_capture(_iface: &str) -> anyhow::Result<Box<dyn iotscope_ingest::sensor::PacketSource>> {
     anyhow::bail!(
@@ -403,7 +398,7 @@ fn open_capture(iface: &str) -> anyhow::Result<Box<dyn iotscope_ingest::sensor::
     use iotscope_ingest::live::{LiveCapture, LiveOptions};
     Ok(Box::new(LiveCapture::open(&LiveOptions {
         interface: iface.to_string(),
-        filter: Some(SYN_FILTER.to_string()),
+        filter: Some(iotscope_gateway::quarantine::SYN_FILTER.to_string()),
         // Headers are enough: Ethernet, IPv6 with a few extension headers, TCP.
         snaplen: 256,
         buffer_bytes: 8 << 20,
