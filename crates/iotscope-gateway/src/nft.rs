@@ -187,7 +187,16 @@ pub struct Applied {
 /// cannot be kept (nothing was changed then either).
 pub fn apply(nf: &dyn Netfilter, plan: &Plan, state_dir: &Path) -> Result<Applied, NftError> {
     let before = current(nf)?;
-    let script = plan.apply_script();
+    let mut script = plan.apply_script();
+    // Hosts in quarantine stay there for the time they have left: a new
+    // table must not release a scanner.
+    if before.is_some() {
+        if let Some(json) = nf.list_table(true)? {
+            if let Ok(st) = crate::status::parse_table(&json) {
+                script.push_str(&carry_quarantine(&st.quarantined));
+            }
+        }
+    }
     nf.run(&script, true)?;
     if let Some(t) = &before {
         write_state(&previous_path(state_dir), t)?;
@@ -196,6 +205,23 @@ pub fn apply(nf: &dyn Netfilter, plan: &Plan, state_dir: &Path) -> Result<Applie
     Ok(Applied {
         kept_previous: before.is_some(),
     })
+}
+
+/// `add element` lines that put quarantined hosts back with the time they
+/// have left (at least one second).
+pub fn carry_quarantine(hosts: &[crate::status::Quarantined]) -> String {
+    let mut s = String::new();
+    for q in hosts {
+        let Ok(ip) = q.address.parse::<std::net::IpAddr>() else {
+            continue;
+        };
+        let fam = if ip.is_ipv4() { "v4" } else { "v6" };
+        s.push_str(&format!(
+            "add element {TABLE} quarantine_{fam} {{ {ip} timeout {}s }}\n",
+            q.expires_s.max(1)
+        ));
+    }
+    s
 }
 
 /// Loads the table kept by the last [`apply`] (and keeps the one it

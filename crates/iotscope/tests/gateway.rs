@@ -524,6 +524,15 @@ timeout = "6s"
         },
     );
 
+    // Applying again keeps the quarantined host in quarantine.
+    let out = iotscope(&net, &config, &["gateway", "apply"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(quarantined(&status(&net, &config), "198.18.1.29").is_some());
+
     // The new lab device: seen in the neighbour table, checked once.
     let _ = py(&net.lan, CONNECT, &["198.18.1.17", "198.18.1.1", "53"]);
     let mut device = serde_json::Value::Null;
@@ -578,6 +587,9 @@ timeout = "6s"
     );
 
     // Refresh in place: a new C&C address joins, counters stay.
+    assert!(!connect(&net, &net.lan, "198.18.1.19", "198.19.200.10", 80));
+    let counted = counter(&status(&net, &config), "cc-out");
+    assert!(counted >= 1);
     write_config("\"198.19.200.10\", \"198.19.200.20\", \"198.19.200.30\"");
     let out = iotscope(&net, &config, &["gateway", "refresh"]);
     assert!(
@@ -588,7 +600,7 @@ timeout = "6s"
     let st = status(&net, &config);
     assert_eq!(st["sets"]["cc_v4"], 4);
     assert!(
-        counter(&st, "cc-out") >= 2,
+        counter(&st, "cc-out") == counted,
         "counters survive a refresh: {st}"
     );
 
