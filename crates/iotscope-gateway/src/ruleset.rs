@@ -47,6 +47,9 @@ pub struct Inputs {
     pub muds: Vec<Option<Mud>>,
     /// Addresses of the host names the MUD files use.
     pub names: BTreeMap<String, Vec<IpAddr>>,
+    /// Services the checks flagged (address, port, finding kind, from the
+    /// store): a declared forward to one of them is left out.
+    pub flagged: Vec<(IpAddr, u16, String)>,
 }
 
 /// One named set and its elements (as nft writes them).
@@ -274,6 +277,32 @@ impl Plan {
                 ));
             }
         }
+        // Telnet is refused when the file is read; a port the checks
+        // flagged (a default password, an open panel, cleartext admin) is
+        // left out here, so it is never forwarded either.
+        let forwards: Vec<(usize, &crate::config::Forward)> = gw
+            .forward
+            .iter()
+            .enumerate()
+            .filter(|(i, fw)| {
+                let port = fw.to_port.unwrap_or(fw.port);
+                let flagged: Vec<&str> = inputs
+                    .flagged
+                    .iter()
+                    .filter(|(a, p, _)| *a == fw.to && *p == port)
+                    .map(|f| f.2.as_str())
+                    .collect();
+                if flagged.is_empty() {
+                    return true;
+                }
+                warnings.push(format!(
+                    "forward-{i} to {}:{port} left out: the checks found {} there",
+                    fw.to,
+                    flagged.join(", ")
+                ));
+                false
+            })
+            .collect();
         let mut t = String::new();
         let _ = writeln!(t, "table {TABLE} {{");
         let _ = writeln!(t, "\tcomment \"{OWNER}\"");
@@ -314,7 +343,7 @@ impl Plan {
                 let _ = writeln!(t, "\t\tiifname {lan} {} daddr != @resolvers_{} meta l4proto {{ tcp, udp }} th dport 53 counter dnat {} to {a} comment \"dns-redirect\"", f.ip, f.suffix, f.ip);
             }
         }
-        for (i, fw) in gw.forward.iter().enumerate() {
+        for &(i, fw) in &forwards {
             let f = fam_of(fw.to);
             let port = fw.to_port.unwrap_or(fw.port);
             let to = if fw.to.is_ipv4() {
@@ -415,7 +444,7 @@ impl Plan {
                 let _ = writeln!(t, "\t\tiifname {lan} {} daddr != @resolvers_{} meta l4proto {{ tcp, udp }} th dport 53 counter drop comment \"dns-direct\"", f.ip, f.suffix);
             }
         }
-        for (i, fw) in gw.forward.iter().enumerate() {
+        for &(i, fw) in &forwards {
             let f = fam_of(fw.to);
             let port = fw.to_port.unwrap_or(fw.port);
             let _ = writeln!(t, "\t\tiifname {wan} oifname {lan} ct status dnat {} daddr {} {} dport {port} counter accept comment \"forward-{i}\"", f.ip, fw.to, fw.proto);
@@ -767,6 +796,7 @@ mod tests {
                 cc: vec![],
                 muds: vec![Some(cam), Some(hub)],
                 names,
+                flagged: vec![],
             },
         );
         let t = &p.table;
@@ -799,6 +829,28 @@ mod tests {
         assert!(r.contains("flush set inet iotscope name0_v4\nadd element inet iotscope name0_v4 { 198.19.44.4 }"), "{r}");
         assert!(r.contains("flush set inet iotscope cc_v4"));
         assert!(!r.contains("quarantine"));
+    }
+
+    #[test]
+    fn a_flagged_service_is_never_forwarded() {
+        let g = gw("[[gateway.forward]]\nproto = \"tcp\"\nport = 8443\nto = \"198.18.1.20\"\nto_port = 80\n[[gateway.forward]]\nproto = \"tcp\"\nport = 8444\nto = \"198.18.1.21\"\n");
+        let p = Plan::new(&g, &Inputs::default());
+        assert!(p.table.contains("comment \"forward-0\""));
+        let inputs = Inputs {
+            flagged: vec![(
+                "198.18.1.20".parse().unwrap(),
+                80,
+                "default_credential".into(),
+            )],
+            ..Default::default()
+        };
+        let p = Plan::new(&g, &inputs);
+        assert!(!p.table.contains("198.18.1.20"), "{}", p.table);
+        assert!(p.table.contains("comment \"forward-1\""));
+        assert!(p
+            .warnings
+            .iter()
+            .any(|w| w.contains("forward-0") && w.contains("default_credential")));
     }
 
     #[test]

@@ -95,6 +95,7 @@ fn store_path(db: Option<PathBuf>, gw: &Gateway, cfg: &crate::config::Config) ->
 /// What the sets hold: the store's C&C addresses and honeypot download
 /// hosts, `[gateway] block`, the MUD files and their names' addresses.
 fn inputs(gw: &Gateway, db: Option<&Path>) -> anyhow::Result<(Inputs, usize)> {
+    let mut flagged = Vec::new();
     let mut values: Vec<(String, String)> = gw
         .block
         .iter()
@@ -105,6 +106,15 @@ fn inputs(gw: &Gateway, db: Option<&Path>) -> anyhow::Result<(Inputs, usize)> {
         let store = iotscope_store::SqliteStore::open(db)?;
         for r in store.blocklist()? {
             values.push((r.value, r.source));
+        }
+        // What the checks flagged on the forwards' targets: never forwarded.
+        for f in store.findings()? {
+            let target = f.ip.parse::<IpAddr>().ok();
+            if let Some(ip) = target.filter(|ip| gw.forward.iter().any(|fw| fw.to == *ip)) {
+                if f.severity != "info" {
+                    flagged.push((ip, f.port, f.kind));
+                }
+            }
         }
         for s in store.honeypot_sessions(None, None, 100_000)? {
             for d in s.downloads {
@@ -124,7 +134,15 @@ fn inputs(gw: &Gateway, db: Option<&Path>) -> anyhow::Result<(Inputs, usize)> {
             timeout: Duration::from_secs(5),
         },
     );
-    Ok((Inputs { cc, muds, names }, names_left))
+    Ok((
+        Inputs {
+            cc,
+            muds,
+            names,
+            flagged,
+        },
+        names_left,
+    ))
 }
 
 fn plan(gw: &Gateway, db: Option<&Path>) -> anyhow::Result<(Plan, usize)> {
