@@ -341,6 +341,8 @@ fn interface(key: &str, name: &str) -> Result<String, ConfigError> {
         return Err(err(key, "missing: the interface name (ip link shows them)"));
     }
     if name.len() > 15
+        || name == "."
+        || name == ".."
         || !name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
@@ -551,6 +553,12 @@ impl GatewayConfig {
             });
         }
         let q = &self.quarantine;
+        if q.threshold > 10_000 {
+            return Err(err(
+                "quarantine.threshold",
+                "at most 10000 distinct destinations (the watcher keeps that many per host)",
+            ));
+        }
         if q.threshold < 2 {
             return Err(err(
                 "quarantine.threshold",
@@ -563,6 +571,25 @@ impl GatewayConfig {
                 "a free port other than the management ports",
             ));
         }
+        let exempt = {
+            // The gateway itself and single management hosts are never
+            // quarantined: one forged SYN must not cut the way in.
+            let mut e = prefixes("quarantine.exempt", &q.exempt)?;
+            if let Some(a) = self.lan_address {
+                e.push(a.to_string().parse().map_err(
+                    |e: iotscope_telescope::prefix::PrefixError| err("lan_address", e.to_string()),
+                )?);
+            }
+            // Management hosts named one by one (a /32 or /128); a whole
+            // prefix is not exempted, or the default (the LAN) would exempt
+            // every device. Forged frames are refused by `gateway run`'s
+            // neighbour-table check.
+            e.extend(management_from.iter().copied().filter(|p| match p {
+                Prefix::V4 { mask, .. } => *mask == u32::MAX,
+                Prefix::V6 { mask, .. } => *mask == u128::MAX,
+            }));
+            e
+        };
         Ok(Gateway {
             lan_interface,
             wan_interface,
@@ -579,7 +606,15 @@ impl GatewayConfig {
             block: self.block.clone(),
             allow,
             refresh: duration("refresh", &self.refresh)?,
-            hosts: self.hosts.clone(),
+            hosts: self
+                .hosts
+                .iter()
+                .map(|(k, v)| {
+                    crate::mud::host_name(k)
+                        .map(|n| (n, v.clone()))
+                        .ok_or_else(|| err(format!("hosts.{k:?}"), "not a host name"))
+                })
+                .collect::<Result<_, _>>()?,
             controllers: self.controllers.clone(),
             management_ports: self.management.ports.clone(),
             management_from,
@@ -590,7 +625,7 @@ impl GatewayConfig {
             timeout: duration("quarantine.timeout", &q.timeout)?,
             quarantine_ports: q.ports.clone(),
             notice_port: q.notice_port,
-            exempt: prefixes("quarantine.exempt", &q.exempt)?,
+            exempt,
         })
     }
 }
@@ -661,6 +696,21 @@ mod tests {
         );
         assert_eq!(parse_mac("02:00:aa:00:00"), None);
         assert_eq!(parse_mac("02:00:aa:00:00:2g"), None);
+    }
+
+    #[test]
+    fn the_gateway_and_single_management_hosts_are_never_quarantined() {
+        let g =
+            check("[gateway.management]\nfrom = [\"198.18.1.0/24\", \"198.18.1.2/32\"]\n").unwrap();
+        assert!(within(&g.exempt, "198.18.1.1".parse().unwrap()));
+        assert!(within(&g.exempt, "198.18.1.2".parse().unwrap()));
+        assert!(!within(&g.exempt, "198.18.1.3".parse().unwrap()));
+        let e = check("[gateway.quarantine]\nthreshold = 100000\n").unwrap_err();
+        assert_eq!(e.key, "quarantine.threshold");
+        let e = check("hosts = { \"bad name!\" = [\"198.19.1.1\"] }\n").unwrap_err();
+        assert!(e.key.starts_with("hosts"), "{e}");
+        let g = check("hosts = { \"Cloud.Example.\" = [\"198.19.1.1\"] }\n").unwrap();
+        assert!(g.hosts.contains_key("cloud.example"));
     }
 
     #[test]

@@ -112,6 +112,11 @@ pub struct Ace {
     pub mud: Option<MudMatch>,
     /// `accept` (true), or `drop`/`reject`.
     pub accept: bool,
+    /// A deny this reader cannot match exactly (an unknown match, an
+    /// unreadable ACE or ACL whose action is not accept): the gateway ends
+    /// the device's chain here with a drop of everything, a superset of the
+    /// deny, so leaving it out can never let more through.
+    pub cut: bool,
 }
 
 /// A MUD file as the gateway uses it.
@@ -195,6 +200,13 @@ fn ace(family: Family, v: &Value) -> Result<Ace, String> {
         Some("drop") | Some("reject") => false,
         other => return Err(format!("ACE {name:?}: forwarding action {other:?}")),
     };
+    let action = v
+        .pointer("/actions/forwarding")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if action.contains(':') && !action.starts_with("ietf-access-control-list:") {
+        return Err(format!("ACE {name:?}: forwarding action {action:?}"));
+    }
     let mut a = Ace {
         name: name.clone(),
         family,
@@ -209,6 +221,7 @@ fn ace(family: Family, v: &Value) -> Result<Ace, String> {
         direction: None,
         mud: None,
         accept,
+        cut: false,
     };
     let empty = serde_json::Map::new();
     let matches = match v.get("matches") {
@@ -281,6 +294,10 @@ fn ace(family: Family, v: &Value) -> Result<Ace, String> {
             }
             "tcp" | "udp" => {
                 let proto = if key == "tcp" { 6 } else { 17 };
+                if a.l4.is_some() {
+                    // RFC 8519: one transport per ACE.
+                    return Err(format!("ACE {name:?}: tcp and udp matches in one ACE"));
+                }
                 a.l4 = Some(proto);
                 let obj = m
                     .as_object()
@@ -357,6 +374,34 @@ fn ace(family: Family, v: &Value) -> Result<Ace, String> {
     Ok(a)
 }
 
+/// True when an ACE's action is accept (an allow that may be left out).
+fn is_accept(e: &Value) -> bool {
+    matches!(
+        e.pointer("/actions/forwarding").and_then(Value::as_str),
+        Some("accept") | Some("ietf-access-control-list:accept")
+    )
+}
+
+/// The ACE that stands for a deny that cannot be matched exactly.
+fn cut_ace(name: String, family: Family) -> Ace {
+    Ace {
+        name,
+        family,
+        protocol: None,
+        src_net: None,
+        dst_net: None,
+        src_dnsname: None,
+        dst_dnsname: None,
+        l4: None,
+        src_port: None,
+        dst_port: None,
+        direction: None,
+        mud: None,
+        accept: false,
+        cut: true,
+    }
+}
+
 /// Parses a MUD file's JSON; `file` names it in errors.
 ///
 /// Errors: [`MudError`] for a file that is not JSON, has no
@@ -417,7 +462,19 @@ pub fn parse(text: &str, file: &str) -> Result<Mud, MudError> {
                 Some("ipv4-acl-type") => Family::V4,
                 Some("ipv6-acl-type") => Family::V6,
                 other => {
-                    warnings.push(format!("ACL {n:?}: type {other:?} is not enforced"));
+                    // Its denies cannot be enforced: a cut stands for them.
+                    let denies = acl
+                        .pointer("/aces/ace")
+                        .and_then(Value::as_array)
+                        .is_some_and(|aces| aces.iter().any(|e| !is_accept(e)));
+                    if denies {
+                        warnings.push(format!(
+                            "ACL {n:?}: type {other:?} is not enforced and it denies: everything after it is dropped"
+                        ));
+                        out.push(cut_ace(format!("ACL {n}"), Family::V4));
+                    } else {
+                        warnings.push(format!("ACL {n:?}: type {other:?} is not enforced"));
+                    }
                     continue;
                 }
             };
@@ -433,7 +490,12 @@ pub fn parse(text: &str, file: &str) -> Result<Mud, MudError> {
                 }
                 match ace(family, e) {
                     Ok(a) => out.push(a),
-                    Err(w) => warnings.push(w),
+                    Err(w) if is_accept(e) => warnings.push(w),
+                    Err(w) => {
+                        warnings.push(format!("{w}: it denies, so everything after it is dropped"));
+                        let name = e.get("name").and_then(Value::as_str).unwrap_or("(unnamed)");
+                        out.push(cut_ace(name.to_string(), family));
+                    }
                 }
             }
         }
@@ -506,6 +568,28 @@ mod tests {
         // An ethertype match cannot be enforced by address rules: left out, said.
         assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
         assert!(m.warnings[0].contains("eth-frdev"));
+    }
+
+    #[test]
+    fn a_deny_that_cannot_be_read_cuts_the_policy() {
+        let doc = r#"{"ietf-mud:mud": {"mud-url": "https://x.example/a",
+            "from-device-policy": {"access-lists": {"access-list": [{"name": "m"}, {"name": "a"}]}}},
+          "ietf-access-control-list:acls": {"acl": [
+            {"name": "m", "type": "mixed-eth-ipv4-ipv6-acl-type", "aces": {"ace": [
+              {"name": "d0", "matches": {}, "actions": {"forwarding": "drop"}}]}},
+            {"name": "a", "type": "ipv4-acl-type", "aces": {"ace": [
+            {"name": "d1", "matches": {"ipv4": {"dscp": 10, "destination-ipv4-network": "198.18.66.0/24"}}, "actions": {"forwarding": "drop"}},
+            {"name": "both", "matches": {"tcp": {"destination-port": {"operator": "eq", "port": 443}}, "udp": {"destination-port": {"operator": "eq", "port": 443}}}, "actions": {"forwarding": "accept"}},
+            {"name": "any", "matches": {}, "actions": {"forwarding": "accept"}}
+          ]}}]}}"#;
+        let m = parse(doc, "x").unwrap();
+        let names: Vec<(&str, bool)> = m
+            .from_device
+            .iter()
+            .map(|a| (a.name.as_str(), a.cut))
+            .collect();
+        assert_eq!(names, vec![("ACL m", true), ("d1", true), ("any", false)]);
+        assert_eq!(m.warnings.len(), 3, "{:?}", m.warnings);
     }
 
     #[test]

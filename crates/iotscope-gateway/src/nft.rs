@@ -40,6 +40,19 @@ pub enum NftError {
         /// The error.
         source: std::io::Error,
     },
+    /// The table would cut a management connection.
+    #[error(
+        "refusing: the kept table would cut the management connection from {addr} to port {port}"
+    )]
+    CutsManagement {
+        /// The client.
+        addr: std::net::IpAddr,
+        /// The gateway's port.
+        port: u16,
+    },
+    /// The kept file is not one table of ours.
+    #[error("{0} is not one `table inet iotscope` block made by iotscope gateway: not loaded")]
+    NotATable(PathBuf),
     /// Nothing to roll back to.
     #[error("no previous ruleset in {0}: nothing to roll back to")]
     NoPrevious(PathBuf),
@@ -135,12 +148,90 @@ impl Netfilter for NftCli {
     }
 }
 
-/// True when a listing of the table carries the owner's comment.
+/// True when a listing of the table carries the owner's comment as the
+/// table's own comment (the line after `table inet iotscope {`; a chain's
+/// comment further down does not count).
 pub fn is_ours(listing: &str) -> bool {
-    listing
+    let mut lines = listing.lines().filter(|l| !l.trim().is_empty());
+    lines.next().map(str::trim_end) == Some("table inet iotscope {")
+        && lines.next().map(str::trim) == Some(format!("comment \"{OWNER}\"").as_str())
+}
+
+/// True when `text` is one `table inet iotscope { ... }` block and nothing
+/// else: every other top-level line would run as a command of its own (a
+/// kept file that says `delete table ip other` must not be loaded).
+pub fn single_table(text: &str) -> bool {
+    let top: Vec<&str> = text
         .lines()
-        .take(3)
-        .any(|l| l.trim() == format!("comment \"{OWNER}\""))
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('\t') && !l.starts_with(' '))
+        .collect();
+    top == ["table inet iotscope {", "}"]
+}
+
+/// Whether a listing of our table lets `src` reach the gateway's TCP
+/// `port` by its management rule: the `mgmt_v4`/`mgmt_v6` elements
+/// (addresses, prefixes, ranges as nft prints them) and the ports of the
+/// rule commented `management`.
+pub fn listing_admits(listing: &str, src: std::net::IpAddr, port: u16) -> bool {
+    let set = if src.is_ipv4() {
+        "set mgmt_v4 {"
+    } else {
+        "set mgmt_v6 {"
+    };
+    let mut in_set = false;
+    let mut elements = String::new();
+    let mut in_elements = false;
+    for l in listing.lines() {
+        let t = l.trim();
+        if t == set {
+            in_set = true;
+            continue;
+        }
+        if in_set {
+            if let Some(rest) = t.strip_prefix("elements = {") {
+                in_elements = true;
+                elements.push_str(rest);
+            } else if in_elements {
+                elements.push(' ');
+                elements.push_str(t);
+            }
+            if in_elements && t.ends_with('}') {
+                break;
+            }
+            if !in_elements && t == "}" {
+                break;
+            }
+        }
+    }
+    let ip_in = |tok: &str| -> bool {
+        let tok = tok.trim();
+        if let Some((a, b)) = tok.split_once('-') {
+            return match (
+                a.trim().parse::<std::net::IpAddr>(),
+                b.trim().parse::<std::net::IpAddr>(),
+            ) {
+                (Ok(a), Ok(b)) => a <= src && src <= b,
+                _ => false,
+            };
+        }
+        tok.parse::<iotscope_telescope::Prefix>()
+            .is_ok_and(|p| p.contains(iotscope_wire::Addr::from(src)))
+    };
+    let admitted_src = elements.trim_end_matches('}').split(',').any(ip_in);
+    let ports_ok = listing.lines().any(|l| {
+        if !l.contains("comment \"management\"") {
+            return false;
+        }
+        let Some(after) = l.split("tcp dport ").nth(1) else {
+            return false;
+        };
+        let list = match after.strip_prefix('{') {
+            Some(rest) => rest.split('}').next().unwrap_or(""),
+            None => after.split_whitespace().next().unwrap_or(""),
+        };
+        list.split(',').any(|p| p.trim().parse::<u16>() == Ok(port))
+    });
+    admitted_src && ports_ok
 }
 
 /// The file that keeps the ruleset before the last apply.
@@ -228,7 +319,11 @@ pub fn carry_quarantine(hosts: &[crate::status::Quarantined]) -> String {
 /// replaces in its place, so a second rollback undoes the first).
 ///
 /// Errors: [`NftError::NoPrevious`], [`NftError::NotOurs`], or nft's.
-pub fn rollback(nf: &dyn Netfilter, state_dir: &Path) -> Result<(), NftError> {
+pub fn rollback(
+    nf: &dyn Netfilter,
+    state_dir: &Path,
+    keep: &[(std::net::IpAddr, u16)],
+) -> Result<(), NftError> {
     let path = previous_path(state_dir);
     let previous = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -237,8 +332,13 @@ pub fn rollback(nf: &dyn Netfilter, state_dir: &Path) -> Result<(), NftError> {
         }
         Err(source) => return Err(NftError::State { path, source }),
     };
-    if !is_ours(&previous) {
-        return Err(NftError::NotOurs);
+    if !is_ours(&previous) || !single_table(&previous) {
+        return Err(NftError::NotATable(path));
+    }
+    for &(addr, port) in keep {
+        if !listing_admits(&previous, addr, port) {
+            return Err(NftError::CutsManagement { addr, port });
+        }
     }
     let before = current(nf)?;
     let script = replace_script(&previous);
@@ -312,14 +412,50 @@ pub(crate) mod tests {
         assert!(!apply(&nf, &plan("one"), dir.path()).unwrap().kept_previous);
         assert!(apply(&nf, &plan("two"), dir.path()).unwrap().kept_previous);
         assert!(nf.table.borrow().as_ref().unwrap().contains("# two"));
-        rollback(&nf, dir.path()).unwrap();
+        rollback(&nf, dir.path(), &[]).unwrap();
         assert!(nf.table.borrow().as_ref().unwrap().contains("# one"));
         // A second rollback undoes the first.
-        rollback(&nf, dir.path()).unwrap();
+        rollback(&nf, dir.path(), &[]).unwrap();
         assert!(nf.table.borrow().as_ref().unwrap().contains("# two"));
         // Every load was checked first.
         let ran = nf.ran.borrow();
         assert!(ran.chunks(2).all(|w| w[0].1 && !w[1].1 && w[0].0 == w[1].0));
+    }
+
+    #[test]
+    fn rollback_loads_only_one_table_of_ours_that_keeps_management() {
+        let dir = tempfile::tempdir().unwrap();
+        let nf = Fake::default();
+        let ours = format!("table inet iotscope {{\n\tcomment \"{OWNER}\"\n\tset mgmt_v4 {{\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = {{ 198.18.1.2, 198.18.2.0/24,\n\t\t\t     198.18.3.1-198.18.3.9 }}\n\t}}\n\tchain input {{\n\t\tip saddr @mgmt_v4 tcp dport {{ 22, 2222 }} counter packets 0 bytes 0 accept comment \"management\"\n\t}}\n}}\n");
+        std::fs::write(
+            previous_path(dir.path()),
+            format!("{ours}delete table ip other\n"),
+        )
+        .unwrap();
+        assert!(matches!(
+            rollback(&nf, dir.path(), &[]),
+            Err(NftError::NotATable(_))
+        ));
+        std::fs::write(previous_path(dir.path()), &ours).unwrap();
+        for ok in ["198.18.1.2", "198.18.2.77", "198.18.3.5"] {
+            assert!(listing_admits(&ours, ok.parse().unwrap(), 2222), "{ok}");
+        }
+        assert!(!listing_admits(&ours, "198.18.3.10".parse().unwrap(), 22));
+        assert!(!listing_admits(&ours, "198.18.1.2".parse().unwrap(), 80));
+        let cut = [("198.18.1.50".parse().unwrap(), 22)];
+        assert!(matches!(
+            rollback(&nf, dir.path(), &cut),
+            Err(NftError::CutsManagement { .. })
+        ));
+        assert!(nf.ran.borrow().is_empty());
+        rollback(&nf, dir.path(), &[("198.18.1.2".parse().unwrap(), 22)]).unwrap();
+    }
+
+    #[test]
+    fn a_chain_comment_does_not_make_a_table_ours() {
+        let theirs =
+            format!("table inet iotscope {{\n\tchain c {{\n\t\tcomment \"{OWNER}\"\n\t}}\n}}\n");
+        assert!(!is_ours(&theirs));
     }
 
     #[test]

@@ -19,7 +19,11 @@ use serde::Serialize;
 /// The kernel filter (tcpdump's syntax) for the capture that feeds the
 /// watcher: IPv4 TCP SYNs without ACK, and IPv6 TCP (libpcap's `tcp[]`
 /// does not reach past an IPv6 header; the decoder picks the SYNs).
-pub const SYN_FILTER: &str = "(tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn) or (ip6 and tcp)";
+/// Non-first IPv4 fragments and IPv6 other than plain UDP and ICMPv6 (TCP,
+/// and anything behind extension headers) pass too: a SYN split into
+/// fragments, or behind a Hop-by-Hop header, hides its flags from the
+/// kernel filter, and the decoder decides.
+pub const SYN_FILTER: &str = "(tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn) or (ip and ip[6:2] & 0x1fff != 0) or (ip6 and not ip6 proto 17 and not ip6 proto 58)";
 
 /// Most LAN hosts followed at once.
 pub const MAX_HOSTS: usize = 65_536;
@@ -108,9 +112,13 @@ impl ScanWatch {
     }
 
     /// Looks at one packet seen at `ts_ns`; a verdict when it makes its
-    /// source a scanner. Only TCP SYNs (no ACK) from watched sources count.
+    /// source a scanner. TCP SYNs (no ACK) from watched sources count, and
+    /// non-first TCP fragments (their port unknown): splitting a SYN into
+    /// fragments must not hide a scan, and a device that fragments its TCP
+    /// is not doing anything ordinary.
     pub fn observe(&mut self, ts_ns: i64, p: &Packet) -> Option<Verdict> {
-        if p.class != Class::TcpSyn {
+        let fragment = p.protocol == iotscope_wire::packet::proto::TCP && p.later_fragment;
+        if p.class != Class::TcpSyn && !fragment {
             return None;
         }
         if !self.s.lan.iter().any(|l| l.contains(p.src))
@@ -122,7 +130,7 @@ impl ScanWatch {
         // its printer; scans that matter here leave the LAN. Both count:
         // Mirai also scans the local network.
         let mirai = fingerprint::is_mirai(p);
-        let counted = self.s.ports.is_empty() || self.s.ports.contains(&p.dst_port);
+        let counted = fragment || self.s.ports.is_empty() || self.s.ports.contains(&p.dst_port);
         if !mirai && !counted {
             return None;
         }
@@ -273,6 +281,20 @@ mod tests {
             ));
         }
         assert!(again.is_some());
+    }
+
+    #[test]
+    fn fragmented_tcp_counts_too() {
+        let mut w = watch(vec![23, 2323]);
+        let mut v = None;
+        for i in 0..5 {
+            let mut p = syn("198.18.1.9", &format!("198.19.1.{i}"), 0, 0);
+            p.class = Class::TcpOther;
+            p.later_fragment = true;
+            p.has_ports = false;
+            v = v.or(w.observe(S + i, &p));
+        }
+        assert!(v.is_some());
     }
 
     #[test]

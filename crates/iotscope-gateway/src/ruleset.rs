@@ -159,7 +159,8 @@ fn comment(text: &str) -> String {
                 '_'
             }
         })
-        .take(100)
+        // nft takes at most 128 bytes; every character here is one byte.
+        .take(120)
         .collect()
 }
 
@@ -184,9 +185,20 @@ fn of_family(list: &[IpAddr], v4: bool) -> Vec<String> {
 }
 
 /// The set name for a MUD host name (index in the sorted names).
-fn name_set(names: &BTreeMap<String, Vec<IpAddr>>, name: &str, fam: &Fam) -> String {
-    let i = names.keys().position(|n| n == name).unwrap_or(usize::MAX);
-    format!("name{i}_{}", fam.suffix)
+fn name_set(name: &str, fam: &Fam) -> String {
+    format!("{}_{}", name_set_stem(name), fam.suffix)
+}
+
+/// `name_` and 16 hex digits of the name's FNV-1a hash: a set keeps its
+/// name whatever other names the MUD files gain or lose, so `refresh` can
+/// never fill one name's set with another's addresses.
+fn name_set_stem(name: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("name_{h:016x}")
 }
 
 impl Plan {
@@ -260,9 +272,9 @@ impl Plan {
                 "resolvers LAN devices may ask directly",
                 false,
             );
-            for (i, (name, addrs)) in inputs.names.iter().enumerate() {
+            for (name, addrs) in inputs.names.iter() {
                 set(
-                    &format!("name{i}"),
+                    &name_set_stem(name),
                     false,
                     of_family(addrs, v4),
                     &format!("MUD name {name}"),
@@ -315,7 +327,8 @@ impl Plan {
                     gw.timeout.as_secs()
                 );
             } else if s.interval {
-                let _ = writeln!(t, "\t\tflags interval");
+                // Overlapping prefixes (a /32 inside a /24) are merged.
+                let _ = writeln!(t, "\t\tflags interval\n\t\tauto-merge");
             }
             let _ = writeln!(t, "\t\tcomment \"{}\"", comment(&s.comment));
             if !s.elements.is_empty() {
@@ -338,7 +351,7 @@ impl Plan {
             } else {
                 format!("[{a}]:{}", gw.notice_port)
             };
-            let _ = writeln!(t, "\t\tiifname {lan} {} saddr @quarantine_{} tcp dport 80 counter dnat {} to {to} comment \"quarantine-notice\"", f.ip, f.suffix, f.ip);
+            let _ = writeln!(t, "\t\tiifname {lan} {} saddr @quarantine_{} fib daddr type != local tcp dport 80 counter dnat {} to {to} comment \"quarantine-notice\"", f.ip, f.suffix, f.ip);
             if gw.dns == DnsMode::Redirect {
                 let _ = writeln!(t, "\t\tiifname {lan} {} daddr != @resolvers_{} meta l4proto {{ tcp, udp }} th dport 53 counter dnat {} to {a} comment \"dns-redirect\"", f.ip, f.suffix, f.ip);
             }
@@ -379,6 +392,11 @@ impl Plan {
                 "\t\tiifname {lan} {} saddr @quarantine_{} tcp dport {} accept",
                 f.ip, f.suffix, gw.notice_port
             );
+            let _ = writeln!(
+                t,
+                "\t\tiifname {lan} {} saddr @quarantine_{} udp dport {{ 67, 547 }} accept",
+                f.ip, f.suffix
+            );
             let _ = writeln!(t, "\t\tiifname {lan} {} saddr @quarantine_{} counter drop comment \"quarantine-input\"", f.ip, f.suffix);
         }
         let _ = writeln!(
@@ -413,11 +431,10 @@ impl Plan {
             t,
             "\t\tiifname != {{ {lan}, {wan} }} oifname != {{ {lan}, {wan} }} accept"
         );
-        let _ = writeln!(t, "\t\tct state established,related accept");
-        let _ = writeln!(t, "\t\tct state invalid counter drop comment \"invalid\"");
         for f in [&V4, &V6] {
-            // A quarantined host keeps DNS: the gateway's (input) and the
-            // listed resolvers'.
+            // Before established flows: a quarantine cuts the connections a
+            // bot already holds (its C&C session) too. A quarantined host
+            // keeps DNS: the gateway's (input) and the listed resolvers'.
             let _ = writeln!(
                 t,
                 "\t\tiifname {lan} {} saddr @quarantine_{} {} daddr @resolvers_{} meta l4proto {{ tcp, udp }} th dport 53 accept",
@@ -431,6 +448,8 @@ impl Plan {
                 f.ip, f.suffix
             );
         }
+        let _ = writeln!(t, "\t\tct state established,related accept");
+        let _ = writeln!(t, "\t\tct state invalid counter drop comment \"invalid\"");
         for f in [&V4, &V6] {
             let _ = writeln!(t, "\t\tiifname {lan} {} daddr @cc_{} counter reject with icmpx type admin-prohibited comment \"cc-out\"", f.ip, f.suffix);
             let _ = writeln!(
@@ -459,7 +478,6 @@ impl Plan {
         let mut to = String::new();
         let mut dev_chains = String::new();
         for (i, d) in gw.device.iter().enumerate() {
-            let name = comment(&d.name);
             let mud = inputs.muds.get(i).and_then(Option::as_ref);
             let Some(mud) = mud else { continue };
             if let Some(mac) = &d.mac {
@@ -490,14 +508,18 @@ impl Plan {
                     "to"
                 };
                 let _ = writeln!(dev_chains, "\tchain dev{i}_{chain} {{");
-                let _ = writeln!(dev_chains, "\t\tcomment \"{name}: {}\"", comment(&mud.url));
+                let _ = writeln!(
+                    dev_chains,
+                    "\t\tcomment \"{}\"",
+                    comment(&format!("{}: {}", d.name, mud.url))
+                );
                 for ace in aces.iter() {
                     match ace_rule(ace, dir, gw, inputs, mud, d) {
                         Ok(r) => {
                             let _ = writeln!(
                                 dev_chains,
-                                "\t\t{r} comment \"mud:{name}:{}\"",
-                                comment(&ace.name)
+                                "\t\t{r} comment \"{}\"",
+                                comment(&format!("mud:{}:{}", d.name, ace.name))
                             );
                         }
                         Err(why) => warnings.push(format!(
@@ -508,7 +530,8 @@ impl Plan {
                 }
                 let _ = writeln!(
                     dev_chains,
-                    "\t\tcounter drop comment \"mud:{name}:{chain}-device-drop\""
+                    "\t\tcounter drop comment \"{}\"",
+                    comment(&format!("mud:{}:{chain}-device-drop", d.name))
                 );
                 let _ = writeln!(dev_chains, "\t}}");
             }
@@ -599,7 +622,24 @@ fn ace_rule(
             );
         }
     }
+    // A deny that cannot be matched exactly (or whose names or peers have
+    // no address, so an exact rule would match nothing) drops everything
+    // from here on: a superset of the deny, never a hole.
+    const CUT: &str = "counter drop";
+    if ace.cut {
+        return Ok(CUT.into());
+    }
     let f = if ace.family == Family::V4 { &V4 } else { &V6 };
+    let v4 = ace.family == Family::V4;
+    for n in [&ace.src_dnsname, &ace.dst_dnsname].into_iter().flatten() {
+        let known = inputs
+            .names
+            .get(n)
+            .is_some_and(|a| !of_family(a, v4).is_empty());
+        if !known && !ace.accept {
+            return Ok(CUT.into());
+        }
+    }
     // In the from-device chain the remote end is the destination; in the
     // to-device chain it is the source.
     let (remote, local) = if dir == Direction::FromDevice {
@@ -616,7 +656,7 @@ fn ace_rule(
     }
     for (name, side) in [(&ace.src_dnsname, "saddr"), (&ace.dst_dnsname, "daddr")] {
         if let Some(n) = name {
-            let _ = write!(r, " {} {side} @{}", f.ip, name_set(&inputs.names, n, f));
+            let _ = write!(r, " {} {side} @{}", f.ip, name_set(n, f));
         }
     }
     let _ = local;
@@ -634,6 +674,9 @@ fn ace_rule(
         };
         if *m != MudMatch::LocalNetworks {
             let list = of_family(&addrs, ace.family == Family::V4);
+            if list.is_empty() && !ace.accept {
+                return Ok(CUT.into());
+            }
             if list.is_empty() {
                 return Err(format!("{m:?} names no address of this family"));
             }
@@ -799,7 +842,9 @@ mod tests {
                 flagged: vec![],
             },
         );
-        let t = &p.table;
+        // The name's set, under a stable alias for reading.
+        let set = name_set("cloud.cams.example", &V4);
+        let t = &p.table.replace(&set, "name0_v4");
         assert!(
             t.contains("ether saddr 02:00:00:00:00:20 goto dev0_from"),
             "{t}"
@@ -823,9 +868,9 @@ mod tests {
             "{:?}",
             p.warnings
         );
-        let name_set = p.sets.iter().find(|s| s.name == "name0_v4").unwrap();
+        let name_set = p.sets.iter().find(|s| s.name == set).unwrap();
         assert_eq!(name_set.elements, vec!["198.19.44.4"]);
-        let r = p.refresh_script();
+        let r = p.refresh_script().replace(&set, "name0_v4");
         assert!(r.contains("flush set inet iotscope name0_v4\nadd element inet iotscope name0_v4 { 198.19.44.4 }"), "{r}");
         assert!(r.contains("flush set inet iotscope cc_v4"));
         assert!(!r.contains("quarantine"));
@@ -851,6 +896,42 @@ mod tests {
             .warnings
             .iter()
             .any(|w| w.contains("forward-0") && w.contains("default_credential")));
+    }
+
+    #[test]
+    fn quarantine_comes_before_established_flows() {
+        let p = Plan::new(&gw(""), &Inputs::default());
+        let fwd = p.table.split("chain forward").nth(1).unwrap();
+        assert!(
+            fwd.find("comment \"quarantine\"").unwrap() < fwd.find("ct state established").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_deny_that_cannot_be_enforced_exactly_drops_everything_after_it() {
+        let g = gw(
+            "[[gateway.device]]\nname = \"cam\"\naddress = \"198.18.1.20\"\nmud = \"cam.json\"\n",
+        );
+        let mud = crate::mud::parse(r#"{"ietf-mud:mud": {"mud-url": "https://cams.example/c1",
+              "from-device-policy": {"access-lists": {"access-list": [{"name": "f"}]}}},
+            "ietf-access-control-list:acls": {"acl": [{"name": "f", "type": "ipv4-acl-type", "aces": {"ace": [
+              {"name": "by-name", "matches": {"ipv4": {"ietf-acldns:dst-dnsname": "unresolved.example"}}, "actions": {"forwarding": "drop"}},
+              {"name": "any", "matches": {}, "actions": {"forwarding": "accept"}}]}}]}}"#, "t").unwrap();
+        let mut names = BTreeMap::new();
+        names.insert("unresolved.example".to_string(), vec![]);
+        let p = Plan::new(
+            &g,
+            &Inputs {
+                muds: vec![Some(mud)],
+                names,
+                ..Default::default()
+            },
+        );
+        let chain = p.table.split("chain dev0_from").nth(1).unwrap();
+        let cut = chain
+            .find("\t\tcounter drop comment \"mud:cam:by-name\"")
+            .expect(chain);
+        assert!(cut < chain.find("mud:cam:any").unwrap());
     }
 
     #[test]

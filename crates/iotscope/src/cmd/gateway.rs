@@ -54,7 +54,11 @@ pub enum GatewayCommand {
     /// Delete the table (nothing else in the ruleset is touched).
     Remove,
     /// Load the table in force before the last apply.
-    Rollback,
+    Rollback {
+        /// A management connection that must survive (ADDR:PORT); $SSH_CONNECTION is always checked.
+        #[arg(long, value_name = "ADDR:PORT")]
+        keep: Vec<String>,
+    },
     /// Watch the LAN: quarantine hosts that scan, check new devices, refresh the sets.
     Run {
         /// The store (blocklist; new devices' findings are added to it).
@@ -165,6 +169,51 @@ fn say_plan(p: &Plan, names_left: usize) {
     }
 }
 
+/// The connections `apply` and `rollback` must not cut: each `--keep`, and
+/// the SSH session this runs in. `SSH_CONNECTION` is "client address,
+/// client port, server address, server port" (OpenSSH's sshd(8)); a
+/// link-local client carries its zone (`fe80::1%eth0`), dropped here. A
+/// value that is set but cannot be read stops the command: guessing could
+/// cut the session.
+fn management_to_keep(keep: &[String]) -> anyhow::Result<Vec<(IpAddr, u16)>> {
+    let mut out = keep
+        .iter()
+        .map(|k| parse_keep(k))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(ssh) = std::env::var_os("SSH_CONNECTION") {
+        let ssh = ssh.to_string_lossy().into_owned();
+        let f: Vec<&str> = ssh.split_whitespace().collect();
+        let ip = f
+            .first()
+            .map(|a| a.split('%').next().unwrap_or(a))
+            .and_then(|a| a.parse::<IpAddr>().ok());
+        let port = f.get(3).and_then(|p| p.parse::<u16>().ok());
+        match (f.len(), ip, port) {
+            (4, Some(ip), Some(port)) => out.push((iotscope_survey::canonical(ip), port)),
+            _ => anyhow::bail!(
+                "SSH_CONNECTION={ssh:?} cannot be read (expected \"CLIENT CPORT SERVER SPORT\"): \
+                 refusing to change the table without knowing the session to keep; \
+                 unset it and name the connection with --keep ADDR:PORT"
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// A table for interfaces that do not exist protects nothing: refused.
+fn check_interfaces(gw: &Gateway) -> anyhow::Result<()> {
+    for (key, name) in [
+        ("lan_interface", &gw.lan_interface),
+        ("wan_interface", &gw.wan_interface),
+    ] {
+        anyhow::ensure!(
+            Path::new("/sys/class/net").join(name).exists(),
+            "[gateway] {key}: interface {name:?} does not exist here (ip link lists them)"
+        );
+    }
+    Ok(())
+}
+
 /// `ADDR:PORT` or `[V6]:PORT`.
 fn parse_keep(text: &str) -> anyhow::Result<(IpAddr, u16)> {
     let sa: std::net::SocketAddr = text
@@ -202,21 +251,8 @@ pub fn run(c: GatewayCommand, cfg: &crate::config::Config) -> anyhow::Result<Exi
         }
         GatewayCommand::Apply { db, keep } => {
             let gw = gateway(cfg)?;
-            let mut must_keep = keep
-                .iter()
-                .map(|k| parse_keep(k))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            // `SSH_CONNECTION`: client address, client port, server
-            // address, server port (OpenSSH's sshd(8)).
-            if let Ok(ssh) = std::env::var("SSH_CONNECTION") {
-                let f: Vec<&str> = ssh.split_whitespace().collect();
-                if let (Some(ip), Some(port)) = (
-                    f.first().and_then(|a| a.parse::<IpAddr>().ok()),
-                    f.get(3).and_then(|p| p.parse::<u16>().ok()),
-                ) {
-                    must_keep.push((iotscope_survey::canonical(ip), port));
-                }
-            }
+            let must_keep = management_to_keep(&keep)?;
+            check_interfaces(&gw)?;
             for (ip, port) in &must_keep {
                 anyhow::ensure!(
                     Plan::admits_management(&gw, *ip, *port),
@@ -255,7 +291,7 @@ pub fn run(c: GatewayCommand, cfg: &crate::config::Config) -> anyhow::Result<Exi
             );
             let (p, names_left) = plan(&gw, store_path(db, &gw, cfg).as_deref())?;
             say_plan(&p, names_left);
-            nf.run(&p.refresh_script(), false)?;
+            refresh(&nf, &p)?;
             eprintln!("iotscope gateway: sets refreshed");
         }
         GatewayCommand::Status { format } => {
@@ -273,9 +309,9 @@ pub fn run(c: GatewayCommand, cfg: &crate::config::Config) -> anyhow::Result<Exi
                 }
             );
         }
-        GatewayCommand::Rollback => {
+        GatewayCommand::Rollback { keep } => {
             let gw = gateway(cfg)?;
-            nft::rollback(&nf, &gw.state_dir)?;
+            nft::rollback(&nf, &gw.state_dir, &management_to_keep(&keep)?)?;
             eprintln!("iotscope gateway: the previous table is loaded again");
         }
         GatewayCommand::Run {
@@ -299,6 +335,27 @@ pub fn run(c: GatewayCommand, cfg: &crate::config::Config) -> anyhow::Result<Exi
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Replaces the refreshed sets' elements, after checking that the loaded
+/// table has every one of them: a MUD file that names a new host needs
+/// its rules, which only `apply` writes.
+fn refresh(nf: &NftCli, p: &Plan) -> anyhow::Result<()> {
+    let loaded = status::parse_table(&nf.list_table(true)?.unwrap_or_default())
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let missing: Vec<&str> = p
+        .sets
+        .iter()
+        .filter(|s| s.refreshed && !loaded.sets.contains_key(&s.name))
+        .map(|s| s.comment.as_str())
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "the MUD files changed since the table was applied ({}): run `iotscope gateway apply`",
+        missing.join(", ")
+    );
+    nf.run(&p.refresh_script(), false)?;
+    Ok(())
 }
 
 /// The last quarantine of each host in the log (its evidence).
@@ -422,6 +479,14 @@ fn open_capture(iface: &str) -> anyhow::Result<Box<dyn iotscope_ingest::sensor::
         buffer_bytes: 8 << 20,
         ..Default::default()
     })?))
+}
+
+/// `aa:bb:cc:dd:ee:ff` of six bytes.
+fn mac_text(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// The notice page a quarantined host's web requests are sent to.
@@ -609,7 +674,10 @@ fn watch(
                     }
                 }
                 if let Err(e) = status::write_devices(&state_dir, &d) {
-                    eprintln!("iotscope gateway: cannot write the devices file: {e}");
+                    eprintln!(
+                        "iotscope gateway: {}: {e}",
+                        status::devices_path(&state_dir).display()
+                    );
                 }
                 drop(d);
                 if let (Some(db), false) = (&db, found.is_empty()) {
@@ -633,11 +701,22 @@ fn watch(
     let mut next_refresh = std::time::Instant::now() + gw.refresh;
     let mut next_neigh = std::time::Instant::now();
     let mut quarantined = 0u64;
+    let mut neigh: std::collections::HashMap<IpAddr, String> = std::collections::HashMap::new();
     let link = source.link();
     while !STOP.load(Ordering::Relaxed) {
         if let Some(frame) = source.next_frame()? {
             let ts = frame.ts_ns;
-            if let Decoded::Ip(p) = decode(link, frame.data) {
+            let decoded = decode(link, frame.data);
+            // A frame whose source MAC is not the one the neighbour table
+            // has for its source address is forged (or relayed): it must
+            // not quarantine the host it names.
+            let forged = match (&decoded, link, frame.data.get(6..12)) {
+                (Decoded::Ip(p), iotscope_wire::LinkType::Ethernet, Some(mac)) => neigh
+                    .get(&p.src.to_ip())
+                    .is_some_and(|known| *known != mac_text(mac)),
+                _ => false,
+            };
+            if let (Decoded::Ip(p), false) = (decoded, forged) {
                 if let Some(v) = scan.observe(ts, &p) {
                     let fam = if v.src.is_ipv4() { "v4" } else { "v6" };
                     let script = format!(
@@ -651,8 +730,12 @@ fn watch(
                     line["src"] = v.src.to_string().into();
                     line["timeout_s"] = gw.timeout.as_secs().into();
                     line["applied"] = applied.is_ok().into();
-                    writeln!(log, "{line}")?;
-                    log.flush()?;
+                    if let Err(e) = writeln!(log, "{line}").and_then(|()| log.flush()) {
+                        eprintln!(
+                            "iotscope gateway: {}: {e}; the quarantine was: {line}",
+                            log_path.display()
+                        );
+                    }
                     match applied {
                         Ok(()) => {
                             quarantined += 1;
@@ -671,7 +754,9 @@ fn watch(
             let text = std::fs::read_to_string("/proc/net/arp").unwrap_or_default();
             let mut d = devices.lock().unwrap_or_else(|e| e.into_inner());
             let mut changed = false;
-            for (ip, mac) in status::parse_proc_arp(&text, &gw.lan_interface) {
+            let entries = status::parse_proc_arp(&text, &gw.lan_interface);
+            neigh = entries.iter().cloned().collect();
+            for (ip, mac) in entries {
                 if !iotscope_gateway::config::within(&gw.lan_prefixes, ip)
                     || Some(ip) == gw.lan_address
                 {
@@ -693,15 +778,20 @@ fn watch(
                 let _ = queue.send(ip);
             }
             if changed {
-                status::write_devices(&gw.state_dir, &d)?;
+                if let Err(e) = status::write_devices(&gw.state_dir, &d) {
+                    eprintln!(
+                        "iotscope gateway: {}: {e}",
+                        status::devices_path(&gw.state_dir).display()
+                    );
+                }
             }
         }
         if now >= next_refresh {
             next_refresh = now + gw.refresh;
             match plan(gw, db.as_deref()) {
                 Ok((p, _)) => {
-                    if let Err(e) = nf.run(&p.refresh_script(), false) {
-                        eprintln!("iotscope gateway: refresh failed: {e}");
+                    if let Err(e) = refresh(nf, &p) {
+                        eprintln!("iotscope gateway: refresh failed: {e:#}");
                     }
                 }
                 Err(e) => eprintln!("iotscope gateway: refresh failed: {e:#}"),
