@@ -203,13 +203,18 @@ fn iotscope(net: &Net, config: &std::path::Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn status(net: &Net, config: &std::path::Path) -> serde_json::Value {
-    let out = iotscope(net, config, &["gateway", "status", "--format", "json"]);
+/// Asserts that a command succeeded, showing its stderr if not.
+fn succeeded(out: &Output) {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn status(net: &Net, config: &std::path::Path) -> serde_json::Value {
+    let out = iotscope(net, config, &["gateway", "status", "--format", "json"]);
+    succeeded(&out);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -330,11 +335,7 @@ fn the_gateway_blocks_quarantines_checks_and_leaves_no_trace() {
         .arg(&db)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 
     let mud_dir = dir.path().join("mud");
     std::fs::create_dir(&mud_dir).unwrap();
@@ -401,11 +402,7 @@ timeout = "6s"
 
     // plan: the C&C sets hold the store's entry and the operator's.
     let out = iotscope(&net, &config, &["gateway", "plan", "--format", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let cc4 = plan["sets"]
         .as_array()
@@ -438,11 +435,7 @@ timeout = "6s"
         &config,
         &["gateway", "apply", "--keep", "198.18.1.2:22"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 
     let daemon = Command::new("ip")
         .args(["netns", "exec", &net.gw, BIN, "--config"])
@@ -526,11 +519,7 @@ timeout = "6s"
 
     // Applying again keeps the quarantined host in quarantine.
     let out = iotscope(&net, &config, &["gateway", "apply"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert!(quarantined(&status(&net, &config), "198.18.1.29").is_some());
 
     // The new lab device: seen in the neighbour table, checked once.
@@ -580,11 +569,7 @@ timeout = "6s"
         .arg(daemon.id().to_string())
         .status();
     let out = daemon.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
 
     // Refresh in place: a new C&C address joins, counters stay.
     assert!(!connect(&net, &net.lan, "198.18.1.19", "198.19.200.10", 80));
@@ -592,11 +577,7 @@ timeout = "6s"
     assert!(counted >= 1);
     write_config("\"198.19.200.10\", \"198.19.200.20\", \"198.19.200.30\"");
     let out = iotscope(&net, &config, &["gateway", "refresh"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let st = status(&net, &config);
     assert_eq!(st["sets"]["cc_v4"], 4);
     assert!(
@@ -611,20 +592,12 @@ timeout = "6s"
         .success());
     assert_eq!(status(&net, &config)["sets"]["cc_v4"], 2);
     let out = iotscope(&net, &config, &["gateway", "rollback"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(status(&net, &config)["sets"]["cc_v4"], 4);
 
     // remove leaves the ruleset as it was.
     let out = iotscope(&net, &config, &["gateway", "remove"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(ruleset(&net), before);
     assert!(connect(&net, &net.lan, "198.18.1.19", "198.19.200.10", 80));
 
