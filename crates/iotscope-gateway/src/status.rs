@@ -138,6 +138,26 @@ pub fn parse_proc_arp(text: &str, interface: &str) -> Vec<(IpAddr, String)> {
         .collect()
 }
 
+/// LAN neighbours from iproute2's JSON (`ip -j -6 neigh show dev IFACE`;
+/// the kernel's IPv6 neighbour table is not in /proc): entries with a
+/// link-layer address whose state is not `FAILED` or `INCOMPLETE`.
+pub fn parse_ip_neigh_json(text: &str) -> Vec<(IpAddr, String)> {
+    let Ok(Value::Array(rows)) = serde_json::from_str::<Value>(text) else {
+        return Vec::new();
+    };
+    rows.iter()
+        .filter_map(|r| {
+            let ip: IpAddr = r.get("dst")?.as_str()?.parse().ok()?;
+            let mac = crate::config::parse_mac(r.get("lladdr")?.as_str()?)?;
+            let bad = r
+                .get("state")
+                .and_then(Value::as_array)
+                .is_some_and(|st| st.iter().any(|s| s == "FAILED" || s == "INCOMPLETE"));
+            (!bad).then_some((ip, mac))
+        })
+        .collect()
+}
+
 /// A LAN device the gateway has seen, and what its check found.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SeenDevice {
@@ -222,6 +242,24 @@ mod tests {
             }]
         );
         assert!(parse_table("not json").is_err());
+    }
+
+    #[test]
+    fn ipv6_neighbours_from_iproute2() {
+        let json = r#"[{"dst":"2001:db8:1::20","lladdr":"02:00:00:00:00:20","state":["REACHABLE"]},
+            {"dst":"2001:db8:1::21","state":["FAILED"]},
+            {"dst":"2001:db8:1::22","lladdr":"02:00:00:00:00:22","state":["INCOMPLETE"]},
+            {"dst":"fe80::1","lladdr":"02:00:00:00:00:01","router":null,"state":["STALE"]}]"#;
+        let n = parse_ip_neigh_json(json);
+        assert_eq!(n.len(), 2);
+        assert_eq!(
+            n[0],
+            (
+                "2001:db8:1::20".parse().unwrap(),
+                "02:00:00:00:00:20".to_string()
+            )
+        );
+        assert!(parse_ip_neigh_json("garbage").is_empty());
     }
 
     #[test]

@@ -754,7 +754,17 @@ fn watch(
             let text = std::fs::read_to_string("/proc/net/arp").unwrap_or_default();
             let mut d = devices.lock().unwrap_or_else(|e| e.into_inner());
             let mut changed = false;
-            let entries = status::parse_proc_arp(&text, &gw.lan_interface);
+            let mut entries = status::parse_proc_arp(&text, &gw.lan_interface);
+            // IPv6 neighbours: iproute2 reads them over netlink.
+            if let Ok(out) = std::process::Command::new("ip")
+                .args(["-j", "-6", "neigh", "show", "dev", &gw.lan_interface])
+                .stderr(std::process::Stdio::null())
+                .output()
+            {
+                entries.extend(status::parse_ip_neigh_json(&String::from_utf8_lossy(
+                    &out.stdout,
+                )));
+            }
             neigh = entries.iter().cloned().collect();
             for (ip, mac) in entries {
                 if !iotscope_gateway::config::within(&gw.lan_prefixes, ip)
