@@ -469,11 +469,15 @@ pub fn parse(text: &str, file: &str) -> Result<Mud, MudError> {
                         .is_some_and(|aces| aces.iter().any(|e| !is_accept(e)));
                     if denies {
                         warnings.push(format!(
-                            "ACL {n:?}: type {other:?} is not enforced and it denies: everything after it is dropped"
+                            "ACL {n:?}: type {} is not enforced and it denies: everything after it is dropped",
+                            other.unwrap_or("(none)")
                         ));
                         out.push(cut_ace(format!("ACL {n}"), Family::V4));
                     } else {
-                        warnings.push(format!("ACL {n:?}: type {other:?} is not enforced"));
+                        warnings.push(format!(
+                            "ACL {n:?}: type {} is not enforced",
+                            other.unwrap_or("(none)")
+                        ));
                     }
                     continue;
                 }

@@ -239,6 +239,12 @@ pub fn previous_path(state_dir: &Path) -> PathBuf {
     state_dir.join("previous.nft")
 }
 
+/// The file that keeps the structure ([`Plan::structure`]) of the table
+/// the last `apply` loaded: `refresh` may only change sets' elements.
+pub fn structure_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("applied.structure")
+}
+
 /// Our table as it stands, if any.
 ///
 /// Errors: [`NftError::NotOurs`] when a table of that name is someone
@@ -293,6 +299,7 @@ pub fn apply(nf: &dyn Netfilter, plan: &Plan, state_dir: &Path) -> Result<Applie
         write_state(&previous_path(state_dir), t)?;
     }
     nf.run(&script, false)?;
+    write_state(&structure_path(state_dir), &plan.structure())?;
     Ok(Applied {
         kept_previous: before.is_some(),
     })
@@ -346,7 +353,16 @@ pub fn rollback(
     if let Some(t) = &before {
         write_state(&path, t)?;
     }
-    nf.run(&script, false)
+    nf.run(&script, false)?;
+    // The loaded table is no longer the one the configuration makes:
+    // `refresh` waits for the next apply.
+    match std::fs::remove_file(structure_path(state_dir)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(NftError::State {
+            path: structure_path(state_dir),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Deletes the table, if it is there and ours; returns whether it was.
@@ -412,7 +428,10 @@ pub(crate) mod tests {
         assert!(!apply(&nf, &plan("one"), dir.path()).unwrap().kept_previous);
         assert!(apply(&nf, &plan("two"), dir.path()).unwrap().kept_previous);
         assert!(nf.table.borrow().as_ref().unwrap().contains("# two"));
+        assert!(structure_path(dir.path()).exists());
         rollback(&nf, dir.path(), &[]).unwrap();
+        // The loaded table is no longer the configuration's: refresh waits.
+        assert!(!structure_path(dir.path()).exists());
         assert!(nf.table.borrow().as_ref().unwrap().contains("# one"));
         // A second rollback undoes the first.
         rollback(&nf, dir.path(), &[]).unwrap();

@@ -186,6 +186,12 @@ impl ScanWatch {
         Some(v)
     }
 
+    /// Forgets what is known of `src` (its verdict could not be applied:
+    /// it must not be spared for a timeout it never served).
+    pub fn forget(&mut self, src: IpAddr) {
+        self.hosts.remove(&Addr::from(src));
+    }
+
     /// Forgets hosts idle for a window (and out of quarantine).
     fn evict(&mut self, now_ns: i64) {
         let window = self.s.window_ns;
@@ -281,6 +287,17 @@ mod tests {
             ));
         }
         assert!(again.is_some());
+        // A verdict that could not be applied is forgotten: the next scan
+        // is judged again at once.
+        w.forget("198.18.1.9".parse().unwrap());
+        let mut third = None;
+        for i in 0..5 {
+            third = third.or(w.observe(
+                171 * S + i * S / 10,
+                &syn("198.18.1.9", &format!("198.19.4.{i}"), 23, 7),
+            ));
+        }
+        assert!(third.is_some());
     }
 
     #[test]

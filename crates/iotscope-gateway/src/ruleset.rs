@@ -193,12 +193,18 @@ fn name_set(name: &str, fam: &Fam) -> String {
 /// name whatever other names the MUD files gain or lose, so `refresh` can
 /// never fill one name's set with another's addresses.
 fn name_set_stem(name: &str) -> String {
+    format!("name_{:016x}", fnv1a(name.as_bytes()))
+}
+
+/// FNV-1a, 64 bits: a stable, dependency-free hash for names and for the
+/// table's structure (not for security).
+fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
+    for b in bytes {
+        h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("name_{h:016x}")
+    h
 }
 
 impl Plan {
@@ -285,7 +291,7 @@ impl Plan {
         for (name, addrs) in &inputs.names {
             if addrs.is_empty() {
                 warnings.push(format!(
-                    "MUD name {name} has no address: the rules that use it match nothing"
+                    "MUD name {name} has no address: an allow that uses it matches nothing, a deny that uses it drops everything after it"
                 ));
             }
         }
@@ -469,6 +475,16 @@ impl Plan {
             let _ = writeln!(t, "\t\tiifname {wan} oifname {lan} ct status dnat {} daddr {} {} dport {port} counter accept comment \"forward-{i}\"", f.ip, fw.to, fw.proto);
         }
         let _ = writeln!(t, "\t\tiifname {wan} counter drop comment \"inbound\"");
+        // The listed resolvers stay reachable whatever a device's policy
+        // (RFC 8520 leaves DNS to the network: a device needs it to use the
+        // names in its own MUD file).
+        for f in [&V4, &V6] {
+            let _ = writeln!(
+                t,
+                "\t\tiifname {lan} {} daddr @resolvers_{} meta l4proto {{ tcp, udp }} th dport 53 accept comment \"dns-resolvers\"",
+                f.ip, f.suffix
+            );
+        }
         let _ = writeln!(t, "\t\tiifname {lan} jump from_device");
         let _ = writeln!(t, "\t\tiifname {lan} oifname {lan} jump to_device");
         let _ = writeln!(t, "\t}}");
@@ -516,6 +532,12 @@ impl Plan {
                 for ace in aces.iter() {
                     match ace_rule(ace, dir, gw, inputs, mud, d) {
                         Ok(r) => {
+                            if r == "counter drop" && !ace.cut && !ace.accept {
+                                warnings.push(format!(
+                                    "device {:?}: deny ACE {:?} names nothing with an address: everything after it is dropped",
+                                    d.name, ace.name
+                                ));
+                            }
                             let _ = writeln!(
                                 dev_chains,
                                 "\t\t{r} comment \"{}\"",
@@ -561,6 +583,32 @@ impl Plan {
             refused,
             warnings,
         }
+    }
+
+    /// A hash of the table without the elements of the refreshed sets:
+    /// what `refresh` may not change. Two plans with the same structure
+    /// differ only in C&C and name addresses.
+    pub fn structure(&self) -> String {
+        let refreshed: Vec<&str> = self
+            .sets
+            .iter()
+            .filter(|s| s.refreshed)
+            .map(|s| s.name.as_str())
+            .collect();
+        let mut current: Option<&str> = None;
+        let mut kept = String::new();
+        for line in self.table.lines() {
+            if let Some(rest) = line.trim().strip_prefix("set ") {
+                current = rest.strip_suffix(" {");
+            }
+            let skip = line.trim_start().starts_with("elements = ")
+                && current.is_some_and(|c| refreshed.contains(&c));
+            if !skip {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+        format!("{:016x}", fnv1a(kept.as_bytes()))
     }
 
     /// The script `gateway apply` loads: creates the table if missing,
@@ -896,6 +944,22 @@ mod tests {
             .warnings
             .iter()
             .any(|w| w.contains("forward-0") && w.contains("default_credential")));
+    }
+
+    #[test]
+    fn the_structure_ignores_addresses_only() {
+        let g = gw("[[gateway.forward]]\nproto = \"tcp\"\nport = 8443\nto = \"198.18.1.20\"\n");
+        let a = Plan::new(&g, &Inputs::default());
+        let b = Plan::new(
+            &g,
+            &Inputs {
+                cc: vec![("198.19.200.10".parse().unwrap(), "feed".into())],
+                ..Default::default()
+            },
+        );
+        assert_eq!(a.structure(), b.structure());
+        let c = Plan::new(&gw(""), &Inputs::default());
+        assert_ne!(a.structure(), c.structure());
     }
 
     #[test]

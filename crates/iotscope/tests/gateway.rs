@@ -585,6 +585,22 @@ timeout = "6s"
         "counters survive a refresh: {st}"
     );
 
+    // A changed MUD file needs new rules: refresh refuses, apply is needed.
+    let cam = std::fs::read_to_string(mud_dir.join("cam.json")).unwrap();
+    std::fs::write(
+        mud_dir.join("cam.json"),
+        cam.replace("\"port\": 443", "\"port\": 8443"),
+    )
+    .unwrap();
+    let out = iotscope(&net, &config, &["gateway", "refresh"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("apply"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(mud_dir.join("cam.json"), cam).unwrap();
+
     // Apply again, then roll back to the table before.
     write_config("\"198.19.200.10\"");
     assert!(iotscope(&net, &config, &["gateway", "apply"])

@@ -285,13 +285,9 @@ pub fn run(c: GatewayCommand, cfg: &crate::config::Config) -> anyhow::Result<Exi
         }
         GatewayCommand::Refresh { db } => {
             let gw = gateway(cfg)?;
-            anyhow::ensure!(
-                nft::current(&nf)?.is_some(),
-                "table inet iotscope is not loaded: run `iotscope gateway apply` first"
-            );
             let (p, names_left) = plan(&gw, store_path(db, &gw, cfg).as_deref())?;
             say_plan(&p, names_left);
-            refresh(&nf, &p)?;
+            refresh(&nf, &p, &gw.state_dir)?;
             eprintln!("iotscope gateway: sets refreshed");
         }
         GatewayCommand::Status { format } => {
@@ -338,21 +334,18 @@ pub fn run(c: GatewayCommand, cfg: &crate::config::Config) -> anyhow::Result<Exi
 }
 
 /// Replaces the refreshed sets' elements, after checking that the loaded
-/// table has every one of them: a MUD file that names a new host needs
-/// its rules, which only `apply` writes.
-fn refresh(nf: &NftCli, p: &Plan) -> anyhow::Result<()> {
-    let loaded = status::parse_table(&nf.list_table(true)?.unwrap_or_default())
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let missing: Vec<&str> = p
-        .sets
-        .iter()
-        .filter(|s| s.refreshed && !loaded.sets.contains_key(&s.name))
-        .map(|s| s.comment.as_str())
-        .collect();
+/// table is ours and has the structure this plan has: a changed MUD file,
+/// forward or key needs new rules, which only `apply` writes.
+fn refresh(nf: &NftCli, p: &Plan, state_dir: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(
-        missing.is_empty(),
-        "the MUD files changed since the table was applied ({}): run `iotscope gateway apply`",
-        missing.join(", ")
+        nft::current(nf)?.is_some(),
+        "table inet iotscope is not loaded: run `iotscope gateway apply` first"
+    );
+    let applied = std::fs::read_to_string(nft::structure_path(state_dir)).unwrap_or_default();
+    anyhow::ensure!(
+        applied.trim() == p.structure(),
+        "the configuration or the MUD files changed since the table was applied (or it was rolled back): \
+         refresh only changes addresses; run `iotscope gateway apply`"
     );
     nf.run(&p.refresh_script(), false)?;
     Ok(())
@@ -724,7 +717,16 @@ fn watch(
                         v.src,
                         gw.timeout.as_secs()
                     );
-                    let applied = nf.run(&script, false);
+                    // The table may have been removed or replaced since the
+                    // run began: never add to a set that is not ours.
+                    let applied = match nft::current(nf) {
+                        Ok(Some(_)) => nf.run(&script, false),
+                        Ok(None) => Err(nft::NftError::Refused {
+                            what: "add element".into(),
+                            message: "table inet iotscope is not loaded".into(),
+                        }),
+                        Err(e) => Err(e),
+                    };
                     let mut line = serde_json::to_value(&v)?;
                     line["ts"] = iotscope_telescope::time::rfc3339(ts).into();
                     line["src"] = v.src.to_string().into();
@@ -739,9 +741,14 @@ fn watch(
                     match applied {
                         Ok(()) => {
                             quarantined += 1;
-                            eprintln!("iotscope gateway: quarantined {}: {:?}", v.src, v.reason);
+                            eprintln!(
+                                "iotscope gateway: quarantined {}: {}",
+                                v.src, line["reason"]
+                            );
                         }
                         Err(e) => {
+                            // Not spared for a timeout it never served.
+                            scan.forget(v.src);
                             eprintln!("iotscope gateway: could not quarantine {}: {e}", v.src)
                         }
                     }
@@ -800,7 +807,7 @@ fn watch(
             next_refresh = now + gw.refresh;
             match plan(gw, db.as_deref()) {
                 Ok((p, _)) => {
-                    if let Err(e) = refresh(nf, &p) {
+                    if let Err(e) = refresh(nf, &p, &gw.state_dir) {
                         eprintln!("iotscope gateway: refresh failed: {e:#}");
                     }
                 }
