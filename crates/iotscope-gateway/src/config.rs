@@ -220,6 +220,9 @@ pub struct GatewayConfig {
     pub db: Option<PathBuf>,
     /// Where the MUD files named by `[[gateway.device]] mud` are.
     pub mud_dir: Option<PathBuf>,
+    /// A dnsmasq lease file read for new devices besides the neighbour
+    /// tables (the DHCP hook).
+    pub leases: Option<PathBuf>,
     /// Where the gateway keeps the previous ruleset, the quarantine log
     /// and the devices it has seen.
     pub state_dir: Option<PathBuf>,
@@ -294,6 +297,8 @@ pub struct Gateway {
     pub lan_prefixes: Vec<Prefix>,
     /// The store.
     pub db: Option<PathBuf>,
+    /// dnsmasq lease file.
+    pub leases: Option<PathBuf>,
     /// State folder.
     pub state_dir: PathBuf,
     /// DNS handling.
@@ -596,6 +601,7 @@ impl GatewayConfig {
             lan_address: self.lan_address,
             lan_prefixes,
             db: self.db.clone(),
+            leases: self.leases.clone(),
             state_dir: self
                 .state_dir
                 .clone()

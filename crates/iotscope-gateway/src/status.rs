@@ -158,6 +158,21 @@ pub fn parse_ip_neigh_json(text: &str) -> Vec<(IpAddr, String)> {
         .collect()
 }
 
+/// Leases from a dnsmasq lease file (one a line: expiry, MAC, address,
+/// host name, client id; OpenWrt's odhcpd writes the same for IPv4): the
+/// DHCP side of new-device discovery, which sees a device as soon as it
+/// gets an address, before it talks. Lines that do not parse are skipped.
+pub fn parse_dnsmasq_leases(text: &str) -> Vec<(IpAddr, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let mac = crate::config::parse_mac(f.get(1)?)?;
+            let ip: IpAddr = f.get(2)?.parse().ok()?;
+            Some((ip, mac))
+        })
+        .collect()
+}
+
 /// A LAN device the gateway has seen, and what its check found.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SeenDevice {
@@ -242,6 +257,21 @@ mod tests {
             }]
         );
         assert!(parse_table("not json").is_err());
+    }
+
+    #[test]
+    fn dnsmasq_leases() {
+        let text = "1764590000 02:00:00:00:00:20 198.18.1.20 camera 01:02:00:00:00:00:20\n\
+                    garbage line\n\
+                    1764590000 zz:00:00:00:00:21 198.18.1.21 * *\n\
+                    1764590000 02:00:00:00:00:22 not-an-ip * *\n";
+        assert_eq!(
+            parse_dnsmasq_leases(text),
+            vec![(
+                "198.18.1.20".parse().unwrap(),
+                "02:00:00:00:00:20".to_string()
+            )]
+        );
     }
 
     #[test]

@@ -352,6 +352,9 @@ fn the_gateway_blocks_quarantines_checks_and_leaves_no_trace() {
           {"name": "viewer", "matches": {"ietf-mud:mud": {"local-networks": [null]}, "tcp": {"destination-port": {"operator": "eq", "port": 8080}}},
            "actions": {"forwarding": "accept"}}]}}]}}"#).unwrap();
     let state = dir.path().join("state");
+    // The DHCP side: the lab device holds a lease (it need not talk first).
+    let leases = dir.path().join("dnsmasq.leases");
+    std::fs::write(&leases, "4102444800 02:00:00:00:00:17 198.18.1.17 dvr *\n").unwrap();
     let config = dir.path().join("gateway.toml");
     let write_config = |block: &str| {
         std::fs::write(
@@ -371,6 +374,7 @@ resolvers = ["198.19.53.54"]
 block = [{block}]
 hosts = {{ "cloud.cams.example" = ["198.19.44.4"] }}
 refresh = "1h"
+leases = "{leases}"
 
 [gateway.management]
 ports = [22]
@@ -393,7 +397,8 @@ timeout = "6s"
 "#,
                 db = db.display(),
                 mud = mud_dir.display(),
-                state = state.display()
+                state = state.display(),
+                leases = leases.display()
             ),
         )
         .unwrap();
@@ -522,14 +527,16 @@ timeout = "6s"
     succeeded(&out);
     assert!(quarantined(&status(&net, &config), "198.18.1.29").is_some());
 
-    // The new lab device: seen in the neighbour table, checked once.
-    let _ = py(&net.lan, CONNECT, &["198.18.1.17", "198.18.1.1", "53"]);
+    // The new lab device: seen in the lease file, checked once; a laptop
+    // that only talked through the gateway was seen in the neighbour table.
     let mut device = serde_json::Value::Null;
     wait_for("the new device's check", Duration::from_secs(90), || {
         let st = status(&net, &config);
         device = st["devices"]["198.18.1.17"].clone();
         device["checked"].is_string() || device["error"].is_string()
     });
+    assert_eq!(device["mac"], "02:00:00:00:00:17");
+    assert!(status(&net, &config)["devices"]["198.18.1.19"].is_object());
     let kinds: Vec<&str> = device["findings"]
         .as_array()
         .unwrap()

@@ -772,7 +772,14 @@ fn watch(
                     &out.stdout,
                 )));
             }
+            // The forged-frame check trusts the kernel's tables only.
             neigh = entries.iter().cloned().collect();
+            if let Some(path) = &gw.leases {
+                match std::fs::read_to_string(path) {
+                    Ok(t) => entries.extend(status::parse_dnsmasq_leases(&t)),
+                    Err(e) => eprintln!("iotscope gateway: {}: {e}", path.display()),
+                }
+            }
             for (ip, mac) in entries {
                 if !iotscope_gateway::config::within(&gw.lan_prefixes, ip)
                     || Some(ip) == gw.lan_address
