@@ -207,22 +207,7 @@ fn ace(family: Family, v: &Value) -> Result<Ace, String> {
     if action.contains(':') && !action.starts_with("ietf-access-control-list:") {
         return Err(format!("ACE {name:?}: forwarding action {action:?}"));
     }
-    let mut a = Ace {
-        name: name.clone(),
-        family,
-        protocol: None,
-        src_net: None,
-        dst_net: None,
-        src_dnsname: None,
-        dst_dnsname: None,
-        l4: None,
-        src_port: None,
-        dst_port: None,
-        direction: None,
-        mud: None,
-        accept,
-        cut: false,
-    };
+    let mut a = Ace::matching_all(name.clone(), family, accept);
     let empty = serde_json::Map::new();
     let matches = match v.get("matches") {
         Some(Value::Object(m)) => m,
@@ -385,20 +370,30 @@ fn is_accept(e: &Value) -> bool {
 /// The ACE that stands for a deny that cannot be matched exactly.
 fn cut_ace(name: String, family: Family) -> Ace {
     Ace {
-        name,
-        family,
-        protocol: None,
-        src_net: None,
-        dst_net: None,
-        src_dnsname: None,
-        dst_dnsname: None,
-        l4: None,
-        src_port: None,
-        dst_port: None,
-        direction: None,
-        mud: None,
-        accept: false,
         cut: true,
+        ..Ace::matching_all(name, family, false)
+    }
+}
+
+impl Ace {
+    /// An ACE with no matches yet (it matches every packet of its family).
+    fn matching_all(name: String, family: Family, accept: bool) -> Ace {
+        Ace {
+            name,
+            family,
+            protocol: None,
+            src_net: None,
+            dst_net: None,
+            src_dnsname: None,
+            dst_dnsname: None,
+            l4: None,
+            src_port: None,
+            dst_port: None,
+            direction: None,
+            mud: None,
+            accept,
+            cut: false,
+        }
     }
 }
 
