@@ -578,6 +578,24 @@ pub struct SurveyEvidence {
     pub ts: String,
 }
 
+/// Finding kinds that mean "anyone can log in": a default pair works, no
+/// password is asked, or any pair works (`accepts_any_credentials`, which
+/// the checks report instead of `default_credential` when a random control
+/// pair logs in).
+pub const ANYONE_LOGS_IN: &[&str] = &[
+    "default_credential",
+    "no_authentication",
+    "accepts_any_credentials",
+];
+
+/// Whether a re-check that found `found` on the alert's port means the
+/// alert's `problem` is still there. The same kind is; and a login problem
+/// is not fixed by a device that now takes any password (the checks then
+/// report `accepts_any_credentials`, not the default pair).
+pub fn still_present(problem: &str, found: &str) -> bool {
+    problem == found || (ANYONE_LOGS_IN.contains(&problem) && ANYONE_LOGS_IN.contains(&found))
+}
+
 /// Survey finding kinds that corroborate an infection report: the device
 /// at that address lets anyone in the way Mirai gets in.
 pub const CORROBORATING_KINDS: &[&str] = &["default_credential", "no_authentication"];
@@ -1095,6 +1113,15 @@ mod tests {
                 "{weak:?}"
             );
         }
+        // A login problem is not fixed by a device that takes any password.
+        assert!(still_present(
+            "default_credential",
+            "accepts_any_credentials"
+        ));
+        assert!(still_present("no_authentication", "default_credential"));
+        assert!(still_present("exposed_telnet", "exposed_telnet"));
+        assert!(!still_present("exposed_telnet", "accepts_any_credentials"));
+        assert!(!still_present("open_control_panel", "default_credential"));
         // Stored before levels: by source.
         assert_eq!(
             EvidenceLevel::of_evidence(&serde_json::json!({"source": "survey"})),

@@ -39,6 +39,11 @@ fn alerts(db: &Path) -> Vec<Value> {
 /// of Mirai's list): a shell prompt after it, "Login incorrect" after
 /// anything else, three tries a connection; on `ip:23` for `secs` at most.
 fn telnet_with_default_login(ip: &str, secs: u64) -> std::thread::JoinHandle<()> {
+    telnet_device(ip, secs, false)
+}
+
+/// The same device, or (`any`) one whose login takes any pair.
+fn telnet_device(ip: &str, secs: u64, any: bool) -> std::thread::JoinHandle<()> {
     let l = TcpListener::bind((ip, 23)).unwrap();
     l.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
@@ -63,7 +68,7 @@ fn telnet_with_default_login(ip: &str, secs: u64) -> std::thread::JoinHandle<()>
                     if r.read_line(&mut password).unwrap_or(0) == 0 {
                         return;
                     }
-                    if user.trim() == "root" && password.trim() == "xc3511" {
+                    if any || user.trim() == "root" && password.trim() == "xc3511" {
                         let _ = w.write_all(b"\r\n\r\nBusyBox v1.19.4 built-in shell (ash)\r\n# ");
                         let _ = r.read_line(&mut user);
                         return;
@@ -73,6 +78,45 @@ fn telnet_with_default_login(ip: &str, secs: u64) -> std::thread::JoinHandle<()>
             });
         }
     })
+}
+
+/// A device whose factory login was reported, re-checked when it takes any
+/// password: the checks now say `accepts_any_credentials` (a random control
+/// pair logs in), and the login alert must stay open, not be closed as
+/// fixed because the default pair's finding is gone.
+#[test]
+fn a_device_that_takes_any_password_is_not_fixed() {
+    let ip = "127.78.47.5";
+    let keep = tempfile::tempdir().unwrap();
+    let db = keep.path().join("a.db");
+    let device = telnet_device(ip, 8, false);
+    ok(bin()
+        .args(["survey", "--targets", ip, "--ports", "23", "--rate", "0"])
+        .args(["--checks", "credentials", "--output", "/dev/null", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap());
+    ok(bin()
+        .args(["alerts", "build", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap());
+    assert!(alerts(&db)
+        .iter()
+        .any(|a| a["ip"] == ip && a["problem"] == "default_credential"));
+    device.join().unwrap();
+    let device = telnet_device(ip, 30, true);
+    let said = ok(bin()
+        .args(["alerts", "recheck", "--timeout", "2s", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap());
+    let a = alerts(&db)
+        .into_iter()
+        .find(|a| a["ip"] == ip && a["problem"] == "default_credential")
+        .unwrap();
+    assert_eq!(a["status"], "persisting", "{said}\n{a}");
+    drop(device);
 }
 
 /// The alert-key fault of issue 13: a device with factory passwords on

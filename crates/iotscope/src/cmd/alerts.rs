@@ -576,10 +576,8 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                         continue;
                     }
                     let mut opts = opts.clone();
-                    opts.credentials = matches!(
-                        a.problem.as_str(),
-                        "default_credential" | "no_authentication"
-                    );
+                    opts.credentials =
+                        iotscope_alerts::ANYONE_LOGS_IN.contains(&a.problem.as_str());
                     opts.panels = matches!(
                         a.problem.as_str(),
                         "open_control_panel" | "no_authentication"
@@ -608,11 +606,10 @@ pub fn run(c: AlertsCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
                         }];
                         let report =
                             iotscope_checks::run::check_host(ip, &seen, &rules, &opts).await;
-                        if report
-                            .findings
-                            .iter()
-                            .any(|f| f.port == port && f.kind.as_str() == a.problem)
-                        {
+                        if report.findings.iter().any(|f| {
+                            f.port == port
+                                && iotscope_alerts::still_present(&a.problem, f.kind.as_str())
+                        }) {
                             (
                                 false,
                                 format!("{} still found on {}:{port}", a.problem, a.ip),
