@@ -189,22 +189,17 @@ fn name_set(name: &str, fam: &Fam) -> String {
     format!("{}_{}", name_set_stem(name), fam.suffix)
 }
 
-/// `name_` and 16 hex digits of the name's FNV-1a hash: a set keeps its
+/// `name_` and 16 hex digits of the name's hash ([`stable_hash`]): a set keeps its
 /// name whatever other names the MUD files gain or lose, so `refresh` can
 /// never fill one name's set with another's addresses.
 fn name_set_stem(name: &str) -> String {
-    format!("name_{:016x}", fnv1a(name.as_bytes()))
+    format!("name_{:016x}", stable_hash(name.as_bytes()))
 }
 
-/// FNV-1a, 64 bits: a stable, dependency-free hash for names and for the
-/// table's structure (not for security).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+/// A stable 64-bit hash (xxh3) for set names and the table's structure
+/// (not for security).
+fn stable_hash(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
 impl Plan {
@@ -608,7 +603,7 @@ impl Plan {
                 kept.push('\n');
             }
         }
-        format!("{:016x}", fnv1a(kept.as_bytes()))
+        format!("{:016x}", stable_hash(kept.as_bytes()))
     }
 
     /// The script `gateway apply` loads: creates the table if missing,

@@ -474,14 +474,6 @@ fn open_capture(iface: &str) -> anyhow::Result<Box<dyn iotscope_ingest::sensor::
     })?))
 }
 
-/// `aa:bb:cc:dd:ee:ff` of six bytes.
-fn mac_text(b: &[u8]) -> String {
-    b.iter()
-        .map(|x| format!("{x:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 /// The notice page a quarantined host's web requests are sent to.
 fn notice_page(gw: &Gateway) -> String {
     let body = format!(
@@ -694,7 +686,9 @@ fn watch(
     let mut next_refresh = std::time::Instant::now() + gw.refresh;
     let mut next_neigh = std::time::Instant::now();
     let mut quarantined = 0u64;
-    let mut neigh: std::collections::HashMap<IpAddr, String> = std::collections::HashMap::new();
+    // Address -> MAC from the kernel's neighbour tables, as bytes: compared
+    // with each frame's source without formatting anything per frame.
+    let mut neigh: std::collections::HashMap<IpAddr, [u8; 6]> = std::collections::HashMap::new();
     let link = source.link();
     while !STOP.load(Ordering::Relaxed) {
         if let Some(frame) = source.next_frame()? {
@@ -706,7 +700,7 @@ fn watch(
             let forged = match (&decoded, link, frame.data.get(6..12)) {
                 (Decoded::Ip(p), iotscope_wire::LinkType::Ethernet, Some(mac)) => neigh
                     .get(&p.src.to_ip())
-                    .is_some_and(|known| *known != mac_text(mac)),
+                    .is_some_and(|known| known[..] != *mac),
                 _ => false,
             };
             if let (Decoded::Ip(p), false) = (decoded, forged) {
@@ -773,7 +767,10 @@ fn watch(
                 )));
             }
             // The forged-frame check trusts the kernel's tables only.
-            neigh = entries.iter().cloned().collect();
+            neigh = entries
+                .iter()
+                .filter_map(|(ip, mac)| Some((*ip, iotscope_survey::syn::netif::parse_mac(mac)?)))
+                .collect();
             if let Some(path) = &gw.leases {
                 match std::fs::read_to_string(path) {
                     Ok(t) => entries.extend(status::parse_dnsmasq_leases(&t)),
