@@ -330,6 +330,53 @@ pub(crate) fn put_source_ports(out: &mut Vec<u8>, a: Addr, ports: &[PortIndex]) 
     }
 }
 
+/// The tables of telescope blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BlockTable {
+    Ports,
+    PortSketches,
+    Sources,
+    PortSources,
+    InfectedPorts,
+    DaySources,
+}
+
+impl BlockTable {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            BlockTable::Ports => "bucket_port_blocks",
+            BlockTable::PortSketches => "bucket_port_sketches",
+            BlockTable::Sources => "bucket_source_blocks",
+            BlockTable::PortSources => "port_source_blocks",
+            BlockTable::InfectedPorts => "infected_port_blocks",
+            BlockTable::DaySources => "day_source_blocks",
+        }
+    }
+
+    /// A stored block of this table merged with a new one of the same
+    /// block and key (a bucket start, or a day). Ports are merged in pairs
+    /// with their sketches ([`merge_ports`]); day rollups are written whole.
+    pub(crate) fn merge(self, key: i64, old: &[u8], new: &[u8]) -> Result<Vec<u8>, Damaged> {
+        match self {
+            BlockTable::Sources => merge_sources(key, old, new),
+            BlockTable::PortSources => merge_port_sources(old, new),
+            BlockTable::InfectedPorts => merge_source_ports(old, new),
+            BlockTable::DaySources => unreachable!("day rows are written whole"),
+            BlockTable::Ports | BlockTable::PortSketches => {
+                unreachable!("ports are merged in pairs by merge_ports")
+            }
+        }
+    }
+
+    /// The second key column: a bucket start, or a day.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            BlockTable::Ports | BlockTable::PortSketches | BlockTable::Sources => "start_ns",
+            BlockTable::PortSources | BlockTable::InfectedPorts | BlockTable::DaySources => "day",
+        }
+    }
+}
+
 /// Number of port blocks: 256 for TCP, 256 for UDP.
 pub(crate) const PORT_BLOCKS: i64 = 512;
 

@@ -11,9 +11,14 @@
 //! what SQLite and PostgreSQL share, so a PostgreSQL backend can reuse it.
 
 mod blocks;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod report;
+mod run;
 mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 pub use report::ReportQuery;
 pub use sqlite::{now_rfc3339, SqliteStore};
 
@@ -33,6 +38,22 @@ pub enum StoreError {
         path: String,
         /// The underlying error.
         source: rusqlite::Error,
+    },
+    /// A PostgreSQL server could not be reached, or refused or failed a
+    /// statement.
+    #[error("database {url}: {message}")]
+    Postgres {
+        /// The URL, without its password.
+        url: String,
+        /// The server's or the client's message.
+        message: String,
+    },
+    /// A `postgres://` store was asked of a build without the PostgreSQL
+    /// backend.
+    #[error("{url}: this iotscope was built without PostgreSQL support (cargo build --features postgres)")]
+    NoPostgres {
+        /// The URL, without its password.
+        url: String,
     },
     /// The database was written by a newer iotscope.
     #[error("database {path} has schema version {found}; this build knows up to {known}: upgrade iotscope")]
@@ -258,8 +279,93 @@ pub struct AlertRecord {
     pub status: String,
 }
 
+/// Where a store is: an SQLite file, or a PostgreSQL database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Locator {
+    /// An SQLite file (created on first use).
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL URL (`postgres://` or `postgresql://`).
+    Postgres(String),
+}
+
+impl Locator {
+    /// What `--db` (or `[store] db`) names: a `postgres://` or
+    /// `postgresql://` URL, an `sqlite:PATH`, or else a file path.
+    pub fn parse(spec: &std::ffi::OsStr) -> Locator {
+        match spec.to_str() {
+            Some(s) if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
+                Locator::Postgres(s.to_string())
+            }
+            Some(s) if s.starts_with("sqlite:") => Locator::Sqlite(s["sqlite:".len()..].into()),
+            _ => Locator::Sqlite(spec.into()),
+        }
+    }
+
+    /// Whether the store exists already: the file, or (for PostgreSQL,
+    /// whose database an administrator creates) always.
+    pub fn exists(&self) -> bool {
+        match self {
+            Locator::Sqlite(p) => p.exists(),
+            Locator::Postgres(_) => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Locator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Locator::Sqlite(p) => write!(f, "{}", p.display()),
+            Locator::Postgres(u) => f.write_str(&redact_url(u)),
+        }
+    }
+}
+
+/// `url` with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = scheme_end + 3;
+        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..authority_end].rfind('@') {
+            if let Some(colon) = out[rest..rest + at].find(':') {
+                out.replace_range(rest + colon + 1..rest + at, "***");
+            }
+        }
+    }
+    // A password given as a query parameter.
+    if let Some(q) = out.find('?') {
+        let query: Vec<String> = out[q + 1..]
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out = format!("{}{}", &out[..=q], query.join("&"));
+    }
+    out
+}
+
+/// Opens (creating and migrating as needed) the store at `at`.
+///
+/// Errors: those of [`SqliteStore::open`] and `PgStore::open`;
+/// [`StoreError::NoPostgres`] for a PostgreSQL URL in a build without the
+/// `postgres` feature.
+pub fn open(at: &Locator) -> Result<Box<dyn Store + Send>, StoreError> {
+    match at {
+        Locator::Sqlite(p) => Ok(Box::new(SqliteStore::open(p)?)),
+        #[cfg(feature = "postgres")]
+        Locator::Postgres(u) => Ok(Box::new(PgStore::open(u)?)),
+        #[cfg(not(feature = "postgres"))]
+        Locator::Postgres(u) => Err(StoreError::NoPostgres { url: redact_url(u) }),
+    }
+}
+
 /// Persistent storage of telescope aggregates and survey observations.
 pub trait Store {
+    /// The bucket length (ns) the store was first written with, if any.
+    fn bucket_ns(&self) -> Result<Option<i64>, StoreError>;
+
     /// The record of a capture with this content hash, if already ingested.
     fn find_file(&self, content_hash: &str) -> Result<Option<IngestedFile>, StoreError>;
 
@@ -555,6 +661,78 @@ pub struct DetectionRecord {
     pub notified_at: Option<String>,
 }
 
+/// A detection row merged into the stored episodes it comes within the
+/// cool-down of ([`Store::merge_detections`]); the first episode is kept
+/// and widened, the others are bridged into it and removed.
+pub(crate) struct MergedEpisode {
+    pub first: i64,
+    pub last: i64,
+    pub kind: String,
+    pub severity: String,
+    pub proto: String,
+    pub ports: String,
+    pub score: f64,
+    pub peak: f64,
+    pub body: String,
+    pub notified: Option<String>,
+    /// Whether anything differs from the kept episode as stored.
+    pub changed: bool,
+}
+
+/// Merges row `r` into `eps` (non-empty, oldest first): the widest span,
+/// the highest severity and peak, the newest figures (the row's when it is
+/// newer than every episode: a replay of the newest bucket changes
+/// nothing). Delivered stays delivered unless the severity rose: the
+/// escalation is news and goes out again.
+pub(crate) fn merge_episode(eps: &[DetectionRecord], r: &DetectionRecord) -> MergedEpisode {
+    let keep = &eps[0];
+    let first = eps
+        .iter()
+        .map(|e| e.first_bucket_ns)
+        .min()
+        .unwrap_or(keep.first_bucket_ns)
+        .min(r.first_bucket_ns);
+    let newest = eps.iter().max_by_key(|e| e.last_bucket_ns).unwrap_or(keep);
+    let last = newest.last_bucket_ns.max(r.last_bucket_ns);
+    let top = eps
+        .iter()
+        .map(|e| e.severity.as_str())
+        .max_by_key(|s| severity_rank(s))
+        .unwrap_or("");
+    let severity = if severity_rank(&r.severity) > severity_rank(top) {
+        r.severity.clone()
+    } else {
+        top.to_string()
+    };
+    let peak = eps.iter().map(|e| e.peak_score).fold(r.score, f64::max);
+    let row_newest = r.last_bucket_ns > newest.last_bucket_ns;
+    let figures = if row_newest { r } else { newest };
+    let notified = if severity_rank(&severity) > severity_rank(top) {
+        None
+    } else {
+        eps.iter().find_map(|e| e.notified_at.clone())
+    };
+    let changed = eps.len() > 1
+        || first != keep.first_bucket_ns
+        || last != keep.last_bucket_ns
+        || severity != keep.severity
+        || peak != keep.peak_score
+        || row_newest;
+    MergedEpisode {
+        first,
+        last,
+        kind: figures.kind.clone(),
+        severity,
+        proto: figures.proto.clone(),
+        ports: figures.ports.clone(),
+        score: figures.score,
+        peak,
+        body: figures.body.clone(),
+        notified,
+        changed,
+    }
+}
+
 /// Rank of a severity word, for keeping the higher of two.
 pub fn severity_rank(s: &str) -> u8 {
     match s {
@@ -678,4 +856,62 @@ pub struct SessionRecord {
     pub created: String,
     /// When it stops working (ns since the epoch).
     pub expires_ns: i64,
+}
+
+/// Test support shared by the crates' tests: a fresh PostgreSQL database.
+#[cfg(feature = "postgres")]
+#[doc(hidden)]
+pub mod testing {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// The environment variable naming a PostgreSQL server for tests
+    /// (`postgres://user@host:port/database`, a role that may create
+    /// databases); `.ci/run` starts one and sets it.
+    pub const SERVER_ENV: &str = "IOTSCOPE_TEST_POSTGRES";
+
+    /// A URL of a new, empty database on the test server, or None when no
+    /// server is given (then the caller skips its PostgreSQL half, unless
+    /// `IOTSCOPE_REQUIRE_TOOLS=1`, as in CI, where that is a failure).
+    ///
+    /// Panics when the server is given but refuses, or is required and
+    /// not given.
+    pub fn fresh_database(label: &str) -> Option<String> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let Ok(server) = std::env::var(SERVER_ENV) else {
+            assert!(
+                std::env::var("IOTSCOPE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+                "{SERVER_ENV} is not set: start one with scripts/pg-scratch.sh"
+            );
+            eprintln!("{SERVER_ENV} not set: the PostgreSQL half of {label} is skipped");
+            return None;
+        };
+        let name = format!(
+            "iotscope_{}_{}_{}",
+            label
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .take(30)
+                .collect::<String>()
+                .to_ascii_lowercase(),
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut c = postgres::Client::connect(&server, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("{SERVER_ENV}={server}: {e}"));
+        // Two statements: CREATE DATABASE cannot run in a transaction.
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            c.batch_execute(&sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        }
+        // The same server, the new database (the path is the last part).
+        let base = server.split('?').next().unwrap_or(&server);
+        let cut = base
+            .rfind('/')
+            .filter(|&i| i > "postgres://".len())
+            .unwrap_or(base.len());
+        Some(format!("{}/{name}", &base[..cut]))
+    }
 }

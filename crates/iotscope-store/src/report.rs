@@ -10,8 +10,10 @@ use iotscope_telescope::summary::{
     class_names, sort_infected, sort_ports, source_flags, ClassPackets, Classes, CountOut,
     Fingerprints, Infected, PortRow, SeriesBucket, Summary, TopSource,
 };
-use iotscope_telescope::time::rfc3339;
-use iotscope_telescope::{flagged, port_of, PortIndex};
+use iotscope_telescope::time::{parse_rfc3339, rfc3339};
+use iotscope_telescope::{flagged, port_of, CaptureLossReport, LossyBucket, PortIndex};
+
+use crate::CaptureLoss;
 use iotscope_wire::{Addr, ALL_CLASSES, CLASS_COUNT};
 
 /// What `telescope report` asks for.
@@ -380,4 +382,55 @@ impl<'q> ReportBuilder<'q> {
         }
         summary
     }
+}
+
+/// Puts the live capture counters of the period into a report: totals,
+/// the lossy buckets, and each lossy bucket of the series marked with
+/// its drops. Stores no sensor wrote to get none (files have no loss
+/// counters).
+pub(crate) fn add_capture_loss(summary: &mut Summary, rows: Vec<CaptureLoss>) {
+    if rows.is_empty() {
+        return;
+    }
+    let mut loss = CaptureLossReport::default();
+    let mut dropped_in: std::collections::BTreeMap<i64, u64> = Default::default();
+    for r in rows {
+        loss.received = loss.received.saturating_add(r.received);
+        loss.dropped = loss.dropped.saturating_add(r.dropped);
+        loss.if_dropped = loss.if_dropped.saturating_add(r.if_dropped);
+        if r.dropped > 0 || r.if_dropped > 0 {
+            *dropped_in.entry(r.bucket_start_ns).or_default() +=
+                r.dropped.saturating_add(r.if_dropped);
+            loss.lossy_buckets.push(LossyBucket {
+                start: rfc3339(r.bucket_start_ns),
+                interface: r.interface,
+                dropped: r.dropped,
+                if_dropped: r.if_dropped,
+            });
+        }
+    }
+    // A bucket whose frames were all dropped has no counts, but it is
+    // in the series, with its drops, so the gap is not read as silence.
+    for b in &mut summary.series {
+        if let Some(start) = parse_rfc3339(&b.start) {
+            b.dropped = dropped_in.remove(&start).unwrap_or(0);
+        }
+    }
+    if !dropped_in.is_empty() {
+        summary
+            .series
+            .extend(dropped_in.into_iter().map(|(start, dropped)| SeriesBucket {
+                start: rfc3339(start),
+                packets: 0,
+                sources: 0,
+                bytes: 0,
+                classes: Default::default(),
+                ports: Vec::new(),
+                dropped,
+            }));
+        summary
+            .series
+            .sort_by_key(|b| parse_rfc3339(&b.start).unwrap_or(i64::MIN));
+    }
+    summary.capture_loss = Some(loss);
 }

@@ -5,52 +5,20 @@ use std::path::Path;
 
 use iotscope_telescope::aggregate::SourceCounters;
 use iotscope_telescope::sketch::SourceSketch;
-use iotscope_telescope::summary::{SeriesBucket, Summary};
-use iotscope_telescope::time::{parse_rfc3339, rfc3339};
-use iotscope_telescope::{CaptureLossReport, LossyBucket, PortIndex, Telescope};
-use iotscope_wire::{Addr, ALL_CLASSES};
+use iotscope_telescope::summary::Summary;
+use iotscope_telescope::time::rfc3339;
+use iotscope_telescope::{PortIndex, Telescope};
+use iotscope_wire::Addr;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::blocks::{self, Blocks, PORT_BLOCKS};
-use crate::report::{BucketRow, PortBucketRow, ReportBuilder, ReportQuery, SourceBucketRow};
+use crate::blocks::{self, BlockTable, Blocks, PORT_BLOCKS};
+use crate::report::{self, BucketRow, PortBucketRow, ReportBuilder, ReportQuery, SourceBucketRow};
+use crate::run::{self, DAY_NS};
 use crate::{
-    severity_rank, AlertRecord, BlocklistRecord, BucketPorts, CaptureLoss, CaptureTotals,
-    DetectionRecord, FindingRecord, FingerprintPersistence, HoneypotSession, IngestedFile,
-    MapQuery, MapSource, PortSeries, ServiceObservation, SessionRecord, Store, StoreError,
-    UserRecord,
+    AlertRecord, BlocklistRecord, BucketPorts, CaptureLoss, CaptureTotals, DetectionRecord,
+    FindingRecord, FingerprintPersistence, HoneypotSession, IngestedFile, MapQuery, MapSource,
+    PortSeries, ServiceObservation, SessionRecord, Store, StoreError, UserRecord,
 };
-
-/// The tables of telescope blocks (see [`crate::blocks`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum BlockTable {
-    Ports,
-    PortSketches,
-    Sources,
-    PortSources,
-    InfectedPorts,
-    DaySources,
-}
-
-impl BlockTable {
-    fn name(self) -> &'static str {
-        match self {
-            BlockTable::Ports => "bucket_port_blocks",
-            BlockTable::PortSketches => "bucket_port_sketches",
-            BlockTable::Sources => "bucket_source_blocks",
-            BlockTable::PortSources => "port_source_blocks",
-            BlockTable::InfectedPorts => "infected_port_blocks",
-            BlockTable::DaySources => "day_source_blocks",
-        }
-    }
-
-    /// The second key column: a bucket start, or a day.
-    fn key(self) -> &'static str {
-        match self {
-            BlockTable::Ports | BlockTable::PortSketches | BlockTable::Sources => "start_ns",
-            BlockTable::PortSources | BlockTable::InfectedPorts | BlockTable::DaySources => "day",
-        }
-    }
-}
 
 /// Writes blocks inside a run's transaction, merging with stored ones.
 struct BlockWriter<'t> {
@@ -135,18 +103,9 @@ impl<'t> BlockWriter<'t> {
             }
             let data = match old {
                 None => data,
-                Some(old) => match table {
-                    BlockTable::Sources => blocks::merge_sources(key, &old, &data),
-                    BlockTable::DaySources => {
-                        unreachable!("day rows are written whole by roll_day")
-                    }
-                    BlockTable::PortSources => blocks::merge_port_sources(&old, &data),
-                    BlockTable::InfectedPorts => blocks::merge_source_ports(&old, &data),
-                    BlockTable::Ports | BlockTable::PortSketches => {
-                        unreachable!("ports are written by write_ports")
-                    }
-                }
-                .map_err(|_| self.damaged(table, block, key))?,
+                Some(old) => table
+                    .merge(key, &old, &data)
+                    .map_err(|_| self.damaged(table, block, key))?,
             };
             if let Some(n) = records.as_mut() {
                 // Merged minus stored: never below zero in all.
@@ -196,9 +155,6 @@ impl<'t> BlockWriter<'t> {
 
 /// Every key of a block table (`hi` is excluded, and no key is `i64::MAX`).
 const ALL_KEYS: (i64, i64) = (i64::MIN, i64::MAX);
-
-/// A day in ns: the key of port-source and infected-port blocks.
-const DAY_NS: i64 = 86_400_000_000_000;
 
 /// Page cache of a connection while it writes a run, KiB.
 const WRITE_CACHE_KIB: u32 = 128 * 1024;
@@ -502,6 +458,24 @@ fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRecord> {
     })
 }
 
+fn detection_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DetectionRecord> {
+    Ok(DetectionRecord {
+        key: r.get(0)?,
+        first_bucket_ns: r.get(1)?,
+        last_bucket_ns: r.get(2)?,
+        kind: r.get(3)?,
+        severity: r.get(4)?,
+        proto: r.get(5)?,
+        ports: r.get(6)?,
+        score: r.get(7)?,
+        peak_score: r.get(8)?,
+        body: r.get(9)?,
+        created_at: r.get(10)?,
+        updated_at: r.get(11)?,
+        notified_at: r.get(12)?,
+    })
+}
+
 /// A store in one SQLite file.
 pub struct SqliteStore {
     conn: Connection,
@@ -512,59 +486,6 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Puts the live capture counters of the period into a report: totals,
-    /// the lossy buckets, and each lossy bucket of the series marked with
-    /// its drops. Stores no sensor wrote to get none (files have no loss
-    /// counters).
-    fn add_capture_loss(&self, summary: &mut Summary, lo: i64, hi: i64) -> Result<(), StoreError> {
-        let rows = self.capture_loss(Some(lo), Some(hi))?;
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut loss = CaptureLossReport::default();
-        let mut dropped_in: std::collections::BTreeMap<i64, u64> = Default::default();
-        for r in rows {
-            loss.received = loss.received.saturating_add(r.received);
-            loss.dropped = loss.dropped.saturating_add(r.dropped);
-            loss.if_dropped = loss.if_dropped.saturating_add(r.if_dropped);
-            if r.dropped > 0 || r.if_dropped > 0 {
-                *dropped_in.entry(r.bucket_start_ns).or_default() +=
-                    r.dropped.saturating_add(r.if_dropped);
-                loss.lossy_buckets.push(LossyBucket {
-                    start: rfc3339(r.bucket_start_ns),
-                    interface: r.interface,
-                    dropped: r.dropped,
-                    if_dropped: r.if_dropped,
-                });
-            }
-        }
-        // A bucket whose frames were all dropped has no counts, but it is
-        // in the series, with its drops, so the gap is not read as silence.
-        for b in &mut summary.series {
-            if let Some(start) = parse_rfc3339(&b.start) {
-                b.dropped = dropped_in.remove(&start).unwrap_or(0);
-            }
-        }
-        if !dropped_in.is_empty() {
-            summary
-                .series
-                .extend(dropped_in.into_iter().map(|(start, dropped)| SeriesBucket {
-                    start: rfc3339(start),
-                    packets: 0,
-                    sources: 0,
-                    bytes: 0,
-                    classes: Default::default(),
-                    ports: Vec::new(),
-                    dropped,
-                }));
-            summary
-                .series
-                .sort_by_key(|b| parse_rfc3339(&b.start).unwrap_or(i64::MIN));
-        }
-        summary.capture_loss = Some(loss);
-        Ok(())
-    }
-
     /// Opens (creating if needed) and migrates the database at `path`.
     ///
     /// Safe when several processes open the same (possibly new) file at
@@ -658,9 +579,10 @@ impl SqliteStore {
             source,
         }
     }
+}
 
-    /// The bucket length the store was first written with, if any.
-    pub fn bucket_ns(&self) -> Result<Option<i64>, StoreError> {
+impl Store for SqliteStore {
+    fn bucket_ns(&self) -> Result<Option<i64>, StoreError> {
         self.conn
             .query_row(
                 "SELECT value FROM settings WHERE name = 'bucket_ns'",
@@ -671,9 +593,7 @@ impl SqliteStore {
             .map(|v| v.and_then(|s| s.parse().ok()))
             .map_err(|e| self.err(e))
     }
-}
 
-impl Store for SqliteStore {
     fn find_file(&self, content_hash: &str) -> Result<Option<IngestedFile>, StoreError> {
         self.conn
             .query_row(
@@ -799,106 +719,35 @@ impl Store for SqliteStore {
                 .prepare("UPDATE buckets SET sources = sources + ?2 WHERE start_ns = ?1")
                 .map_err(db)?;
             let mut blocks = BlockWriter::new(&tx, &path);
-            let addrs = t.source_addrs();
-            let mut buckets: Vec<_> = t.buckets().collect();
-            buckets.sort_unstable_by_key(|b| b.number);
             // A day this run adds to has a rollup no longer: it is built
             // again when a report next reads the day whole.
-            let days: std::collections::BTreeSet<i64> = buckets
-                .iter()
-                .map(|b| b.number.saturating_mul(bucket_ns).div_euclid(DAY_NS))
-                .collect();
-            for day in &days {
+            for day in run::days(t) {
                 tx.execute("DELETE FROM rolled_days WHERE day = ?1", [day])
                     .map_err(db)?;
                 tx.execute("DELETE FROM day_source_blocks WHERE day = ?1", [day])
                     .map_err(db)?;
             }
-            for b in buckets {
-                let start = b.number.saturating_mul(bucket_ns);
+            for b in run::buckets(t) {
+                let start = b.start;
                 // A bucket new to the store has no blocks to merge with.
                 let known = bucket_known.exists([start]).map_err(db)?;
+                let (packets, bytes, outside, malformed) = b.totals;
                 bucket_stmt
-                    .execute(params![
-                        start,
-                        b.total.packets as i64,
-                        b.bytes as i64,
-                        b.outside as i64,
-                        b.malformed as i64
-                    ])
+                    .execute(params![start, packets, bytes, outside, malformed])
                     .map_err(db)?;
-                for c in ALL_CLASSES {
-                    let n = b.classes[c.index()];
-                    if n > 0 {
-                        class_stmt
-                            .execute(params![start, c.name(), n as i64])
-                            .map_err(db)?;
-                    }
+                for (class, n) in &b.classes {
+                    class_stmt.execute(params![start, class, n]).map_err(db)?;
                 }
-                let mut ports: Vec<_> = b.port_totals.iter().collect();
-                ports.sort_unstable_by_key(|(&port, _)| port);
-                let mut out = Blocks::new(PORT_BLOCKS);
-                let mut sketches = Blocks::new(PORT_BLOCKS);
-                let empty = SourceSketch::default();
-                for (&port, count) in ports {
-                    let block = blocks::port_block(port);
-                    blocks::put_port(
-                        out.of(block),
-                        &blocks::PortEntry {
-                            port,
-                            packets: count.packets,
-                            sources: count.sources,
-                            estimated: false,
-                        },
-                    );
-                    let sketch = b.port_sketches.get(&port).unwrap_or(&empty);
-                    blocks::put_port_sketch(sketches.of(block), port, &sketch.to_bytes());
-                }
-                blocks.write_ports(start, known, out, sketches)?;
-                let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
-                let mut n = 0u64;
-                for (id, c) in t.bucket_sources(b) {
-                    let a = addrs[id as usize];
-                    blocks::put_source(out.of(blocks::source_block(a)), start, a, c);
-                    n += 1;
-                }
-                let added = blocks.write(BlockTable::Sources, start, known, out)?;
+                blocks.write_ports(start, known, b.ports, b.sketches)?;
+                let added = blocks.write(BlockTable::Sources, start, known, b.sources)?;
                 sources_stmt
-                    .execute(params![start, added.unwrap_or(n) as i64])
+                    .execute(params![start, added.unwrap_or(b.n_sources) as i64])
                     .map_err(db)?;
             }
-            // Runs of the same day (UTC, of the run's first frame) share
-            // their rows: a sensor ingesting every few minutes writes a
-            // day's pairs once each, not once per run. (Each run of the
-            // day rewrites the blocks it touches: the price of that.)
-            if let Some(first) = t.totals().first_ts {
-                let day = first.div_euclid(DAY_NS);
-                // Each port's sources, for the dashboard map's port filter.
-                let mut pairs: Vec<(PortIndex, u32)> = Vec::new();
-                t.for_each_port_source(|port, id| pairs.push((port, id)));
-                pairs.sort_unstable();
-                let mut out = Blocks::new(PORT_BLOCKS);
-                let mut of_port: Vec<Addr> = Vec::new();
-                for group in pairs.chunk_by(|x, y| x.0 == y.0) {
-                    let port = group[0].0;
-                    of_port.clear();
-                    of_port.extend(group.iter().map(|&(_, id)| addrs[id as usize]));
-                    of_port.sort_unstable();
-                    blocks::put_port_sources(out.of(blocks::port_block(port)), port, &of_port);
-                }
-                drop(pairs);
-                blocks.write(BlockTable::PortSources, day, true, out)?;
-                // The ports of sources that sent Mirai SYNs, for the
-                // infected hosts' ports.
-                let stats = t.source_stats();
-                let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
-                t.for_each_source_ports(|id, ports| {
-                    if stats[id as usize].mirai > 0 {
-                        let a = addrs[id as usize];
-                        blocks::put_source_ports(out.of(blocks::source_block(a)), a, ports);
-                    }
-                });
-                blocks.write(BlockTable::InfectedPorts, day, true, out)?;
+            // (Each run of the day rewrites the blocks it touches.)
+            if let Some((day, port_sources, infected)) = run::day_blocks(t) {
+                blocks.write(BlockTable::PortSources, day, true, port_sources)?;
+                blocks.write(BlockTable::InfectedPorts, day, true, infected)?;
             }
         }
         tx.commit().map_err(db)?;
@@ -1683,8 +1532,8 @@ impl Store for SqliteStore {
             // row and become one.
             let mut near = tx
                 .prepare(
-                    "SELECT first_bucket_ns, last_bucket_ns, severity, score, peak_score, body,
-                            kind, proto, ports, notified_at
+                    "SELECT key, first_bucket_ns, last_bucket_ns, kind, severity, proto, ports, score,
+                            peak_score, body, created_at, updated_at, notified_at
                      FROM detections
                      WHERE key = ?1 AND last_bucket_ns >= ?2 AND first_bucket_ns <= ?3
                      ORDER BY first_bucket_ns",
@@ -1708,36 +1557,14 @@ impl Store for SqliteStore {
                      WHERE key = ?1 AND first_bucket_ns = ?2",
                 )
                 .map_err(db)?;
-            struct Episode {
-                first: i64,
-                last: i64,
-                severity: String,
-                score: f64,
-                peak: f64,
-                body: String,
-                kind: String,
-                proto: String,
-                ports: String,
-                notified: Option<String>,
-            }
             for r in rows {
+                // Every episode of the key the row comes within the
+                // cool-down of, oldest first: one is widened, several are
+                // bridged by the row and become one.
                 let lo = r.first_bucket_ns.saturating_sub(cooldown_ns);
                 let hi = r.last_bucket_ns.saturating_add(cooldown_ns);
-                let eps: Vec<Episode> = near
-                    .query_map(params![r.key, lo, hi], |x| {
-                        Ok(Episode {
-                            first: x.get(0)?,
-                            last: x.get(1)?,
-                            severity: x.get(2)?,
-                            score: x.get(3)?,
-                            peak: x.get(4)?,
-                            body: x.get(5)?,
-                            kind: x.get(6)?,
-                            proto: x.get(7)?,
-                            ports: x.get(8)?,
-                            notified: x.get(9)?,
-                        })
-                    })
+                let eps: Vec<DetectionRecord> = near
+                    .query_map(params![r.key, lo, hi], detection_row)
                     .map_err(db)?
                     .collect::<Result<_, _>>()
                     .map_err(db)?;
@@ -1759,64 +1586,31 @@ impl Store for SqliteStore {
                     out.push((r.key.clone(), r.first_bucket_ns, true));
                     continue;
                 };
-                // The merged episode: the widest span, the highest severity
-                // and peak, the newest figures (the row's when it is as new
-                // as any: a replay of the newest bucket changes nothing).
-                let first = eps
-                    .iter()
-                    .map(|e| e.first)
-                    .min()
-                    .unwrap_or(keep.first)
-                    .min(r.first_bucket_ns);
-                let newest = eps.iter().max_by_key(|e| e.last).unwrap_or(keep);
-                let last = newest.last.max(r.last_bucket_ns);
-                let top = eps
-                    .iter()
-                    .map(|e| e.severity.as_str())
-                    .max_by_key(|s| severity_rank(s))
-                    .unwrap_or("");
-                let severity = if severity_rank(&r.severity) > severity_rank(top) {
-                    r.severity.clone()
-                } else {
-                    top.to_string()
-                };
-                let peak = eps.iter().map(|e| e.peak).fold(r.score, f64::max);
-                let row_newest = r.last_bucket_ns > newest.last;
-                let (kind, proto, ports, score, body) = if row_newest {
-                    (&r.kind, &r.proto, &r.ports, r.score, &r.body)
-                } else {
-                    (
-                        &newest.kind,
-                        &newest.proto,
-                        &newest.ports,
-                        newest.score,
-                        &newest.body,
-                    )
-                };
-                // Delivered stays delivered, unless the severity rose: the
-                // escalation is news and goes out again.
-                let notified = if severity_rank(&severity) > severity_rank(top) {
-                    None
-                } else {
-                    eps.iter().find_map(|e| e.notified.clone())
-                };
-                let changed = eps.len() > 1
-                    || first != keep.first
-                    || last != keep.last
-                    || severity != keep.severity
-                    || peak != keep.peak
-                    || row_newest;
-                if changed {
+                let m = crate::merge_episode(&eps, r);
+                if m.changed {
                     for e in &eps[1..] {
-                        remove.execute(params![r.key, e.first]).map_err(db)?;
+                        remove
+                            .execute(params![r.key, e.first_bucket_ns])
+                            .map_err(db)?;
                     }
                     set.execute(params![
-                        r.key, keep.first, first, last, kind, severity, proto, ports, score, peak,
-                        body, now, notified
+                        r.key,
+                        keep.first_bucket_ns,
+                        m.first,
+                        m.last,
+                        m.kind,
+                        m.severity,
+                        m.proto,
+                        m.ports,
+                        m.score,
+                        m.peak,
+                        m.body,
+                        now,
+                        m.notified
                     ])
                     .map_err(db)?;
                 }
-                out.push((r.key.clone(), first, false));
+                out.push((r.key.clone(), m.first, false));
             }
         }
         tx.commit().map_err(db)?;
@@ -1841,23 +1635,10 @@ impl Store for SqliteStore {
             )
             .map_err(db)?;
         let rows = st
-            .query_map(params![lo, hi, limit.min(i64::MAX as usize) as i64], |r| {
-                Ok(DetectionRecord {
-                    key: r.get(0)?,
-                    first_bucket_ns: r.get(1)?,
-                    last_bucket_ns: r.get(2)?,
-                    kind: r.get(3)?,
-                    severity: r.get(4)?,
-                    proto: r.get(5)?,
-                    ports: r.get(6)?,
-                    score: r.get(7)?,
-                    peak_score: r.get(8)?,
-                    body: r.get(9)?,
-                    created_at: r.get(10)?,
-                    updated_at: r.get(11)?,
-                    notified_at: r.get(12)?,
-                })
-            })
+            .query_map(
+                params![lo, hi, limit.min(i64::MAX as usize) as i64],
+                detection_row,
+            )
             .map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
@@ -2209,7 +1990,7 @@ impl Store for SqliteStore {
             report.end_block();
         }
         let mut summary = report.finish();
-        self.add_capture_loss(&mut summary, lo, hi)?;
+        report::add_capture_loss(&mut summary, self.capture_loss(Some(lo), Some(hi))?);
         Ok(summary)
     }
 }
@@ -2851,7 +2632,7 @@ mod concurrency {
     use std::sync::{Arc, Barrier};
 
     use iotscope_telescope::TelescopeConfig;
-    use iotscope_wire::LinkType;
+    use iotscope_wire::{LinkType, ALL_CLASSES};
 
     use super::*;
 

@@ -1,0 +1,1783 @@
+//! The PostgreSQL backend: one store shared by many nodes (sensors, survey
+//! shards, honeypots, the dashboard), reached with a `postgres://` URL.
+//!
+//! It keeps the SQLite backend's tables and the same telescope blocks
+//! (built by [`crate::run`], merged by [`crate::blocks`]), so both engines
+//! give identical answers; the conformance suite (`tests/conformance.rs`)
+//! runs every [`Store`] method against both and compares.
+//!
+//! Concurrency: telescope ingest ([`Store::save_run`]) serialises writers
+//! with a transaction-scoped advisory lock, the counterpart of SQLite's
+//! write lock, so the duplicate-content check and the read-merge-write of
+//! blocks see every earlier run; the unique content hash is the last
+//! guard. Other writes are single-statement upserts or transactions on
+//! natural keys. Reports read in one REPEATABLE READ transaction: one
+//! state of the store.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use iotscope_telescope::aggregate::SourceCounters;
+use iotscope_telescope::sketch::SourceSketch;
+use iotscope_telescope::summary::Summary;
+use iotscope_telescope::{PortIndex, Telescope};
+use iotscope_wire::Addr;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, IsolationLevel, NoTls, Row};
+
+use crate::blocks::{self, BlockTable, Blocks, PORT_BLOCKS};
+use crate::report::{self, BucketRow, PortBucketRow, ReportBuilder, ReportQuery, SourceBucketRow};
+use crate::run;
+use crate::{
+    AlertRecord, BlocklistRecord, BucketPorts, CaptureLoss, CaptureTotals, DetectionRecord,
+    FindingRecord, FingerprintPersistence, HoneypotSession, IngestedFile, MapQuery, MapSource,
+    PortSeries, ServiceObservation, SessionRecord, Store, StoreError, UserRecord,
+};
+
+/// Schema migrations, applied in order; `schema_migrations` records which
+/// ran. The first is the SQLite schema as of its migration 015.
+const MIGRATIONS: &[&str] = &[include_str!("../sql/pg/001_schema.sql")];
+
+/// Advisory lock held while migrating ("iotscope" in ASCII).
+const MIGRATION_LOCK: i64 = 0x696f_7473_636f_7065;
+
+/// Advisory lock held by a telescope run's write transaction.
+const WRITE_LOCK: i64 = MIGRATION_LOCK + 1;
+
+/// Every key of a block table (`hi` is excluded, and no key is `i64::MAX`).
+const ALL_KEYS: (i64, i64) = (i64::MIN, i64::MAX);
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+fn pg_error(url: &str, e: postgres::Error) -> StoreError {
+    let message = match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => {
+            let mut m = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                m.push_str(": ");
+                m.push_str(&s.to_string());
+                src = s.source();
+            }
+            m
+        }
+    };
+    StoreError::Postgres {
+        url: url.to_string(),
+        message,
+    }
+}
+
+/// A store in a PostgreSQL database.
+pub struct PgStore {
+    client: Mutex<Client>,
+    /// The URL without its password.
+    url: String,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/database`,
+    /// or libpq's key=value form) without TLS, and creates or migrates the
+    /// schema. Several processes opening a new database at once are safe:
+    /// migrations run under an advisory lock, and each is recorded in
+    /// `schema_migrations` in the same transaction.
+    ///
+    /// Errors: [`StoreError::Postgres`] when the server cannot be reached
+    /// or refuses, [`StoreError::SchemaTooNew`] when a newer iotscope
+    /// migrated it.
+    pub fn open(url: &str) -> Result<PgStore, StoreError> {
+        let shown = crate::redact_url(url);
+        let db = |e| pg_error(&shown, e);
+        let mut client = Client::connect(url, NoTls).map_err(db)?;
+        let mut tx = client.transaction().map_err(db)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .map_err(db)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    BIGINT PRIMARY KEY,
+                 applied_at TEXT NOT NULL
+             )",
+        )
+        .map_err(db)?;
+        let version: i64 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )
+            .map_err(db)?
+            .get(0);
+        if version > MIGRATIONS.len() as i64 {
+            return Err(StoreError::SchemaTooNew {
+                path: shown,
+                found: version,
+                known: MIGRATIONS.len() as i64,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.batch_execute(sql).map_err(db)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                &[&(i as i64 + 1), &crate::now_rfc3339()],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(PgStore {
+            client: Mutex::new(client),
+            url: shown,
+        })
+    }
+
+    fn err(&self, e: postgres::Error) -> StoreError {
+        pg_error(&self.url, e)
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Client> {
+        // A panic while holding the lock leaves no half-done statement on
+        // the connection that matters: each call is its own statement or
+        // transaction, and a dropped transaction rolls back.
+        self.client.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn rows(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
+        self.conn().query(sql, params).map_err(|e| self.err(e))
+    }
+
+    fn exec(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        self.conn().execute(sql, params).map_err(|e| self.err(e))
+    }
+
+    /// The version of the schema this build writes.
+    pub fn schema_version() -> i64 {
+        MIGRATIONS.len() as i64
+    }
+}
+
+/// The stored blocks of `table` under `key` among `wanted`, by block.
+fn stored_blocks(
+    c: &mut impl GenericClient,
+    table: BlockTable,
+    key: i64,
+    wanted: &[i64],
+) -> Result<HashMap<i64, Vec<u8>>, postgres::Error> {
+    let (name, col) = (table.name(), table.key());
+    let rows = c.query(
+        &format!("SELECT block, data FROM {name} WHERE {col} = $1 AND block = ANY($2)"),
+        &[&key, &wanted],
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.get::<_, i64>(0), r.get::<_, Vec<u8>>(1)))
+        .collect())
+}
+
+/// Writes `rows` (block, data) of `table` under `key` in one statement,
+/// replacing stored ones.
+fn put_blocks(
+    c: &mut impl GenericClient,
+    table: BlockTable,
+    key: i64,
+    rows: Vec<(i64, Vec<u8>)>,
+) -> Result<(), postgres::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (name, col) = (table.name(), table.key());
+    let (numbers, data): (Vec<i64>, Vec<Vec<u8>>) = rows.into_iter().unzip();
+    c.execute(
+        &format!(
+            "INSERT INTO {name} (block, {col}, data)
+             SELECT b, $1, d FROM unnest($2::bigint[], $3::bytea[]) AS u(b, d)
+             ON CONFLICT (block, {col}) DO UPDATE SET data = excluded.data"
+        ),
+        &[&key, &numbers, &data],
+    )?;
+    Ok(())
+}
+
+/// What went wrong writing a run: the database, or a stored block.
+enum WriteError {
+    Db(postgres::Error),
+    Damaged(BlockTable, i64, i64),
+}
+
+impl From<postgres::Error> for WriteError {
+    fn from(e: postgres::Error) -> Self {
+        WriteError::Db(e)
+    }
+}
+
+/// Writes `out`'s blocks of `table` (not ports) under `key`, merged with
+/// the stored ones when `merge`; for source blocks, returns how many
+/// sources the write added to the bucket.
+fn write_blocks(
+    c: &mut impl GenericClient,
+    table: BlockTable,
+    key: i64,
+    merge: bool,
+    out: Blocks,
+) -> Result<Option<u64>, WriteError> {
+    let new: Vec<(i64, Vec<u8>)> = out.into_blocks().collect();
+    if !merge {
+        put_blocks(c, table, key, new)?;
+        return Ok(None);
+    }
+    let wanted: Vec<i64> = new.iter().map(|(b, _)| *b).collect();
+    let mut old = stored_blocks(c, table, key, &wanted)?;
+    let sources = table == BlockTable::Sources;
+    let mut added = 0u64;
+    let mut rows = Vec::with_capacity(new.len());
+    for (block, data) in new {
+        let bad = || WriteError::Damaged(table, block, key);
+        let data = match old.remove(&block) {
+            None => {
+                if sources {
+                    added += blocks::count_sources(&data).map_err(|_| bad())?;
+                }
+                data
+            }
+            Some(old) => {
+                let merged = table.merge(key, &old, &data).map_err(|_| bad())?;
+                if sources {
+                    let had = blocks::count_sources(&old).map_err(|_| bad())?;
+                    let now = blocks::count_sources(&merged).map_err(|_| bad())?;
+                    added += now.saturating_sub(had);
+                }
+                merged
+            }
+        };
+        rows.push((block, data));
+    }
+    put_blocks(c, table, key, rows)?;
+    Ok((table == BlockTable::Sources).then_some(added))
+}
+
+/// Writes a bucket's port blocks and their parallel sketch blocks, merged
+/// with the stored pairs when `merge`.
+fn write_port_blocks(
+    c: &mut impl GenericClient,
+    start: i64,
+    merge: bool,
+    ports: Blocks,
+    sketches: Blocks,
+) -> Result<(), WriteError> {
+    let pairs: Vec<((i64, Vec<u8>), (i64, Vec<u8>))> =
+        ports.into_blocks().zip(sketches.into_blocks()).collect();
+    let (mut old_p, mut old_s) = if merge {
+        let wanted: Vec<i64> = pairs.iter().map(|((b, _), _)| *b).collect();
+        (
+            stored_blocks(c, BlockTable::Ports, start, &wanted)?,
+            stored_blocks(c, BlockTable::PortSketches, start, &wanted)?,
+        )
+    } else {
+        Default::default()
+    };
+    let mut out_p = Vec::with_capacity(pairs.len());
+    let mut out_s = Vec::with_capacity(pairs.len());
+    for ((block, p), (_, s)) in pairs {
+        let (p, s) = match (old_p.remove(&block), old_s.remove(&block)) {
+            (None, None) => (p, s),
+            (Some(op), Some(os)) => blocks::merge_ports((&op, &os), (&p, &s))
+                .map_err(|_| WriteError::Damaged(BlockTable::Ports, block, start))?,
+            _ => return Err(WriteError::Damaged(BlockTable::PortSketches, block, start)),
+        };
+        out_p.push((block, p));
+        out_s.push((block, s));
+    }
+    put_blocks(c, BlockTable::Ports, start, out_p)?;
+    put_blocks(c, BlockTable::PortSketches, start, out_s)?;
+    Ok(())
+}
+
+/// Calls `f(key, reader)` for every stored block of `table` whose number
+/// is in `blocks` (inclusive) and whose key is in `keys` (end excluded),
+/// streaming the rows.
+fn each_block(
+    c: &mut impl GenericClient,
+    url: &str,
+    table: BlockTable,
+    (first, last): (i64, i64),
+    (lo, hi): (i64, i64),
+    mut f: impl FnMut(i64, &mut blocks::Reader<'_>) -> Result<(), blocks::Damaged>,
+) -> Result<(), StoreError> {
+    let (name, col) = (table.name(), table.key());
+    let params: [Param<'_>; 4] = [&first, &last, &lo, &hi];
+    let mut it = c
+        .query_raw(
+            &format!(
+                "SELECT block, {col}, data FROM {name}
+                 WHERE block >= $1 AND block <= $2 AND {col} >= $3 AND {col} < $4"
+            ),
+            params.iter().copied(),
+        )
+        .map_err(|e| pg_error(url, e))?;
+    while let Some(r) = it.next().map_err(|e| pg_error(url, e))? {
+        let block: i64 = r.get(0);
+        let key: i64 = r.get(1);
+        let bad = || StoreError::Block {
+            path: url.to_string(),
+            table: table.name(),
+            block,
+            key,
+        };
+        let data: &[u8] = r.get(2);
+        let mut rd = blocks::Reader::new(data).map_err(|_| bad())?;
+        f(key, &mut rd).map_err(|_| bad())?;
+    }
+    Ok(())
+}
+
+/// Calls `f(bucket start, address, counters)` for every source record of
+/// source block `block` in the buckets starting in `lo..hi`.
+fn each_source(
+    c: &mut impl GenericClient,
+    url: &str,
+    block: i64,
+    lo: i64,
+    hi: i64,
+    mut f: impl FnMut(i64, Addr, SourceCounters),
+) -> Result<(), StoreError> {
+    each_block(
+        c,
+        url,
+        BlockTable::Sources,
+        (block, block),
+        (lo, hi),
+        |start, rd| {
+            while !rd.done() {
+                let (a, counters) = rd.next_source(start)?;
+                f(start, a, counters);
+            }
+            Ok(())
+        },
+    )
+}
+
+fn alert_row(r: &Row) -> AlertRecord {
+    AlertRecord {
+        ip: r.get(0),
+        problem: r.get(1),
+        // Port 0 is the key's "no port" (telescope alerts).
+        port: r
+            .get::<_, Option<i64>>(2)
+            .filter(|p| *p != 0)
+            .map(|p| p as u16),
+        service: r.get(3),
+        severity: r.get(4),
+        isp: r.get(5),
+        device: r.get(6),
+        evidence: r.get(7),
+        advice: r.get(8),
+        first_seen: r.get(9),
+        last_seen: r.get(10),
+        status: r.get(11),
+    }
+}
+
+const ALERT_COLUMNS: &str = "ip, problem, port, service, severity, isp, device, evidence, advice, \
+                             first_seen, last_seen, status";
+
+fn finding_row(r: &Row) -> FindingRecord {
+    FindingRecord {
+        ip: r.get(0),
+        port: r.get::<_, i64>(1) as u16,
+        service: r.get(2),
+        kind: r.get(3),
+        severity: r.get(4),
+        device: r.get(5),
+        evidence: r.get(6),
+        ts: r.get(7),
+        first_seen: r.get(8),
+    }
+}
+
+fn detection_row(r: &Row) -> DetectionRecord {
+    DetectionRecord {
+        key: r.get(0),
+        first_bucket_ns: r.get(1),
+        last_bucket_ns: r.get(2),
+        kind: r.get(3),
+        severity: r.get(4),
+        proto: r.get(5),
+        ports: r.get(6),
+        score: r.get(7),
+        peak_score: r.get(8),
+        body: r.get(9),
+        created_at: r.get(10),
+        updated_at: r.get(11),
+        notified_at: r.get(12),
+    }
+}
+
+impl Store for PgStore {
+    fn bucket_ns(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .rows("SELECT value FROM settings WHERE name = 'bucket_ns'", &[])?
+            .first()
+            .and_then(|r| r.get::<_, String>(0).parse().ok()))
+    }
+
+    fn find_file(&self, content_hash: &str) -> Result<Option<IngestedFile>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT content_hash, path, frames, status, ingested_at, implausible_time
+                 FROM files WHERE content_hash = $1",
+                &[&content_hash],
+            )?
+            .first()
+            .map(|r| IngestedFile {
+                content_hash: r.get(0),
+                path: r.get(1),
+                frames: r.get::<_, i64>(2) as u64,
+                status: r.get(3),
+                ingested_at: r.get(4),
+                implausible_time: r.get::<_, i64>(5) as u64,
+                capture_loss: None,
+            }))
+    }
+
+    fn save_run(&mut self, t: &Telescope, files: &[IngestedFile]) -> Result<(), StoreError> {
+        let url = self.url.clone();
+        let db = |e| pg_error(&url, e);
+        let write_err = |e| match e {
+            WriteError::Db(e) => pg_error(&url, e),
+            WriteError::Damaged(table, block, key) => StoreError::Block {
+                path: url.clone(),
+                table: table.name(),
+                block,
+                key,
+            },
+        };
+        let bucket_ns = t.config().bucket_ns;
+        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut tx = c.transaction().map_err(db)?;
+        // The write lock first, then the duplicate check, then the writes:
+        // a concurrent run of the same content waits here and then finds it.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+            .map_err(db)?;
+        let mut in_run: HashMap<&str, &str> = HashMap::new();
+        for f in files {
+            let previous = match in_run.insert(&f.content_hash, &f.path) {
+                Some(earlier) => Some(earlier.to_string()),
+                None => tx
+                    .query_opt(
+                        "SELECT path FROM files WHERE content_hash = $1",
+                        &[&f.content_hash],
+                    )
+                    .map_err(db)?
+                    .map(|r| r.get::<_, String>(0)),
+            };
+            if let Some(previous) = previous {
+                // Dropping the transaction rolls it back: nothing stored.
+                return Err(StoreError::Duplicate {
+                    path: url.clone(),
+                    file: f.path.clone(),
+                    content_hash: f.content_hash.clone(),
+                    previous,
+                });
+            }
+        }
+        tx.execute(
+            "INSERT INTO settings (name, value) VALUES ('bucket_ns', $1) ON CONFLICT (name) DO NOTHING",
+            &[&bucket_ns.to_string()],
+        )
+        .map_err(db)?;
+        let stored: String = tx
+            .query_one("SELECT value FROM settings WHERE name = 'bucket_ns'", &[])
+            .map_err(db)?
+            .get(0);
+        if stored.parse::<i64>().ok() != Some(bucket_ns) {
+            return Err(StoreError::BucketLength {
+                path: url.clone(),
+                stored_ns: stored.parse().unwrap_or(0),
+                run_ns: bucket_ns,
+            });
+        }
+        for f in files {
+            // No ON CONFLICT: the unique content hash is the last guard.
+            tx.execute(
+                "INSERT INTO files (content_hash, path, frames, status, ingested_at, implausible_time)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &f.content_hash,
+                    &f.path,
+                    &(f.frames as i64),
+                    &f.status,
+                    &f.ingested_at,
+                    &(f.implausible_time as i64),
+                ],
+            )
+            .map_err(db)?;
+            if let Some(l) = &f.capture_loss {
+                tx.execute(
+                    "INSERT INTO capture_loss (start_ns, interface, received, dropped, if_dropped)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (start_ns, interface) DO UPDATE SET
+                       received = capture_loss.received + excluded.received,
+                       dropped = capture_loss.dropped + excluded.dropped,
+                       if_dropped = capture_loss.if_dropped + excluded.if_dropped",
+                    &[
+                        &l.bucket_start_ns,
+                        &l.interface,
+                        &(l.received as i64),
+                        &(l.dropped as i64),
+                        &(l.if_dropped as i64),
+                    ],
+                )
+                .map_err(db)?;
+            }
+        }
+        // A day this run adds to has a rollup no longer.
+        let days: Vec<i64> = run::days(t).into_iter().collect();
+        tx.execute("DELETE FROM rolled_days WHERE day = ANY($1)", &[&days])
+            .map_err(db)?;
+        tx.execute(
+            "DELETE FROM day_source_blocks WHERE day = ANY($1)",
+            &[&days],
+        )
+        .map_err(db)?;
+        let bucket_stmt = tx
+            .prepare(
+                "INSERT INTO buckets (start_ns, packets, bytes, outside, malformed) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (start_ns) DO UPDATE SET packets = buckets.packets + excluded.packets,
+                   bytes = buckets.bytes + excluded.bytes, outside = buckets.outside + excluded.outside,
+                   malformed = buckets.malformed + excluded.malformed
+                 RETURNING (xmax <> 0)",
+            )
+            .map_err(db)?;
+        let class_stmt = tx
+            .prepare(
+                "INSERT INTO bucket_classes (start_ns, class, packets)
+                 SELECT $1, c, n FROM unnest($2::text[], $3::bigint[]) AS u(c, n)
+                 ON CONFLICT (start_ns, class) DO UPDATE SET packets = bucket_classes.packets + excluded.packets",
+            )
+            .map_err(db)?;
+        let sources_stmt = tx
+            .prepare("UPDATE buckets SET sources = sources + $2 WHERE start_ns = $1")
+            .map_err(db)?;
+        for b in run::buckets(t) {
+            let start = b.start;
+            let (packets, bytes, outside, malformed) = b.totals;
+            // xmax is set on a row the upsert updated: the bucket was
+            // stored before, and its blocks are merged with this run's.
+            let known: bool = tx
+                .query_one(
+                    &bucket_stmt,
+                    &[&start, &packets, &bytes, &outside, &malformed],
+                )
+                .map_err(db)?
+                .get(0);
+            if !b.classes.is_empty() {
+                let (names, counts): (Vec<&str>, Vec<i64>) = b.classes.iter().copied().unzip();
+                tx.execute(&class_stmt, &[&start, &names, &counts])
+                    .map_err(db)?;
+            }
+            write_port_blocks(&mut tx, start, known, b.ports, b.sketches).map_err(write_err)?;
+            let added = write_blocks(&mut tx, BlockTable::Sources, start, known, b.sources)
+                .map_err(write_err)?;
+            tx.execute(
+                &sources_stmt,
+                &[&start, &(added.unwrap_or(b.n_sources) as i64)],
+            )
+            .map_err(db)?;
+        }
+        if let Some((day, port_sources, infected)) = run::day_blocks(t) {
+            write_blocks(&mut tx, BlockTable::PortSources, day, true, port_sources)
+                .map_err(write_err)?;
+            write_blocks(&mut tx, BlockTable::InfectedPorts, day, true, infected)
+                .map_err(write_err)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn report(&self, q: &ReportQuery) -> Result<Summary, StoreError> {
+        let url = self.url.clone();
+        let db = |e| pg_error(&url, e);
+        let (lo, hi) = (
+            q.since_ns.unwrap_or(i64::MIN),
+            q.until_ns.unwrap_or(i64::MAX),
+        );
+        let bucket_ns = self.bucket_ns()?.unwrap_or(3_600_000_000_000);
+        let capture_loss = self.capture_loss(Some(lo), Some(hi))?;
+        let mut c = self.conn();
+        let mut tx = c
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(db)?;
+        // Frames with an implausible time are in no bucket, so no period
+        // holds them: the figure is the whole store's.
+        let implausible_time: i64 = tx
+            .query_one(
+                "SELECT CAST(COALESCE(SUM(implausible_time), 0) AS BIGINT) FROM files",
+                &[],
+            )
+            .map_err(db)?
+            .get(0);
+        let mut report = ReportBuilder::new(q, bucket_ns, implausible_time as u64);
+        for r in tx
+            .query(
+                "SELECT start_ns, packets, bytes, outside, malformed, sources FROM buckets
+                 WHERE start_ns >= $1 AND start_ns < $2 ORDER BY start_ns",
+                &[&lo, &hi],
+            )
+            .map_err(db)?
+        {
+            report.bucket(BucketRow {
+                start_ns: r.get(0),
+                packets: r.get::<_, i64>(1) as u64,
+                bytes: r.get::<_, i64>(2) as u64,
+                outside: r.get::<_, i64>(3) as u64,
+                malformed: r.get::<_, i64>(4) as u64,
+                sources: r.get::<_, i64>(5) as u64,
+                classes: Default::default(),
+            });
+        }
+        for r in tx
+            .query(
+                "SELECT start_ns, class, packets FROM bucket_classes WHERE start_ns >= $1 AND start_ns < $2",
+                &[&lo, &hi],
+            )
+            .map_err(db)?
+        {
+            if let Some(class) = iotscope_wire::Class::from_name(r.get::<_, &str>(1)) {
+                report.class(r.get(0), class, r.get::<_, i64>(2) as u64);
+            }
+        }
+        let all_ports = (0, PORT_BLOCKS - 1);
+        each_block(
+            &mut tx,
+            &url,
+            BlockTable::Ports,
+            all_ports,
+            (lo, hi),
+            |start, r| {
+                while !r.done() {
+                    let e = r.next_port()?;
+                    if report.wants_port(e.port) {
+                        report.port(PortBucketRow {
+                            start_ns: start,
+                            port: e.port,
+                            packets: e.packets,
+                            sources: e.sources,
+                            estimated: e.estimated,
+                        });
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        each_block(
+            &mut tx,
+            &url,
+            BlockTable::PortSketches,
+            all_ports,
+            (lo, hi),
+            |_, r| {
+                while !r.done() {
+                    let (port, bytes) = r.next_port_sketch()?;
+                    if report.needs_sketch(port) {
+                        let sketch =
+                            SourceSketch::from_bytes(bytes).map_err(|_| blocks::Damaged)?;
+                        report.port_sketch(port, &sketch);
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        // Block by block: a source is always in the same block, so its
+        // sums are complete when its block ends.
+        for block in 0..blocks::SOURCE_BLOCKS {
+            each_source(&mut tx, &url, block, lo, hi, |_, addr, counters| {
+                report.source(&SourceBucketRow { addr, counters })
+            })?;
+            let mut ports = Vec::new();
+            each_block(
+                &mut tx,
+                &url,
+                BlockTable::InfectedPorts,
+                (block, block),
+                ALL_KEYS,
+                |_, r| {
+                    while !r.done() {
+                        let addr = r.next_source_ports(&mut ports)?;
+                        for &p in ports.iter().take_while(|&&p| p < 1 << 16) {
+                            report.infected_port(addr, p as u16);
+                        }
+                    }
+                    Ok(())
+                },
+            )?;
+            report.end_block();
+        }
+        tx.commit().map_err(db)?;
+        let mut summary = report.finish();
+        report::add_capture_loss(&mut summary, capture_loss);
+        Ok(summary)
+    }
+
+    fn save_services(&mut self, rows: &[ServiceObservation]) -> Result<(), StoreError> {
+        let url = self.url.clone();
+        let db = |e| pg_error(&url, e);
+        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut tx = c.transaction().map_err(db)?;
+        let st = tx
+            .prepare(
+                "INSERT INTO services (ip, port, proto, status, service, banner, first_seen, last_seen)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                 ON CONFLICT (ip, port, proto) DO UPDATE SET status = excluded.status,
+                   service = excluded.service, banner = excluded.banner, last_seen = excluded.last_seen",
+            )
+            .map_err(db)?;
+        for r in rows {
+            tx.execute(
+                &st,
+                &[
+                    &r.ip,
+                    &i64::from(r.port),
+                    &r.proto,
+                    &r.status,
+                    &r.service,
+                    &r.banner,
+                    &r.ts,
+                ],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn services(&self) -> Result<Vec<ServiceObservation>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT ip, port, proto, status, service, banner, last_seen FROM services ORDER BY ip, port",
+                &[],
+            )?
+            .iter()
+            .map(|r| ServiceObservation {
+                ip: r.get(0),
+                port: r.get::<_, i64>(1) as u16,
+                proto: r.get(2),
+                status: r.get(3),
+                service: r.get(4),
+                banner: r.get(5),
+                ts: r.get(6),
+            })
+            .collect())
+    }
+
+    fn save_findings(&mut self, rows: &[FindingRecord]) -> Result<(), StoreError> {
+        let url = self.url.clone();
+        let db = |e| pg_error(&url, e);
+        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut tx = c.transaction().map_err(db)?;
+        let st = tx
+            .prepare(
+                "INSERT INTO findings (ip, port, service, kind, severity, device, evidence, first_seen, last_seen)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+                 ON CONFLICT (ip, port, kind) DO UPDATE SET service = excluded.service,
+                   severity = excluded.severity, device = excluded.device,
+                   evidence = excluded.evidence, last_seen = excluded.last_seen",
+            )
+            .map_err(db)?;
+        for r in rows {
+            tx.execute(
+                &st,
+                &[
+                    &r.ip,
+                    &i64::from(r.port),
+                    &r.service,
+                    &r.kind,
+                    &r.severity,
+                    &r.device,
+                    &r.evidence,
+                    &r.ts,
+                ],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn findings(&self) -> Result<Vec<FindingRecord>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT ip, port, service, kind, severity, device, evidence, last_seen, first_seen
+                 FROM findings ORDER BY ip, port, kind",
+                &[],
+            )?
+            .iter()
+            .map(finding_row)
+            .collect())
+    }
+
+    fn findings_page(
+        &self,
+        after: Option<&(String, u16, String)>,
+        limit: usize,
+    ) -> Result<Vec<FindingRecord>, StoreError> {
+        let (ip, port, kind) = after
+            .cloned()
+            .unwrap_or_else(|| (String::new(), 0, String::new()));
+        let first = after.is_none();
+        let limit = limit.min(i64::MAX as usize) as i64;
+        Ok(self
+            .rows(
+                "SELECT ip, port, service, kind, severity, device, evidence, last_seen, first_seen
+                 FROM findings WHERE $1 OR (ip, port, kind) > ($2, $3, $4)
+                 ORDER BY ip, port, kind LIMIT $5",
+                &[&first, &ip, &i64::from(port), &kind, &limit],
+            )?
+            .iter()
+            .map(finding_row)
+            .collect())
+    }
+
+    fn save_blocklist(&mut self, rows: &[BlocklistRecord]) -> Result<usize, StoreError> {
+        let url = self.url.clone();
+        let db = |e| pg_error(&url, e);
+        let now = crate::now_rfc3339();
+        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut tx = c.transaction().map_err(db)?;
+        // xmax = 0 on the returned row: it was inserted, not updated.
+        let st = tx
+            .prepare(
+                "INSERT INTO blocklist (value, kind, port, malware, source, first_seen, imported)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (value) DO UPDATE SET imported = excluded.imported
+                 RETURNING (xmax = 0)",
+            )
+            .map_err(db)?;
+        let mut added = 0;
+        for r in rows {
+            let new: bool = tx
+                .query_one(
+                    &st,
+                    &[
+                        &r.value,
+                        &r.kind,
+                        &r.port.map(i64::from),
+                        &r.malware,
+                        &r.source,
+                        &r.first_seen,
+                        &now,
+                    ],
+                )
+                .map_err(db)?
+                .get(0);
+            added += usize::from(new);
+        }
+        tx.commit().map_err(db)?;
+        Ok(added)
+    }
+
+    fn blocklist(&self) -> Result<Vec<BlocklistRecord>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT value, kind, port, malware, source, first_seen FROM blocklist ORDER BY value",
+                &[],
+            )?
+            .iter()
+            .map(|r| BlocklistRecord {
+                value: r.get(0),
+                kind: r.get(1),
+                port: r.get::<_, Option<i64>>(2).map(|p| p as u16),
+                malware: r.get(3),
+                source: r.get(4),
+                first_seen: r.get(5),
+            })
+            .collect())
+    }
+
+    fn merge_alerts(&mut self, rows: &[AlertRecord]) -> Result<(usize, usize), StoreError> {
+        let url = self.url.clone();
+        let db = |e| pg_error(&url, e);
+        let now = crate::now_rfc3339();
+        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut tx = c.transaction().map_err(db)?;
+        let (mut created, mut updated) = (0, 0);
+        let history = tx
+            .prepare(
+                "INSERT INTO alert_history (ip, port, problem, ts, status, note) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .map_err(db)?;
+        for r in rows {
+            // Port 0 is the key's "no port" (telescope alerts).
+            let port = i64::from(r.port.unwrap_or(0));
+            // FOR UPDATE: two writers merging the same alert take turns.
+            let known = tx
+                .query_opt(
+                    "SELECT status, last_seen FROM alerts WHERE ip = $1 AND port = $2 AND problem = $3 FOR UPDATE",
+                    &[&r.ip, &port, &r.problem],
+                )
+                .map_err(db)?
+                .map(|row| (row.get::<_, String>(0), row.get::<_, String>(1)));
+            match known {
+                None => {
+                    let inserted = tx
+                        .execute(
+                            "INSERT INTO alerts (ip, problem, port, service, severity, isp, device, evidence, advice,
+                                                 first_seen, last_seen, status)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'new')
+                             ON CONFLICT (ip, port, problem) DO NOTHING",
+                            &[
+                                &r.ip, &r.problem, &port, &r.service, &r.severity, &r.isp,
+                                &r.device, &r.evidence, &r.advice, &r.first_seen, &r.last_seen,
+                            ],
+                        )
+                        .map_err(db)?;
+                    if inserted == 1 {
+                        tx.execute(
+                            &history,
+                            &[
+                                &r.ip,
+                                &port,
+                                &r.problem,
+                                &now,
+                                &"new",
+                                &format!("first seen {}", r.first_seen),
+                            ],
+                        )
+                        .map_err(db)?;
+                        created += 1;
+                    }
+                }
+                Some((status, last_seen)) => {
+                    let again = status == "fixed" && r.last_seen > last_seen;
+                    let status = if again {
+                        "persisting".to_string()
+                    } else {
+                        status
+                    };
+                    tx.execute(
+                        "UPDATE alerts SET service = $4, severity = $5, isp = $6, device = $7,
+                           evidence = $8, advice = $9, first_seen = LEAST(first_seen, $10),
+                           last_seen = GREATEST(last_seen, $11), status = $12
+                         WHERE ip = $1 AND problem = $2 AND port = $3",
+                        &[
+                            &r.ip,
+                            &r.problem,
+                            &port,
+                            &r.service,
+                            &r.severity,
+                            &r.isp,
+                            &r.device,
+                            &r.evidence,
+                            &r.advice,
+                            &r.first_seen,
+                            &r.last_seen,
+                            &status,
+                        ],
+                    )
+                    .map_err(db)?;
+                    if again {
+                        tx.execute(
+                            &history,
+                            &[
+                                &r.ip,
+                                &port,
+                                &r.problem,
+                                &now,
+                                &"persisting",
+                                &format!("seen again {}", r.last_seen),
+                            ],
+                        )
+                        .map_err(db)?;
+                    }
+                    updated += 1;
+                }
+            }
+        }
+        tx.commit().map_err(db)?;
+        Ok((created, updated))
+    }
+
+    fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
+        Ok(self
+            .rows(
+                &format!("SELECT {ALERT_COLUMNS} FROM alerts ORDER BY ip, problem, port"),
+                &[],
+            )?
+            .iter()
+            .map(alert_row)
+            .collect())
+    }
+
+    fn set_alert_status(
+        &mut self,
+        ip: &str,
+        port: Option<u16>,
+        problem: &str,
+        status: &str,
+        note: &str,
+    ) -> Result<bool, StoreError> {
+        let url = self.url.clone();
+        let db = |e| pg_error(&url, e);
+        let port = i64::from(port.unwrap_or(0));
+        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut tx = c.transaction().map_err(db)?;
+        let n = tx
+            .execute(
+                "UPDATE alerts SET status = $3 WHERE ip = $1 AND problem = $2 AND port = $4",
+                &[&ip, &problem, &status, &port],
+            )
+            .map_err(db)?;
+        if n > 0 {
+            tx.execute(
+                "INSERT INTO alert_history (ip, port, problem, ts, status, note) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&ip, &port, &problem, &crate::now_rfc3339(), &status, &note],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(n > 0)
+    }
+
+    fn alert_history(
+        &self,
+        ip: &str,
+        port: Option<u16>,
+        problem: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT ts, status, note FROM alert_history WHERE ip = $1 AND port = $2 AND problem = $3 ORDER BY seq",
+                &[&ip, &i64::from(port.unwrap_or(0)), &problem],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    fn alerts_for_ip(&self, ip: &str) -> Result<Vec<AlertRecord>, StoreError> {
+        Ok(self
+            .rows(
+                &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE ip = $1 ORDER BY problem, port"),
+                &[&ip],
+            )?
+            .iter()
+            .map(alert_row)
+            .collect())
+    }
+
+    fn put_user(&mut self, u: &UserRecord) -> Result<(), StoreError> {
+        let url = self.url.clone();
+        let db = |e| pg_error(&url, e);
+        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut tx = c.transaction().map_err(db)?;
+        tx.execute(
+            "INSERT INTO users (name, password_hash, role, isp, created) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash,
+             role = excluded.role, isp = excluded.isp",
+            &[&u.name, &u.password_hash, &u.role, &u.isp, &u.created],
+        )
+        .map_err(db)?;
+        // A new password ends every session of the old one.
+        tx.execute("DELETE FROM sessions WHERE user_name = $1", &[&u.name])
+            .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT name, password_hash, role, isp, created FROM users ORDER BY name",
+                &[],
+            )?
+            .iter()
+            .map(|r| UserRecord {
+                name: r.get(0),
+                password_hash: r.get(1),
+                role: r.get(2),
+                isp: r.get(3),
+                created: r.get(4),
+            })
+            .collect())
+    }
+
+    fn delete_user(&mut self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.exec("DELETE FROM users WHERE name = $1", &[&name])? > 0)
+    }
+
+    fn put_session(&mut self, s: &SessionRecord, now_ns: i64) -> Result<(), StoreError> {
+        // Expired sessions go when new ones come: the table stays small.
+        self.exec("DELETE FROM sessions WHERE expires_ns <= $1", &[&now_ns])?;
+        self.exec(
+            "INSERT INTO sessions (token_hash, user_name, kind, csrf, created, expires_ns)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &s.token_hash,
+                &s.user,
+                &s.kind,
+                &s.csrf,
+                &s.created,
+                &s.expires_ns,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn session(
+        &self,
+        token_hash: &str,
+        now_ns: i64,
+    ) -> Result<Option<(SessionRecord, UserRecord)>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT s.token_hash, s.user_name, s.kind, s.csrf, s.created, s.expires_ns,
+                        u.password_hash, u.role, u.isp, u.created
+                 FROM sessions s JOIN users u ON u.name = s.user_name
+                 WHERE s.token_hash = $1 AND s.expires_ns > $2",
+                &[&token_hash, &now_ns],
+            )?
+            .first()
+            .map(|r| {
+                let session = SessionRecord {
+                    token_hash: r.get(0),
+                    user: r.get(1),
+                    kind: r.get(2),
+                    csrf: r.get(3),
+                    created: r.get(4),
+                    expires_ns: r.get(5),
+                };
+                let user = UserRecord {
+                    name: session.user.clone(),
+                    password_hash: r.get(6),
+                    role: r.get(7),
+                    isp: r.get(8),
+                    created: r.get(9),
+                };
+                (session, user)
+            }))
+    }
+
+    fn delete_session(&mut self, token_hash: &str) -> Result<(), StoreError> {
+        self.exec("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash])?;
+        Ok(())
+    }
+
+    fn save_honeypot_session(&mut self, h: &HoneypotSession) -> Result<bool, StoreError> {
+        let url = self.url.clone();
+        let db = |e| pg_error(&url, e);
+        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut tx = c.transaction().map_err(db)?;
+        let new = tx
+            .execute(
+                "INSERT INTO honeypot_sessions (sensor, id, protocol, src_ip, src_port, dst_ip, dst_port,
+                   start_ns, end_ns, username, password, input_sha256, reason, linked_session, linked_ip, truncated)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                 ON CONFLICT (sensor, id) DO NOTHING",
+                &[
+                    &h.sensor,
+                    &h.id,
+                    &h.protocol,
+                    &h.src_ip,
+                    &i64::from(h.src_port),
+                    &h.dst_ip,
+                    &i64::from(h.dst_port),
+                    &h.start_ns,
+                    &h.end_ns,
+                    &h.login.as_ref().map(|l| &l.0),
+                    &h.login.as_ref().map(|l| &l.1),
+                    &h.input_sha256,
+                    &h.reason,
+                    &h.linked.as_ref().map(|l| &l.0),
+                    &h.linked.as_ref().map(|l| &l.1),
+                    &(h.truncated as i64),
+                ],
+            )
+            .map_err(db)?
+            == 1;
+        if new {
+            let st = tx
+                .prepare("INSERT INTO honeypot_logins VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .map_err(db)?;
+            for (i, (at, u, p, ok)) in h.logins.iter().enumerate() {
+                tx.execute(&st, &[&h.sensor, &h.id, &(i as i64), at, u, p, ok])
+                    .map_err(db)?;
+            }
+            let st = tx
+                .prepare("INSERT INTO honeypot_commands VALUES ($1, $2, $3, $4, $5, $6)")
+                .map_err(db)?;
+            for (i, (at, input, known)) in h.commands.iter().enumerate() {
+                tx.execute(&st, &[&h.sensor, &h.id, &(i as i64), at, input, known])
+                    .map_err(db)?;
+            }
+            let st = tx
+                .prepare("INSERT INTO honeypot_downloads VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .map_err(db)?;
+            for (i, (kind, url, host, port)) in h.downloads.iter().enumerate() {
+                tx.execute(
+                    &st,
+                    &[
+                        &h.sensor,
+                        &h.id,
+                        &(i as i64),
+                        kind,
+                        url,
+                        host,
+                        &port.map(i64::from),
+                    ],
+                )
+                .map_err(db)?;
+            }
+            let st = tx
+                .prepare(
+                    "INSERT INTO honeypot_payloads VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .map_err(db)?;
+            for (p, sha, size, dup) in &h.payloads {
+                tx.execute(&st, &[&h.sensor, &h.id, p, sha, &(*size as i64), dup])
+                    .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)?;
+        Ok(new)
+    }
+
+    fn honeypot_sessions(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<HoneypotSession>, StoreError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let mut out: Vec<HoneypotSession> = self
+            .rows(
+                "SELECT sensor, id, protocol, src_ip, src_port, dst_ip, dst_port, start_ns, end_ns,
+                        username, password, input_sha256, reason, linked_session, linked_ip, truncated
+                 FROM honeypot_sessions WHERE start_ns >= $1 AND start_ns < $2
+                 ORDER BY start_ns, sensor, id LIMIT $3",
+                &[
+                    &since_ns.unwrap_or(i64::MIN),
+                    &until_ns.unwrap_or(i64::MAX),
+                    &limit,
+                ],
+            )?
+            .iter()
+            .map(|r| {
+                let user: Option<String> = r.get(9);
+                let pass: Option<String> = r.get(10);
+                let ls: Option<String> = r.get(13);
+                let li: Option<String> = r.get(14);
+                HoneypotSession {
+                    sensor: r.get(0),
+                    id: r.get(1),
+                    protocol: r.get(2),
+                    src_ip: r.get(3),
+                    src_port: r.get::<_, i64>(4) as u16,
+                    dst_ip: r.get(5),
+                    dst_port: r.get::<_, i64>(6) as u16,
+                    start_ns: r.get(7),
+                    end_ns: r.get(8),
+                    login: user.zip(pass),
+                    input_sha256: r.get(11),
+                    reason: r.get(12),
+                    linked: ls.zip(li),
+                    truncated: r.get::<_, i64>(15) as u64,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        for h in &mut out {
+            let key: [Param<'_>; 2] = [&h.sensor, &h.id];
+            h.logins = self
+                .rows(
+                    "SELECT at_ns, username, password, success FROM honeypot_logins
+                     WHERE sensor = $1 AND session = $2 ORDER BY seq",
+                    &key,
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                .collect();
+            h.commands = self
+                .rows(
+                    "SELECT at_ns, input, known FROM honeypot_commands
+                     WHERE sensor = $1 AND session = $2 ORDER BY seq",
+                    &key,
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect();
+            h.downloads = self
+                .rows(
+                    "SELECT kind, url, host, port FROM honeypot_downloads
+                     WHERE sensor = $1 AND session = $2 ORDER BY seq",
+                    &key,
+                )?
+                .iter()
+                .map(|r| {
+                    (
+                        r.get(0),
+                        r.get(1),
+                        r.get(2),
+                        r.get::<_, Option<i64>>(3).map(|p| p as u16),
+                    )
+                })
+                .collect();
+            h.payloads = self
+                .rows(
+                    "SELECT path, sha256, size, duplicate FROM honeypot_payloads
+                     WHERE sensor = $1 AND session = $2 ORDER BY path",
+                    &key,
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64, r.get(3)))
+                .collect();
+        }
+        Ok(out)
+    }
+
+    fn port_activity(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+    ) -> Result<Vec<BucketPorts>, StoreError> {
+        let (lo, hi) = (since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX));
+        let mut out: Vec<BucketPorts> = self
+            .rows(
+                "SELECT start_ns FROM buckets WHERE start_ns >= $1 AND start_ns < $2 ORDER BY start_ns",
+                &[&lo, &hi],
+            )?
+            .iter()
+            .map(|r| BucketPorts {
+                start_ns: r.get(0),
+                ports: Vec::new(),
+            })
+            .collect();
+        each_block(
+            &mut *self.conn(),
+            &self.url,
+            BlockTable::Ports,
+            (0, PORT_BLOCKS - 1),
+            (lo, hi),
+            |start, r| {
+                let i = out.binary_search_by_key(&start, |b| b.start_ns);
+                while !r.done() {
+                    let e = r.next_port()?;
+                    if let Ok(i) = i {
+                        out[i].ports.push((e.port, e.packets, e.sources));
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        for b in &mut out {
+            b.ports.sort_unstable_by_key(|p| p.0);
+        }
+        Ok(out)
+    }
+
+    fn port_sketches(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        ports: &[PortIndex],
+    ) -> Result<Vec<(i64, PortIndex, SourceSketch)>, StoreError> {
+        let (lo, hi) = (since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX));
+        let mut want: Vec<PortIndex> = ports.to_vec();
+        want.sort_unstable();
+        want.dedup();
+        let mut blocks_wanted: Vec<i64> = want.iter().map(|&p| blocks::port_block(p)).collect();
+        blocks_wanted.dedup();
+        let mut out = Vec::new();
+        let mut bad_sketch = None;
+        for b in blocks_wanted {
+            each_block(
+                &mut *self.conn(),
+                &self.url,
+                BlockTable::PortSketches,
+                (b, b),
+                (lo, hi),
+                |start, r| {
+                    while !r.done() {
+                        let (port, bytes) = r.next_port_sketch()?;
+                        if want.binary_search(&port).is_ok() {
+                            match SourceSketch::from_bytes(bytes) {
+                                Ok(s) => out.push((start, port, s)),
+                                Err(e) => bad_sketch = Some((start, e)),
+                            }
+                        }
+                    }
+                    Ok(())
+                },
+            )?;
+            if let Some((bucket, source)) = bad_sketch.take() {
+                return Err(StoreError::Sketch {
+                    path: self.url.clone(),
+                    bucket,
+                    source,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn each_bucket_source(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        f: &mut dyn FnMut(i64, Addr, &SourceCounters),
+    ) -> Result<(), StoreError> {
+        let (lo, hi) = (since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX));
+        let mut c = self.conn();
+        for block in 0..blocks::SOURCE_BLOCKS {
+            each_source(&mut *c, &self.url, block, lo, hi, |start, a, counters| {
+                f(start, a, &counters)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn merge_detections(
+        &mut self,
+        rows: &[DetectionRecord],
+        cooldown_ns: i64,
+    ) -> Result<Vec<(String, i64, bool)>, StoreError> {
+        let url = self.url.clone();
+        let db = |e| pg_error(&url, e);
+        let now = crate::now_rfc3339();
+        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut tx = c.transaction().map_err(db)?;
+        // One merger at a time: episodes of a key are read, bridged and
+        // rewritten as a whole.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&(WRITE_LOCK + 1)])
+            .map_err(db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let lo = r.first_bucket_ns.saturating_sub(cooldown_ns);
+            let hi = r.last_bucket_ns.saturating_add(cooldown_ns);
+            // Every episode of the key the row comes within the cool-down
+            // of, oldest first: one is widened, several are bridged.
+            let eps: Vec<DetectionRecord> = tx
+                .query(
+                    "SELECT key, first_bucket_ns, last_bucket_ns, kind, severity, proto, ports, score,
+                            peak_score, body, created_at, updated_at, notified_at
+                     FROM detections
+                     WHERE key = $1 AND last_bucket_ns >= $2 AND first_bucket_ns <= $3
+                     ORDER BY first_bucket_ns",
+                    &[&r.key, &lo, &hi],
+                )
+                .map_err(db)?
+                .iter()
+                .map(detection_row)
+                .collect();
+            let Some(keep) = eps.first() else {
+                tx.execute(
+                    "INSERT INTO detections (key, first_bucket_ns, last_bucket_ns, kind, severity, proto,
+                       ports, score, peak_score, body, created_at, updated_at, notified_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $10, NULL)",
+                    &[
+                        &r.key,
+                        &r.first_bucket_ns,
+                        &r.last_bucket_ns,
+                        &r.kind,
+                        &r.severity,
+                        &r.proto,
+                        &r.ports,
+                        &r.score,
+                        &r.body,
+                        &now,
+                    ],
+                )
+                .map_err(db)?;
+                out.push((r.key.clone(), r.first_bucket_ns, true));
+                continue;
+            };
+            let m = crate::merge_episode(&eps, r);
+            if m.changed {
+                for e in &eps[1..] {
+                    tx.execute(
+                        "DELETE FROM detections WHERE key = $1 AND first_bucket_ns = $2",
+                        &[&r.key, &e.first_bucket_ns],
+                    )
+                    .map_err(db)?;
+                }
+                tx.execute(
+                    "UPDATE detections SET first_bucket_ns = $3, last_bucket_ns = $4, kind = $5,
+                       severity = $6, proto = $7, ports = $8, score = $9, peak_score = $10,
+                       body = $11, updated_at = $12, notified_at = $13
+                     WHERE key = $1 AND first_bucket_ns = $2",
+                    &[
+                        &r.key,
+                        &keep.first_bucket_ns,
+                        &m.first,
+                        &m.last,
+                        &m.kind,
+                        &m.severity,
+                        &m.proto,
+                        &m.ports,
+                        &m.score,
+                        &m.peak,
+                        &m.body,
+                        &now,
+                        &m.notified,
+                    ],
+                )
+                .map_err(db)?;
+            }
+            out.push((r.key.clone(), m.first, false));
+        }
+        tx.commit().map_err(db)?;
+        Ok(out)
+    }
+
+    fn detections(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<DetectionRecord>, StoreError> {
+        let (lo, hi) = (since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX));
+        let limit = limit.min(i64::MAX as usize) as i64;
+        Ok(self
+            .rows(
+                "SELECT key, first_bucket_ns, last_bucket_ns, kind, severity, proto, ports, score,
+                        peak_score, body, created_at, updated_at, notified_at
+                 FROM detections WHERE last_bucket_ns >= $1 AND first_bucket_ns < $2
+                 ORDER BY first_bucket_ns DESC, key LIMIT $3",
+                &[&lo, &hi, &limit],
+            )?
+            .iter()
+            .map(detection_row)
+            .collect())
+    }
+
+    fn mark_detection_notified(
+        &mut self,
+        key: &str,
+        first_bucket_ns: i64,
+        at: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self.exec(
+            "UPDATE detections SET notified_at = $3 WHERE key = $1 AND first_bucket_ns = $2",
+            &[&key, &first_bucket_ns, &at],
+        )? > 0)
+    }
+
+    fn map_sources(&self, q: &MapQuery) -> Result<Vec<MapSource>, StoreError> {
+        let (lo, hi) = (
+            q.since_ns.unwrap_or(i64::MIN),
+            q.until_ns.unwrap_or(i64::MAX),
+        );
+        let wanted = q
+            .port
+            .as_ref()
+            .and_then(|(proto, port)| iotscope_telescope::parse_port(&format!("{port}/{proto}")));
+        if q.port.is_some() && wanted.is_none() {
+            return Ok(Vec::new());
+        }
+        let busiest =
+            |a: &MapSource, b: &MapSource| b.packets.cmp(&a.packets).then_with(|| a.ip.cmp(&b.ip));
+        let url = self.url.clone();
+        let mut c = self.conn();
+        let mut tx = c
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(|e| pg_error(&url, e))?;
+        let mut on_port: std::collections::HashSet<Addr> = Default::default();
+        if let Some(want) = wanted {
+            let b = blocks::port_block(want);
+            let mut addrs = Vec::new();
+            each_block(
+                &mut tx,
+                &url,
+                BlockTable::PortSources,
+                (b, b),
+                ALL_KEYS,
+                |_, r| {
+                    while !r.done() {
+                        if r.next_port_sources(&mut addrs)? == want {
+                            on_port.extend(addrs.iter().copied());
+                        }
+                    }
+                    Ok(())
+                },
+            )?;
+            if on_port.is_empty() {
+                return Ok(Vec::new());
+            }
+        }
+        let mut rows: Vec<MapSource> = Vec::new();
+        let mut by_addr: HashMap<Addr, SourceCounters> = HashMap::new();
+        for block in 0..blocks::SOURCE_BLOCKS {
+            by_addr.clear();
+            each_source(&mut tx, &url, block, lo, hi, |_, a, counters| {
+                if wanted.is_none() || on_port.contains(&a) {
+                    by_addr.entry(a).or_default().add(&counters);
+                }
+            })?;
+            rows.extend(by_addr.drain().map(|(a, c)| MapSource {
+                ip: a.to_string(),
+                packets: c.packets,
+                first_ns: c.first_ts,
+                last_ns: c.last_ts,
+                class_mask: c.class_mask,
+                fingerprints: [c.mirai, c.zmap, c.masscan, c.backscatter],
+                syn: c.syn,
+            }));
+            if q.limit > 0 && rows.len() >= q.limit.saturating_mul(2).max(1024) {
+                rows.select_nth_unstable_by(q.limit - 1, busiest);
+                rows.truncate(q.limit);
+            }
+        }
+        rows.sort_by(busiest);
+        rows.truncate(q.limit);
+        Ok(rows)
+    }
+
+    fn port_series(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        ports: &[(String, u16)],
+    ) -> Result<PortSeries, StoreError> {
+        let (lo, hi) = (since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX));
+        let starts: Vec<i64> = self
+            .rows(
+                "SELECT start_ns FROM buckets WHERE start_ns >= $1 AND start_ns < $2 ORDER BY start_ns",
+                &[&lo, &hi],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut lines = Vec::new();
+        for (proto, port) in ports {
+            let mut packets = vec![0u64; starts.len()];
+            let mut sources = vec![0u64; starts.len()];
+            if let Some(want) = iotscope_telescope::parse_port(&format!("{port}/{proto}")) {
+                let b = blocks::port_block(want);
+                each_block(
+                    &mut *self.conn(),
+                    &self.url,
+                    BlockTable::Ports,
+                    (b, b),
+                    (lo, hi),
+                    |start, r| {
+                        while !r.done() {
+                            let e = r.next_port()?;
+                            if e.port == want {
+                                if let Ok(i) = starts.binary_search(&start) {
+                                    packets[i] = e.packets;
+                                    sources[i] = e.sources;
+                                }
+                            }
+                        }
+                        Ok(())
+                    },
+                )?;
+            }
+            lines.push((packets, sources));
+        }
+        Ok(PortSeries { starts, lines })
+    }
+
+    fn fingerprint_persistence(&self) -> Result<Vec<FingerprintPersistence>, StoreError> {
+        let mut rows = Vec::new();
+        let mut by_addr: HashMap<Addr, FingerprintPersistence> = HashMap::new();
+        let mut c = self.conn();
+        for block in 0..blocks::SOURCE_BLOCKS {
+            each_source(
+                &mut *c,
+                &self.url,
+                block,
+                i64::MIN,
+                i64::MAX,
+                |start, a, counters| {
+                    if counters.mirai == 0 {
+                        return;
+                    }
+                    let e = by_addr.entry(a).or_insert_with(|| FingerprintPersistence {
+                        ip: a.to_string(),
+                        buckets: 0,
+                        packets: 0,
+                        first_bucket_ns: start,
+                        last_bucket_ns: start,
+                    });
+                    e.buckets += 1;
+                    e.packets += counters.mirai;
+                    e.first_bucket_ns = e.first_bucket_ns.min(start);
+                    e.last_bucket_ns = e.last_bucket_ns.max(start);
+                },
+            )?;
+            rows.extend(by_addr.drain().map(|(_, v)| v));
+        }
+        rows.sort_by(|a, b| a.ip.cmp(&b.ip));
+        Ok(rows)
+    }
+
+    fn oldest_bucket_start(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.rows("SELECT MIN(start_ns) FROM buckets", &[])?[0].get(0))
+    }
+
+    fn newest_bucket_end(&self) -> Result<Option<i64>, StoreError> {
+        let last: Option<i64> = self.rows("SELECT MAX(start_ns) FROM buckets", &[])?[0].get(0);
+        let bucket = self.bucket_ns()?.unwrap_or(3_600_000_000_000);
+        Ok(last.map(|l| l + bucket))
+    }
+
+    fn version(&self) -> Result<String, StoreError> {
+        Ok(self.rows(
+            "SELECT CAST(COUNT(*) AS TEXT) || '/' || COALESCE(MAX(ingested_at), '') FROM files",
+            &[],
+        )?[0]
+            .get(0))
+    }
+
+    fn capture_loss(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+    ) -> Result<Vec<CaptureLoss>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT start_ns, interface, received, dropped, if_dropped FROM capture_loss
+                 WHERE start_ns >= $1 AND start_ns < $2 ORDER BY start_ns, interface",
+                &[&since_ns.unwrap_or(i64::MIN), &until_ns.unwrap_or(i64::MAX)],
+            )?
+            .iter()
+            .map(|r| CaptureLoss {
+                bucket_start_ns: r.get(0),
+                interface: r.get(1),
+                received: r.get::<_, i64>(2) as u64,
+                dropped: r.get::<_, i64>(3) as u64,
+                if_dropped: r.get::<_, i64>(4) as u64,
+            })
+            .collect())
+    }
+
+    fn capture_totals(&self) -> Result<Vec<CaptureTotals>, StoreError> {
+        let mut out: Vec<CaptureTotals> = self
+            .rows(
+                "SELECT interface, CAST(SUM(received) AS BIGINT), CAST(SUM(dropped) AS BIGINT),
+                        CAST(SUM(if_dropped) AS BIGINT), MAX(start_ns)
+                 FROM capture_loss GROUP BY interface ORDER BY interface",
+                &[],
+            )?
+            .iter()
+            .map(|r| CaptureTotals {
+                interface: r.get(0),
+                received: r.get::<_, i64>(1) as u64,
+                dropped: r.get::<_, i64>(2) as u64,
+                if_dropped: r.get::<_, i64>(3) as u64,
+                last_bucket_start_ns: r.get(4),
+                ..Default::default()
+            })
+            .collect();
+        for t in &mut out {
+            let r = &self.rows(
+                "SELECT CAST(COALESCE(SUM(frames), 0) AS BIGINT), COALESCE(MAX(ingested_at), '')
+                 FROM files WHERE path = $1",
+                &[&format!("interface {}", t.interface)],
+            )?[0];
+            t.frames = r.get::<_, i64>(0) as u64;
+            t.last_commit_at = r.get(1);
+        }
+        Ok(out)
+    }
+}

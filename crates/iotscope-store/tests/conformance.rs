@@ -1,0 +1,591 @@
+//! One conformance suite for every `Store` backend: the same scenario runs
+//! against SQLite and PostgreSQL, each method's answers are checked against
+//! what the scenario knows, and the two engines' transcripts must be equal
+//! (times the store stamps itself are masked).
+//!
+//! The PostgreSQL half needs a server: `IOTSCOPE_TEST_POSTGRES` (set by
+//! `.ci/run`, which starts one; `scripts/pg-scratch.sh start DIR` does it
+//! by hand).
+
+use iotscope_store::{
+    AlertRecord, BlocklistRecord, CaptureLoss, DetectionRecord, FindingRecord, HoneypotSession,
+    IngestedFile, MapQuery, ReportQuery, ServiceObservation, SessionRecord, Store, StoreError,
+    UserRecord,
+};
+use iotscope_telescope::{Telescope, TelescopeConfig};
+use iotscope_wire::LinkType;
+
+const T0: i64 = 1_475_280_000_000_000_000; // 2016-10-01T00:00:00Z
+const HOUR: i64 = 3_600_000_000_000;
+
+/// A raw IPv4 TCP segment from `src` to 198.18.0.`dst`:`dport`; `seq_is_dst`
+/// gives it Mirai's fingerprint (sequence number = destination address).
+fn tcp4(src: [u8; 4], dst: u8, dport: u16, flags: u8, seq_is_dst: bool) -> Vec<u8> {
+    let mut p = vec![0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0];
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&[198, 18, 0, dst]);
+    p.extend_from_slice(&[0x9c, 0x40]);
+    p.extend_from_slice(&dport.to_be_bytes());
+    let seq = if seq_is_dst {
+        [198, 18, 0, dst]
+    } else {
+        [0, 0, 0, 9]
+    };
+    p.extend_from_slice(&seq);
+    p.extend_from_slice(&[0, 0, 0, 0, 0x50, flags, 4, 0, 0, 0, 0, 0]);
+    p
+}
+
+fn udp4(src: [u8; 4], dport: u16) -> Vec<u8> {
+    let mut p = vec![0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0];
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&[198, 18, 0, 7]);
+    p.extend_from_slice(&[0x13, 0x88]);
+    p.extend_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(&[0, 8, 0, 0]);
+    p
+}
+
+/// A run over `hours` hours starting at `first_hour`: telnet scanners (some
+/// Mirai), UDP, backscatter; `salt` varies the sources between runs.
+fn run(first_hour: i64, hours: i64, salt: u8, bucket_ns: i64) -> Telescope {
+    let mut t = Telescope::new(TelescopeConfig {
+        darknets: Vec::new(),
+        bucket_ns,
+        detail: true,
+        ..Default::default()
+    });
+    for h in first_hour..first_hour + hours {
+        for i in 0..40u32 {
+            let ts = T0 + h * HOUR + i as i64 * 60_000_000_000;
+            let src = [10, salt, (i % 7) as u8, (i % 13) as u8];
+            let port = [23u16, 2323, 80][(i % 3) as usize];
+            t.ingest(
+                ts,
+                LinkType::RawIp,
+                &tcp4(src, (i % 5) as u8, port, 0x02, i % 4 == 0),
+            );
+            if i % 5 == 0 {
+                t.ingest(ts + 1, LinkType::RawIp, &udp4([172, 16, salt, i as u8], 53));
+                t.ingest(
+                    ts + 2,
+                    LinkType::RawIp,
+                    &tcp4([203, 0, 113, salt], 9, 443, 0x12, false),
+                );
+            }
+        }
+    }
+    t.flush();
+    t.finish();
+    t
+}
+
+fn file(hash: &str, path: &str) -> IngestedFile {
+    IngestedFile {
+        content_hash: hash.into(),
+        path: path.into(),
+        frames: 10,
+        status: "complete".into(),
+        ingested_at: "2016-10-02T00:00:00Z".into(),
+        implausible_time: 1,
+        capture_loss: None,
+    }
+}
+
+fn alert(ip: &str, port: Option<u16>, problem: &str, last_seen: &str) -> AlertRecord {
+    AlertRecord {
+        ip: ip.into(),
+        problem: problem.into(),
+        port,
+        service: port.map(|_| "telnet".into()),
+        severity: "high".into(),
+        isp: Some("Example Net".into()),
+        device: None,
+        evidence: "{\"user\":\"root\"}".into(),
+        advice: "change the password".into(),
+        first_seen: "2016-10-01T00:00:00Z".into(),
+        last_seen: last_seen.into(),
+        status: String::new(),
+    }
+}
+
+fn detection(key: &str, first_h: i64, last_h: i64, severity: &str, score: f64) -> DetectionRecord {
+    DetectionRecord {
+        key: key.into(),
+        first_bucket_ns: T0 + first_h * HOUR,
+        last_bucket_ns: T0 + last_h * HOUR,
+        kind: "scan_campaign".into(),
+        severity: severity.into(),
+        proto: "tcp".into(),
+        ports: "23".into(),
+        score,
+        peak_score: 0.0,
+        body: format!("{{\"score\":{score}}}"),
+        created_at: String::new(),
+        updated_at: String::new(),
+        notified_at: None,
+    }
+}
+
+/// What a store answered, in order, with the times it stamps itself
+/// (ingest, history, detection bookkeeping) masked.
+#[derive(Default)]
+struct Transcript(Vec<String>);
+
+impl Transcript {
+    fn add(&mut self, what: &str, v: impl std::fmt::Debug) {
+        self.0.push(format!("{what}: {v:?}"));
+    }
+}
+
+/// The whole scenario against one store; asserts what it knows and
+/// returns the transcript for the engines' comparison.
+fn scenario(s: &mut dyn Store) -> Transcript {
+    let mut out = Transcript::default();
+    assert_eq!(s.bucket_ns().unwrap(), None);
+    assert_eq!(s.newest_bucket_end().unwrap(), None);
+    assert_eq!(s.version().unwrap(), "0/");
+
+    // Telescope: two runs into overlapping buckets (the second merges into
+    // three stored ones), then a sensor commit with capture counters.
+    let a = run(0, 5, 1, HOUR);
+    let b = run(3, 4, 2, HOUR);
+    s.save_run(&a, &[file("aaa", "a.pcap")]).unwrap();
+    s.save_run(&b, &[file("bbb", "b.pcap")]).unwrap();
+    let mut commit = file("ccc", "interface eth1");
+    commit.capture_loss = Some(CaptureLoss {
+        interface: "eth1".into(),
+        bucket_start_ns: T0 + 6 * HOUR,
+        received: 100,
+        dropped: 7,
+        if_dropped: 1,
+    });
+    s.save_run(&run(6, 1, 3, HOUR), &[commit]).unwrap();
+    assert_eq!(s.bucket_ns().unwrap(), Some(HOUR));
+    // The same content again, or listed twice, or another bucket length:
+    // refused, and nothing of it stored.
+    let version = s.version().unwrap();
+    assert!(matches!(
+        s.save_run(&run(0, 1, 9, HOUR), &[file("aaa", "again.pcap")]),
+        Err(StoreError::Duplicate { .. })
+    ));
+    assert!(matches!(
+        s.save_run(&run(0, 1, 9, HOUR), &[file("ddd", "x"), file("ddd", "y")]),
+        Err(StoreError::Duplicate { .. })
+    ));
+    assert!(matches!(
+        s.save_run(&run(0, 1, 9, 60_000_000_000), &[file("eee", "m.pcap")]),
+        Err(StoreError::BucketLength { .. })
+    ));
+    assert_eq!(s.version().unwrap(), version);
+    assert!(version.starts_with("3/"), "{version}");
+    out.add("find_file", s.find_file("aaa").unwrap());
+    assert!(s.find_file("zzz").unwrap().is_none());
+
+    // The stored report equals the report of the same frames in one run.
+    let whole = ReportQuery {
+        top: 50,
+        ..Default::default()
+    };
+    let stored = s.report(&whole).unwrap();
+    assert_eq!(stored.packets, a.totals().packets + b.totals().packets + 56);
+    assert_eq!(stored.packets, 10 * 56);
+    out.add("report", &stored);
+    let part = ReportQuery {
+        since_ns: Some(T0 + 2 * HOUR),
+        until_ns: Some(T0 + 5 * HOUR),
+        ports: vec![iotscope_telescope::parse_port("23/tcp").unwrap()],
+        top: 5,
+        series_top: Some(2),
+    };
+    out.add("report part", s.report(&part).unwrap());
+    out.add("oldest", s.oldest_bucket_start().unwrap());
+    assert_eq!(s.oldest_bucket_start().unwrap(), Some(T0));
+    assert_eq!(s.newest_bucket_end().unwrap(), Some(T0 + 7 * HOUR));
+    let series = s
+        .port_series(
+            None,
+            None,
+            &[("tcp".into(), 23), ("udp".into(), 53), ("tcp".into(), 1)],
+        )
+        .unwrap();
+    assert_eq!(series.starts.len(), 7);
+    assert!(series.lines[2].0.iter().all(|&p| p == 0));
+    out.add("port_series", &series);
+    let activity = s.port_activity(Some(T0 + HOUR), None).unwrap();
+    assert_eq!(activity.len(), 6);
+    out.add("port_activity", &activity);
+    let ports = [
+        iotscope_telescope::parse_port("23/tcp").unwrap(),
+        iotscope_telescope::parse_port("53/udp").unwrap(),
+    ];
+    let mut sketches: Vec<(i64, u32, u64)> = s
+        .port_sketches(None, Some(T0 + 4 * HOUR), &ports)
+        .unwrap()
+        .into_iter()
+        .map(|(start, port, sk)| (start, port as u32, sk.count()))
+        .collect();
+    sketches.sort_unstable();
+    assert!(!sketches.is_empty());
+    out.add("port_sketches", &sketches);
+    let mut sources = Vec::new();
+    s.each_bucket_source(
+        Some(T0 + 3 * HOUR),
+        Some(T0 + 4 * HOUR),
+        &mut |start, a, c| sources.push((start, a.to_string(), c.packets, c.mirai, c.class_mask)),
+    )
+    .unwrap();
+    sources.sort();
+    assert!(!sources.is_empty());
+    out.add("each_bucket_source", &sources);
+    let persistence = s.fingerprint_persistence().unwrap();
+    assert!(persistence.iter().any(|p| p.buckets >= 2));
+    out.add("fingerprint_persistence", &persistence);
+    for q in [
+        MapQuery {
+            limit: 5,
+            ..Default::default()
+        },
+        MapQuery {
+            port: Some(("udp".into(), 53)),
+            limit: 100,
+            ..Default::default()
+        },
+        MapQuery {
+            port: Some(("tcp".into(), 9999)),
+            since_ns: Some(T0 + HOUR),
+            until_ns: Some(T0 + 2 * HOUR),
+            limit: 10,
+        },
+    ] {
+        out.add("map_sources", s.map_sources(&q).unwrap());
+    }
+    let totals = s.capture_totals().unwrap();
+    assert_eq!(totals.len(), 1);
+    assert_eq!((totals[0].received, totals[0].dropped), (100, 7));
+    out.add("capture_totals", &totals);
+    out.add("capture_loss", s.capture_loss(None, None).unwrap());
+
+    // Survey: a later observation replaces the earlier, keeping first seen.
+    let obs = |ts: &str, status: &str, port: u16| ServiceObservation {
+        ip: "198.18.5.5".into(),
+        port,
+        proto: "tcp".into(),
+        ts: ts.into(),
+        status: status.into(),
+        service: Some("telnet".into()),
+        banner: Some("{\"banner\":\"login: \\u0000é\"}".into()),
+    };
+    s.save_services(&[
+        obs("2016-10-01T00:00:00Z", "open", 23),
+        obs("2016-10-01T00:00:00Z", "refused", 22),
+    ])
+    .unwrap();
+    s.save_services(&[obs("2016-10-02T00:00:00Z", "timeout", 23)])
+        .unwrap();
+    let services = s.services().unwrap();
+    assert_eq!(services.len(), 2);
+    assert_eq!(services[1].status, "timeout");
+    out.add("services", &services);
+    let finding = |ip: &str, port: u16, kind: &str, ts: &str| FindingRecord {
+        ip: ip.into(),
+        port,
+        service: "telnet".into(),
+        kind: kind.into(),
+        severity: "critical".into(),
+        device: Some("{\"vendor\":\"x\"}".into()),
+        evidence: "{\"password\":\"klv123\"}".into(),
+        ts: ts.into(),
+        first_seen: String::new(),
+    };
+    let mut rows = Vec::new();
+    for i in 0..7u8 {
+        rows.push(finding(
+            &format!("198.18.0.{}", 10 - i),
+            23,
+            "default_credential",
+            "2016-10-01T00:00:00Z",
+        ));
+    }
+    rows.push(finding(
+        "198.18.0.10",
+        80,
+        "open_control_panel",
+        "2016-10-01T00:00:00Z",
+    ));
+    s.save_findings(&rows).unwrap();
+    s.save_findings(&[finding(
+        "198.18.0.10",
+        23,
+        "default_credential",
+        "2016-10-03T00:00:00Z",
+    )])
+    .unwrap();
+    let all = s.findings().unwrap();
+    assert_eq!(all.len(), 8);
+    let mut paged = Vec::new();
+    let mut after: Option<(String, u16, String)> = None;
+    loop {
+        let page = s.findings_page(after.as_ref(), 3).unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((last.ip.clone(), last.port, last.kind.clone()));
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+    out.add("findings", &all);
+
+    // Blocklist: new entries counted once; the first source kept.
+    let entry = |value: &str, source: &str| BlocklistRecord {
+        value: value.into(),
+        kind: "ip".into(),
+        port: Some(443),
+        malware: "mirai".into(),
+        source: source.into(),
+        first_seen: "2016-09-30T00:00:00Z".into(),
+    };
+    assert_eq!(
+        s.save_blocklist(&[
+            entry("198.51.100.1", "feodo"),
+            entry("198.51.100.2", "feodo")
+        ])
+        .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.save_blocklist(&[
+            entry("198.51.100.1", "urlhaus"),
+            entry("198.51.100.3", "urlhaus")
+        ])
+        .unwrap(),
+        1
+    );
+    let bl = s.blocklist().unwrap();
+    assert_eq!(bl[0].source, "feodo");
+    out.add("blocklist", &bl);
+
+    // Alerts: per service; fixed then seen again is persisting.
+    let (c, u) = s
+        .merge_alerts(&[
+            alert(
+                "198.18.0.9",
+                Some(23),
+                "default_credential",
+                "2016-10-01T00:00:00Z",
+            ),
+            alert(
+                "198.18.0.9",
+                Some(2323),
+                "default_credential",
+                "2016-10-01T00:00:00Z",
+            ),
+            alert("198.18.0.8", None, "infected_mirai", "2016-10-01T00:00:00Z"),
+        ])
+        .unwrap();
+    assert_eq!((c, u), (3, 0));
+    assert!(s
+        .set_alert_status(
+            "198.18.0.9",
+            Some(23),
+            "default_credential",
+            "fixed",
+            "re-checked"
+        )
+        .unwrap());
+    assert!(!s
+        .set_alert_status(
+            "198.18.0.9",
+            Some(24),
+            "default_credential",
+            "fixed",
+            "no such"
+        )
+        .unwrap());
+    let (c, u) = s
+        .merge_alerts(&[alert(
+            "198.18.0.9",
+            Some(23),
+            "default_credential",
+            "2016-10-05T00:00:00Z",
+        )])
+        .unwrap();
+    assert_eq!((c, u), (0, 1));
+    let alerts = s.alerts().unwrap();
+    assert_eq!(alerts.len(), 3);
+    out.add("alerts", &alerts);
+    let mine = s.alerts_for_ip("198.18.0.9").unwrap();
+    assert_eq!(
+        mine.iter().find(|a| a.port == Some(23)).unwrap().status,
+        "persisting"
+    );
+    out.add("alerts_for_ip", &mine);
+    let history: Vec<(String, String)> = s
+        .alert_history("198.18.0.9", Some(23), "default_credential")
+        .unwrap()
+        .into_iter()
+        .map(|(_, status, note)| (status, note))
+        .collect();
+    assert_eq!(
+        history.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(),
+        ["new", "fixed", "persisting"]
+    );
+    out.add("alert_history", &history);
+
+    // Accounts and sessions.
+    let user = |name: &str, hash: &str| UserRecord {
+        name: name.into(),
+        password_hash: hash.into(),
+        role: "isp".into(),
+        isp: Some("Example Net".into()),
+        created: "2016-10-01T00:00:00Z".into(),
+    };
+    let session = |token: &str, name: &str, expires_ns: i64| SessionRecord {
+        token_hash: token.into(),
+        user: name.into(),
+        kind: "session".into(),
+        csrf: "c".into(),
+        created: "2016-10-01T00:00:00Z".into(),
+        expires_ns,
+    };
+    s.put_user(&user("ann", "h1")).unwrap();
+    s.put_user(&user("bob", "h2")).unwrap();
+    s.put_session(&session("t1", "ann", 100), 0).unwrap();
+    s.put_session(&session("t2", "bob", 50), 0).unwrap();
+    assert!(s.session("t1", 10).unwrap().is_some());
+    assert!(s.session("t2", 60).unwrap().is_none(), "expired");
+    out.add("session", s.session("t1", 10).unwrap());
+    s.put_user(&user("ann", "h3")).unwrap();
+    assert!(
+        s.session("t1", 10).unwrap().is_none(),
+        "a new password ends sessions"
+    );
+    s.put_session(&session("t3", "bob", 200), 60).unwrap();
+    s.delete_session("t3").unwrap();
+    assert!(s.session("t3", 70).unwrap().is_none());
+    assert!(s.delete_user("bob").unwrap());
+    assert!(!s.delete_user("bob").unwrap());
+    out.add("users", s.users().unwrap());
+
+    // Honeypot sessions: a record sent again is stored once.
+    let h = HoneypotSession {
+        sensor: "hp1".into(),
+        id: "00000000000a".into(),
+        protocol: "telnet".into(),
+        src_ip: "198.51.100.7".into(),
+        src_port: 40000,
+        dst_ip: "198.18.0.1".into(),
+        dst_port: 23,
+        start_ns: T0,
+        end_ns: T0 + 5_000_000_000,
+        login: Some(("root".into(), "xc3511".into())),
+        logins: vec![
+            (T0 + 1, "root".into(), "x".into(), false),
+            (T0 + 2, "root".into(), "xc3511".into(), true),
+        ],
+        commands: vec![
+            (T0 + 3, "enable".into(), true),
+            (T0 + 4, "/bin/busybox ECCHI".into(), false),
+        ],
+        downloads: vec![(
+            "wget".into(),
+            "http://198.51.100.9/m".into(),
+            Some("198.51.100.9".into()),
+            Some(80),
+        )],
+        payloads: vec![("/tmp/m".into(), "ab".repeat(32), 1234, false)],
+        input_sha256: "cd".repeat(32),
+        reason: "closed".into(),
+        linked: None,
+        truncated: 0,
+    };
+    assert!(s.save_honeypot_session(&h).unwrap());
+    assert!(!s.save_honeypot_session(&h).unwrap());
+    let mut later = h.clone();
+    later.id = "00000000000b".into();
+    later.start_ns += HOUR;
+    later.login = None;
+    later.linked = Some(("00000000000a".into(), "198.51.100.7".into()));
+    s.save_honeypot_session(&later).unwrap();
+    let got = s.honeypot_sessions(None, None, 10).unwrap();
+    assert_eq!(got, vec![h.clone(), later.clone()]);
+    assert_eq!(
+        s.honeypot_sessions(Some(T0 + 1), None, 10).unwrap(),
+        vec![later]
+    );
+    assert_eq!(s.honeypot_sessions(None, None, 1).unwrap(), vec![h]);
+
+    // Detections: episodes within the cool-down merge; a row between two
+    // episodes bridges them; a higher severity re-opens delivery.
+    let created = s
+        .merge_detections(
+            &[
+                detection("campaign:tcp/23", 0, 0, "medium", 2.0),
+                detection("campaign:tcp/23", 10, 10, "low", 1.0),
+            ],
+            HOUR,
+        )
+        .unwrap();
+    assert_eq!(created.iter().filter(|c| c.2).count(), 2);
+    assert!(s
+        .mark_detection_notified("campaign:tcp/23", T0, "2016-10-01T01:00:00Z")
+        .unwrap());
+    assert!(!s
+        .mark_detection_notified("campaign:tcp/23", T0 + 1, "x")
+        .unwrap());
+    let merged = s
+        .merge_detections(&[detection("campaign:tcp/23", 1, 1, "medium", 5.0)], HOUR)
+        .unwrap();
+    assert_eq!(merged, vec![("campaign:tcp/23".to_string(), T0, false)]);
+    let bridged = s
+        .merge_detections(&[detection("campaign:tcp/23", 2, 9, "critical", 3.0)], HOUR)
+        .unwrap();
+    assert_eq!(bridged, vec![("campaign:tcp/23".to_string(), T0, false)]);
+    let dets = s.detections(None, None, 10).unwrap();
+    assert_eq!(dets.len(), 1);
+    assert_eq!(
+        (
+            dets[0].severity.as_str(),
+            dets[0].peak_score,
+            dets[0].notified_at.as_deref()
+        ),
+        ("critical", 5.0, None)
+    );
+    let masked: Vec<_> = dets
+        .into_iter()
+        .map(|mut d| {
+            d.created_at.clear();
+            d.updated_at.clear();
+            d
+        })
+        .collect();
+    out.add("detections", masked);
+    out
+}
+
+#[test]
+fn sqlite_answers_the_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = iotscope_store::open(&iotscope_store::Locator::parse(
+        dir.path().join("s.db").as_os_str(),
+    ))
+    .unwrap();
+    scenario(s.as_mut());
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_answers_as_sqlite_does() {
+    let Some(url) = iotscope_store::testing::fresh_database("conformance") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut lite = iotscope_store::SqliteStore::open(&dir.path().join("s.db")).unwrap();
+    let mut pg = iotscope_store::open(&iotscope_store::Locator::parse(url.as_ref())).unwrap();
+    let want = scenario(&mut lite);
+    let got = scenario(pg.as_mut());
+    assert_eq!(want.0.len(), got.0.len());
+    for (w, g) in want.0.iter().zip(&got.0) {
+        assert_eq!(w, g, "the engines differ");
+    }
+    // Opening again finds the schema migrated.
+    assert!(iotscope_store::PgStore::open(&url).is_ok());
+}
