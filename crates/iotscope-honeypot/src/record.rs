@@ -105,14 +105,14 @@ pub fn blocklist_rows(sensor: &str, s: &SessionRecord) -> Vec<BlocklistRecord> {
 }
 
 /// A [`Recorder`] that writes sessions and blocklist entries to a store.
-pub struct StoreRecorder<S: Store + Send> {
-    store: S,
+pub struct StoreRecorder {
+    store: Box<dyn Store + Send>,
     sensor: String,
 }
 
-impl<S: Store + Send> StoreRecorder<S> {
-    /// Into `store`, naming the honeypot `sensor`.
-    pub fn new(store: S, sensor: &str) -> Self {
+impl StoreRecorder {
+    /// Into `store` (either engine), naming the honeypot `sensor`.
+    pub fn new(store: Box<dyn Store + Send>, sensor: &str) -> Self {
         StoreRecorder {
             store,
             sensor: sensor.to_string(),
@@ -120,7 +120,7 @@ impl<S: Store + Send> StoreRecorder<S> {
     }
 }
 
-impl<S: Store + Send> Recorder for StoreRecorder<S> {
+impl Recorder for StoreRecorder {
     fn event(&mut self, _: &Event) -> Result<(), String> {
         Ok(())
     }
@@ -212,7 +212,7 @@ mod tests {
             linked: None,
             truncated: 0,
         };
-        let mut r = StoreRecorder::new(store, "hp1");
+        let mut r = StoreRecorder::new(Box::new(store), "hp1");
         r.session(&s).unwrap();
         r.session(&s).unwrap();
         let st = &r.store;

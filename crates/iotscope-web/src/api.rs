@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
-use iotscope_store::{MapQuery, ReportQuery, Store};
+use iotscope_store::{MapQuery, ReportQuery};
 use iotscope_telescope::{parse_port, port_of, PortIndex, Summary};
 use iotscope_wire::ALL_CLASSES;
 use serde::Deserialize;

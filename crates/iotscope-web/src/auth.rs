@@ -17,7 +17,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use iotscope_store::{SessionRecord, Store, UserRecord};
+use iotscope_store::{SessionRecord, UserRecord};
 use serde::Deserialize;
 use sha2::Digest;
 

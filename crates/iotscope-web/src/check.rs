@@ -12,7 +12,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use iotscope_checks::findings::{explain, Kind, Lang};
-use iotscope_store::Store;
 use serde_json::{json, Value};
 
 use crate::{ApiError, App};

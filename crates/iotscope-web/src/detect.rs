@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::Json;
-use iotscope_store::{DetectionRecord, Store};
+use iotscope_store::DetectionRecord;
 use serde_json::{json, Value};
 
 use crate::api::{number, only, time};

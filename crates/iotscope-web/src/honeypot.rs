@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::Json;
-use iotscope_store::{HoneypotSession, Store};
+use iotscope_store::HoneypotSession;
 use iotscope_telescope::time::rfc3339;
 use serde_json::{json, Value};
 

@@ -34,7 +34,10 @@ use axum::routing::{get, post};
 pub use axum::Router;
 use iotscope_alerts::{Isp, IspTable};
 use iotscope_enrich::{AsnTable, GeoDb};
-use iotscope_store::{SqliteStore, Store, StoreError};
+use iotscope_store::{Locator, Store, StoreError};
+
+/// A connection to the store, of either engine.
+type StoreBox = Box<dyn Store + Send>;
 
 pub use auth::{hash_password, new_token, token_hash, verify_password};
 
@@ -113,22 +116,22 @@ pub const CACHED_BYTES: usize = 64 << 20;
 /// Connections to the store, reused across requests; at most
 /// [`POOL_SIZE`] exist (`slots`).
 struct Pool {
-    path: PathBuf,
-    idle: Mutex<Vec<SqliteStore>>,
+    at: Locator,
+    idle: Mutex<Vec<StoreBox>>,
     slots: tokio::sync::Semaphore,
 }
 
 impl Pool {
     fn with<T>(
         &self,
-        f: impl FnOnce(&mut SqliteStore) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut dyn Store) -> Result<T, StoreError>,
     ) -> Result<T, ApiError> {
         let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut store = match taken {
             Some(s) => s,
-            None => SqliteStore::open(&self.path).map_err(ApiError::store)?,
+            None => iotscope_store::open(&self.at).map_err(ApiError::store)?,
         };
-        let out = f(&mut store).map_err(ApiError::store);
+        let out = f(store.as_mut()).map_err(ApiError::store);
         self.idle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -313,7 +316,7 @@ impl App {
     /// with `Retry-After` (never a 500, never another connection).
     async fn store<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&mut SqliteStore) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&mut dyn Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let permit = tokio::time::timeout(POOL_WAIT, self.pool.slots.acquire())
             .await
@@ -457,8 +460,9 @@ pub fn router(settings: Settings) -> Result<Router, WebError> {
     let isps = IspTable::new(settings.isps)?;
     let proxies =
         client::Proxies::parse(&settings.trusted_proxies).map_err(WebError::TrustedProxies)?;
-    let store = SqliteStore::open(&settings.db)?;
-    for u in iotscope_store::Store::users(&store)? {
+    let at = Locator::parse(settings.db.as_os_str());
+    let store = iotscope_store::open(&at)?;
+    for u in store.users()? {
         if let Some(isp) = &u.isp {
             if isps.by_key(isp).is_none() {
                 return Err(WebError::UnknownIsp {
@@ -470,7 +474,7 @@ pub fn router(settings: Settings) -> Result<Router, WebError> {
     }
     let app = Arc::new(App {
         pool: Pool {
-            path: settings.db,
+            at,
             idle: Mutex::new(vec![store]),
             slots: tokio::sync::Semaphore::new(POOL_SIZE),
         },

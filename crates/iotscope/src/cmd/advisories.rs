@@ -8,7 +8,6 @@ use anyhow::Context;
 
 use crate::files::write_public;
 use iotscope_advisories::{advisories, Observed, Publisher};
-use iotscope_store::{SqliteStore, Store};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum AdvisoriesCommand {
@@ -36,8 +35,7 @@ pub fn run(c: AdvisoriesCommand) -> anyhow::Result<ExitCode> {
         publisher,
         namespace,
     } = c;
-    anyhow::ensure!(db.exists(), "no store at {}", db.display());
-    let store = SqliteStore::open(&db)?;
+    let store = super::open_existing(&db)?;
     let observed: Vec<Observed> = store
         .findings()?
         .into_iter()

@@ -11,7 +11,7 @@ use crate::files::write_atomically;
 use iotscope_alerts::{
     csv_row, from_finding, from_infected, Alert, EvidenceLevel, IspTable, CSV_COLUMNS,
 };
-use iotscope_store::{AlertRecord, ReportQuery, SqliteStore, Store};
+use iotscope_store::{AlertRecord, ReportQuery};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum AlertsCommand {
@@ -101,7 +101,7 @@ pub enum AlertsCommand {
     },
 }
 
-fn open(db: Option<PathBuf>, cfg: &crate::config::Config) -> anyhow::Result<SqliteStore> {
+fn open(db: Option<PathBuf>, cfg: &crate::config::Config) -> anyhow::Result<super::StoreBox> {
     super::existing_store(db, cfg)
 }
 

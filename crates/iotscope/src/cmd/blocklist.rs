@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use crate::files::write_public;
 use iotscope_blocklist::{Entry, EntryKind, Feed, Format};
-use iotscope_store::{BlocklistRecord, SqliteStore, Store};
+use iotscope_store::BlocklistRecord;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum BlocklistCommand {
@@ -70,7 +70,7 @@ pub fn run(c: BlocklistCommand) -> anyhow::Result<ExitCode> {
                     first_seen: e.first_seen,
                 })
                 .collect();
-            let mut store = SqliteStore::open(&db)?;
+            let mut store = super::open_store(&db)?;
             let added = store.save_blocklist(&records)?;
             eprintln!(
                 "iotscope blocklist: {} entries in {}, {} new, {} refused; {} in the store",
@@ -87,8 +87,7 @@ pub fn run(c: BlocklistCommand) -> anyhow::Result<ExitCode> {
             db,
             table,
         } => {
-            anyhow::ensure!(db.exists(), "no store at {}", db.display());
-            let store = SqliteStore::open(&db)?;
+            let store = super::open_existing(&db)?;
             let entries: Vec<Entry> = store
                 .blocklist()?
                 .into_iter()

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use iotscope_detect::{Enricher, ResearchScanners, Settings};
-use iotscope_store::{DetectionRecord, SqliteStore, Store};
+use iotscope_store::{DetectionRecord, Store};
 use iotscope_telescope::time::rfc3339;
 use serde::Deserialize;
 
@@ -267,7 +267,7 @@ pub struct Pass {
 /// episode not yet delivered. Used by `detect run`, `telescope analyze
 /// --db` and the sensor.
 pub fn pass(
-    store: &mut SqliteStore,
+    store: &mut dyn Store,
     cfg: &crate::config::Config,
     extra_research: &[PathBuf],
     since_ns: Option<i64>,
@@ -438,7 +438,14 @@ pub fn run(c: DetectCommand, cfg: &crate::config::Config) -> anyhow::Result<Exit
         DetectCommand::Run(a) => {
             let (since, until) = super::period(&a.since, &a.until, "judges")?;
             let mut store = super::existing_store(a.db, cfg)?;
-            let p = pass(&mut store, cfg, &a.research, since, until, !a.no_deliver)?;
+            let p = pass(
+                store.as_mut(),
+                cfg,
+                &a.research,
+                since,
+                until,
+                !a.no_deliver,
+            )?;
             if a.format == "json" {
                 println!("{}", serde_json::to_string_pretty(&p)?);
             } else {
@@ -550,8 +557,8 @@ impl Background {
                 }
             };
             let result = crate::config::Config::load(config_path.as_deref()).and_then(|cfg| {
-                let mut store = SqliteStore::open(&db)?;
-                pass(&mut store, &cfg, &[], Some(since), None, true)
+                let mut store = super::open_store(&db)?;
+                pass(store.as_mut(), &cfg, &[], Some(since), None, true)
             });
             match result {
                 Ok(p) if p.alerts > 0 || !p.failures.is_empty() => eprintln!(

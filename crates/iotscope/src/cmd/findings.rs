@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use iotscope_store::{SqliteStore, Store};
 
 #[derive(clap::Args, Debug)]
 pub struct FindingsArgs {
@@ -29,10 +28,7 @@ pub fn run(a: FindingsArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
     let db =
         a.db.or_else(|| cfg.store.db.clone())
             .unwrap_or_else(|| PathBuf::from("iotscope.db"));
-    if !db.exists() {
-        anyhow::bail!("no store at {} (give --db)", db.display());
-    }
-    let store = SqliteStore::open(&db)?;
+    let store = super::open_existing(&db).map_err(|e| e.context("give --db"))?;
     let mut rows = store.findings()?;
     if let Some(k) = &a.kind {
         rows.retain(|r| &r.kind == k);

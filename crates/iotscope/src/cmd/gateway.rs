@@ -16,7 +16,6 @@ use anyhow::Context;
 use iotscope_gateway::nft::{self, Netfilter, NftCli};
 use iotscope_gateway::status::{self, SeenDevice};
 use iotscope_gateway::{Gateway, Inputs, Plan};
-use iotscope_store::Store;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum GatewayCommand {
@@ -106,8 +105,7 @@ fn inputs(gw: &Gateway, db: Option<&Path>) -> anyhow::Result<(Inputs, usize)> {
         .map(|a| (a.to_string(), "[gateway] block".to_string()))
         .collect();
     if let Some(db) = db {
-        anyhow::ensure!(db.exists(), "no store at {}", db.display());
-        let store = iotscope_store::SqliteStore::open(db)?;
+        let store = super::open_existing(db)?;
         for r in store.blocklist()? {
             values.push((r.value, r.source));
         }
@@ -666,9 +664,8 @@ fn watch(
                 }
                 drop(d);
                 if let (Some(db), false) = (&db, found.is_empty()) {
-                    let saved = iotscope_store::SqliteStore::open(db)
-                        .map_err(anyhow::Error::from)
-                        .and_then(|mut s| Ok(s.save_findings(&found)?));
+                    let saved =
+                        super::open_store(db).and_then(|mut s| Ok(s.save_findings(&found)?));
                     if let Err(e) = saved {
                         eprintln!("iotscope gateway: findings of {ip} not stored: {e:#}");
                     }

@@ -258,7 +258,7 @@ pub fn run(a: HoneypotArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
         },
     };
     let db = cfg.db_path(a.db.as_deref());
-    let store = iotscope_store::SqliteStore::open(&db)?;
+    let store = super::open_store(&db)?;
     let mut recorders: Vec<Box<dyn Recorder>> = vec![Box::new(StoreRecorder::new(store, &sensor))];
     let events = a.events.clone().or(d.events.clone());
     if let Some(p) = &events {

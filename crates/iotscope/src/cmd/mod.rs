@@ -19,18 +19,41 @@ pub mod survey;
 pub mod telescope;
 pub mod users;
 
-/// The store `--db` (or `[store] db`) names, which must exist already (a
-/// command that only reads or adds to a store never makes an empty one).
+/// A store: SQLite by default, PostgreSQL for a `postgres://` URL.
+pub(crate) type StoreBox = Box<dyn iotscope_store::Store + Send>;
+
+/// Opens (creating if needed) the store `db` names: an SQLite file path,
+/// `sqlite:PATH`, or a `postgres://` URL (see [`iotscope_store::Locator`]).
+pub(crate) fn open_store(db: &std::path::Path) -> anyhow::Result<StoreBox> {
+    Ok(iotscope_store::open(&iotscope_store::Locator::parse(
+        db.as_os_str(),
+    ))?)
+}
+
+/// Opens the store `db` names, which must exist already (a command that
+/// only reads or adds to a store never makes an empty one; a PostgreSQL
+/// database is made by its administrator).
+pub(crate) fn open_existing(db: &std::path::Path) -> anyhow::Result<StoreBox> {
+    let at = iotscope_store::Locator::parse(db.as_os_str());
+    anyhow::ensure!(at.exists(), "no store at {at}");
+    Ok(iotscope_store::open(&at)?)
+}
+
+/// How `db` is shown in messages: a URL without its password.
+pub(crate) fn shown(db: &std::path::Path) -> String {
+    iotscope_store::Locator::parse(db.as_os_str()).to_string()
+}
+
+/// The store `--db` (or `[store] db`) names, which must exist already.
 pub(crate) fn existing_store(
     db: Option<std::path::PathBuf>,
     cfg: &crate::config::Config,
-) -> anyhow::Result<iotscope_store::SqliteStore> {
+) -> anyhow::Result<StoreBox> {
     use anyhow::Context;
     let db = db
         .or_else(|| cfg.store.db.clone())
         .context("give --db (or [store] db in the config)")?;
-    anyhow::ensure!(db.exists(), "no store at {}", db.display());
-    Ok(iotscope_store::SqliteStore::open(&db)?)
+    open_existing(&db)
 }
 
 /// `--since` and `--until` as ns since the epoch, the first before the

@@ -89,9 +89,9 @@ pub fn run(a: ServeArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitCode
         a.db.or_else(|| cfg.store.db.clone())
             .unwrap_or_else(|| PathBuf::from("iotscope.db"));
     anyhow::ensure!(
-        db.exists(),
+        iotscope_store::Locator::parse(db.as_os_str()).exists(),
         "no store at {} (give --db; `iotscope demo` makes one)",
-        db.display()
+        super::shown(&db)
     );
     let listen = a
         .listen

@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::files::write_public;
 use iotscope_share::{parse_key, Anonymizer, CryptoPan};
-use iotscope_store::{ReportQuery, SqliteStore, Store};
+use iotscope_store::ReportQuery;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ShareCommand {
@@ -139,8 +139,7 @@ pub fn run(c: ShareCommand) -> anyhow::Result<ExitCode> {
         }
         ShareCommand::Export { how, db, out, top } => {
             let a = anonymizer(&how)?;
-            anyhow::ensure!(db.exists(), "no store at {}", db.display());
-            let store = SqliteStore::open(&db)?;
+            let store = super::open_existing(&db)?;
             let telescope = match store.report(&ReportQuery {
                 top,
                 ..Default::default()

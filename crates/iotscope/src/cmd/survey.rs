@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use iotscope_checks::rules::Seen;
-use iotscope_store::{ServiceObservation, SqliteStore, Store};
+use iotscope_store::ServiceObservation;
 use iotscope_survey::resume::{ExclusionChange, ExclusionRecord, PendingService, ResumeState};
 use iotscope_survey::{parse_ports, ScanConfig, Stats, TargetSet};
 use std::collections::BTreeMap;
@@ -273,7 +273,7 @@ pub fn run(a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<Exit
         Some(p) => Box::new(BufWriter::new(append(p)?)),
         None => Box::new(BufWriter::new(std::io::stdout())),
     };
-    let mut store = a.db.as_ref().map(|p| SqliteStore::open(p)).transpose()?;
+    let mut store = a.db.as_deref().map(super::open_store).transpose()?;
     let mut pending: Vec<ServiceObservation> = Vec::new();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

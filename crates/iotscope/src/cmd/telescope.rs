@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use iotscope_capture::CaptureError;
-use iotscope_store::{now_rfc3339, IngestedFile, ReportQuery, SqliteStore, Store, StoreError};
+use iotscope_store::{now_rfc3339, IngestedFile, ReportQuery, StoreError};
 use iotscope_telescope::time::{parse_rfc3339, rfc3339};
 use iotscope_telescope::{
     parse_port, FileInfo, PlausibleTime, Prefix, Summary, Telescope, TelescopeConfig,
@@ -136,14 +136,14 @@ pub(crate) fn bucket_ns(flag: Option<&str>, cfg: &Config) -> anyhow::Result<i64>
 
 /// Opens the store at `path` for telescope data in buckets of `bucket_ns`;
 /// refuses a store that keeps buckets of another length.
-pub(crate) fn open_store(path: &Path, bucket_ns: i64) -> anyhow::Result<SqliteStore> {
-    let s = SqliteStore::open(path)?;
+pub(crate) fn open_store(path: &Path, bucket_ns: i64) -> anyhow::Result<super::StoreBox> {
+    let s = super::open_store(path)?;
     if let Some(stored) = s.bucket_ns()? {
         if stored != bucket_ns {
             let kept = humantime::format_duration(Duration::from_nanos(stored as u64));
             bail!(
                 "store {} keeps {kept} buckets; run with --bucket {kept} or use another --db",
-                path.display()
+                super::shown(path)
             );
         }
     }
@@ -552,7 +552,7 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     if let Some(s) = store.as_mut() {
         if let (Some(first), false) = (first, a.no_detect || cfg.detect.auto == Some(false)) {
             let since = first.saturating_mul(bucket_ns);
-            match super::detect::pass(s, cfg, &[], Some(since), None, true) {
+            match super::detect::pass(s.as_mut(), cfg, &[], Some(since), None, true) {
                 Ok(p) => {
                     eprintln!(
                         "iotscope: detect: {} alerts, {} new episodes, {} updated{}",
@@ -682,7 +682,7 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
 
 fn report(r: ReportArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     let db = cfg.db_path(r.db.as_deref());
-    if !db.exists() {
+    if !iotscope_store::Locator::parse(db.as_os_str()).exists() {
         bail!(
             "store {} does not exist; fill it with `iotscope telescope analyze --db {} FILE...`",
             db.display(),
@@ -699,7 +699,7 @@ fn report(r: ReportArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let top = r.top.or(cfg.telescope.top).unwrap_or(10);
     let (since_ns, until_ns) = super::period(&r.since, &r.until, "reports")?;
-    let store = SqliteStore::open(&db)?;
+    let store = super::open_store(&db)?;
     let query = ReportQuery {
         since_ns,
         until_ns,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use iotscope_store::{SessionRecord, SqliteStore, Store, UserRecord};
+use iotscope_store::{SessionRecord, Store, UserRecord};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum UsersCommand {
@@ -48,16 +48,16 @@ pub enum UsersCommand {
     },
 }
 
-fn open(db: Option<PathBuf>, cfg: &crate::config::Config) -> anyhow::Result<SqliteStore> {
+fn open(db: Option<PathBuf>, cfg: &crate::config::Config) -> anyhow::Result<super::StoreBox> {
     let db = db
         .or_else(|| cfg.store.db.clone())
         .unwrap_or_else(|| PathBuf::from("iotscope.db"));
-    Ok(SqliteStore::open(&db)?)
+    super::open_store(&db)
 }
 
 /// Adds (or replaces) an account; returns the password when it was made here.
 pub fn add_user(
-    store: &mut SqliteStore,
+    store: &mut dyn Store,
     name: &str,
     role: &str,
     isp: Option<String>,
@@ -130,7 +130,7 @@ pub fn run(c: UsersCommand, cfg: &crate::config::Config) -> anyhow::Result<ExitC
                 None
             };
             let mut store = open(db, cfg)?;
-            match add_user(&mut store, &name, &role, isp, password, cfg)? {
+            match add_user(store.as_mut(), &name, &role, isp, password, cfg)? {
                 Some(p) => println!("{name} {p}"),
                 None => eprintln!("iotscope users: {name} saved"),
             }
