@@ -42,8 +42,8 @@ const MIGRATIONS: &[&str] = &[include_str!("../sql/pg/001_schema.sql")];
 /// Advisory lock held while migrating ("iotscope" in ASCII).
 const MIGRATION_LOCK: i64 = 0x696f_7473_636f_7065;
 
-/// Advisory lock held by a telescope run's write transaction.
-const WRITE_LOCK: i64 = MIGRATION_LOCK + 1;
+/// Advisory lock held while merging detection episodes.
+const DETECTION_LOCK: i64 = MIGRATION_LOCK + 2;
 
 /// Every key of a block table (`hi` is excluded, and no key is `i64::MAX`).
 const ALL_KEYS: (i64, i64) = (i64::MIN, i64::MAX);
@@ -78,6 +78,11 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// The advisory lock key a telescope run's write transaction holds
+    /// (`pg_locks`: locktype `advisory`, classid and objid its high and low
+    /// 32 bits): what a monitor watches to see a run writing.
+    pub const WRITE_LOCK: i64 = MIGRATION_LOCK + 1;
+
     /// Connects to `url` (`postgres://user[:password]@host[:port]/database`,
     /// or libpq's key=value form) without TLS, and creates or migrates the
     /// schema. Several processes opening a new database at once are safe:
@@ -455,7 +460,7 @@ impl Store for PgStore {
         let mut tx = c.transaction().map_err(db)?;
         // The write lock first, then the duplicate check, then the writes:
         // a concurrent run of the same content waits here and then finds it.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&Self::WRITE_LOCK])
             .map_err(db)?;
         let mut in_run: HashMap<&str, &str> = HashMap::new();
         for f in files {
@@ -1444,7 +1449,7 @@ impl Store for PgStore {
         let mut tx = c.transaction().map_err(db)?;
         // One merger at a time: episodes of a key are read, bridged and
         // rewritten as a whole.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&(WRITE_LOCK + 1)])
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&DETECTION_LOCK])
             .map_err(db)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
