@@ -607,6 +607,18 @@ pub trait Store {
         limit: usize,
     ) -> Result<Vec<DetectionRecord>, StoreError>;
 
+    /// Records a survey shard's report of itself (issue 19): the row of
+    /// (run, shard) is replaced, keeping the time it first reported.
+    ///
+    /// Errors: [`StoreError::Database`], [`StoreError::Postgres`].
+    fn put_survey_shard(&mut self, shard: &SurveyShard) -> Result<(), StoreError>;
+
+    /// The shards of survey `run` (all runs when `None`) as they last
+    /// reported, by run and shard.
+    ///
+    /// Errors: [`StoreError::Database`], [`StoreError::Postgres`].
+    fn survey_shards(&self, run: Option<&str>) -> Result<Vec<SurveyShard>, StoreError>;
+
     /// Records that the episode (key, first bucket) was delivered at `at`
     /// (RFC 3339); false when there is no such episode.
     ///
@@ -617,6 +629,96 @@ pub trait Store {
         first_bucket_ns: i64,
         at: &str,
     ) -> Result<bool, StoreError>;
+}
+
+/// One shard of a sharded survey run as it last reported itself
+/// ([`Store::put_survey_shard`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SurveyShard {
+    /// The run: the same on every scanner of one sweep.
+    pub run: String,
+    /// I of `--shard I/N`.
+    pub shard: u32,
+    /// N of `--shard I/N`.
+    pub shards: u32,
+    /// The probe order's seed.
+    pub seed: u64,
+    /// The scanner that ran it (its host name).
+    pub host: String,
+    /// (address, port) pairs in the shard.
+    pub pairs: u64,
+    /// Probes sent so far.
+    pub sent: u64,
+    /// Pairs found open so far.
+    pub open: u64,
+    /// Findings of the checks (final counts only).
+    pub findings: u64,
+    /// running | stopped (interrupted; resumable) | final.
+    pub state: String,
+    /// When it first reported, RFC 3339 (kept on later reports).
+    pub started: String,
+    /// When it last reported, RFC 3339.
+    pub updated: String,
+}
+
+/// A sharded survey run as its shards reported it (`survey status`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SurveyRunStatus {
+    /// The run.
+    pub run: String,
+    /// N, as the shards gave it (the largest when they disagree).
+    pub shards: u32,
+    /// The shards that reported, by shard.
+    pub reported: Vec<SurveyShard>,
+    /// Shards 0..N that never reported.
+    pub missing: Vec<u32>,
+    /// Whether every shard agrees on N and the seed.
+    pub consistent: bool,
+    /// Every shard of 0..N reported its final counts, and they agree.
+    pub complete: bool,
+    /// Sums over the reported shards: pairs, sent, open, findings.
+    pub pairs: u64,
+    pub sent: u64,
+    pub open: u64,
+    pub findings: u64,
+}
+
+impl SurveyRunStatus {
+    /// The runs of `rows` (as [`Store::survey_shards`] gives them), in
+    /// run order: a run is complete when shards 0..N all reported `final`
+    /// with one N and one seed.
+    pub fn of(rows: Vec<SurveyShard>) -> Vec<SurveyRunStatus> {
+        let mut out: Vec<SurveyRunStatus> = Vec::new();
+        for r in rows {
+            if out.last().is_none_or(|s| s.run != r.run) {
+                out.push(SurveyRunStatus {
+                    run: r.run.clone(),
+                    ..Default::default()
+                });
+            }
+            let s = out.last_mut().expect("pushed");
+            s.pairs += r.pairs;
+            s.sent += r.sent;
+            s.open += r.open;
+            s.findings += r.findings;
+            s.reported.push(r);
+        }
+        for s in &mut out {
+            let first = &s.reported[0];
+            s.consistent = s
+                .reported
+                .iter()
+                .all(|r| r.shards == first.shards && r.seed == first.seed);
+            s.shards = s.reported.iter().map(|r| r.shards).max().unwrap_or(0);
+            s.missing = (0..s.shards)
+                .filter(|i| !s.reported.iter().any(|r| r.shard == *i))
+                .collect();
+            s.complete = s.consistent
+                && s.missing.is_empty()
+                && s.reported.iter().all(|r| r.state == "final");
+        }
+        out
+    }
 }
 
 /// One bucket's destination ports ([`Store::port_activity`]).

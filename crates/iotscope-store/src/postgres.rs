@@ -32,12 +32,15 @@ use crate::run;
 use crate::{
     AlertRecord, BlocklistRecord, BucketPorts, CaptureLoss, CaptureTotals, DetectionRecord,
     FindingRecord, FingerprintPersistence, HoneypotSession, IngestedFile, MapQuery, MapSource,
-    PortSeries, ServiceObservation, SessionRecord, Store, StoreError, UserRecord,
+    PortSeries, ServiceObservation, SessionRecord, Store, StoreError, SurveyShard, UserRecord,
 };
 
 /// Schema migrations, applied in order; `schema_migrations` records which
 /// ran. The first is the SQLite schema as of its migration 015.
-const MIGRATIONS: &[&str] = &[include_str!("../sql/pg/001_schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../sql/pg/001_schema.sql"),
+    include_str!("../sql/pg/002_survey_shards.sql"),
+];
 
 /// Advisory lock held while migrating ("iotscope" in ASCII).
 const MIGRATION_LOCK: i64 = 0x696f_7473_636f_7065;
@@ -72,6 +75,12 @@ fn pg_error(url: &str, e: postgres::Error) -> StoreError {
 
 /// A store in a PostgreSQL database.
 pub struct PgStore {
+    inner: Inner,
+}
+
+/// The connection and the store's methods on it ([`PgStore`] runs them
+/// off any async runtime).
+struct Inner {
     client: Mutex<Client>,
     /// The URL without its password.
     url: String,
@@ -130,11 +139,20 @@ impl PgStore {
         }
         tx.commit().map_err(db)?;
         Ok(PgStore {
-            client: Mutex::new(client),
-            url: shown,
+            inner: Inner {
+                client: Mutex::new(client),
+                url: shown,
+            },
         })
     }
 
+    /// The version of the schema this build writes.
+    pub fn schema_version() -> i64 {
+        MIGRATIONS.len() as i64
+    }
+}
+
+impl Inner {
     fn err(&self, e: postgres::Error) -> StoreError {
         pg_error(&self.url, e)
     }
@@ -152,11 +170,6 @@ impl PgStore {
 
     fn exec(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         self.conn().execute(sql, params).map_err(|e| self.err(e))
-    }
-
-    /// The version of the schema this build writes.
-    pub fn schema_version() -> i64 {
-        MIGRATIONS.len() as i64
     }
 }
 
@@ -416,7 +429,7 @@ fn detection_row(r: &Row) -> DetectionRecord {
     }
 }
 
-impl Store for PgStore {
+impl Store for Inner {
     fn bucket_ns(&self) -> Result<Option<i64>, StoreError> {
         Ok(self
             .rows("SELECT value FROM settings WHERE name = 'bucket_ns'", &[])?
@@ -460,7 +473,7 @@ impl Store for PgStore {
         let mut tx = c.transaction().map_err(db)?;
         // The write lock first, then the duplicate check, then the writes:
         // a concurrent run of the same content waits here and then finds it.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&Self::WRITE_LOCK])
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PgStore::WRITE_LOCK])
             .map_err(db)?;
         let mut in_run: HashMap<&str, &str> = HashMap::new();
         for f in files {
@@ -1756,6 +1769,58 @@ impl Store for PgStore {
             .collect())
     }
 
+    fn put_survey_shard(&mut self, r: &SurveyShard) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO survey_shards (run, shard, shards, seed, host, pairs, sent, open, findings,
+               state, started, updated)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (run, shard) DO UPDATE SET shards = excluded.shards, seed = excluded.seed,
+               host = excluded.host, pairs = excluded.pairs, sent = excluded.sent,
+               open = excluded.open, findings = excluded.findings, state = excluded.state,
+               updated = excluded.updated",
+            &[
+                &r.run,
+                &i64::from(r.shard),
+                &i64::from(r.shards),
+                &(r.seed as i64),
+                &r.host,
+                &(r.pairs as i64),
+                &(r.sent as i64),
+                &(r.open as i64),
+                &(r.findings as i64),
+                &r.state,
+                &r.started,
+                &r.updated,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn survey_shards(&self, run: Option<&str>) -> Result<Vec<SurveyShard>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT run, shard, shards, seed, host, pairs, sent, open, findings, state, started, updated
+                 FROM survey_shards WHERE $1::text IS NULL OR run = $1 ORDER BY run, shard",
+                &[&run],
+            )?
+            .iter()
+            .map(|r| SurveyShard {
+                run: r.get(0),
+                shard: r.get::<_, i64>(1) as u32,
+                shards: r.get::<_, i64>(2) as u32,
+                seed: r.get::<_, i64>(3) as u64,
+                host: r.get(4),
+                pairs: r.get::<_, i64>(5) as u64,
+                sent: r.get::<_, i64>(6) as u64,
+                open: r.get::<_, i64>(7) as u64,
+                findings: r.get::<_, i64>(8) as u64,
+                state: r.get(9),
+                started: r.get(10),
+                updated: r.get(11),
+            })
+            .collect())
+    }
+
     fn capture_totals(&self) -> Result<Vec<CaptureTotals>, StoreError> {
         let mut out: Vec<CaptureTotals> = self
             .rows(
@@ -1784,5 +1849,265 @@ impl Store for PgStore {
             t.last_commit_at = r.get(1);
         }
         Ok(out)
+    }
+}
+
+/// Runs `f` where the synchronous client may block: on this thread, or on
+/// a short-lived scoped thread when this one drives a tokio runtime (the
+/// client runs a runtime of its own, and tokio refuses one inside another:
+/// the survey, the honeypot and the gateway call the store from async
+/// code).
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(f)
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+impl Store for PgStore {
+    fn bucket_ns(&self) -> Result<Option<i64>, StoreError> {
+        off_runtime(|| self.inner.bucket_ns())
+    }
+
+    fn find_file(&self, content_hash: &str) -> Result<Option<IngestedFile>, StoreError> {
+        off_runtime(|| self.inner.find_file(content_hash))
+    }
+
+    fn save_run(
+        &mut self,
+        telescope: &Telescope,
+        files: &[IngestedFile],
+    ) -> Result<(), StoreError> {
+        off_runtime(|| self.inner.save_run(telescope, files))
+    }
+
+    fn report(&self, query: &ReportQuery) -> Result<Summary, StoreError> {
+        off_runtime(|| self.inner.report(query))
+    }
+
+    fn save_services(&mut self, rows: &[ServiceObservation]) -> Result<(), StoreError> {
+        off_runtime(|| self.inner.save_services(rows))
+    }
+
+    fn services(&self) -> Result<Vec<ServiceObservation>, StoreError> {
+        off_runtime(|| self.inner.services())
+    }
+
+    fn save_findings(&mut self, rows: &[FindingRecord]) -> Result<(), StoreError> {
+        off_runtime(|| self.inner.save_findings(rows))
+    }
+
+    fn findings(&self) -> Result<Vec<FindingRecord>, StoreError> {
+        off_runtime(|| self.inner.findings())
+    }
+
+    fn findings_page(
+        &self,
+        after: Option<&(String, u16, String)>,
+        limit: usize,
+    ) -> Result<Vec<FindingRecord>, StoreError> {
+        off_runtime(|| self.inner.findings_page(after, limit))
+    }
+
+    fn save_blocklist(&mut self, rows: &[BlocklistRecord]) -> Result<usize, StoreError> {
+        off_runtime(|| self.inner.save_blocklist(rows))
+    }
+
+    fn blocklist(&self) -> Result<Vec<BlocklistRecord>, StoreError> {
+        off_runtime(|| self.inner.blocklist())
+    }
+
+    fn merge_alerts(&mut self, rows: &[AlertRecord]) -> Result<(usize, usize), StoreError> {
+        off_runtime(|| self.inner.merge_alerts(rows))
+    }
+
+    fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError> {
+        off_runtime(|| self.inner.alerts())
+    }
+
+    fn set_alert_status(
+        &mut self,
+        ip: &str,
+        port: Option<u16>,
+        problem: &str,
+        status: &str,
+        note: &str,
+    ) -> Result<bool, StoreError> {
+        off_runtime(|| self.inner.set_alert_status(ip, port, problem, status, note))
+    }
+
+    fn alert_history(
+        &self,
+        ip: &str,
+        port: Option<u16>,
+        problem: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        off_runtime(|| self.inner.alert_history(ip, port, problem))
+    }
+
+    fn port_series(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        ports: &[(String, u16)],
+    ) -> Result<PortSeries, StoreError> {
+        off_runtime(|| self.inner.port_series(since_ns, until_ns, ports))
+    }
+
+    fn newest_bucket_end(&self) -> Result<Option<i64>, StoreError> {
+        off_runtime(|| self.inner.newest_bucket_end())
+    }
+
+    fn oldest_bucket_start(&self) -> Result<Option<i64>, StoreError> {
+        off_runtime(|| self.inner.oldest_bucket_start())
+    }
+
+    fn fingerprint_persistence(&self) -> Result<Vec<FingerprintPersistence>, StoreError> {
+        off_runtime(|| self.inner.fingerprint_persistence())
+    }
+
+    fn version(&self) -> Result<String, StoreError> {
+        off_runtime(|| self.inner.version())
+    }
+
+    fn capture_totals(&self) -> Result<Vec<CaptureTotals>, StoreError> {
+        off_runtime(|| self.inner.capture_totals())
+    }
+
+    fn capture_loss(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+    ) -> Result<Vec<CaptureLoss>, StoreError> {
+        off_runtime(|| self.inner.capture_loss(since_ns, until_ns))
+    }
+
+    fn map_sources(&self, query: &MapQuery) -> Result<Vec<MapSource>, StoreError> {
+        off_runtime(|| self.inner.map_sources(query))
+    }
+
+    fn alerts_for_ip(&self, ip: &str) -> Result<Vec<AlertRecord>, StoreError> {
+        off_runtime(|| self.inner.alerts_for_ip(ip))
+    }
+
+    fn put_user(&mut self, user: &UserRecord) -> Result<(), StoreError> {
+        off_runtime(|| self.inner.put_user(user))
+    }
+
+    fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        off_runtime(|| self.inner.users())
+    }
+
+    fn delete_user(&mut self, name: &str) -> Result<bool, StoreError> {
+        off_runtime(|| self.inner.delete_user(name))
+    }
+
+    fn put_session(&mut self, session: &SessionRecord, now_ns: i64) -> Result<(), StoreError> {
+        off_runtime(|| self.inner.put_session(session, now_ns))
+    }
+
+    fn session(
+        &self,
+        token_hash: &str,
+        now_ns: i64,
+    ) -> Result<Option<(SessionRecord, UserRecord)>, StoreError> {
+        off_runtime(|| self.inner.session(token_hash, now_ns))
+    }
+
+    fn delete_session(&mut self, token_hash: &str) -> Result<(), StoreError> {
+        off_runtime(|| self.inner.delete_session(token_hash))
+    }
+
+    fn save_honeypot_session(&mut self, s: &HoneypotSession) -> Result<bool, StoreError> {
+        off_runtime(|| self.inner.save_honeypot_session(s))
+    }
+
+    fn honeypot_sessions(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<HoneypotSession>, StoreError> {
+        off_runtime(|| self.inner.honeypot_sessions(since_ns, until_ns, limit))
+    }
+
+    fn port_activity(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+    ) -> Result<Vec<BucketPorts>, StoreError> {
+        off_runtime(|| self.inner.port_activity(since_ns, until_ns))
+    }
+
+    fn port_sketches(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        ports: &[PortIndex],
+    ) -> Result<Vec<(i64, PortIndex, SourceSketch)>, StoreError> {
+        off_runtime(|| self.inner.port_sketches(since_ns, until_ns, ports))
+    }
+
+    fn each_bucket_source(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        f: &mut dyn FnMut(i64, Addr, &SourceCounters),
+    ) -> Result<(), StoreError> {
+        // The callback stays on the caller's thread: rows are gathered on
+        // the worker and handed over after.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.inner.each_bucket_source(since_ns, until_ns, f);
+        }
+        let mut rows = Vec::new();
+        off_runtime(|| {
+            self.inner
+                .each_bucket_source(since_ns, until_ns, &mut |start, a, c| {
+                    rows.push((start, a, c.clone()))
+                })
+        })?;
+        for (start, a, c) in &rows {
+            f(*start, *a, c);
+        }
+        Ok(())
+    }
+
+    fn merge_detections(
+        &mut self,
+        rows: &[DetectionRecord],
+        cooldown_ns: i64,
+    ) -> Result<Vec<(String, i64, bool)>, StoreError> {
+        off_runtime(|| self.inner.merge_detections(rows, cooldown_ns))
+    }
+
+    fn detections(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<DetectionRecord>, StoreError> {
+        off_runtime(|| self.inner.detections(since_ns, until_ns, limit))
+    }
+
+    fn put_survey_shard(&mut self, shard: &SurveyShard) -> Result<(), StoreError> {
+        off_runtime(|| self.inner.put_survey_shard(shard))
+    }
+
+    fn survey_shards(&self, run: Option<&str>) -> Result<Vec<SurveyShard>, StoreError> {
+        off_runtime(|| self.inner.survey_shards(run))
+    }
+
+    fn mark_detection_notified(
+        &mut self,
+        key: &str,
+        first_bucket_ns: i64,
+        at: &str,
+    ) -> Result<bool, StoreError> {
+        off_runtime(|| self.inner.mark_detection_notified(key, first_bucket_ns, at))
     }
 }

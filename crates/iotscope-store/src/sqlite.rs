@@ -17,7 +17,7 @@ use crate::run::{self, DAY_NS};
 use crate::{
     AlertRecord, BlocklistRecord, BucketPorts, CaptureLoss, CaptureTotals, DetectionRecord,
     FindingRecord, FingerprintPersistence, HoneypotSession, IngestedFile, MapQuery, MapSource,
-    PortSeries, ServiceObservation, SessionRecord, Store, StoreError, UserRecord,
+    PortSeries, ServiceObservation, SessionRecord, Store, StoreError, SurveyShard, UserRecord,
 };
 
 /// Writes blocks inside a run's transaction, merging with stored ones.
@@ -177,6 +177,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/013_honeypot.sql"),
     include_str!("../sql/014_day_sources.sql"),
     include_str!("../sql/015_detections.sql"),
+    include_str!("../sql/016_survey_shards.sql"),
 ];
 
 /// The migration (1-based) that creates the block tables; its data step
@@ -1886,6 +1887,65 @@ impl Store for SqliteStore {
             t.last_commit_at = at;
         }
         Ok(out)
+    }
+
+    fn put_survey_shard(&mut self, r: &SurveyShard) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO survey_shards (run, shard, shards, seed, host, pairs, sent, open, findings,
+                   state, started, updated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT (run, shard) DO UPDATE SET shards = excluded.shards, seed = excluded.seed,
+                   host = excluded.host, pairs = excluded.pairs, sent = excluded.sent,
+                   open = excluded.open, findings = excluded.findings, state = excluded.state,
+                   updated = excluded.updated",
+                params![
+                    r.run,
+                    r.shard,
+                    r.shards,
+                    r.seed as i64,
+                    r.host,
+                    r.pairs as i64,
+                    r.sent as i64,
+                    r.open as i64,
+                    r.findings as i64,
+                    r.state,
+                    r.started,
+                    r.updated
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn survey_shards(&self, run: Option<&str>) -> Result<Vec<SurveyShard>, StoreError> {
+        let db = |e| self.err(e);
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT run, shard, shards, seed, host, pairs, sent, open, findings, state, started, updated
+                 FROM survey_shards WHERE ?1 IS NULL OR run = ?1 ORDER BY run, shard",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![run], |r| {
+                Ok(SurveyShard {
+                    run: r.get(0)?,
+                    shard: r.get(1)?,
+                    shards: r.get(2)?,
+                    seed: r.get::<_, i64>(3)? as u64,
+                    host: r.get(4)?,
+                    pairs: r.get::<_, i64>(5)? as u64,
+                    sent: r.get::<_, i64>(6)? as u64,
+                    open: r.get::<_, i64>(7)? as u64,
+                    findings: r.get::<_, i64>(8)? as u64,
+                    state: r.get(9)?,
+                    started: r.get(10)?,
+                    updated: r.get(11)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
 
     fn report(&self, q: &ReportQuery) -> Result<Summary, StoreError> {

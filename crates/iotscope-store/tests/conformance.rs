@@ -10,7 +10,7 @@
 use iotscope_store::{
     AlertRecord, BlocklistRecord, CaptureLoss, DetectionRecord, FindingRecord, HoneypotSession,
     IngestedFile, MapQuery, ReportQuery, ServiceObservation, SessionRecord, Store, StoreError,
-    UserRecord,
+    SurveyRunStatus, SurveyShard, UserRecord,
 };
 use iotscope_telescope::{Telescope, TelescopeConfig};
 use iotscope_wire::LinkType;
@@ -512,6 +512,53 @@ fn scenario(s: &mut dyn Store) -> Transcript {
         vec![later]
     );
     assert_eq!(s.honeypot_sessions(None, None, 1).unwrap(), vec![h]);
+
+    // Survey shards: each shard's last report, first start kept; a run is
+    // complete when every shard of 0..N reported final counts.
+    let shard = |run: &str, i: u32, n: u32, state: &str, sent: u64, at: &str| SurveyShard {
+        run: run.into(),
+        shard: i,
+        shards: n,
+        seed: u64::MAX - 1,
+        host: format!("scanner{i}"),
+        pairs: 100,
+        sent,
+        open: sent / 10,
+        findings: 1,
+        state: state.into(),
+        started: at.into(),
+        updated: at.into(),
+    };
+    s.put_survey_shard(&shard("r1", 0, 2, "running", 10, "2016-10-01T00:00:00Z"))
+        .unwrap();
+    s.put_survey_shard(&shard("r1", 0, 2, "final", 100, "2016-10-01T00:05:00Z"))
+        .unwrap();
+    s.put_survey_shard(&shard("r1", 1, 2, "running", 50, "2016-10-01T00:03:00Z"))
+        .unwrap();
+    s.put_survey_shard(&shard("r0", 2, 3, "final", 100, "2016-09-30T00:00:00Z"))
+        .unwrap();
+    let r1 = s.survey_shards(Some("r1")).unwrap();
+    assert_eq!(r1.len(), 2);
+    assert_eq!(
+        (r1[0].started.as_str(), r1[0].updated.as_str()),
+        ("2016-10-01T00:00:00Z", "2016-10-01T00:05:00Z")
+    );
+    assert_eq!(r1[0].seed, u64::MAX - 1);
+    let status = SurveyRunStatus::of(s.survey_shards(None).unwrap());
+    assert_eq!(
+        status
+            .iter()
+            .map(|r| (r.run.as_str(), r.complete))
+            .collect::<Vec<_>>(),
+        [("r0", false), ("r1", false)]
+    );
+    assert_eq!(status[0].missing, [0, 1]);
+    s.put_survey_shard(&shard("r1", 1, 2, "final", 100, "2016-10-01T00:09:00Z"))
+        .unwrap();
+    let status = SurveyRunStatus::of(s.survey_shards(Some("r1")).unwrap());
+    assert!(status[0].complete);
+    assert_eq!((status[0].sent, status[0].open), (200, 20));
+    out.add("survey_shards", s.survey_shards(None).unwrap());
 
     // Detections: episodes within the cool-down merge; a row between two
     // episodes bridges them; a higher severity re-opens delivery.

@@ -122,6 +122,21 @@ pub enum ResumeError {
 }
 
 impl ResumeState {
+    /// The run this shard belongs to, when several scanners share one
+    /// store (issue 19): `run-` and 16 hex digits of SHA-256 over the
+    /// targets, ports, seed and number of shards (not this shard's number,
+    /// mode or checks), so every shard of one sweep names the same run with
+    /// no coordination. A sweep repeated with the same settings is the same
+    /// run; give `--run` to tell repeats apart.
+    pub fn run_id(&self) -> String {
+        use sha2::Digest;
+        let shards = self.shard.split_once('/').map_or("1", |(_, n)| n);
+        let canonical = serde_json::json!([self.targets, self.ports, self.seed, shards]);
+        let digest = sha2::Sha256::digest(canonical.to_string().as_bytes());
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("run-{hex}")
+    }
+
     /// Reads a state file's text.
     ///
     /// # Errors
@@ -281,6 +296,27 @@ impl std::fmt::Display for ExclusionChange {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_shard_of_a_sweep_names_the_same_run() {
+        let state = |shard: &str, seed: u64, mode: &str| ResumeState {
+            version: STATE_VERSION,
+            targets: vec!["198.18.0.0/24".into()],
+            ports: "23,80".into(),
+            seed,
+            shard: shard.into(),
+            mode: mode.into(),
+            checks: None,
+            exclusions: ExclusionRecord::of(&Exclusions::default()),
+            done: 0,
+            pending_checks: Vec::new(),
+        };
+        let id = state("0/3", 7, "connect").run_id();
+        assert!(id.starts_with("run-") && id.len() == 20, "{id}");
+        assert_eq!(state("2/3", 7, "syn").run_id(), id);
+        assert_ne!(state("0/2", 7, "connect").run_id(), id);
+        assert_ne!(state("0/3", 8, "connect").run_id(), id);
+    }
+
     use super::*;
 
     fn state(ex: &Exclusions) -> ResumeState {

@@ -41,7 +41,9 @@ enum Command {
     Honeypot(Box<cmd::honeypot::HoneypotArgs>),
     /// The testbed: emulated IoT devices (`lab`), generated darknet captures (`lab darknet`).
     Lab(cmd::lab::LabArgs),
-    /// Sweep authorised address ranges for IoT services, grab banners, run checks.
+    /// Sweep authorised address ranges for IoT services, grab banners, run checks
+    /// (`survey status`: a sharded run's progress).
+    #[command(args_conflicts_with_subcommands = true)]
     Survey(Box<cmd::survey::SurveyArgs>),
     /// Self-check of one device on your own network, in plain words (ja/en).
     Check(Box<cmd::check::CheckArgs>),

@@ -236,3 +236,97 @@ fn a_postgres_url_is_refused_clearly_when_the_server_is_not_there() {
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     assert!(!err.contains("s3cret"), "the password is shown: {err}");
 }
+
+#[path = "common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+fn survey_status(db: &str) -> serde_json::Value {
+    let o = iotscope()
+        .args(["survey", "status", "--format", "json", "--db", db])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn a_survey_in_three_shards_fills_one_store_and_says_when_it_is_complete() {
+    let Some(url) = iotscope_store::testing::fresh_database("shards") else {
+        return;
+    };
+    let subnet = "127.78.60.0/24";
+    let lab = common::RunningLab::start(subnet, 24, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = |db: &str, shard: &str| {
+        iotscope()
+            .args(["survey", "--targets", subnet, "--ports", "23,80,502"])
+            .args([
+                "--rate", "0", "--seed", "11", "--shard", shard, "--checks", "panels",
+            ])
+            .args(["--timeout", "1s", "--db", db])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Two of the three shards at once, on "two scanners".
+    let first: Vec<_> = ["0/3", "1/3"].iter().map(|s| sweep(&url, s)).collect();
+    for c in first {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let status = survey_status(&url);
+    assert_eq!(status.as_array().unwrap().len(), 1);
+    assert_eq!(status[0]["complete"], false);
+    assert_eq!(status[0]["missing"], serde_json::json!([2]));
+    // A shard of another shape into the same run is refused.
+    let o = iotscope()
+        .args([
+            "survey",
+            "--targets",
+            subnet,
+            "--ports",
+            "23,80,502",
+            "--rate",
+            "0",
+        ])
+        .args(["--seed", "12", "--shard", "2/3", "--db", &url])
+        .args(["--run", status[0]["run"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("one seed"));
+    let o = sweep(&url, "2/3").wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let status = survey_status(&url);
+    assert_eq!(status[0]["complete"], true, "{status:#}");
+    assert_eq!(status[0]["pairs"], 256 * 3);
+    assert_eq!(status[0]["sent"], 256 * 3);
+    // The shards together found what one unsharded sweep finds.
+    let whole = dir.path().join("whole.db");
+    let whole = whole.to_str().unwrap();
+    let o = sweep(whole, "0/1").wait_with_output().unwrap();
+    assert!(o.status.success());
+    let sharded = survey_status(&url)[0]["open"].as_u64().unwrap();
+    assert_eq!(survey_status(whole)[0]["open"].as_u64().unwrap(), sharded);
+    assert!(sharded > 0);
+    let findings = |db: &str| {
+        let o = iotscope()
+            .args(["findings", "--format", "json", "--db", db])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut v: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+        for f in &mut v {
+            f.as_object_mut()
+                .unwrap()
+                .retain(|k, _| k == "ip" || k == "port" || k == "kind");
+        }
+        v
+    };
+    let (a, b) = (findings(&url), findings(whole));
+    assert!(!a.is_empty());
+    assert_eq!(a, b);
+    drop(lab);
+}

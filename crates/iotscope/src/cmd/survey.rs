@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use iotscope_checks::rules::Seen;
-use iotscope_store::ServiceObservation;
+use iotscope_store::{ServiceObservation, SurveyRunStatus, SurveyShard};
 use iotscope_survey::resume::{ExclusionChange, ExclusionRecord, PendingService, ResumeState};
 use iotscope_survey::{parse_ports, ScanConfig, Stats, TargetSet};
 use std::collections::BTreeMap;
@@ -20,15 +20,18 @@ const USER_AGENT: &str = "iotscope-survey/0.1 (research scan of authorised range
 
 #[derive(clap::Args, Debug)]
 pub struct SurveyArgs {
+    #[command(subcommand)]
+    action: Option<SurveyAction>,
     /// Targets: addresses, CIDRs or ranges (repeatable). No targets, no scan.
     #[arg(long = "targets", value_name = "SPEC", num_args = 1..)]
     targets: Vec<String>,
     /// A file of targets, one a line (`#` comments).
     #[arg(long, value_name = "FILE")]
     targets_file: Option<PathBuf>,
-    /// Ports: list and ranges, e.g. 23,80,8080-8081.
+    /// Ports: list and ranges, e.g. 23,80,8080-8081 (required to sweep).
+    // An Option only so that `survey status` needs none.
     #[arg(long, value_name = "LIST")]
-    ports: String,
+    ports: Option<String>,
     /// Exclusion file(s) in ZMap's blocklist format (one CIDR a line, `#` comments).
     #[arg(long, value_name = "FILE")]
     exclude: Vec<PathBuf>,
@@ -86,6 +89,12 @@ pub struct SurveyArgs {
     /// findings too.
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
+    /// With --db: the run this shard reports its progress under (default:
+    /// `run-` and a digest of the targets, ports, seed and number of
+    /// shards: the same on every scanner of one sweep). `survey status`
+    /// reads it.
+    #[arg(long, value_name = "ID")]
+    run: Option<String>,
     /// Checks on what answered: `all`, or a list of `credentials` (the
     /// dictionary on telnet and HTTP Basic/Digest; first success ends a
     /// service's check) and `panels` (open control panels, GET only).
@@ -96,6 +105,97 @@ pub struct SurveyArgs {
     findings: Option<PathBuf>,
     #[command(flatten)]
     check_flags: super::checks::CheckFlags,
+}
+
+/// What `survey` does besides sweeping.
+#[derive(clap::Subcommand, Debug)]
+pub enum SurveyAction {
+    /// A sharded run's progress: each shard's last report (host, probes
+    /// sent of its pairs, open, findings, state) and whether the run is
+    /// complete (every shard 0..N reported final counts).
+    Status(StatusArgs),
+}
+
+/// `survey status` flags.
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// The store the shards report to (a path or a `postgres://` URL).
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Only this run (default: every run in the store).
+    #[arg(long, value_name = "ID")]
+    run: Option<String>,
+    /// `text` or `json` (one object a run: `run`, `shards`, `complete`,
+    /// `consistent`, `missing`, `pairs`, `sent`, `open`, `findings`,
+    /// `reported`: the shards' rows).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+}
+
+/// `iotscope survey status`.
+fn status(a: StatusArgs, config: &crate::config::Config) -> anyhow::Result<ExitCode> {
+    let store = super::existing_store(a.db, config)?;
+    let runs = SurveyRunStatus::of(store.survey_shards(a.run.as_deref())?);
+    if let Some(run) = &a.run {
+        anyhow::ensure!(
+            !runs.is_empty(),
+            "no shard of run {run} has reported to this store"
+        );
+    }
+    if a.format == "json" {
+        let out: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "run": r.run, "shards": r.shards, "complete": r.complete,
+                    "consistent": r.consistent, "missing": r.missing, "pairs": r.pairs,
+                    "sent": r.sent, "open": r.open, "findings": r.findings,
+                    "reported": r.reported.iter().map(|s| serde_json::json!({
+                        "shard": s.shard, "shards": s.shards, "seed": s.seed, "host": s.host,
+                        "pairs": s.pairs, "sent": s.sent, "open": s.open,
+                        "findings": s.findings, "state": s.state, "started": s.started,
+                        "updated": s.updated,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in &runs {
+        let finals = r.reported.iter().filter(|s| s.state == "final").count();
+        println!(
+            "run {}: {} shards, {} ({finals} of {} final{}); {} of {} pairs probed, {} open, {} findings",
+            r.run,
+            r.shards,
+            if r.complete { "complete" } else { "not complete" },
+            r.shards,
+            if r.consistent { "" } else { "; shards disagree on N or the seed" },
+            r.sent,
+            r.pairs,
+            r.open,
+            r.findings
+        );
+        for s in &r.reported {
+            println!(
+                "  shard {}/{}  {:<8} {}/{} sent  {} open  {} findings  {}  updated {}",
+                s.shard, s.shards, s.state, s.sent, s.pairs, s.open, s.findings, s.host, s.updated
+            );
+        }
+        for m in &r.missing {
+            println!("  shard {m}/{}  not reported", r.shards);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// This machine's host name, for a shard's report.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 pub fn observation(r: &iotscope_survey::Row) -> ServiceObservation {
@@ -113,7 +213,10 @@ pub fn observation(r: &iotscope_survey::Row) -> ServiceObservation {
     }
 }
 
-pub fn run(a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<ExitCode> {
+pub fn run(mut a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<ExitCode> {
+    if let Some(SurveyAction::Status(s)) = a.action.take() {
+        return status(s, config);
+    }
     let checks = match &a.checks {
         Some(text) => {
             let which = super::checks::parse_checks(text)?;
@@ -150,7 +253,11 @@ pub fn run(a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<Exit
     }
     let exclude_files = config.scope.files(&a.exclude);
     let current = crate::config::read_exclusions(&exclude_files)?;
-    let ports = parse_ports(&a.ports)?;
+    let ports_text = a
+        .ports
+        .clone()
+        .context("the following required argument was not provided: --ports <LIST>")?;
+    let ports = parse_ports(&ports_text)?;
     let shard = a
         .shard
         .split_once('/')
@@ -160,7 +267,7 @@ pub fn run(a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<Exit
     let mut state = ResumeState {
         version: iotscope_survey::resume::STATE_VERSION,
         targets: targets.clone(),
-        ports: a.ports.clone(),
+        ports: ports_text.clone(),
         seed: a.seed,
         shard: a.shard.clone(),
         mode: a.mode.clone(),
@@ -274,6 +381,47 @@ pub fn run(a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<Exit
         None => Box::new(BufWriter::new(std::io::stdout())),
     };
     let mut store = a.db.as_deref().map(super::open_store).transpose()?;
+    // The shard's own report in the store, for `survey status` when
+    // several scanners share it: at the start, every few seconds, and with
+    // its final counts.
+    let now = iotscope_store::now_rfc3339();
+    let mut report = SurveyShard {
+        run: a.run.clone().unwrap_or_else(|| state.run_id()),
+        shard: shard.0,
+        shards: shard.1,
+        seed: a.seed,
+        host: host_name(),
+        pairs: in_shard,
+        sent: state.done,
+        open: 0,
+        findings: 0,
+        state: "running".into(),
+        started: now.clone(),
+        updated: now,
+    };
+    let mut open_before = 0;
+    if let Some(s) = store.as_mut() {
+        for other in s.survey_shards(Some(&report.run))? {
+            anyhow::ensure!(
+                other.shards == shard.1 && other.seed == a.seed,
+                "run {}: shard {}/{} reported with seed {}, and this is shard {}/{} with seed {}: \
+                 one run has one number of shards and one seed (give another --run)",
+                report.run,
+                other.shard,
+                other.shards,
+                other.seed,
+                shard.0,
+                shard.1,
+                a.seed
+            );
+            if other.shard == shard.0 && resuming {
+                open_before = other.open;
+                report.findings = other.findings;
+            }
+        }
+        s.put_survey_shard(&report)?;
+    }
+    let done_before = state.done;
     let mut pending: Vec<ServiceObservation> = Vec::new();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -323,6 +471,7 @@ pub fn run(a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<Exit
         };
         let progress = std::io::stderr().is_terminal();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut report_tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
                 row = rx.recv() => match row {
@@ -349,6 +498,14 @@ pub fn run(a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<Exit
                     }
                     None => break,
                 },
+                _ = report_tick.tick(), if store.is_some() => {
+                    if let Some(s) = store.as_mut() {
+                        report.sent = done_before + stats.sent.load(Ordering::Relaxed);
+                        report.open = open_before + stats.open.load(Ordering::Relaxed);
+                        report.updated = iotscope_store::now_rfc3339();
+                        s.put_survey_shard(&report)?;
+                    }
+                }
                 _ = tick.tick(), if progress => {
                     let sent = stats.sent.load(Ordering::Relaxed);
                     let secs = started.elapsed().as_secs_f64().max(1e-9);
@@ -387,6 +544,7 @@ pub fn run(a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<Exit
                 let records: Vec<_> = findings.iter().map(|f| super::checks::record(f)).collect();
                 s.save_findings(&records)?;
             }
+            report.findings += findings.len() as u64;
             if let Some(path) = &a.findings {
                 let mut w = BufWriter::new(append(path)?);
                 for f in &findings {
@@ -408,6 +566,13 @@ pub fn run(a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<Exit
             );
         }
         signals.abort();
+        if let Some(s) = store.as_mut() {
+            report.sent = done_before + stats.sent.load(Ordering::Relaxed);
+            report.open = open_before + stats.open.load(Ordering::Relaxed);
+            report.state = if interrupted { "stopped" } else { "final" }.into();
+            report.updated = iotscope_store::now_rfc3339();
+            s.put_survey_shard(&report)?;
+        }
         Ok::<(bool, u64), anyhow::Error>((interrupted, probed))
     });
     let (interrupted, probed) = result?;
