@@ -11,12 +11,14 @@
 //! what SQLite and PostgreSQL share, so a PostgreSQL backend can reuse it.
 
 mod blocks;
+mod copy;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod report;
 mod run;
 mod sqlite;
 
+pub use copy::{copy, TableCopy};
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
 pub use report::ReportQuery;
@@ -47,6 +49,25 @@ pub enum StoreError {
         url: String,
         /// The server's or the client's message.
         message: String,
+    },
+    /// `store copy` refused its destination: the source itself, or a
+    /// store that holds rows already. Nothing was written.
+    #[error("cannot copy into {to}: {why}")]
+    CopyTarget {
+        /// The destination, without a password.
+        to: String,
+        /// Why.
+        why: String,
+    },
+    /// After `store copy`, a table's rows differ between the two stores.
+    #[error("copy check failed: table {table} has {from} in the source and {to} in the copy")]
+    CopyMismatch {
+        /// The table.
+        table: &'static str,
+        /// Its rows and checksum in the source.
+        from: String,
+        /// And in the destination.
+        to: String,
     },
     /// A `postgres://` store was asked of a build without the PostgreSQL
     /// backend.

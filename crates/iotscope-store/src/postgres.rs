@@ -53,7 +53,7 @@ const ALL_KEYS: (i64, i64) = (i64::MIN, i64::MAX);
 
 type Param<'a> = &'a (dyn ToSql + Sync);
 
-fn pg_error(url: &str, e: postgres::Error) -> StoreError {
+pub(crate) fn pg_error(url: &str, e: postgres::Error) -> StoreError {
     let message = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
         None => {
@@ -75,15 +75,15 @@ fn pg_error(url: &str, e: postgres::Error) -> StoreError {
 
 /// A store in a PostgreSQL database.
 pub struct PgStore {
-    inner: Inner,
+    pub(crate) inner: Inner,
 }
 
 /// The connection and the store's methods on it ([`PgStore`] runs them
 /// off any async runtime).
-struct Inner {
+pub(crate) struct Inner {
     client: Mutex<Client>,
     /// The URL without its password.
-    url: String,
+    pub(crate) url: String,
 }
 
 impl PgStore {
@@ -153,11 +153,11 @@ impl PgStore {
 }
 
 impl Inner {
-    fn err(&self, e: postgres::Error) -> StoreError {
+    pub(crate) fn err(&self, e: postgres::Error) -> StoreError {
         pg_error(&self.url, e)
     }
 
-    fn conn(&self) -> MutexGuard<'_, Client> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Client> {
         // A panic while holding the lock leaves no half-done statement on
         // the connection that matters: each call is its own statement or
         // transaction, and a dropped transaction rolls back.

@@ -479,8 +479,8 @@ fn detection_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DetectionRecord> {
 
 /// A store in one SQLite file.
 pub struct SqliteStore {
-    conn: Connection,
-    path: String,
+    pub(crate) conn: Connection,
+    pub(crate) path: String,
     /// Read whole days from the day rollups (off only in tests, which
     /// compare with the buckets' own rows).
     rollups: bool,
@@ -574,7 +574,7 @@ impl SqliteStore {
         })
     }
 
-    fn err(&self, source: rusqlite::Error) -> StoreError {
+    pub(crate) fn err(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Database {
             path: self.path.clone(),
             source,

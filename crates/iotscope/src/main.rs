@@ -29,6 +29,9 @@ enum Command {
     /// Read darknet traffic and report what arrives.
     #[command(subcommand)]
     Telescope(cmd::telescope::TelescopeCommand),
+    /// The store itself: `store copy` moves a whole store between SQLite and PostgreSQL.
+    #[command(subcommand)]
+    Store(cmd::store::StoreCommand),
     /// Live darknet sensor: capture on an interface, commit each closed bucket to the store.
     Sensor(Box<cmd::sensor::SensorArgs>),
     /// Detection over the telescope's buckets: run the detectors, list their alerts.
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
         Command::Advisories(c) => cmd::advisories::run(c),
         Command::Serve(a) => cmd::serve::run(a, &cfg),
         Command::Users(c) => cmd::users::run(c, &cfg),
+        Command::Store(c) => cmd::store::run(c),
     });
     match result {
         Ok(code) => code,

@@ -15,6 +15,7 @@ pub mod lab;
 pub mod sensor;
 pub mod serve;
 pub mod share;
+pub mod store;
 pub mod survey;
 pub mod telescope;
 pub mod users;
