@@ -460,7 +460,7 @@ impl Engine {
             #[cfg(feature = "postgres")]
             Engine::Pg(s) => {
                 use postgres::fallible_iterator::FallibleIterator;
-                let mut c = s.inner.conn();
+                let mut c = s.inner.conn()?;
                 let db = |e| s.inner.err(e);
                 let mut it = c
                     .query_raw(sql.as_str(), std::iter::empty::<i64>())
@@ -510,7 +510,7 @@ impl Engine {
                 #[cfg(feature = "postgres")]
                 Engine::Pg(s) => s
                     .inner
-                    .conn()
+                    .conn()?
                     .query_one(sql.as_str(), &[])
                     .map_err(|e| s.inner.err(e))?
                     .get(0),
@@ -564,7 +564,7 @@ impl Engine {
                 use postgres::binary_copy::BinaryCopyInWriter;
                 use postgres::types::{ToSql, Type};
                 let url = s.inner.url.clone();
-                let mut c = s.inner.conn();
+                let mut c = s.inner.conn()?;
                 let db = |e| crate::postgres::pg_error(&url, e);
                 let mut tx = c.transaction().map_err(db)?;
                 for t in TABLES {

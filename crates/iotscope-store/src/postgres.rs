@@ -82,6 +82,8 @@ pub struct PgStore {
 /// off any async runtime).
 pub(crate) struct Inner {
     client: Mutex<Client>,
+    /// How to connect again (the URL as given, password included).
+    config: postgres::Config,
     /// The URL without its password.
     pub(crate) url: String,
 }
@@ -104,7 +106,8 @@ impl PgStore {
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
         let shown = crate::redact_url(url);
         let db = |e| pg_error(&shown, e);
-        let mut client = Client::connect(url, NoTls).map_err(db)?;
+        let config: postgres::Config = url.parse().map_err(db)?;
+        let mut client = config.connect(NoTls).map_err(db)?;
         let mut tx = client.transaction().map_err(db)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .map_err(db)?;
@@ -141,6 +144,7 @@ impl PgStore {
         Ok(PgStore {
             inner: Inner {
                 client: Mutex::new(client),
+                config,
                 url: shown,
             },
         })
@@ -157,19 +161,42 @@ impl Inner {
         pg_error(&self.url, e)
     }
 
-    pub(crate) fn conn(&self) -> MutexGuard<'_, Client> {
+    /// The connection, made again first if the server closed it (a
+    /// restart, an administrator's `pg_terminate_backend`, a network
+    /// cut): the call that met the closed connection failed, and later
+    /// calls (a sensor's retried commit, the next dashboard request) work
+    /// once the server is back.
+    ///
+    /// Errors: [`StoreError::Postgres`] when it cannot be made again.
+    pub(crate) fn conn(&self) -> Result<MutexGuard<'_, Client>, StoreError> {
         // A panic while holding the lock leaves no half-done statement on
         // the connection that matters: each call is its own statement or
         // transaction, and a dropped transaction rolls back.
-        self.client.lock().unwrap_or_else(|p| p.into_inner())
+        let mut c = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if c.is_closed() {
+            *c = self.config.connect(NoTls).map_err(|e| self.err(e))?;
+        }
+        Ok(c)
+    }
+
+    /// [`Self::conn`] for a method that has the store to itself.
+    fn conn_mut(&mut self) -> Result<&mut Client, StoreError> {
+        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        if c.is_closed() {
+            *c = self
+                .config
+                .connect(NoTls)
+                .map_err(|e| pg_error(&self.url, e))?;
+        }
+        Ok(c)
     }
 
     fn rows(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
-        self.conn().query(sql, params).map_err(|e| self.err(e))
+        self.conn()?.query(sql, params).map_err(|e| self.err(e))
     }
 
     fn exec(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        self.conn().execute(sql, params).map_err(|e| self.err(e))
+        self.conn()?.execute(sql, params).map_err(|e| self.err(e))
     }
 }
 
@@ -469,7 +496,7 @@ impl Store for Inner {
             },
         };
         let bucket_ns = t.config().bucket_ns;
-        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let c = self.conn_mut()?;
         let mut tx = c.transaction().map_err(db)?;
         // The write lock first, then the duplicate check, then the writes:
         // a concurrent run of the same content waits here and then finds it.
@@ -619,7 +646,7 @@ impl Store for Inner {
         );
         let bucket_ns = self.bucket_ns()?.unwrap_or(3_600_000_000_000);
         let capture_loss = self.capture_loss(Some(lo), Some(hi))?;
-        let mut c = self.conn();
+        let mut c = self.conn()?;
         let mut tx = c
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
@@ -740,7 +767,7 @@ impl Store for Inner {
     fn save_services(&mut self, rows: &[ServiceObservation]) -> Result<(), StoreError> {
         let url = self.url.clone();
         let db = |e| pg_error(&url, e);
-        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let c = self.conn_mut()?;
         let mut tx = c.transaction().map_err(db)?;
         let st = tx
             .prepare(
@@ -790,7 +817,7 @@ impl Store for Inner {
     fn save_findings(&mut self, rows: &[FindingRecord]) -> Result<(), StoreError> {
         let url = self.url.clone();
         let db = |e| pg_error(&url, e);
-        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let c = self.conn_mut()?;
         let mut tx = c.transaction().map_err(db)?;
         let st = tx
             .prepare(
@@ -858,7 +885,7 @@ impl Store for Inner {
         let url = self.url.clone();
         let db = |e| pg_error(&url, e);
         let now = crate::now_rfc3339();
-        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let c = self.conn_mut()?;
         let mut tx = c.transaction().map_err(db)?;
         // xmax = 0 on the returned row: it was inserted, not updated.
         let st = tx
@@ -914,7 +941,7 @@ impl Store for Inner {
         let url = self.url.clone();
         let db = |e| pg_error(&url, e);
         let now = crate::now_rfc3339();
-        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let c = self.conn_mut()?;
         let mut tx = c.transaction().map_err(db)?;
         let (mut created, mut updated) = (0, 0);
         let history = tx
@@ -1035,7 +1062,7 @@ impl Store for Inner {
         let url = self.url.clone();
         let db = |e| pg_error(&url, e);
         let port = i64::from(port.unwrap_or(0));
-        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let c = self.conn_mut()?;
         let mut tx = c.transaction().map_err(db)?;
         let n = tx
             .execute(
@@ -1084,7 +1111,7 @@ impl Store for Inner {
     fn put_user(&mut self, u: &UserRecord) -> Result<(), StoreError> {
         let url = self.url.clone();
         let db = |e| pg_error(&url, e);
-        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let c = self.conn_mut()?;
         let mut tx = c.transaction().map_err(db)?;
         tx.execute(
             "INSERT INTO users (name, password_hash, role, isp, created) VALUES ($1, $2, $3, $4, $5)
@@ -1180,7 +1207,7 @@ impl Store for Inner {
     fn save_honeypot_session(&mut self, h: &HoneypotSession) -> Result<bool, StoreError> {
         let url = self.url.clone();
         let db = |e| pg_error(&url, e);
-        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let c = self.conn_mut()?;
         let mut tx = c.transaction().map_err(db)?;
         let new = tx
             .execute(
@@ -1367,7 +1394,7 @@ impl Store for Inner {
             })
             .collect();
         each_block(
-            &mut *self.conn(),
+            &mut *self.conn()?,
             &self.url,
             BlockTable::Ports,
             (0, PORT_BLOCKS - 1),
@@ -1405,7 +1432,7 @@ impl Store for Inner {
         let mut bad_sketch = None;
         for b in blocks_wanted {
             each_block(
-                &mut *self.conn(),
+                &mut *self.conn()?,
                 &self.url,
                 BlockTable::PortSketches,
                 (b, b),
@@ -1441,7 +1468,7 @@ impl Store for Inner {
         f: &mut dyn FnMut(i64, Addr, &SourceCounters),
     ) -> Result<(), StoreError> {
         let (lo, hi) = (since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX));
-        let mut c = self.conn();
+        let mut c = self.conn()?;
         for block in 0..blocks::SOURCE_BLOCKS {
             each_source(&mut *c, &self.url, block, lo, hi, |start, a, counters| {
                 f(start, a, &counters)
@@ -1458,7 +1485,7 @@ impl Store for Inner {
         let url = self.url.clone();
         let db = |e| pg_error(&url, e);
         let now = crate::now_rfc3339();
-        let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
+        let c = self.conn_mut()?;
         let mut tx = c.transaction().map_err(db)?;
         // One merger at a time: episodes of a key are read, bridged and
         // rewritten as a whole.
@@ -1591,7 +1618,7 @@ impl Store for Inner {
         let busiest =
             |a: &MapSource, b: &MapSource| b.packets.cmp(&a.packets).then_with(|| a.ip.cmp(&b.ip));
         let url = self.url.clone();
-        let mut c = self.conn();
+        let mut c = self.conn()?;
         let mut tx = c
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
@@ -1671,7 +1698,7 @@ impl Store for Inner {
             if let Some(want) = iotscope_telescope::parse_port(&format!("{port}/{proto}")) {
                 let b = blocks::port_block(want);
                 each_block(
-                    &mut *self.conn(),
+                    &mut *self.conn()?,
                     &self.url,
                     BlockTable::Ports,
                     (b, b),
@@ -1698,7 +1725,7 @@ impl Store for Inner {
     fn fingerprint_persistence(&self) -> Result<Vec<FingerprintPersistence>, StoreError> {
         let mut rows = Vec::new();
         let mut by_addr: HashMap<Addr, FingerprintPersistence> = HashMap::new();
-        let mut c = self.conn();
+        let mut c = self.conn()?;
         for block in 0..blocks::SOURCE_BLOCKS {
             each_source(
                 &mut *c,

@@ -733,3 +733,33 @@ fn a_store_copied_to_postgres_and_back_reads_as_the_original() {
         .unwrap();
     assert_eq!(s.report(&ReportQuery::default()).unwrap().packets, 11 * 56);
 }
+
+#[cfg(feature = "postgres")]
+#[test]
+fn a_store_whose_connection_the_server_ended_connects_again() {
+    let Some(url) = iotscope_store::testing::fresh_database("reconnect") else {
+        return;
+    };
+    let mut s = iotscope_store::PgStore::open(&url).unwrap();
+    s.save_run(&run(0, 1, 1, HOUR), &[file("a1", "a.pcap")])
+        .unwrap();
+    // What a server restart or an administrator does to the session.
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let ended: i64 = admin
+        .query_one(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1);
+    // The call that meets the closed connection may fail (nothing of it
+    // is stored); the next one connects again.
+    let second = run(1, 1, 2, HOUR);
+    if s.save_run(&second, &[file("b1", "b.pcap")]).is_err() {
+        s.save_run(&second, &[file("b1", "b.pcap")]).unwrap();
+    }
+    assert_eq!(s.report(&ReportQuery::default()).unwrap().packets, 2 * 56);
+    assert_eq!(s.version().unwrap().split('/').next(), Some("2"));
+}
