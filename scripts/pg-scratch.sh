@@ -3,7 +3,11 @@
 # directory of its own (no system cluster is used or changed).
 #
 #   scripts/pg-scratch.sh start DIR   starts one (initdb on first use) and
-#                                     prints its URL on stdout
+#                                     prints its URL on stdout; started again
+#                                     after a stop, it keeps its port. Its
+#                                     Unix socket is in DIR too (for clients
+#                                     in other network namespaces:
+#                                     postgres://postgres@localhost:PORT/DB?host=DIR)
 #   scripts/pg-scratch.sh stop DIR    stops it
 #
 # It listens on 127.0.0.1 only, on a free port chosen at start, with trust
@@ -55,7 +59,12 @@ start)
         cat "$dir/url"
         exit 0
     fi
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    # A restart keeps its port (writers reconnect to the same URL).
+    if [ -s "$dir/url" ]; then
+        port=$(sed -E 's#.*:([0-9]+)/.*#\1#' "$dir/url")
+    else
+        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    fi
     as_owner "$bindir/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 \
         -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" start >/dev/null \
         || { tail -20 "$dir/server.log" >&2; exit 1; }

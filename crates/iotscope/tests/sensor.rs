@@ -67,6 +67,16 @@ fn start_sensor(
     db: &Path,
     extra: &[&str],
 ) -> (Child, std::thread::JoinHandle<String>) {
+    start_sensor_with(ns, db, "1m", extra)
+}
+
+/// [`start_sensor`] with buckets of `bucket`.
+fn start_sensor_with(
+    ns: &ScanNet,
+    db: &Path,
+    bucket: &str,
+    extra: &[&str],
+) -> (Child, std::thread::JoinHandle<String>) {
     let mut child = Command::new("ip")
         .args([
             "netns",
@@ -80,7 +90,7 @@ fn start_sensor(
         .args(DARKNETS)
         .args([
             "--bucket",
-            "1m",
+            bucket,
             "--grace",
             "1s",
             "--duration",
@@ -649,4 +659,126 @@ fn the_detectors_judge_buckets_as_the_sensor_closes_them() {
             .any(|p| p == "37215")),
         "no episode on 37215: {eps:#?}\n{log}"
     );
+}
+
+/// A throw-away PostgreSQL server of this test's own (it is restarted),
+/// reached through its Unix socket so that the sensor in its namespace
+/// can use it; None (after `skip`) without PostgreSQL.
+#[cfg(feature = "postgres")]
+struct OwnPostgres {
+    dir: tempfile::TempDir,
+}
+
+#[cfg(feature = "postgres")]
+impl OwnPostgres {
+    const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-scratch.sh");
+
+    fn start() -> Option<(OwnPostgres, String)> {
+        let found = std::fs::read_dir("/usr/lib/postgresql")
+            .map(|d| d.count() > 0)
+            .unwrap_or(false);
+        if !found {
+            skip("PostgreSQL is not installed");
+            return None;
+        }
+        let pg = OwnPostgres {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let url = pg.run("start");
+        let port = url
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        let socket_url = format!(
+            "postgres://postgres@localhost:{port}/postgres?host={}",
+            pg.dir.path().display()
+        );
+        Some((pg, socket_url))
+    }
+
+    fn run(&self, what: &str) -> String {
+        let out = Command::new("bash")
+            .args([Self::SCRIPT, what])
+            .arg(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .args([Self::SCRIPT, "stop"])
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A sensor writing to PostgreSQL keeps the commits the database refused
+/// while it was down, and stores them, in order and once each, when it is
+/// back: what is stored is what the file analysis counts.
+#[cfg(feature = "postgres")]
+#[test]
+fn a_sensor_writing_to_postgresql_loses_nothing_across_a_database_restart() {
+    let Some((dir, ns)) = trial() else {
+        return;
+    };
+    let Some((pg, url)) = OwnPostgres::start() else {
+        return;
+    };
+    let first = generate(dir.path(), "a.pcap", 6_000, 51);
+    let second = generate(dir.path(), "b.pcap", 6_000, 52);
+    let db = PathBuf::from(&url);
+    let (child, log) = start_sensor_with(&ns, &db, "2s", &[]);
+    replay(&ns, &first, &["--pps", "10000"]);
+    // A bucket closes and is stored; then the database goes away.
+    std::thread::sleep(Duration::from_millis(3500));
+    pg.run("stop");
+    replay(&ns, &second, &["--pps", "10000"]);
+    std::thread::sleep(Duration::from_millis(3500));
+    pg.run("start");
+    // Buckets close again: the waiting commits go in.
+    std::thread::sleep(Duration::from_millis(5000));
+    let (out, log) = stop(child, log);
+    assert!(
+        log.contains("kept"),
+        "no commit was refused while the database was down: {log}"
+    );
+    assert_eq!(out["dropped"], 0);
+    let truth = json(
+        Command::new(BIN)
+            .args([
+                "telescope",
+                "analyze",
+                "--format",
+                "json",
+                "--top",
+                "100000",
+            ])
+            .args(DARKNETS)
+            .args([&first, &second]),
+    );
+    assert_eq!(out["frames"], truth["packets"]);
+    let stored = json(Command::new(BIN).args([
+        "telescope",
+        "report",
+        "--format",
+        "json",
+        "--top",
+        "100000",
+        "--db",
+        &url,
+    ]));
+    assert_same_counts(&stored, &truth);
 }

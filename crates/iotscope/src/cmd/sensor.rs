@@ -276,9 +276,12 @@ fn capture(
         .map(|_| open(false))
         .collect::<Result<Vec<_>, _>>()?;
     // The capture first: a run that may not capture leaves no store behind.
-    let mut store = super::telescope::open_store(db, sensor_cfg.telescope.bucket_ns)?;
+    let mut store = StoreSink(super::telescope::open_store(
+        db,
+        sensor_cfg.telescope.bucket_ns,
+    )?);
     let mut member_stores = (1..a.fanout)
-        .map(|_| super::telescope::open_store(db, sensor_cfg.telescope.bucket_ns))
+        .map(|_| super::telescope::open_store(db, sensor_cfg.telescope.bucket_ns).map(StoreSink))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut archive = archive
         .map(|c| Archive::new(c, &a.interface, PacketSource::link(&source)))
@@ -546,5 +549,20 @@ impl iotscope_ingest::sensor::Hooks for Console {
             }
         }
         Some(out)
+    }
+}
+
+/// The store, of either engine, as the sensor's commit sink.
+#[cfg(feature = "live-capture")]
+struct StoreSink(super::StoreBox);
+
+#[cfg(feature = "live-capture")]
+impl iotscope_ingest::sensor::CommitSink for StoreSink {
+    fn save_run(
+        &mut self,
+        telescope: &iotscope_telescope::Telescope,
+        files: &[iotscope_store::IngestedFile],
+    ) -> Result<(), iotscope_store::StoreError> {
+        self.0.save_run(telescope, files)
     }
 }
