@@ -393,7 +393,7 @@ pub struct TableCopy {
 enum Engine {
     Lite(SqliteStore),
     #[cfg(feature = "postgres")]
-    Pg(crate::PgStore),
+    Pg(Box<crate::PgStore>),
 }
 
 impl Engine {
@@ -401,7 +401,7 @@ impl Engine {
         match at {
             Locator::Sqlite(p) => Ok(Engine::Lite(SqliteStore::open(p)?)),
             #[cfg(feature = "postgres")]
-            Locator::Postgres(u) => Ok(Engine::Pg(crate::PgStore::open(u)?)),
+            Locator::Postgres(u) => Ok(Engine::Pg(Box::new(crate::PgStore::open(u)?))),
             #[cfg(not(feature = "postgres"))]
             Locator::Postgres(u) => Err(StoreError::NoPostgres {
                 url: crate::redact_url(u),

@@ -308,10 +308,14 @@ fn write_port_blocks(
     ports: Blocks,
     sketches: Blocks,
 ) -> Result<(), WriteError> {
-    let pairs: Vec<((i64, Vec<u8>), (i64, Vec<u8>))> =
-        ports.into_blocks().zip(sketches.into_blocks()).collect();
+    // (block, ports, sketches): the two are parallel, block by block.
+    let pairs: Vec<(i64, Vec<u8>, Vec<u8>)> = ports
+        .into_blocks()
+        .zip(sketches.into_blocks())
+        .map(|((block, p), (_, s))| (block, p, s))
+        .collect();
     let (mut old_p, mut old_s) = if merge {
-        let wanted: Vec<i64> = pairs.iter().map(|((b, _), _)| *b).collect();
+        let wanted: Vec<i64> = pairs.iter().map(|(b, _, _)| *b).collect();
         (
             stored_blocks(c, BlockTable::Ports, start, &wanted)?,
             stored_blocks(c, BlockTable::PortSketches, start, &wanted)?,
@@ -321,7 +325,7 @@ fn write_port_blocks(
     };
     let mut out_p = Vec::with_capacity(pairs.len());
     let mut out_s = Vec::with_capacity(pairs.len());
-    for ((block, p), (_, s)) in pairs {
+    for (block, p, s) in pairs {
         let (p, s) = match (old_p.remove(&block), old_s.remove(&block)) {
             (None, None) => (p, s),
             (Some(op), Some(os)) => blocks::merge_ports((&op, &os), (&p, &s))

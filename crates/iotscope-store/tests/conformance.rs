@@ -223,7 +223,7 @@ fn scenario(s: &mut dyn Store) -> Transcript {
         .port_sketches(None, Some(T0 + 4 * HOUR), &ports)
         .unwrap()
         .into_iter()
-        .map(|(start, port, sk)| (start, port as u32, sk.count()))
+        .map(|(start, port, sk)| (start, port, sk.count()))
         .collect();
     sketches.sort_unstable();
     assert!(!sketches.is_empty());

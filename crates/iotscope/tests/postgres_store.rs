@@ -237,8 +237,6 @@ fn a_postgres_url_is_refused_clearly_when_the_server_is_not_there() {
     assert!(!err.contains("s3cret"), "the password is shown: {err}");
 }
 
-#[path = "common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 fn survey_status(db: &str) -> serde_json::Value {
