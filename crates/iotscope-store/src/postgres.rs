@@ -378,30 +378,57 @@ fn each_block(
     Ok(())
 }
 
-/// Calls `f(bucket start, address, counters)` for every source record of
-/// source block `block` in the buckets starting in `lo..hi`.
-fn each_source(
+/// What [`each_source_by_block`] hands over, in block order.
+enum SourceEvent {
+    /// A source record: bucket start, address, counters.
+    Source(i64, Addr, SourceCounters),
+    /// Every record of this source block has been handed over (said for
+    /// each block 0..[`blocks::SOURCE_BLOCKS`], with records or not).
+    End(i64),
+}
+
+/// Calls `f` with every source record of the buckets starting in `lo..hi`,
+/// block by block (a source is always in the same block, so its sums are
+/// complete at its block's end), from one streamed query: one round trip,
+/// not one per block.
+fn each_source_by_block(
     c: &mut impl GenericClient,
     url: &str,
-    block: i64,
-    lo: i64,
-    hi: i64,
-    mut f: impl FnMut(i64, Addr, SourceCounters),
+    (lo, hi): (i64, i64),
+    mut f: impl FnMut(SourceEvent) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    each_block(
-        c,
-        url,
-        BlockTable::Sources,
-        (block, block),
-        (lo, hi),
-        |start, rd| {
-            while !rd.done() {
-                let (a, counters) = rd.next_source(start)?;
-                f(start, a, counters);
-            }
-            Ok(())
-        },
-    )
+    let params: [Param<'_>; 2] = [&lo, &hi];
+    let mut it = c
+        .query_raw(
+            "SELECT block, start_ns, data FROM bucket_source_blocks
+             WHERE start_ns >= $1 AND start_ns < $2 ORDER BY block",
+            params.iter().copied(),
+        )
+        .map_err(|e| pg_error(url, e))?;
+    let mut next = 0i64;
+    while let Some(r) = it.next().map_err(|e| pg_error(url, e))? {
+        let (block, start): (i64, i64) = (r.get(0), r.get(1));
+        while next < block {
+            f(SourceEvent::End(next))?;
+            next += 1;
+        }
+        let bad = || StoreError::Block {
+            path: url.to_string(),
+            table: BlockTable::Sources.name(),
+            block,
+            key: start,
+        };
+        let mut rd = blocks::Reader::new(r.get(2)).map_err(|_| bad())?;
+        while !rd.done() {
+            let (a, counters) = rd.next_source(start).map_err(|_| bad())?;
+            f(SourceEvent::Source(start, a, counters))?;
+        }
+    }
+    while next < blocks::SOURCE_BLOCKS {
+        f(SourceEvent::End(next))?;
+        next += 1;
+    }
+    Ok(())
 }
 
 fn alert_row(r: &Row) -> AlertRecord {
@@ -737,31 +764,46 @@ impl Store for Inner {
                 Ok(())
             },
         )?;
-        // Block by block: a source is always in the same block, so its
-        // sums are complete when its block ends.
-        for block in 0..blocks::SOURCE_BLOCKS {
-            each_source(&mut tx, &url, block, lo, hi, |_, addr, counters| {
-                report.source(&SourceBucketRow { addr, counters })
-            })?;
-            let mut ports = Vec::new();
-            each_block(
-                &mut tx,
-                &url,
-                BlockTable::InfectedPorts,
-                (block, block),
-                ALL_KEYS,
-                |_, r| {
-                    while !r.done() {
-                        let addr = r.next_source_ports(&mut ports)?;
-                        for &p in ports.iter().take_while(|&&p| p < 1 << 16) {
-                            report.infected_port(addr, p as u16);
+        // The infected hosts' ports first (sources that sent Mirai SYNs:
+        // few), by block; then the sources block by block, each block's
+        // infected ports at its end.
+        let mut infected: HashMap<i64, Vec<(i64, Vec<u8>)>> = HashMap::new();
+        for r in tx
+            .query("SELECT block, day, data FROM infected_port_blocks", &[])
+            .map_err(db)?
+        {
+            infected
+                .entry(r.get(0))
+                .or_default()
+                .push((r.get(1), r.get(2)));
+        }
+        let mut ports = Vec::new();
+        each_source_by_block(&mut tx, &url, (lo, hi), |e| {
+            match e {
+                SourceEvent::Source(_, addr, counters) => {
+                    report.source(&SourceBucketRow { addr, counters })
+                }
+                SourceEvent::End(block) => {
+                    for (day, data) in infected.remove(&block).unwrap_or_default() {
+                        let bad = || StoreError::Block {
+                            path: url.clone(),
+                            table: BlockTable::InfectedPorts.name(),
+                            block,
+                            key: day,
+                        };
+                        let mut r = blocks::Reader::new(&data).map_err(|_| bad())?;
+                        while !r.done() {
+                            let addr = r.next_source_ports(&mut ports).map_err(|_| bad())?;
+                            for &p in ports.iter().take_while(|&&p| p < 1 << 16) {
+                                report.infected_port(addr, p as u16);
+                            }
                         }
                     }
-                    Ok(())
-                },
-            )?;
-            report.end_block();
-        }
+                    report.end_block();
+                }
+            }
+            Ok(())
+        })?;
         tx.commit().map_err(db)?;
         let mut summary = report.finish();
         report::add_capture_loss(&mut summary, capture_loss);
@@ -1472,13 +1514,12 @@ impl Store for Inner {
         f: &mut dyn FnMut(i64, Addr, &SourceCounters),
     ) -> Result<(), StoreError> {
         let (lo, hi) = (since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX));
-        let mut c = self.conn()?;
-        for block in 0..blocks::SOURCE_BLOCKS {
-            each_source(&mut *c, &self.url, block, lo, hi, |start, a, counters| {
-                f(start, a, &counters)
-            })?;
-        }
-        Ok(())
+        each_source_by_block(&mut *self.conn()?, &self.url, (lo, hi), |e| {
+            if let SourceEvent::Source(start, a, counters) = e {
+                f(start, a, &counters);
+            }
+            Ok(())
+        })
     }
 
     fn merge_detections(
@@ -1654,27 +1695,31 @@ impl Store for Inner {
         }
         let mut rows: Vec<MapSource> = Vec::new();
         let mut by_addr: HashMap<Addr, SourceCounters> = HashMap::new();
-        for block in 0..blocks::SOURCE_BLOCKS {
-            by_addr.clear();
-            each_source(&mut tx, &url, block, lo, hi, |_, a, counters| {
-                if wanted.is_none() || on_port.contains(&a) {
-                    by_addr.entry(a).or_default().add(&counters);
+        each_source_by_block(&mut tx, &url, (lo, hi), |e| {
+            match e {
+                SourceEvent::Source(_, a, counters) => {
+                    if wanted.is_none() || on_port.contains(&a) {
+                        by_addr.entry(a).or_default().add(&counters);
+                    }
                 }
-            })?;
-            rows.extend(by_addr.drain().map(|(a, c)| MapSource {
-                ip: a.to_string(),
-                packets: c.packets,
-                first_ns: c.first_ts,
-                last_ns: c.last_ts,
-                class_mask: c.class_mask,
-                fingerprints: [c.mirai, c.zmap, c.masscan, c.backscatter],
-                syn: c.syn,
-            }));
-            if q.limit > 0 && rows.len() >= q.limit.saturating_mul(2).max(1024) {
-                rows.select_nth_unstable_by(q.limit - 1, busiest);
-                rows.truncate(q.limit);
+                SourceEvent::End(_) => {
+                    rows.extend(by_addr.drain().map(|(a, c)| MapSource {
+                        ip: a.to_string(),
+                        packets: c.packets,
+                        first_ns: c.first_ts,
+                        last_ns: c.last_ts,
+                        class_mask: c.class_mask,
+                        fingerprints: [c.mirai, c.zmap, c.masscan, c.backscatter],
+                        syn: c.syn,
+                    }));
+                    if q.limit > 0 && rows.len() >= q.limit.saturating_mul(2).max(1024) {
+                        rows.select_nth_unstable_by(q.limit - 1, busiest);
+                        rows.truncate(q.limit);
+                    }
+                }
             }
-        }
+            Ok(())
+        })?;
         rows.sort_by(busiest);
         rows.truncate(q.limit);
         Ok(rows)
@@ -1729,18 +1774,9 @@ impl Store for Inner {
     fn fingerprint_persistence(&self) -> Result<Vec<FingerprintPersistence>, StoreError> {
         let mut rows = Vec::new();
         let mut by_addr: HashMap<Addr, FingerprintPersistence> = HashMap::new();
-        let mut c = self.conn()?;
-        for block in 0..blocks::SOURCE_BLOCKS {
-            each_source(
-                &mut *c,
-                &self.url,
-                block,
-                i64::MIN,
-                i64::MAX,
-                |start, a, counters| {
-                    if counters.mirai == 0 {
-                        return;
-                    }
+        each_source_by_block(&mut *self.conn()?, &self.url, ALL_KEYS, |e| {
+            match e {
+                SourceEvent::Source(start, a, counters) if counters.mirai > 0 => {
                     let e = by_addr.entry(a).or_insert_with(|| FingerprintPersistence {
                         ip: a.to_string(),
                         buckets: 0,
@@ -1752,10 +1788,12 @@ impl Store for Inner {
                     e.packets += counters.mirai;
                     e.first_bucket_ns = e.first_bucket_ns.min(start);
                     e.last_bucket_ns = e.last_bucket_ns.max(start);
-                },
-            )?;
-            rows.extend(by_addr.drain().map(|(_, v)| v));
-        }
+                }
+                SourceEvent::Source(..) => {}
+                SourceEvent::End(_) => rows.extend(by_addr.drain().map(|(_, v)| v)),
+            }
+            Ok(())
+        })?;
         rows.sort_by(|a, b| a.ip.cmp(&b.ip));
         Ok(rows)
     }

@@ -3169,7 +3169,7 @@ mod concurrency {
         let before = s.report(&q).unwrap();
         s.conn
             .execute_batch(
-                "DROP TABLE detections; DROP TABLE day_source_blocks; DROP TABLE rolled_days; ALTER TABLE buckets DROP COLUMN sources; PRAGMA user_version = 13;",
+                "DROP TABLE survey_shards; DROP TABLE detections; DROP TABLE day_source_blocks; DROP TABLE rolled_days; ALTER TABLE buckets DROP COLUMN sources; PRAGMA user_version = 13;",
             )
             .unwrap();
         drop(s);
