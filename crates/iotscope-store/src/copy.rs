@@ -567,6 +567,25 @@ impl Engine {
                 let mut c = s.inner.conn()?;
                 let db = |e| crate::postgres::pg_error(&url, e);
                 let mut tx = c.transaction().map_err(db)?;
+                // The months of the source's buckets get their partitions
+                // first, under the write lock, as a run's write does.
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock($1)",
+                    &[&crate::PgStore::WRITE_LOCK],
+                )
+                .map_err(db)?;
+                let buckets = TABLES
+                    .iter()
+                    .find(|t| t.name == "buckets")
+                    .expect("buckets");
+                let mut starts = Vec::new();
+                from.each_row(buckets, &mut |row| {
+                    if let Some(Value::Int(start)) = row.first() {
+                        starts.push(*start);
+                    }
+                    Ok(())
+                })?;
+                crate::postgres::make_partitions(&mut tx, &starts).map_err(db)?;
                 for t in TABLES {
                     let cols: Vec<&str> = t.columns.iter().map(|c| c.0).collect();
                     let types: Vec<Type> = t

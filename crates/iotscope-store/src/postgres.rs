@@ -40,7 +40,33 @@ use crate::{
 const MIGRATIONS: &[&str] = &[
     include_str!("../sql/pg/001_schema.sql"),
     include_str!("../sql/pg/002_survey_shards.sql"),
+    include_str!("../sql/pg/003_month_partitions.sql"),
 ];
+
+/// The tables partitioned by month of their bucket start (migration 003).
+pub(crate) const MONTH_PARTITIONED: [&str; 3] = [
+    "bucket_port_blocks",
+    "bucket_port_sketches",
+    "bucket_source_blocks",
+];
+
+/// Makes the monthly partitions the bucket starts `starts` (ns) need in
+/// every partitioned table (the writer holds [`PgStore::WRITE_LOCK`]).
+pub(crate) fn make_partitions(
+    c: &mut impl GenericClient,
+    starts: &[i64],
+) -> Result<(), postgres::Error> {
+    if starts.is_empty() {
+        return Ok(());
+    }
+    for table in MONTH_PARTITIONED {
+        c.execute(
+            "SELECT iotscope_month_partitions($1, $2)",
+            &[&table, &starts],
+        )?;
+    }
+    Ok(())
+}
 
 /// Advisory lock held while migrating ("iotscope" in ASCII).
 const MIGRATION_LOCK: i64 = 0x696f_7473_636f_7065;
@@ -605,6 +631,12 @@ impl Store for Inner {
                 .map_err(db)?;
             }
         }
+        // Each month the run writes into has its partitions.
+        let starts: Vec<i64> = t
+            .buckets()
+            .map(|b| b.number.saturating_mul(bucket_ns))
+            .collect();
+        make_partitions(&mut tx, &starts).map_err(db)?;
         // A day this run adds to has a rollup no longer.
         let days: Vec<i64> = run::days(t).into_iter().collect();
         tx.execute("DELETE FROM rolled_days WHERE day = ANY($1)", &[&days])

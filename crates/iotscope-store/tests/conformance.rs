@@ -763,3 +763,107 @@ fn a_store_whose_connection_the_server_ended_connects_again() {
     assert_eq!(s.report(&ReportQuery::default()).unwrap().packets, 2 * 56);
     assert_eq!(s.version().unwrap().split('/').next(), Some("2"));
 }
+
+#[cfg(feature = "postgres")]
+fn month_partitions(url: &str, table: &str) -> Vec<String> {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.query(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = $1::text::regclass ORDER BY 1",
+        &[&table],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_block_tables_are_partitioned_by_month_and_old_stores_move_into_them() {
+    use std::io::{Read, Write};
+    let (Some(a), Some(b)) = (
+        iotscope_store::testing::fresh_database("months"),
+        iotscope_store::testing::fresh_database("schema2"),
+    ) else {
+        return;
+    };
+    // A run over the end of September into October: two months.
+    let mut s = iotscope_store::PgStore::open(&a).unwrap();
+    s.save_run(&run(-2, 4, 1, HOUR), &[file("m1", "m.pcap")])
+        .unwrap();
+    let want = reads(&s);
+    for table in [
+        "bucket_source_blocks",
+        "bucket_port_blocks",
+        "bucket_port_sketches",
+    ] {
+        assert_eq!(
+            month_partitions(&a, table),
+            [format!("{table}_p201609"), format!("{table}_p201610")]
+        );
+    }
+    // The same rows in a store as schema version 2 left it (tables not
+    // partitioned): opened by this build, it moves them into partitions and
+    // reads the same.
+    let mut from = postgres::Client::connect(&a, postgres::NoTls).unwrap();
+    let mut to = postgres::Client::connect(&b, postgres::NoTls).unwrap();
+    to.batch_execute(include_str!("../sql/pg/001_schema.sql"))
+        .unwrap();
+    to.batch_execute(include_str!("../sql/pg/002_survey_shards.sql"))
+        .unwrap();
+    to.batch_execute(
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL);
+         INSERT INTO schema_migrations VALUES (1, 'x'), (2, 'x');",
+    )
+    .unwrap();
+    for table in [
+        "settings",
+        "files",
+        "buckets",
+        "bucket_classes",
+        "bucket_port_blocks",
+        "bucket_port_sketches",
+        "bucket_source_blocks",
+        "port_source_blocks",
+        "infected_port_blocks",
+    ] {
+        let mut rows = Vec::new();
+        from.copy_out(&format!("COPY (SELECT * FROM {table}) TO STDOUT"))
+            .unwrap()
+            .read_to_end(&mut rows)
+            .unwrap();
+        let mut w = to.copy_in(&format!("COPY {table} FROM STDIN")).unwrap();
+        w.write_all(&rows).unwrap();
+        w.finish().unwrap();
+    }
+    assert!(month_partitions(&b, "bucket_source_blocks").is_empty());
+    let old = iotscope_store::PgStore::open(&b).unwrap();
+    assert_eq!(reads(&old), want);
+    assert_eq!(month_partitions(&b, "bucket_source_blocks").len(), 2);
+    // Copied into PostgreSQL, a store gets its partitions too.
+    let dir = tempfile::tempdir().unwrap();
+    let lite = iotscope_store::Locator::Sqlite(dir.path().join("l.db"));
+    iotscope_store::copy(
+        &iotscope_store::Locator::Postgres(b.clone()),
+        &lite,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let c = iotscope_store::testing::fresh_database("monthscopy").unwrap();
+    iotscope_store::copy(
+        &lite,
+        &iotscope_store::Locator::Postgres(c.clone()),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(month_partitions(&c, "bucket_port_sketches").len(), 2);
+    assert_eq!(
+        reads(
+            iotscope_store::open(&iotscope_store::Locator::Postgres(c))
+                .unwrap()
+                .as_ref()
+        ),
+        want
+    );
+}
