@@ -245,14 +245,22 @@ pub fn parse(feed: Feed, text: &str, file: &str) -> Result<Parsed, FeedError> {
                 (value, checked, port, f[7].clone(), "threatfox", &f[0])
             }
         };
+        // The family and the date are kept as text: a control character in
+        // them (a NUL cannot even be stored in PostgreSQL) becomes U+FFFD,
+        // the same in either store. (Values with one are refused above.)
+        let printable = |t: &str| -> String {
+            t.chars()
+                .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+                .collect()
+        };
         match checked {
             Ok((value, kind)) => out.entries.push(Entry {
                 value,
                 kind,
                 port,
-                malware,
+                malware: printable(&malware),
                 source: source.to_string(),
-                first_seen: first_seen.clone(),
+                first_seen: printable(first_seen),
             }),
             Err(why) => out.refused.push(refused(&raw_value, why)),
         }
@@ -553,6 +561,13 @@ pub fn to_stix(entries: &[Entry], now: &str) -> Result<String, ExportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_control_character_in_a_family_name_is_kept_visible_not_raw() {
+        let feodo = "\"2021-01-17 07:44:46\",\"11.0.2.207\",\"443\",\"online\",\"2023-05-01\",\"Dri\u{0}dex\"\n";
+        let e = parse(Feed::Feodo, feodo, "f.csv").unwrap().entries;
+        assert_eq!(e[0].malware, "Dri\u{FFFD}dex");
+    }
 
     #[test]
     fn feeds_parse_and_errors_name_the_line() {

@@ -536,11 +536,11 @@ impl Engine {
                     path: path.clone(),
                     source,
                 };
-                let tx = s.conn.transaction().map_err(db)?;
                 for t in TABLES {
                     let cols: Vec<&str> = t.columns.iter().map(|c| c.0).collect();
                     let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-                    let mut st = tx
+                    let mut st = s
+                        .conn
                         .prepare(&format!(
                             "INSERT INTO {} ({}) VALUES ({})",
                             t.name,
@@ -557,7 +557,7 @@ impl Engine {
                     })?;
                     progress(t.name, n);
                 }
-                tx.commit().map_err(db)
+                Ok(())
             }
             #[cfg(feature = "postgres")]
             Engine::Pg(s) => {
@@ -566,14 +566,9 @@ impl Engine {
                 let url = s.inner.url.clone();
                 let mut c = s.inner.conn()?;
                 let db = |e| crate::postgres::pg_error(&url, e);
-                let mut tx = c.transaction().map_err(db)?;
+                let tx = &mut *c;
                 // The months of the source's buckets get their partitions
-                // first, under the write lock, as a run's write does.
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock($1)",
-                    &[&crate::PgStore::WRITE_LOCK],
-                )
-                .map_err(db)?;
+                // first (the write lock is held since `begin_write`).
                 let buckets = TABLES
                     .iter()
                     .find(|t| t.name == "buckets")
@@ -585,7 +580,7 @@ impl Engine {
                     }
                     Ok(())
                 })?;
-                crate::postgres::make_partitions(&mut tx, &starts).map_err(db)?;
+                crate::postgres::make_partitions(tx, &starts).map_err(db)?;
                 for t in TABLES {
                     let cols: Vec<&str> = t.columns.iter().map(|c| c.0).collect();
                     let types: Vec<Type> = t
@@ -636,10 +631,90 @@ impl Engine {
                     w.finish().map_err(db)?;
                     progress(t.name, n);
                 }
-                tx.commit().map_err(db)
+                Ok(())
             }
         }
     }
+
+    /// Runs `sql` (transaction control) on the store's connection.
+    fn control(&self, sql: &str) -> Result<(), StoreError> {
+        match self {
+            Engine::Lite(s) => s.conn.execute_batch(sql).map_err(|e| s.err(e)),
+            #[cfg(feature = "postgres")]
+            Engine::Pg(s) => s
+                .inner
+                .conn()?
+                .batch_execute(sql)
+                .map_err(|e| s.inner.err(e)),
+        }
+    }
+
+    /// Starts a read-only transaction: every read until [`Self::end`] sees
+    /// one state of the store, whatever other processes write meanwhile.
+    fn begin_snapshot(&self) -> Result<(), StoreError> {
+        match self {
+            // A deferred transaction's snapshot is taken at its first read.
+            Engine::Lite(_) => self.control("BEGIN; SELECT COUNT(*) FROM settings;"),
+            #[cfg(feature = "postgres")]
+            Engine::Pg(_) => self.control(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT COUNT(*) FROM settings;",
+            ),
+        }
+    }
+
+    /// Starts the write transaction, holding the store's write lock (as a
+    /// run's write does), so nothing else writes until it ends.
+    fn begin_write(&self) -> Result<(), StoreError> {
+        match self {
+            Engine::Lite(_) => self.control("BEGIN IMMEDIATE"),
+            #[cfg(feature = "postgres")]
+            Engine::Pg(_) => self.control(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({})",
+                crate::PgStore::WRITE_LOCK
+            )),
+        }
+    }
+
+    /// Ends the transaction: committed, or rolled back.
+    fn end(&self, commit: bool) -> Result<(), StoreError> {
+        self.control(if commit { "COMMIT" } else { "ROLLBACK" })
+    }
+}
+
+/// Inside the destination's write transaction: refuses a destination that
+/// holds rows, copies, then compares every table of the source's snapshot
+/// with what the transaction wrote (before it commits).
+fn fill_and_check(
+    source: &Engine,
+    dest: &mut Engine,
+    to: &Locator,
+    progress: &mut dyn FnMut(&str, u64),
+) -> Result<Vec<TableCopy>, StoreError> {
+    if let Some((table, n)) = dest.first_nonempty()? {
+        return Err(StoreError::CopyTarget {
+            to: to.to_string(),
+            why: format!("it is not empty ({table} holds {n} rows)"),
+        });
+    }
+    dest.fill_from(source, progress)?;
+    let mut out = Vec::with_capacity(TABLES.len());
+    for t in TABLES {
+        let (rows, checksum) = source.sum(t)?;
+        let there = dest.sum(t)?;
+        if there != (rows, checksum.clone()) {
+            return Err(StoreError::CopyMismatch {
+                table: t.name,
+                from: format!("{rows} rows, {checksum}"),
+                to: format!("{} rows, {}", there.0, there.1),
+            });
+        }
+        out.push(TableCopy {
+            table: t.name,
+            rows,
+            checksum,
+        });
+    }
+    Ok(out)
 }
 
 /// Copies the whole store at `from` into the empty store at `to` (either
@@ -664,29 +739,13 @@ pub fn copy(
     }
     let source = Engine::open(from)?;
     let mut dest = Engine::open(to)?;
-    if let Some((table, n)) = dest.first_nonempty()? {
-        return Err(StoreError::CopyTarget {
-            to: to.to_string(),
-            why: format!("it is not empty ({table} holds {n} rows)"),
-        });
-    }
-    dest.fill_from(&source, progress)?;
-    let mut out = Vec::with_capacity(TABLES.len());
-    for t in TABLES {
-        let (rows, checksum) = source.sum(t)?;
-        let there = dest.sum(t)?;
-        if there != (rows, checksum.clone()) {
-            return Err(StoreError::CopyMismatch {
-                table: t.name,
-                from: format!("{rows} rows, {checksum}"),
-                to: format!("{} rows, {}", there.0, there.1),
-            });
-        }
-        out.push(TableCopy {
-            table: t.name,
-            rows,
-            checksum,
-        });
-    }
+    source.begin_snapshot()?;
+    dest.begin_write()?;
+    let copied = fill_and_check(&source, &mut dest, to, progress);
+    // Nothing of a refused or failed copy stays: the write rolls back.
+    let ended = dest.end(copied.is_ok());
+    let _ = source.end(false);
+    let out = copied?;
+    ended?;
     Ok(out)
 }

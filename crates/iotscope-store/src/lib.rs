@@ -313,8 +313,9 @@ impl Locator {
     /// What `--db` (or `[store] db`) names: a `postgres://` or
     /// `postgresql://` URL, an `sqlite:PATH`, or else a file path.
     pub fn parse(spec: &std::ffi::OsStr) -> Locator {
+        let scheme = |s: &str, p: &str| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
         match spec.to_str() {
-            Some(s) if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
+            Some(s) if scheme(s, "postgres://") || scheme(s, "postgresql://") => {
                 Locator::Postgres(s.to_string())
             }
             Some(s) if s.starts_with("sqlite:") => Locator::Sqlite(s["sqlite:".len()..].into()),
@@ -322,12 +323,18 @@ impl Locator {
         }
     }
 
-    /// Whether the store exists already: the file, or (for PostgreSQL,
-    /// whose database an administrator creates) always.
-    pub fn exists(&self) -> bool {
+    /// Whether a store is there already: the file, or a database that
+    /// holds an iotscope schema (nothing is created to find out).
+    ///
+    /// Errors: [`StoreError::Postgres`] when the server cannot be reached;
+    /// [`StoreError::NoPostgres`] in a build without PostgreSQL.
+    pub fn exists(&self) -> Result<bool, StoreError> {
         match self {
-            Locator::Sqlite(p) => p.exists(),
-            Locator::Postgres(_) => true,
+            Locator::Sqlite(p) => Ok(p.exists()),
+            #[cfg(feature = "postgres")]
+            Locator::Postgres(u) => postgres::store_exists(u),
+            #[cfg(not(feature = "postgres"))]
+            Locator::Postgres(u) => Err(StoreError::NoPostgres { url: redact_url(u) }),
         }
     }
 }
@@ -346,25 +353,54 @@ pub fn redact_url(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme_end) = out.find("://") {
         let rest = scheme_end + 3;
-        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
-        if let Some(at) = out[rest..authority_end].rfind('@') {
+        // The user info ends at the last '@': the client reads a password
+        // with '/', '?' or '#' in it up to there. Hiding too much is safe.
+        if let Some(at) = out[rest..].rfind('@') {
             if let Some(colon) = out[rest..rest + at].find(':') {
                 out.replace_range(rest + colon + 1..rest + at, "***");
             }
         }
     }
-    // A password given as a query parameter.
+    // A password given as a query parameter, its key spelled in any case
+    // or percent-encoded (the client decodes keys).
     if let Some(q) = out.find('?') {
         let query: Vec<String> = out[q + 1..]
             .split('&')
             .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                Some((k, _)) if percent_decode(k).eq_ignore_ascii_case("password") => {
+                    format!("{k}=***")
+                }
                 _ => kv.to_string(),
             })
             .collect();
         out = format!("{}{}", &out[..=q], query.join("&"));
     }
     out
+}
+
+/// `%XX` escapes decoded (others left as they are), for comparing keys.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Opens (creating and migrating as needed) the store at `at`.
@@ -1036,5 +1072,37 @@ pub mod testing {
             .filter(|&i| i > "postgres://".len())
             .unwrap_or(base.len());
         Some(format!("{}/{name}", &base[..cut]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_is_hidden_in_every_spelling_the_client_reads() {
+        for (url, shown) in [
+            ("postgres://u:S3cret@h:5432/db", "postgres://u:***@h:5432/db"),
+            ("postgres://u:S3c/ret?PW@h/db", "postgres://u:***@h/db"),
+            ("postgres://u@h/db?password=S3cret&x=1", "postgres://u@h/db?password=***&x=1"),
+            ("postgres://u@h/db?PassWord=S3cret", "postgres://u@h/db?PassWord=***"),
+            ("postgres://u@h/db?pass%77ord=S3cret", "postgres://u@h/db?pass%77ord=***"),
+            ("postgres://u@h/db?%70assword=S3cret", "postgres://u@h/db?%70assword=***"),
+            ("postgresql://u:p%40ss@[::1]:5432/db", "postgresql://u:***@[::1]:5432/db"),
+            ("postgres://h/db", "postgres://h/db"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+            assert!(!redact_url(url).contains("S3c"), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_url_in_any_case_names_postgresql_and_anything_else_a_file() {
+        let at = |s: &str| Locator::parse(std::ffi::OsStr::new(s));
+        assert!(matches!(at("POSTGRES://u:pw@h/db"), Locator::Postgres(_)));
+        assert!(matches!(at("PostgreSQL://h/db"), Locator::Postgres(_)));
+        assert_eq!(at("sqlite:x.db"), Locator::Sqlite("x.db".into()));
+        assert_eq!(at("x.db"), Locator::Sqlite("x.db".into()));
+        assert_eq!(at("POSTGRES://u:pw@h/db").to_string(), "POSTGRES://u:***@h/db");
     }
 }

@@ -35,7 +35,7 @@ use crate::{
     PortSeries, ServiceObservation, SessionRecord, Store, StoreError, SurveyShard, UserRecord,
 };
 
-/// Schema migrations, applied in order; `schema_migrations` records which
+/// Schema migrations, applied in order; `iotscope_schema_migrations` records which
 /// ran. The first is the SQLite schema as of its migration 015.
 const MIGRATIONS: &[&str] = &[
     include_str!("../sql/pg/001_schema.sql"),
@@ -99,6 +99,81 @@ pub(crate) fn pg_error(url: &str, e: postgres::Error) -> StoreError {
     }
 }
 
+/// A session with the store's settings: a lock is waited for 30 s at
+/// most, and a transaction left idle for 60 s is ended by the server.
+fn connect(config: &postgres::Config) -> Result<Client, postgres::Error> {
+    let mut c = config.connect(NoTls)?;
+    c.batch_execute("SET lock_timeout = '30s'; SET idle_in_transaction_session_timeout = '60s'")?;
+    Ok(c)
+}
+
+/// The schema version recorded in the database, None when it holds no
+/// iotscope store.
+fn schema_version(c: &mut impl GenericClient) -> Result<Option<i64>, postgres::Error> {
+    let exists: bool = c
+        .query_one(
+            "SELECT to_regclass('iotscope_schema_migrations') IS NOT NULL",
+            &[],
+        )?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    Ok(Some(
+        c.query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM iotscope_schema_migrations",
+            &[],
+        )?
+        .get(0),
+    ))
+}
+
+/// Whether the database at `url` holds an iotscope store (its schema
+/// table), without creating anything.
+///
+/// Errors: [`StoreError::Postgres`] when it cannot be reached.
+pub fn store_exists(url: &str) -> Result<bool, StoreError> {
+    let shown = crate::redact_url(url);
+    let config: postgres::Config = url.parse().map_err(|e| pg_error(&shown, e))?;
+    let found = off_runtime(|| -> Result<bool, postgres::Error> {
+        let mut c = config.connect(NoTls)?;
+        Ok(schema_version(&mut c)?.is_some())
+    });
+    found.map_err(|e| pg_error(&shown, e))
+}
+
+/// The store's connection, locked ([`Inner::conn`]).
+pub(crate) struct Conn<'a>(MutexGuard<'a, Option<Client>>);
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.0.as_ref().expect("connected until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0.as_mut().expect("connected until dropped")
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The client's own runtime shuts down when it is dropped, which
+        // tokio refuses on a thread that drives a runtime (the dashboard
+        // drops its pool there): drop it on a thread of its own then.
+        let client = self
+            .client
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(c) = client {
+            off_runtime(move || drop(c));
+        }
+    }
+}
+
 /// A store in a PostgreSQL database.
 pub struct PgStore {
     pub(crate) inner: Inner,
@@ -107,7 +182,8 @@ pub struct PgStore {
 /// The connection and the store's methods on it ([`PgStore`] runs them
 /// off any async runtime).
 pub(crate) struct Inner {
-    client: Mutex<Client>,
+    /// Always `Some` but while it is dropped (see `Drop`).
+    client: Mutex<Option<Client>>,
     /// How to connect again (the URL as given, password included).
     config: postgres::Config,
     /// The URL without its password.
@@ -121,55 +197,90 @@ impl PgStore {
     pub const WRITE_LOCK: i64 = MIGRATION_LOCK + 1;
 
     /// Connects to `url` (`postgres://user[:password]@host[:port]/database`,
-    /// or libpq's key=value form) without TLS, and creates or migrates the
-    /// schema. Several processes opening a new database at once are safe:
-    /// migrations run under an advisory lock, and each is recorded in
-    /// `schema_migrations` in the same transaction.
+    /// options as query parameters, `?host=/dir` for a Unix socket) without
+    /// TLS, and creates or migrates the schema. Several processes opening a
+    /// new database at once are safe: migrations run under an advisory
+    /// lock, each recorded in `iotscope_schema_migrations` in the same
+    /// transaction. A store already migrated is opened without any DDL, so
+    /// a role that may only read can read it.
+    ///
+    /// Each session waits at most 30 s for a lock (as SQLite's busy
+    /// timeout) and the server ends a transaction left idle for 60 s (a
+    /// writer stopped or cut off mid-write holds no lock for long); TCP
+    /// keepalives probe after 60 s idle unless the URL says otherwise.
     ///
     /// Errors: [`StoreError::Postgres`] when the server cannot be reached
-    /// or refuses, [`StoreError::SchemaTooNew`] when a newer iotscope
-    /// migrated it.
+    /// or refuses, or the database's encoding is not UTF8;
+    /// [`StoreError::SchemaTooNew`] when a newer iotscope migrated it.
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
+        off_runtime(|| Self::open_here(url))
+    }
+
+    /// [`Self::open`] on this thread.
+    fn open_here(url: &str) -> Result<PgStore, StoreError> {
         let shown = crate::redact_url(url);
         let db = |e| pg_error(&shown, e);
-        let config: postgres::Config = url.parse().map_err(db)?;
-        let mut client = config.connect(NoTls).map_err(db)?;
-        let mut tx = client.transaction().map_err(db)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .map_err(db)?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                 version    BIGINT PRIMARY KEY,
-                 applied_at TEXT NOT NULL
-             )",
-        )
-        .map_err(db)?;
-        let version: i64 = tx
+        let mut config: postgres::Config = url.parse().map_err(db)?;
+        if config.get_keepalives_idle() == std::time::Duration::from_secs(2 * 60 * 60) {
+            config.keepalives_idle(std::time::Duration::from_secs(60));
+        }
+        let mut client = connect(&config).map_err(db)?;
+        let encoding: String = client
             .query_one(
-                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                "SELECT pg_encoding_to_char(encoding)::text FROM pg_database WHERE datname = current_database()",
                 &[],
             )
             .map_err(db)?
             .get(0);
-        if version > MIGRATIONS.len() as i64 {
-            return Err(StoreError::SchemaTooNew {
-                path: shown,
-                found: version,
-                known: MIGRATIONS.len() as i64,
+        if encoding != "UTF8" {
+            return Err(StoreError::Postgres {
+                url: shown,
+                message: format!(
+                    "the database's encoding is {encoding}; iotscope stores text as UTF-8: \
+                     make it with CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0"
+                ),
             });
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            tx.batch_execute(sql).map_err(db)?;
-            tx.execute(
-                "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
-                &[&(i as i64 + 1), &crate::now_rfc3339()],
+        let known = MIGRATIONS.len() as i64;
+        let too_new = |found| StoreError::SchemaTooNew {
+            path: shown.clone(),
+            found,
+            known,
+        };
+        if let Some(found) = schema_version(&mut client).map_err(db)? {
+            if found > known {
+                return Err(too_new(found));
+            }
+        }
+        if schema_version(&mut client).map_err(db)? != Some(known) {
+            let mut tx = client.transaction().map_err(db)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .map_err(db)?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS iotscope_schema_migrations (
+                     version    BIGINT PRIMARY KEY,
+                     applied_at TEXT NOT NULL
+                 )",
             )
             .map_err(db)?;
+            // Read again under the lock: another process may have migrated.
+            let version = schema_version(&mut tx).map_err(db)?.unwrap_or(0);
+            if version > known {
+                return Err(too_new(version));
+            }
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                tx.batch_execute(sql).map_err(db)?;
+                tx.execute(
+                    "INSERT INTO iotscope_schema_migrations (version, applied_at) VALUES ($1, $2)",
+                    &[&(i as i64 + 1), &crate::now_rfc3339()],
+                )
+                .map_err(db)?;
+            }
+            tx.commit().map_err(db)?;
         }
-        tx.commit().map_err(db)?;
         Ok(PgStore {
             inner: Inner {
-                client: Mutex::new(client),
+                client: Mutex::new(Some(client)),
                 config,
                 url: shown,
             },
@@ -194,27 +305,24 @@ impl Inner {
     /// once the server is back.
     ///
     /// Errors: [`StoreError::Postgres`] when it cannot be made again.
-    pub(crate) fn conn(&self) -> Result<MutexGuard<'_, Client>, StoreError> {
+    pub(crate) fn conn(&self) -> Result<Conn<'_>, StoreError> {
         // A panic while holding the lock leaves no half-done statement on
         // the connection that matters: each call is its own statement or
         // transaction, and a dropped transaction rolls back.
         let mut c = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        if c.is_closed() {
-            *c = self.config.connect(NoTls).map_err(|e| self.err(e))?;
+        if c.as_ref().is_none_or(|c| c.is_closed()) {
+            *c = Some(connect(&self.config).map_err(|e| self.err(e))?);
         }
-        Ok(c)
+        Ok(Conn(c))
     }
 
     /// [`Self::conn`] for a method that has the store to itself.
     fn conn_mut(&mut self) -> Result<&mut Client, StoreError> {
         let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
-        if c.is_closed() {
-            *c = self
-                .config
-                .connect(NoTls)
-                .map_err(|e| pg_error(&self.url, e))?;
+        if c.as_ref().is_none_or(|c| c.is_closed()) {
+            *c = Some(connect(&self.config).map_err(|e| pg_error(&self.url, e))?);
         }
-        Ok(c)
+        Ok(c.as_mut().expect("just connected"))
     }
 
     fn rows(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
@@ -1030,17 +1138,20 @@ impl Store for Inner {
         for r in rows {
             // Port 0 is the key's "no port" (telescope alerts).
             let port = i64::from(r.port.unwrap_or(0));
-            // FOR UPDATE: two writers merging the same alert take turns.
-            let known = tx
+            // FOR UPDATE: two writers merging the same alert take turns; a
+            // row another writer inserted meanwhile is merged with, so the
+            // loop runs at most twice.
+            loop {
+                let known = tx
                 .query_opt(
                     "SELECT status, last_seen FROM alerts WHERE ip = $1 AND port = $2 AND problem = $3 FOR UPDATE",
                     &[&r.ip, &port, &r.problem],
                 )
                 .map_err(db)?
                 .map(|row| (row.get::<_, String>(0), row.get::<_, String>(1)));
-            match known {
-                None => {
-                    let inserted = tx
+                match known {
+                    None => {
+                        let inserted = tx
                         .execute(
                             "INSERT INTO alerts (ip, problem, port, service, severity, isp, device, evidence, advice,
                                                  first_seen, last_seen, status)
@@ -1052,7 +1163,9 @@ impl Store for Inner {
                             ],
                         )
                         .map_err(db)?;
-                    if inserted == 1 {
+                        if inserted == 0 {
+                            continue;
+                        }
                         tx.execute(
                             &history,
                             &[
@@ -1067,51 +1180,52 @@ impl Store for Inner {
                         .map_err(db)?;
                         created += 1;
                     }
-                }
-                Some((status, last_seen)) => {
-                    let again = status == "fixed" && r.last_seen > last_seen;
-                    let status = if again {
-                        "persisting".to_string()
-                    } else {
-                        status
-                    };
-                    tx.execute(
-                        "UPDATE alerts SET service = $4, severity = $5, isp = $6, device = $7,
+                    Some((status, last_seen)) => {
+                        let again = status == "fixed" && r.last_seen > last_seen;
+                        let status = if again {
+                            "persisting".to_string()
+                        } else {
+                            status
+                        };
+                        tx.execute(
+                            "UPDATE alerts SET service = $4, severity = $5, isp = $6, device = $7,
                            evidence = $8, advice = $9, first_seen = LEAST(first_seen, $10),
                            last_seen = GREATEST(last_seen, $11), status = $12
                          WHERE ip = $1 AND problem = $2 AND port = $3",
-                        &[
-                            &r.ip,
-                            &r.problem,
-                            &port,
-                            &r.service,
-                            &r.severity,
-                            &r.isp,
-                            &r.device,
-                            &r.evidence,
-                            &r.advice,
-                            &r.first_seen,
-                            &r.last_seen,
-                            &status,
-                        ],
-                    )
-                    .map_err(db)?;
-                    if again {
-                        tx.execute(
-                            &history,
                             &[
                                 &r.ip,
-                                &port,
                                 &r.problem,
-                                &now,
-                                &"persisting",
-                                &format!("seen again {}", r.last_seen),
+                                &port,
+                                &r.service,
+                                &r.severity,
+                                &r.isp,
+                                &r.device,
+                                &r.evidence,
+                                &r.advice,
+                                &r.first_seen,
+                                &r.last_seen,
+                                &status,
                             ],
                         )
                         .map_err(db)?;
+                        if again {
+                            tx.execute(
+                                &history,
+                                &[
+                                    &r.ip,
+                                    &port,
+                                    &r.problem,
+                                    &now,
+                                    &"persisting",
+                                    &format!("seen again {}", r.last_seen),
+                                ],
+                            )
+                            .map_err(db)?;
+                        }
+                        updated += 1;
                     }
-                    updated += 1;
                 }
+                break;
             }
         }
         tx.commit().map_err(db)?;

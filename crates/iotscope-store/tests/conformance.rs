@@ -813,8 +813,8 @@ fn postgres_block_tables_are_partitioned_by_month_and_old_stores_move_into_them(
     to.batch_execute(include_str!("../sql/pg/002_survey_shards.sql"))
         .unwrap();
     to.batch_execute(
-        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL);
-         INSERT INTO schema_migrations VALUES (1, 'x'), (2, 'x');",
+        "CREATE TABLE iotscope_schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL);
+         INSERT INTO iotscope_schema_migrations VALUES (1, 'x'), (2, 'x');",
     )
     .unwrap();
     for table in [
@@ -866,4 +866,105 @@ fn postgres_block_tables_are_partitioned_by_month_and_old_stores_move_into_them(
         ),
         want
     );
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn writers_merging_the_same_new_alerts_at_once_create_each_once() {
+    let Some(url) = iotscope_store::testing::fresh_database("alertrace") else {
+        return;
+    };
+    iotscope_store::PgStore::open(&url).unwrap();
+    let rows: Vec<AlertRecord> = (0..200)
+        .map(|i| alert(&format!("198.18.{}.{}", i / 250, i % 250), Some(23), "default_credential", "2016-10-01T00:00:00Z"))
+        .collect();
+    let results: Vec<(usize, usize)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut s = iotscope_store::PgStore::open(&url).unwrap();
+                    s.merge_alerts(&rows).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(results.iter().map(|r| r.0).sum::<usize>(), 200, "{results:?}");
+    assert!(results.iter().all(|r| r.0 + r.1 == 200), "{results:?}");
+    let s = iotscope_store::PgStore::open(&url).unwrap();
+    assert_eq!(s.alerts().unwrap().len(), 200);
+    assert_eq!(s.alert_history("198.18.0.7", Some(23), "default_credential").unwrap().len(), 1);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn a_role_that_may_only_read_reads_a_migrated_store() {
+    let Some(url) = iotscope_store::testing::fresh_database("readonly") else {
+        return;
+    };
+    let mut s = iotscope_store::PgStore::open(&url).unwrap();
+    s.save_run(&run(0, 2, 1, HOUR), &[file("r1", "r.pcap")]).unwrap();
+    let want = reads(&s);
+    let role = format!("iotscope_reader_{}", std::process::id());
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN;
+             REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+             GRANT USAGE ON SCHEMA public TO {role};
+             GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};"
+        ))
+        .unwrap();
+    // The same server and database, as the reader.
+    let reader_url = url.replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(reader_url, url);
+    let r = iotscope_store::PgStore::open(&reader_url).unwrap();
+    assert_eq!(reads(&r), want);
+    drop(r);
+    admin.batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}")).unwrap();
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn an_empty_or_foreign_database_is_no_store_and_stays_untouched() {
+    use iotscope_store::Locator;
+    let Some(url) = iotscope_store::testing::fresh_database("empty") else {
+        return;
+    };
+    let at = Locator::Postgres(url.clone());
+    assert!(!at.exists().unwrap());
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let tables = |c: &mut postgres::Client| -> i64 {
+        c.query_one("SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(tables(&mut c), 0, "finding out created something");
+    iotscope_store::PgStore::open(&url).unwrap();
+    assert!(at.exists().unwrap());
+    // A database in another encoding is refused with what to do.
+    let latin = url.rsplit_once('/').unwrap().0.to_string() + "/" + &format!("iotscope_latin1_{}", std::process::id());
+    let name = latin.rsplit('/').next().unwrap().to_string();
+    c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).unwrap();
+    c.batch_execute(&format!(
+        "CREATE DATABASE {name} ENCODING 'LATIN1' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"
+    ))
+    .unwrap();
+    let err = iotscope_store::PgStore::open(&latin).err().expect("refused").to_string();
+    assert!(err.contains("LATIN1") && err.contains("UTF8"), "{err}");
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn a_store_used_and_dropped_inside_an_async_runtime_does_not_panic() {
+    let Some(url) = iotscope_store::testing::fresh_database("inruntime") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut s = iotscope_store::PgStore::open(&url).unwrap();
+        s.save_run(&run(0, 1, 1, HOUR), &[file("x1", "x.pcap")]).unwrap();
+        assert_eq!(s.report(&ReportQuery::default()).unwrap().packets, 56);
+        drop(s);
+    });
 }

@@ -413,8 +413,12 @@ impl ApiError {
     fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
+    /// A store failure: the operator reads it on the server's standard
+    /// error; the client, who may be anyone (`/check`), learns only that
+    /// the store failed (no path, URL, user or database name).
     fn store(e: StoreError) -> ApiError {
-        ApiError::internal(e.to_string())
+        eprintln!("iotscope serve: store: {e}");
+        ApiError::internal("the store failed; the server's log says why".to_string())
     }
 }
 

@@ -328,3 +328,24 @@ fn a_survey_in_three_shards_fills_one_store_and_says_when_it_is_complete() {
     assert_eq!(a, b);
     drop(lab);
 }
+
+#[test]
+fn reading_commands_call_an_empty_database_no_store_and_leave_it_empty() {
+    let Some(url) = iotscope_store::testing::fresh_database("nostore") else {
+        return;
+    };
+    for args in [
+        vec!["findings", "--db", &url],
+        vec!["telescope", "report", "--db", &url],
+        vec!["store", "copy", "--from", &url, "--to", "/nonexistent/x.db"],
+    ] {
+        let o = iotscope().args(&args).output().unwrap();
+        assert!(!o.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("no store") || err.contains("does not exist"), "{args:?}: {err}");
+    }
+    assert_eq!(
+        count(&url, "SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'"),
+        0
+    );
+}

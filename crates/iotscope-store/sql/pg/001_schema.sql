@@ -1,6 +1,6 @@
 -- The PostgreSQL schema: the SQLite schema as its migrations 001-015 left
 -- it, in PostgreSQL's types (every integer BIGINT, blobs BYTEA, flags
--- BOOLEAN). Later changes are new numbered files; `schema_migrations`
+-- BOOLEAN). Later changes are new numbered files; `iotscope_schema_migrations`
 -- records which ran. Text is compared byte by byte (COLLATE "C"), as
 -- SQLite does, so both engines list rows in one order whatever the
 -- server's locale.

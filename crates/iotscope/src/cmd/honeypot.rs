@@ -345,7 +345,7 @@ pub fn run(a: HoneypotArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
         "logins": s.logins.load(Ordering::Relaxed),
         "linked": s.linked.load(Ordering::Relaxed),
         "record_errors": s.record_errors.load(Ordering::Relaxed),
-        "db": db.display().to_string(),
+        "db": super::shown(&db),
         "events": events.map(|p| p.display().to_string()),
     });
     match a.format.as_str() {
@@ -357,7 +357,7 @@ pub fn run(a: HoneypotArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
             summary["refused"],
             summary["logins"],
             summary["linked"],
-            db.display()
+            super::shown(&db)
         ),
     }
     Ok(if s.record_errors.load(Ordering::Relaxed) > 0 {

@@ -36,7 +36,7 @@ pub(crate) fn open_store(db: &std::path::Path) -> anyhow::Result<StoreBox> {
 /// database is made by its administrator).
 pub(crate) fn open_existing(db: &std::path::Path) -> anyhow::Result<StoreBox> {
     let at = iotscope_store::Locator::parse(db.as_os_str());
-    anyhow::ensure!(at.exists(), "no store at {at}");
+    anyhow::ensure!(at.exists()?, "no store at {at}");
     Ok(iotscope_store::open(&at)?)
 }
 

@@ -89,7 +89,7 @@ pub fn run(a: ServeArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitCode
         a.db.or_else(|| cfg.store.db.clone())
             .unwrap_or_else(|| PathBuf::from("iotscope.db"));
     anyhow::ensure!(
-        iotscope_store::Locator::parse(db.as_os_str()).exists(),
+        iotscope_store::Locator::parse(db.as_os_str()).exists()?,
         "no store at {} (give --db; `iotscope demo` makes one)",
         super::shown(&db)
     );
@@ -99,7 +99,7 @@ pub fn run(a: ServeArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitCode
         .unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap());
     let settings = settings(db.clone(), listen, a.check_per_minute, cfg)?;
     let router = iotscope_web::router(settings)?;
-    eprintln!("iotscope serve: store {}; Ctrl-C stops", db.display());
+    eprintln!("iotscope serve: store {}; Ctrl-C stops", super::shown(&db));
     run_server(listen, router, &cfg.web.trusted_proxies)?;
     Ok(ExitCode::SUCCESS)
 }

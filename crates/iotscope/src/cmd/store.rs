@@ -29,7 +29,7 @@ pub enum StoreCommand {
 pub fn run(c: StoreCommand) -> anyhow::Result<ExitCode> {
     let StoreCommand::Copy { from, to, format } = c;
     let (from, to) = (Locator::parse(&from), Locator::parse(&to));
-    anyhow::ensure!(from.exists(), "no store at {from}");
+    anyhow::ensure!(from.exists()?, "no store at {from}");
     let started = std::time::Instant::now();
     let tables = iotscope_store::copy(&from, &to, &mut |table, rows| {
         eprintln!("iotscope store copy: {table}: {rows} rows");

@@ -189,6 +189,19 @@ fn status(a: StatusArgs, config: &crate::config::Config) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// Stores a batch of observations, once more after a failure (a
+/// PostgreSQL store connects again after its server restarted; the failed
+/// batch stored nothing).
+fn save_services(
+    s: &mut dyn iotscope_store::Store,
+    rows: &[ServiceObservation],
+) -> Result<(), iotscope_store::StoreError> {
+    s.save_services(rows).or_else(|e| {
+        eprintln!("iotscope survey: observations not stored ({e}); trying once more");
+        s.save_services(rows)
+    })
+}
+
 /// This machine's host name, for a shard's report.
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -399,6 +412,12 @@ pub fn run(mut a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<
         started: now.clone(),
         updated: now,
     };
+    anyhow::ensure!(
+        !report.run.is_empty()
+            && report.run.len() <= 128
+            && !report.run.chars().any(char::is_control),
+        "--run: give 1 to 128 characters, none of them control characters"
+    );
     let mut open_before = 0;
     if let Some(s) = store.as_mut() {
         for other in s.survey_shards(Some(&report.run))? {
@@ -491,7 +510,7 @@ pub fn run(mut a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<
                             pending.push(observation(&row));
                             // Batches: one transaction per 500 rows.
                             if pending.len() >= 500 {
-                                s.save_services(&pending)?;
+                                save_services(s.as_mut(), &pending)?;
                                 pending.clear();
                             }
                         }
@@ -503,7 +522,11 @@ pub fn run(mut a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<
                         report.sent = done_before + stats.sent.load(Ordering::Relaxed);
                         report.open = open_before + stats.open.load(Ordering::Relaxed);
                         report.updated = iotscope_store::now_rfc3339();
-                        s.put_survey_shard(&report)?;
+                        // Progress is news, not a result: a store that is
+                        // away for a moment does not stop the sweep.
+                        if let Err(e) = s.put_survey_shard(&report) {
+                            eprintln!("iotscope survey: progress not stored: {e}");
+                        }
                     }
                 }
                 _ = tick.tick(), if progress => {
@@ -518,7 +541,7 @@ pub fn run(mut a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<
         let probed = engine.await.map_err(|e| anyhow::anyhow!("survey engine: {e}"))??;
         out.flush()?;
         if let Some(s) = store.as_mut() {
-            s.save_services(&pending)?;
+            save_services(s.as_mut(), &pending)?;
         }
         let mut interrupted = *stop_rx.borrow();
         if let (Some((opts, rules)), false) = (checks.clone(), interrupted) {

@@ -43,7 +43,8 @@ pub struct AnalyzeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
-    /// Keep per-bucket aggregates in this SQLite store.
+    /// Keep per-bucket aggregates in this store (an SQLite path or a
+    /// `postgres://` URL).
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
     /// With --db: do not run the detectors over the run's buckets
@@ -682,11 +683,11 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
 
 fn report(r: ReportArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     let db = cfg.db_path(r.db.as_deref());
-    if !iotscope_store::Locator::parse(db.as_os_str()).exists() {
+    if !iotscope_store::Locator::parse(db.as_os_str()).exists()? {
         bail!(
             "store {} does not exist; fill it with `iotscope telescope analyze --db {} FILE...`",
-            db.display(),
-            db.display()
+            super::shown(&db),
+            super::shown(&db)
         );
     }
     let ports = r
