@@ -1082,13 +1082,31 @@ mod tests {
     #[test]
     fn a_password_is_hidden_in_every_spelling_the_client_reads() {
         for (url, shown) in [
-            ("postgres://u:S3cret@h:5432/db", "postgres://u:***@h:5432/db"),
+            (
+                "postgres://u:S3cret@h:5432/db",
+                "postgres://u:***@h:5432/db",
+            ),
             ("postgres://u:S3c/ret?PW@h/db", "postgres://u:***@h/db"),
-            ("postgres://u@h/db?password=S3cret&x=1", "postgres://u@h/db?password=***&x=1"),
-            ("postgres://u@h/db?PassWord=S3cret", "postgres://u@h/db?PassWord=***"),
-            ("postgres://u@h/db?pass%77ord=S3cret", "postgres://u@h/db?pass%77ord=***"),
-            ("postgres://u@h/db?%70assword=S3cret", "postgres://u@h/db?%70assword=***"),
-            ("postgresql://u:p%40ss@[::1]:5432/db", "postgresql://u:***@[::1]:5432/db"),
+            (
+                "postgres://u@h/db?password=S3cret&x=1",
+                "postgres://u@h/db?password=***&x=1",
+            ),
+            (
+                "postgres://u@h/db?PassWord=S3cret",
+                "postgres://u@h/db?PassWord=***",
+            ),
+            (
+                "postgres://u@h/db?pass%77ord=S3cret",
+                "postgres://u@h/db?pass%77ord=***",
+            ),
+            (
+                "postgres://u@h/db?%70assword=S3cret",
+                "postgres://u@h/db?%70assword=***",
+            ),
+            (
+                "postgresql://u:p%40ss@[::1]:5432/db",
+                "postgresql://u:***@[::1]:5432/db",
+            ),
             ("postgres://h/db", "postgres://h/db"),
         ] {
             assert_eq!(redact_url(url), shown, "{url}");
@@ -1103,6 +1121,9 @@ mod tests {
         assert!(matches!(at("PostgreSQL://h/db"), Locator::Postgres(_)));
         assert_eq!(at("sqlite:x.db"), Locator::Sqlite("x.db".into()));
         assert_eq!(at("x.db"), Locator::Sqlite("x.db".into()));
-        assert_eq!(at("POSTGRES://u:pw@h/db").to_string(), "POSTGRES://u:***@h/db");
+        assert_eq!(
+            at("POSTGRES://u:pw@h/db").to_string(),
+            "POSTGRES://u:***@h/db"
+        );
     }
 }

@@ -376,6 +376,57 @@ fn put_blocks(
     Ok(())
 }
 
+/// Bytes of new buckets' blocks sent in one COPY at most.
+const COPY_BATCH_BYTES: usize = 32 << 20;
+
+/// The blocks of buckets new to the store, for COPY BINARY (issue 19's
+/// bulk ingest): no row of theirs is stored, so none is merged or
+/// replaced, and one COPY per table carries many buckets.
+#[derive(Default)]
+struct FreshBlocks {
+    /// (block, bucket start, data) of the port, sketch and source tables.
+    rows: [Vec<(i64, i64, Vec<u8>)>; 3],
+    bytes: usize,
+}
+
+impl FreshBlocks {
+    const TABLES: [BlockTable; 3] = [
+        BlockTable::Ports,
+        BlockTable::PortSketches,
+        BlockTable::Sources,
+    ];
+
+    fn add(&mut self, start: i64, ports: Blocks, sketches: Blocks, sources: Blocks) {
+        for (rows, blocks) in self.rows.iter_mut().zip([ports, sketches, sources]) {
+            for (block, data) in blocks.into_blocks() {
+                self.bytes += data.len();
+                rows.push((block, start, data));
+            }
+        }
+    }
+
+    fn flush(&mut self, tx: &mut postgres::Transaction<'_>) -> Result<(), postgres::Error> {
+        use postgres::binary_copy::BinaryCopyInWriter;
+        use postgres::types::Type;
+        for (rows, table) in self.rows.iter_mut().zip(Self::TABLES) {
+            if rows.is_empty() {
+                continue;
+            }
+            let sink = tx.copy_in(&format!(
+                "COPY {} (block, start_ns, data) FROM STDIN BINARY",
+                table.name()
+            ))?;
+            let mut w = BinaryCopyInWriter::new(sink, &[Type::INT8, Type::INT8, Type::BYTEA]);
+            for (block, start, data) in rows.drain(..) {
+                w.write(&[&block, &start, &data])?;
+            }
+            w.finish()?;
+        }
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
 /// What went wrong writing a run: the database, or a stored block.
 enum WriteError {
     Db(postgres::Error),
@@ -773,6 +824,7 @@ impl Store for Inner {
         let sources_stmt = tx
             .prepare("UPDATE buckets SET sources = sources + $2 WHERE start_ns = $1")
             .map_err(db)?;
+        let mut fresh = FreshBlocks::default();
         for b in run::buckets(t) {
             let start = b.start;
             let (packets, bytes, outside, malformed) = b.totals;
@@ -790,15 +842,26 @@ impl Store for Inner {
                 tx.execute(&class_stmt, &[&start, &names, &counts])
                     .map_err(db)?;
             }
-            write_port_blocks(&mut tx, start, known, b.ports, b.sketches).map_err(write_err)?;
-            let added = write_blocks(&mut tx, BlockTable::Sources, start, known, b.sources)
-                .map_err(write_err)?;
+            let added = if known {
+                write_port_blocks(&mut tx, start, true, b.ports, b.sketches).map_err(write_err)?;
+                write_blocks(&mut tx, BlockTable::Sources, start, true, b.sources)
+                    .map_err(write_err)?
+            } else {
+                // A bucket new to the store: its blocks cannot be there
+                // yet, so they go in with COPY, in batches.
+                fresh.add(start, b.ports, b.sketches, b.sources);
+                if fresh.bytes >= COPY_BATCH_BYTES {
+                    fresh.flush(&mut tx).map_err(db)?;
+                }
+                None
+            };
             tx.execute(
                 &sources_stmt,
                 &[&start, &(added.unwrap_or(b.n_sources) as i64)],
             )
             .map_err(db)?;
         }
+        fresh.flush(&mut tx).map_err(db)?;
         if let Some((day, port_sources, infected)) = run::day_blocks(t) {
             write_blocks(&mut tx, BlockTable::PortSources, day, true, port_sources)
                 .map_err(write_err)?;

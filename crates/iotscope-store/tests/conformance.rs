@@ -876,7 +876,14 @@ fn writers_merging_the_same_new_alerts_at_once_create_each_once() {
     };
     iotscope_store::PgStore::open(&url).unwrap();
     let rows: Vec<AlertRecord> = (0..200)
-        .map(|i| alert(&format!("198.18.{}.{}", i / 250, i % 250), Some(23), "default_credential", "2016-10-01T00:00:00Z"))
+        .map(|i| {
+            alert(
+                &format!("198.18.{}.{}", i / 250, i % 250),
+                Some(23),
+                "default_credential",
+                "2016-10-01T00:00:00Z",
+            )
+        })
         .collect();
     let results: Vec<(usize, usize)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)
@@ -889,11 +896,20 @@ fn writers_merging_the_same_new_alerts_at_once_create_each_once() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(results.iter().map(|r| r.0).sum::<usize>(), 200, "{results:?}");
+    assert_eq!(
+        results.iter().map(|r| r.0).sum::<usize>(),
+        200,
+        "{results:?}"
+    );
     assert!(results.iter().all(|r| r.0 + r.1 == 200), "{results:?}");
     let s = iotscope_store::PgStore::open(&url).unwrap();
     assert_eq!(s.alerts().unwrap().len(), 200);
-    assert_eq!(s.alert_history("198.18.0.7", Some(23), "default_credential").unwrap().len(), 1);
+    assert_eq!(
+        s.alert_history("198.18.0.7", Some(23), "default_credential")
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[cfg(feature = "postgres")]
@@ -903,7 +919,8 @@ fn a_role_that_may_only_read_reads_a_migrated_store() {
         return;
     };
     let mut s = iotscope_store::PgStore::open(&url).unwrap();
-    s.save_run(&run(0, 2, 1, HOUR), &[file("r1", "r.pcap")]).unwrap();
+    s.save_run(&run(0, 2, 1, HOUR), &[file("r1", "r.pcap")])
+        .unwrap();
     let want = reads(&s);
     let role = format!("iotscope_reader_{}", std::process::id());
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
@@ -921,7 +938,9 @@ fn a_role_that_may_only_read_reads_a_migrated_store() {
     let r = iotscope_store::PgStore::open(&reader_url).unwrap();
     assert_eq!(reads(&r), want);
     drop(r);
-    admin.batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}")).unwrap();
+    admin
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .unwrap();
 }
 
 #[cfg(feature = "postgres")]
@@ -935,22 +954,31 @@ fn an_empty_or_foreign_database_is_no_store_and_stays_untouched() {
     assert!(!at.exists().unwrap());
     let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     let tables = |c: &mut postgres::Client| -> i64 {
-        c.query_one("SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'", &[])
-            .unwrap()
-            .get(0)
+        c.query_one(
+            "SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
     };
     assert_eq!(tables(&mut c), 0, "finding out created something");
     iotscope_store::PgStore::open(&url).unwrap();
     assert!(at.exists().unwrap());
     // A database in another encoding is refused with what to do.
-    let latin = url.rsplit_once('/').unwrap().0.to_string() + "/" + &format!("iotscope_latin1_{}", std::process::id());
+    let latin = url.rsplit_once('/').unwrap().0.to_string()
+        + "/"
+        + &format!("iotscope_latin1_{}", std::process::id());
     let name = latin.rsplit('/').next().unwrap().to_string();
-    c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).unwrap();
+    c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .unwrap();
     c.batch_execute(&format!(
         "CREATE DATABASE {name} ENCODING 'LATIN1' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"
     ))
     .unwrap();
-    let err = iotscope_store::PgStore::open(&latin).err().expect("refused").to_string();
+    let err = iotscope_store::PgStore::open(&latin)
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(err.contains("LATIN1") && err.contains("UTF8"), "{err}");
 }
 
@@ -963,7 +991,8 @@ fn a_store_used_and_dropped_inside_an_async_runtime_does_not_panic() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut s = iotscope_store::PgStore::open(&url).unwrap();
-        s.save_run(&run(0, 1, 1, HOUR), &[file("x1", "x.pcap")]).unwrap();
+        s.save_run(&run(0, 1, 1, HOUR), &[file("x1", "x.pcap")])
+            .unwrap();
         assert_eq!(s.report(&ReportQuery::default()).unwrap().packets, 56);
         drop(s);
     });

@@ -342,10 +342,16 @@ fn reading_commands_call_an_empty_database_no_store_and_leave_it_empty() {
         let o = iotscope().args(&args).output().unwrap();
         assert!(!o.status.success(), "{args:?}");
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains("no store") || err.contains("does not exist"), "{args:?}: {err}");
+        assert!(
+            err.contains("no store") || err.contains("does not exist"),
+            "{args:?}: {err}"
+        );
     }
     assert_eq!(
-        count(&url, "SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'"),
+        count(
+            &url,
+            "SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
         0
     );
 }
