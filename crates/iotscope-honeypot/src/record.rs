@@ -12,6 +12,41 @@ use crate::server::{Recorder, SessionRecord};
 
 /// A session as the store keeps it, for honeypot `sensor`.
 pub fn to_row(sensor: &str, s: &SessionRecord) -> HoneypotSession {
+    let mut row = to_row_raw(sensor, s);
+    // A NUL an attacker typed (SSH passes raw bytes) is stored as U+FFFD:
+    // PostgreSQL's text cannot hold a NUL, and a session must not escape
+    // being recorded by containing one. Every engine stores the same.
+    let clean = |t: &mut String| {
+        if t.contains('\0') {
+            *t = t.replace('\0', "\u{FFFD}");
+        }
+    };
+    if let Some((u, p)) = row.login.as_mut() {
+        clean(u);
+        clean(p);
+    }
+    for (_, u, p, _) in &mut row.logins {
+        clean(u);
+        clean(p);
+    }
+    for (_, line, _) in &mut row.commands {
+        clean(line);
+    }
+    for (kind, url, host, _) in &mut row.downloads {
+        clean(kind);
+        clean(url);
+        if let Some(h) = host.as_mut() {
+            clean(h);
+        }
+    }
+    for (path, _, _, _) in &mut row.payloads {
+        clean(path);
+    }
+    clean(&mut row.reason);
+    row
+}
+
+fn to_row_raw(sensor: &str, s: &SessionRecord) -> HoneypotSession {
     HoneypotSession {
         sensor: sensor.to_string(),
         id: s.id.clone(),
@@ -178,6 +213,30 @@ impl Recorder for Fanout {
 mod tests {
     use super::*;
     use crate::extract::downloads_in;
+
+    #[test]
+    fn a_nul_an_attacker_typed_is_stored_as_a_replacement_character() {
+        let s = SessionRecord {
+            id: "00000000000b".into(),
+            protocol: "ssh".into(),
+            src: "127.0.0.2:4000".parse().unwrap(),
+            dst: "127.0.0.1:2222".parse().unwrap(),
+            start_ns: 1,
+            end_ns: 2,
+            login: Some(("ro\0ot".into(), "x\0".into())),
+            attempts: Vec::new(),
+            commands: vec![(1, "echo a\0b".into(), false)],
+            downloads: Vec::new(),
+            payloads: Vec::new(),
+            input_sha256: "00".repeat(32),
+            reason: "exit".into(),
+            linked: None,
+            truncated: 0,
+        };
+        let row = to_row("hp1", &s);
+        assert_eq!(row.login, Some(("ro\u{FFFD}ot".into(), "x\u{FFFD}".into())));
+        assert_eq!(row.commands[0].1, "echo a\u{FFFD}b");
+    }
 
     #[test]
     fn sessions_and_their_hosts_are_stored_once() {

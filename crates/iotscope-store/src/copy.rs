@@ -656,8 +656,11 @@ impl Engine {
             // A deferred transaction's snapshot is taken at its first read.
             Engine::Lite(_) => self.control("BEGIN; SELECT COUNT(*) FROM settings;"),
             #[cfg(feature = "postgres")]
+            // One side idles while the other is read whole (the checks):
+            // no idle-in-transaction limit for a copy's own sessions.
             Engine::Pg(_) => self.control(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT COUNT(*) FROM settings;",
+                "SET idle_in_transaction_session_timeout = 0;
+                 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT COUNT(*) FROM settings;",
             ),
         }
     }
@@ -669,7 +672,8 @@ impl Engine {
             Engine::Lite(_) => self.control("BEGIN IMMEDIATE"),
             #[cfg(feature = "postgres")]
             Engine::Pg(_) => self.control(&format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({})",
+                "SET idle_in_transaction_session_timeout = 0;
+                 BEGIN; SELECT pg_advisory_xact_lock({})",
                 crate::PgStore::WRITE_LOCK
             )),
         }

@@ -314,9 +314,11 @@ impl Locator {
     /// `postgresql://` URL, an `sqlite:PATH`, or else a file path.
     pub fn parse(spec: &std::ffi::OsStr) -> Locator {
         let scheme = |s: &str, p: &str| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
-        match spec.to_str() {
+        match spec.to_str().map(str::trim) {
             Some(s) if scheme(s, "postgres://") || scheme(s, "postgresql://") => {
-                Locator::Postgres(s.to_string())
+                // The client takes the scheme in lower case only.
+                let (head, rest) = s.split_at(s.find("://").expect("scheme"));
+                Locator::Postgres(format!("{}{rest}", head.to_ascii_lowercase()))
             }
             Some(s) if s.starts_with("sqlite:") => Locator::Sqlite(s["sqlite:".len()..].into()),
             _ => Locator::Sqlite(spec.into()),
@@ -342,7 +344,15 @@ impl Locator {
 impl std::fmt::Display for Locator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Locator::Sqlite(p) => write!(f, "{}", p.display()),
+            // A mistyped URL (`postgres:/u:pw@h`) is taken for a path:
+            // shown with anything between a ':' and the last '@' hidden.
+            Locator::Sqlite(p) => {
+                let text = p.display().to_string();
+                match (text.find(':'), text.rfind('@')) {
+                    (Some(c), Some(a)) if c < a => write!(f, "{}***{}", &text[..=c], &text[a..]),
+                    _ => f.write_str(&text),
+                }
+            }
             Locator::Postgres(u) => f.write_str(&redact_url(u)),
         }
     }
@@ -1123,7 +1133,9 @@ mod tests {
         assert_eq!(at("x.db"), Locator::Sqlite("x.db".into()));
         assert_eq!(
             at("POSTGRES://u:pw@h/db").to_string(),
-            "POSTGRES://u:***@h/db"
+            "postgres://u:***@h/db"
         );
+        assert_eq!(at(" postgres://u:pw@h/db "), at("postgres://u:pw@h/db"));
+        assert_eq!(at("postgres:/u:pw@h/db").to_string(), "postgres:***@h/db");
     }
 }

@@ -28,7 +28,7 @@ pub fn run(a: FindingsArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
     let db =
         a.db.or_else(|| cfg.store.db.clone())
             .unwrap_or_else(|| PathBuf::from("iotscope.db"));
-    let store = super::open_existing(&db).map_err(|e| e.context("give --db"))?;
+    let store = super::open_existing(&db)?;
     let mut rows = store.findings()?;
     if let Some(k) = &a.kind {
         rows.retain(|r| &r.kind == k);

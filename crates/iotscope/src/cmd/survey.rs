@@ -414,7 +414,7 @@ pub fn run(mut a: SurveyArgs, config: &crate::config::Config) -> anyhow::Result<
     };
     anyhow::ensure!(
         !report.run.is_empty()
-            && report.run.len() <= 128
+            && report.run.chars().count() <= 128
             && !report.run.chars().any(char::is_control),
         "--run: give 1 to 128 characters, none of them control characters"
     );

@@ -48,6 +48,18 @@ pub enum UsersCommand {
     },
 }
 
+/// The store, which must exist already (listing or removing accounts makes
+/// no store).
+fn open_existing(
+    db: Option<PathBuf>,
+    cfg: &crate::config::Config,
+) -> anyhow::Result<super::StoreBox> {
+    let db = db
+        .or_else(|| cfg.store.db.clone())
+        .unwrap_or_else(|| PathBuf::from("iotscope.db"));
+    super::open_existing(&db)
+}
+
 fn open(db: Option<PathBuf>, cfg: &crate::config::Config) -> anyhow::Result<super::StoreBox> {
     let db = db
         .or_else(|| cfg.store.db.clone())
@@ -136,7 +148,7 @@ pub fn run(c: UsersCommand, cfg: &crate::config::Config) -> anyhow::Result<ExitC
             }
         }
         UsersCommand::List { db } => {
-            let store = open(db, cfg)?;
+            let store = open_existing(db, cfg)?;
             for u in store.users()? {
                 println!(
                     "{}\t{}\t{}\t{}",
@@ -148,12 +160,12 @@ pub fn run(c: UsersCommand, cfg: &crate::config::Config) -> anyhow::Result<ExitC
             }
         }
         UsersCommand::Remove { name, db } => {
-            let mut store = open(db, cfg)?;
+            let mut store = open_existing(db, cfg)?;
             anyhow::ensure!(store.delete_user(&name)?, "no account {name:?}");
             eprintln!("iotscope users: {name} removed");
         }
         UsersCommand::Token { name, valid, db } => {
-            let mut store = open(db, cfg)?;
+            let mut store = open_existing(db, cfg)?;
             anyhow::ensure!(
                 store.users()?.iter().any(|u| u.name == name),
                 "no account {name:?} (add it with `iotscope users add`)"
