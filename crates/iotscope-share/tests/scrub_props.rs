@@ -114,8 +114,15 @@ proptest! {
         prop_assert!(n >= 1, "nothing replaced in {text:?}");
         for (_, w, _) in &parts {
             for secret in &w.secrets {
+                // Crypto-PAn is a permutation of the addresses, and about
+                // one address in 2^32 is its own image (136.115.121.228
+                // under the reference key): it is replaced, by itself. Only
+                // such an address may be found again, and only when the
+                // scrubber did find and replace it on its own.
+                let (alone, found) = a.scrub(secret);
+                let fixed_point = found >= 1 && alone == *secret;
                 prop_assert!(
-                    !out.contains(secret.as_str()),
+                    !out.contains(secret.as_str()) || fixed_point,
                     "{secret} survived: {text:?} -> {out:?}"
                 );
             }
