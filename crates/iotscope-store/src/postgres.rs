@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/pg/001_schema.sql"),
     include_str!("../sql/pg/002_survey_shards.sql"),
     include_str!("../sql/pg/003_month_partitions.sql"),
+    include_str!("../sql/pg/004_blocks_uncompressed.sql"),
 ];
 
 /// The tables partitioned by month of their bucket start (migration 003).
