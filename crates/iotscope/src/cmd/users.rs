@@ -48,18 +48,9 @@ pub enum UsersCommand {
     },
 }
 
-/// The store, which must exist already (listing or removing accounts makes
-/// no store).
-fn open_existing(
-    db: Option<PathBuf>,
-    cfg: &crate::config::Config,
-) -> anyhow::Result<super::StoreBox> {
-    let db = db
-        .or_else(|| cfg.store.db.clone())
-        .unwrap_or_else(|| PathBuf::from("iotscope.db"));
-    super::open_existing(&db)
-}
-
+/// The store, created and migrated if need be: `users` sets a store up (an
+/// operator's first command on a new store may be `users add` or even
+/// `users list`), so it may make one.
 fn open(db: Option<PathBuf>, cfg: &crate::config::Config) -> anyhow::Result<super::StoreBox> {
     let db = db
         .or_else(|| cfg.store.db.clone())
@@ -148,7 +139,7 @@ pub fn run(c: UsersCommand, cfg: &crate::config::Config) -> anyhow::Result<ExitC
             }
         }
         UsersCommand::List { db } => {
-            let store = open_existing(db, cfg)?;
+            let store = open(db, cfg)?;
             for u in store.users()? {
                 println!(
                     "{}\t{}\t{}\t{}",
@@ -160,12 +151,12 @@ pub fn run(c: UsersCommand, cfg: &crate::config::Config) -> anyhow::Result<ExitC
             }
         }
         UsersCommand::Remove { name, db } => {
-            let mut store = open_existing(db, cfg)?;
+            let mut store = open(db, cfg)?;
             anyhow::ensure!(store.delete_user(&name)?, "no account {name:?}");
             eprintln!("iotscope users: {name} removed");
         }
         UsersCommand::Token { name, valid, db } => {
-            let mut store = open_existing(db, cfg)?;
+            let mut store = open(db, cfg)?;
             anyhow::ensure!(
                 store.users()?.iter().any(|u| u.name == name),
                 "no account {name:?} (add it with `iotscope users add`)"
