@@ -441,20 +441,16 @@ impl From<postgres::Error> for WriteError {
 }
 
 /// Writes `out`'s blocks of `table` (not ports) under `key`, merged with
-/// the stored ones when `merge`; for source blocks, returns how many
-/// sources the write added to the bucket.
+/// the stored ones (blocks of buckets new to the store go in with COPY:
+/// [`FreshBlocks`]); for source blocks, returns how many sources the write
+/// added to the bucket.
 fn write_blocks(
     c: &mut impl GenericClient,
     table: BlockTable,
     key: i64,
-    merge: bool,
     out: Blocks,
 ) -> Result<Option<u64>, WriteError> {
     let new: Vec<(i64, Vec<u8>)> = out.into_blocks().collect();
-    if !merge {
-        put_blocks(c, table, key, new)?;
-        return Ok(None);
-    }
     let wanted: Vec<i64> = new.iter().map(|(b, _)| *b).collect();
     let mut old = stored_blocks(c, table, key, &wanted)?;
     let sources = table == BlockTable::Sources;
@@ -486,11 +482,10 @@ fn write_blocks(
 }
 
 /// Writes a bucket's port blocks and their parallel sketch blocks, merged
-/// with the stored pairs when `merge`.
+/// with the stored pairs.
 fn write_port_blocks(
     c: &mut impl GenericClient,
     start: i64,
-    merge: bool,
     ports: Blocks,
     sketches: Blocks,
 ) -> Result<(), WriteError> {
@@ -500,15 +495,9 @@ fn write_port_blocks(
         .zip(sketches.into_blocks())
         .map(|((block, p), (_, s))| (block, p, s))
         .collect();
-    let (mut old_p, mut old_s) = if merge {
-        let wanted: Vec<i64> = pairs.iter().map(|(b, _, _)| *b).collect();
-        (
-            stored_blocks(c, BlockTable::Ports, start, &wanted)?,
-            stored_blocks(c, BlockTable::PortSketches, start, &wanted)?,
-        )
-    } else {
-        Default::default()
-    };
+    let wanted: Vec<i64> = pairs.iter().map(|(b, _, _)| *b).collect();
+    let mut old_p = stored_blocks(c, BlockTable::Ports, start, &wanted)?;
+    let mut old_s = stored_blocks(c, BlockTable::PortSketches, start, &wanted)?;
     let mut out_p = Vec::with_capacity(pairs.len());
     let mut out_s = Vec::with_capacity(pairs.len());
     for (block, p, s) in pairs {
@@ -844,9 +833,8 @@ impl Store for Inner {
                     .map_err(db)?;
             }
             let added = if known {
-                write_port_blocks(&mut tx, start, true, b.ports, b.sketches).map_err(write_err)?;
-                write_blocks(&mut tx, BlockTable::Sources, start, true, b.sources)
-                    .map_err(write_err)?
+                write_port_blocks(&mut tx, start, b.ports, b.sketches).map_err(write_err)?;
+                write_blocks(&mut tx, BlockTable::Sources, start, b.sources).map_err(write_err)?
             } else {
                 // A bucket new to the store: its blocks cannot be there
                 // yet, so they go in with COPY, in batches.
@@ -864,10 +852,8 @@ impl Store for Inner {
         }
         fresh.flush(&mut tx).map_err(db)?;
         if let Some((day, port_sources, infected)) = run::day_blocks(t) {
-            write_blocks(&mut tx, BlockTable::PortSources, day, true, port_sources)
-                .map_err(write_err)?;
-            write_blocks(&mut tx, BlockTable::InfectedPorts, day, true, infected)
-                .map_err(write_err)?;
+            write_blocks(&mut tx, BlockTable::PortSources, day, port_sources).map_err(write_err)?;
+            write_blocks(&mut tx, BlockTable::InfectedPorts, day, infected).map_err(write_err)?;
         }
         tx.commit().map_err(db)
     }
