@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::archive::{Archive, ArchiveError, ClosedFile};
 use std::collections::VecDeque;
 
-use iotscope_store::{now_rfc3339, CaptureLoss, IngestedFile, Store, StoreError};
+use iotscope_store::{
+    now_rfc3339, CaptureLoss, IngestedFile, Spool, SpoolError, SpooledRun, Store, StoreError,
+};
 use iotscope_telescope::{Prefix, Telescope, TelescopeConfig};
 use iotscope_wire::{decode, LinkType};
 
@@ -111,16 +113,45 @@ pub trait PacketSource {
     }
 }
 
-/// Where commits go: the store (any [`Store`] is one), or in tests one
-/// that fails on purpose.
+/// How a [`CommitSink`] took a commit.
+#[derive(Debug)]
+pub enum Saved {
+    /// It is in the store, after `forwarded` runs from a spool.
+    Stored {
+        /// Runs forwarded from the spool before it.
+        forwarded: u64,
+    },
+    /// It waits in the local spool, with `waiting` runs in all (itself
+    /// included), after `forwarded` runs left the spool before it.
+    Spooled {
+        /// The store's refusal; none when the store took everything it was
+        /// given but earlier runs still wait (a commit never overtakes them).
+        error: Option<StoreError>,
+        /// Runs forwarded from the spool before it.
+        forwarded: u64,
+        /// Runs in the spool now.
+        waiting: u64,
+    },
+}
+
+/// Where commits go: the store (any [`Store`] is one), a store behind a
+/// local spool ([`Spooling`]), or in tests one that fails on purpose.
 pub trait CommitSink {
     /// Adds one window's aggregates and its records in one transaction
     /// ([`Store::save_run`]).
     ///
     /// Errors: the store's; [`StoreError::Duplicate`] when a record's
     /// content hash is already there.
-    fn save_run(&mut self, telescope: &Telescope, files: &[IngestedFile])
-        -> Result<(), StoreError>;
+    fn save_run(
+        &mut self,
+        telescope: &Telescope,
+        files: &[IngestedFile],
+    ) -> Result<Saved, StoreError>;
+
+    /// Adds a run read back from a spool ([`Store::save_spooled`]).
+    ///
+    /// Errors: as [`Self::save_run`].
+    fn save_spooled(&mut self, run: &SpooledRun, files: &[IngestedFile]) -> Result<(), StoreError>;
 }
 
 impl<T: Store + ?Sized> CommitSink for T {
@@ -128,8 +159,89 @@ impl<T: Store + ?Sized> CommitSink for T {
         &mut self,
         telescope: &Telescope,
         files: &[IngestedFile],
-    ) -> Result<(), StoreError> {
-        Store::save_run(self, telescope, files)
+    ) -> Result<Saved, StoreError> {
+        Store::save_run(self, telescope, files).map(|()| Saved::Stored { forwarded: 0 })
+    }
+
+    fn save_spooled(&mut self, run: &SpooledRun, files: &[IngestedFile]) -> Result<(), StoreError> {
+        Store::save_spooled(self, run, files)
+    }
+}
+
+/// How long one commit may spend forwarding a spool's backlog: the
+/// kernel's ring holds what arrives meanwhile.
+pub const FORWARD_BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A store behind a local [`Spool`]: a commit the store refuses (its
+/// server down or out of reach) waits in the spool, on this machine, and
+/// the sensor goes on counting; each later commit first forwards what
+/// waits (oldest first, for at most [`FORWARD_BUDGET`]), and goes to the
+/// spool itself while anything still waits, so commits reach the store in
+/// the order they were made, each once (see [`iotscope_store::Spool`]).
+pub struct Spooling<S> {
+    /// The store.
+    pub store: S,
+    spool: Spool,
+}
+
+impl<S: CommitSink> Spooling<S> {
+    /// `store` behind `spool`.
+    pub fn new(store: S, spool: Spool) -> Self {
+        Spooling { store, spool }
+    }
+
+    /// The spool.
+    pub fn spool(&self) -> &Spool {
+        &self.spool
+    }
+
+    /// Forwards what waits, until `until` if given. Returns the runs
+    /// forwarded.
+    ///
+    /// Errors: as [`Spool::forward`].
+    pub fn forward(&mut self, until: Option<std::time::Instant>) -> Result<u64, SpoolError> {
+        let store = &mut self.store;
+        self.spool
+            .forward(|r, f| store.save_spooled(r, f), until, |_| {})
+    }
+}
+
+impl<S: CommitSink> CommitSink for Spooling<S> {
+    fn save_run(&mut self, t: &Telescope, files: &[IngestedFile]) -> Result<Saved, StoreError> {
+        let spool_err = |e| StoreError::Spool(Box::new(e));
+        let mut forwarded = 0;
+        let mut refusal = None;
+        if self.spool.waiting().map_err(spool_err)?.0 > 0 {
+            match self.forward(Some(std::time::Instant::now() + FORWARD_BUDGET)) {
+                Ok(n) => forwarded = n,
+                Err(SpoolError::Store(e)) => refusal = Some(e),
+                Err(e) => return Err(spool_err(e)),
+            }
+        }
+        if refusal.is_none() && self.spool.waiting().map_err(spool_err)?.0 == 0 {
+            match self.store.save_run(t, files) {
+                Ok(Saved::Stored { forwarded: f }) => {
+                    return Ok(Saved::Stored {
+                        forwarded: forwarded + f,
+                    })
+                }
+                Ok(other) => return Ok(other),
+                Err(e @ StoreError::Duplicate { .. }) => return Err(e),
+                Err(e) => refusal = Some(e),
+            }
+        }
+        self.spool
+            .push(&SpooledRun::of(t), files)
+            .map_err(spool_err)?;
+        Ok(Saved::Spooled {
+            error: refusal,
+            forwarded,
+            waiting: self.spool.waiting().map_err(spool_err)?.0,
+        })
+    }
+
+    fn save_spooled(&mut self, run: &SpooledRun, files: &[IngestedFile]) -> Result<(), StoreError> {
+        self.store.save_spooled(run, files)
     }
 }
 
@@ -207,6 +319,19 @@ pub enum Event<'a> {
         /// Status interval, ns.
         status_every_ns: i64,
     },
+    /// The store refused a commit (or earlier ones still wait) and it went
+    /// to the local spool ([`Spooling`]), where `waiting` runs wait.
+    Spooled {
+        /// The store's refusal, if it refused this commit.
+        error: Option<&'a StoreError>,
+        /// Runs in the spool now.
+        waiting: u64,
+    },
+    /// Runs waiting in the spool went to the store.
+    Forwarded {
+        /// How many.
+        runs: u64,
+    },
     /// The store refused a commit; it is kept and tried again (`waiting`
     /// commits and archive records wait).
     CommitFailed {
@@ -251,10 +376,12 @@ pub enum CommitKind {
 /// What a whole sensor run counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SensorTotals {
-    /// Frames counted (all committed).
+    /// Frames counted (all committed: in the store, or in its spool).
     pub frames: u64,
-    /// Commits made.
+    /// Commits made (stored, or spooled with [`Spooling`]).
     pub commits: u64,
+    /// Of them, commits that went to the local spool.
+    pub spooled: u64,
     /// The capture's counters over the whole run.
     pub counters: CaptureCounters,
     /// Start (ns) of the bucket the latest commit was charged to.
@@ -742,7 +869,25 @@ impl Committer<'_> {
     fn flush(&mut self) -> Result<(), SensorError> {
         while let Some(ready) = self.pending.front_mut() {
             match self.store.save_run(&ready.telescope, &ready.records) {
-                Ok(()) => {}
+                Ok(Saved::Stored { forwarded }) => {
+                    if forwarded > 0 {
+                        self.hooks.event(Event::Forwarded { runs: forwarded });
+                    }
+                }
+                Ok(Saved::Spooled {
+                    error,
+                    forwarded,
+                    waiting,
+                }) => {
+                    if forwarded > 0 {
+                        self.hooks.event(Event::Forwarded { runs: forwarded });
+                    }
+                    self.totals.spooled += 1;
+                    self.hooks.event(Event::Spooled {
+                        error: error.as_ref(),
+                        waiting,
+                    });
+                }
                 // A record already there was stored by an earlier try whose
                 // answer was lost, or (an archive file) analysed by someone
                 // else meanwhile: it is dropped and the rest tried again.
@@ -976,7 +1121,11 @@ mod tests {
                 Event::Commit(c) => self.commits.push(c.clone()),
                 Event::Status(s) => self.statuses.push(s.clone()),
                 Event::Archived(p) => self.archived.push(p.to_path_buf()),
-                Event::CommitFailed { .. } | Event::Reloaded(_) | Event::Settings { .. } => {}
+                Event::CommitFailed { .. }
+                | Event::Spooled { .. }
+                | Event::Forwarded { .. }
+                | Event::Reloaded(_)
+                | Event::Settings { .. } => {}
             }
         }
     }
@@ -1137,7 +1286,23 @@ mod tests {
     }
 
     impl CommitSink for Flaky {
-        fn save_run(&mut self, t: &Telescope, files: &[IngestedFile]) -> Result<(), StoreError> {
+        fn save_run(&mut self, t: &Telescope, files: &[IngestedFile]) -> Result<Saved, StoreError> {
+            self.fail()?;
+            Store::save_run(&mut self.store, t, files).map(|()| Saved::Stored { forwarded: 0 })
+        }
+
+        fn save_spooled(
+            &mut self,
+            run: &SpooledRun,
+            files: &[IngestedFile],
+        ) -> Result<(), StoreError> {
+            self.fail()?;
+            Store::save_spooled(&mut self.store, run, files)
+        }
+    }
+
+    impl Flaky {
+        fn fail(&mut self) -> Result<(), StoreError> {
             if self.failures > 0 {
                 self.failures -= 1;
                 return Err(StoreError::Database {
@@ -1145,7 +1310,7 @@ mod tests {
                     source: rusqlite::Error::InvalidQuery,
                 });
             }
-            Store::save_run(&mut self.store, t, files)
+            Ok(())
         }
     }
 
@@ -1162,6 +1327,63 @@ mod tests {
         let mut once = SqliteStore::open(&dir.path().join("once.db")).unwrap();
         sense(frames, &mut once, |_| 0);
         assert_eq!(report(&flaky.store), report(&once));
+    }
+
+    #[test]
+    fn with_a_spool_an_outage_loses_nothing_and_keeps_the_order() {
+        // The store refuses 40 tries in a row (more than MAX_PENDING commits
+        // would survive in memory): every commit of the outage goes to the
+        // spool, the later ones follow them, and the store ends as if it
+        // had never been away.
+        let dir = tempfile::tempdir().unwrap();
+        let frames = traffic();
+        let spool = Spool::open(&dir.path().join("s.spool"), 1 << 30).unwrap();
+        let mut sink = Spooling::new(
+            Flaky {
+                store: SqliteStore::open(&dir.path().join("live.db")).unwrap(),
+                failures: 40,
+            },
+            spool,
+        );
+        let (commits, _) = sense_into(frames.clone(), &mut sink, |_| 0, None);
+        assert_eq!(commits.iter().map(|c| c.frames).sum::<u64>(), 3000);
+        assert!(sink.spool().waiting().unwrap().0 as usize >= commits.len());
+        // The store comes back: what waits goes with the next forwards.
+        let tries = (0..50).take_while(|_| sink.forward(None).is_err()).count();
+        assert!(tries < 50);
+        assert_eq!(sink.spool().waiting().unwrap().0, 0);
+        let mut once = SqliteStore::open(&dir.path().join("once.db")).unwrap();
+        sense(frames, &mut once, |_| 0);
+        assert_eq!(report(&sink.store.store), report(&once));
+    }
+
+    #[test]
+    fn a_spool_left_by_one_run_is_forwarded_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let frames = traffic();
+        let (first, second) = frames.split_at(1500);
+        let path = dir.path().join("s.spool");
+        let live = dir.path().join("live.db");
+        {
+            let mut down = Spooling::new(
+                Flaky {
+                    store: SqliteStore::open(&live).unwrap(),
+                    failures: usize::MAX,
+                },
+                Spool::open(&path, 1 << 30).unwrap(),
+            );
+            sense_into(first.to_vec(), &mut down, |_| 0, None);
+            assert!(down.spool().waiting().unwrap().0 > 0);
+        }
+        let mut up = Spooling::new(
+            SqliteStore::open(&live).unwrap(),
+            Spool::open(&path, 1 << 30).unwrap(),
+        );
+        sense_into(second.to_vec(), &mut up, |_| 0, None);
+        assert_eq!(up.spool().waiting().unwrap().0, 0);
+        let mut once = SqliteStore::open(&dir.path().join("once.db")).unwrap();
+        sense(frames, &mut once, |_| 0);
+        assert_eq!(report(&up.store), report(&once));
     }
 
     #[test]

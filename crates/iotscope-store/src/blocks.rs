@@ -73,7 +73,7 @@ pub(crate) fn new_block() -> Vec<u8> {
 }
 
 /// Appends `v` as an unsigned LEB128 varint.
-fn put(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -81,11 +81,11 @@ fn put(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn zigzag(v: i64) -> u64 {
+pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(v: u64) -> i64 {
+pub(crate) fn unzigzag(v: u64) -> i64 {
     (v >> 1) as i64 ^ -((v & 1) as i64)
 }
 
@@ -118,6 +118,16 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A reader over bytes without a version byte (the spool's framing).
+    pub(crate) fn raw(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    /// Bytes read so far.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
     /// Whether every record was read.
     pub(crate) fn done(&self) -> bool {
         self.pos >= self.buf.len()
@@ -129,14 +139,14 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8], Damaged> {
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], Damaged> {
         let end = self.pos.checked_add(n).ok_or(Damaged)?;
         let s = self.buf.get(self.pos..end).ok_or(Damaged)?;
         self.pos = end;
         Ok(s)
     }
 
-    fn int(&mut self) -> Result<u64, Damaged> {
+    pub(crate) fn int(&mut self) -> Result<u64, Damaged> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -401,6 +411,16 @@ impl Blocks {
             b.push(BLOCK_VERSION);
         }
         b
+    }
+
+    /// `n` blocks holding `parts` (block number below `n`, bytes as
+    /// [`Self::into_blocks`] gave them).
+    pub(crate) fn from_parts(n: i64, parts: Vec<(i64, Vec<u8>)>) -> Self {
+        let mut out = Blocks::new(n);
+        for (i, b) in parts {
+            out.bufs[i as usize] = b;
+        }
+        out
     }
 
     /// The blocks with at least one record, with their numbers.

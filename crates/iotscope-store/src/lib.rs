@@ -16,12 +16,15 @@ mod copy;
 mod postgres;
 mod report;
 mod run;
+mod spool;
 mod sqlite;
 
 pub use copy::{copy, TableCopy};
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
 pub use report::ReportQuery;
+pub use run::SpooledRun;
+pub use spool::{Spool, SpoolError, Spooled};
 pub use sqlite::{now_rfc3339, SqliteStore};
 
 use iotscope_telescope::aggregate::SourceCounters;
@@ -138,6 +141,9 @@ pub enum StoreError {
         /// The run's, ns.
         run_ns: i64,
     },
+    /// The local spool could not take or give a run.
+    #[error(transparent)]
+    Spool(Box<SpoolError>),
 }
 
 /// A capture file recorded in the store.
@@ -453,6 +459,10 @@ pub trait Store {
     /// nothing is stored either.
     fn save_run(&mut self, telescope: &Telescope, files: &[IngestedFile])
         -> Result<(), StoreError>;
+
+    /// [`Self::save_run`] for a run kept in a spool: the same rows and
+    /// blocks as its telescope gave, the same checks, the same errors.
+    fn save_spooled(&mut self, run: &SpooledRun, files: &[IngestedFile]) -> Result<(), StoreError>;
 
     /// Rebuilds the telescope report over the stored buckets.
     fn report(&self, query: &ReportQuery) -> Result<Summary, StoreError>;

@@ -690,172 +690,15 @@ impl Store for Inner {
     }
 
     fn save_run(&mut self, t: &Telescope, files: &[IngestedFile]) -> Result<(), StoreError> {
-        let url = self.url.clone();
-        let db = |e| pg_error(&url, e);
-        let write_err = |e| match e {
-            WriteError::Db(e) => pg_error(&url, e),
-            WriteError::Damaged(table, block, key) => StoreError::Block {
-                path: url.clone(),
-                table: table.name(),
-                block,
-                key,
-            },
-        };
-        let bucket_ns = t.config().bucket_ns;
-        let c = self.conn_mut()?;
-        let mut tx = c.transaction().map_err(db)?;
-        // The write lock first, then the duplicate check, then the writes:
-        // a concurrent run of the same content waits here and then finds it.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PgStore::WRITE_LOCK])
-            .map_err(db)?;
-        let mut in_run: HashMap<&str, &str> = HashMap::new();
-        for f in files {
-            let previous = match in_run.insert(&f.content_hash, &f.path) {
-                Some(earlier) => Some(earlier.to_string()),
-                None => tx
-                    .query_opt(
-                        "SELECT path FROM files WHERE content_hash = $1",
-                        &[&f.content_hash],
-                    )
-                    .map_err(db)?
-                    .map(|r| r.get::<_, String>(0)),
-            };
-            if let Some(previous) = previous {
-                // Dropping the transaction rolls it back: nothing stored.
-                return Err(StoreError::Duplicate {
-                    path: url.clone(),
-                    file: f.path.clone(),
-                    content_hash: f.content_hash.clone(),
-                    previous,
-                });
-            }
-        }
-        tx.execute(
-            "INSERT INTO settings (name, value) VALUES ('bucket_ns', $1) ON CONFLICT (name) DO NOTHING",
-            &[&bucket_ns.to_string()],
-        )
-        .map_err(db)?;
-        let stored: String = tx
-            .query_one("SELECT value FROM settings WHERE name = 'bucket_ns'", &[])
-            .map_err(db)?
-            .get(0);
-        if stored.parse::<i64>().ok() != Some(bucket_ns) {
-            return Err(StoreError::BucketLength {
-                path: url.clone(),
-                stored_ns: stored.parse().unwrap_or(0),
-                run_ns: bucket_ns,
-            });
-        }
-        for f in files {
-            // No ON CONFLICT: the unique content hash is the last guard.
-            tx.execute(
-                "INSERT INTO files (content_hash, path, frames, status, ingested_at, implausible_time)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    &f.content_hash,
-                    &f.path,
-                    &(f.frames as i64),
-                    &f.status,
-                    &f.ingested_at,
-                    &(f.implausible_time as i64),
-                ],
-            )
-            .map_err(db)?;
-            if let Some(l) = &f.capture_loss {
-                tx.execute(
-                    "INSERT INTO capture_loss (start_ns, interface, received, dropped, if_dropped)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (start_ns, interface) DO UPDATE SET
-                       received = capture_loss.received + excluded.received,
-                       dropped = capture_loss.dropped + excluded.dropped,
-                       if_dropped = capture_loss.if_dropped + excluded.if_dropped",
-                    &[
-                        &l.bucket_start_ns,
-                        &l.interface,
-                        &(l.received as i64),
-                        &(l.dropped as i64),
-                        &(l.if_dropped as i64),
-                    ],
-                )
-                .map_err(db)?;
-            }
-        }
-        // Each month the run writes into has its partitions.
-        let starts: Vec<i64> = t
-            .buckets()
-            .map(|b| b.number.saturating_mul(bucket_ns))
-            .collect();
-        make_partitions(&mut tx, &starts).map_err(db)?;
-        // A day this run adds to has a rollup no longer.
-        let days: Vec<i64> = run::days(t).into_iter().collect();
-        tx.execute("DELETE FROM rolled_days WHERE day = ANY($1)", &[&days])
-            .map_err(db)?;
-        tx.execute(
-            "DELETE FROM day_source_blocks WHERE day = ANY($1)",
-            &[&days],
-        )
-        .map_err(db)?;
-        let bucket_stmt = tx
-            .prepare(
-                "INSERT INTO buckets (start_ns, packets, bytes, outside, malformed) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (start_ns) DO UPDATE SET packets = buckets.packets + excluded.packets,
-                   bytes = buckets.bytes + excluded.bytes, outside = buckets.outside + excluded.outside,
-                   malformed = buckets.malformed + excluded.malformed
-                 RETURNING (xmax <> 0)",
-            )
-            .map_err(db)?;
-        let class_stmt = tx
-            .prepare(
-                "INSERT INTO bucket_classes (start_ns, class, packets)
-                 SELECT $1, c, n FROM unnest($2::text[], $3::bigint[]) AS u(c, n)
-                 ON CONFLICT (start_ns, class) DO UPDATE SET packets = bucket_classes.packets + excluded.packets",
-            )
-            .map_err(db)?;
-        let sources_stmt = tx
-            .prepare("UPDATE buckets SET sources = sources + $2 WHERE start_ns = $1")
-            .map_err(db)?;
-        let mut fresh = FreshBlocks::default();
-        for b in run::buckets(t) {
-            let start = b.start;
-            let (packets, bytes, outside, malformed) = b.totals;
-            // xmax is set on a row the upsert updated: the bucket was
-            // stored before, and its blocks are merged with this run's.
-            let known: bool = tx
-                .query_one(
-                    &bucket_stmt,
-                    &[&start, &packets, &bytes, &outside, &malformed],
-                )
-                .map_err(db)?
-                .get(0);
-            if !b.classes.is_empty() {
-                let (names, counts): (Vec<&str>, Vec<i64>) = b.classes.iter().copied().unzip();
-                tx.execute(&class_stmt, &[&start, &names, &counts])
-                    .map_err(db)?;
-            }
-            let added = if known {
-                write_port_blocks(&mut tx, start, b.ports, b.sketches).map_err(write_err)?;
-                write_blocks(&mut tx, BlockTable::Sources, start, b.sources).map_err(write_err)?
-            } else {
-                // A bucket new to the store: its blocks cannot be there
-                // yet, so they go in with COPY, in batches.
-                fresh.add(start, b.ports, b.sketches, b.sources);
-                if fresh.bytes >= COPY_BATCH_BYTES {
-                    fresh.flush(&mut tx).map_err(db)?;
-                }
-                None
-            };
-            tx.execute(
-                &sources_stmt,
-                &[&start, &(added.unwrap_or(b.n_sources) as i64)],
-            )
-            .map_err(db)?;
-        }
-        fresh.flush(&mut tx).map_err(db)?;
-        if let Some((day, port_sources, infected)) = run::day_blocks(t) {
-            write_blocks(&mut tx, BlockTable::PortSources, day, port_sources).map_err(write_err)?;
-            write_blocks(&mut tx, BlockTable::InfectedPorts, day, infected).map_err(write_err)?;
-        }
-        tx.commit().map_err(db)
+        self.save(run::Run::Live(t), files)
+    }
+
+    fn save_spooled(
+        &mut self,
+        r: &crate::SpooledRun,
+        files: &[IngestedFile],
+    ) -> Result<(), StoreError> {
+        self.save(run::Run::Spooled(r), files)
     }
 
     fn report(&self, q: &ReportQuery) -> Result<Summary, StoreError> {
@@ -2151,6 +1994,14 @@ impl Store for PgStore {
         off_runtime(|| self.inner.save_run(telescope, files))
     }
 
+    fn save_spooled(
+        &mut self,
+        run: &crate::SpooledRun,
+        files: &[IngestedFile],
+    ) -> Result<(), StoreError> {
+        off_runtime(|| self.inner.save_spooled(run, files))
+    }
+
     fn report(&self, query: &ReportQuery) -> Result<Summary, StoreError> {
         off_runtime(|| self.inner.report(query))
     }
@@ -2374,5 +2225,174 @@ impl Store for PgStore {
         at: &str,
     ) -> Result<bool, StoreError> {
         off_runtime(|| self.inner.mark_detection_notified(key, first_bucket_ns, at))
+    }
+}
+
+impl Inner {
+    /// Writes one run ([`Store::save_run`]).
+    fn save(&mut self, t: run::Run<'_>, files: &[IngestedFile]) -> Result<(), StoreError> {
+        let url = self.url.clone();
+        let db = |e| pg_error(&url, e);
+        let write_err = |e| match e {
+            WriteError::Db(e) => pg_error(&url, e),
+            WriteError::Damaged(table, block, key) => StoreError::Block {
+                path: url.clone(),
+                table: table.name(),
+                block,
+                key,
+            },
+        };
+        let bucket_ns = t.bucket_ns();
+        let c = self.conn_mut()?;
+        let mut tx = c.transaction().map_err(db)?;
+        // The write lock first, then the duplicate check, then the writes:
+        // a concurrent run of the same content waits here and then finds it.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PgStore::WRITE_LOCK])
+            .map_err(db)?;
+        let mut in_run: HashMap<&str, &str> = HashMap::new();
+        for f in files {
+            let previous = match in_run.insert(&f.content_hash, &f.path) {
+                Some(earlier) => Some(earlier.to_string()),
+                None => tx
+                    .query_opt(
+                        "SELECT path FROM files WHERE content_hash = $1",
+                        &[&f.content_hash],
+                    )
+                    .map_err(db)?
+                    .map(|r| r.get::<_, String>(0)),
+            };
+            if let Some(previous) = previous {
+                // Dropping the transaction rolls it back: nothing stored.
+                return Err(StoreError::Duplicate {
+                    path: url.clone(),
+                    file: f.path.clone(),
+                    content_hash: f.content_hash.clone(),
+                    previous,
+                });
+            }
+        }
+        tx.execute(
+            "INSERT INTO settings (name, value) VALUES ('bucket_ns', $1) ON CONFLICT (name) DO NOTHING",
+            &[&bucket_ns.to_string()],
+        )
+        .map_err(db)?;
+        let stored: String = tx
+            .query_one("SELECT value FROM settings WHERE name = 'bucket_ns'", &[])
+            .map_err(db)?
+            .get(0);
+        if stored.parse::<i64>().ok() != Some(bucket_ns) {
+            return Err(StoreError::BucketLength {
+                path: url.clone(),
+                stored_ns: stored.parse().unwrap_or(0),
+                run_ns: bucket_ns,
+            });
+        }
+        for f in files {
+            // No ON CONFLICT: the unique content hash is the last guard.
+            tx.execute(
+                "INSERT INTO files (content_hash, path, frames, status, ingested_at, implausible_time)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &f.content_hash,
+                    &f.path,
+                    &(f.frames as i64),
+                    &f.status,
+                    &f.ingested_at,
+                    &(f.implausible_time as i64),
+                ],
+            )
+            .map_err(db)?;
+            if let Some(l) = &f.capture_loss {
+                tx.execute(
+                    "INSERT INTO capture_loss (start_ns, interface, received, dropped, if_dropped)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (start_ns, interface) DO UPDATE SET
+                       received = capture_loss.received + excluded.received,
+                       dropped = capture_loss.dropped + excluded.dropped,
+                       if_dropped = capture_loss.if_dropped + excluded.if_dropped",
+                    &[
+                        &l.bucket_start_ns,
+                        &l.interface,
+                        &(l.received as i64),
+                        &(l.dropped as i64),
+                        &(l.if_dropped as i64),
+                    ],
+                )
+                .map_err(db)?;
+            }
+        }
+        // Each month the run writes into has its partitions.
+        let starts = t.starts();
+        make_partitions(&mut tx, &starts).map_err(db)?;
+        // A day this run adds to has a rollup no longer.
+        let days: Vec<i64> = t.days().into_iter().collect();
+        tx.execute("DELETE FROM rolled_days WHERE day = ANY($1)", &[&days])
+            .map_err(db)?;
+        tx.execute(
+            "DELETE FROM day_source_blocks WHERE day = ANY($1)",
+            &[&days],
+        )
+        .map_err(db)?;
+        let bucket_stmt = tx
+            .prepare(
+                "INSERT INTO buckets (start_ns, packets, bytes, outside, malformed) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (start_ns) DO UPDATE SET packets = buckets.packets + excluded.packets,
+                   bytes = buckets.bytes + excluded.bytes, outside = buckets.outside + excluded.outside,
+                   malformed = buckets.malformed + excluded.malformed
+                 RETURNING (xmax <> 0)",
+            )
+            .map_err(db)?;
+        let class_stmt = tx
+            .prepare(
+                "INSERT INTO bucket_classes (start_ns, class, packets)
+                 SELECT $1, c, n FROM unnest($2::text[], $3::bigint[]) AS u(c, n)
+                 ON CONFLICT (start_ns, class) DO UPDATE SET packets = bucket_classes.packets + excluded.packets",
+            )
+            .map_err(db)?;
+        let sources_stmt = tx
+            .prepare("UPDATE buckets SET sources = sources + $2 WHERE start_ns = $1")
+            .map_err(db)?;
+        let mut fresh = FreshBlocks::default();
+        for b in t.buckets() {
+            let start = b.start;
+            let (packets, bytes, outside, malformed) = b.totals;
+            // xmax is set on a row the upsert updated: the bucket was
+            // stored before, and its blocks are merged with this run's.
+            let known: bool = tx
+                .query_one(
+                    &bucket_stmt,
+                    &[&start, &packets, &bytes, &outside, &malformed],
+                )
+                .map_err(db)?
+                .get(0);
+            if !b.classes.is_empty() {
+                let (names, counts): (Vec<&str>, Vec<i64>) = b.classes.iter().copied().unzip();
+                tx.execute(&class_stmt, &[&start, &names, &counts])
+                    .map_err(db)?;
+            }
+            let added = if known {
+                write_port_blocks(&mut tx, start, b.ports, b.sketches).map_err(write_err)?;
+                write_blocks(&mut tx, BlockTable::Sources, start, b.sources).map_err(write_err)?
+            } else {
+                // A bucket new to the store: its blocks cannot be there
+                // yet, so they go in with COPY, in batches.
+                fresh.add(start, b.ports, b.sketches, b.sources);
+                if fresh.bytes >= COPY_BATCH_BYTES {
+                    fresh.flush(&mut tx).map_err(db)?;
+                }
+                None
+            };
+            tx.execute(
+                &sources_stmt,
+                &[&start, &(added.unwrap_or(b.n_sources) as i64)],
+            )
+            .map_err(db)?;
+        }
+        fresh.flush(&mut tx).map_err(db)?;
+        if let Some((day, port_sources, infected)) = t.day_blocks() {
+            write_blocks(&mut tx, BlockTable::PortSources, day, port_sources).map_err(write_err)?;
+            write_blocks(&mut tx, BlockTable::InfectedPorts, day, infected).map_err(write_err)?;
+        }
+        tx.commit().map_err(db)
     }
 }

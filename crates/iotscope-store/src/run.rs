@@ -127,3 +127,256 @@ pub(crate) fn day_blocks(t: &Telescope) -> Option<(i64, Blocks, Blocks)> {
     });
     Some((day, port_sources, infected))
 }
+
+/// What a backend writes: a telescope just run, or one kept in a spool
+/// (the same buckets and blocks, read back).
+#[derive(Clone, Copy)]
+pub(crate) enum Run<'a> {
+    Live(&'a Telescope),
+    Spooled(&'a SpooledRun),
+}
+
+impl<'a> Run<'a> {
+    /// The bucket length, ns.
+    pub(crate) fn bucket_ns(self) -> i64 {
+        match self {
+            Run::Live(t) => t.config().bucket_ns,
+            Run::Spooled(s) => s.bucket_ns,
+        }
+    }
+
+    /// Every bucket start, ns.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn starts(self) -> Vec<i64> {
+        match self {
+            Run::Live(t) => {
+                let n = t.config().bucket_ns;
+                t.buckets().map(|b| b.number.saturating_mul(n)).collect()
+            }
+            Run::Spooled(s) => s.buckets.iter().map(|b| b.start).collect(),
+        }
+    }
+
+    /// See [`days`].
+    pub(crate) fn days(self) -> BTreeSet<i64> {
+        match self {
+            Run::Live(t) => days(t),
+            Run::Spooled(s) => s
+                .buckets
+                .iter()
+                .map(|b| b.start.div_euclid(DAY_NS))
+                .collect(),
+        }
+    }
+
+    /// See [`buckets`].
+    pub(crate) fn buckets(self) -> Box<dyn Iterator<Item = BucketBlocks> + 'a> {
+        match self {
+            Run::Live(t) => Box::new(buckets(t)),
+            Run::Spooled(s) => Box::new(s.buckets.iter().map(|b| BucketBlocks {
+                start: b.start,
+                totals: b.totals,
+                classes: b.classes.clone(),
+                ports: Blocks::from_parts(PORT_BLOCKS, b.ports.clone()),
+                sketches: Blocks::from_parts(PORT_BLOCKS, b.sketches.clone()),
+                sources: Blocks::from_parts(blocks::SOURCE_BLOCKS, b.sources.clone()),
+                n_sources: b.n_sources,
+            })),
+        }
+    }
+
+    /// See [`day_blocks`].
+    pub(crate) fn day_blocks(self) -> Option<(i64, Blocks, Blocks)> {
+        match self {
+            Run::Live(t) => day_blocks(t),
+            Run::Spooled(s) => s.day.as_ref().map(|(day, ports, infected)| {
+                (
+                    *day,
+                    Blocks::from_parts(PORT_BLOCKS, ports.clone()),
+                    Blocks::from_parts(blocks::SOURCE_BLOCKS, infected.clone()),
+                )
+            }),
+        }
+    }
+}
+
+/// Numbered blocks with records, ascending.
+type Parts = Vec<(i64, Vec<u8>)>;
+
+/// One bucket of a [`SpooledRun`].
+#[derive(Clone, Debug, PartialEq)]
+struct SpooledBucket {
+    start: i64,
+    totals: (i64, i64, i64, i64),
+    classes: Vec<(&'static str, i64)>,
+    ports: Parts,
+    sketches: Parts,
+    sources: Parts,
+    n_sources: u64,
+}
+
+/// A telescope run as the store would write it, held as bytes: what a
+/// sensor keeps in its local spool ([`crate::spool::Spool`]) while the
+/// store is out of reach, and writes later with [`crate::Store::save_spooled`].
+/// Written from it, a run gives the same rows and blocks as written from
+/// its telescope.
+///
+/// Encoding ([`Self::to_bytes`]): the magic `IOTSPOOL`, a version byte,
+/// then LEB128 varints (signed ones zigzag): bucket length; the number of
+/// buckets and each bucket (start, packets, bytes, outside, malformed,
+/// classes as count and (name length, name, packets), port, sketch and
+/// source blocks each as count and (block, length, bytes), sources); then
+/// 0, or 1 with the day and its port-source and infected-port blocks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpooledRun {
+    bucket_ns: i64,
+    buckets: Vec<SpooledBucket>,
+    day: Option<(i64, Parts, Parts)>,
+}
+
+const SPOOL_MAGIC: &[u8] = b"IOTSPOOL\x01";
+
+impl SpooledRun {
+    /// The run of a finished telescope, all its blocks in memory.
+    pub fn of(t: &Telescope) -> SpooledRun {
+        let parts = |b: Blocks| b.into_blocks().collect::<Parts>();
+        SpooledRun {
+            bucket_ns: t.config().bucket_ns,
+            buckets: buckets(t)
+                .map(|b| SpooledBucket {
+                    start: b.start,
+                    totals: b.totals,
+                    classes: b.classes,
+                    ports: parts(b.ports),
+                    sketches: parts(b.sketches),
+                    sources: parts(b.sources),
+                    n_sources: b.n_sources,
+                })
+                .collect(),
+            day: day_blocks(t).map(|(d, p, i)| (d, parts(p), parts(i))),
+        }
+    }
+
+    /// The encoding described on [`SpooledRun`].
+    pub fn to_bytes(&self) -> Vec<u8> {
+        use blocks::{put, zigzag};
+        fn put_parts(out: &mut Vec<u8>, parts: &Parts) {
+            put(out, parts.len() as u64);
+            for (i, b) in parts {
+                put(out, *i as u64);
+                put(out, b.len() as u64);
+                out.extend_from_slice(b);
+            }
+        }
+        let mut out = SPOOL_MAGIC.to_vec();
+        put(&mut out, zigzag(self.bucket_ns));
+        put(&mut out, self.buckets.len() as u64);
+        for b in &self.buckets {
+            put(&mut out, zigzag(b.start));
+            for v in [b.totals.0, b.totals.1, b.totals.2, b.totals.3] {
+                put(&mut out, zigzag(v));
+            }
+            put(&mut out, b.classes.len() as u64);
+            for (name, n) in &b.classes {
+                put(&mut out, name.len() as u64);
+                out.extend_from_slice(name.as_bytes());
+                put(&mut out, zigzag(*n));
+            }
+            put_parts(&mut out, &b.ports);
+            put_parts(&mut out, &b.sketches);
+            put_parts(&mut out, &b.sources);
+            put(&mut out, b.n_sources);
+        }
+        match &self.day {
+            None => out.push(0),
+            Some((day, ports, infected)) => {
+                out.push(1);
+                put(&mut out, zigzag(*day));
+                put_parts(&mut out, ports);
+                put_parts(&mut out, infected);
+            }
+        }
+        out
+    }
+
+    /// Reads [`Self::to_bytes`]'s encoding back. Errors: [`blocks::Damaged`]
+    /// for anything else (wrong magic or version, a truncated field, an
+    /// unknown class, a block number out of range, bytes left over). The
+    /// blocks' own records are checked when they are written.
+    pub(crate) fn from_bytes(buf: &[u8]) -> Result<SpooledRun, blocks::Damaged> {
+        use blocks::{unzigzag, Damaged};
+        let body = buf.strip_prefix(SPOOL_MAGIC).ok_or(Damaged)?;
+        let mut r = blocks::Reader::raw(body);
+        let int = |r: &mut blocks::Reader<'_>| r.int();
+        fn len(r: &mut blocks::Reader<'_>) -> Result<usize, Damaged> {
+            usize::try_from(r.int()?).map_err(|_| Damaged)
+        }
+        fn parts(r: &mut blocks::Reader<'_>, n: i64) -> Result<Parts, Damaged> {
+            let count = len(r)?;
+            let mut out = Parts::new();
+            for _ in 0..count {
+                let i = r.int()?;
+                if i >= n as u64 || out.last().is_some_and(|(p, _)| *p >= i as i64) {
+                    return Err(Damaged);
+                }
+                let l = len(r)?;
+                out.push((i as i64, r.bytes(l)?.to_vec()));
+            }
+            Ok(out)
+        }
+        let bucket_ns = unzigzag(int(&mut r)?);
+        if bucket_ns <= 0 {
+            return Err(Damaged);
+        }
+        let n = len(&mut r)?;
+        let mut buckets = Vec::new();
+        for _ in 0..n {
+            let start = unzigzag(int(&mut r)?);
+            let mut t = [0i64; 4];
+            for v in &mut t {
+                *v = unzigzag(int(&mut r)?);
+            }
+            let mut classes = Vec::new();
+            for _ in 0..len(&mut r)? {
+                let l = len(&mut r)?;
+                let name = std::str::from_utf8(r.bytes(l)?).map_err(|_| Damaged)?;
+                let class = iotscope_wire::Class::from_name(name).ok_or(Damaged)?;
+                classes.push((class.name(), unzigzag(int(&mut r)?)));
+            }
+            buckets.push(SpooledBucket {
+                start,
+                totals: (t[0], t[1], t[2], t[3]),
+                classes,
+                ports: parts(&mut r, PORT_BLOCKS)?,
+                sketches: parts(&mut r, PORT_BLOCKS)?,
+                sources: parts(&mut r, blocks::SOURCE_BLOCKS)?,
+                n_sources: int(&mut r)?,
+            });
+        }
+        let day = match r.bytes(1)?[0] {
+            0 => None,
+            1 => {
+                let day = unzigzag(int(&mut r)?);
+                Some((
+                    day,
+                    parts(&mut r, PORT_BLOCKS)?,
+                    parts(&mut r, blocks::SOURCE_BLOCKS)?,
+                ))
+            }
+            _ => return Err(Damaged),
+        };
+        if !r.done() {
+            return Err(Damaged);
+        }
+        Ok(SpooledRun {
+            bucket_ns,
+            buckets,
+            day,
+        })
+    }
+
+    /// The bucket length, ns.
+    pub fn bucket_ns(&self) -> i64 {
+        self.bucket_ns
+    }
+}

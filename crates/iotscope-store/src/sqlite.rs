@@ -617,144 +617,15 @@ impl Store for SqliteStore {
     }
 
     fn save_run(&mut self, t: &Telescope, files: &[IngestedFile]) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let db = |source| StoreError::Database {
-            path: path.clone(),
-            source,
-        };
-        let bucket_ns = t.config().bucket_ns;
-        // A run writes hundreds of thousands of rows into several B-trees;
-        // with SQLite's default 2 MB page cache each insert re-read pages
-        // from the OS. A larger cache for the write only (readers, such as
-        // the server's pool, keep the default; it is set back after).
-        self.conn
-            .execute_batch(&format!("PRAGMA cache_size = -{WRITE_CACHE_KIB}"))
-            .map_err(db)?;
-        // The write lock first, then the duplicate check, then the inserts:
-        // a concurrent run of the same content waits here and then finds it.
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db)?;
-        {
-            let mut stored = tx
-                .prepare("SELECT path FROM files WHERE content_hash = ?1")
-                .map_err(db)?;
-            let mut in_run: HashMap<&str, &str> = HashMap::new();
-            for f in files {
-                let previous = match in_run.insert(&f.content_hash, &f.path) {
-                    Some(earlier) => Some(earlier.to_string()),
-                    None => stored
-                        .query_row([&f.content_hash], |r| r.get::<_, String>(0))
-                        .optional()
-                        .map_err(db)?,
-                };
-                if let Some(previous) = previous {
-                    // Dropping the transaction rolls it back: nothing stored.
-                    return Err(StoreError::Duplicate {
-                        path: path.clone(),
-                        file: f.path.clone(),
-                        content_hash: f.content_hash.clone(),
-                        previous,
-                    });
-                }
-            }
-        }
-        tx.execute(
-            "INSERT INTO settings (name, value) VALUES ('bucket_ns', ?1) ON CONFLICT (name) DO NOTHING",
-            [bucket_ns.to_string()],
-        )
-        .map_err(db)?;
-        // Under the write lock: a run that checked the length when it
-        // opened the store may meet one another process set since.
-        let stored: String = tx
-            .query_row(
-                "SELECT value FROM settings WHERE name = 'bucket_ns'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(db)?;
-        if stored.parse::<i64>().ok() != Some(bucket_ns) {
-            return Err(StoreError::BucketLength {
-                path: path.clone(),
-                stored_ns: stored.parse().unwrap_or(0),
-                run_ns: bucket_ns,
-            });
-        }
-        for f in files {
-            // No ON CONFLICT: the unique content hash is the last guard.
-            tx.execute(
-                "INSERT INTO files (content_hash, path, frames, status, ingested_at, implausible_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![f.content_hash, f.path, f.frames as i64, f.status, f.ingested_at, f.implausible_time as i64],
-            )
-            .map_err(db)?;
-            if let Some(l) = &f.capture_loss {
-                tx.execute(
-                    "INSERT INTO capture_loss (start_ns, interface, received, dropped, if_dropped) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (start_ns, interface) DO UPDATE SET received = capture_loss.received + excluded.received,
-                       dropped = capture_loss.dropped + excluded.dropped, if_dropped = capture_loss.if_dropped + excluded.if_dropped",
-                    params![l.bucket_start_ns, l.interface, l.received as i64, l.dropped as i64, l.if_dropped as i64],
-                )
-                .map_err(db)?;
-            }
-        }
-        {
-            let mut bucket_stmt = tx
-                .prepare(
-                    "INSERT INTO buckets (start_ns, packets, bytes, outside, malformed) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (start_ns) DO UPDATE SET packets = buckets.packets + excluded.packets,
-                       bytes = buckets.bytes + excluded.bytes, outside = buckets.outside + excluded.outside,
-                       malformed = buckets.malformed + excluded.malformed",
-                )
-                .map_err(db)?;
-            let mut class_stmt = tx
-                .prepare(
-                    "INSERT INTO bucket_classes (start_ns, class, packets) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (start_ns, class) DO UPDATE SET packets = bucket_classes.packets + excluded.packets",
-                )
-                .map_err(db)?;
-            let mut bucket_known = tx
-                .prepare("SELECT 1 FROM buckets WHERE start_ns = ?1")
-                .map_err(db)?;
-            let mut sources_stmt = tx
-                .prepare("UPDATE buckets SET sources = sources + ?2 WHERE start_ns = ?1")
-                .map_err(db)?;
-            let mut blocks = BlockWriter::new(&tx, &path);
-            // A day this run adds to has a rollup no longer: it is built
-            // again when a report next reads the day whole.
-            for day in run::days(t) {
-                tx.execute("DELETE FROM rolled_days WHERE day = ?1", [day])
-                    .map_err(db)?;
-                tx.execute("DELETE FROM day_source_blocks WHERE day = ?1", [day])
-                    .map_err(db)?;
-            }
-            for b in run::buckets(t) {
-                let start = b.start;
-                // A bucket new to the store has no blocks to merge with.
-                let known = bucket_known.exists([start]).map_err(db)?;
-                let (packets, bytes, outside, malformed) = b.totals;
-                bucket_stmt
-                    .execute(params![start, packets, bytes, outside, malformed])
-                    .map_err(db)?;
-                for (class, n) in &b.classes {
-                    class_stmt.execute(params![start, class, n]).map_err(db)?;
-                }
-                blocks.write_ports(start, known, b.ports, b.sketches)?;
-                let added = blocks.write(BlockTable::Sources, start, known, b.sources)?;
-                sources_stmt
-                    .execute(params![start, added.unwrap_or(b.n_sources) as i64])
-                    .map_err(db)?;
-            }
-            // (Each run of the day rewrites the blocks it touches.)
-            if let Some((day, port_sources, infected)) = run::day_blocks(t) {
-                blocks.write(BlockTable::PortSources, day, true, port_sources)?;
-                blocks.write(BlockTable::InfectedPorts, day, true, infected)?;
-            }
-        }
-        tx.commit().map_err(db)?;
-        self.conn
-            .execute_batch("PRAGMA cache_size = -2000")
-            .map_err(db)
+        self.save(run::Run::Live(t), files)
+    }
+
+    fn save_spooled(
+        &mut self,
+        r: &crate::SpooledRun,
+        files: &[IngestedFile],
+    ) -> Result<(), StoreError> {
+        self.save(run::Run::Spooled(r), files)
     }
 
     fn save_services(&mut self, rows: &[ServiceObservation]) -> Result<(), StoreError> {
@@ -3445,5 +3316,149 @@ mod concurrency {
             e.sqlite_error_code(),
             Some(rusqlite::ErrorCode::ConstraintViolation)
         );
+    }
+}
+
+impl SqliteStore {
+    /// Writes one run ([`Store::save_run`]).
+    fn save(&mut self, t: run::Run<'_>, files: &[IngestedFile]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let db = |source| StoreError::Database {
+            path: path.clone(),
+            source,
+        };
+        let bucket_ns = t.bucket_ns();
+        // A run writes hundreds of thousands of rows into several B-trees;
+        // with SQLite's default 2 MB page cache each insert re-read pages
+        // from the OS. A larger cache for the write only (readers, such as
+        // the server's pool, keep the default; it is set back after).
+        self.conn
+            .execute_batch(&format!("PRAGMA cache_size = -{WRITE_CACHE_KIB}"))
+            .map_err(db)?;
+        // The write lock first, then the duplicate check, then the inserts:
+        // a concurrent run of the same content waits here and then finds it.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        {
+            let mut stored = tx
+                .prepare("SELECT path FROM files WHERE content_hash = ?1")
+                .map_err(db)?;
+            let mut in_run: HashMap<&str, &str> = HashMap::new();
+            for f in files {
+                let previous = match in_run.insert(&f.content_hash, &f.path) {
+                    Some(earlier) => Some(earlier.to_string()),
+                    None => stored
+                        .query_row([&f.content_hash], |r| r.get::<_, String>(0))
+                        .optional()
+                        .map_err(db)?,
+                };
+                if let Some(previous) = previous {
+                    // Dropping the transaction rolls it back: nothing stored.
+                    return Err(StoreError::Duplicate {
+                        path: path.clone(),
+                        file: f.path.clone(),
+                        content_hash: f.content_hash.clone(),
+                        previous,
+                    });
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO settings (name, value) VALUES ('bucket_ns', ?1) ON CONFLICT (name) DO NOTHING",
+            [bucket_ns.to_string()],
+        )
+        .map_err(db)?;
+        // Under the write lock: a run that checked the length when it
+        // opened the store may meet one another process set since.
+        let stored: String = tx
+            .query_row(
+                "SELECT value FROM settings WHERE name = 'bucket_ns'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        if stored.parse::<i64>().ok() != Some(bucket_ns) {
+            return Err(StoreError::BucketLength {
+                path: path.clone(),
+                stored_ns: stored.parse().unwrap_or(0),
+                run_ns: bucket_ns,
+            });
+        }
+        for f in files {
+            // No ON CONFLICT: the unique content hash is the last guard.
+            tx.execute(
+                "INSERT INTO files (content_hash, path, frames, status, ingested_at, implausible_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![f.content_hash, f.path, f.frames as i64, f.status, f.ingested_at, f.implausible_time as i64],
+            )
+            .map_err(db)?;
+            if let Some(l) = &f.capture_loss {
+                tx.execute(
+                    "INSERT INTO capture_loss (start_ns, interface, received, dropped, if_dropped) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (start_ns, interface) DO UPDATE SET received = capture_loss.received + excluded.received,
+                       dropped = capture_loss.dropped + excluded.dropped, if_dropped = capture_loss.if_dropped + excluded.if_dropped",
+                    params![l.bucket_start_ns, l.interface, l.received as i64, l.dropped as i64, l.if_dropped as i64],
+                )
+                .map_err(db)?;
+            }
+        }
+        {
+            let mut bucket_stmt = tx
+                .prepare(
+                    "INSERT INTO buckets (start_ns, packets, bytes, outside, malformed) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (start_ns) DO UPDATE SET packets = buckets.packets + excluded.packets,
+                       bytes = buckets.bytes + excluded.bytes, outside = buckets.outside + excluded.outside,
+                       malformed = buckets.malformed + excluded.malformed",
+                )
+                .map_err(db)?;
+            let mut class_stmt = tx
+                .prepare(
+                    "INSERT INTO bucket_classes (start_ns, class, packets) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (start_ns, class) DO UPDATE SET packets = bucket_classes.packets + excluded.packets",
+                )
+                .map_err(db)?;
+            let mut bucket_known = tx
+                .prepare("SELECT 1 FROM buckets WHERE start_ns = ?1")
+                .map_err(db)?;
+            let mut sources_stmt = tx
+                .prepare("UPDATE buckets SET sources = sources + ?2 WHERE start_ns = ?1")
+                .map_err(db)?;
+            let mut blocks = BlockWriter::new(&tx, &path);
+            // A day this run adds to has a rollup no longer: it is built
+            // again when a report next reads the day whole.
+            for day in t.days() {
+                tx.execute("DELETE FROM rolled_days WHERE day = ?1", [day])
+                    .map_err(db)?;
+                tx.execute("DELETE FROM day_source_blocks WHERE day = ?1", [day])
+                    .map_err(db)?;
+            }
+            for b in t.buckets() {
+                let start = b.start;
+                // A bucket new to the store has no blocks to merge with.
+                let known = bucket_known.exists([start]).map_err(db)?;
+                let (packets, bytes, outside, malformed) = b.totals;
+                bucket_stmt
+                    .execute(params![start, packets, bytes, outside, malformed])
+                    .map_err(db)?;
+                for (class, n) in &b.classes {
+                    class_stmt.execute(params![start, class, n]).map_err(db)?;
+                }
+                blocks.write_ports(start, known, b.ports, b.sketches)?;
+                let added = blocks.write(BlockTable::Sources, start, known, b.sources)?;
+                sources_stmt
+                    .execute(params![start, added.unwrap_or(b.n_sources) as i64])
+                    .map_err(db)?;
+            }
+            // (Each run of the day rewrites the blocks it touches.)
+            if let Some((day, port_sources, infected)) = t.day_blocks() {
+                blocks.write(BlockTable::PortSources, day, true, port_sources)?;
+                blocks.write(BlockTable::InfectedPorts, day, true, infected)?;
+            }
+        }
+        tx.commit().map_err(db)?;
+        self.conn
+            .execute_batch("PRAGMA cache_size = -2000")
+            .map_err(db)
     }
 }

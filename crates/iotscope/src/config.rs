@@ -89,6 +89,10 @@ pub struct SensorDefaults {
     pub grace: Option<String>,
     /// Status line interval ("1m", "0" for none).
     pub status: Option<String>,
+    /// Local spool for commits the store refuses (`--spool`).
+    pub spool: Option<PathBuf>,
+    /// Bytes the spool may hold ("1G"; `--spool-max`).
+    pub spool_max: Option<String>,
 }
 
 /// `[alerts]`.

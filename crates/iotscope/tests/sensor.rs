@@ -782,3 +782,80 @@ fn a_sensor_writing_to_postgresql_loses_nothing_across_a_database_restart() {
     ]));
     assert_same_counts(&stored, &truth);
 }
+
+/// With a spool, a sensor stopped while its database is down loses
+/// nothing: the commits wait in the local file, and `store forward` puts
+/// them in, once each, when the database is back (a second forward finds
+/// nothing to do): the store then holds what the file analysis counts.
+#[cfg(feature = "postgres")]
+#[test]
+fn a_spooled_sensor_stopped_during_an_outage_loses_nothing() {
+    let Some((dir, ns)) = trial() else {
+        return;
+    };
+    let Some((pg, url)) = OwnPostgres::start() else {
+        return;
+    };
+    let first = generate(dir.path(), "a.pcap", 6_000, 61);
+    let second = generate(dir.path(), "b.pcap", 6_000, 62);
+    let spool = dir.path().join("sensor.spool");
+    let db = PathBuf::from(&url);
+    let (child, log) = start_sensor_with(
+        &ns,
+        &db,
+        "2s",
+        &["--spool", spool.to_str().unwrap(), "--spool-max", "64M"],
+    );
+    replay(&ns, &first, &["--pps", "10000"]);
+    std::thread::sleep(Duration::from_millis(3500));
+    pg.run("stop");
+    replay(&ns, &second, &["--pps", "10000"]);
+    std::thread::sleep(Duration::from_millis(3500));
+    // Stopped with the database still down: without a spool, these
+    // commits' frames would be lost (and said so).
+    let (out, log) = stop(child, log);
+    assert!(log.contains("waits in the spool"), "{log}");
+    assert!(out["spool_waiting"].as_u64().unwrap() > 0, "{out}");
+    assert_eq!(out["dropped"], 0);
+    pg.run("start");
+    let forward = |expect_some: bool| {
+        let o = Command::new(BIN)
+            .args([
+                "store", "forward", "--format", "json", "--db", &url, "--spool",
+            ])
+            .arg(&spool)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["waiting"], 0, "{v}");
+        assert_eq!(v["forwarded"].as_u64().unwrap() > 0, expect_some, "{v}");
+    };
+    forward(true);
+    forward(false);
+    let truth = json(
+        Command::new(BIN)
+            .args([
+                "telescope",
+                "analyze",
+                "--format",
+                "json",
+                "--top",
+                "100000",
+            ])
+            .args(DARKNETS)
+            .args([&first, &second]),
+    );
+    assert_eq!(out["frames"], truth["packets"]);
+    let stored = json(Command::new(BIN).args([
+        "telescope",
+        "report",
+        "--format",
+        "json",
+        "--top",
+        "100000",
+        "--db",
+        &url,
+    ]));
+    assert_same_counts(&stored, &truth);
+}

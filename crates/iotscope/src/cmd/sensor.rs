@@ -70,6 +70,19 @@ pub struct SensorArgs {
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=16))]
     fanout: u16,
+    /// Keep commits the store refuses (its server down or out of reach) in
+    /// this local SQLite file and go on counting; they are forwarded, in
+    /// order and once each, as soon as the store takes commits again, or at
+    /// the next start with this spool, or by `iotscope store forward`
+    /// (default: the config's sensor.spool; none: a refused commit waits in
+    /// memory, at most 16).
+    #[arg(long, value_name = "PATH")]
+    spool: Option<PathBuf>,
+    /// Bytes the spool may hold (e.g. 2G); a commit past it stops the
+    /// sensor, naming the frames not stored (default: the config's
+    /// sensor.spool_max, else 1G).
+    #[arg(long, value_name = "BYTES")]
+    spool_max: Option<String>,
     /// Stop by itself after this long (default: until SIGINT or SIGTERM).
     #[arg(long, value_name = "DURATION")]
     duration: Option<String>,
@@ -185,7 +198,23 @@ pub fn run(
         }
     };
     let db = cfg.db_path(a.db.as_deref());
-    capture(&a, &sensor_cfg, &db, archive, duration, config_path)
+    let spool = match a.spool.clone().or(cfg.sensor.spool.clone()) {
+        None => None,
+        Some(path) => {
+            let text = a
+                .spool_max
+                .clone()
+                .or(cfg.sensor.spool_max.clone())
+                .unwrap_or_else(|| "1G".into());
+            let max = iotscope_ingest::archive::parse_bytes(&text)
+                .map_err(|e| anyhow::anyhow!("--spool-max {e}"))?;
+            if max == 0 {
+                anyhow::bail!("--spool-max must be more than 0");
+            }
+            Some((path, max))
+        }
+    };
+    capture(&a, &sensor_cfg, &db, archive, spool, duration, config_path)
 }
 
 /// A grace period: a duration shorter than the bucket, in ns; else a
@@ -224,6 +253,7 @@ fn capture(
     _: &iotscope_ingest::sensor::SensorConfig,
     _: &std::path::Path,
     _: Option<iotscope_ingest::archive::ArchiveConfig>,
+    _: Option<(PathBuf, u64)>,
     _: Option<std::time::Duration>,
     _: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
@@ -235,7 +265,7 @@ fn refuse_without_live_capture(a: &SensorArgs) -> anyhow::Result<()> {
     if cfg!(feature = "live-capture") {
         return Ok(());
     }
-    let _ = (a.buffer_mib, a.format);
+    let _ = (a.buffer_mib, a.format, &a.spool, &a.spool_max);
     anyhow::bail!(
         "this iotscope was built without live capture, so it cannot capture on {}; build it with \
          `cargo build --release -p iotscope --features live-capture` (needs libpcap-dev)",
@@ -249,6 +279,7 @@ fn capture(
     sensor_cfg: &iotscope_ingest::sensor::SensorConfig,
     db: &std::path::Path,
     archive: Option<iotscope_ingest::archive::ArchiveConfig>,
+    spool: Option<(PathBuf, u64)>,
     duration: Option<std::time::Duration>,
     config_path: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
@@ -276,13 +307,37 @@ fn capture(
         .map(|_| open(false))
         .collect::<Result<Vec<_>, _>>()?;
     // The capture first: a run that may not capture leaves no store behind.
-    let mut store = StoreSink(super::telescope::open_store(
-        db,
-        sensor_cfg.telescope.bucket_ns,
-    )?);
+    // Each member of a fan-out group has its own connections to the store
+    // and the spool; SQLite serialises the spool's writers, and a run
+    // forwarded by two at once is stored once (its content hashes).
+    let sink = || -> anyhow::Result<Box<dyn sensor::CommitSink + Send>> {
+        let store = StoreSink(super::telescope::open_store(
+            db,
+            sensor_cfg.telescope.bucket_ns,
+        )?);
+        Ok(match &spool {
+            None => Box::new(store),
+            Some((path, max)) => Box::new(sensor::Spooling::new(
+                store,
+                iotscope_store::Spool::open(path, *max)?,
+            )),
+        })
+    };
+    let mut store = sink()?;
     let mut member_stores = (1..a.fanout)
-        .map(|_| super::telescope::open_store(db, sensor_cfg.telescope.bucket_ns).map(StoreSink))
+        .map(|_| sink())
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some((path, max)) = &spool {
+        let waiting = iotscope_store::Spool::open(path, *max)?.waiting()?;
+        if waiting.0 > 0 {
+            eprintln!(
+                "iotscope: sensor: {} runs ({} frames) wait in the spool {}: forwarded from the first commit on",
+                waiting.0,
+                waiting.2,
+                path.display()
+            );
+        }
+    }
     let mut archive = archive
         .map(|c| Archive::new(c, &a.interface, PacketSource::link(&source)))
         .transpose()?;
@@ -339,7 +394,15 @@ fn capture(
             .map(|(src, st)| {
                 let mut hooks = console();
                 scope.spawn(move || {
-                    let r = sensor::run(src, st, sensor_cfg, None, &SIGNALS, &now_ns, &mut hooks);
+                    let r = sensor::run(
+                        src,
+                        st.as_mut(),
+                        sensor_cfg,
+                        None,
+                        &SIGNALS,
+                        &now_ns,
+                        &mut hooks,
+                    );
                     // One member failing stops them all.
                     if r.is_err() {
                         SIGNALS
@@ -352,7 +415,7 @@ fn capture(
             .collect();
         let result = sensor::run(
             &mut source,
-            &mut store,
+            store.as_mut(),
             sensor_cfg,
             archive.as_mut(),
             &SIGNALS,
@@ -376,17 +439,26 @@ fn capture(
         let t = other?;
         totals.frames += t.frames;
         totals.commits += t.commits;
+        totals.spooled += t.spooled;
         totals.unread += t.unread;
         totals.counters.received += t.counters.received;
         totals.counters.dropped += t.counters.dropped;
         totals.counters.if_dropped += t.counters.if_dropped;
     }
+    drop((store, member_stores));
+    let waiting = match &spool {
+        Some((path, max)) => Some((path, iotscope_store::Spool::open(path, *max)?.waiting()?)),
+        None => None,
+    };
     let secs = started.elapsed().as_secs_f64();
     let report = serde_json::json!({
         "interface": a.interface,
         "filter": filter,
         "frames": totals.frames,
         "commits": totals.commits,
+        // Commits that went to the local spool, and runs still waiting there.
+        "spooled": totals.spooled,
+        "spool_waiting": waiting.as_ref().map_or(0, |w| w.1 .0),
         "received": totals.counters.received,
         "dropped": totals.counters.dropped,
         "if_dropped": totals.counters.if_dropped,
@@ -410,6 +482,13 @@ fn capture(
             totals.unread,
             totals.counters.if_dropped
         ),
+    }
+    if let Some((path, (runs, _, frames))) = waiting.filter(|w| w.1 .0 > 0) {
+        eprintln!(
+            "iotscope: sensor: {runs} runs ({frames} frames) wait in the spool {} for the store: \
+             they go at the next start with --spool {0}, or now with `iotscope store forward --spool {0} --db STORE`",
+            path.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -457,6 +536,18 @@ impl iotscope_ingest::sensor::Hooks for Console {
                 )
             }
             Event::Archived(path) => eprintln!("iotscope: sensor: archived {}", path.display()),
+            Event::Spooled { error, waiting } => match error {
+                Some(e) => eprintln!(
+                    "iotscope: sensor: the store refused a commit ({e}); it waits in the spool ({waiting} runs there)"
+                ),
+                None => eprintln!(
+                    "iotscope: sensor: commit spooled behind {} earlier runs still being forwarded",
+                    waiting.saturating_sub(1)
+                ),
+            },
+            Event::Forwarded { runs } => {
+                eprintln!("iotscope: sensor: forwarded {runs} spooled runs to the store")
+            }
             Event::CommitFailed { error, waiting } => eprintln!(
                 "iotscope: sensor: the store refused a commit ({error}); {waiting} kept, tried again at the next"
             ),
@@ -562,7 +653,17 @@ impl iotscope_ingest::sensor::CommitSink for StoreSink {
         &mut self,
         telescope: &iotscope_telescope::Telescope,
         files: &[iotscope_store::IngestedFile],
+    ) -> Result<iotscope_ingest::sensor::Saved, iotscope_store::StoreError> {
+        self.0
+            .save_run(telescope, files)
+            .map(|()| iotscope_ingest::sensor::Saved::Stored { forwarded: 0 })
+    }
+
+    fn save_spooled(
+        &mut self,
+        run: &iotscope_store::SpooledRun,
+        files: &[iotscope_store::IngestedFile],
     ) -> Result<(), iotscope_store::StoreError> {
-        self.0.save_run(telescope, files)
+        self.0.save_spooled(run, files)
     }
 }

@@ -1,4 +1,5 @@
-//! `iotscope store`: moving a whole store between engines.
+//! `iotscope store`: moving a whole store between engines, and forwarding
+//! a sensor's spool.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -24,10 +25,28 @@ pub enum StoreCommand {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
+    /// Forward the runs waiting in a sensor's spool (`sensor --spool`) to a
+    /// store, oldest first, each once; stops at the first the store refuses
+    /// (exit 2; it and the later ones stay in the spool).
+    Forward {
+        /// The spool file.
+        #[arg(long, value_name = "PATH")]
+        spool: std::path::PathBuf,
+        /// The store: a path, `sqlite:PATH` or a `postgres://` URL.
+        #[arg(long, value_name = "STORE")]
+        db: OsString,
+        /// `text` or `json` (`spool`, `db`, `forwarded`, `already_stored`,
+        /// `waiting`).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
 }
 
 pub fn run(c: StoreCommand) -> anyhow::Result<ExitCode> {
-    let StoreCommand::Copy { from, to, format } = c;
+    let (from, to, format) = match c {
+        StoreCommand::Copy { from, to, format } => (from, to, format),
+        StoreCommand::Forward { spool, db, format } => return forward(&spool, &db, &format),
+    };
     let (from, to) = (Locator::parse(&from), Locator::parse(&to));
     anyhow::ensure!(from.exists()?, "no store at {from}");
     let started = std::time::Instant::now();
@@ -54,5 +73,50 @@ pub fn run(c: StoreCommand) -> anyhow::Result<ExitCode> {
         tables.len(),
         started.elapsed().as_secs_f64()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `store forward`.
+fn forward(path: &std::path::Path, db: &OsString, format: &str) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(path.is_file(), "no spool at {}", path.display());
+    // The bound only limits pushes; forwarding takes what is there.
+    let mut spool = iotscope_store::Spool::open(path, u64::MAX)?;
+    let locator = Locator::parse(db);
+    let mut store = iotscope_store::open(&locator)?;
+    let (mut forwarded, mut already) = (0u64, 0u64);
+    let result = spool.forward(
+        |r, f| store.save_spooled(r, f),
+        None,
+        |s| {
+            forwarded += 1;
+            already += s.already_stored as u64;
+            eprintln!(
+                "iotscope store forward: run {} (spooled {}){}",
+                s.seq,
+                s.queued_at,
+                if s.already_stored {
+                    ": the store had it already"
+                } else {
+                    ""
+                }
+            );
+        },
+    );
+    let waiting = spool.waiting()?.0;
+    if format == "json" {
+        println!(
+            "{}",
+            serde_json::json!({
+                "spool": path.display().to_string(),
+                "db": locator.to_string(),
+                "forwarded": forwarded,
+                "already_stored": already,
+                "waiting": waiting,
+            })
+        );
+    } else {
+        println!("{forwarded} runs forwarded ({already} the store had already), {waiting} waiting");
+    }
+    result?;
     Ok(ExitCode::SUCCESS)
 }
