@@ -160,7 +160,28 @@ fn scenario(s: &mut dyn Store) -> Transcript {
         dropped: 7,
         if_dropped: 1,
     });
-    s.save_run(&run(6, 1, 3, HOUR), &[commit]).unwrap();
+    // The sensor's commit goes through a spool (as when the store was
+    // away): written back from its bytes, it stores what its telescope
+    // would (the report below equals one run of all the frames).
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = iotscope_store::Spool::open(&dir.path().join("s.spool"), 1 << 30).unwrap();
+    let sensor = run(6, 1, 3, HOUR);
+    spool
+        .push(&iotscope_store::SpooledRun::of(&sensor), &[commit.clone()])
+        .unwrap();
+    // Twice: the second is the same commit, found there and not written.
+    spool
+        .push(&iotscope_store::SpooledRun::of(&sensor), &[commit])
+        .unwrap();
+    let mut forwarded = Vec::new();
+    let n = spool
+        .forward(
+            |r, f| s.save_spooled(r, f),
+            None,
+            |f| forwarded.push(f.already_stored),
+        )
+        .unwrap();
+    assert_eq!((n, forwarded), (2, vec![false, true]));
     assert_eq!(s.bucket_ns().unwrap(), Some(HOUR));
     // The same content again, or listed twice, or another bucket length:
     // refused, and nothing of it stored.

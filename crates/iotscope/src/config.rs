@@ -290,7 +290,8 @@ pub fn read_exclusions(files: &[PathBuf]) -> anyhow::Result<iotscope_survey::Exc
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// SQLite database path.
+    /// The store: an SQLite path or a `postgres://` URL (`db`, or `url`).
+    #[serde(alias = "url")]
     pub db: Option<PathBuf>,
 }
 
@@ -362,5 +363,20 @@ mod tests {
             smtp("198.18.0.1:25", Some("starttls")).relay().unwrap().tls,
             TlsMode::WhenOffered
         );
+    }
+
+    /// `[store] url` is `[store] db` by the name; `[sensor]` takes
+    /// the spool.
+    #[test]
+    fn the_store_is_db_or_url_and_the_sensor_takes_a_spool() {
+        for key in ["db", "url"] {
+            let c: Config = toml::from_str(&format!(
+                "[store]\n{key} = \"postgres://u@h/d\"\n[sensor]\nspool = \"/var/s.spool\"\nspool_max = \"2G\"\n"
+            ))
+            .unwrap();
+            assert_eq!(c.db_path(None), PathBuf::from("postgres://u@h/d"));
+            assert_eq!(c.sensor.spool, Some(PathBuf::from("/var/s.spool")));
+            assert_eq!(c.sensor.spool_max.as_deref(), Some("2G"));
+        }
     }
 }
