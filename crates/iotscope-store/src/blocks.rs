@@ -41,6 +41,8 @@ use iotscope_telescope::sketch::SourceSketch;
 use iotscope_telescope::PortIndex;
 use iotscope_wire::Addr;
 
+use crate::Tier;
+
 /// Bumped whenever a block layout changes.
 pub(crate) const BLOCK_VERSION: u8 = 1;
 
@@ -343,9 +345,12 @@ pub(crate) fn put_source_ports(out: &mut Vec<u8>, a: Addr, ports: &[PortIndex]) 
 /// The tables of telescope blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BlockTable {
-    Ports,
-    PortSketches,
-    Sources,
+    /// Port blocks of a tier (the store's buckets, or a rollup).
+    Ports(Tier),
+    /// Their sketches.
+    PortSketches(Tier),
+    /// Source blocks of a tier.
+    Sources(Tier),
     PortSources,
     InfectedPorts,
     DaySources,
@@ -354,9 +359,15 @@ pub(crate) enum BlockTable {
 impl BlockTable {
     pub(crate) fn name(self) -> &'static str {
         match self {
-            BlockTable::Ports => "bucket_port_blocks",
-            BlockTable::PortSketches => "bucket_port_sketches",
-            BlockTable::Sources => "bucket_source_blocks",
+            BlockTable::Ports(Tier::Bucket) => "bucket_port_blocks",
+            BlockTable::PortSketches(Tier::Bucket) => "bucket_port_sketches",
+            BlockTable::Sources(Tier::Bucket) => "bucket_source_blocks",
+            BlockTable::Ports(Tier::Hour) => "hourly_port_blocks",
+            BlockTable::PortSketches(Tier::Hour) => "hourly_port_sketches",
+            BlockTable::Sources(Tier::Hour) => "hourly_source_blocks",
+            BlockTable::Ports(Tier::Day) => "daily_port_blocks",
+            BlockTable::PortSketches(Tier::Day) => "daily_port_sketches",
+            BlockTable::Sources(Tier::Day) => "daily_source_blocks",
             BlockTable::PortSources => "port_source_blocks",
             BlockTable::InfectedPorts => "infected_port_blocks",
             BlockTable::DaySources => "day_source_blocks",
@@ -368,11 +379,11 @@ impl BlockTable {
     /// with their sketches ([`merge_ports`]); day rollups are written whole.
     pub(crate) fn merge(self, key: i64, old: &[u8], new: &[u8]) -> Result<Vec<u8>, Damaged> {
         match self {
-            BlockTable::Sources => merge_sources(key, old, new),
+            BlockTable::Sources(_) => merge_sources(key, old, new),
             BlockTable::PortSources => merge_port_sources(old, new),
             BlockTable::InfectedPorts => merge_source_ports(old, new),
             BlockTable::DaySources => unreachable!("day rows are written whole"),
-            BlockTable::Ports | BlockTable::PortSketches => {
+            BlockTable::Ports(_) | BlockTable::PortSketches(_) => {
                 unreachable!("ports are merged in pairs by merge_ports")
             }
         }
@@ -381,7 +392,9 @@ impl BlockTable {
     /// The second key column: a bucket start, or a day.
     pub(crate) fn key(self) -> &'static str {
         match self {
-            BlockTable::Ports | BlockTable::PortSketches | BlockTable::Sources => "start_ns",
+            BlockTable::Ports(_) | BlockTable::PortSketches(_) | BlockTable::Sources(_) => {
+                "start_ns"
+            }
             BlockTable::PortSources | BlockTable::InfectedPorts | BlockTable::DaySources => "day",
         }
     }
@@ -392,6 +405,7 @@ pub(crate) const PORT_BLOCKS: i64 = 512;
 
 /// The blocks of one bucket (or run) being written: a buffer per block,
 /// started with the version byte when first used.
+#[derive(Clone)]
 pub(crate) struct Blocks {
     bufs: Vec<Vec<u8>>,
 }
@@ -421,6 +435,28 @@ impl Blocks {
             out.bufs[i as usize] = b;
         }
         out
+    }
+
+    /// Block `block`'s bytes, if it has records.
+    pub(crate) fn get(&self, block: i64) -> Option<&[u8]> {
+        self.bufs
+            .get(block as usize)
+            .filter(|b| !b.is_empty())
+            .map(Vec::as_slice)
+    }
+
+    /// Replaces block `block` (below `n`) with `data`.
+    pub(crate) fn set(&mut self, block: i64, data: Vec<u8>) {
+        self.bufs[block as usize] = data;
+    }
+
+    /// The blocks with records, with their numbers, ascending.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (i64, &[u8])> {
+        self.bufs
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(i, b)| (i as i64, b.as_slice()))
     }
 
     /// The blocks with at least one record, with their numbers.
@@ -486,11 +522,19 @@ pub(crate) fn merge_ports(
 /// One source block from two of the bucket starting at `start_ns` (a
 /// stored one and a new run's): a source in both gets its counters added.
 pub(crate) fn merge_sources(start_ns: i64, old: &[u8], new: &[u8]) -> Result<Vec<u8>, Damaged> {
+    merge_sources_at(start_ns, &[(start_ns, old), (start_ns, new)])
+}
+
+/// One source block, keyed by `out_start`, from source blocks of buckets
+/// starting at other times (`(start, block)`; a bucket rolled up into its
+/// hour or day): a source in several gets its counters added. Times are
+/// stored as offsets from the key, so each block is read at its own start.
+pub(crate) fn merge_sources_at(out_start: i64, parts: &[(i64, &[u8])]) -> Result<Vec<u8>, Damaged> {
     let mut map: HashMap<Addr, SourceCounters> = HashMap::new();
-    for buf in [old, new] {
+    for &(start, buf) in parts {
         let mut r = Reader::new(buf)?;
         while !r.done() {
-            let (a, c) = r.next_source(start_ns)?;
+            let (a, c) = r.next_source(start)?;
             map.entry(a).or_default().add(&c);
         }
     }
@@ -498,7 +542,7 @@ pub(crate) fn merge_sources(start_ns: i64, old: &[u8], new: &[u8]) -> Result<Vec
     rows.sort_unstable_by_key(|r| r.0);
     let mut out = new_block();
     for (a, c) in rows {
-        put_source(&mut out, start_ns, a, &c);
+        put_source(&mut out, out_start, a, &c);
     }
     Ok(out)
 }

@@ -36,7 +36,7 @@ struct Table {
     order: &'static str,
 }
 
-/// Every table of the schema (migrations 001-016 / pg 001-002), parents
+/// Every table of the schema (migrations 001-017 / pg 001-005), parents
 /// before children.
 const TABLES: &[Table] = &[
     Table {
@@ -107,6 +107,70 @@ const TABLES: &[Table] = &[
         name: "rolled_days",
         columns: &[("day", Int)],
         order: "day",
+    },
+    Table {
+        name: "hourly_buckets",
+        columns: &[
+            ("start_ns", Int),
+            ("packets", Int),
+            ("bytes", Int),
+            ("outside", Int),
+            ("malformed", Int),
+            ("sources", Int),
+        ],
+        order: "start_ns",
+    },
+    Table {
+        name: "hourly_classes",
+        columns: &[("start_ns", Int), ("class", Text), ("packets", Int)],
+        order: "start_ns, class",
+    },
+    Table {
+        name: "hourly_port_blocks",
+        columns: &[("block", Int), ("start_ns", Int), ("data", Blob)],
+        order: "block, start_ns",
+    },
+    Table {
+        name: "hourly_port_sketches",
+        columns: &[("block", Int), ("start_ns", Int), ("data", Blob)],
+        order: "block, start_ns",
+    },
+    Table {
+        name: "hourly_source_blocks",
+        columns: &[("block", Int), ("start_ns", Int), ("data", Blob)],
+        order: "block, start_ns",
+    },
+    Table {
+        name: "daily_buckets",
+        columns: &[
+            ("start_ns", Int),
+            ("packets", Int),
+            ("bytes", Int),
+            ("outside", Int),
+            ("malformed", Int),
+            ("sources", Int),
+        ],
+        order: "start_ns",
+    },
+    Table {
+        name: "daily_classes",
+        columns: &[("start_ns", Int), ("class", Text), ("packets", Int)],
+        order: "start_ns, class",
+    },
+    Table {
+        name: "daily_port_blocks",
+        columns: &[("block", Int), ("start_ns", Int), ("data", Blob)],
+        order: "block, start_ns",
+    },
+    Table {
+        name: "daily_port_sketches",
+        columns: &[("block", Int), ("start_ns", Int), ("data", Blob)],
+        order: "block, start_ns",
+    },
+    Table {
+        name: "daily_source_blocks",
+        columns: &[("block", Int), ("start_ns", Int), ("data", Blob)],
+        order: "block, start_ns",
     },
     Table {
         name: "capture_loss",

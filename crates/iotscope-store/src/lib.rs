@@ -18,6 +18,7 @@ mod report;
 mod run;
 mod spool;
 mod sqlite;
+mod tier;
 
 pub use copy::{copy, TableCopy};
 #[cfg(feature = "postgres")]
@@ -26,6 +27,7 @@ pub use report::ReportQuery;
 pub use run::SpooledRun;
 pub use spool::{Spool, SpoolError, Spooled};
 pub use sqlite::{now_rfc3339, SqliteStore};
+pub use tier::{Coverage, Pruned, Retention, Tier, TierChoice};
 
 use iotscope_telescope::aggregate::SourceCounters;
 use iotscope_telescope::sketch::SourceSketch;
@@ -144,6 +146,17 @@ pub enum StoreError {
     /// The local spool could not take or give a run.
     #[error(transparent)]
     Spool(Box<SpoolError>),
+    /// No tier of the store answers a report or series exactly: the
+    /// period does not fall on the tier's boundaries, the tier is not kept
+    /// (its data removed by retention, or made before rollups existed), or
+    /// the store's buckets do not roll up into it.
+    #[error("database {path}: {why}")]
+    Tier {
+        /// The database path or URL.
+        path: String,
+        /// What cannot be answered, and what can.
+        why: String,
+    },
 }
 
 /// A capture file recorded in the store.
@@ -464,8 +477,26 @@ pub trait Store {
     /// blocks as its telescope gave, the same checks, the same errors.
     fn save_spooled(&mut self, run: &SpooledRun, files: &[IngestedFile]) -> Result<(), StoreError>;
 
-    /// Rebuilds the telescope report over the stored buckets.
+    /// Rebuilds the telescope report over the stored buckets, from the
+    /// tier `query.tier` chooses (the summary's `tier` names it).
+    ///
+    /// Errors: [`StoreError::Tier`] when no tier answers the period
+    /// exactly as asked; the store's.
     fn report(&self, query: &ReportQuery) -> Result<Summary, StoreError>;
+
+    /// What the store holds of each tier: its bucket length, where each
+    /// tier's periods begin (retention, rollups' start) and its earliest
+    /// period.
+    fn coverage(&self) -> Result<Coverage, StoreError>;
+
+    /// Removes, in one transaction, each tier's periods that `retention`
+    /// lets go at `now_ns` ([`Retention::cuts`]: a finer tier only where a
+    /// coarser one holds them), and records where each tier now begins;
+    /// returns what each tier lost. Rows of other tables stay.
+    ///
+    /// Errors: [`StoreError::Tier`] for a retention [`Retention::cuts`]
+    /// refuses; the store's (nothing removed).
+    fn prune(&mut self, retention: &Retention, now_ns: i64) -> Result<Vec<Pruned>, StoreError>;
 
     /// Records survey observations in one transaction; a later observation
     /// of the same (address, port, proto) replaces the earlier one and keeps

@@ -29,6 +29,7 @@ use postgres::{Client, GenericClient, IsolationLevel, NoTls, Row};
 use crate::blocks::{self, BlockTable, Blocks, PORT_BLOCKS};
 use crate::report::{self, BucketRow, PortBucketRow, ReportBuilder, ReportQuery, SourceBucketRow};
 use crate::run;
+use crate::Tier;
 use crate::{
     AlertRecord, BlocklistRecord, BucketPorts, CaptureLoss, CaptureTotals, DetectionRecord,
     FindingRecord, FingerprintPersistence, HoneypotSession, IngestedFile, MapQuery, MapSource,
@@ -42,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/pg/002_survey_shards.sql"),
     include_str!("../sql/pg/003_month_partitions.sql"),
     include_str!("../sql/pg/004_blocks_uncompressed.sql"),
+    include_str!("../sql/pg/005_rollups.sql"),
 ];
 
 /// The tables partitioned by month of their bucket start (migration 003).
@@ -380,25 +382,34 @@ fn put_blocks(
 /// Bytes of new buckets' blocks sent in one COPY at most.
 const COPY_BATCH_BYTES: usize = 32 << 20;
 
-/// The blocks of buckets new to the store, for COPY BINARY (issue 19's
+/// The blocks of periods new to the store, for COPY BINARY (issue 19's
 /// bulk ingest): no row of theirs is stored, so none is merged or
-/// replaced, and one COPY per table carries many buckets.
+/// replaced, and one COPY per table carries many periods.
 #[derive(Default)]
 struct FreshBlocks {
-    /// (block, bucket start, data) of the port, sketch and source tables.
-    rows: [Vec<(i64, i64, Vec<u8>)>; 3],
+    /// (block, period start, data) of the port, sketch and source tables
+    /// of each tier, [`Self::tables`] order.
+    rows: [Vec<(i64, i64, Vec<u8>)>; 9],
     bytes: usize,
 }
 
 impl FreshBlocks {
-    const TABLES: [BlockTable; 3] = [
-        BlockTable::Ports,
-        BlockTable::PortSketches,
-        BlockTable::Sources,
-    ];
+    fn tables() -> impl Iterator<Item = BlockTable> {
+        Tier::ALL.into_iter().flat_map(|t| {
+            [
+                BlockTable::Ports(t),
+                BlockTable::PortSketches(t),
+                BlockTable::Sources(t),
+            ]
+        })
+    }
 
-    fn add(&mut self, start: i64, ports: Blocks, sketches: Blocks, sources: Blocks) {
-        for (rows, blocks) in self.rows.iter_mut().zip([ports, sketches, sources]) {
+    fn add(&mut self, tier: Tier, start: i64, ports: Blocks, sketches: Blocks, sources: Blocks) {
+        let at = tier.index() * 3;
+        for (rows, blocks) in self.rows[at..at + 3]
+            .iter_mut()
+            .zip([ports, sketches, sources])
+        {
             for (block, data) in blocks.into_blocks() {
                 self.bytes += data.len();
                 rows.push((block, start, data));
@@ -409,7 +420,7 @@ impl FreshBlocks {
     fn flush(&mut self, tx: &mut postgres::Transaction<'_>) -> Result<(), postgres::Error> {
         use postgres::binary_copy::BinaryCopyInWriter;
         use postgres::types::Type;
-        for (rows, table) in self.rows.iter_mut().zip(Self::TABLES) {
+        for (rows, table) in self.rows.iter_mut().zip(Self::tables()) {
             if rows.is_empty() {
                 continue;
             }
@@ -426,6 +437,43 @@ impl FreshBlocks {
         self.bytes = 0;
         Ok(())
     }
+}
+
+/// What `c`'s store holds of each tier (see [`crate::Coverage`]).
+fn coverage_of(c: &mut impl GenericClient) -> Result<crate::Coverage, postgres::Error> {
+    let mut settings: HashMap<String, i64> = HashMap::new();
+    for r in c.query("SELECT name, value FROM settings", &[])? {
+        if let Ok(v) = r.get::<_, &str>(1).parse() {
+            settings.insert(r.get(0), v);
+        }
+    }
+    let mut kept_from = [i64::MIN; 3];
+    let mut earliest: Option<i64> = None;
+    for t in Tier::ALL {
+        kept_from[t.index()] = settings
+            .get(crate::tier::kept_from_key(t))
+            .copied()
+            .unwrap_or(i64::MIN);
+        let e: Option<i64> = c
+            .query_one(
+                &format!("SELECT min(start_ns) FROM {}", t.buckets_table()),
+                &[],
+            )?
+            .get(0);
+        earliest = match (earliest, e) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(crate::Coverage::new(
+        settings
+            .get("bucket_ns")
+            .copied()
+            .unwrap_or(3_600_000_000_000),
+        kept_from,
+        settings.get("rollups_from").copied().unwrap_or(i64::MIN),
+        earliest,
+    ))
 }
 
 /// What went wrong writing a run: the database, or a stored block.
@@ -453,7 +501,7 @@ fn write_blocks(
     let new: Vec<(i64, Vec<u8>)> = out.into_blocks().collect();
     let wanted: Vec<i64> = new.iter().map(|(b, _)| *b).collect();
     let mut old = stored_blocks(c, table, key, &wanted)?;
-    let sources = table == BlockTable::Sources;
+    let sources = matches!(table, BlockTable::Sources(_));
     let mut added = 0u64;
     let mut rows = Vec::with_capacity(new.len());
     for (block, data) in new {
@@ -478,13 +526,69 @@ fn write_blocks(
         rows.push((block, data));
     }
     put_blocks(c, table, key, rows)?;
-    Ok((table == BlockTable::Sources).then_some(added))
+    Ok((matches!(table, BlockTable::Sources(_))).then_some(added))
+}
+
+/// Writes one period of `tier` (a run's bucket, or a rollup of its
+/// buckets): its row and classes added to any stored; its blocks merged
+/// with the stored ones, or for a period new to the store, queued in
+/// `fresh` for COPY.
+fn write_period(
+    tx: &mut postgres::Transaction<'_>,
+    fresh: &mut FreshBlocks,
+    tier: Tier,
+    b: run::BucketBlocks,
+) -> Result<(), WriteError> {
+    let (bt, ct) = (tier.buckets_table(), tier.classes_table());
+    let start = b.start;
+    let (packets, bytes, outside, malformed) = b.totals;
+    // xmax is set on a row the upsert updated: the period was stored
+    // before, and its blocks are merged with this run's.
+    let known: bool = tx
+        .query_one(
+            &format!(
+                "INSERT INTO {bt} (start_ns, packets, bytes, outside, malformed) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (start_ns) DO UPDATE SET packets = {bt}.packets + excluded.packets,
+                   bytes = {bt}.bytes + excluded.bytes, outside = {bt}.outside + excluded.outside,
+                   malformed = {bt}.malformed + excluded.malformed
+                 RETURNING (xmax <> 0)"
+            ),
+            &[&start, &packets, &bytes, &outside, &malformed],
+        )?
+        .get(0);
+    if !b.classes.is_empty() {
+        let (names, counts): (Vec<&str>, Vec<i64>) = b.classes.iter().copied().unzip();
+        tx.execute(
+            &format!(
+                "INSERT INTO {ct} (start_ns, class, packets)
+                 SELECT $1, c, n FROM unnest($2::text[], $3::bigint[]) AS u(c, n)
+                 ON CONFLICT (start_ns, class) DO UPDATE SET packets = {ct}.packets + excluded.packets"
+            ),
+            &[&start, &names, &counts],
+        )?;
+    }
+    let added = if known {
+        write_port_blocks(tx, tier, start, b.ports, b.sketches)?;
+        write_blocks(tx, BlockTable::Sources(tier), start, b.sources)?
+    } else {
+        fresh.add(tier, start, b.ports, b.sketches, b.sources);
+        if fresh.bytes >= COPY_BATCH_BYTES {
+            fresh.flush(tx)?;
+        }
+        None
+    };
+    tx.execute(
+        &format!("UPDATE {bt} SET sources = sources + $2 WHERE start_ns = $1"),
+        &[&start, &(added.unwrap_or(b.n_sources) as i64)],
+    )?;
+    Ok(())
 }
 
 /// Writes a bucket's port blocks and their parallel sketch blocks, merged
 /// with the stored pairs.
 fn write_port_blocks(
     c: &mut impl GenericClient,
+    tier: Tier,
     start: i64,
     ports: Blocks,
     sketches: Blocks,
@@ -496,22 +600,28 @@ fn write_port_blocks(
         .map(|((block, p), (_, s))| (block, p, s))
         .collect();
     let wanted: Vec<i64> = pairs.iter().map(|(b, _, _)| *b).collect();
-    let mut old_p = stored_blocks(c, BlockTable::Ports, start, &wanted)?;
-    let mut old_s = stored_blocks(c, BlockTable::PortSketches, start, &wanted)?;
+    let mut old_p = stored_blocks(c, BlockTable::Ports(tier), start, &wanted)?;
+    let mut old_s = stored_blocks(c, BlockTable::PortSketches(tier), start, &wanted)?;
     let mut out_p = Vec::with_capacity(pairs.len());
     let mut out_s = Vec::with_capacity(pairs.len());
     for (block, p, s) in pairs {
         let (p, s) = match (old_p.remove(&block), old_s.remove(&block)) {
             (None, None) => (p, s),
             (Some(op), Some(os)) => blocks::merge_ports((&op, &os), (&p, &s))
-                .map_err(|_| WriteError::Damaged(BlockTable::Ports, block, start))?,
-            _ => return Err(WriteError::Damaged(BlockTable::PortSketches, block, start)),
+                .map_err(|_| WriteError::Damaged(BlockTable::Ports(tier), block, start))?,
+            _ => {
+                return Err(WriteError::Damaged(
+                    BlockTable::PortSketches(tier),
+                    block,
+                    start,
+                ))
+            }
         };
         out_p.push((block, p));
         out_s.push((block, s));
     }
-    put_blocks(c, BlockTable::Ports, start, out_p)?;
-    put_blocks(c, BlockTable::PortSketches, start, out_s)?;
+    put_blocks(c, BlockTable::Ports(tier), start, out_p)?;
+    put_blocks(c, BlockTable::PortSketches(tier), start, out_s)?;
     Ok(())
 }
 
@@ -569,14 +679,18 @@ enum SourceEvent {
 fn each_source_by_block(
     c: &mut impl GenericClient,
     url: &str,
+    table: BlockTable,
     (lo, hi): (i64, i64),
     mut f: impl FnMut(SourceEvent) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let params: [Param<'_>; 2] = [&lo, &hi];
     let mut it = c
         .query_raw(
-            "SELECT block, start_ns, data FROM bucket_source_blocks
-             WHERE start_ns >= $1 AND start_ns < $2 ORDER BY block",
+            &format!(
+                "SELECT block, start_ns, data FROM {}
+                 WHERE start_ns >= $1 AND start_ns < $2 ORDER BY block",
+                table.name()
+            ),
             params.iter().copied(),
         )
         .map_err(|e| pg_error(url, e))?;
@@ -589,7 +703,7 @@ fn each_source_by_block(
         }
         let bad = || StoreError::Block {
             path: url.to_string(),
-            table: BlockTable::Sources.name(),
+            table: table.name(),
             block,
             key: start,
         };
@@ -663,6 +777,74 @@ fn detection_row(r: &Row) -> DetectionRecord {
 }
 
 impl Store for Inner {
+    fn coverage(&self) -> Result<crate::Coverage, StoreError> {
+        coverage_of(&mut *self.conn()?).map_err(|e| pg_error(&self.url, e))
+    }
+
+    fn prune(
+        &mut self,
+        retention: &crate::Retention,
+        now_ns: i64,
+    ) -> Result<Vec<crate::Pruned>, StoreError> {
+        let url = self.url.clone();
+        let db = |e| pg_error(&url, e);
+        let c = self.conn_mut()?;
+        let mut tx = c.transaction().map_err(db)?;
+        // Under the write lock: a run writing meanwhile merges into what
+        // is kept, never into what is being removed.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PgStore::WRITE_LOCK])
+            .map_err(db)?;
+        let cov = coverage_of(&mut tx).map_err(db)?;
+        let cuts = retention
+            .cuts(&cov, now_ns)
+            .map_err(|why| StoreError::Tier {
+                path: url.clone(),
+                why,
+            })?;
+        let mut out = Vec::new();
+        for t in Tier::ALL {
+            let Some(cut) = cuts[t.index()] else {
+                continue;
+            };
+            let periods = tx
+                .execute(
+                    &format!("DELETE FROM {} WHERE start_ns < $1", t.buckets_table()),
+                    &[&cut],
+                )
+                .map_err(db)?;
+            tx.execute(
+                &format!("DELETE FROM {} WHERE start_ns < $1", t.classes_table()),
+                &[&cut],
+            )
+            .map_err(db)?;
+            for table in [
+                BlockTable::Ports(t),
+                BlockTable::PortSketches(t),
+                BlockTable::Sources(t),
+            ] {
+                tx.execute(
+                    &format!("DELETE FROM {} WHERE start_ns < $1", table.name()),
+                    &[&cut],
+                )
+                .map_err(db)?;
+            }
+            let before = cut.max(cov.from_ns[t.index()].unwrap_or(i64::MIN));
+            tx.execute(
+                "INSERT INTO settings (name, value) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                &[&crate::tier::kept_from_key(t), &before.to_string()],
+            )
+            .map_err(db)?;
+            out.push(crate::Pruned {
+                tier: t,
+                before_ns: before,
+                periods,
+            });
+        }
+        tx.commit().map_err(db)?;
+        Ok(out)
+    }
+
     fn bucket_ns(&self) -> Result<Option<i64>, StoreError> {
         Ok(self
             .rows("SELECT value FROM settings WHERE name = 'bucket_ns'", &[])?
@@ -726,11 +908,22 @@ impl Store for Inner {
             )
             .map_err(db)?
             .get(0);
-        let mut report = ReportBuilder::new(q, bucket_ns, implausible_time as u64);
+        let tier = coverage_of(&mut tx)
+            .map_err(db)?
+            .choose(q.tier, q.since_ns, q.until_ns)
+            .map_err(|why| StoreError::Tier {
+                path: url.clone(),
+                why,
+            })?;
+        let (bt, ct) = (tier.buckets_table(), tier.classes_table());
+        let period_ns = tier.length_ns(bucket_ns);
+        let mut report = ReportBuilder::new(q, period_ns, implausible_time as u64);
         for r in tx
             .query(
-                "SELECT start_ns, packets, bytes, outside, malformed, sources FROM buckets
-                 WHERE start_ns >= $1 AND start_ns < $2 ORDER BY start_ns",
+                &format!(
+                    "SELECT start_ns, packets, bytes, outside, malformed, sources FROM {bt}
+                     WHERE start_ns >= $1 AND start_ns < $2 ORDER BY start_ns"
+                ),
                 &[&lo, &hi],
             )
             .map_err(db)?
@@ -747,7 +940,9 @@ impl Store for Inner {
         }
         for r in tx
             .query(
-                "SELECT start_ns, class, packets FROM bucket_classes WHERE start_ns >= $1 AND start_ns < $2",
+                &format!(
+                    "SELECT start_ns, class, packets FROM {ct} WHERE start_ns >= $1 AND start_ns < $2"
+                ),
                 &[&lo, &hi],
             )
             .map_err(db)?
@@ -760,7 +955,7 @@ impl Store for Inner {
         each_block(
             &mut tx,
             &url,
-            BlockTable::Ports,
+            BlockTable::Ports(tier),
             all_ports,
             (lo, hi),
             |start, r| {
@@ -782,7 +977,7 @@ impl Store for Inner {
         each_block(
             &mut tx,
             &url,
-            BlockTable::PortSketches,
+            BlockTable::PortSketches(tier),
             all_ports,
             (lo, hi),
             |_, r| {
@@ -811,7 +1006,7 @@ impl Store for Inner {
                 .push((r.get(1), r.get(2)));
         }
         let mut ports = Vec::new();
-        each_source_by_block(&mut tx, &url, (lo, hi), |e| {
+        each_source_by_block(&mut tx, &url, BlockTable::Sources(tier), (lo, hi), |e| {
             match e {
                 SourceEvent::Source(_, addr, counters) => {
                     report.source(&SourceBucketRow { addr, counters })
@@ -839,7 +1034,8 @@ impl Store for Inner {
         })?;
         tx.commit().map_err(db)?;
         let mut summary = report.finish();
-        report::add_capture_loss(&mut summary, capture_loss);
+        summary.tier = Some(tier.name().to_string());
+        report::add_capture_loss(&mut summary, capture_loss, period_ns);
         Ok(summary)
     }
 
@@ -1481,7 +1677,7 @@ impl Store for Inner {
         each_block(
             &mut *self.conn()?,
             &self.url,
-            BlockTable::Ports,
+            BlockTable::Ports(Tier::Bucket),
             (0, PORT_BLOCKS - 1),
             (lo, hi),
             |start, r| {
@@ -1519,7 +1715,7 @@ impl Store for Inner {
             each_block(
                 &mut *self.conn()?,
                 &self.url,
-                BlockTable::PortSketches,
+                BlockTable::PortSketches(Tier::Bucket),
                 (b, b),
                 (lo, hi),
                 |start, r| {
@@ -1553,12 +1749,18 @@ impl Store for Inner {
         f: &mut dyn FnMut(i64, Addr, &SourceCounters),
     ) -> Result<(), StoreError> {
         let (lo, hi) = (since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX));
-        each_source_by_block(&mut *self.conn()?, &self.url, (lo, hi), |e| {
-            if let SourceEvent::Source(start, a, counters) = e {
-                f(start, a, &counters);
-            }
-            Ok(())
-        })
+        each_source_by_block(
+            &mut *self.conn()?,
+            &self.url,
+            BlockTable::Sources(Tier::Bucket),
+            (lo, hi),
+            |e| {
+                if let SourceEvent::Source(start, a, counters) = e {
+                    f(start, a, &counters);
+                }
+                Ok(())
+            },
+        )
     }
 
     fn merge_detections(
@@ -1734,31 +1936,37 @@ impl Store for Inner {
         }
         let mut rows: Vec<MapSource> = Vec::new();
         let mut by_addr: HashMap<Addr, SourceCounters> = HashMap::new();
-        each_source_by_block(&mut tx, &url, (lo, hi), |e| {
-            match e {
-                SourceEvent::Source(_, a, counters) => {
-                    if wanted.is_none() || on_port.contains(&a) {
-                        by_addr.entry(a).or_default().add(&counters);
+        each_source_by_block(
+            &mut tx,
+            &url,
+            BlockTable::Sources(Tier::Bucket),
+            (lo, hi),
+            |e| {
+                match e {
+                    SourceEvent::Source(_, a, counters) => {
+                        if wanted.is_none() || on_port.contains(&a) {
+                            by_addr.entry(a).or_default().add(&counters);
+                        }
+                    }
+                    SourceEvent::End(_) => {
+                        rows.extend(by_addr.drain().map(|(a, c)| MapSource {
+                            ip: a.to_string(),
+                            packets: c.packets,
+                            first_ns: c.first_ts,
+                            last_ns: c.last_ts,
+                            class_mask: c.class_mask,
+                            fingerprints: [c.mirai, c.zmap, c.masscan, c.backscatter],
+                            syn: c.syn,
+                        }));
+                        if q.limit > 0 && rows.len() >= q.limit.saturating_mul(2).max(1024) {
+                            rows.select_nth_unstable_by(q.limit - 1, busiest);
+                            rows.truncate(q.limit);
+                        }
                     }
                 }
-                SourceEvent::End(_) => {
-                    rows.extend(by_addr.drain().map(|(a, c)| MapSource {
-                        ip: a.to_string(),
-                        packets: c.packets,
-                        first_ns: c.first_ts,
-                        last_ns: c.last_ts,
-                        class_mask: c.class_mask,
-                        fingerprints: [c.mirai, c.zmap, c.masscan, c.backscatter],
-                        syn: c.syn,
-                    }));
-                    if q.limit > 0 && rows.len() >= q.limit.saturating_mul(2).max(1024) {
-                        rows.select_nth_unstable_by(q.limit - 1, busiest);
-                        rows.truncate(q.limit);
-                    }
-                }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         rows.sort_by(busiest);
         rows.truncate(q.limit);
         Ok(rows)
@@ -1788,7 +1996,7 @@ impl Store for Inner {
                 each_block(
                     &mut *self.conn()?,
                     &self.url,
-                    BlockTable::Ports,
+                    BlockTable::Ports(Tier::Bucket),
                     (b, b),
                     (lo, hi),
                     |start, r| {
@@ -1813,26 +2021,32 @@ impl Store for Inner {
     fn fingerprint_persistence(&self) -> Result<Vec<FingerprintPersistence>, StoreError> {
         let mut rows = Vec::new();
         let mut by_addr: HashMap<Addr, FingerprintPersistence> = HashMap::new();
-        each_source_by_block(&mut *self.conn()?, &self.url, ALL_KEYS, |e| {
-            match e {
-                SourceEvent::Source(start, a, counters) if counters.mirai > 0 => {
-                    let e = by_addr.entry(a).or_insert_with(|| FingerprintPersistence {
-                        ip: a.to_string(),
-                        buckets: 0,
-                        packets: 0,
-                        first_bucket_ns: start,
-                        last_bucket_ns: start,
-                    });
-                    e.buckets += 1;
-                    e.packets += counters.mirai;
-                    e.first_bucket_ns = e.first_bucket_ns.min(start);
-                    e.last_bucket_ns = e.last_bucket_ns.max(start);
+        each_source_by_block(
+            &mut *self.conn()?,
+            &self.url,
+            BlockTable::Sources(Tier::Bucket),
+            ALL_KEYS,
+            |e| {
+                match e {
+                    SourceEvent::Source(start, a, counters) if counters.mirai > 0 => {
+                        let e = by_addr.entry(a).or_insert_with(|| FingerprintPersistence {
+                            ip: a.to_string(),
+                            buckets: 0,
+                            packets: 0,
+                            first_bucket_ns: start,
+                            last_bucket_ns: start,
+                        });
+                        e.buckets += 1;
+                        e.packets += counters.mirai;
+                        e.first_bucket_ns = e.first_bucket_ns.min(start);
+                        e.last_bucket_ns = e.last_bucket_ns.max(start);
+                    }
+                    SourceEvent::Source(..) => {}
+                    SourceEvent::End(_) => rows.extend(by_addr.drain().map(|(_, v)| v)),
                 }
-                SourceEvent::Source(..) => {}
-                SourceEvent::End(_) => rows.extend(by_addr.drain().map(|(_, v)| v)),
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         rows.sort_by(|a, b| a.ip.cmp(&b.ip));
         Ok(rows)
     }
@@ -1978,6 +2192,18 @@ fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 }
 
 impl Store for PgStore {
+    fn coverage(&self) -> Result<crate::Coverage, StoreError> {
+        off_runtime(|| self.inner.coverage())
+    }
+
+    fn prune(
+        &mut self,
+        retention: &crate::Retention,
+        now_ns: i64,
+    ) -> Result<Vec<crate::Pruned>, StoreError> {
+        off_runtime(|| self.inner.prune(retention, now_ns))
+    }
+
     fn bucket_ns(&self) -> Result<Option<i64>, StoreError> {
         off_runtime(|| self.inner.bucket_ns())
     }
@@ -2333,60 +2559,24 @@ impl Inner {
             &[&days],
         )
         .map_err(db)?;
-        let bucket_stmt = tx
-            .prepare(
-                "INSERT INTO buckets (start_ns, packets, bytes, outside, malformed) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (start_ns) DO UPDATE SET packets = buckets.packets + excluded.packets,
-                   bytes = buckets.bytes + excluded.bytes, outside = buckets.outside + excluded.outside,
-                   malformed = buckets.malformed + excluded.malformed
-                 RETURNING (xmax <> 0)",
-            )
-            .map_err(db)?;
-        let class_stmt = tx
-            .prepare(
-                "INSERT INTO bucket_classes (start_ns, class, packets)
-                 SELECT $1, c, n FROM unnest($2::text[], $3::bigint[]) AS u(c, n)
-                 ON CONFLICT (start_ns, class) DO UPDATE SET packets = bucket_classes.packets + excluded.packets",
-            )
-            .map_err(db)?;
-        let sources_stmt = tx
-            .prepare("UPDATE buckets SET sources = sources + $2 WHERE start_ns = $1")
-            .map_err(db)?;
         let mut fresh = FreshBlocks::default();
+        // Each bucket, and the hours and days it rolls up into, as the run
+        // closes them.
+        let mut rollups = run::Rollups::new(bucket_ns);
+        let rolled = |_| StoreError::Block {
+            path: url.clone(),
+            table: "(the run's blocks)",
+            block: -1,
+            key: -1,
+        };
         for b in t.buckets() {
-            let start = b.start;
-            let (packets, bytes, outside, malformed) = b.totals;
-            // xmax is set on a row the upsert updated: the bucket was
-            // stored before, and its blocks are merged with this run's.
-            let known: bool = tx
-                .query_one(
-                    &bucket_stmt,
-                    &[&start, &packets, &bytes, &outside, &malformed],
-                )
-                .map_err(db)?
-                .get(0);
-            if !b.classes.is_empty() {
-                let (names, counts): (Vec<&str>, Vec<i64>) = b.classes.iter().copied().unzip();
-                tx.execute(&class_stmt, &[&start, &names, &counts])
-                    .map_err(db)?;
+            for (tier, p) in rollups.add(&b).map_err(rolled)? {
+                write_period(&mut tx, &mut fresh, tier, p).map_err(write_err)?;
             }
-            let added = if known {
-                write_port_blocks(&mut tx, start, b.ports, b.sketches).map_err(write_err)?;
-                write_blocks(&mut tx, BlockTable::Sources, start, b.sources).map_err(write_err)?
-            } else {
-                // A bucket new to the store: its blocks cannot be there
-                // yet, so they go in with COPY, in batches.
-                fresh.add(start, b.ports, b.sketches, b.sources);
-                if fresh.bytes >= COPY_BATCH_BYTES {
-                    fresh.flush(&mut tx).map_err(db)?;
-                }
-                None
-            };
-            tx.execute(
-                &sources_stmt,
-                &[&start, &(added.unwrap_or(b.n_sources) as i64)],
-            )
-            .map_err(db)?;
+            write_period(&mut tx, &mut fresh, Tier::Bucket, b).map_err(write_err)?;
+        }
+        for (tier, p) in rollups.finish().map_err(rolled)? {
+            write_period(&mut tx, &mut fresh, tier, p).map_err(write_err)?;
         }
         fresh.flush(&mut tx).map_err(db)?;
         if let Some((day, port_sources, infected)) = t.day_blocks() {

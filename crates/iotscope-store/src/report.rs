@@ -31,6 +31,8 @@ pub struct ReportQuery {
     /// wanting every source but no series asks `top: usize::MAX,
     /// series_top: Some(0)` and holds no per-bucket rows).
     pub series_top: Option<usize>,
+    /// Which tier to read (default: the finest that answers exactly).
+    pub tier: crate::TierChoice,
 }
 
 #[derive(Default)]
@@ -388,7 +390,7 @@ impl<'q> ReportBuilder<'q> {
 /// the lossy buckets, and each lossy bucket of the series marked with
 /// its drops. Stores no sensor wrote to get none (files have no loss
 /// counters).
-pub(crate) fn add_capture_loss(summary: &mut Summary, rows: Vec<CaptureLoss>) {
+pub(crate) fn add_capture_loss(summary: &mut Summary, rows: Vec<CaptureLoss>, period_ns: i64) {
     if rows.is_empty() {
         return;
     }
@@ -399,8 +401,9 @@ pub(crate) fn add_capture_loss(summary: &mut Summary, rows: Vec<CaptureLoss>) {
         loss.dropped = loss.dropped.saturating_add(r.dropped);
         loss.if_dropped = loss.if_dropped.saturating_add(r.if_dropped);
         if r.dropped > 0 || r.if_dropped > 0 {
-            *dropped_in.entry(r.bucket_start_ns).or_default() +=
-                r.dropped.saturating_add(r.if_dropped);
+            // The series' period holding the bucket (its tier's).
+            let period = r.bucket_start_ns.div_euclid(period_ns.max(1)) * period_ns.max(1);
+            *dropped_in.entry(period).or_default() += r.dropped.saturating_add(r.if_dropped);
             loss.lossy_buckets.push(LossyBucket {
                 start: rfc3339(r.bucket_start_ns),
                 interface: r.interface,

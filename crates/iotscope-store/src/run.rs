@@ -9,12 +9,14 @@ use iotscope_telescope::sketch::SourceSketch;
 use iotscope_telescope::{PortIndex, Telescope};
 use iotscope_wire::{Addr, ALL_CLASSES};
 
-use crate::blocks::{self, Blocks, PORT_BLOCKS};
+use crate::blocks::{self, Blocks, Damaged, PORT_BLOCKS};
+use crate::Tier;
 
 /// A day in ns: the key of port-source, infected-port and day-source blocks.
 pub(crate) const DAY_NS: i64 = 86_400_000_000_000;
 
 /// One bucket of a run: its row, its classes and its blocks.
+#[derive(Clone)]
 pub(crate) struct BucketBlocks {
     /// Start, ns since the epoch.
     pub start: i64,
@@ -379,4 +381,134 @@ impl SpooledRun {
     pub fn bucket_ns(&self) -> i64 {
         self.bucket_ns
     }
+}
+
+/// A run's buckets rolled up into the tiers a store of its bucket length
+/// keeps ([`Tier::kept`]), one period at a time: give it each bucket in
+/// time order ([`Self::add`]), then [`Self::finish`]; each hands back the
+/// periods it closed, to be written (merged with stored ones) as buckets
+/// of their tier. Hours are rolled from buckets and days from hours, so a
+/// day is one merge of 24 rows, not of 1,440.
+pub(crate) struct Rollups {
+    /// The rollup tiers kept, finest first, and their period lengths.
+    tiers: Vec<(Tier, i64)>,
+    /// Per tier, the period being filled.
+    open: Vec<Option<BucketBlocks>>,
+}
+
+impl Rollups {
+    /// Rollups for a store of `bucket_ns` buckets.
+    pub(crate) fn new(bucket_ns: i64) -> Self {
+        let tiers: Vec<(Tier, i64)> = [Tier::Hour, Tier::Day]
+            .into_iter()
+            .filter(|t| t.kept(bucket_ns))
+            .map(|t| (t, t.length_ns(bucket_ns)))
+            .collect();
+        Rollups {
+            open: vec![None; tiers.len()],
+            tiers,
+        }
+    }
+
+    /// Adds one bucket (after every earlier one). Returns the periods it
+    /// closed. Errors: [`Damaged`] for a block that does not decode.
+    pub(crate) fn add(&mut self, b: &BucketBlocks) -> Result<Vec<(Tier, BucketBlocks)>, Damaged> {
+        let mut done = Vec::new();
+        self.feed(0, b, &mut done)?;
+        Ok(done)
+    }
+
+    /// The periods still open.
+    pub(crate) fn finish(mut self) -> Result<Vec<(Tier, BucketBlocks)>, Damaged> {
+        let mut done = Vec::new();
+        for i in 0..self.tiers.len() {
+            if let Some(p) = self.open[i].take() {
+                self.close(i, p, &mut done)?;
+            }
+        }
+        Ok(done)
+    }
+
+    fn feed(
+        &mut self,
+        i: usize,
+        b: &BucketBlocks,
+        done: &mut Vec<(Tier, BucketBlocks)>,
+    ) -> Result<(), Damaged> {
+        let Some(&(_, len)) = self.tiers.get(i) else {
+            return Ok(());
+        };
+        let period = b.start.div_euclid(len).saturating_mul(len);
+        if self.open[i].as_ref().is_some_and(|o| o.start != period) {
+            let closed = self.open[i].take().expect("checked");
+            self.close(i, closed, done)?;
+        }
+        match &mut self.open[i] {
+            Some(acc) => absorb(acc, b)?,
+            None => {
+                let mut acc = BucketBlocks {
+                    start: period,
+                    totals: (0, 0, 0, 0),
+                    classes: Vec::new(),
+                    ports: Blocks::new(PORT_BLOCKS),
+                    sketches: Blocks::new(PORT_BLOCKS),
+                    sources: Blocks::new(blocks::SOURCE_BLOCKS),
+                    n_sources: 0,
+                };
+                absorb(&mut acc, b)?;
+                self.open[i] = Some(acc);
+            }
+        }
+        Ok(())
+    }
+
+    fn close(
+        &mut self,
+        i: usize,
+        mut p: BucketBlocks,
+        done: &mut Vec<(Tier, BucketBlocks)>,
+    ) -> Result<(), Damaged> {
+        let mut n = 0;
+        for (_, data) in p.sources.iter() {
+            n += blocks::count_sources(data)?;
+        }
+        p.n_sources = n;
+        self.feed(i + 1, &p, done)?;
+        done.push((self.tiers[i].0, p));
+        Ok(())
+    }
+}
+
+/// Adds bucket `b` into `acc`, a longer period holding it: totals and
+/// classes added, ports and sketches merged ([`blocks::merge_ports`]),
+/// sources merged at the period's start.
+fn absorb(acc: &mut BucketBlocks, b: &BucketBlocks) -> Result<(), Damaged> {
+    acc.totals.0 += b.totals.0;
+    acc.totals.1 += b.totals.1;
+    acc.totals.2 += b.totals.2;
+    acc.totals.3 += b.totals.3;
+    for &(name, n) in &b.classes {
+        match acc.classes.iter_mut().find(|c| c.0 == name) {
+            Some(c) => c.1 += n,
+            None => acc.classes.push((name, n)),
+        }
+    }
+    for (block, ports) in b.ports.iter() {
+        let sketches = b.sketches.get(block).ok_or(Damaged)?;
+        let (p, s) = match (acc.ports.get(block), acc.sketches.get(block)) {
+            (Some(op), Some(os)) => blocks::merge_ports((op, os), (ports, sketches))?,
+            (None, None) => (ports.to_vec(), sketches.to_vec()),
+            _ => return Err(Damaged),
+        };
+        acc.ports.set(block, p);
+        acc.sketches.set(block, s);
+    }
+    for (block, data) in b.sources.iter() {
+        let merged = match acc.sources.get(block) {
+            Some(old) => blocks::merge_sources_at(acc.start, &[(acc.start, old), (b.start, data)])?,
+            None => blocks::merge_sources_at(acc.start, &[(b.start, data)])?,
+        };
+        acc.sources.set(block, merged);
+    }
+    Ok(())
 }

@@ -14,6 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::blocks::{self, BlockTable, Blocks, PORT_BLOCKS};
 use crate::report::{self, BucketRow, PortBucketRow, ReportBuilder, ReportQuery, SourceBucketRow};
 use crate::run::{self, DAY_NS};
+use crate::Tier;
 use crate::{
     AlertRecord, BlocklistRecord, BucketPorts, CaptureLoss, CaptureTotals, DetectionRecord,
     FindingRecord, FingerprintPersistence, HoneypotSession, IngestedFile, MapQuery, MapSource,
@@ -89,7 +90,7 @@ impl<'t> BlockWriter<'t> {
         merge: bool,
         out: Blocks,
     ) -> Result<Option<u64>, StoreError> {
-        let mut records = (merge && table == BlockTable::Sources).then_some(0u64);
+        let mut records = (merge && matches!(table, BlockTable::Sources(_))).then_some(0u64);
         for (block, data) in out.into_blocks() {
             let old = if merge {
                 self.stored(table, block, key)?
@@ -123,6 +124,7 @@ impl<'t> BlockWriter<'t> {
     /// stored pair when `merge`.
     fn write_ports(
         &mut self,
+        tier: Tier,
         start: i64,
         merge: bool,
         ports: Blocks,
@@ -131,12 +133,12 @@ impl<'t> BlockWriter<'t> {
         for ((block, p), (_, s)) in ports.into_blocks().zip(sketches.into_blocks()) {
             let old = if merge {
                 match (
-                    self.stored(BlockTable::Ports, block, start)?,
-                    self.stored(BlockTable::PortSketches, block, start)?,
+                    self.stored(BlockTable::Ports(tier), block, start)?,
+                    self.stored(BlockTable::PortSketches(tier), block, start)?,
                 ) {
                     (Some(op), Some(os)) => Some((op, os)),
                     (None, None) => None,
-                    _ => return Err(self.damaged(BlockTable::PortSketches, block, start)),
+                    _ => return Err(self.damaged(BlockTable::PortSketches(tier), block, start)),
                 }
             } else {
                 None
@@ -144,11 +146,59 @@ impl<'t> BlockWriter<'t> {
             let (p, s) = match old {
                 None => (p, s),
                 Some((op, os)) => blocks::merge_ports((&op, &os), (&p, &s))
-                    .map_err(|_| self.damaged(BlockTable::Ports, block, start))?,
+                    .map_err(|_| self.damaged(BlockTable::Ports(tier), block, start))?,
             };
-            self.put(BlockTable::Ports, block, start, &p)?;
-            self.put(BlockTable::PortSketches, block, start, &s)?;
+            self.put(BlockTable::Ports(tier), block, start, &p)?;
+            self.put(BlockTable::PortSketches(tier), block, start, &s)?;
         }
+        Ok(())
+    }
+
+    /// Writes one period of `tier` (a run's bucket, or a rollup of its
+    /// buckets): its row and classes added to any stored, its blocks
+    /// merged with those stored under the same start.
+    fn write_period(&mut self, tier: Tier, b: run::BucketBlocks) -> Result<(), StoreError> {
+        let (bt, ct) = (tier.buckets_table(), tier.classes_table());
+        let start = b.start;
+        let db = |e| self.db(e);
+        // A period new to the store has no blocks to merge with.
+        let known = self
+            .tx
+            .prepare_cached(&format!("SELECT 1 FROM {bt} WHERE start_ns = ?1"))
+            .map_err(db)?
+            .exists([start])
+            .map_err(db)?;
+        let (packets, bytes, outside, malformed) = b.totals;
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT INTO {bt} (start_ns, packets, bytes, outside, malformed) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (start_ns) DO UPDATE SET packets = {bt}.packets + excluded.packets,
+                   bytes = {bt}.bytes + excluded.bytes, outside = {bt}.outside + excluded.outside,
+                   malformed = {bt}.malformed + excluded.malformed"
+            ))
+            .map_err(db)?
+            .execute(params![start, packets, bytes, outside, malformed])
+            .map_err(db)?;
+        let mut class_stmt = self
+            .tx
+            .prepare_cached(&format!(
+                "INSERT INTO {ct} (start_ns, class, packets) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (start_ns, class) DO UPDATE SET packets = {ct}.packets + excluded.packets"
+            ))
+            .map_err(db)?;
+        for (class, n) in &b.classes {
+            class_stmt.execute(params![start, class, n]).map_err(db)?;
+        }
+        drop(class_stmt);
+        self.write_ports(tier, start, known, b.ports, b.sketches)?;
+        let added = self.write(BlockTable::Sources(tier), start, known, b.sources)?;
+        self.tx
+            .prepare_cached(&format!(
+                "UPDATE {bt} SET sources = sources + ?2 WHERE start_ns = ?1"
+            ))
+            .map_err(|e| self.db(e))?
+            .execute(params![start, added.unwrap_or(b.n_sources) as i64])
+            .map_err(|e| self.db(e))?;
         Ok(())
     }
 }
@@ -178,6 +228,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/014_day_sources.sql"),
     include_str!("../sql/015_detections.sql"),
     include_str!("../sql/016_survey_shards.sql"),
+    include_str!("../sql/017_rollups.sql"),
 ];
 
 /// The migration (1-based) that creates the block tables; its data step
@@ -272,7 +323,7 @@ fn move_rows_into_blocks(tx: &rusqlite::Transaction<'_>, path: &str) -> Result<(
             let start: i64 = r.get(0).map_err(db)?;
             if current.as_ref().is_some_and(|c| c.0 != start) {
                 let (s, ports, sketches) = current.take().expect("current bucket");
-                w.write_ports(s, false, ports, sketches)?;
+                w.write_ports(Tier::Bucket, s, false, ports, sketches)?;
             }
             let (_, ports, sketches) = current
                 .get_or_insert_with(|| (start, Blocks::new(PORT_BLOCKS), Blocks::new(PORT_BLOCKS)));
@@ -297,7 +348,7 @@ fn move_rows_into_blocks(tx: &rusqlite::Transaction<'_>, path: &str) -> Result<(
             blocks::put_port_sketch(sketches.of(block), port, sketch);
         }
         if let Some((s, ports, sketches)) = current {
-            w.write_ports(s, false, ports, sketches)?;
+            w.write_ports(Tier::Bucket, s, false, ports, sketches)?;
         }
     }
     {
@@ -313,7 +364,7 @@ fn move_rows_into_blocks(tx: &rusqlite::Transaction<'_>, path: &str) -> Result<(
             let start: i64 = r.get(0).map_err(db)?;
             if current.as_ref().is_some_and(|c| c.0 != start) {
                 let (s, out) = current.take().expect("current bucket");
-                w.write(BlockTable::Sources, s, false, out)?;
+                w.write(BlockTable::Sources(Tier::Bucket), s, false, out)?;
             }
             let out = &mut current
                 .get_or_insert_with(|| (start, Blocks::new(blocks::SOURCE_BLOCKS)))
@@ -336,7 +387,7 @@ fn move_rows_into_blocks(tx: &rusqlite::Transaction<'_>, path: &str) -> Result<(
             blocks::put_source(out.of(blocks::source_block(addr)), start, addr, &c);
         }
         if let Some((s, out)) = current {
-            w.write(BlockTable::Sources, s, false, out)?;
+            w.write(BlockTable::Sources(Tier::Bucket), s, false, out)?;
         }
     }
     {
@@ -582,7 +633,118 @@ impl SqliteStore {
     }
 }
 
+/// What `conn`'s store holds of each tier (see [`crate::Coverage`]).
+fn coverage_of(conn: &rusqlite::Connection) -> rusqlite::Result<crate::Coverage> {
+    let setting = |name: &str| -> rusqlite::Result<Option<i64>> {
+        conn.query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()
+        .map(|v| v.and_then(|s| s.parse().ok()))
+    };
+    let bucket_ns = setting("bucket_ns")?.unwrap_or(3_600_000_000_000);
+    let mut kept_from = [i64::MIN; 3];
+    for t in Tier::ALL {
+        kept_from[t.index()] = setting(crate::tier::kept_from_key(t))?.unwrap_or(i64::MIN);
+    }
+    let mut earliest: Option<i64> = None;
+    for t in Tier::ALL {
+        let e: Option<i64> = conn.query_row(
+            &format!("SELECT min(start_ns) FROM {}", t.buckets_table()),
+            [],
+            |r| r.get(0),
+        )?;
+        earliest = match (earliest, e) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(crate::Coverage::new(
+        bucket_ns,
+        kept_from,
+        setting("rollups_from")?.unwrap_or(i64::MIN),
+        earliest,
+    ))
+}
+
 impl Store for SqliteStore {
+    fn coverage(&self) -> Result<crate::Coverage, StoreError> {
+        coverage_of(&self.conn).map_err(|e| self.err(e))
+    }
+
+    fn prune(
+        &mut self,
+        retention: &crate::Retention,
+        now_ns: i64,
+    ) -> Result<Vec<crate::Pruned>, StoreError> {
+        let path = self.path.clone();
+        let db = |source| StoreError::Database {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let cov = coverage_of(&tx).map_err(db)?;
+        let cuts = retention
+            .cuts(&cov, now_ns)
+            .map_err(|why| StoreError::Tier {
+                path: path.clone(),
+                why,
+            })?;
+        let mut out = Vec::new();
+        for t in Tier::ALL {
+            let Some(cut) = cuts[t.index()] else {
+                continue;
+            };
+            let periods = tx
+                .execute(
+                    &format!("DELETE FROM {} WHERE start_ns < ?1", t.buckets_table()),
+                    [cut],
+                )
+                .map_err(db)? as u64;
+            tx.execute(
+                &format!("DELETE FROM {} WHERE start_ns < ?1", t.classes_table()),
+                [cut],
+            )
+            .map_err(db)?;
+            for table in [
+                BlockTable::Ports(t),
+                BlockTable::PortSketches(t),
+                BlockTable::Sources(t),
+            ] {
+                tx.execute(
+                    &format!("DELETE FROM {} WHERE start_ns < ?1", table.name()),
+                    [cut],
+                )
+                .map_err(db)?;
+            }
+            if t == Tier::Bucket {
+                // The lazy per-day source rollups are built from buckets.
+                let day = cut.div_euclid(DAY_NS) + (cut.rem_euclid(DAY_NS) != 0) as i64;
+                tx.execute("DELETE FROM day_source_blocks WHERE day < ?1", [day])
+                    .map_err(db)?;
+                tx.execute("DELETE FROM rolled_days WHERE day < ?1", [day])
+                    .map_err(db)?;
+            }
+            let before = cut.max(cov.from_ns[t.index()].unwrap_or(i64::MIN));
+            tx.execute(
+                "INSERT INTO settings (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![crate::tier::kept_from_key(t), before.to_string()],
+            )
+            .map_err(db)?;
+            out.push(crate::Pruned {
+                tier: t,
+                before_ns: before,
+                periods,
+            });
+        }
+        tx.commit().map_err(db)?;
+        Ok(out)
+    }
+
     fn bucket_ns(&self) -> Result<Option<i64>, StoreError> {
         self.conn
             .query_row(
@@ -1314,7 +1476,7 @@ impl Store for SqliteStore {
             }
         }
         self.each_block(
-            BlockTable::Ports,
+            BlockTable::Ports(Tier::Bucket),
             (0, PORT_BLOCKS - 1),
             (lo, hi),
             |start, r| {
@@ -1349,18 +1511,23 @@ impl Store for SqliteStore {
         let mut out = Vec::new();
         let mut bad_sketch = None;
         for b in blocks_wanted {
-            self.each_block(BlockTable::PortSketches, (b, b), (lo, hi), |start, r| {
-                while !r.done() {
-                    let (port, bytes) = r.next_port_sketch()?;
-                    if want.binary_search(&port).is_ok() {
-                        match SourceSketch::from_bytes(bytes) {
-                            Ok(s) => out.push((start, port, s)),
-                            Err(e) => bad_sketch = Some((start, e)),
+            self.each_block(
+                BlockTable::PortSketches(Tier::Bucket),
+                (b, b),
+                (lo, hi),
+                |start, r| {
+                    while !r.done() {
+                        let (port, bytes) = r.next_port_sketch()?;
+                        if want.binary_search(&port).is_ok() {
+                            match SourceSketch::from_bytes(bytes) {
+                                Ok(s) => out.push((start, port, s)),
+                                Err(e) => bad_sketch = Some((start, e)),
+                            }
                         }
                     }
-                }
-                Ok(())
-            })?;
+                    Ok(())
+                },
+            )?;
             if let Some((bucket, source)) = bad_sketch.take() {
                 return Err(StoreError::Sketch {
                     path: self.path.clone(),
@@ -1619,18 +1786,23 @@ impl Store for SqliteStore {
             let mut sources = vec![0u64; starts.len()];
             if let Some(want) = iotscope_telescope::parse_port(&format!("{port}/{proto}")) {
                 let b = blocks::port_block(want);
-                self.each_block(BlockTable::Ports, (b, b), (lo, hi), |start, r| {
-                    while !r.done() {
-                        let e = r.next_port()?;
-                        if e.port == want {
-                            if let Ok(i) = starts.binary_search(&start) {
-                                packets[i] = e.packets;
-                                sources[i] = e.sources;
+                self.each_block(
+                    BlockTable::Ports(Tier::Bucket),
+                    (b, b),
+                    (lo, hi),
+                    |start, r| {
+                        while !r.done() {
+                            let e = r.next_port()?;
+                            if e.port == want {
+                                if let Ok(i) = starts.binary_search(&start) {
+                                    packets[i] = e.packets;
+                                    sources[i] = e.sources;
+                                }
                             }
                         }
-                    }
-                    Ok(())
-                })?;
+                        Ok(())
+                    },
+                )?;
             }
             lines.push((packets, sources));
         }
@@ -1829,8 +2001,20 @@ impl Store for SqliteStore {
         // transaction: what is read is one state of the store.
         self.roll_days(lo, hi)?;
         let _read = self.conn.unchecked_transaction().map_err(db)?;
-        let rolled = self.rolled_segments(lo, hi)?;
         let bucket_ns = self.bucket_ns()?.unwrap_or(3_600_000_000_000);
+        let tier = self
+            .coverage()?
+            .choose(q.tier, q.since_ns, q.until_ns)
+            .map_err(|why| StoreError::Tier {
+                path: self.path.clone(),
+                why,
+            })?;
+        let rolled = match tier {
+            Tier::Bucket => self.rolled_segments(lo, hi)?,
+            _ => Vec::new(),
+        };
+        let (bt, ct) = (tier.buckets_table(), tier.classes_table());
+        let period_ns = tier.length_ns(bucket_ns);
         // Frames with an implausible time are in no bucket, so no period
         // holds them: the figure is the whole store's.
         let implausible_time: i64 = self
@@ -1841,10 +2025,10 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )
             .map_err(db)?;
-        let mut report = ReportBuilder::new(q, bucket_ns, implausible_time as u64);
+        let mut report = ReportBuilder::new(q, period_ns, implausible_time as u64);
         let mut st = self
             .conn
-            .prepare("SELECT start_ns, packets, bytes, outside, malformed, sources FROM buckets WHERE start_ns >= ?1 AND start_ns < ?2 ORDER BY start_ns")
+            .prepare(&format!("SELECT start_ns, packets, bytes, outside, malformed, sources FROM {bt} WHERE start_ns >= ?1 AND start_ns < ?2 ORDER BY start_ns"))
             .map_err(db)?;
         let mut it = st.query(params![lo, hi]).map_err(db)?;
         while let Some(r) = it.next().map_err(db)? {
@@ -1860,7 +2044,9 @@ impl Store for SqliteStore {
         }
         let mut st = self
             .conn
-            .prepare("SELECT start_ns, class, packets FROM bucket_classes WHERE start_ns >= ?1 AND start_ns < ?2")
+            .prepare(&format!(
+                "SELECT start_ns, class, packets FROM {ct} WHERE start_ns >= ?1 AND start_ns < ?2"
+            ))
             .map_err(db)?;
         let mut it = st.query(params![lo, hi]).map_err(db)?;
         while let Some(r) = it.next().map_err(db)? {
@@ -1871,7 +2057,7 @@ impl Store for SqliteStore {
             }
         }
         let all_ports = (0, PORT_BLOCKS - 1);
-        self.each_block(BlockTable::Ports, all_ports, (lo, hi), |start, r| {
+        self.each_block(BlockTable::Ports(tier), all_ports, (lo, hi), |start, r| {
             while !r.done() {
                 let e = r.next_port()?;
                 if report.wants_port(e.port) {
@@ -1887,22 +2073,43 @@ impl Store for SqliteStore {
             Ok(())
         })?;
         // Sketches only where a port has more than one row to unite.
-        self.each_block(BlockTable::PortSketches, all_ports, (lo, hi), |_, r| {
-            while !r.done() {
-                let (port, bytes) = r.next_port_sketch()?;
-                if report.needs_sketch(port) {
-                    let sketch = SourceSketch::from_bytes(bytes).map_err(|_| blocks::Damaged)?;
-                    report.port_sketch(port, &sketch);
+        self.each_block(
+            BlockTable::PortSketches(tier),
+            all_ports,
+            (lo, hi),
+            |_, r| {
+                while !r.done() {
+                    let (port, bytes) = r.next_port_sketch()?;
+                    if report.needs_sketch(port) {
+                        let sketch =
+                            SourceSketch::from_bytes(bytes).map_err(|_| blocks::Damaged)?;
+                        report.port_sketch(port, &sketch);
+                    }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         // Block by block: a source is always in the same block, so its
         // sums are complete when its block ends.
         for block in 0..blocks::SOURCE_BLOCKS {
-            self.each_source_rolled(block, lo, hi, &rolled, |_, addr, counters| {
-                report.source(&SourceBucketRow { addr, counters })
-            })?;
+            if tier == Tier::Bucket {
+                self.each_source_rolled(block, lo, hi, &rolled, |_, addr, counters| {
+                    report.source(&SourceBucketRow { addr, counters })
+                })?;
+            } else {
+                self.each_block(
+                    BlockTable::Sources(tier),
+                    (block, block),
+                    (lo, hi),
+                    |start, r| {
+                        while !r.done() {
+                            let (addr, counters) = r.next_source(start)?;
+                            report.source(&SourceBucketRow { addr, counters });
+                        }
+                        Ok(())
+                    },
+                )?;
+            }
             let mut ports = Vec::new();
             self.each_block(
                 BlockTable::InfectedPorts,
@@ -1921,7 +2128,12 @@ impl Store for SqliteStore {
             report.end_block();
         }
         let mut summary = report.finish();
-        report::add_capture_loss(&mut summary, self.capture_loss(Some(lo), Some(hi))?);
+        summary.tier = Some(tier.name().to_string());
+        report::add_capture_loss(
+            &mut summary,
+            self.capture_loss(Some(lo), Some(hi))?,
+            period_ns,
+        );
         Ok(summary)
     }
 }
@@ -2915,6 +3127,103 @@ mod concurrency {
     /// frames) and carry frames stamped outside any bucket, every period
     /// (whole days, partial days, a bucket, everything) reports exactly
     /// what the buckets' own rows give, and so does the map.
+    /// Minute buckets over two days in two interleaved runs (so the second
+    /// merges into stored hours and days): each hour's rollup row holds
+    /// what a report of the buckets of that hour gives, the daily tier
+    /// gives every figure of the whole period, and retention of the
+    /// buckets leaves reports answering from the hours.
+    #[test]
+    fn hourly_and_daily_rollups_answer_as_the_buckets_do() {
+        const MIN: i64 = 60_000_000_000;
+        const HOUR: i64 = 60 * MIN;
+        let t0 = 1_475_280_000_000_000_000i64; // a UTC midnight
+        let mk = |odd: bool| {
+            let mut t = Telescope::new(TelescopeConfig {
+                bucket_ns: MIN,
+                detail: true,
+                ..Default::default()
+            });
+            let mut x = 0x2545_f491_4f6c_dd1du64;
+            for i in 0..9000u32 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if (i % 2 == 1) != odd {
+                    continue;
+                }
+                let ts = t0 + (i as i64) * 19 * 1_000_000_000; // ~47.5 h
+                t.ingest(
+                    ts,
+                    LinkType::RawIp,
+                    &syn((x % 251) as u8, 23 + (x % 7) as u16),
+                );
+            }
+            t.finish();
+            t
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        s.save_run(&mk(false), &[file("a", "a")]).unwrap();
+        s.save_run(&mk(true), &[file("b", "b")]).unwrap();
+        let all = ReportQuery {
+            top: usize::MAX,
+            ..Default::default()
+        };
+        let raw = s.report(&all).unwrap();
+        assert_eq!(raw.tier.as_deref(), Some("bucket"));
+        let tier = |t| ReportQuery {
+            tier: crate::TierChoice::Exactly(t),
+            ..all.clone()
+        };
+        let hours = s.report(&tier(Tier::Hour)).unwrap();
+        assert_eq!(hours.bucket_seconds, 3600.0);
+        assert_eq!(hours.series.len(), 48);
+        for (h, row) in hours.series.iter().enumerate() {
+            let lo = t0 + h as i64 * HOUR;
+            let one = s
+                .report(&ReportQuery {
+                    since_ns: Some(lo),
+                    until_ns: Some(lo + HOUR),
+                    ..all.clone()
+                })
+                .unwrap();
+            assert_eq!(
+                (row.packets, row.sources),
+                (one.packets, one.sources),
+                "hour {h}"
+            );
+        }
+        let days = s.report(&tier(Tier::Day)).unwrap();
+        assert_eq!(days.series.len(), 2);
+        for r in [&hours, &days] {
+            assert_eq!((r.packets, r.sources), (raw.packets, raw.sources));
+            assert_eq!(r.ports, raw.ports);
+            assert_eq!(r.top_sources, raw.top_sources);
+            assert_eq!(r.infected, raw.infected);
+            assert_eq!((&r.first_ts, &r.last_ts), (&raw.first_ts, &raw.last_ts));
+        }
+        // Buckets kept 30 hours at the end of the second day: those of the
+        // first 18 hours go, and a report of everything reads the hours.
+        let pruned = s
+            .prune(
+                &crate::Retention {
+                    keep_ns: [Some(30 * HOUR), None, None],
+                },
+                t0 + 48 * HOUR,
+            )
+            .unwrap();
+        assert_eq!(pruned[0].before_ns, t0 + 18 * HOUR);
+        assert_eq!(pruned[0].periods, 18 * 60);
+        let after = s.report(&all).unwrap();
+        assert_eq!(after.tier.as_deref(), Some("hour"));
+        assert_eq!(after.series, hours.series);
+        let late = ReportQuery {
+            since_ns: Some(t0 + 20 * HOUR),
+            ..all.clone()
+        };
+        assert_eq!(s.report(&late).unwrap().tier.as_deref(), Some("bucket"));
+    }
+
     #[test]
     fn day_rollups_answer_as_the_buckets_do() {
         const DAY: i64 = 86_400_000_000_000;
@@ -3040,7 +3349,10 @@ mod concurrency {
         let before = s.report(&q).unwrap();
         s.conn
             .execute_batch(
-                "DROP TABLE survey_shards; DROP TABLE detections; DROP TABLE day_source_blocks; DROP TABLE rolled_days; ALTER TABLE buckets DROP COLUMN sources; PRAGMA user_version = 13;",
+                "DROP TABLE survey_shards; DROP TABLE detections; DROP TABLE day_source_blocks; DROP TABLE rolled_days; ALTER TABLE buckets DROP COLUMN sources;
+                 DROP TABLE hourly_buckets; DROP TABLE hourly_classes; DROP TABLE hourly_port_blocks; DROP TABLE hourly_port_sketches; DROP TABLE hourly_source_blocks;
+                 DROP TABLE daily_buckets; DROP TABLE daily_classes; DROP TABLE daily_port_blocks; DROP TABLE daily_port_sketches; DROP TABLE daily_source_blocks;
+                 PRAGMA user_version = 13;",
             )
             .unwrap();
         drop(s);
@@ -3404,26 +3716,6 @@ impl SqliteStore {
             }
         }
         {
-            let mut bucket_stmt = tx
-                .prepare(
-                    "INSERT INTO buckets (start_ns, packets, bytes, outside, malformed) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (start_ns) DO UPDATE SET packets = buckets.packets + excluded.packets,
-                       bytes = buckets.bytes + excluded.bytes, outside = buckets.outside + excluded.outside,
-                       malformed = buckets.malformed + excluded.malformed",
-                )
-                .map_err(db)?;
-            let mut class_stmt = tx
-                .prepare(
-                    "INSERT INTO bucket_classes (start_ns, class, packets) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (start_ns, class) DO UPDATE SET packets = bucket_classes.packets + excluded.packets",
-                )
-                .map_err(db)?;
-            let mut bucket_known = tx
-                .prepare("SELECT 1 FROM buckets WHERE start_ns = ?1")
-                .map_err(db)?;
-            let mut sources_stmt = tx
-                .prepare("UPDATE buckets SET sources = sources + ?2 WHERE start_ns = ?1")
-                .map_err(db)?;
             let mut blocks = BlockWriter::new(&tx, &path);
             // A day this run adds to has a rollup no longer: it is built
             // again when a report next reads the day whole.
@@ -3433,22 +3725,26 @@ impl SqliteStore {
                 tx.execute("DELETE FROM day_source_blocks WHERE day = ?1", [day])
                     .map_err(db)?;
             }
-            for b in t.buckets() {
-                let start = b.start;
-                // A bucket new to the store has no blocks to merge with.
-                let known = bucket_known.exists([start]).map_err(db)?;
-                let (packets, bytes, outside, malformed) = b.totals;
-                bucket_stmt
-                    .execute(params![start, packets, bytes, outside, malformed])
-                    .map_err(db)?;
-                for (class, n) in &b.classes {
-                    class_stmt.execute(params![start, class, n]).map_err(db)?;
+            // Each bucket, and the hours and days it rolls up into, as the
+            // run closes them.
+            let mut rollups = run::Rollups::new(bucket_ns);
+            let rolled = |e: blocks::Damaged| {
+                let _ = e;
+                StoreError::Block {
+                    path: path.clone(),
+                    table: "(the run's blocks)",
+                    block: -1,
+                    key: -1,
                 }
-                blocks.write_ports(start, known, b.ports, b.sketches)?;
-                let added = blocks.write(BlockTable::Sources, start, known, b.sources)?;
-                sources_stmt
-                    .execute(params![start, added.unwrap_or(b.n_sources) as i64])
-                    .map_err(db)?;
+            };
+            for b in t.buckets() {
+                for (tier, p) in rollups.add(&b).map_err(rolled)? {
+                    blocks.write_period(tier, p)?;
+                }
+                blocks.write_period(Tier::Bucket, b)?;
+            }
+            for (tier, p) in rollups.finish().map_err(rolled)? {
+                blocks.write_period(tier, p)?;
             }
             // (Each run of the day rewrites the blocks it touches.)
             if let Some((day, port_sources, infected)) = t.day_blocks() {

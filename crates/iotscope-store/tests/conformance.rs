@@ -9,8 +9,8 @@
 
 use iotscope_store::{
     AlertRecord, BlocklistRecord, CaptureLoss, DetectionRecord, FindingRecord, HoneypotSession,
-    IngestedFile, MapQuery, ReportQuery, ServiceObservation, SessionRecord, Store, StoreError,
-    SurveyRunStatus, SurveyShard, UserRecord,
+    IngestedFile, MapQuery, ReportQuery, Retention, ServiceObservation, SessionRecord, Store,
+    StoreError, SurveyRunStatus, SurveyShard, Tier, TierChoice, UserRecord,
 };
 use iotscope_telescope::{Telescope, TelescopeConfig};
 use iotscope_wire::LinkType;
@@ -218,8 +218,40 @@ fn scenario(s: &mut dyn Store) -> Transcript {
         ports: vec![iotscope_telescope::parse_port("23/tcp").unwrap()],
         top: 5,
         series_top: Some(2),
+        ..Default::default()
     };
     out.add("report part", s.report(&part).unwrap());
+    // The daily rollup gives every figure over the period as the buckets
+    // do, in a series of one day; `coarsest` picks it.
+    let day = s
+        .report(&ReportQuery {
+            tier: TierChoice::Exactly(Tier::Day),
+            ..whole.clone()
+        })
+        .unwrap();
+    assert_same_figures(&day, &stored);
+    assert_eq!(day.tier.as_deref(), Some("day"));
+    assert_eq!(day.series.len(), 1);
+    assert_eq!(day.series[0].packets, stored.packets);
+    assert_eq!(day.series[0].sources, stored.sources);
+    let coarsest = s
+        .report(&ReportQuery {
+            tier: TierChoice::Coarsest,
+            ..whole.clone()
+        })
+        .unwrap();
+    assert_eq!(coarsest, day);
+    out.add("report day", &day);
+    // Not on a whole day: refused, saying why.
+    let e = s
+        .report(&ReportQuery {
+            since_ns: Some(T0 + HOUR),
+            tier: TierChoice::Exactly(Tier::Day),
+            ..whole.clone()
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("is not on a whole day"), "{e}");
+    out.add("coverage", format!("{:?}", s.coverage().unwrap()));
     out.add("oldest", s.oldest_bucket_start().unwrap());
     assert_eq!(s.oldest_bucket_start().unwrap(), Some(T0));
     assert_eq!(s.newest_bucket_end().unwrap(), Some(T0 + 7 * HOUR));
@@ -626,7 +658,65 @@ fn scenario(s: &mut dyn Store) -> Transcript {
         })
         .collect();
     out.add("detections", masked);
+
+    // Retention: the buckets kept one hour, at the end of the next day:
+    // every bucket goes (the daily rollup holds them), reports read the
+    // days and give the same figures, and the buckets are no more.
+    let pruned = s
+        .prune(
+            &Retention {
+                keep_ns: [Some(HOUR), None, None],
+            },
+            T0 + 48 * HOUR - 1,
+        )
+        .unwrap();
+    assert_eq!(pruned.len(), 1);
+    assert_eq!((pruned[0].tier, pruned[0].periods), (Tier::Bucket, 7));
+    assert_eq!(pruned[0].before_ns, T0 + 24 * HOUR);
+    let after = s.report(&whole).unwrap();
+    assert_eq!(after.tier.as_deref(), Some("day"));
+    assert_same_figures(&after, &stored);
+    let e = s
+        .report(&ReportQuery {
+            tier: TierChoice::Exactly(Tier::Bucket),
+            ..whole.clone()
+        })
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Tier { .. }), "{e}");
+    // A finer tier kept longer than the coarser one replacing it: refused.
+    assert!(matches!(
+        s.prune(
+            &Retention {
+                keep_ns: [Some(48 * HOUR), None, Some(HOUR)],
+            },
+            T0 + 48 * HOUR
+        ),
+        Err(StoreError::Tier { .. })
+    ));
+    out.add("after prune", &after);
+    out.add(
+        "coverage after prune",
+        format!("{:?}", s.coverage().unwrap()),
+    );
     out
+}
+
+/// Every figure over the whole period, which every tier gives alike.
+fn assert_same_figures(
+    a: &iotscope_telescope::summary::Summary,
+    b: &iotscope_telescope::summary::Summary,
+) {
+    assert_eq!(
+        (a.packets, a.bytes, a.sources, &a.first_ts, &a.last_ts),
+        (b.packets, b.bytes, b.sources, &b.first_ts, &b.last_ts)
+    );
+    assert_eq!((a.outside, a.malformed), (b.outside, b.malformed));
+    assert_eq!(a.classes, b.classes);
+    assert_eq!(a.ports, b.ports);
+    assert_eq!(a.fingerprints, b.fingerprints);
+    assert_eq!(a.infected, b.infected);
+    assert_eq!(a.top_sources, b.top_sources);
+    assert_eq!(a.estimated, b.estimated);
 }
 
 #[test]
@@ -708,9 +798,11 @@ fn a_copied_sqlite_store_reads_as_the_original() {
     let tables =
         iotscope_store::copy(&from, &to, &mut |t, n| seen.push((t.to_string(), n))).unwrap();
     assert_eq!(tables.len(), seen.len());
+    // The scenario ends with the buckets pruned: the days hold them.
     assert!(tables
         .iter()
-        .any(|t| t.table == "bucket_source_blocks" && t.rows > 0));
+        .any(|t| t.table == "daily_source_blocks" && t.rows > 0));
+    assert!(tables.iter().any(|t| t.table == "settings" && t.rows >= 2));
     let (a, b) = (
         iotscope_store::open(&from).unwrap(),
         iotscope_store::open(&to).unwrap(),

@@ -231,8 +231,13 @@ pub struct Summary {
     pub infected: Vec<Infected>,
     /// Busiest sources (at most `--top`).
     pub top_sources: Vec<TopSource>,
-    /// Bucket length in seconds.
+    /// Bucket length in seconds (of the series: the tier's period).
     pub bucket_seconds: f64,
+    /// From a store: the tier the report read (`bucket`, `hour` or `day`:
+    /// the store's buckets, or their hourly or daily rollups); absent for
+    /// `analyze`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
     /// Time series, oldest first.
     pub series: Vec<SeriesBucket>,
     /// Names of figures that are estimates rather than exact counts
@@ -521,6 +526,7 @@ impl Telescope {
             infected,
             top_sources,
             bucket_seconds: bucket_ns as f64 / 1e9,
+            tier: None,
             series,
             estimated: Vec::new(),
             files: Vec::new(),

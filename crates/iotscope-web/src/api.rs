@@ -203,6 +203,9 @@ async fn compute_overview(
         top: if enrich { usize::MAX } else { 1 },
         // The overview shows no series: hold no per-bucket port rows.
         series_top: Some(0),
+        // Figures over the whole period are alike in every tier: read the
+        // fewest rows (whole days from the daily rollups).
+        tier: iotscope_store::TierChoice::Coarsest,
     };
     let s: Summary = app.store(move |st| st.report(&query)).await?;
     let classes: Vec<Value> = ALL_CLASSES

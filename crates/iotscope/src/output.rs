@@ -281,9 +281,15 @@ fn table(s: &Summary, out: &mut impl Write, top: usize) -> std::io::Result<()> {
             }
         )?;
     }
+    let tier = match s.tier.as_deref() {
+        Some("hour") => ", read from the store's hourly rollups",
+        Some("day") => ", read from the store's daily rollups",
+        Some(_) => ", read from the store's buckets",
+        None => "",
+    };
     writeln!(
         out,
-        "\nTime series ({} s buckets)\n  {:<22} {:>12} {:>10}  busiest ports",
+        "\nTime series ({} s buckets{tier})\n  {:<22} {:>12} {:>10}  busiest ports",
         s.bucket_seconds, "start", "packets", "sources"
     )?;
     for b in &s.series {

@@ -82,6 +82,14 @@ pub struct ReportArgs {
     /// Rows in tables, top sources and each bucket's ports.
     #[arg(long, value_name = "N")]
     top: Option<usize>,
+    /// The store's tier to read: `bucket` (its own buckets), `hour` or
+    /// `day` (their rollups: a series per hour or day, and fewer rows to
+    /// read), or `coarsest` (the coarsest that answers the period exactly);
+    /// default: the finest that answers it exactly (the buckets, unless
+    /// retention removed those of the period). Totals, sources and ports
+    /// are the same from every tier; the report says which it read.
+    #[arg(long, value_name = "TIER", value_parser = ["bucket", "hour", "day", "coarsest", "finest"])]
+    tier: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
@@ -701,12 +709,20 @@ fn report(r: ReportArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
     let top = r.top.or(cfg.telescope.top).unwrap_or(10);
     let (since_ns, until_ns) = super::period(&r.since, &r.until, "reports")?;
     let store = super::open_store(&db)?;
+    let tier = match r.tier.as_deref() {
+        None | Some("finest") => iotscope_store::TierChoice::Finest,
+        Some("coarsest") => iotscope_store::TierChoice::Coarsest,
+        Some(t) => iotscope_store::TierChoice::Exactly(
+            iotscope_store::Tier::parse(t).context("unknown tier")?,
+        ),
+    };
     let query = ReportQuery {
         since_ns,
         until_ns,
         ports,
         top,
         series_top: None,
+        tier,
     };
     let mut summary = store.report(&query)?;
     add_breakdowns(
