@@ -568,6 +568,19 @@ pub trait Store {
         since_ns: Option<i64>,
         until_ns: Option<i64>,
         ports: &[(String, u16)],
+    ) -> Result<PortSeries, StoreError> {
+        self.tier_series(Tier::Bucket, since_ns, until_ns, ports)
+    }
+
+    /// [`Self::port_series`] from `tier`'s periods (the buckets, or their
+    /// hourly or daily rollups: exact unique sources per hour or day). The
+    /// caller checks with [`Self::coverage`] that the tier holds the period.
+    fn tier_series(
+        &self,
+        tier: Tier,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+        ports: &[(String, u16)],
     ) -> Result<PortSeries, StoreError>;
 
     /// The end of the newest telescope bucket (ns), if any.

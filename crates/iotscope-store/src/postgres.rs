@@ -1972,8 +1972,9 @@ impl Store for Inner {
         Ok(rows)
     }
 
-    fn port_series(
+    fn tier_series(
         &self,
+        tier: Tier,
         since_ns: Option<i64>,
         until_ns: Option<i64>,
         ports: &[(String, u16)],
@@ -1981,7 +1982,7 @@ impl Store for Inner {
         let (lo, hi) = (since_ns.unwrap_or(i64::MIN), until_ns.unwrap_or(i64::MAX));
         let starts: Vec<i64> = self
             .rows(
-                "SELECT start_ns FROM buckets WHERE start_ns >= $1 AND start_ns < $2 ORDER BY start_ns",
+                &format!("SELECT start_ns FROM {} WHERE start_ns >= $1 AND start_ns < $2 ORDER BY start_ns", tier.buckets_table()),
                 &[&lo, &hi],
             )?
             .iter()
@@ -1996,7 +1997,7 @@ impl Store for Inner {
                 each_block(
                     &mut *self.conn()?,
                     &self.url,
-                    BlockTable::Ports(Tier::Bucket),
+                    BlockTable::Ports(tier),
                     (b, b),
                     (lo, hi),
                     |start, r| {
@@ -2292,13 +2293,14 @@ impl Store for PgStore {
         off_runtime(|| self.inner.alert_history(ip, port, problem))
     }
 
-    fn port_series(
+    fn tier_series(
         &self,
+        tier: Tier,
         since_ns: Option<i64>,
         until_ns: Option<i64>,
         ports: &[(String, u16)],
     ) -> Result<PortSeries, StoreError> {
-        off_runtime(|| self.inner.port_series(since_ns, until_ns, ports))
+        off_runtime(|| self.inner.tier_series(tier, since_ns, until_ns, ports))
     }
 
     fn newest_bucket_end(&self) -> Result<Option<i64>, StoreError> {

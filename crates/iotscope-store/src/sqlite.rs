@@ -1763,8 +1763,9 @@ impl Store for SqliteStore {
         Ok(rows)
     }
 
-    fn port_series(
+    fn tier_series(
         &self,
+        tier: Tier,
         since_ns: Option<i64>,
         until_ns: Option<i64>,
         ports: &[(String, u16)],
@@ -1774,7 +1775,10 @@ impl Store for SqliteStore {
         let mut starts = Vec::new();
         let mut st = self
             .conn
-            .prepare_cached("SELECT start_ns FROM buckets WHERE start_ns >= ?1 AND start_ns < ?2 ORDER BY start_ns")
+            .prepare_cached(&format!(
+                "SELECT start_ns FROM {} WHERE start_ns >= ?1 AND start_ns < ?2 ORDER BY start_ns",
+                tier.buckets_table()
+            ))
             .map_err(db)?;
         let mut it = st.query(params![lo, hi]).map_err(db)?;
         while let Some(r) = it.next().map_err(db)? {
@@ -1786,23 +1790,18 @@ impl Store for SqliteStore {
             let mut sources = vec![0u64; starts.len()];
             if let Some(want) = iotscope_telescope::parse_port(&format!("{port}/{proto}")) {
                 let b = blocks::port_block(want);
-                self.each_block(
-                    BlockTable::Ports(Tier::Bucket),
-                    (b, b),
-                    (lo, hi),
-                    |start, r| {
-                        while !r.done() {
-                            let e = r.next_port()?;
-                            if e.port == want {
-                                if let Ok(i) = starts.binary_search(&start) {
-                                    packets[i] = e.packets;
-                                    sources[i] = e.sources;
-                                }
+                self.each_block(BlockTable::Ports(tier), (b, b), (lo, hi), |start, r| {
+                    while !r.done() {
+                        let e = r.next_port()?;
+                        if e.port == want {
+                            if let Ok(i) = starts.binary_search(&start) {
+                                packets[i] = e.packets;
+                                sources[i] = e.sources;
                             }
                         }
-                        Ok(())
-                    },
-                )?;
+                    }
+                    Ok(())
+                })?;
             }
             lines.push((packets, sources));
         }

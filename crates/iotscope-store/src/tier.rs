@@ -246,6 +246,55 @@ impl Coverage {
     }
 }
 
+impl Coverage {
+    /// The tier a chart of `[lo, hi)` reads, with the period widened to
+    /// whole periods of that tier: the finest that holds the period and
+    /// draws it in at most `max_points` periods (`newest_end_ns`, the end
+    /// of the newest bucket, bounds an open end), else the coarsest that
+    /// holds it; none when no tier does. A chart of a year of minute
+    /// buckets reads the hourly rollups: 8,760 exact points instead of
+    /// 525,600 merged ones.
+    pub fn series_tier(
+        &self,
+        lo: Option<i64>,
+        hi: Option<i64>,
+        newest_end_ns: Option<i64>,
+        max_points: u64,
+    ) -> Option<(Tier, Option<i64>, Option<i64>)> {
+        let mut last = None;
+        for t in Tier::ALL {
+            if self.from_ns[t.index()].is_none() {
+                continue;
+            }
+            let len = t.length_ns(self.bucket_ns).max(1);
+            let down = |v: i64| v.div_euclid(len).saturating_mul(len);
+            let up = |v: i64| {
+                v.div_euclid(len)
+                    .saturating_add((v.rem_euclid(len) != 0) as i64)
+                    .saturating_mul(len)
+            };
+            let (a, b) = match t {
+                Tier::Bucket => (lo, hi),
+                _ => (lo.map(down), hi.map(up)),
+            };
+            if self.answers(t, a, b).is_err() {
+                continue;
+            }
+            last = Some((t, a, b));
+            let first = a.or(self.earliest_ns);
+            let end = b.or(newest_end_ns);
+            let points = match (first, end) {
+                (Some(x), Some(y)) if y > x => ((y as i128 - x as i128) / len as i128) as u64,
+                _ => 0,
+            };
+            if points <= max_points {
+                return last;
+            }
+        }
+        last
+    }
+}
+
 /// How long each tier is kept (none: for ever), for `store prune`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Retention {
@@ -404,6 +453,19 @@ mod tests {
         );
         let later = Some(T0 + DAY_NS);
         assert_eq!(old.choose(TierChoice::Coarsest, later, None), Ok(Tier::Day));
+    }
+
+    #[test]
+    fn a_long_chart_reads_the_finest_tier_that_fits() {
+        let cov = minute_store([i64::MIN; 3], i64::MIN);
+        let end = Some(T0 + 365 * DAY_NS);
+        // A day of minutes fits; a year reads hours, widened to whole ones.
+        let day = cov.series_tier(Some(T0), Some(T0 + DAY_NS), end, 10_000);
+        assert_eq!(day, Some((Tier::Bucket, Some(T0), Some(T0 + DAY_NS))));
+        let year = cov.series_tier(Some(T0 + 5 * MIN), None, end, 10_000);
+        assert_eq!(year, Some((Tier::Hour, Some(T0), None)));
+        let decade = cov.series_tier(None, None, Some(T0 + 3650 * DAY_NS), 10_000);
+        assert_eq!(decade.map(|d| d.0), Some(Tier::Day));
     }
 
     #[test]

@@ -332,13 +332,28 @@ pub(crate) async fn series(
             (proto.to_string(), n)
         })
         .collect();
-    let (s, bucket_ns, loss, episodes) = app
+    let (s, bucket_ns, tier, loss, episodes) = app
         .store(move |st| {
+            // The finest tier that draws the period in at most
+            // MAX_SERIES_POINTS exact points (a year of minutes: the hourly
+            // rollups), its period widened to whole periods of that tier.
+            let cov = st.coverage()?;
+            let (tier, lo, hi) = cov
+                .series_tier(
+                    since_ns,
+                    until_ns,
+                    st.newest_bucket_end()?,
+                    MAX_SERIES_POINTS as u64,
+                )
+                .unwrap_or((iotscope_store::Tier::Bucket, since_ns, until_ns));
             Ok((
-                st.port_series(since_ns, until_ns, &asked)?,
-                st.bucket_ns()?,
-                st.capture_loss(since_ns, until_ns)?,
-                st.detections(since_ns, until_ns, 1000)?,
+                st.tier_series(tier, lo, hi, &asked)?,
+                st.bucket_ns()?
+                    .map(|b| tier.length_ns(b))
+                    .or((tier != iotscope_store::Tier::Bucket).then(|| tier.length_ns(0))),
+                tier,
+                st.capture_loss(lo, hi)?,
+                st.detections(lo, hi, 1000)?,
             ))
         })
         .await?;
@@ -351,11 +366,17 @@ pub(crate) async fn series(
     // buckets may differ).
     let store_step = bucket_ns.unwrap_or(3_600_000_000_000).max(1);
     // Buckets in which a live capture dropped frames count too: one whose
-    // frames were all dropped is drawn (empty, marked), not left out.
+    // frames were all dropped is drawn (empty, marked), not left out (at
+    // the start of the tier's period holding it).
     let lossy: Vec<(i64, u64)> = loss
         .iter()
         .filter(|l| l.dropped > 0 || l.if_dropped > 0)
-        .map(|l| (l.bucket_start_ns, l.dropped.saturating_add(l.if_dropped)))
+        .map(|l| {
+            (
+                l.bucket_start_ns.div_euclid(store_step) * store_step,
+                l.dropped.saturating_add(l.if_dropped),
+            )
+        })
         .collect();
     let lo = s.starts.iter().chain(lossy.iter().map(|l| &l.0)).min();
     let hi = s.starts.iter().chain(lossy.iter().map(|l| &l.0)).max();
@@ -416,6 +437,9 @@ pub(crate) async fn series(
     let mut answer = json!({
         "bucket_seconds": step as f64 / 1e9,
         "store_bucket_seconds": store_step as f64 / 1e9,
+        // The store's tier the points come from: its buckets, or their
+        // hourly or daily rollups (exact unique sources per period).
+        "tier": tier.name(),
         "sources_merged_by": if merge > 1 { "max" } else { "none" },
         "first": first.map(iotscope_telescope::time::rfc3339),
         "buckets": count,

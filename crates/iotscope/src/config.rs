@@ -293,6 +293,21 @@ pub struct StoreConfig {
     /// The store: an SQLite path or a `postgres://` URL (`db`, or `url`).
     #[serde(alias = "url")]
     pub db: Option<PathBuf>,
+    /// `[store.retention]`: how long `store prune` keeps each tier.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// `[store.retention]`: durations ("30d", "2years"); absent: for ever.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// The store's own buckets.
+    pub bucket: Option<String>,
+    /// Hourly rollups.
+    pub hour: Option<String>,
+    /// Daily rollups.
+    pub day: Option<String>,
 }
 
 /// `[telescope]`.

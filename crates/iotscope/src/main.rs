@@ -98,7 +98,7 @@ fn main() -> ExitCode {
         Command::Advisories(c) => cmd::advisories::run(c),
         Command::Serve(a) => cmd::serve::run(a, &cfg),
         Command::Users(c) => cmd::users::run(c, &cfg),
-        Command::Store(c) => cmd::store::run(c),
+        Command::Store(c) => cmd::store::run(c, &cfg),
     });
     match result {
         Ok(code) => code,

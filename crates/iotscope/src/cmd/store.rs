@@ -25,6 +25,34 @@ pub enum StoreCommand {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
+    /// Remove telescope periods past their tier's retention: the store's
+    /// buckets only where an hourly or daily rollup holds them, rollups
+    /// likewise; reports then read the tier that still holds a period and
+    /// say so. Durations: `--keep-bucket` and the others, else
+    /// `[store.retention]` in the config; a tier with neither is kept for
+    /// ever. Other tables (files, capture loss, survey, alerts) stay.
+    Prune {
+        /// The store (default: the config's [store] db).
+        #[arg(long, value_name = "STORE")]
+        db: Option<OsString>,
+        /// Keep the store's own buckets this long (e.g. 30d).
+        #[arg(long, value_name = "DURATION")]
+        keep_bucket: Option<String>,
+        /// Keep hourly rollups this long (e.g. 2years).
+        #[arg(long, value_name = "DURATION")]
+        keep_hour: Option<String>,
+        /// Keep daily rollups this long (their removal is for good).
+        #[arg(long, value_name = "DURATION")]
+        keep_day: Option<String>,
+        /// The time ages are measured from (RFC 3339 or a date; default:
+        /// now). Replayed old captures are as old as their frames.
+        #[arg(long, value_name = "T")]
+        now: Option<String>,
+        /// `text` or `json` (`db`, `now`, `tiers`: `tier`, `before`,
+        /// `periods`).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
     /// Forward the runs waiting in a sensor's spool (`sensor --spool`) to a
     /// store, oldest first, each once; stops at the first the store refuses
     /// (exit 2; it and the later ones stay in the spool).
@@ -42,10 +70,31 @@ pub enum StoreCommand {
     },
 }
 
-pub fn run(c: StoreCommand) -> anyhow::Result<ExitCode> {
+pub fn run(c: StoreCommand, cfg: &crate::config::Config) -> anyhow::Result<ExitCode> {
     let (from, to, format) = match c {
         StoreCommand::Copy { from, to, format } => (from, to, format),
         StoreCommand::Forward { spool, db, format } => return forward(&spool, &db, &format),
+        StoreCommand::Prune {
+            db,
+            keep_bucket,
+            keep_hour,
+            keep_day,
+            now,
+            format,
+        } => {
+            let r = &cfg.store.retention;
+            return prune(
+                db,
+                [
+                    ("--keep-bucket", keep_bucket.or(r.bucket.clone())),
+                    ("--keep-hour", keep_hour.or(r.hour.clone())),
+                    ("--keep-day", keep_day.or(r.day.clone())),
+                ],
+                now,
+                &format,
+                cfg,
+            );
+        }
     };
     let (from, to) = (Locator::parse(&from), Locator::parse(&to));
     anyhow::ensure!(from.exists()?, "no store at {from}");
@@ -118,5 +167,74 @@ fn forward(path: &std::path::Path, db: &OsString, format: &str) -> anyhow::Resul
         println!("{forwarded} runs forwarded ({already} the store had already), {waiting} waiting");
     }
     result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `store prune`.
+fn prune(
+    db: Option<OsString>,
+    keeps: [(&str, Option<String>); 3],
+    now: Option<String>,
+    format: &str,
+    cfg: &crate::config::Config,
+) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let mut retention = iotscope_store::Retention::default();
+    for (i, (flag, text)) in keeps.into_iter().enumerate() {
+        retention.keep_ns[i] = text
+            .map(|t| {
+                humantime::parse_duration(t.trim())
+                    .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
+                    .with_context(|| {
+                        format!("{flag} {t:?} is not a duration such as 30d or 2years")
+                    })
+            })
+            .transpose()?;
+    }
+    anyhow::ensure!(
+        retention.keep_ns.iter().any(Option::is_some),
+        "give how long to keep a tier: --keep-bucket, --keep-hour or --keep-day (or [store.retention])"
+    );
+    let now_ns = match &now {
+        Some(t) => iotscope_telescope::time::parse_rfc3339(t).with_context(|| {
+            format!("--now {t:?} is not RFC 3339 (2016-10-01T00:00:00Z) or a date")
+        })?,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos().min(i64::MAX as u128) as i64),
+    };
+    let path = match db {
+        Some(d) => std::path::PathBuf::from(d),
+        None => cfg.db_path(None),
+    };
+    let mut store = super::open_existing(&path)?;
+    let pruned = store.prune(&retention, now_ns)?;
+    let when = iotscope_telescope::time::rfc3339;
+    if format == "json" {
+        println!(
+            "{}",
+            serde_json::json!({
+                "db": super::shown(&path),
+                "now": when(now_ns),
+                "tiers": pruned.iter().map(|p| serde_json::json!({
+                    "tier": p.tier.name(),
+                    "before": when(p.before_ns),
+                    "periods": p.periods,
+                })).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        for p in &pruned {
+            println!(
+                "{:<7} {:>9} periods removed; kept from {}",
+                p.tier.name(),
+                p.periods,
+                when(p.before_ns)
+            );
+        }
+        if pruned.is_empty() {
+            println!("nothing to remove");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
