@@ -450,15 +450,6 @@ impl Blocks {
         self.bufs[block as usize] = data;
     }
 
-    /// The blocks with records, with their numbers, ascending.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (i64, &[u8])> {
-        self.bufs
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| !b.is_empty())
-            .map(|(i, b)| (i as i64, b.as_slice()))
-    }
-
     /// The blocks with at least one record, with their numbers.
     pub(crate) fn into_blocks(self) -> impl Iterator<Item = (i64, Vec<u8>)> {
         self.bufs
@@ -474,14 +465,19 @@ impl Blocks {
 /// merged; a port in both gets the union's count as its sources, estimated
 /// once the union is HyperLogLog. Returns (ports, sketches).
 pub(crate) fn merge_ports(
-    (old, old_sketches): (&[u8], &[u8]),
-    (new, new_sketches): (&[u8], &[u8]),
+    old: (&[u8], &[u8]),
+    new: (&[u8], &[u8]),
 ) -> Result<(Vec<u8>, Vec<u8>), Damaged> {
-    let mut map: BTreeMap<PortIndex, (PortEntry, SourceSketch, u8)> = BTreeMap::new();
-    for (n, (ports, sketches)) in [(old, old_sketches), (new, new_sketches)]
-        .into_iter()
-        .enumerate()
-    {
+    merge_ports_many(&[old, new])
+}
+
+/// [`merge_ports`] of any number of pairs of the same block (the parts of
+/// a rollup's period): a port in one keeps its entry; a port in several
+/// gets its packets added and the union's count as its sources.
+pub(crate) fn merge_ports_many(pairs: &[(&[u8], &[u8])]) -> Result<(Vec<u8>, Vec<u8>), Damaged> {
+    // Per port: its entry, the union of its sketches, and in how many.
+    let mut map: BTreeMap<PortIndex, (PortEntry, SourceSketch, u32)> = BTreeMap::new();
+    for &(ports, sketches) in pairs {
         let mut r = Reader::new(ports)?;
         let mut rs = Reader::new(sketches)?;
         while !r.done() {
@@ -493,13 +489,13 @@ pub(crate) fn merge_ports(
             let sketch = SourceSketch::from_bytes(bytes).map_err(|_| Damaged)?;
             match map.entry(e.port) {
                 Entry::Vacant(v) => {
-                    v.insert((e, sketch, 1 << n));
+                    v.insert((e, sketch, 1));
                 }
                 Entry::Occupied(mut o) => {
                     let (have, union, seen) = o.get_mut();
                     union.merge(&sketch);
                     have.packets = have.packets.saturating_add(e.packets);
-                    *seen |= 1 << n;
+                    *seen += 1;
                 }
             }
         }
@@ -509,7 +505,7 @@ pub(crate) fn merge_ports(
     }
     let (mut ports, mut sketches) = (new_block(), new_block());
     for (port, (mut e, sketch, seen)) in map {
-        if seen == 3 {
+        if seen > 1 {
             e.sources = sketch.count();
             e.estimated = !sketch.is_exact();
         }
@@ -530,21 +526,35 @@ pub(crate) fn merge_sources(start_ns: i64, old: &[u8], new: &[u8]) -> Result<Vec
 /// hour or day): a source in several gets its counters added. Times are
 /// stored as offsets from the key, so each block is read at its own start.
 pub(crate) fn merge_sources_at(out_start: i64, parts: &[(i64, &[u8])]) -> Result<Vec<u8>, Damaged> {
-    let mut map: HashMap<Addr, SourceCounters> = HashMap::new();
+    merge_sources_counted(out_start, parts).map(|(out, _)| out)
+}
+
+/// [`merge_sources_at`], and how many sources the block holds. Records
+/// are gathered, sorted by address and summed where an address repeats:
+/// cheaper than a hash map of every source (a flood's day is ten million).
+pub(crate) fn merge_sources_counted(
+    out_start: i64,
+    parts: &[(i64, &[u8])],
+) -> Result<(Vec<u8>, u64), Damaged> {
+    let mut rows: Vec<(Addr, SourceCounters)> = Vec::new();
     for &(start, buf) in parts {
         let mut r = Reader::new(buf)?;
         while !r.done() {
-            let (a, c) = r.next_source(start)?;
-            map.entry(a).or_default().add(&c);
+            rows.push(r.next_source(start)?);
         }
     }
-    let mut rows: Vec<_> = map.into_iter().collect();
     rows.sort_unstable_by_key(|r| r.0);
     let mut out = new_block();
-    for (a, c) in rows {
+    let mut n = 0u64;
+    let mut it = rows.into_iter().peekable();
+    while let Some((a, mut c)) = it.next() {
+        while let Some((_, more)) = it.next_if(|r| r.0 == a) {
+            c.add(&more);
+        }
         put_source(&mut out, out_start, a, &c);
+        n += 1;
     }
-    Ok(out)
+    Ok((out, n))
 }
 
 /// The number of source records in a source block.

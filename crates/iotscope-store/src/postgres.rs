@@ -313,7 +313,7 @@ impl Inner {
         // the connection that matters: each call is its own statement or
         // transaction, and a dropped transaction rolls back.
         let mut c = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        if c.as_ref().is_none_or(|c| c.is_closed()) {
+        if c.as_mut().is_none_or(|c| !alive(c)) {
             *c = Some(connect(&self.config).map_err(|e| self.err(e))?);
         }
         Ok(Conn(c))
@@ -322,7 +322,7 @@ impl Inner {
     /// [`Self::conn`] for a method that has the store to itself.
     fn conn_mut(&mut self) -> Result<&mut Client, StoreError> {
         let c = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
-        if c.as_ref().is_none_or(|c| c.is_closed()) {
+        if c.as_mut().is_none_or(|c| !alive(c)) {
             *c = Some(connect(&self.config).map_err(|e| pg_error(&self.url, e))?);
         }
         Ok(c.as_mut().expect("just connected"))
@@ -335,6 +335,14 @@ impl Inner {
     fn exec(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         self.conn()?.execute(sql, params).map_err(|e| self.err(e))
     }
+}
+
+/// Whether a connection still answers. The client learns that the
+/// server ended a session (a restart, `pg_terminate_backend`) only when its
+/// connection task next runs, so after a call failed on a reset the next
+/// could meet the same dead session: one round trip (an empty query) tells.
+fn alive(c: &mut Client) -> bool {
+    !c.is_closed() && c.is_valid(std::time::Duration::from_secs(10)).is_ok()
 }
 
 /// The stored blocks of `table` under `key` among `wanted`, by block.
