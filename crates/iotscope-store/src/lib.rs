@@ -157,6 +157,15 @@ pub enum StoreError {
         /// What cannot be answered, and what can.
         why: String,
     },
+    /// The file is an SQLite database but no iotscope store: refused
+    /// before anything in it was changed.
+    #[error("{path} is not an iotscope store but {what}: give a store, or a new file")]
+    NotAStore {
+        /// The file.
+        path: String,
+        /// What it is.
+        what: &'static str,
+    },
 }
 
 /// A capture file recorded in the store.

@@ -814,29 +814,19 @@ impl Store for Inner {
             let Some(cut) = cuts[t.index()] else {
                 continue;
             };
-            let periods = tx
-                .execute(
-                    &format!("DELETE FROM {} WHERE start_ns < $1", t.buckets_table()),
-                    &[&cut],
-                )
-                .map_err(db)?;
-            tx.execute(
-                &format!("DELETE FROM {} WHERE start_ns < $1", t.classes_table()),
-                &[&cut],
-            )
-            .map_err(db)?;
-            for table in [
-                BlockTable::Ports(t),
-                BlockTable::PortSketches(t),
-                BlockTable::Sources(t),
-            ] {
-                tx.execute(
-                    &format!("DELETE FROM {} WHERE start_ns < $1", table.name()),
-                    &[&cut],
-                )
-                .map_err(db)?;
-            }
             let before = cut.max(cov.from_ns[t.index()].unwrap_or(i64::MIN));
+            let mut periods = 0;
+            for (i, table) in t.tables().into_iter().enumerate() {
+                let n = tx
+                    .execute(
+                        &format!("DELETE FROM {table} WHERE start_ns < $1"),
+                        &[&before],
+                    )
+                    .map_err(db)?;
+                if i == 0 {
+                    periods = n;
+                }
+            }
             tx.execute(
                 "INSERT INTO settings (name, value) VALUES ($1, $2)
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -2571,7 +2561,9 @@ impl Inner {
         .map_err(db)?;
         let mut fresh = FreshBlocks::default();
         // Each bucket, and the hours and days it rolls up into, as the run
-        // closes them.
+        // closes them; a tier takes no period older than what retention
+        // left it (it would be a fragment of a removed one).
+        let kept = coverage_of(&mut tx).map_err(db)?.kept_from();
         let mut rollups = run::Rollups::new(bucket_ns);
         let rolled = |_| StoreError::Block {
             path: url.clone(),
@@ -2581,12 +2573,18 @@ impl Inner {
         };
         for b in t.buckets() {
             for (tier, p) in rollups.add(&b).map_err(rolled)? {
-                write_period(&mut tx, &mut fresh, tier, p).map_err(write_err)?;
+                if p.start >= kept[tier.index()] {
+                    write_period(&mut tx, &mut fresh, tier, p).map_err(write_err)?;
+                }
             }
-            write_period(&mut tx, &mut fresh, Tier::Bucket, b).map_err(write_err)?;
+            if b.start >= kept[Tier::Bucket.index()] {
+                write_period(&mut tx, &mut fresh, Tier::Bucket, b).map_err(write_err)?;
+            }
         }
         for (tier, p) in rollups.finish().map_err(rolled)? {
-            write_period(&mut tx, &mut fresh, tier, p).map_err(write_err)?;
+            if p.start >= kept[tier.index()] {
+                write_period(&mut tx, &mut fresh, tier, p).map_err(write_err)?;
+            }
         }
         fresh.flush(&mut tx).map_err(db)?;
         if let Some((day, port_sources, infected)) = t.day_blocks() {

@@ -334,16 +334,32 @@ impl SpooledRun {
         let mut buckets = Vec::new();
         for _ in 0..n {
             let start = unzigzag(int(&mut r)?);
+            // Buckets start on their length, in time order, counts are not
+            // negative: anything else was not written by a telescope.
+            if start.rem_euclid(bucket_ns) != 0
+                || buckets
+                    .last()
+                    .is_some_and(|b: &SpooledBucket| b.start >= start)
+            {
+                return Err(Damaged);
+            }
             let mut t = [0i64; 4];
             for v in &mut t {
                 *v = unzigzag(int(&mut r)?);
+                if *v < 0 {
+                    return Err(Damaged);
+                }
             }
             let mut classes = Vec::new();
             for _ in 0..len(&mut r)? {
                 let l = len(&mut r)?;
                 let name = std::str::from_utf8(r.bytes(l)?).map_err(|_| Damaged)?;
                 let class = iotscope_wire::Class::from_name(name).ok_or(Damaged)?;
-                classes.push((class.name(), unzigzag(int(&mut r)?)));
+                let n = unzigzag(int(&mut r)?);
+                if n < 0 {
+                    return Err(Damaged);
+                }
+                classes.push((class.name(), n));
             }
             buckets.push(SpooledBucket {
                 start,

@@ -579,6 +579,26 @@ mod tests {
     }
 
     #[test]
+    fn a_spool_is_not_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.spool");
+        let mut spool = Spool::open(&path, 1 << 20).unwrap();
+        spool
+            .push(&SpooledRun::of(&telescope(7)), &[record("h1", 200)])
+            .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let e = SqliteStore::open(&path).err().unwrap();
+        assert!(matches!(e, crate::StoreError::NotAStore { .. }), "{e}");
+        assert!(e.to_string().contains("a sensor's spool"), "{e}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "the spool was changed"
+        );
+        assert_eq!(spool.waiting().unwrap().0, 1);
+    }
+
+    #[test]
     fn every_truncation_of_a_payload_is_refused() {
         let mut p = encode_files(&[record("h1", 200)]);
         p.extend(SpooledRun::of(&telescope(6)).to_bytes());

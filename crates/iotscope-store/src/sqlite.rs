@@ -580,6 +580,28 @@ impl SqliteStore {
         }
         let mut conn = Connection::open(path).map_err(db)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+        // Another SQLite database (a sensor's spool, another program's
+        // file) is no store: refused before anything in it is changed. A
+        // store has a schema version from its first transaction on.
+        let (version, tables, app): (i64, i64, i32) = conn
+            .query_row(
+                "SELECT (SELECT user_version FROM pragma_user_version),
+                        (SELECT count(*) FROM sqlite_master),
+                        (SELECT application_id FROM pragma_application_id)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(db)?;
+        if version == 0 && tables > 0 {
+            return Err(StoreError::NotAStore {
+                path: p.clone(),
+                what: if app == crate::Spool::APPLICATION_ID {
+                    "a sensor's spool (forward it with `iotscope store forward --spool`)"
+                } else {
+                    "another program's SQLite database"
+                },
+            });
+        }
         wal_mode(&conn).map_err(db)?;
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
             .map_err(db)?;
@@ -698,27 +720,18 @@ impl Store for SqliteStore {
             let Some(cut) = cuts[t.index()] else {
                 continue;
             };
-            let periods = tx
-                .execute(
-                    &format!("DELETE FROM {} WHERE start_ns < ?1", t.buckets_table()),
-                    [cut],
-                )
-                .map_err(db)? as u64;
-            tx.execute(
-                &format!("DELETE FROM {} WHERE start_ns < ?1", t.classes_table()),
-                [cut],
-            )
-            .map_err(db)?;
-            for table in [
-                BlockTable::Ports(t),
-                BlockTable::PortSketches(t),
-                BlockTable::Sources(t),
-            ] {
-                tx.execute(
-                    &format!("DELETE FROM {} WHERE start_ns < ?1", table.name()),
-                    [cut],
-                )
-                .map_err(db)?;
+            let before = cut.max(cov.from_ns[t.index()].unwrap_or(i64::MIN));
+            let mut periods = 0;
+            for (i, table) in t.tables().into_iter().enumerate() {
+                let n = tx
+                    .execute(
+                        &format!("DELETE FROM {table} WHERE start_ns < ?1"),
+                        [before],
+                    )
+                    .map_err(db)? as u64;
+                if i == 0 {
+                    periods = n;
+                }
             }
             if t == Tier::Bucket {
                 // The lazy per-day source rollups are built from buckets.
@@ -728,7 +741,6 @@ impl Store for SqliteStore {
                 tx.execute("DELETE FROM rolled_days WHERE day < ?1", [day])
                     .map_err(db)?;
             }
-            let before = cut.max(cov.from_ns[t.index()].unwrap_or(i64::MIN));
             tx.execute(
                 "INSERT INTO settings (name, value) VALUES (?1, ?2)
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -3725,7 +3737,9 @@ impl SqliteStore {
                     .map_err(db)?;
             }
             // Each bucket, and the hours and days it rolls up into, as the
-            // run closes them.
+            // run closes them; a tier takes no period older than what
+            // retention left it (it would be a fragment of a removed one).
+            let kept = coverage_of(&tx).map_err(db)?.kept_from();
             let mut rollups = run::Rollups::new(bucket_ns);
             let rolled = |e: blocks::Damaged| {
                 let _ = e;
@@ -3738,12 +3752,18 @@ impl SqliteStore {
             };
             for b in t.buckets() {
                 for (tier, p) in rollups.add(&b).map_err(rolled)? {
-                    blocks.write_period(tier, p)?;
+                    if p.start >= kept[tier.index()] {
+                        blocks.write_period(tier, p)?;
+                    }
                 }
-                blocks.write_period(Tier::Bucket, b)?;
+                if b.start >= kept[Tier::Bucket.index()] {
+                    blocks.write_period(Tier::Bucket, b)?;
+                }
             }
             for (tier, p) in rollups.finish().map_err(rolled)? {
-                blocks.write_period(tier, p)?;
+                if p.start >= kept[tier.index()] {
+                    blocks.write_period(tier, p)?;
+                }
             }
             // (Each run of the day rewrites the blocks it touches.)
             if let Some((day, port_sources, infected)) = t.day_blocks() {

@@ -56,7 +56,8 @@ impl Tier {
         }
     }
 
-    pub(crate) fn index(self) -> usize {
+    /// Its place in [`Tier::ALL`] (and in [`Coverage::from_ns`]).
+    pub fn index(self) -> usize {
         self as usize
     }
 
@@ -85,6 +86,18 @@ impl Tier {
             Tier::Hour => "hourly_buckets",
             Tier::Day => "daily_buckets",
         }
+    }
+
+    /// Every table of its periods, the per-period totals first.
+    pub(crate) fn tables(self) -> [&'static str; 5] {
+        use crate::blocks::BlockTable;
+        [
+            self.buckets_table(),
+            self.classes_table(),
+            BlockTable::Ports(self).name(),
+            BlockTable::PortSketches(self).name(),
+            BlockTable::Sources(self).name(),
+        ]
     }
 
     /// Its table of per-period class counts.
@@ -130,6 +143,8 @@ pub struct Coverage {
     pub from_ns: [Option<i64>; 3],
     /// The earliest period start any tier holds, if any.
     pub earliest_ns: Option<i64>,
+    /// Retention's boundaries per tier, as recorded.
+    kept_from: [i64; 3],
 }
 
 fn when(ns: i64) -> String {
@@ -167,7 +182,15 @@ impl Coverage {
             bucket_ns,
             from_ns,
             earliest_ns,
+            kept_from,
         }
+    }
+
+    /// Per tier ([`Tier::ALL`] order), the first period start it takes:
+    /// where retention left it (`i64::MIN`: everything). A run's periods
+    /// before it are not written into that tier.
+    pub fn kept_from(&self) -> [i64; 3] {
+        self.kept_from
     }
 
     /// Whether `tier` answers the period `[lo, hi)` (none: unbounded)
@@ -192,11 +215,15 @@ impl Coverage {
                 }
             }
         }
-        // The first period the question needs: none without data.
-        let Some(earliest) = self.earliest_ns else {
-            return Ok(());
+        // The first period the question needs: from `since`, which the
+        // tier must hold (what retention removed is not silently left out
+        // of a period asked for); without `since`, from the earliest the
+        // store holds.
+        let needed = match (lo, self.earliest_ns) {
+            (Some(l), _) => l,
+            (None, Some(e)) => e,
+            (None, None) => return Ok(()),
         };
-        let needed = lo.map_or(earliest, |l| l.max(earliest));
         if needed < from && hi.is_none_or(|h| h > needed) {
             return Err(format!(
                 "the {} tier holds periods from {} on (older ones were removed by retention, or \
@@ -325,8 +352,18 @@ impl Retention {
             if keep < 0 {
                 return Err(format!("the {} tier's retention is negative", t.name()));
             }
-            let mut cut = now_ns.saturating_sub(keep);
-            if let Some(&coarser) = kept.get(i + 1) {
+            // Kept from before 1970, the first time a store holds: nothing
+            // goes (and no boundary is recorded).
+            let Some(mut cut) = now_ns.checked_sub(keep).filter(|&c| c > 0) else {
+                continue;
+            };
+            // A period goes only once it is wholly past its retention, and
+            // a finer tier's only on the boundaries of the coarser tier
+            // that holds it.
+            let coarser = kept.get(i + 1).copied();
+            let len = coarser.unwrap_or(t).length_ns(cov.bucket_ns).max(1);
+            cut = cut.div_euclid(len).saturating_mul(len);
+            if let Some(coarser) = coarser {
                 if let Some(longer) = self.keep_ns[coarser.index()] {
                     if longer < keep {
                         return Err(format!(
@@ -337,8 +374,6 @@ impl Retention {
                         ));
                     }
                 }
-                let len = coarser.length_ns(cov.bucket_ns);
-                cut = cut.div_euclid(len).saturating_mul(len);
                 // Before where the coarser tier's periods begin, the finer
                 // tier is all there is.
                 if let Some(from) = cov.from_ns[coarser.index()].filter(|&f| f > i64::MIN) {
@@ -440,6 +475,11 @@ mod tests {
         );
         // A period wholly before the data needs nothing.
         assert!(pruned.answers(Tier::Bucket, None, Some(T0)).is_ok());
+        // A period asked from before a tier's boundary is not silently cut.
+        let e = pruned
+            .answers(Tier::Bucket, Some(T0 - DAY_NS), Some(T0 + 40 * DAY_NS))
+            .unwrap_err();
+        assert!(e.contains("holds periods from"), "{e}");
     }
 
     #[test]
@@ -480,6 +520,18 @@ mod tests {
         assert_eq!(cuts[0], Some(T0 + 70 * DAY_NS + 5 * HOUR_NS));
         assert_eq!(cuts[1], Some(T0 + 10 * DAY_NS));
         assert_eq!(cuts[2], None);
+        // Days (the coarsest) go when wholly past their retention, on a
+        // day: 10-01 06:00 minus one day keeps the day before.
+        let days = Retention {
+            keep_ns: [None, None, Some(DAY_NS)],
+        };
+        let at = T0 + DAY_NS + 6 * HOUR_NS;
+        assert_eq!(days.cuts(&cov, at).unwrap()[2], Some(T0));
+        // Kept from before 1970: nothing goes.
+        let ever = Retention {
+            keep_ns: [Some(i64::MAX), None, None],
+        };
+        assert_eq!(ever.cuts(&cov, at).unwrap(), [None; 3]);
         // Hours kept only from day 40 on (made late): raw goes no further.
         let late = minute_store([i64::MIN; 3], T0 + 40 * DAY_NS);
         let cuts = r.cuts(&late, now).unwrap();

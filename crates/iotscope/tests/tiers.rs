@@ -151,6 +151,43 @@ fn scenario(dir: &Path, db: &str) -> Vec<serde_json::Value> {
     // The second day's buckets are still there.
     let late = report(db, &["--since", "2016-10-02"]);
     assert_eq!(late["tier"], "bucket");
+    // A capture of the first day written after the prune: the buckets do
+    // not take its periods (past their retention), the hours and days do,
+    // and every report still answers, with its frames counted once.
+    let out = dir.join("c.pcap");
+    let o = iotscope()
+        .args(["lab", "darknet", "--packets", "3000", "--seed", "7"])
+        .args([
+            "--start",
+            "2016-10-01T03:00:00Z",
+            "--duration",
+            "2h",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let o = iotscope()
+        .args(["telescope", "analyze", "--no-detect", "--bucket", "1m"])
+        .args(["--darknet", "198.18.0.0/15", "--format", "json", "--db", db])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("older than the store keeps its bucket tier"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let added: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let more = report(db, &[]);
+    assert_eq!(more["tier"], "hour");
+    assert_eq!(
+        more["packets"].as_u64().unwrap(),
+        raw["packets"].as_u64().unwrap() + added["packets"].as_u64().unwrap()
+    );
+    assert_eq!(report(db, &["--tier", "day"])["packets"], more["packets"]);
     // Rollups kept less long than what they replace: refused.
     let e = fails(&[
         "store",
@@ -165,7 +202,7 @@ fn scenario(dir: &Path, db: &str) -> Vec<serde_json::Value> {
     assert!(e.contains("kept for less time"), "{e}");
     let mut pruned = pruned;
     pruned.as_object_mut().unwrap().remove("db");
-    vec![raw, hour, day, pruned, after, late]
+    vec![raw, hour, day, pruned, after, late, more]
 }
 
 #[test]

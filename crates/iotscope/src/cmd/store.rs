@@ -25,12 +25,16 @@ pub enum StoreCommand {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
-    /// Remove telescope periods past their tier's retention: the store's
-    /// buckets only where an hourly or daily rollup holds them, rollups
-    /// likewise; reports then read the tier that still holds a period and
-    /// say so. Durations: `--keep-bucket` and the others, else
-    /// `[store.retention]` in the config; a tier with neither is kept for
-    /// ever. Other tables (files, capture loss, survey, alerts) stay.
+    /// Remove telescope periods wholly past their tier's retention: a finer
+    /// tier only where a coarser tier the store keeps holds them (buckets
+    /// where hourly or daily rollups do, hours where days do), so reports
+    /// then read the tier that still holds a period and say so; the
+    /// coarsest tier the store keeps (days; the buckets themselves in a
+    /// store whose buckets roll up into nothing, such as 7m or 1d ones)
+    /// loses its periods for good. Durations: `--keep-bucket` and the
+    /// others, else `[store.retention]` in the config; a tier with neither
+    /// is kept for ever. Other tables (files, capture loss, survey, alerts)
+    /// stay.
     Prune {
         /// The store (default: the config's [store] db).
         #[arg(long, value_name = "STORE")]
@@ -60,9 +64,10 @@ pub enum StoreCommand {
         /// The spool file.
         #[arg(long, value_name = "PATH")]
         spool: std::path::PathBuf,
-        /// The store: a path, `sqlite:PATH` or a `postgres://` URL.
+        /// The store: a path, `sqlite:PATH` or a `postgres://` URL (default:
+        /// the config's [store] db).
         #[arg(long, value_name = "STORE")]
-        db: OsString,
+        db: Option<OsString>,
         /// `text` or `json` (`spool`, `db`, `forwarded`, `already_stored`,
         /// `waiting`).
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
@@ -73,7 +78,10 @@ pub enum StoreCommand {
 pub fn run(c: StoreCommand, cfg: &crate::config::Config) -> anyhow::Result<ExitCode> {
     let (from, to, format) = match c {
         StoreCommand::Copy { from, to, format } => (from, to, format),
-        StoreCommand::Forward { spool, db, format } => return forward(&spool, &db, &format),
+        StoreCommand::Forward { spool, db, format } => {
+            let db = db.unwrap_or_else(|| cfg.db_path(None).into_os_string());
+            return forward(&spool, &db, &format);
+        }
         StoreCommand::Prune {
             db,
             keep_bucket,
@@ -83,12 +91,26 @@ pub fn run(c: StoreCommand, cfg: &crate::config::Config) -> anyhow::Result<ExitC
             format,
         } => {
             let r = &cfg.store.retention;
+            let from = |flag: &'static str,
+                        key: &'static str,
+                        given: Option<String>,
+                        cfg: &Option<String>| {
+                match given {
+                    Some(t) => (flag, Some(t)),
+                    None => (key, cfg.clone()),
+                }
+            };
             return prune(
                 db,
                 [
-                    ("--keep-bucket", keep_bucket.or(r.bucket.clone())),
-                    ("--keep-hour", keep_hour.or(r.hour.clone())),
-                    ("--keep-day", keep_day.or(r.day.clone())),
+                    from(
+                        "--keep-bucket",
+                        "[store.retention] bucket",
+                        keep_bucket,
+                        &r.bucket,
+                    ),
+                    from("--keep-hour", "[store.retention] hour", keep_hour, &r.hour),
+                    from("--keep-day", "[store.retention] day", keep_day, &r.day),
                 ],
                 now,
                 &format,
@@ -131,6 +153,19 @@ fn forward(path: &std::path::Path, db: &OsString, format: &str) -> anyhow::Resul
     // The bound only limits pushes; forwarding takes what is there.
     let mut spool = iotscope_store::Spool::open(path, u64::MAX)?;
     let locator = Locator::parse(db);
+    if spool.waiting()?.0 == 0 {
+        // Nothing to forward: no store is made or migrated for it.
+        if format == "json" {
+            println!(
+                "{}",
+                serde_json::json!({"spool": path.display().to_string(), "db": locator.to_string(),
+                    "forwarded": 0, "already_stored": 0, "waiting": 0})
+            );
+        } else {
+            println!("0 runs forwarded (the spool is empty)");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut store = iotscope_store::open(&locator)?;
     let (mut forwarded, mut already) = (0u64, 0u64);
     let result = spool.forward(
@@ -180,6 +215,7 @@ fn prune(
 ) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
     let mut retention = iotscope_store::Retention::default();
+    // `flag`: the flag or the config key the duration came from.
     for (i, (flag, text)) in keeps.into_iter().enumerate() {
         retention.keep_ns[i] = text
             .map(|t| {
@@ -208,6 +244,20 @@ fn prune(
         None => cfg.db_path(None),
     };
     let mut store = super::open_existing(&path)?;
+    let cov = store.coverage()?;
+    for (i, t) in iotscope_store::Tier::ALL.into_iter().enumerate() {
+        if retention.keep_ns[i].is_some() && cov.from_ns[i].is_none() {
+            eprintln!(
+                "iotscope store prune: this store keeps no {} tier (its {} s buckets do not roll up into it): nothing to keep or remove there",
+                t.name(),
+                cov.bucket_ns as f64 / 1e9
+            );
+        }
+    }
+    // The coarsest tier the store keeps loses its periods for good.
+    let last = iotscope_store::Tier::ALL
+        .into_iter()
+        .rfind(|t| cov.from_ns[t.index()].is_some());
     let pruned = store.prune(&retention, now_ns)?;
     let when = iotscope_telescope::time::rfc3339;
     if format == "json" {
@@ -220,15 +270,22 @@ fn prune(
                     "tier": p.tier.name(),
                     "before": when(p.before_ns),
                     "periods": p.periods,
+                    // No coarser tier holds what it lost.
+                    "for_good": Some(p.tier) == last,
                 })).collect::<Vec<_>>(),
             })
         );
     } else {
         for p in &pruned {
             println!(
-                "{:<7} {:>9} periods removed; kept from {}",
+                "{:<7} {:>9} periods removed{}; kept from {}",
                 p.tier.name(),
                 p.periods,
+                if Some(p.tier) == last {
+                    " for good (no coarser tier holds them)"
+                } else {
+                    ""
+                },
                 when(p.before_ns)
             );
         }

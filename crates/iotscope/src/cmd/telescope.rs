@@ -517,6 +517,7 @@ fn analyze(a: AnalyzeArgs, cfg: &Config) -> anyhow::Result<ExitCode> {
 
         // What was read is reported and stored even when a file was damaged.
         if let Some(s) = store.as_mut() {
+            warn_past_retention(s.as_ref(), &telescope)?;
             match s.save_run(&telescope, &to_store) {
                 Ok(()) => {}
                 Err(StoreError::Duplicate { file, previous, .. })
@@ -635,6 +636,30 @@ impl Timings {
             self.last = Instant::now();
         }
     }
+}
+
+/// Says on standard error when a run has buckets older than a tier of the
+/// store keeps (`store prune` moved its boundary past them): that tier
+/// does not take them, and a coarser one that still keeps their period
+/// holds their figures.
+fn warn_past_retention(store: &dyn iotscope_store::Store, t: &Telescope) -> anyhow::Result<()> {
+    let Some(first) = t.totals().first_ts else {
+        return Ok(());
+    };
+    let kept = store.coverage()?.kept_from();
+    for tier in iotscope_store::Tier::ALL {
+        let from = kept[tier.index()];
+        if first < from {
+            eprintln!(
+                "iotscope: frames from {} on are older than the store keeps its {} tier (from {}, \
+                 after `store prune`): that tier does not take their periods",
+                rfc3339(first),
+                tier.name(),
+                rfc3339(from)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Names on standard error the frames of an input stamped outside the
