@@ -143,7 +143,13 @@ pub fn blocklist_rows(sensor: &str, s: &SessionRecord) -> Vec<BlocklistRecord> {
 pub struct StoreRecorder {
     store: Box<dyn Store + Send>,
     sensor: String,
+    spool: Option<iotscope_store::Spool>,
+    /// Sessions that went to the spool.
+    spooled: u64,
 }
+
+/// How long one session may spend forwarding a spool's backlog.
+const FORWARD_BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl StoreRecorder {
     /// Into `store` (either engine), naming the honeypot `sensor`.
@@ -151,7 +157,24 @@ impl StoreRecorder {
         StoreRecorder {
             store,
             sensor: sensor.to_string(),
+            spool: None,
+            spooled: 0,
         }
+    }
+
+    /// Keeps the sessions the store refuses (its server down or out of
+    /// reach) in `spool`, on this machine, and forwards them, oldest first
+    /// and each once (a session is keyed by sensor and id), before later
+    /// sessions, once the store takes them again: for at most a second per
+    /// session while a backlog waits (see [`iotscope_store::Spool`]).
+    pub fn with_spool(mut self, spool: iotscope_store::Spool) -> Self {
+        self.spool = Some(spool);
+        self
+    }
+
+    /// Sessions that went to the spool so far.
+    pub fn spooled(&self) -> u64 {
+        self.spooled
     }
 }
 
@@ -161,17 +184,38 @@ impl Recorder for StoreRecorder {
     }
 
     fn session(&mut self, s: &SessionRecord) -> Result<(), String> {
-        let new = self
-            .store
-            .save_honeypot_session(&to_row(&self.sensor, s))
-            .map_err(|e| e.to_string())?;
+        let row = to_row(&self.sensor, s);
         let rows = blocklist_rows(&self.sensor, s);
-        if new && !rows.is_empty() {
-            self.store
-                .save_blocklist(&rows)
-                .map_err(|e| e.to_string())?;
+        let item = iotscope_store::SpoolItem::Session(&row, &rows);
+        let Some(spool) = self.spool.as_mut() else {
+            return iotscope_store::save_spooled_item(self.store.as_mut(), item)
+                .map_err(|e| e.to_string());
+        };
+        // What waits goes first, so sessions reach the store in order; a
+        // spool that cannot give its oldest entry (damaged) is said, and
+        // still takes this session.
+        let store = &mut self.store;
+        let mut trouble = None;
+        if spool.waiting().map_err(|e| e.to_string())?.0 > 0 {
+            match spool.forward(
+                |i| iotscope_store::save_spooled_item(store.as_mut(), i),
+                Some(std::time::Instant::now() + FORWARD_BUDGET),
+                |_| {},
+            ) {
+                Ok(_) | Err(iotscope_store::SpoolError::Store(_)) => {}
+                Err(e) => trouble = Some(e.to_string()),
+            }
         }
-        Ok(())
+        if spool.waiting().map_err(|e| e.to_string())?.0 == 0
+            && iotscope_store::save_spooled_item(store.as_mut(), item).is_ok()
+        {
+            return Ok(());
+        }
+        spool
+            .push_session(&row, &rows)
+            .map_err(|e| format!("the store refused a session and the spool too: {e}"))?;
+        self.spooled += 1;
+        trouble.map_or(Ok(()), Err)
     }
 }
 

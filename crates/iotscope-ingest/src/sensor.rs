@@ -201,8 +201,20 @@ impl<S: CommitSink> Spooling<S> {
     /// Errors: as [`Spool::forward`].
     pub fn forward(&mut self, until: Option<std::time::Instant>) -> Result<u64, SpoolError> {
         let store = &mut self.store;
-        self.spool
-            .forward(|r, f| store.save_spooled(r, f), until, |_| {})
+        let path = self.spool.path().display().to_string();
+        self.spool.forward(
+            |item| match item {
+                iotscope_store::SpoolItem::Run(r, f) => store.save_spooled(r, f),
+                iotscope_store::SpoolItem::Session(..) => {
+                    Err(StoreError::Spool(Box::new(SpoolError::WrongKind {
+                        path: path.clone(),
+                        kind: "honeypot session",
+                    })))
+                }
+            },
+            until,
+            |_| {},
+        )
     }
 }
 

@@ -25,7 +25,7 @@ pub use copy::{copy, TableCopy};
 pub use postgres::PgStore;
 pub use report::ReportQuery;
 pub use run::SpooledRun;
-pub use spool::{Spool, SpoolError, Spooled};
+pub use spool::{save_spooled_item, Spool, SpoolError, SpoolItem, Spooled};
 pub use sqlite::{now_rfc3339, SqliteStore};
 pub use tier::{Coverage, Pruned, Retention, Tier, TierChoice};
 
@@ -283,7 +283,7 @@ pub struct FindingRecord {
 }
 
 /// A blocklist entry as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BlocklistRecord {
     /// Address or domain.
     pub value: String,
@@ -977,7 +977,7 @@ pub fn severity_rank(s: &str) -> u8 {
 }
 
 /// A honeypot session as stored (issue 18).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HoneypotSession {
     /// The honeypot's name.
     pub sensor: String,

@@ -14,10 +14,16 @@
 //! forwarded by their sequence number, and forwarding stops at the first
 //! the store refuses, so none overtakes an earlier one.
 //!
+//! What waits: a sensor's telescope runs, or a honeypot's sessions (with
+//! the blocklist entries they gave); a session is keyed by (sensor,
+//! session id) in the store, so one forwarded twice is stored once.
+//!
 //! Layout: table `spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, queued_at
-//! TEXT, frames INTEGER, bytes INTEGER, checksum BLOB, payload BLOB)`;
-//! `payload` is the records ([`IngestedFile`], varint-framed, below) then
-//! the [`SpooledRun`] encoding; `checksum` its XXH3-128. The file's
+//! TEXT, frames INTEGER, bytes INTEGER, checksum BLOB, payload BLOB, kind
+//! TEXT)`; for `kind` `run`, `payload` is the records ([`IngestedFile`],
+//! varint-framed, below) then the [`SpooledRun`] encoding; for `session`,
+//! a JSON object `{"session": ..., "blocklist": [...]}`; `checksum` is the
+//! payload's XXH3-128. The file's
 //! `PRAGMA application_id` is [`Spool::APPLICATION_ID`], so a store or any
 //! other SQLite file given by mistake is refused, never written.
 
@@ -26,7 +32,24 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, OptionalExtension};
 
 use crate::blocks::{self, put, unzigzag, zigzag, Damaged};
-use crate::{CaptureLoss, IngestedFile, SpooledRun, StoreError};
+use crate::{BlocklistRecord, CaptureLoss, HoneypotSession, IngestedFile, SpooledRun, StoreError};
+
+/// One thing waiting in a spool, as [`Spool::forward`] hands it over.
+#[derive(Debug)]
+pub enum SpoolItem<'a> {
+    /// A telescope run and its records ([`crate::Store::save_spooled`]).
+    Run(&'a SpooledRun, &'a [IngestedFile]),
+    /// A honeypot session ([`crate::Store::save_honeypot_session`]) and the
+    /// blocklist entries it gave (saved if the session was new).
+    Session(&'a HoneypotSession, &'a [BlocklistRecord]),
+}
+
+/// A spooled session's payload.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SessionPayload {
+    session: HoneypotSession,
+    blocklist: Vec<BlocklistRecord>,
+}
 
 /// Errors of [`Spool`].
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +94,15 @@ pub enum SpoolError {
         /// The run's sequence number.
         seq: i64,
     },
+    /// A sensor's spool holds a honeypot's sessions (or the reverse): the
+    /// writer cannot store them; `iotscope store forward` can.
+    #[error("spool {path} holds {kind} entries this writer does not store: forward them with `iotscope store forward --spool {path}`")]
+    WrongKind {
+        /// The spool's path.
+        path: String,
+        /// What it holds.
+        kind: &'static str,
+    },
     /// The store refused a run (it stays in the spool, with those after it).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -83,7 +115,8 @@ pub struct Spooled {
     pub seq: i64,
     /// When it was spooled, RFC 3339.
     pub queued_at: String,
-    /// Its records as stored (a record the store already had dropped).
+    /// A run's records as stored (a record the store already had dropped;
+    /// none for a session).
     pub files: Vec<IngestedFile>,
     /// Whether the store had it already (an earlier forward whose removal
     /// from the spool was lost): nothing was written.
@@ -147,7 +180,8 @@ impl Spool {
                  frames    INTEGER NOT NULL,
                  bytes     INTEGER NOT NULL,
                  checksum  BLOB NOT NULL,
-                 payload   BLOB NOT NULL
+                 payload   BLOB NOT NULL,
+                 kind      TEXT NOT NULL DEFAULT 'run'
              );
              COMMIT;",
             Self::APPLICATION_ID
@@ -199,8 +233,34 @@ impl Spool {
     pub fn push(&mut self, run: &SpooledRun, files: &[IngestedFile]) -> Result<i64, SpoolError> {
         let mut payload = encode_files(files);
         payload.extend_from_slice(&run.to_bytes());
-        let checksum = xxhash_rust::xxh3::xxh3_128(&payload).to_be_bytes();
         let frames: u64 = files.iter().map(|f| f.frames).sum();
+        self.push_payload("run", payload, frames)
+    }
+
+    /// Appends a honeypot session and the blocklist entries it gave, as
+    /// [`Self::push`] appends a run.
+    ///
+    /// Errors: as [`Self::push`].
+    pub fn push_session(
+        &mut self,
+        session: &HoneypotSession,
+        blocklist: &[BlocklistRecord],
+    ) -> Result<i64, SpoolError> {
+        let payload = serde_json::to_vec(&SessionPayload {
+            session: session.clone(),
+            blocklist: blocklist.to_vec(),
+        })
+        .expect("a session serialises");
+        self.push_payload("session", payload, 0)
+    }
+
+    fn push_payload(
+        &mut self,
+        kind: &str,
+        payload: Vec<u8>,
+        frames: u64,
+    ) -> Result<i64, SpoolError> {
+        let checksum = xxhash_rust::xxh3::xxh3_128(&payload).to_be_bytes();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -230,13 +290,14 @@ impl Spool {
             });
         }
         tx.execute(
-            "INSERT INTO spool (queued_at, frames, bytes, checksum, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO spool (queued_at, frames, bytes, checksum, payload, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 crate::now_rfc3339(),
                 frames as i64,
                 adding as i64,
                 &checksum[..],
-                payload
+                payload,
+                kind
             ],
         )
         .map_err(err)?;
@@ -263,7 +324,7 @@ impl Spool {
     /// [`SpoolError::Damaged`]; [`SpoolError::Database`].
     pub fn forward(
         &mut self,
-        mut save: impl FnMut(&SpooledRun, &[IngestedFile]) -> Result<(), StoreError>,
+        mut save: impl FnMut(SpoolItem<'_>) -> Result<(), StoreError>,
         until: Option<std::time::Instant>,
         mut each: impl FnMut(&Spooled),
     ) -> Result<u64, SpoolError> {
@@ -275,7 +336,7 @@ impl Spool {
             let row = self
                 .conn
                 .query_row(
-                    "SELECT seq, queued_at, checksum, payload FROM spool ORDER BY seq LIMIT 1",
+                    "SELECT seq, queued_at, checksum, payload, kind FROM spool ORDER BY seq LIMIT 1",
                     [],
                     |r| {
                         Ok((
@@ -283,12 +344,13 @@ impl Spool {
                             r.get::<_, String>(1)?,
                             r.get::<_, Vec<u8>>(2)?,
                             r.get::<_, Vec<u8>>(3)?,
+                            r.get::<_, String>(4)?,
                         ))
                     },
                 )
                 .optional()
                 .map_err(|e| self.err(e))?;
-            let Some((seq, queued_at, checksum, payload)) = row else {
+            let Some((seq, queued_at, checksum, payload, kind)) = row else {
                 return Ok(done);
             };
             let damaged = || SpoolError::Damaged {
@@ -298,24 +360,36 @@ impl Spool {
             if checksum[..] != xxhash_rust::xxh3::xxh3_128(&payload).to_be_bytes() {
                 return Err(damaged());
             }
-            let (mut files, rest) = decode_files(&payload).map_err(|_| damaged())?;
-            let run = SpooledRun::from_bytes(rest).map_err(|_| damaged())?;
-            let first = files.first().map(|f| f.content_hash.clone());
             let mut already_stored = false;
-            loop {
-                match save(&run, &files) {
-                    Ok(()) => break,
-                    Err(StoreError::Duplicate { content_hash, .. })
-                        if Some(&content_hash) == first.as_ref() =>
-                    {
-                        already_stored = true;
-                        break;
+            let mut files = Vec::new();
+            match kind.as_str() {
+                "run" => {
+                    let (decoded, rest) = decode_files(&payload).map_err(|_| damaged())?;
+                    files = decoded;
+                    let run = SpooledRun::from_bytes(rest).map_err(|_| damaged())?;
+                    let first = files.first().map(|f| f.content_hash.clone());
+                    loop {
+                        match save(SpoolItem::Run(&run, &files)) {
+                            Ok(()) => break,
+                            Err(StoreError::Duplicate { content_hash, .. })
+                                if Some(&content_hash) == first.as_ref() =>
+                            {
+                                already_stored = true;
+                                break;
+                            }
+                            Err(StoreError::Duplicate { content_hash, .. }) => {
+                                files.retain(|f| f.content_hash != content_hash);
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
                     }
-                    Err(StoreError::Duplicate { content_hash, .. }) => {
-                        files.retain(|f| f.content_hash != content_hash);
-                    }
-                    Err(e) => return Err(e.into()),
                 }
+                "session" => {
+                    let p: SessionPayload =
+                        serde_json::from_slice(&payload).map_err(|_| damaged())?;
+                    save(SpoolItem::Session(&p.session, &p.blocklist))?;
+                }
+                _ => return Err(damaged()),
             }
             self.conn
                 .execute("DELETE FROM spool WHERE seq = ?1", [seq])
@@ -327,6 +401,27 @@ impl Spool {
                 files,
                 already_stored,
             });
+        }
+    }
+}
+
+/// Saves a spooled item into `store`: a run with
+/// [`crate::Store::save_spooled`]; a session with
+/// [`crate::Store::save_honeypot_session`] and, when it was new, its
+/// blocklist entries (a session already stored added them then).
+///
+/// Errors: the store's.
+pub fn save_spooled_item(
+    store: &mut dyn crate::Store,
+    item: SpoolItem<'_>,
+) -> Result<(), StoreError> {
+    match item {
+        SpoolItem::Run(run, files) => store.save_spooled(run, files),
+        SpoolItem::Session(session, blocklist) => {
+            if store.save_honeypot_session(session)? && !blocklist.is_empty() {
+                store.save_blocklist(blocklist)?;
+            }
+            Ok(())
         }
     }
 }
@@ -477,7 +572,11 @@ mod tests {
         let mut later = SqliteStore::open(&dir.path().join("later.db")).unwrap();
         let mut seen = Vec::new();
         let n = spool
-            .forward(|r, f| later.save_spooled(r, f), None, |s| seen.push(s.seq))
+            .forward(
+                |i| save_spooled_item(&mut later, i),
+                None,
+                |s| seen.push(s.seq),
+            )
             .unwrap();
         assert_eq!((n, seen), (2, vec![1, 2]));
         assert_eq!(spool.waiting().unwrap(), (0, 0, 0));
@@ -503,14 +602,14 @@ mod tests {
         std::fs::copy(&path, dir.path().join("copy.spool")).unwrap();
         let mut store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
         spool
-            .forward(|r, f| store.save_spooled(r, f), None, |_| {})
+            .forward(|i| save_spooled_item(&mut store, i), None, |_| {})
             .unwrap();
         let mut again = Spool::open(&dir.path().join("copy.spool"), 1 << 30).unwrap();
         let mut stored = Vec::new();
         assert_eq!(
             again
                 .forward(
-                    |r, f| store.save_spooled(r, f),
+                    |i| save_spooled_item(&mut store, i),
                     None,
                     |s| stored.push(s.already_stored)
                 )
@@ -562,7 +661,7 @@ mod tests {
             .unwrap();
         let mut store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
         let e = spool
-            .forward(|r, f| store.save_spooled(r, f), None, |_| {})
+            .forward(|i| save_spooled_item(&mut store, i), None, |_| {})
             .unwrap_err();
         assert!(matches!(e, SpoolError::Damaged { seq: 1, .. }), "{e}");
         assert_eq!(spool.waiting().unwrap().0, 1);
@@ -576,6 +675,63 @@ mod tests {
         SqliteStore::open(&path).unwrap();
         let e = Spool::open(&path, 1 << 20).err().unwrap();
         assert!(matches!(e, SpoolError::NotASpool { .. }), "{e}");
+    }
+
+    #[test]
+    fn honeypot_sessions_wait_beside_runs_and_are_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(&dir.path().join("s.spool"), 1 << 20).unwrap();
+        let session = HoneypotSession {
+            sensor: "hp".into(),
+            id: "00000000000a".into(),
+            protocol: "telnet".into(),
+            src_ip: "127.0.0.2".into(),
+            src_port: 4000,
+            dst_ip: "127.0.0.1".into(),
+            dst_port: 23,
+            start_ns: 1,
+            end_ns: 2,
+            commands: vec![(1, "/bin/busybox ECCHI".into(), false)],
+            reason: "closed".into(),
+            ..Default::default()
+        };
+        let entry = BlocklistRecord {
+            value: "198.18.0.9".into(),
+            kind: "ip".into(),
+            port: Some(8080),
+            malware: "mirai".into(),
+            source: "honeypot:hp".into(),
+            first_seen: "2026-12-01T00:00:00Z".into(),
+        };
+        spool
+            .push_session(&session, std::slice::from_ref(&entry))
+            .unwrap();
+        spool
+            .push(&SpooledRun::of(&telescope(8)), &[record("h1", 200)])
+            .unwrap();
+        // The same session again (a retry whose answer was lost).
+        spool
+            .push_session(&session, std::slice::from_ref(&entry))
+            .unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let n = spool
+            .forward(|i| save_spooled_item(&mut store, i), None, |_| {})
+            .unwrap();
+        assert_eq!(n, 3);
+        let stored = store.honeypot_sessions(None, None, 10).unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].commands, session.commands);
+        assert_eq!(store.blocklist().unwrap().len(), 1);
+        assert!(store.find_file("h1").unwrap().is_some());
+        // A sensor's sink refuses what it cannot store, naming the spool.
+        let e = SpoolError::WrongKind {
+            path: "s.spool".into(),
+            kind: "honeypot session",
+        };
+        assert!(
+            e.to_string().contains("store forward --spool s.spool"),
+            "{e}"
+        );
     }
 
     #[test]

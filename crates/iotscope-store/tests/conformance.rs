@@ -176,7 +176,7 @@ fn scenario(s: &mut dyn Store) -> Transcript {
     let mut forwarded = Vec::new();
     let n = spool
         .forward(
-            |r, f| s.save_spooled(r, f),
+            |i| iotscope_store::save_spooled_item(s, i),
             None,
             |f| forwarded.push(f.already_stored),
         )

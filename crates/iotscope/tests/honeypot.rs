@@ -458,3 +458,94 @@ fn nmap_sees_a_busybox_telnetd_whose_default_pairs_work() {
     assert!(xml.contains("admin:admin - Valid credentials"), "{xml}");
     assert!(xml.contains("root:root - Valid credentials"), "{xml}");
 }
+
+/// With a spool, the honeypot keeps the sessions a PostgreSQL store
+/// refuses while its server is down, and they reach the store in order,
+/// each once, before the next session after the server is back; those
+/// still waiting when it stops go with `store forward`.
+#[cfg(feature = "postgres")]
+#[test]
+fn sessions_during_a_database_outage_wait_in_the_spool_and_arrive_once() {
+    let Some((pg, url)) = common::OwnPostgres::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("h.spool");
+    let (mut child, text) = start(
+        &[
+            "--telnet",
+            "127.0.0.1:0",
+            "--sensor",
+            "hp-spool",
+            "--login-fail-delay",
+            "0s",
+            "--duration",
+            "120s",
+            "--format",
+            "json",
+            "--spool",
+            spool.to_str().unwrap(),
+        ],
+        std::path::Path::new(&url),
+        Stdio::piped(),
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{}", port_of(&text)).parse().unwrap();
+    let session = |marker: &str| {
+        let mut b = Bot::connect("127.0.0.1", addr);
+        b.login();
+        b.send(&format!("/bin/busybox {marker}"));
+        b.expect(&format!("{marker}: applet not found"));
+        b.send("exit");
+        let mut rest = Vec::new();
+        let _ = b.s.read_to_end(&mut rest);
+        // The session is recorded once it ends.
+        std::thread::sleep(Duration::from_millis(700));
+    };
+    let stored = |url: &str| -> Vec<String> {
+        let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        c.query(
+            "SELECT string_agg(input, ' ' ORDER BY seq) FROM honeypot_commands
+             WHERE sensor = 'hp-spool' GROUP BY session ORDER BY min(at_ns)",
+            &[],
+        )
+        .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        .unwrap_or_default()
+    };
+    session("ONE");
+    pg.run("stop");
+    session("TWO");
+    session("THREE");
+    pg.run("start");
+    session("FOUR");
+    let got = stored(&url);
+    assert_eq!(got.len(), 4, "{got:?}");
+    for (line, want) in got.iter().zip(["ONE", "TWO", "THREE", "FOUR"]) {
+        assert!(line.contains(want), "{got:?}");
+    }
+    // Down again, and the honeypot stops before the server is back.
+    pg.run("stop");
+    session("FIVE");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().unwrap();
+    assert!(st.success());
+    pg.run("start");
+    for expect in [1, 0] {
+        let o = bin()
+            .args([
+                "store", "forward", "--format", "json", "--db", &url, "--spool",
+            ])
+            .arg(&spool)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            (v["forwarded"].as_u64(), v["waiting"].as_u64()),
+            (Some(expect), Some(0)),
+            "{v}"
+        );
+    }
+    let got = stored(&url);
+    assert_eq!(got.len(), 5, "{got:?}");
+    assert!(got[4].contains("FIVE"), "{got:?}");
+}

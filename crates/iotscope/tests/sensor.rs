@@ -17,6 +17,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 mod common;
+#[cfg(feature = "postgres")]
+use common::OwnPostgres;
 use common::{effective_uid, have, skip, ScanNet};
 
 const BIN: &str = env!("CARGO_BIN_EXE_iotscope");
@@ -659,70 +661,6 @@ fn the_detectors_judge_buckets_as_the_sensor_closes_them() {
             .any(|p| p == "37215")),
         "no episode on 37215: {eps:#?}\n{log}"
     );
-}
-
-/// A throw-away PostgreSQL server of this test's own (it is restarted),
-/// reached through its Unix socket so that the sensor in its namespace
-/// can use it; None (after `skip`) without PostgreSQL.
-#[cfg(feature = "postgres")]
-struct OwnPostgres {
-    dir: tempfile::TempDir,
-}
-
-#[cfg(feature = "postgres")]
-impl OwnPostgres {
-    const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-scratch.sh");
-
-    fn start() -> Option<(OwnPostgres, String)> {
-        let found = std::fs::read_dir("/usr/lib/postgresql")
-            .map(|d| d.count() > 0)
-            .unwrap_or(false);
-        if !found {
-            skip("PostgreSQL is not installed");
-            return None;
-        }
-        let pg = OwnPostgres {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let url = pg.run("start");
-        let port = url
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap()
-            .to_string();
-        let socket_url = format!(
-            "postgres://postgres@localhost:{port}/postgres?host={}",
-            pg.dir.path().display()
-        );
-        Some((pg, socket_url))
-    }
-
-    fn run(&self, what: &str) -> String {
-        let out = Command::new("bash")
-            .args([Self::SCRIPT, what])
-            .arg(self.dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-}
-
-#[cfg(feature = "postgres")]
-impl Drop for OwnPostgres {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .args([Self::SCRIPT, "stop"])
-            .arg(self.dir.path())
-            .status();
-    }
 }
 
 /// A sensor writing to PostgreSQL keeps the commits the database refused

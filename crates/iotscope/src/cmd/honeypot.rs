@@ -98,6 +98,16 @@ pub struct HoneypotArgs {
     /// A status line (sessions, logins, links) on standard error this often; 0s for none.
     #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = crate::args::span)]
     status: Duration,
+    /// Keep the sessions the store refuses (its server down or out of
+    /// reach) in this local SQLite file and forward them, in order and once
+    /// each, when it takes sessions again, or with `iotscope store forward`
+    /// (default: the config's honeypot.spool; none: such a session is in
+    /// --events only).
+    #[arg(long, value_name = "PATH")]
+    spool: Option<PathBuf>,
+    /// Bytes the spool may hold (default: honeypot.spool_max, else 256M).
+    #[arg(long, value_name = "BYTES")]
+    spool_max: Option<String>,
     /// Stop by itself after this long (default: until SIGINT or SIGTERM).
     #[arg(long, value_name = "DURATION", value_parser = crate::args::run_time)]
     duration: Option<Duration>,
@@ -131,6 +141,10 @@ pub struct HoneypotDefaults {
     pub sensor: Option<String>,
     /// Payload directory.
     pub payloads: Option<PathBuf>,
+    /// Local spool for sessions the store refuses.
+    pub spool: Option<PathBuf>,
+    /// Bytes the spool may hold ("256M").
+    pub spool_max: Option<String>,
 }
 
 fn host_name() -> String {
@@ -259,7 +273,27 @@ pub fn run(a: HoneypotArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
     };
     let db = cfg.db_path(a.db.as_deref());
     let store = super::open_store(&db)?;
-    let mut recorders: Vec<Box<dyn Recorder>> = vec![Box::new(StoreRecorder::new(store, &sensor))];
+    let mut recorder = StoreRecorder::new(store, &sensor);
+    if let Some(path) = a.spool.clone().or(d.spool.clone()) {
+        let text = a
+            .spool_max
+            .clone()
+            .or(d.spool_max.clone())
+            .unwrap_or_else(|| "256M".into());
+        let max = iotscope_ingest::archive::parse_bytes(&text)
+            .map_err(|e| anyhow::anyhow!("--spool-max {e}"))?;
+        anyhow::ensure!(max > 0, "--spool-max must be more than 0");
+        let spool = iotscope_store::Spool::open(&path, max)?;
+        let waiting = spool.waiting()?.0;
+        if waiting > 0 {
+            eprintln!(
+                "iotscope honeypot: {waiting} sessions wait in the spool {}: forwarded before the next session is stored",
+                path.display()
+            );
+        }
+        recorder = recorder.with_spool(spool);
+    }
+    let mut recorders: Vec<Box<dyn Recorder>> = vec![Box::new(recorder)];
     let events = a.events.clone().or(d.events.clone());
     if let Some(p) = &events {
         let f = std::fs::OpenOptions::new()

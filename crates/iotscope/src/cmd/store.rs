@@ -169,7 +169,7 @@ fn forward(path: &std::path::Path, db: &OsString, format: &str) -> anyhow::Resul
     let mut store = iotscope_store::open(&locator)?;
     let (mut forwarded, mut already) = (0u64, 0u64);
     let result = spool.forward(
-        |r, f| store.save_spooled(r, f),
+        |item| iotscope_store::save_spooled_item(store.as_mut(), item),
         None,
         |s| {
             forwarded += 1;

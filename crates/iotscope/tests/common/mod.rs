@@ -686,3 +686,69 @@ pub fn telescope_report(db: &Path) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("JSON report")
 }
+
+/// A throw-away PostgreSQL server of this test's own (it is restarted),
+/// reached through its Unix socket so that the sensor in its namespace
+/// can use it; None (after `skip`) without PostgreSQL.
+#[cfg(feature = "postgres")]
+#[allow(dead_code)]
+pub struct OwnPostgres {
+    dir: tempfile::TempDir,
+}
+
+#[cfg(feature = "postgres")]
+#[allow(dead_code)]
+impl OwnPostgres {
+    const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-scratch.sh");
+
+    pub fn start() -> Option<(OwnPostgres, String)> {
+        let found = std::fs::read_dir("/usr/lib/postgresql")
+            .map(|d| d.count() > 0)
+            .unwrap_or(false);
+        if !found {
+            skip("PostgreSQL is not installed");
+            return None;
+        }
+        let pg = OwnPostgres {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let url = pg.run("start");
+        let port = url
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        let socket_url = format!(
+            "postgres://postgres@localhost:{port}/postgres?host={}",
+            pg.dir.path().display()
+        );
+        Some((pg, socket_url))
+    }
+
+    pub fn run(&self, what: &str) -> String {
+        let out = std::process::Command::new("bash")
+            .args([Self::SCRIPT, what])
+            .arg(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .args([Self::SCRIPT, "stop"])
+            .arg(self.dir.path())
+            .status();
+    }
+}
