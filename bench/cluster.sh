@@ -58,7 +58,7 @@ for i in 1 2; do
     ip -n "iosc-sen$i" link set "iosc$i-b" up
     ip netns exec "iosc-sen$i" "$bin" sensor --interface "iosc$i-b" \
         --darknet 198.18.0.0/15 --darknet 2001:db8:1::/48 --bucket 1m --grace 1s \
-        --duration 300s --format json --db "$db_socket" \
+        --duration 300s --format json --db "$db_socket" --spool "$out/sensor$i.spool" \
         >"$out/sensor$i.json" 2>"$out/sensor$i.log" &
     pids+=($!)
 done
@@ -89,6 +89,7 @@ for p in "${shards[@]}"; do wait "$p"; done
 step "a honeypot and a bot"
 hp_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$bin" honeypot --telnet "127.0.0.1:$hp_port" --sensor hp-cluster --db "$db" \
+    --spool "$out/honeypot.spool" \
     --login-fail-delay 0s --duration 300s --status 0s >"$out/honeypot.log" 2>&1 &
 hp=$!
 pids+=($hp)
@@ -118,15 +119,18 @@ step "checks"
 truth=$("$bin" telescope analyze --format json --no-detect --darknet 198.18.0.0/15 --darknet 2001:db8:1::/48 \
     "$out/sensor1.pcap" "$out/sensor2.pcap" | python3 -c 'import json,sys; print(json.load(sys.stdin)["packets"])')
 stored=$("$bin" telescope report --format json --db "$db" | python3 -c 'import json,sys; print(json.load(sys.stdin)["packets"])')
+# The same figure from the coarsest tier that answers (the daily rollups).
+coarse=$("$bin" telescope report --format json --tier coarsest --db "$db" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["packets"], r["tier"])')
 complete=$("$bin" survey status --format json --db "$db" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(all(x["complete"] for x in r) and len(r)==1)')
 sessions=$(psql -tA "$db" -c "SELECT COUNT(*) FROM honeypot_sessions WHERE sensor = 'hp-cluster'")
 bot=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("completed", "?"))' "$out/bot.json")
 findings=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["findings"]) if isinstance(d, dict) and "findings" in d else len(d))' "$out/findings.json")
-printf 'telescope: %s frames to the darknets in the captures, %s stored by the two sensors\n' "$truth" "$stored"
+printf 'telescope: %s frames to the darknets in the captures, %s stored by the two sensors (%s from the coarsest tier: %s)\n' "$truth" "$stored" "${coarse% *}" "${coarse#* }"
 printf 'survey: one run in three shards, complete: %s; %s findings through the dashboard API\n' "$complete" "$findings"
 printf 'honeypot: %s sessions stored (bot: %s sessions completed)\n' "$sessions" "$bot"
 printf 'dashboard overview: %s\n' "$(head -c 300 "$out/overview.json")"
 [ "$truth" = "$stored" ] || { echo "cluster.sh: the sensors stored $stored of $truth frames" >&2; exit 1; }
+[ "${coarse% *}" = "$stored" ] || { echo "cluster.sh: the coarsest tier gives ${coarse% *}, the buckets $stored" >&2; exit 1; }
 [ "$complete" = True ] || { echo "cluster.sh: the survey run is not complete" >&2; exit 1; }
 [ "$sessions" -gt 0 ] || { echo "cluster.sh: no honeypot session stored" >&2; exit 1; }
 echo "cluster.sh: every part's results are in the one store"

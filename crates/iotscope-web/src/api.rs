@@ -207,7 +207,9 @@ async fn compute_overview(
         // fewest rows (whole days from the daily rollups).
         tier: iotscope_store::TierChoice::Coarsest,
     };
-    let s: Summary = app.store(move |st| st.report(&query)).await?;
+    let (s, bucket_ns): (Summary, Option<i64>) = app
+        .store(move |st| Ok((st.report(&query)?, st.bucket_ns()?)))
+        .await?;
     let classes: Vec<Value> = ALL_CLASSES
         .iter()
         .map(|c| {
@@ -254,7 +256,10 @@ async fn compute_overview(
         "outside": s.outside,
         "bytes": s.bytes,
         "sources": s.sources,
-        "bucket_seconds": s.bucket_seconds,
+        // The store's bucket length, whichever tier the figures came from.
+        "bucket_seconds": bucket_ns.map_or(s.bucket_seconds, |b| b as f64 / 1e9),
+        // The tier read: the coarsest that answers the period exactly.
+        "tier": s.tier,
         "classes": classes,
         "top_ports": s.ports.iter().take(top).collect::<Vec<_>>(),
         "fingerprints": s.fingerprints,

@@ -7,6 +7,8 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+mod common;
+
 fn iotscope() -> Command {
     Command::new(env!("CARGO_BIN_EXE_iotscope"))
 }
@@ -225,4 +227,80 @@ fn postgres_rollups_and_retention_answer_as_sqlite() {
     for (i, (w, g)) in want.iter().zip(&got).enumerate() {
         assert!(w == g, "answer {i} differs between the engines");
     }
+}
+
+/// The dashboard's series of eight days of one-minute buckets (11,520 of
+/// them, past its 10,000 points) reads the hourly rollups: 192 exact
+/// points, each hour's unique sources those of its buckets.
+#[test]
+fn a_long_series_on_the_dashboard_reads_the_hours() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cap, db, cfg) = (
+        dir.path().join("w.pcap"),
+        dir.path().join("w.db"),
+        dir.path().join("c.toml"),
+    );
+    let o = iotscope()
+        .args(["lab", "darknet", "--packets", "30000", "--seed", "3"])
+        .args([
+            "--start",
+            "2016-10-01T00:00:00Z",
+            "--duration",
+            "8d",
+            "--out",
+        ])
+        .arg(&cap)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = iotscope()
+        .args(["telescope", "analyze", "--no-detect", "--bucket", "1m"])
+        .args(["--darknet", "198.18.0.0/15", "--db"])
+        .arg(&db)
+        .arg(&cap)
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(&cfg, "").unwrap();
+    let server = common::Server::start(&cfg, &db, &[]);
+    let s = common::http(None, server.port, "GET", "/api/series?ports=23", &[], None).json();
+    assert_eq!(
+        (s["tier"].as_str(), s["sources_merged_by"].as_str()),
+        (Some("hour"), Some("none")),
+        "{s}"
+    );
+    assert_eq!(s["bucket_seconds"], 3600.0);
+    assert_eq!(s["buckets"], 8 * 24);
+    let hours = report(
+        db.to_str().unwrap(),
+        &["--tier", "hour", "--port", "23/tcp"],
+    );
+    let line = &s["series"][0];
+    for (i, row) in hours["series"].as_array().unwrap().iter().enumerate() {
+        let port = row["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == 23);
+        let (packets, sources) = port.map_or((0, 0), |p| {
+            (
+                p["packets"].as_u64().unwrap(),
+                p["sources"].as_u64().unwrap(),
+            )
+        });
+        assert_eq!(line["packets"][i].as_u64(), Some(packets), "hour {i}");
+        assert_eq!(line["sources"][i].as_u64(), Some(sources), "hour {i}");
+    }
+    let o = common::http(
+        None,
+        server.port,
+        "GET",
+        "/api/overview?period=all",
+        &[],
+        None,
+    )
+    .json();
+    assert_eq!(o["tier"], "day", "{o}");
+    assert_eq!(o["bucket_seconds"], 60.0);
 }
