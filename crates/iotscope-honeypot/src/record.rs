@@ -145,7 +145,10 @@ pub struct StoreRecorder {
     sensor: String,
     spool: Option<iotscope_store::Spool>,
     /// Sessions that went to the spool.
-    spooled: u64,
+    spooled: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Whether the last session went to the spool (notices on a change).
+    spooling: bool,
+    notice: Box<dyn FnMut(&str) + Send>,
 }
 
 /// How long one session may spend forwarding a spool's backlog.
@@ -158,7 +161,9 @@ impl StoreRecorder {
             store,
             sensor: sensor.to_string(),
             spool: None,
-            spooled: 0,
+            spooled: Default::default(),
+            spooling: false,
+            notice: Box::new(|_| {}),
         }
     }
 
@@ -172,9 +177,60 @@ impl StoreRecorder {
         self
     }
 
-    /// Sessions that went to the spool so far.
-    pub fn spooled(&self) -> u64 {
-        self.spooled
+    /// Tells `f` when sessions start or stop going to the spool, when
+    /// spooled entries are forwarded or set aside as damaged, and when the
+    /// spool cannot take a session (for the operator's log).
+    pub fn with_notice(mut self, f: impl FnMut(&str) + Send + 'static) -> Self {
+        self.notice = Box::new(f);
+        self
+    }
+
+    /// Sessions that went to the spool so far (shared: readable while the
+    /// recorder runs elsewhere).
+    pub fn spooled(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.spooled.clone()
+    }
+
+    /// Forwards what waits in the spool, until `until` if given; returns
+    /// the entries forwarded (0 without a spool or while the store refuses).
+    pub fn forward(&mut self, until: Option<std::time::Instant>) -> u64 {
+        let Some(spool) = self.spool.as_mut() else {
+            return 0;
+        };
+        if !spool.waiting().is_ok_and(|w| w.0 > 0) {
+            return 0;
+        }
+        let store = &mut self.store;
+        let notice = &mut self.notice;
+        let path = spool.path().display().to_string();
+        let result = spool.forward(
+            |i| iotscope_store::save_spooled_item(store.as_mut(), i),
+            until,
+            |e| {
+                if let Some(why) = &e.set_aside {
+                    notice(&format!(
+                        "spool {path}: entry {} set aside, not forwarded: {why}",
+                        e.seq
+                    ));
+                }
+            },
+        );
+        match result {
+            Ok(n) => {
+                if n > 0 {
+                    let left = spool.waiting().map_or(0, |w| w.0);
+                    notice(&format!(
+                        "forwarded {n} spooled entries to the store ({left} still wait)"
+                    ));
+                }
+                n
+            }
+            Err(iotscope_store::SpoolError::Store(_)) => 0,
+            Err(e) => {
+                notice(&format!("spool {path}: {e}"));
+                0
+            }
+        }
     }
 }
 
@@ -187,35 +243,46 @@ impl Recorder for StoreRecorder {
         let row = to_row(&self.sensor, s);
         let rows = blocklist_rows(&self.sensor, s);
         let item = iotscope_store::SpoolItem::Session(&row, &rows);
-        let Some(spool) = self.spool.as_mut() else {
+        if self.spool.is_none() {
             return iotscope_store::save_spooled_item(self.store.as_mut(), item)
+                .map(|_| ())
                 .map_err(|e| e.to_string());
+        }
+        // What waits goes first, so sessions reach the store in order.
+        self.forward(Some(std::time::Instant::now() + FORWARD_BUDGET));
+        let spool = self.spool.as_mut().expect("checked");
+        let refusal = match spool.waiting().map_err(|e| e.to_string())?.0 {
+            0 => match iotscope_store::save_spooled_item(self.store.as_mut(), item) {
+                Ok(_) => {
+                    if self.spooling {
+                        self.spooling = false;
+                        (self.notice)("the store takes sessions again");
+                    }
+                    return Ok(());
+                }
+                Err(e) => Some(e.to_string()),
+            },
+            _ => None,
         };
-        // What waits goes first, so sessions reach the store in order; a
-        // spool that cannot give its oldest entry (damaged) is said, and
-        // still takes this session.
-        let store = &mut self.store;
-        let mut trouble = None;
-        if spool.waiting().map_err(|e| e.to_string())?.0 > 0 {
-            match spool.forward(
-                |i| iotscope_store::save_spooled_item(store.as_mut(), i),
-                Some(std::time::Instant::now() + FORWARD_BUDGET),
-                |_| {},
-            ) {
-                Ok(_) | Err(iotscope_store::SpoolError::Store(_)) => {}
-                Err(e) => trouble = Some(e.to_string()),
-            }
+        if let Err(e) = spool.push_session(&row, &rows) {
+            let text = format!(
+                "session {} is lost to the store: the store refused it and the spool too ({e})",
+                s.id
+            );
+            (self.notice)(&text);
+            return Err(text);
         }
-        if spool.waiting().map_err(|e| e.to_string())?.0 == 0
-            && iotscope_store::save_spooled_item(store.as_mut(), item).is_ok()
-        {
-            return Ok(());
+        self.spooled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !self.spooling {
+            self.spooling = true;
+            let why = refusal.unwrap_or_else(|| "earlier sessions still wait".into());
+            (self.notice)(&format!(
+                "sessions go to the spool {} until the store takes them again ({why})",
+                spool.path().display()
+            ));
         }
-        spool
-            .push_session(&row, &rows)
-            .map_err(|e| format!("the store refused a session and the spool too: {e}"))?;
-        self.spooled += 1;
-        trouble.map_or(Ok(()), Err)
+        Ok(())
     }
 }
 

@@ -204,7 +204,7 @@ impl<S: CommitSink> Spooling<S> {
         let path = self.spool.path().display().to_string();
         self.spool.forward(
             |item| match item {
-                iotscope_store::SpoolItem::Run(r, f) => store.save_spooled(r, f),
+                iotscope_store::SpoolItem::Run(r, f) => store.save_spooled(r, f).map(|()| true),
                 iotscope_store::SpoolItem::Session(..) => {
                     Err(StoreError::Spool(Box::new(SpoolError::WrongKind {
                         path: path.clone(),

@@ -85,15 +85,6 @@ pub enum SpoolError {
         /// The bound.
         max: u64,
     },
-    /// A stored run fails its checksum or does not decode; it and every
-    /// run after it stay in the spool.
-    #[error("spool {path}: run {seq} is damaged (checksum or encoding); it and the runs after it stay in the spool")]
-    Damaged {
-        /// The spool's path.
-        path: String,
-        /// The run's sequence number.
-        seq: i64,
-    },
     /// A sensor's spool holds a honeypot's sessions (or the reverse): the
     /// writer cannot store them; `iotscope store forward` can.
     #[error("spool {path} holds {kind} entries this writer does not store: forward them with `iotscope store forward --spool {path}`")]
@@ -119,8 +110,13 @@ pub struct Spooled {
     /// none for a session).
     pub files: Vec<IngestedFile>,
     /// Whether the store had it already (an earlier forward whose removal
-    /// from the spool was lost): nothing was written.
+    /// from the spool was lost, or another forwarder's): nothing was
+    /// written.
     pub already_stored: bool,
+    /// Why it was set aside instead (damaged: its checksum or encoding, or
+    /// a run without records, which could not be told apart from a copy of
+    /// itself): kept in the spool's `set_aside` table, not forwarded.
+    pub set_aside: Option<String>,
 }
 
 /// A bounded, durable, ordered queue of runs for a store.
@@ -182,6 +178,14 @@ impl Spool {
                  checksum  BLOB NOT NULL,
                  payload   BLOB NOT NULL,
                  kind      TEXT NOT NULL DEFAULT 'run'
+             );
+             CREATE TABLE IF NOT EXISTS set_aside (
+                 seq       INTEGER PRIMARY KEY,
+                 queued_at TEXT NOT NULL,
+                 kind      TEXT NOT NULL,
+                 checksum  BLOB NOT NULL,
+                 payload   BLOB NOT NULL,
+                 why       TEXT NOT NULL
              );
              COMMIT;",
             Self::APPLICATION_ID
@@ -306,14 +310,18 @@ impl Spool {
         Ok(seq)
     }
 
-    /// Writes the waiting runs with `save` (a store's
-    /// [`crate::Store::save_spooled`]), oldest first, each in the store's own
-    /// transaction, removing each from the spool once the store has it;
-    /// `each` hears of every run forwarded. Stops at the first run the
-    /// store refuses (it and the later runs stay), and after the run in
-    /// hand once `until` has passed (a sensor forwards a backlog a little
-    /// at each commit, not at the cost of its capture). Returns how many
-    /// runs left the spool.
+    /// Writes the waiting entries with `save` ([`save_spooled_item`] into a
+    /// store; it says whether the entry was stored now or was there
+    /// already), oldest first, each in the store's own transaction,
+    /// removing each from the spool once the store has it; `each` hears of
+    /// every entry that left the spool. Stops at the first entry the store
+    /// refuses (it and the later ones stay), and after the entry in hand
+    /// once `until` has passed (a sensor forwards a backlog a little at
+    /// each commit, not at the cost of its capture). An entry that cannot
+    /// be forwarded (damaged: its checksum or encoding) is moved to the
+    /// spool's `set_aside` table, said to `each`, and the rest go on: one
+    /// bad entry does not hold the others back. Returns how many entries
+    /// were forwarded.
     ///
     /// A run whose first record the store already holds was stored by an
     /// earlier forward whose removal was lost: it is removed without
@@ -321,10 +329,10 @@ impl Spool {
     /// analysed meanwhile) is dropped from the run and the rest written.
     ///
     /// Errors: [`SpoolError::Store`] with the store's refusal;
-    /// [`SpoolError::Damaged`]; [`SpoolError::Database`].
+    /// [`SpoolError::Database`].
     pub fn forward(
         &mut self,
-        mut save: impl FnMut(SpoolItem<'_>) -> Result<(), StoreError>,
+        mut save: impl FnMut(SpoolItem<'_>) -> Result<bool, StoreError>,
         until: Option<std::time::Instant>,
         mut each: impl FnMut(&Spooled),
     ) -> Result<u64, SpoolError> {
@@ -353,24 +361,19 @@ impl Spool {
             let Some((seq, queued_at, checksum, payload, kind)) = row else {
                 return Ok(done);
             };
-            let damaged = || SpoolError::Damaged {
-                path: self.path.display().to_string(),
-                seq,
-            };
-            if checksum[..] != xxhash_rust::xxh3::xxh3_128(&payload).to_be_bytes() {
-                return Err(damaged());
-            }
             let mut already_stored = false;
             let mut files = Vec::new();
-            match kind.as_str() {
-                "run" => {
-                    let (decoded, rest) = decode_files(&payload).map_err(|_| damaged())?;
+            let why = match decode(&checksum, &payload, &kind) {
+                Err(why) => Some(why),
+                Ok(Decoded::Run(run, decoded)) => {
                     files = decoded;
-                    let run = SpooledRun::from_bytes(rest).map_err(|_| damaged())?;
                     let first = files.first().map(|f| f.content_hash.clone());
                     loop {
                         match save(SpoolItem::Run(&run, &files)) {
-                            Ok(()) => break,
+                            Ok(stored) => {
+                                already_stored = !stored;
+                                break;
+                            }
                             Err(StoreError::Duplicate { content_hash, .. })
                                 if Some(&content_hash) == first.as_ref() =>
                             {
@@ -383,45 +386,115 @@ impl Spool {
                             Err(e) => return Err(e.into()),
                         }
                     }
+                    None
                 }
-                "session" => {
-                    let p: SessionPayload =
-                        serde_json::from_slice(&payload).map_err(|_| damaged())?;
-                    save(SpoolItem::Session(&p.session, &p.blocklist))?;
+                Ok(Decoded::Session(p)) => {
+                    already_stored = !save(SpoolItem::Session(&p.session, &p.blocklist))?;
+                    None
                 }
-                _ => return Err(damaged()),
+            };
+            // One transaction: an entry set aside is moved, not lost; one
+            // another forwarder removed first is not counted twice.
+            let path = self.path.display().to_string();
+            let err = |source| SpoolError::Database {
+                path: path.clone(),
+                source,
+            };
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(err)?;
+            if let Some(why) = &why {
+                tx.execute(
+                    "INSERT OR REPLACE INTO set_aside (seq, queued_at, kind, checksum, payload, why)
+                     SELECT seq, queued_at, kind, checksum, payload, ?2 FROM spool WHERE seq = ?1",
+                    params![seq, why],
+                )
+                .map_err(err)?;
             }
-            self.conn
+            let removed = tx
                 .execute("DELETE FROM spool WHERE seq = ?1", [seq])
-                .map_err(|e| self.err(e))?;
-            done += 1;
+                .map_err(err)?;
+            tx.commit().map_err(err)?;
+            if removed == 0 {
+                continue;
+            }
+            done += why.is_none() as u64;
             each(&Spooled {
                 seq,
                 queued_at,
                 files,
                 already_stored,
+                set_aside: why,
             });
         }
+    }
+
+    /// Entries set aside as damaged, and the reasons (oldest first).
+    ///
+    /// Errors: [`SpoolError::Database`].
+    pub fn set_aside(&self) -> Result<Vec<(i64, String)>, SpoolError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT seq, why FROM set_aside ORDER BY seq")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e));
+        rows
+    }
+}
+
+/// A spool entry read back.
+enum Decoded {
+    Run(SpooledRun, Vec<IngestedFile>),
+    Session(Box<SessionPayload>),
+}
+
+/// Checks and decodes an entry; else why it cannot be forwarded.
+fn decode(checksum: &[u8], payload: &[u8], kind: &str) -> Result<Decoded, String> {
+    if checksum[..] != xxhash_rust::xxh3::xxh3_128(payload).to_be_bytes() {
+        return Err("its checksum does not match its bytes".into());
+    }
+    match kind {
+        "run" => {
+            let (files, rest) =
+                decode_files(payload).map_err(|_| "its records do not decode".to_string())?;
+            if files.is_empty() {
+                return Err("a run without records (it could be stored twice)".into());
+            }
+            let run =
+                SpooledRun::from_bytes(rest).map_err(|_| "its run does not decode".to_string())?;
+            Ok(Decoded::Run(run, files))
+        }
+        "session" => serde_json::from_slice(payload)
+            .map(|p| Decoded::Session(Box::new(p)))
+            .map_err(|e| format!("its session does not decode: {e}")),
+        other => Err(format!("an entry of unknown kind {other:?}")),
     }
 }
 
 /// Saves a spooled item into `store`: a run with
 /// [`crate::Store::save_spooled`]; a session with
 /// [`crate::Store::save_honeypot_session`] and, when it was new, its
-/// blocklist entries (a session already stored added them then).
+/// blocklist entries (a session already stored added them then). Returns
+/// whether it was stored now (false: the store had the session).
 ///
 /// Errors: the store's.
 pub fn save_spooled_item(
     store: &mut dyn crate::Store,
     item: SpoolItem<'_>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     match item {
-        SpoolItem::Run(run, files) => store.save_spooled(run, files),
+        SpoolItem::Run(run, files) => store.save_spooled(run, files).map(|()| true),
         SpoolItem::Session(session, blocklist) => {
-            if store.save_honeypot_session(session)? && !blocklist.is_empty() {
+            let new = store.save_honeypot_session(session)?;
+            if new && !blocklist.is_empty() {
                 store.save_blocklist(blocklist)?;
             }
-            Ok(())
+            Ok(new)
         }
     }
 }
@@ -648,24 +721,48 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_run_stops_forwarding_and_stays() {
+    fn a_damaged_entry_is_set_aside_and_the_rest_forwarded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.spool");
         let mut spool = Spool::open(&path, 1 << 30).unwrap();
-        spool
-            .push(&SpooledRun::of(&telescope(5)), &[record("h1", 200)])
-            .unwrap();
+        for h in ["h1", "h2"] {
+            spool
+                .push(&SpooledRun::of(&telescope(5)), &[record(h, 200)])
+                .unwrap();
+        }
         spool
             .conn
-            .execute("UPDATE spool SET payload = substr(payload, 1, 40)", [])
+            .execute(
+                "UPDATE spool SET payload = substr(payload, 1, 40) WHERE seq = 1",
+                [],
+            )
             .unwrap();
         let mut store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
-        let e = spool
-            .forward(|i| save_spooled_item(&mut store, i), None, |_| {})
-            .unwrap_err();
-        assert!(matches!(e, SpoolError::Damaged { seq: 1, .. }), "{e}");
-        assert_eq!(spool.waiting().unwrap().0, 1);
+        let mut heard = Vec::new();
+        let n = spool
+            .forward(
+                |i| save_spooled_item(&mut store, i),
+                None,
+                |s| heard.push((s.seq, s.set_aside.clone())),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(heard[0].0, 1);
+        assert!(
+            heard[0].1.as_deref().unwrap().contains("checksum"),
+            "{heard:?}"
+        );
+        assert_eq!(heard[1], (2, None));
+        assert_eq!(spool.waiting().unwrap().0, 0);
+        assert_eq!(spool.set_aside().unwrap().len(), 1);
         assert!(store.find_file("h1").unwrap().is_none());
+        assert!(store.find_file("h2").unwrap().is_some());
+        // A run without records could be stored twice: set aside too.
+        spool.push(&SpooledRun::of(&telescope(6)), &[]).unwrap();
+        let n = spool
+            .forward(|i| save_spooled_item(&mut store, i), None, |_| {})
+            .unwrap();
+        assert_eq!((n, spool.set_aside().unwrap().len()), (0, 2));
     }
 
     #[test]
@@ -745,7 +842,7 @@ mod tests {
         let before = std::fs::read(&path).unwrap();
         let e = SqliteStore::open(&path).err().unwrap();
         assert!(matches!(e, crate::StoreError::NotAStore { .. }), "{e}");
-        assert!(e.to_string().contains("a sensor's spool"), "{e}");
+        assert!(e.to_string().contains("an iotscope spool"), "{e}");
         assert_eq!(
             std::fs::read(&path).unwrap(),
             before,

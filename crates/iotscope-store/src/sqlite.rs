@@ -596,7 +596,7 @@ impl SqliteStore {
             return Err(StoreError::NotAStore {
                 path: p.clone(),
                 what: if app == crate::Spool::APPLICATION_ID {
-                    "a sensor's spool (forward it with `iotscope store forward --spool`)"
+                    "an iotscope spool (forward it with `iotscope store forward --spool`)"
                 } else {
                     "another program's SQLite database"
                 },

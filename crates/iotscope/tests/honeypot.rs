@@ -20,6 +20,21 @@ fn bin() -> Command {
 /// standard error (the first listener and its bound address); the child and
 /// that line.
 fn start(args: &[&str], db: &std::path::Path, stdout: Stdio) -> (std::process::Child, String) {
+    let (child, line, _) = start_logged(args, db, stdout);
+    (child, line)
+}
+
+/// [`start`], and the rest of its standard error as it comes (read by a
+/// thread until the honeypot exits: a closed pipe would fail its writes).
+fn start_logged(
+    args: &[&str],
+    db: &std::path::Path,
+    stdout: Stdio,
+) -> (
+    std::process::Child,
+    String,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
     let mut child = bin()
         .arg("honeypot")
         .args(args)
@@ -41,7 +56,20 @@ fn start(args: &[&str], db: &std::path::Path, stdout: Stdio) -> (std::process::C
         );
         line.push(b[0]);
     }
-    (child, String::from_utf8_lossy(&line).into_owned())
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let rest = log.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            rest.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    (child, String::from_utf8_lossy(&line).into_owned(), log)
 }
 
 /// The port of `127.0.0.1:PORT` in a listener line.
@@ -471,7 +499,7 @@ fn sessions_during_a_database_outage_wait_in_the_spool_and_arrive_once() {
     };
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("h.spool");
-    let (mut child, text) = start(
+    let (mut child, text, log) = start_logged(
         &[
             "--telnet",
             "127.0.0.1:0",
@@ -528,6 +556,16 @@ fn sessions_during_a_database_outage_wait_in_the_spool_and_arrive_once() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let st = child.wait().unwrap();
     assert!(st.success());
+    std::thread::sleep(Duration::from_millis(200));
+    let said = log.lock().unwrap().clone();
+    for expect in [
+        "sessions go to the spool",
+        "forwarded 2 spooled entries",
+        "the store takes sessions again",
+        "1 entries wait in the spool",
+    ] {
+        assert!(said.contains(expect), "{expect:?} not in {said}");
+    }
     pg.run("start");
     for expect in [1, 0] {
         let o = bin()

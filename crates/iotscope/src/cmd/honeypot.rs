@@ -273,26 +273,32 @@ pub fn run(a: HoneypotArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
     };
     let db = cfg.db_path(a.db.as_deref());
     let store = super::open_store(&db)?;
-    let mut recorder = StoreRecorder::new(store, &sensor);
-    if let Some(path) = a.spool.clone().or(d.spool.clone()) {
+    let mut recorder = StoreRecorder::new(store, &sensor)
+        .with_notice(|text| eprintln!("iotscope honeypot: {text}"));
+    let spool_path = a.spool.clone().or(d.spool.clone());
+    let mut spool_max = 0;
+    if let Some(path) = &spool_path {
         let text = a
             .spool_max
             .clone()
             .or(d.spool_max.clone())
             .unwrap_or_else(|| "256M".into());
-        let max = iotscope_ingest::archive::parse_bytes(&text)
+        spool_max = iotscope_ingest::archive::parse_bytes(&text)
             .map_err(|e| anyhow::anyhow!("--spool-max {e}"))?;
-        anyhow::ensure!(max > 0, "--spool-max must be more than 0");
-        let spool = iotscope_store::Spool::open(&path, max)?;
+        anyhow::ensure!(spool_max > 0, "--spool-max must be more than 0");
+        let spool = iotscope_store::Spool::open(path, spool_max)?;
         let waiting = spool.waiting()?.0;
         if waiting > 0 {
             eprintln!(
-                "iotscope honeypot: {waiting} sessions wait in the spool {}: forwarded before the next session is stored",
+                "iotscope honeypot: {waiting} entries wait in the spool {}: forwarding them now",
                 path.display()
             );
         }
         recorder = recorder.with_spool(spool);
+        // A spool left by an earlier run goes now, not at the next session.
+        recorder.forward(None);
     }
+    let spooled = recorder.spooled();
     let mut recorders: Vec<Box<dyn Recorder>> = vec![Box::new(recorder)];
     let events = a.events.clone().or(d.events.clone());
     if let Some(p) = &events {
@@ -371,6 +377,10 @@ pub fn run(a: HoneypotArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
         anyhow::Ok(())
     })?;
     let s = &stats;
+    let spool_waiting = match &spool_path {
+        Some(p) => iotscope_store::Spool::open(p, spool_max)?.waiting()?.0,
+        None => 0,
+    };
     let summary = serde_json::json!({
         "sensor": sensor,
         "seconds": started.elapsed().as_secs_f64(),
@@ -379,13 +389,16 @@ pub fn run(a: HoneypotArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
         "logins": s.logins.load(Ordering::Relaxed),
         "linked": s.linked.load(Ordering::Relaxed),
         "record_errors": s.record_errors.load(Ordering::Relaxed),
+        // Sessions that went to the spool, and entries still waiting there.
+        "spooled": spooled.load(Ordering::Relaxed),
+        "spool_waiting": spool_waiting,
         "db": super::shown(&db),
         "events": events.map(|p| p.display().to_string()),
     });
     match a.format.as_str() {
         "json" => println!("{summary}"),
         _ => eprintln!(
-            "iotscope honeypot: stopped after {:.0} s: {} sessions ({} refused), {} logins, {} loaders linked; stored in {}",
+            "iotscope honeypot: stopped after {:.0} s: {} sessions ({} refused), {} logins, {} loaders linked; recorded to {}",
             started.elapsed().as_secs_f64(),
             summary["sessions"],
             summary["refused"],
@@ -393,6 +406,13 @@ pub fn run(a: HoneypotArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
             summary["linked"],
             super::shown(&db)
         ),
+    }
+    if let (Some(p), true) = (&spool_path, spool_waiting > 0) {
+        eprintln!(
+            "iotscope honeypot: {spool_waiting} entries wait in the spool {} for the store: they go at the next start \
+             with this spool, or now with `iotscope store forward --spool {0} --db STORE`",
+            p.display()
+        );
     }
     Ok(if s.record_errors.load(Ordering::Relaxed) > 0 {
         ExitCode::FAILURE

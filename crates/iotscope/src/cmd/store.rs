@@ -57,19 +57,21 @@ pub enum StoreCommand {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
-    /// Forward the runs waiting in a sensor's spool (`sensor --spool`) to a
+    /// Forward what waits in a sensor's or a honeypot's spool (`sensor
+    /// --spool`, `honeypot --spool`: telescope runs, honeypot sessions) to a
     /// store, oldest first, each once; stops at the first the store refuses
-    /// (exit 2; it and the later ones stay in the spool).
+    /// (exit 2; it and the later ones stay in the spool); a damaged entry is
+    /// set aside in the spool and said.
     Forward {
         /// The spool file.
         #[arg(long, value_name = "PATH")]
         spool: std::path::PathBuf,
         /// The store: a path, `sqlite:PATH` or a `postgres://` URL (default:
-        /// the config's [store] db).
+        /// the config's [store] db; there is no other default).
         #[arg(long, value_name = "STORE")]
         db: Option<OsString>,
         /// `text` or `json` (`spool`, `db`, `forwarded`, `already_stored`,
-        /// `waiting`).
+        /// `set_aside`, `waiting`).
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
@@ -79,7 +81,14 @@ pub fn run(c: StoreCommand, cfg: &crate::config::Config) -> anyhow::Result<ExitC
     let (from, to, format) = match c {
         StoreCommand::Copy { from, to, format } => (from, to, format),
         StoreCommand::Forward { spool, db, format } => {
-            let db = db.unwrap_or_else(|| cfg.db_path(None).into_os_string());
+            // No default file: a spool forwarded into a store nobody named
+            // would look forwarded and be nowhere anyone reads.
+            let Some(db) = db.or(cfg.store.db.clone().map(std::path::PathBuf::into_os_string))
+            else {
+                anyhow::bail!(
+                    "give the store to forward into: --db STORE (or [store] db in the config)"
+                );
+            };
             return forward(&spool, &db, &format);
         }
         StoreCommand::Prune {
@@ -159,23 +168,31 @@ fn forward(path: &std::path::Path, db: &OsString, format: &str) -> anyhow::Resul
             println!(
                 "{}",
                 serde_json::json!({"spool": path.display().to_string(), "db": locator.to_string(),
-                    "forwarded": 0, "already_stored": 0, "waiting": 0})
+                    "forwarded": 0, "already_stored": 0, "set_aside": 0, "waiting": 0})
             );
         } else {
-            println!("0 runs forwarded (the spool is empty)");
+            println!("0 entries forwarded (the spool is empty)");
         }
         return Ok(ExitCode::SUCCESS);
     }
     let mut store = iotscope_store::open(&locator)?;
-    let (mut forwarded, mut already) = (0u64, 0u64);
+    let (mut forwarded, mut already, mut aside) = (0u64, 0u64, 0u64);
     let result = spool.forward(
         |item| iotscope_store::save_spooled_item(store.as_mut(), item),
         None,
         |s| {
+            if let Some(why) = &s.set_aside {
+                aside += 1;
+                eprintln!(
+                    "iotscope store forward: entry {} (spooled {}) set aside, not forwarded: {why}",
+                    s.seq, s.queued_at
+                );
+                return;
+            }
             forwarded += 1;
             already += s.already_stored as u64;
             eprintln!(
-                "iotscope store forward: run {} (spooled {}){}",
+                "iotscope store forward: entry {} (spooled {}){}",
                 s.seq,
                 s.queued_at,
                 if s.already_stored {
@@ -195,11 +212,14 @@ fn forward(path: &std::path::Path, db: &OsString, format: &str) -> anyhow::Resul
                 "db": locator.to_string(),
                 "forwarded": forwarded,
                 "already_stored": already,
+                "set_aside": aside,
                 "waiting": waiting,
             })
         );
     } else {
-        println!("{forwarded} runs forwarded ({already} the store had already), {waiting} waiting");
+        println!(
+            "{forwarded} entries forwarded to {locator} ({already} the store had already), {aside} set aside as damaged, {waiting} waiting"
+        );
     }
     result?;
     Ok(ExitCode::SUCCESS)
@@ -233,7 +253,9 @@ fn prune(
     );
     let now_ns = match &now {
         Some(t) => iotscope_telescope::time::parse_rfc3339(t).with_context(|| {
-            format!("--now {t:?} is not RFC 3339 (2016-10-01T00:00:00Z) or a date")
+            format!(
+                "--now {t:?} is not a time such as 2016-10-01T00:00:00Z or a date from 1970 to 2262"
+            )
         })?,
         None => std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
