@@ -324,6 +324,20 @@ fn bad_flags_say_what_is_wrong() {
         e.contains("no such persona") && e.contains("hisilicon-dvr"),
         "{e}"
     );
+    // The spool given as the store: refused before either file is made.
+    let dir = tempfile::tempdir().unwrap();
+    let same = dir.path().join("same.db");
+    let out = bin()
+        .args(["honeypot", "--telnet", "127.0.0.1:0", "--db"])
+        .arg(&same)
+        .arg("--spool")
+        .arg(&same)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains("is the store itself"), "{e}");
+    assert!(!same.exists());
 }
 
 /// OpenSSH logs in with sshpass: an exec request and an interactive shell

@@ -272,6 +272,9 @@ pub fn run(a: HoneypotArgs, cfg: &crate::config::Config) -> anyhow::Result<ExitC
         },
     };
     let db = cfg.db_path(a.db.as_deref());
+    if let Some(spool) = a.spool.as_ref().or(d.spool.as_ref()) {
+        super::spool_apart(&db, spool)?;
+    }
     let store = super::open_store(&db)?;
     let mut recorder = StoreRecorder::new(store, &sensor)
         .with_notice(|text| eprintln!("iotscope honeypot: {text}"));

@@ -40,6 +40,25 @@ pub(crate) fn open_existing(db: &std::path::Path) -> anyhow::Result<StoreBox> {
     Ok(iotscope_store::open(&at)?)
 }
 
+/// Refuses a spool file that is the store itself (`--db X --spool X`):
+/// checked before either is opened, so neither file is made or changed.
+pub(crate) fn spool_apart(db: &std::path::Path, spool: &std::path::Path) -> anyhow::Result<()> {
+    let iotscope_store::Locator::Sqlite(store) = iotscope_store::Locator::parse(db.as_os_str())
+    else {
+        return Ok(());
+    };
+    let full = |p: &std::path::Path| {
+        std::fs::canonicalize(p)
+            .unwrap_or_else(|_| std::path::absolute(p).unwrap_or(p.to_path_buf()))
+    };
+    anyhow::ensure!(
+        full(&store) != full(spool),
+        "--spool {} is the store itself: give the spool a file of its own",
+        spool.display()
+    );
+    Ok(())
+}
+
 /// How `db` is shown in messages: a URL without its password.
 pub(crate) fn shown(db: &std::path::Path) -> String {
     iotscope_store::Locator::parse(db.as_os_str()).to_string()

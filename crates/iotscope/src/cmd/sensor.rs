@@ -211,6 +211,7 @@ pub fn run(
             if max == 0 {
                 anyhow::bail!("--spool-max must be more than 0");
             }
+            super::spool_apart(&db, &path)?;
             Some((path, max))
         }
     };

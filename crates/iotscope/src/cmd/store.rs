@@ -159,6 +159,7 @@ pub fn run(c: StoreCommand, cfg: &crate::config::Config) -> anyhow::Result<ExitC
 /// `store forward`.
 fn forward(path: &std::path::Path, db: &OsString, format: &str) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(path.is_file(), "no spool at {}", path.display());
+    super::spool_apart(std::path::Path::new(db), path)?;
     // The bound only limits pushes; forwarding takes what is there.
     let mut spool = iotscope_store::Spool::open(path, u64::MAX)?;
     let locator = Locator::parse(db);
