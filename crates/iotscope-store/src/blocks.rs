@@ -518,20 +518,16 @@ pub(crate) fn merge_ports_many(pairs: &[(&[u8], &[u8])]) -> Result<(Vec<u8>, Vec
 /// One source block from two of the bucket starting at `start_ns` (a
 /// stored one and a new run's): a source in both gets its counters added.
 pub(crate) fn merge_sources(start_ns: i64, old: &[u8], new: &[u8]) -> Result<Vec<u8>, Damaged> {
-    merge_sources_at(start_ns, &[(start_ns, old), (start_ns, new)])
+    merge_sources_counted(start_ns, &[(start_ns, old), (start_ns, new)]).map(|(out, _)| out)
 }
 
 /// One source block, keyed by `out_start`, from source blocks of buckets
 /// starting at other times (`(start, block)`; a bucket rolled up into its
-/// hour or day): a source in several gets its counters added. Times are
-/// stored as offsets from the key, so each block is read at its own start.
-pub(crate) fn merge_sources_at(out_start: i64, parts: &[(i64, &[u8])]) -> Result<Vec<u8>, Damaged> {
-    merge_sources_counted(out_start, parts).map(|(out, _)| out)
-}
-
-/// [`merge_sources_at`], and how many sources the block holds. Records
-/// are gathered, sorted by address and summed where an address repeats:
-/// cheaper than a hash map of every source (a flood's day is ten million).
+/// hour or day), and how many sources it holds: a source in several gets
+/// its counters added. Times are stored as offsets from the key, so each
+/// block is read at its own start. Records are gathered, sorted by address
+/// and summed where an address repeats: cheaper than a hash map of every
+/// source (a flood's day is ten million).
 pub(crate) fn merge_sources_counted(
     out_start: i64,
     parts: &[(i64, &[u8])],

@@ -1148,6 +1148,19 @@ pub mod testing {
     }
 }
 
+/// Frames the crate's tests build runs from.
+#[cfg(test)]
+pub(crate) mod test_frames {
+    /// A raw IPv4 TCP SYN from 10.0.0.`src` to 198.18.0.1:`dport`.
+    pub(crate) fn syn(src: u8, dport: u16) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, src];
+        p.extend_from_slice(&[198, 18, 0, 1, 0x9c, 0x40]);
+        p.extend_from_slice(&dport.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 9, 0, 0, 0, 0, 0x50, 0x02, 4, 0, 0, 0, 0, 0]);
+        p
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -803,18 +803,14 @@ impl Store for Inner {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PgStore::WRITE_LOCK])
             .map_err(db)?;
         let cov = coverage_of(&mut tx).map_err(db)?;
-        let cuts = retention
-            .cuts(&cov, now_ns)
+        let plan = retention
+            .plan(&cov, now_ns)
             .map_err(|why| StoreError::Tier {
                 path: url.clone(),
                 why,
             })?;
         let mut out = Vec::new();
-        for t in Tier::ALL {
-            let Some(cut) = cuts[t.index()] else {
-                continue;
-            };
-            let before = cut.max(cov.from_ns[t.index()].unwrap_or(i64::MIN));
+        for (t, before) in plan {
             let mut periods = 0;
             for (i, table) in t.tables().into_iter().enumerate() {
                 let n = tx

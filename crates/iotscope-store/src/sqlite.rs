@@ -709,18 +709,14 @@ impl Store for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db)?;
         let cov = coverage_of(&tx).map_err(db)?;
-        let cuts = retention
-            .cuts(&cov, now_ns)
+        let plan = retention
+            .plan(&cov, now_ns)
             .map_err(|why| StoreError::Tier {
                 path: path.clone(),
                 why,
             })?;
         let mut out = Vec::new();
-        for t in Tier::ALL {
-            let Some(cut) = cuts[t.index()] else {
-                continue;
-            };
-            let before = cut.max(cov.from_ns[t.index()].unwrap_or(i64::MIN));
+        for (t, before) in plan {
             let mut periods = 0;
             for (i, table) in t.tables().into_iter().enumerate() {
                 let n = tx
@@ -735,7 +731,7 @@ impl Store for SqliteStore {
             }
             if t == Tier::Bucket {
                 // The lazy per-day source rollups are built from buckets.
-                let day = cut.div_euclid(DAY_NS) + (cut.rem_euclid(DAY_NS) != 0) as i64;
+                let day = before.div_euclid(DAY_NS) + (before.rem_euclid(DAY_NS) != 0) as i64;
                 tx.execute("DELETE FROM day_source_blocks WHERE day < ?1", [day])
                     .map_err(db)?;
                 tx.execute("DELETE FROM rolled_days WHERE day < ?1", [day])
@@ -2790,14 +2786,7 @@ mod concurrency {
 
     use super::*;
 
-    /// A raw IPv4 TCP SYN from 10.0.0.`src` to 198.18.0.1:`dport`.
-    fn syn(src: u8, dport: u16) -> Vec<u8> {
-        let mut p = vec![0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, src];
-        p.extend_from_slice(&[198, 18, 0, 1, 0x9c, 0x40]);
-        p.extend_from_slice(&dport.to_be_bytes());
-        p.extend_from_slice(&[0, 0, 0, 9, 0, 0, 0, 0, 0x50, 0x02, 4, 0, 0, 0, 0, 0]);
-        p
-    }
+    use crate::test_frames::syn;
 
     /// One run's aggregates: `packets` SYNs over three hours, as the
     /// command builds them for a store.

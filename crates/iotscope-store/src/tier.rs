@@ -406,6 +406,26 @@ pub(crate) fn kept_from_key(t: Tier) -> &'static str {
     }
 }
 
+impl Retention {
+    /// What a prune at `now_ns` removes: per tier with a cut
+    /// ([`Self::cuts`]), the start before which its periods go, never
+    /// before the boundary already recorded for it (a period there is gone
+    /// or was never written). Both engines delete every table of the tier
+    /// ([`Tier::tables`]) below it and record it as the tier's boundary.
+    ///
+    /// Errors: as [`Self::cuts`].
+    pub(crate) fn plan(&self, cov: &Coverage, now_ns: i64) -> Result<Vec<(Tier, i64)>, String> {
+        let cuts = self.cuts(cov, now_ns)?;
+        Ok(Tier::ALL
+            .into_iter()
+            .filter_map(|t| {
+                let cut = cuts[t.index()]?;
+                Some((t, cut.max(cov.from_ns[t.index()].unwrap_or(i64::MIN))))
+            })
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
