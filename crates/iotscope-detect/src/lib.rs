@@ -20,7 +20,14 @@ pub mod baseline;
 pub mod classify;
 pub mod detectors;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+/// Maps and sets keyed by source hashes and ports use foldhash, seeded at
+/// random per map as the telescope's own tables are, instead of SipHash: a
+/// spoofed flood puts ten million sources through them, and SipHash was
+/// a fifth of the detectors' time on one.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use std::net::IpAddr;
 
 use iotscope_store::{DetectionRecord, Store, StoreError};
@@ -511,14 +518,14 @@ fn run_stretch<S: Store + ?Sized>(
     candidates.dedup();
     out.ports = candidates.len();
     out.buckets = slots.saturating_sub(judged_from);
-    let mut sketches: HashMap<PortIndex, Vec<Option<SourceSketch>>> = HashMap::new();
+    let mut sketches: HashMap<PortIndex, Vec<Option<SourceSketch>>> = HashMap::default();
     for (start, port, sk) in store.port_sketches(read_from, until_ns, &candidates)? {
         if start < origin || slot(start) >= slots {
             continue;
         }
         sketches.entry(port).or_insert_with(|| vec![None; slots])[slot(start)] = Some(sk);
     }
-    let mut totals: HashMap<PortIndex, Vec<(u64, u64)>> = HashMap::new();
+    let mut totals: HashMap<PortIndex, Vec<(u64, u64)>> = HashMap::default();
     for b in &activity {
         for p in &b.ports {
             if candidates.binary_search(&p.0).is_ok() {
@@ -535,7 +542,7 @@ fn run_stretch<S: Store + ?Sized>(
     // tracked per source over the look-back. Addresses are kept only for
     // sources an alert can name (exact members of candidate ports,
     // fingerprinted sources, backscatter victims).
-    let named: std::collections::HashSet<u64> = sketches
+    let named: HashSet<u64> = sketches
         .values()
         .flatten()
         .flatten()
@@ -545,9 +552,9 @@ fn run_stretch<S: Store + ?Sized>(
         })
         .flatten()
         .collect();
-    let mut known: HashMap<u64, Addr> = HashMap::new();
-    let mut research_set: std::collections::HashSet<u64> = Default::default();
-    let mut fingerprinted: std::collections::HashSet<u64> = Default::default();
+    let mut known: HashMap<u64, Addr> = HashMap::default();
+    let mut research_set: HashSet<u64> = Default::default();
+    let mut fingerprinted: HashSet<u64> = Default::default();
     let mut per_bucket: Vec<Vec<(u64, u64, u64)>> = vec![Vec::new(); slots];
     let mut tallies: Vec<Vec<Tally>> = vec![Vec::new(); slots];
     let mut everyone = SourceSketch::default();
@@ -583,9 +590,9 @@ fn run_stretch<S: Store + ?Sized>(
     // over the look-back up to and including that bucket: never from later
     // buckets, so a bucket's figures are what they were when it closed.
     let class_window = settings.buckets(settings.lookback_ns).max(1);
-    let mut running: HashMap<u64, Tally> = HashMap::new();
-    let mut slot_class: Vec<HashMap<u64, ScannerClass>> = vec![HashMap::new(); slots];
-    let mut latest: HashMap<u64, ScannerClass> = HashMap::new();
+    let mut running: HashMap<u64, Tally> = HashMap::default();
+    let mut slot_class: Vec<HashMap<u64, ScannerClass>> = vec![HashMap::default(); slots];
+    let mut latest: HashMap<u64, ScannerClass> = HashMap::default();
     for s in 0..slots {
         for (r, t) in per_bucket[s].iter().zip(&tallies[s]) {
             if fingerprinted.contains(&r.0) {
@@ -978,7 +985,7 @@ fn new_sources(
     class_of: &dyn Fn(usize, &u64) -> ScannerClass,
     lookback: usize,
 ) -> Vec<f64> {
-    let mut window: HashMap<u64, u32> = HashMap::new();
+    let mut window: HashMap<u64, u32> = HashMap::default();
     let mut hll_in_window = 0usize;
     let mut out = vec![0.0; sk.len()];
     let adjust =
@@ -1097,7 +1104,7 @@ fn groups(
     let Some(e) = enrich else {
         return Vec::new();
     };
-    let mut count: HashMap<String, u64> = HashMap::new();
+    let mut count: HashMap<String, u64> = HashMap::default();
     for h in members {
         if let Some(a) = known.get(h) {
             let ip = a.to_ip();

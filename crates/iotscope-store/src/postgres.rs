@@ -2560,7 +2560,7 @@ impl Inner {
         // closes them; a tier takes no period older than what retention
         // left it (it would be a fragment of a removed one).
         let kept = coverage_of(&mut tx).map_err(db)?.kept_from();
-        let mut rollups = run::Rollups::new(bucket_ns);
+        let mut rollups = run::Rollups::of_run(t);
         let rolled = |_| StoreError::Block {
             path: url.clone(),
             table: "(the run's blocks)",

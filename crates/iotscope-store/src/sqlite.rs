@@ -3224,6 +3224,71 @@ mod concurrency {
         assert_eq!(s.report(&late).unwrap().tier.as_deref(), Some("bucket"));
     }
 
+    /// A run within one hour has its hour and day written from its
+    /// per-source counters, not by merging its buckets' blocks: the same
+    /// figures as the merge gives (the run written from a spool takes the
+    /// merge), also when a second run of the hour merges into them.
+    #[test]
+    fn a_run_within_one_period_rolls_up_as_its_buckets_merge() {
+        const MIN: i64 = 60_000_000_000;
+        let t0 = 1_475_280_000_000_000_000i64 + 5 * 60 * MIN; // 05:00 UTC
+        let mk = |seed: u64| {
+            let mut t = Telescope::new(TelescopeConfig {
+                bucket_ns: MIN,
+                detail: true,
+                ..Default::default()
+            });
+            let mut x = seed;
+            for i in 0..3000u32 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Sources come back across the hour's minutes.
+                let ts = t0 + (i as i64) * 1_100_000_000 + (x % 1000) as i64;
+                t.ingest(
+                    ts,
+                    LinkType::RawIp,
+                    &syn((x % 97) as u8, 23 + (x % 5) as u16),
+                );
+            }
+            t.finish();
+            t
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut live = SqliteStore::open(&dir.path().join("live.db")).unwrap();
+        let mut spooled = SqliteStore::open(&dir.path().join("spooled.db")).unwrap();
+        for (n, seed) in [0x2545_f491_4f6c_dd1du64, 0x9e37_79b9_7f4a_7c15]
+            .iter()
+            .enumerate()
+        {
+            let t = mk(*seed);
+            let f = [file(&format!("h{n}"), &format!("{n}.pcap"))];
+            live.save_run(&t, &f).unwrap();
+            spooled
+                .save_spooled(&crate::SpooledRun::of(&t), &f)
+                .unwrap();
+        }
+        let all = ReportQuery {
+            top: usize::MAX,
+            ..Default::default()
+        };
+        let raw = live.report(&all).unwrap();
+        assert!(raw.sources > 50 && raw.series.len() > 50);
+        for tier in [Tier::Hour, Tier::Day] {
+            let q = ReportQuery {
+                tier: crate::TierChoice::Exactly(tier),
+                ..all.clone()
+            };
+            let (a, b) = (live.report(&q).unwrap(), spooled.report(&q).unwrap());
+            assert_eq!(a, b, "{tier:?}");
+            assert_eq!(a.series.len(), 1);
+            assert_eq!((a.packets, a.sources), (raw.packets, raw.sources));
+            assert_eq!(a.series[0].sources, raw.sources);
+            assert_eq!(a.top_sources, raw.top_sources);
+            assert_eq!((&a.first_ts, &a.last_ts), (&raw.first_ts, &raw.last_ts));
+        }
+    }
+
     #[test]
     fn day_rollups_answer_as_the_buckets_do() {
         const DAY: i64 = 86_400_000_000_000;
@@ -3729,7 +3794,7 @@ impl SqliteStore {
             // run closes them; a tier takes no period older than what
             // retention left it (it would be a fragment of a removed one).
             let kept = coverage_of(&tx).map_err(db)?.kept_from();
-            let mut rollups = run::Rollups::new(bucket_ns);
+            let mut rollups = run::Rollups::of_run(t);
             let rolled = |e: blocks::Damaged| {
                 let _ = e;
                 StoreError::Block {

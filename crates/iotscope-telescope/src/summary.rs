@@ -6,11 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use iotscope_wire::{Class, ALL_CLASSES, CLASS_COUNT};
+use iotscope_wire::{Addr, Class, ALL_CLASSES, CLASS_COUNT};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::aggregate::{flagged, port_of, Count, PortIndex, Telescope, PORT_SLOTS};
+use crate::aggregate::{flagged, port_of, Count, PortIndex, SourceStats, Telescope, PORT_SLOTS};
 use crate::time::rfc3339;
 
 /// Packets and unique sources, as serialised.
@@ -415,28 +415,26 @@ impl Telescope {
             .collect();
         sort_ports(&mut ports);
 
-        // Ports of infected hosts, from the (port, source) pairs; indexed by
-        // source id because the pairs number in the millions.
+        // Ports of infected hosts, from the (port, source) pairs: found by
+        // a binary search in the infected ids (ascending), not through a
+        // table of every source (a spoofed flood's ten million entries made
+        // a 240 MB allocation per summary, infected or not).
         let addrs = self.source_addrs();
         let stats = self.source_stats();
-        let mut infected_ports: Vec<Option<Vec<u16>>> = vec![None; stats.len()];
-        for &i in &infected_ids {
-            infected_ports[i] = Some(Vec::new());
-        }
+        let mut infected_ports: Vec<Vec<u16>> = vec![Vec::new(); infected_ids.len()];
         if !infected_ids.is_empty() {
             self.for_each_port_source(|port, id| {
-                if let Some(v) = &mut infected_ports[id as usize] {
-                    if port >> 16 == 0 {
-                        v.push(port as u16);
+                if port >> 16 == 0 {
+                    if let Ok(i) = infected_ids.binary_search(&(id as usize)) {
+                        infected_ports[i].push(port as u16);
                     }
                 }
             });
         }
-        let mut infected: Vec<Infected> = infected_ports
-            .into_iter()
-            .enumerate()
-            .filter_map(|(id, ports)| ports.map(|p| (id, p)))
-            .map(|(id, mut p)| {
+        let mut infected: Vec<Infected> = infected_ids
+            .iter()
+            .zip(infected_ports)
+            .map(|(&id, mut p)| {
                 p.sort_unstable();
                 let s = &stats[id];
                 Infected {
@@ -451,22 +449,12 @@ impl Telescope {
             .collect();
         sort_infected(&mut infected);
 
-        let mut by_packets: Vec<usize> =
-            (0..stats.len()).filter(|&i| stats[i].packets > 0).collect();
-        let busiest_first = |&a: &usize, &b: &usize| {
-            stats[b]
-                .packets
-                .cmp(&stats[a].packets)
-                .then(addrs[a].cmp(&addrs[b]))
-        };
-        if top < by_packets.len() {
-            by_packets.select_nth_unstable_by(top, busiest_first);
-            by_packets.truncate(top);
-        }
-        by_packets.sort_by(busiest_first);
+        // The `top` busiest sources (then by address), in one pass over
+        // the sources in order, keeping the best `top` in a heap: selecting
+        // among every source's id instead read the sources at random.
+        let by_packets = busiest(stats, addrs, top);
         let top_sources = by_packets
             .into_iter()
-            .take(top)
             .map(|i| {
                 let s = &stats[i];
                 TopSource {
@@ -536,6 +524,33 @@ impl Telescope {
             unknown_link_types: BTreeMap::new(),
         }
     }
+}
+
+/// Ids of the `top` sources with the most packets, busiest first, then by
+/// address (ascending); sources without packets are left out.
+fn busiest(stats: &[SourceStats], addrs: &[Addr], top: usize) -> Vec<usize> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    // Heap order: the greatest key is the one to drop first (fewest
+    // packets, then highest address).
+    let key = |i: usize| (Reverse(stats[i].packets), addrs[i], i);
+    let mut kept: BinaryHeap<(Reverse<u64>, Addr, usize)> = BinaryHeap::new();
+    if top > 0 {
+        for (i, s) in stats.iter().enumerate() {
+            if s.packets == 0 {
+                continue;
+            }
+            if kept.len() < top {
+                kept.push(key(i));
+            } else if let Some(worst) = kept.peek() {
+                if key(i) < *worst {
+                    kept.pop();
+                    kept.push(key(i));
+                }
+            }
+        }
+    }
+    kept.into_sorted_vec().into_iter().map(|k| k.2).collect()
 }
 
 /// Sorts infected hosts busiest first, then by address text.
