@@ -341,17 +341,6 @@ struct Tally {
 }
 
 impl Tally {
-    fn of(c: &SourceCounters) -> Tally {
-        Tally {
-            packets: c.packets,
-            syn: c.syn,
-            mirai: c.mirai,
-            zmap: c.zmap,
-            masscan: c.masscan,
-            backscatter: c.backscatter,
-        }
-    }
-
     fn add(&mut self, o: &Tally) {
         self.packets = self.packets.saturating_add(o.packets);
         self.syn = self.syn.saturating_add(o.syn);
@@ -536,7 +525,10 @@ fn run_stretch<S: Store + ?Sized>(
     }
 
     // Sources per bucket, lean (a spoofed flood has a source per packet):
-    // (hash, packets, backscatter) and the SYN tallies classification reads.
+    // (hash, packets, backscatter, SYNs), and apart, for the few records
+    // with Mirai, ZMap or masscan SYNs, those counts: the rest of the
+    // tallies classification reads (32 bytes a record; a whole tally per
+    // record was 72, and 720 MB of fresh pages on a flood).
     // Only sources with a fingerprint or backscatter packet somewhere can be
     // classed other than `unknown` or `research_scanner`; only they are
     // tracked per source over the look-back. Addresses are kept only for
@@ -555,8 +547,9 @@ fn run_stretch<S: Store + ?Sized>(
     let mut known: HashMap<u64, Addr> = HashMap::default();
     let mut research_set: HashSet<u64> = Default::default();
     let mut fingerprinted: HashSet<u64> = Default::default();
-    let mut per_bucket: Vec<Vec<(u64, u64, u64)>> = vec![Vec::new(); slots];
-    let mut tallies: Vec<Vec<Tally>> = vec![Vec::new(); slots];
+    let mut per_bucket: Vec<Vec<(u64, u64, u64, u64)>> = vec![Vec::new(); slots];
+    // Per bucket: (record index, [mirai, zmap, masscan]), ascending.
+    let mut marks: Vec<Vec<(u32, [u64; 3])>> = vec![Vec::new(); slots];
     let mut everyone = SourceSketch::default();
     let mut pending: Vec<u64> = Vec::new();
     store.each_bucket_source(read_from, until_ns, &mut |start, a, c| {
@@ -578,8 +571,10 @@ fn run_stretch<S: Store + ?Sized>(
         if marked || named.contains(&h) {
             known.entry(h).or_insert(a);
         }
-        per_bucket[s].push((h, c.packets, c.backscatter));
-        tallies[s].push(Tally::of(c));
+        if c.mirai | c.zmap | c.masscan != 0 {
+            marks[s].push((per_bucket[s].len() as u32, [c.mirai, c.zmap, c.masscan]));
+        }
+        per_bucket[s].push((h, c.packets, c.backscatter, c.syn));
         pending.push(h);
         if pending.len() >= 4096 {
             everyone.insert_hashes(&mut pending);
@@ -593,19 +588,31 @@ fn run_stretch<S: Store + ?Sized>(
     let mut running: HashMap<u64, Tally> = HashMap::default();
     let mut slot_class: Vec<HashMap<u64, ScannerClass>> = vec![HashMap::default(); slots];
     let mut latest: HashMap<u64, ScannerClass> = HashMap::default();
+    // The tally of record `i` of bucket `s`.
+    let tally = |s: usize, i: usize| -> Tally {
+        let r = per_bucket[s][i];
+        let [mirai, zmap, masscan] = marks[s]
+            .binary_search_by_key(&(i as u32), |m| m.0)
+            .map_or([0; 3], |k| marks[s][k].1);
+        Tally {
+            packets: r.1,
+            syn: r.3,
+            mirai,
+            zmap,
+            masscan,
+            backscatter: r.2,
+        }
+    };
     for s in 0..slots {
-        for (r, t) in per_bucket[s].iter().zip(&tallies[s]) {
+        for (i, r) in per_bucket[s].iter().enumerate() {
             if fingerprinted.contains(&r.0) {
-                running.entry(r.0).or_default().add(t);
+                running.entry(r.0).or_default().add(&tally(s, i));
             }
         }
         if s >= class_window {
-            for (r, t) in per_bucket[s - class_window]
-                .iter()
-                .zip(&tallies[s - class_window])
-            {
+            for (i, r) in per_bucket[s - class_window].iter().enumerate() {
                 if let Some(x) = running.get_mut(&r.0) {
-                    x.sub(t);
+                    x.sub(&tally(s - class_window, i));
                     if x.packets == 0 {
                         running.remove(&r.0);
                     }
@@ -620,7 +627,7 @@ fn run_stretch<S: Store + ?Sized>(
             }
         }
     }
-    drop(tallies);
+    drop(marks);
     drop(running);
     for c in latest.values() {
         *out.classes.entry(c.name()).or_default() += 1;
@@ -1072,7 +1079,7 @@ fn overlap(a: &PortFeatures, b: &PortFeatures, class_of: &dyn Fn(&u64) -> Scanne
 /// Up to five sources, busiest in the bucket first.
 fn examples(
     members: &[u64],
-    bucket: &[(u64, u64, u64)],
+    bucket: &[(u64, u64, u64, u64)],
     known: &HashMap<u64, Addr>,
     class_of: &dyn Fn(&u64) -> ScannerClass,
 ) -> Vec<Example> {

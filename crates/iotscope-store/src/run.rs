@@ -106,19 +106,41 @@ pub(crate) fn days(t: &Telescope) -> BTreeSet<i64> {
 pub(crate) fn day_blocks(t: &Telescope) -> Option<(i64, Blocks, Blocks)> {
     let day = t.totals().first_ts?.div_euclid(DAY_NS);
     let addrs = t.source_addrs();
-    let mut pairs: Vec<(PortIndex, u32)> = Vec::new();
-    t.for_each_port_source(|port, id| pairs.push((port, id)));
-    pairs.sort_unstable();
+    // The (port, source) pairs as sort keys holding the address itself:
+    // one sort orders them by port and, within a port, by address (a
+    // sort by source id, then one of each port's addresses, took twice as
+    // long on a ten-million-source flood). IPv4 keys are one integer.
+    let mut v4: Vec<u64> = Vec::new();
+    let mut v6: Vec<(PortIndex, u128)> = Vec::new();
+    t.for_each_port_source(|port, id| match addrs[id as usize] {
+        Addr::V4(a) => v4.push(((port as u64) << 32) | a as u64),
+        Addr::V6(a) => v6.push((port, a)),
+    });
+    v4.sort_unstable();
+    v6.sort_unstable();
     let mut port_sources = Blocks::new(PORT_BLOCKS);
     let mut of_port: Vec<Addr> = Vec::new();
-    for group in pairs.chunk_by(|x, y| x.0 == y.0) {
-        let port = group[0].0;
+    let (mut i, mut j) = (0, 0);
+    // Port by port: its IPv4 sources, then its IPv6 ones (as `Addr` orders).
+    loop {
+        let port = match (v4.get(i), v6.get(j)) {
+            (Some(&k), Some(&(p, _))) => ((k >> 32) as PortIndex).min(p),
+            (Some(&k), None) => (k >> 32) as PortIndex,
+            (None, Some(&(p, _))) => p,
+            (None, None) => break,
+        };
         of_port.clear();
-        of_port.extend(group.iter().map(|&(_, id)| addrs[id as usize]));
-        of_port.sort_unstable();
+        while let Some(&k) = v4.get(i).filter(|&&k| (k >> 32) as PortIndex == port) {
+            of_port.push(Addr::V4(k as u32));
+            i += 1;
+        }
+        while let Some(&(_, a)) = v6.get(j).filter(|p| p.0 == port) {
+            of_port.push(Addr::V6(a));
+            j += 1;
+        }
         blocks::put_port_sources(port_sources.of(blocks::port_block(port)), port, &of_port);
     }
-    drop(pairs);
+    drop((v4, v6));
     let stats = t.source_stats();
     let mut infected = Blocks::new(blocks::SOURCE_BLOCKS);
     t.for_each_source_ports(|id, ports| {

@@ -80,6 +80,29 @@ impl SourceSketch {
     pub fn insert_hashes(&mut self, hashes: &mut Vec<u64>) {
         match self {
             SourceSketch::Hll(r) => hashes.iter().for_each(|&h| hll_add(r, h)),
+            // A batch far past the limit (a flood's bucket) nearly always
+            // ends as HLL: counting distinct members in a small set until
+            // one more than the limit shows it takes one pass, where the
+            // sort below took n log n. The registers are those of the
+            // union either way (HLL keeps maxima, repeats change nothing).
+            SourceSketch::Exact(v) if hashes.len() > 4 * EXACT_LIMIT => {
+                let mut seen: std::collections::HashSet<u64, foldhash::fast::RandomState> =
+                    v.iter().copied().collect();
+                if hashes.iter().any(|&h| {
+                    seen.insert(h);
+                    seen.len() > EXACT_LIMIT
+                }) {
+                    let mut r = Box::new([0u8; REGISTERS]);
+                    for &h in v.iter().chain(hashes.iter()) {
+                        hll_add(&mut r, h);
+                    }
+                    *self = SourceSketch::Hll(r);
+                } else {
+                    let mut distinct: Vec<u64> = seen.into_iter().collect();
+                    distinct.sort_unstable();
+                    *self = SourceSketch::Exact(distinct);
+                }
+            }
             SourceSketch::Exact(_) => {
                 hashes.sort_unstable();
                 hashes.dedup();
@@ -279,6 +302,35 @@ mod tests {
             Err(SketchError::Version(9))
         );
         assert_eq!(SourceSketch::from_bytes(&[1, 7]), Err(SketchError::Damaged));
+    }
+
+    /// Batches far past the limit take the one-pass count: the same
+    /// sketch as one-by-one insertion whether the union stays exact (many
+    /// repeats) or not, from an empty or a filled sketch.
+    #[test]
+    fn large_batches_are_inserting_one_by_one() {
+        let hash = |x: u32| source_hash(Addr::V4(x));
+        for (before, batch) in [
+            (
+                0..0u32,
+                (0..40_000u32).map(|i| i % 5_000).collect::<Vec<_>>(),
+            ),
+            (0..3_000, (0..40_000).map(|i| 2_000 + i % 6_000).collect()),
+            (0..0, (0..40_000).collect()),
+            (0..3_000, (0..40_000).map(|i| i * 7).collect()),
+        ] {
+            let mut one = SourceSketch::default();
+            before
+                .clone()
+                .chain(batch.iter().copied())
+                .for_each(|x| one.insert_hash(hash(x)));
+            let mut many = SourceSketch::default();
+            before.for_each(|x| many.insert_hash(hash(x)));
+            let mut pending: Vec<u64> = batch.iter().map(|&x| hash(x)).collect();
+            many.insert_hashes(&mut pending);
+            assert!(pending.is_empty());
+            assert_eq!(one, many);
+        }
     }
 
     proptest! {
