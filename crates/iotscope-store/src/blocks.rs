@@ -528,14 +528,14 @@ pub(crate) fn merge_sources(start_ns: i64, old: &[u8], new: &[u8]) -> Result<Vec
 /// block is read at its own start. The output lists sources in ascending
 /// address order.
 ///
-/// Blocks this version writes list their sources in ascending address
-/// order ([`crate::run`] sorts a bucket's, and every merge keeps the
-/// order), so the parts are merged as they are read, like the merge step
-/// of a merge sort: no record is held but one per part. Blocks of older
-/// stores, in any order, are gathered, sorted by address and summed where
-/// an address repeats (cheaper than a hash map of every source: a flood's
-/// day is ten million; the streaming merge is cheaper still, and held a
-/// flood's day of 1.1 GB of records before).
+/// Blocks a merge wrote list their sources in ascending address order, so
+/// when every part did (a day rolled up from merged hours, a stored day
+/// and a run's day merged from its buckets) the parts are merged as they
+/// are read, like the merge step of a merge sort: no record is held but
+/// one per part. Other blocks (a bucket's, or a period's written whole,
+/// list sources as the run first saw them) are gathered, sorted by address
+/// and summed where an address repeats, cheaper than a hash map of every
+/// source (a flood's day is ten million).
 pub(crate) fn merge_sources_counted(
     out_start: i64,
     parts: &[(i64, &[u8])],

@@ -243,7 +243,9 @@ struct SpooledBucket {
 /// sensor keeps in its local spool ([`crate::spool::Spool`]) while the
 /// store is out of reach, and writes later with [`crate::Store::save_spooled`].
 /// Written from it, a run gives the same rows and blocks as written from
-/// its telescope.
+/// its telescope, but for the order of sources in an hour or day that
+/// held the whole run (by address here, by first appearance from the
+/// telescope); every figure read from them is the same.
 ///
 /// Encoding ([`Self::to_bytes`]): the magic `IOTSPOOL`, a version byte,
 /// then LEB128 varints (signed ones zigzag): bucket length; the number of
@@ -432,27 +434,28 @@ impl SpooledRun {
 /// once, when it closes, all at once: merging each part into the growing
 /// period instead read the period again at every part, which made a
 /// ten-million-source flood's write three times as slow.
-pub(crate) struct Rollups {
+pub(crate) struct Rollups<'a> {
     /// The rollup tiers kept, finest first, and their period lengths.
     tiers: Vec<(Tier, i64)>,
     /// Per tier, the period being filled.
     open: Vec<Option<Period>>,
-    /// Per tier, when the whole run falls in one period of it: that
-    /// period's start and source blocks, straight from the run's
-    /// per-source counters ([`whole_run_sources`]).
-    direct: Vec<Option<(i64, Blocks, u64)>>,
+    /// A live run, and per tier the start of the one period of it that
+    /// holds every bucket of the run, if one does: that period's sources
+    /// are written from the run's per-source counters ([`whole_run_period`]).
+    run: Option<&'a Telescope>,
+    whole: Vec<Option<i64>>,
 }
 
-/// The source blocks of the period of `len_ns` that holds every bucket of
-/// `t`, if one does: its start, blocks and sources. Each source's counters
-/// over the run are then its counters over that period, so the period is
-/// written as a bucket is, from the counters, instead of merging the
+/// The start of the period of `len_ns` that holds every bucket of `t`, if
+/// one does. Each source's counters over the run are then its counters
+/// over that period, so the period's sources are written as a bucket's
+/// are, from the counters ([`period_sources`]), instead of merging the
 /// buckets' blocks (decoding and encoding every record again: on a
 /// ten-million-source flood's day, 1 s of the write and 200 MB of copies).
-/// None when the run spans periods or has frames stamped outside the
-/// plausible window (those are in the run's counters but in no bucket).
-/// Sources are listed in order of first appearance, not of address.
-fn whole_run_sources(t: &Telescope, len_ns: i64) -> Option<(i64, Blocks, u64)> {
+/// None when the run spans periods, has frames stamped outside the
+/// plausible window (those are in the run's counters but in no bucket),
+/// or keeps no per-bucket detail.
+fn whole_run_period(t: &Telescope, len_ns: i64) -> Option<i64> {
     if t.implausible().is_some() || !t.config().detail {
         return None;
     }
@@ -461,10 +464,17 @@ fn whole_run_sources(t: &Telescope, len_ns: i64) -> Option<(i64, Blocks, u64)> {
         .buckets()
         .map(|b| b.number.saturating_mul(bucket_ns).div_euclid(len_ns));
     let first = periods.next()?;
-    if !periods.all(|p| p == first) {
-        return None;
-    }
-    let start = first.saturating_mul(len_ns);
+    periods
+        .all(|p| p == first)
+        .then(|| first.saturating_mul(len_ns))
+}
+
+/// The source blocks of a period starting at `start` that holds every
+/// bucket of `t` ([`whole_run_period`]), and how many sources they list.
+/// Sources are listed in order of first appearance, where a period merged
+/// from its buckets' blocks lists them by address: the figures are the
+/// same, the bytes not (a run written from a spool takes the merge).
+fn period_sources(t: &Telescope, start: i64) -> (Blocks, u64) {
     let mut sources = Blocks::new(blocks::SOURCE_BLOCKS);
     let mut n = 0u64;
     for (&a, s) in t.source_addrs().iter().zip(t.source_stats()) {
@@ -473,7 +483,7 @@ fn whole_run_sources(t: &Telescope, len_ns: i64) -> Option<(i64, Blocks, u64)> {
             n += 1;
         }
     }
-    Some((start, sources, n))
+    (sources, n)
 }
 
 /// A period being filled: its totals and classes so far, and its parts'
@@ -486,7 +496,7 @@ struct Period {
     parts: Vec<(i64, Blocks, Blocks, Blocks)>,
 }
 
-impl Rollups {
+impl<'a> Rollups<'a> {
     /// Rollups for a store of `bucket_ns` buckets.
     pub(crate) fn new(bucket_ns: i64) -> Self {
         let tiers: Vec<(Tier, i64)> = [Tier::Hour, Tier::Day]
@@ -496,21 +506,23 @@ impl Rollups {
             .collect();
         Rollups {
             open: tiers.iter().map(|_| None).collect(),
-            direct: tiers.iter().map(|_| None).collect(),
+            whole: tiers.iter().map(|_| None).collect(),
+            run: None,
             tiers,
         }
     }
 
     /// Rollups of `run`: for a live run within one period of a tier, that
-    /// period's sources come from the run's counters ([`whole_run_sources`]).
-    pub(crate) fn of_run(run: Run<'_>) -> Self {
+    /// period's sources come from the run's counters ([`whole_run_period`]).
+    pub(crate) fn of_run(run: Run<'a>) -> Self {
         let mut r = Rollups::new(run.bucket_ns());
         if let Run::Live(t) = run {
-            r.direct = r
+            r.whole = r
                 .tiers
                 .iter()
-                .map(|&(_, len)| whole_run_sources(t, len))
+                .map(|&(_, len)| whole_run_period(t, len))
                 .collect();
+            r.run = Some(t);
         }
         r
     }
@@ -565,7 +577,7 @@ impl Rollups {
             }
         }
         // A period whose sources are given whole keeps none of its parts'.
-        let given = self.direct[i].as_ref().is_some_and(|d| d.0 == start);
+        let given = self.whole[i] == Some(start);
         p.parts.push((
             b.start,
             b.ports.clone(),
@@ -613,11 +625,8 @@ impl Rollups {
             out.ports.set(block, ports);
             out.sketches.set(block, sketches);
         }
-        match self.direct[i].take_if(|d| d.0 == p.start) {
-            Some((_, sources, n)) => {
-                out.sources = sources;
-                out.n_sources = n;
-            }
+        match self.run.filter(|_| self.whole[i] == Some(p.start)) {
+            Some(t) => (out.sources, out.n_sources) = period_sources(t, p.start),
             None => {
                 for block in 0..blocks::SOURCE_BLOCKS {
                     let parts: Vec<(i64, &[u8])> = p
