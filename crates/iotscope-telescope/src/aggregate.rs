@@ -1103,6 +1103,9 @@ impl Telescope {
         }
         for part in &self.tail {
             let mut last_key = u64::MAX;
+            // A part is sorted by source first: its hash is computed once
+            // per source, not once per (port, bucket) of it.
+            let (mut hashed, mut hash) = (u32::MAX, 0);
             for &t in part {
                 let key = (t >> 32) as u64;
                 let b = (t & 0xffff_ffff) as usize;
@@ -1116,8 +1119,11 @@ impl Telescope {
                     c.sources += 1;
                 }
                 if self.cfg.detail {
-                    let addr = self.addrs[(key >> 17) as usize];
-                    bucket.add_port_source(port, source_hash(addr));
+                    let id = (key >> 17) as u32;
+                    if id != hashed {
+                        (hashed, hash) = (id, source_hash(self.addrs[id as usize]));
+                    }
+                    bucket.add_port_source(port, hash);
                 }
             }
         }
