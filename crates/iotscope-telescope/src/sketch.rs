@@ -235,23 +235,68 @@ fn hll_add(r: &mut [u8; REGISTERS], h: u64) {
     }
 }
 
+/// The cardinality estimate of HLL registers: Ertl's improved estimator
+/// (O. Ertl, "New cardinality estimation algorithms for HyperLogLog
+/// sketches", arXiv:1702.01284, 2017, section 4; as Redis's `hllCount`
+/// computes it). It reads the histogram of register values and needs no
+/// switch to linear counting: the classic estimator with that switch at
+/// 2.5 m (Flajolet et al.) was biased by about +2% just past it, 170,000
+/// sources counted as 174,033, against a standard error of 0.41%.
 fn hll_estimate(r: &[u8; REGISTERS]) -> u64 {
+    // Registers hold 0 (empty) or a rank of 1..=Q+1.
+    const Q: usize = 64 - P as usize;
     let m = REGISTERS as f64;
-    let mut sum = 0.0;
-    let mut zeros = 0usize;
+    let mut histogram = [0u32; Q + 2];
     for &x in r.iter() {
-        sum += 1.0 / (1u64 << x) as f64;
-        zeros += (x == 0) as usize;
+        histogram[(x as usize).min(Q + 1)] += 1;
     }
-    let alpha = 0.7213 / (1.0 + 1.079 / m);
-    let raw = alpha * m * m / sum;
-    // Linear counting is more accurate at the low end (Flajolet et al.).
-    let est = if raw <= 2.5 * m && zeros > 0 {
-        m * (m / zeros as f64).ln()
-    } else {
-        raw
-    };
-    est.round() as u64
+    if histogram[0] as f64 == m {
+        return 0;
+    }
+    let mut z = m * hll_tau((m - histogram[Q + 1] as f64) / m);
+    for k in (1..=Q).rev() {
+        z = 0.5 * (z + histogram[k] as f64);
+    }
+    z += m * hll_sigma(histogram[0] as f64 / m);
+    // 1 / (2 ln 2): the estimator's constant for m registers as m grows.
+    let alpha_inf = 0.5 / std::f64::consts::LN_2;
+    (alpha_inf * m * m / z).round() as u64
+}
+
+/// sigma(x) = x + sum over k >= 1 of x^(2^k) 2^(k-1), for 0 <= x < 1 (Ertl,
+/// eq. 21), summed until it no longer changes.
+fn hll_sigma(mut x: f64) -> f64 {
+    if x >= 1.0 {
+        return f64::INFINITY;
+    }
+    let (mut y, mut z) = (1.0, x);
+    loop {
+        x *= x;
+        let before = z;
+        z += x * y;
+        y += y;
+        if z == before {
+            return z;
+        }
+    }
+}
+
+/// tau(x) = (1 - x - sum over k >= 1 of (1 - x^(2^-k))^2 2^-k) / 3, for
+/// 0 < x < 1 (Ertl, eq. 22); 0 at both ends.
+fn hll_tau(mut x: f64) -> f64 {
+    if x <= 0.0 || x >= 1.0 {
+        return 0.0;
+    }
+    let (mut y, mut z) = (1.0, 1.0 - x);
+    loop {
+        x = x.sqrt();
+        let before = z;
+        y *= 0.5;
+        z -= (1.0 - x).powi(2) * y;
+        if z == before {
+            return z / 3.0;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -285,6 +330,30 @@ mod tests {
             let err = (s.count() as f64 - n as f64).abs() / n as f64;
             assert!(err < 0.02, "n={n} estimate={} err={err}", s.count());
         }
+    }
+
+    /// Across the range where the classic estimator switched from linear
+    /// counting to the raw estimate (2.5 m = 163,840) and was biased by
+    /// +2% just past it, every estimate stays within 1% (about 2.5
+    /// standard errors; the hashes are fixed, so this is deterministic).
+    #[test]
+    fn hll_is_unbiased_across_the_old_switch() {
+        let mut s = SourceSketch::default();
+        let mut next = 0u32;
+        let mut worst = 0.0f64;
+        for n in [
+            20_000u32, 100_000, 150_000, 164_000, 170_000, 200_000, 400_000, 1_000_000,
+        ] {
+            while next < n {
+                // Spread addresses, as a flood's are.
+                s.insert_hash(source_hash(Addr::V4(next.wrapping_mul(2_654_435_761))));
+                next += 1;
+            }
+            let err = (s.count() as f64 - n as f64) / n as f64;
+            worst = worst.max(err.abs());
+            assert!(err.abs() < 0.01, "n={n} estimate={} err={err}", s.count());
+        }
+        assert!(worst > 0.0);
     }
 
     #[test]
