@@ -65,10 +65,18 @@ printf 'iotscope all cores vs one thread: %6.2fx the packets per second (goal >=
     "$(echo "${WALL[iotscope1]} / ${WALL[iotscope]}" | bc -l)"
 printf 'iotscope one thread vs tcpdump:   %6.2fx (goal >= 1)\n' \
     "$(echo "${WALL[tcpdump]} / ${WALL[iotscope1]}" | bc -l)"
+# "N.Nx faster" when iotscope took less, "N.Nx slower" when it took more.
+than() {  # peer ours -> "N.Nx faster|slower"
+    if (( $(echo "$2 <= $1" | bc -l) )); then
+        printf '%6.1fx faster' "$(echo "$1 / $2" | bc -l)"
+    else
+        printf '%6.1fx slower' "$(echo "$2 / $1" | bc -l)"
+    fi
+}
 for peer in tcpdump tshark; do
     [ -n "${WALL[$peer]:-}" ] || continue
-    printf 'iotscope vs %-8s  %6.1fx faster (wall)  %6.1fx less CPU\n' "$peer" \
-        "$(echo "${WALL[$peer]} / ${WALL[iotscope]}" | bc -l)" "$(echo "${CPU[$peer]} / ${CPU[iotscope]}" | bc -l)"
+    printf 'iotscope (all cores) vs %-8s %s (wall), %s (CPU)\n' "$peer" \
+        "$(than "${WALL[$peer]}" "${WALL[iotscope]}")" "$(than "${CPU[$peer]}" "${CPU[iotscope]}")"
 done
 
 # The store beside the analysis (issue 16): the same capture with --db, then
