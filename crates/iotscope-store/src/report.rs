@@ -2,7 +2,13 @@
 //! own rules (flagging, sorting, schema). Backend-independent: a backend
 //! reads rows, this module turns them into a [`Summary`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+/// The builder's maps use foldhash, seeded at random per map as the
+/// telescope's own source tables are, instead of SipHash: a flood's report
+/// puts ten million sources through `per_ip`, and SipHash was a seventh
+/// of its time.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use iotscope_telescope::aggregate::SourceCounters;
 use iotscope_telescope::sketch::SourceSketch;
@@ -122,9 +128,9 @@ impl<'q> ReportBuilder<'q> {
                 ..Default::default()
             },
             buckets: Vec::new(),
-            index: HashMap::new(),
-            per_ip: HashMap::new(),
-            infected_ports: HashMap::new(),
+            index: HashMap::default(),
+            per_ip: HashMap::default(),
+            infected_ports: HashMap::default(),
             sources: 0,
             class_sources: [0; CLASS_COUNT],
             infected: Vec::new(),
@@ -133,7 +139,7 @@ impl<'q> ReportBuilder<'q> {
             first: i64::MAX,
             last: i64::MIN,
             merged: BTreeMap::new(),
-            per_bucket: HashMap::new(),
+            per_bucket: HashMap::default(),
             any_estimated: false,
         }
     }
