@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use iotscope_telescope::aggregate::BucketStats;
+use iotscope_telescope::aggregate::{BucketStats, SourceCounters};
 use iotscope_telescope::sketch::SourceSketch;
 use iotscope_telescope::{PortIndex, Telescope};
 use iotscope_wire::{Addr, ALL_CLASSES};
@@ -65,13 +65,10 @@ pub(crate) fn buckets(t: &Telescope) -> impl Iterator<Item = BucketBlocks> + '_ 
             let sketch = b.port_sketches.get(&port).unwrap_or(&empty);
             blocks::put_port_sketch(sketches.of(block), port, &sketch.to_bytes());
         }
-        let mut sources = Blocks::new(blocks::SOURCE_BLOCKS);
-        let mut n_sources = 0u64;
-        for (id, c) in t.bucket_sources(b) {
-            let a = addrs[id as usize];
-            blocks::put_source(sources.of(blocks::source_block(a)), start, a, c);
-            n_sources += 1;
-        }
+        let (sources, n_sources) = source_blocks(
+            start,
+            t.bucket_sources(b).map(|(id, c)| (addrs[id as usize], c)),
+        );
         BucketBlocks {
             start,
             totals: (
@@ -475,15 +472,28 @@ fn whole_run_period(t: &Telescope, len_ns: i64) -> Option<i64> {
 /// from its buckets' blocks lists them by address: the figures are the
 /// same, the bytes not (a run written from a spool takes the merge).
 fn period_sources(t: &Telescope, start: i64) -> (Blocks, u64) {
-    let mut sources = Blocks::new(blocks::SOURCE_BLOCKS);
+    let every = t.source_addrs().iter().zip(t.source_stats());
+    source_blocks(
+        start,
+        every
+            .filter(|(_, s)| s.packets > 0)
+            .map(|(&a, s)| (a, &**s)),
+    )
+}
+
+/// The source blocks of a period starting at `start` listing `sources`
+/// (each once, in the order given), and how many they list.
+fn source_blocks<'s>(
+    start: i64,
+    sources: impl Iterator<Item = (Addr, &'s SourceCounters)>,
+) -> (Blocks, u64) {
+    let mut out = Blocks::new(blocks::SOURCE_BLOCKS);
     let mut n = 0u64;
-    for (&a, s) in t.source_addrs().iter().zip(t.source_stats()) {
-        if s.packets > 0 {
-            blocks::put_source(sources.of(blocks::source_block(a)), start, a, s);
-            n += 1;
-        }
+    for (a, c) in sources {
+        blocks::put_source(out.of(blocks::source_block(a)), start, a, c);
+        n += 1;
     }
-    (sources, n)
+    (out, n)
 }
 
 /// A period being filled: its totals and classes so far, and its parts'

@@ -92,11 +92,9 @@ impl SourceSketch {
                     seen.insert(h);
                     seen.len() > EXACT_LIMIT
                 }) {
-                    let mut r = Box::new([0u8; REGISTERS]);
-                    for &h in v.iter().chain(hashes.iter()) {
-                        hll_add(&mut r, h);
-                    }
-                    *self = SourceSketch::Hll(r);
+                    let mut all = Self::hll_from(v);
+                    all.insert_hashes(hashes);
+                    *self = all;
                 } else {
                     let mut distinct: Vec<u64> = seen.into_iter().collect();
                     distinct.sort_unstable();

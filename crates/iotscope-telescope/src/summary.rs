@@ -542,10 +542,9 @@ fn busiest(stats: &[SourceStats], addrs: &[Addr], top: usize) -> Vec<usize> {
             }
             if kept.len() < top {
                 kept.push(key(i));
-            } else if let Some(worst) = kept.peek() {
+            } else if let Some(mut worst) = kept.peek_mut() {
                 if key(i) < *worst {
-                    kept.pop();
-                    kept.push(key(i));
+                    *worst = key(i);
                 }
             }
         }
